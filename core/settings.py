@@ -1,0 +1,122 @@
+"""Settings, read once from the environment.
+
+Every variable is listed with a comment in `.env.example`. Nothing else in Jalon reads
+`os.environ` for configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip()
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return default if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of Jalon's configuration."""
+
+    #: `development`, `test` or `production`; production refuses unsafe defaults.
+    environment: str = "development"
+    #: Where the embedded PostgreSQL, the generated secret and exports live.
+    data_dir: Path = field(default_factory=lambda: Path("var").resolve())
+    #: Owner connection (runs migrations). Unset: start the embedded PostgreSQL.
+    database_url: str | None = None
+    #: Runtime connection (owns nothing, no BYPASSRLS). Unset: the owner URL with the
+    #: runtime role's name and password swapped in.
+    runtime_database_url: str | None = None
+    #: Login role the application connects as.
+    runtime_role: str = "jalon_app"
+    runtime_password: str | None = None
+    #: Redis for jobs, sessions and throttling. Unset: in-process jobs, in-memory stores.
+    redis_url: str | None = None
+    #: Signs sessions and CSRF tokens.
+    secret_key: str = ""
+    #: Public URL, used in links sent by mail; https here turns on secure cookies.
+    base_url: str = "http://127.0.0.1:8000"
+    #: `smtp://user:password@host:port` (or `smtps://`); unset: the development outbox.
+    smtp_url: str | None = None
+    mail_from: str = "Jalon <no-reply@jalon.localhost>"
+    default_locale: str = "fr"
+    #: Database connections per process.
+    db_pool_size: int = 10
+    #: Login throttling: failed attempts allowed per window, per account and per IP.
+    login_attempts_per_account: int = 5
+    login_attempts_per_ip: int = 20
+    login_window_seconds: int = 900
+    session_max_age_seconds: int = 14 * 24 * 3600
+
+    @property
+    def embedded_database(self) -> bool:
+        """True when Jalon runs its own PostgreSQL in `data_dir`."""
+        return self.database_url is None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def dev_outbox(self) -> bool:
+        """The development outbox page exists only when no SMTP server is configured."""
+        return self.smtp_url is None and self.environment != "production"
+
+
+def _secret_key(data_dir: Path) -> str:
+    configured = _env("JALON_SECRET_KEY")
+    if configured:
+        return configured
+    # Development only: a random key kept in the data directory so sessions survive restarts.
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_settings() -> Settings:
+    """Read the environment into a `Settings`; production without a secret key is refused."""
+    environment = _env("JALON_ENV", "development") or "development"
+    data_dir = Path(_env("JALON_DATA_DIR", "var") or "var").resolve()
+    if environment == "production" and not _env("JALON_SECRET_KEY"):
+        raise RuntimeError("JALON_SECRET_KEY must be set in production")
+    return Settings(
+        environment=environment,
+        data_dir=data_dir,
+        database_url=_env("DATABASE_URL"),
+        runtime_database_url=_env("JALON_RUNTIME_DATABASE_URL"),
+        runtime_role=_env("JALON_DB_RUNTIME_ROLE", "jalon_app") or "jalon_app",
+        runtime_password=_env("JALON_DB_RUNTIME_PASSWORD"),
+        redis_url=_env("REDIS_URL"),
+        secret_key=_secret_key(data_dir),
+        base_url=(_env("JALON_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/"),
+        smtp_url=_env("JALON_SMTP_URL"),
+        mail_from=_env("JALON_MAIL_FROM", Settings.mail_from) or Settings.mail_from,
+        default_locale=_env("JALON_DEFAULT_LOCALE", "fr") or "fr",
+        db_pool_size=_env_int("JALON_DB_POOL_SIZE", 10),
+        login_attempts_per_account=_env_int("JALON_LOGIN_ATTEMPTS_PER_ACCOUNT", 5),
+        login_attempts_per_ip=_env_int("JALON_LOGIN_ATTEMPTS_PER_IP", 20),
+        login_window_seconds=_env_int("JALON_LOGIN_WINDOW_SECONDS", 900),
+        session_max_age_seconds=_env_int("JALON_SESSION_MAX_AGE_SECONDS", 14 * 24 * 3600),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

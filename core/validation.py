@@ -1,0 +1,101 @@
+"""Checks of user input shared by every package. Each raises `Invalid` naming the field."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from core.errors import Invalid
+from core.i18n import LOCALES
+
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
+_COLOUR = re.compile(r"^#[0-9a-f]{6}$")
+_CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+PASSWORD_MIN_LENGTH = 10
+PASSWORD_MAX_LENGTH = 200
+
+
+def clean_text(value: str | None, field: str, *, max_length: int, required: bool = True) -> str:
+    """Trimmed, NFC-normalized text without control characters, within `max_length`."""
+    text = unicodedata.normalize("NFC", (value or "").strip())
+    if any(unicodedata.category(ch) in _CONTROL for ch in text):
+        raise Invalid("This field contains characters that are not allowed.", field=field)
+    if required and not text:
+        raise Invalid("This field is required.", field=field)
+    if len(text) > max_length:
+        raise Invalid(
+            "This field is too long ({max} characters at most).", field=field, max=max_length
+        )
+    return text
+
+
+def clean_email(value: str | None, field: str = "email") -> str:
+    """A syntactically valid email address, trimmed; its case is kept (lookups ignore it)."""
+    email = (value or "").strip()
+    if not email:
+        raise Invalid("This field is required.", field=field)
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise Invalid("Enter a valid email address.", field=field)
+    return email
+
+
+def clean_slug(value: str | None, field: str = "slug") -> str:
+    """A lowercase slug of letters, digits and inner hyphens, 1 to 48 characters."""
+    slug = (value or "").strip().lower()
+    if not _SLUG.match(slug):
+        raise Invalid(
+            "Use 1 to 48 lowercase letters, digits or hyphens, not starting or ending "
+            "with a hyphen.",
+            field=field,
+        )
+    return slug
+
+
+def slugify(text: str) -> str:
+    """A slug suggestion from a name ("Ville de Saint-Étienne" → "ville-de-saint-etienne")."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:48].strip("-") or "organization"
+
+
+def clean_password(value: str | None, field: str = "password") -> str:
+    """A password of a sensible length (length matters more than character classes)."""
+    password = value or ""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise Invalid(
+            "Choose a password of at least {min} characters.",
+            field=field,
+            min=PASSWORD_MIN_LENGTH,
+        )
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise Invalid(
+            "This field is too long ({max} characters at most).",
+            field=field,
+            max=PASSWORD_MAX_LENGTH,
+        )
+    return password
+
+
+def clean_locale(value: str | None, field: str = "locale") -> str:
+    locale = (value or "").strip().lower()
+    if locale not in LOCALES:
+        raise Invalid("Choose one of the offered languages.", field=field)
+    return locale
+
+
+def clean_choice(value: str | None, choices: tuple[str, ...] | frozenset[str], field: str) -> str:
+    choice = (value or "").strip()
+    if choice not in choices:
+        raise Invalid("Choose one of the offered options.", field=field)
+    return choice
+
+
+def clean_colour(value: str | None, field: str = "brand_colour") -> str | None:
+    colour = (value or "").strip().lower()
+    if not colour:
+        return None
+    if not _COLOUR.match(colour):
+        raise Invalid("Enter a colour as #rrggbb.", field=field)
+    return colour

@@ -1,0 +1,1 @@
+"""Organizations (the tenants), users, memberships, invitations, roles, audit log, API tokens."""

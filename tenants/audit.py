@@ -1,0 +1,123 @@
+"""The audit log: tenant-owned, append-only (the database refuses UPDATE and DELETE)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from core.database import execute, fetch, transaction
+from core.errors import Invalid
+from tenants.context import TenantContext
+from tenants.permissions import Permission
+
+PAGE_SIZE = 50
+
+
+async def record(
+    ctx: TenantContext,
+    action: str,
+    target_type: str = "",
+    target_id: UUID | str = "",
+    **details: Any,
+) -> None:
+    """Append one event for the current transaction's change (call inside it)."""
+    actor = ctx.actor
+    await execute(
+        """
+        INSERT INTO audit_event (tenant_id, id, occurred_at, actor_user_id, actor_kind,
+            actor_label, action, target_type, target_id, ip, user_agent, details)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::inet, $11, $12::jsonb)
+        """,
+        ctx.tenant_id,
+        uuid4(),
+        datetime.now(UTC),
+        actor.user_id,
+        actor.kind,
+        actor.label,
+        action,
+        target_type,
+        str(target_id),
+        actor.ip,
+        actor.user_agent[:500],
+        json.dumps(details, default=str),
+    )
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    action: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    events: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    if not cursor:
+        return None
+    try:
+        stamp, _, ident = cursor.partition("_")
+        return datetime.fromisoformat(stamp), UUID(ident)
+    except ValueError:
+        raise Invalid("This page link is not valid.", field="cursor") from None
+
+
+async def list_events(
+    ctx: TenantContext, filters: AuditFilter, cursor: str | None = None, limit: int = PAGE_SIZE
+) -> AuditPage:
+    """Events newest first, filtered, one keyset page at a time."""
+    ctx.require(Permission.AUDIT_READ)
+    after = _decode_cursor(cursor)
+    clauses = ["tenant_id = $1"]
+    args: list[Any] = [ctx.tenant_id]
+    if filters.action:
+        args.append(filters.action)
+        clauses.append(f"action = ${len(args)}")
+    if filters.actor:
+        args.append("%" + filters.actor.replace("%", r"\%").replace("_", r"\_") + "%")
+        clauses.append(f"actor_label ILIKE ${len(args)}")
+    if filters.since:
+        args.append(filters.since)
+        clauses.append(f"occurred_at >= ${len(args)}")
+    if filters.until:
+        args.append(filters.until)
+        clauses.append(f"occurred_at < ${len(args)}")
+    if after:
+        args.extend(after)
+        clauses.append(f"(occurred_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)
+    sql = (
+        "SELECT id, occurred_at, actor_kind, actor_label, action, target_type, target_id, "
+        "host(ip) AS ip, user_agent, details FROM audit_event WHERE "
+        + " AND ".join(clauses)
+        + f" ORDER BY occurred_at DESC, id DESC LIMIT ${len(args)}"
+    )
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        rows = await fetch(sql, *args)
+    for row in rows:
+        row["details"] = json.loads(row["details"]) if row["details"] else {}
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = f"{last['occurred_at'].isoformat()}_{last['id']}"
+    return AuditPage(rows, next_cursor)
+
+
+async def distinct_actions(ctx: TenantContext) -> list[str]:
+    """Actions that occur in this tenant's log, for the filter menu."""
+    ctx.require(Permission.AUDIT_READ)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        rows = await fetch(
+            "SELECT DISTINCT action FROM audit_event WHERE tenant_id = $1 ORDER BY action",
+            ctx.tenant_id,
+        )
+    return [row["action"] for row in rows]

@@ -1,0 +1,62 @@
+"""Who acts, for which tenant, with which permissions: what every service takes first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+from uuid import UUID
+
+from core.errors import Forbidden
+from tenants.permissions import Permission
+
+ActorKind = Literal["user", "api_token", "staff", "system"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person or program behind a request, as the audit log records it."""
+
+    kind: ActorKind
+    user_id: UUID | None = None
+    label: str = ""
+    ip: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(kind="system", label=label)
+
+
+@dataclass(frozen=True)
+class TenantSummary:
+    """What requests need to know of an organization, loaded once per request."""
+
+    id: UUID
+    slug: str
+    name: str
+    status: str
+    default_locale: str
+    brand_colour: str | None
+    has_logo: bool
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    """An actor acting inside one tenant, with the permissions they hold there."""
+
+    tenant: TenantSummary
+    actor: Actor
+    permissions: frozenset[Permission] = field(default_factory=frozenset)
+    role: str | None = None
+
+    @property
+    def tenant_id(self) -> UUID:
+        return self.tenant.id
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: Permission) -> None:
+        """Raise `Forbidden` unless the actor holds `permission` here."""
+        if permission not in self.permissions:
+            raise Forbidden()

@@ -1,0 +1,285 @@
+"""People: accounts, passwords, login throttling, password reset and magic links.
+
+Users are global (one person, many organizations). Tokens sent by mail are random, stored as
+SHA-256 digests, single-use and short-lived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from core.database import execute, fetch, transaction
+from core.errors import Conflict, Gone, TooManyRequests, Unauthenticated
+from core.i18n import translate
+from core.mail import queue_mail
+from core.ratelimit import RateLimiter
+from core.security import hash_password, needs_rehash, new_token, token_digest, verify_password
+from core.settings import Settings
+from core.validation import clean_email, clean_locale, clean_password, clean_text
+
+RESET_TTL = timedelta(hours=1)
+MAGIC_LINK_TTL = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class UserAccount:
+    id: UUID
+    email: str
+    name: str
+    locale: str
+    email_verified: bool
+    is_staff: bool = False
+    staff_role: str | None = None
+
+
+def _account(row: dict[str, Any]) -> UserAccount:
+    return UserAccount(
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        locale=row["locale"],
+        email_verified=row["email_verified"],
+        is_staff=row.get("staff_role") is not None,
+        staff_role=row.get("staff_role"),
+    )
+
+
+_USER_SQL = """
+SELECT u.id, u.email, u.name, u.locale, u.email_verified, u.password_hash, u.is_active,
+       s.role AS staff_role
+FROM user_account u LEFT JOIN staff_member s ON s.user_id = u.id
+"""
+
+
+async def _insert_user(
+    email: str, name: str, password: str | None, locale: str, verified: bool
+) -> dict[str, Any]:
+    user_id = uuid4()
+    try:
+        await execute(
+            """INSERT INTO user_account (id, email, name, locale, password_hash, email_verified)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            user_id,
+            email,
+            name,
+            locale,
+            hash_password(password) if password else None,
+            verified,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("An account already exists with this email address.", field="email") from None
+    rows = await fetch(_USER_SQL + " WHERE u.id = $1", user_id)
+    return rows[0]
+
+
+async def create_user_in_transaction(
+    email: str, name: str, password: str | None, locale: str, *, verified: bool = False
+) -> UserAccount:
+    """Create an account inside the caller's transaction (signup, invitation acceptance)."""
+    email = clean_email(email)
+    name = clean_text(name, "name", max_length=200)
+    locale = clean_locale(locale)
+    if password is not None:
+        password = clean_password(password)
+    return _account(await _insert_user(email, name, password, locale, verified))
+
+
+async def create_user(
+    email: str, name: str, password: str | None, locale: str, *, verified: bool = False
+) -> UserAccount:
+    """Create an account; an email already used (in any letter case) is a `Conflict`."""
+    async with transaction():
+        return await create_user_in_transaction(email, name, password, locale, verified=verified)
+
+
+async def get_user(user_id: UUID) -> UserAccount | None:
+    """The active account with this id, or None."""
+    async with transaction():
+        rows = await fetch(_USER_SQL + " WHERE u.id = $1 AND u.is_active", user_id)
+    return _account(rows[0]) if rows else None
+
+
+async def find_user_by_email(email: str) -> UserAccount | None:
+    async with transaction():
+        rows = await fetch(_USER_SQL + " WHERE lower(u.email) = lower($1)", email.strip())
+    return _account(rows[0]) if rows else None
+
+
+async def authenticate(
+    email: str, password: str, ip: str, limiter: RateLimiter, settings: Settings
+) -> UserAccount:
+    """The account for these credentials, or `Unauthenticated`; throttled per account and IP.
+
+    The message is the same for an unknown email and a wrong password.
+    """
+    account_key = "login:acct:" + email.strip().lower()
+    ip_key = "login:ip:" + ip
+    if (
+        await limiter.count(account_key) >= settings.login_attempts_per_account
+        or await limiter.count(ip_key) >= settings.login_attempts_per_ip
+    ):
+        raise TooManyRequests(
+            "Too many failed sign-in attempts. Wait {minutes} minutes or reset your password.",
+            minutes=settings.login_window_seconds // 60,
+        )
+    async with transaction():
+        rows = await fetch(
+            _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
+        )
+        row = rows[0] if rows else None
+        if not verify_password(row["password_hash"] if row else None, password) or row is None:
+            failed = True
+        else:
+            failed = False
+            if needs_rehash(row["password_hash"]):
+                await execute(
+                    "UPDATE user_account SET password_hash = $2 WHERE id = $1",
+                    row["id"],
+                    hash_password(password),
+                )
+            await execute("UPDATE user_account SET last_login_at = now() WHERE id = $1", row["id"])
+    if failed or row is None:
+        await limiter.hit(account_key, settings.login_window_seconds)
+        await limiter.hit(ip_key, settings.login_window_seconds)
+        raise Unauthenticated("Incorrect email or password.")
+    await limiter.reset(account_key)
+    return _account(row)
+
+
+async def _issue_token(user_id: UUID, purpose: str, ttl: timedelta) -> str:
+    token = new_token()
+    await execute(
+        """INSERT INTO user_token (id, user_id, purpose, token_hash, expires_at)
+           VALUES ($1, $2, $3, $4, $5)""",
+        uuid4(),
+        user_id,
+        purpose,
+        token_digest(token),
+        datetime.now(UTC) + ttl,
+    )
+    return token
+
+
+async def _consume_token(token: str, purpose: str) -> UUID:
+    """Mark a valid token used and return its user; expired or reused ones are `Gone`."""
+    rows = await fetch(
+        """UPDATE user_token SET used_at = now()
+           WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
+           RETURNING user_id""",
+        token_digest(token),
+        purpose,
+    )
+    if not rows:
+        raise Gone("This link has expired or has already been used. Ask for a new one.")
+    user_id: UUID = rows[0]["user_id"]
+    return user_id
+
+
+async def request_password_reset(email: str, settings: Settings) -> None:
+    """Mail a reset link when the account exists; the caller answers alike either way."""
+    async with transaction():
+        rows = await fetch(
+            _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
+        )
+        if not rows:
+            return
+        user = _account(rows[0])
+        token = await _issue_token(user.id, "password_reset", RESET_TTL)
+        link = f"{settings.base_url}/password/reset/{token}"
+        await queue_mail(
+            user.email,
+            translate(user.locale, "Reset your Jalon password"),
+            translate(
+                user.locale,
+                "Hello {name},\n\nTo choose a new password, open this link within an hour:\n"
+                "{link}\n\nIf you did not ask for it, ignore this message.",
+                name=user.name,
+                link=link,
+            ),
+        )
+
+
+async def reset_password(token: str, password: str) -> UserAccount:
+    """Set a new password with a reset token; every other reset link stops working."""
+    password = clean_password(password)
+    async with transaction():
+        user_id = await _consume_token(token, "password_reset")
+        await execute(
+            "UPDATE user_account SET password_hash = $2, email_verified = true WHERE id = $1",
+            user_id,
+            hash_password(password),
+        )
+        await execute(
+            "UPDATE user_token SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",
+            user_id,
+        )
+        rows = await fetch(_USER_SQL + " WHERE u.id = $1", user_id)
+    return _account(rows[0])
+
+
+async def request_magic_link(email: str, settings: Settings, next_path: str = "/") -> None:
+    """Mail a one-time sign-in link when the account exists."""
+    async with transaction():
+        rows = await fetch(
+            _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
+        )
+        if not rows:
+            return
+        user = _account(rows[0])
+        token = await _issue_token(user.id, "magic_link", MAGIC_LINK_TTL)
+        link = f"{settings.base_url}/login/link/{token}?next={quote(next_path, safe='/')}"
+        await queue_mail(
+            user.email,
+            translate(user.locale, "Your Jalon sign-in link"),
+            translate(
+                user.locale,
+                "Hello {name},\n\nOpen this link within 15 minutes to sign in:\n{link}\n\n"
+                "If you did not ask for it, ignore this message.",
+                name=user.name,
+                link=link,
+            ),
+        )
+
+
+async def consume_magic_link(token: str) -> UserAccount:
+    """The account a magic link signs in (the link then stops working)."""
+    async with transaction():
+        user_id = await _consume_token(token, "magic_link")
+        await execute(
+            "UPDATE user_account SET email_verified = true, last_login_at = now() WHERE id = $1",
+            user_id,
+        )
+        rows = await fetch(_USER_SQL + " WHERE u.id = $1 AND u.is_active", user_id)
+    if not rows:
+        raise Unauthenticated("This account is disabled.")
+    return _account(rows[0])
+
+
+async def update_profile(user: UserAccount, name: str, locale: str) -> UserAccount:
+    """Change the person's own name and language."""
+    name = clean_text(name, "name", max_length=200)
+    locale = clean_locale(locale)
+    async with transaction():
+        await execute(
+            "UPDATE user_account SET name = $2, locale = $3 WHERE id = $1", user.id, name, locale
+        )
+        rows = await fetch(_USER_SQL + " WHERE u.id = $1", user.id)
+    return _account(rows[0])
+
+
+async def make_staff(user_id: UUID, role: str) -> None:
+    """Give a person a back-office role (account manager, content editor, superadmin)."""
+    async with transaction():
+        await execute(
+            """INSERT INTO staff_member (id, user_id, role) VALUES ($1, $2, $3)
+               ON CONFLICT (user_id) DO UPDATE SET role = excluded.role""",
+            uuid4(),
+            user_id,
+            role,
+        )

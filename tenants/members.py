@@ -1,0 +1,392 @@
+"""Memberships and invitations. An organization always keeps at least one owner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from core.database import execute, fetch, set_tenant, set_user, transaction
+from core.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from core.i18n import translate
+from core.mail import queue_mail
+from core.security import new_token, token_digest
+from core.settings import Settings
+from core.validation import clean_choice, clean_email
+from tenants import audit
+from tenants.context import Actor, TenantContext
+from tenants.identity import UserAccount, create_user_in_transaction
+from tenants.organizations import summary
+from tenants.permissions import Permission, Role
+
+INVITATION_TTL = timedelta(days=7)
+ROLES = tuple(role.value for role in Role)
+
+
+# --- accessors -------------------------------------------------------------------------
+
+
+async def access_membership(ctx: TenantContext, membership_id: UUID | str) -> dict[str, Any]:
+    """The membership `membership_id` of this tenant, locked for update; 404 otherwise.
+
+    Call inside the tenant's transaction.
+    """
+    try:
+        ident = UUID(str(membership_id))
+    except ValueError:
+        raise NotFound() from None
+    rows = await fetch(
+        """SELECT m.id, m.user_id, m.role, u.email, u.name FROM membership m
+           JOIN user_account u ON u.id = m.user_id
+           WHERE m.tenant_id = $1 AND m.id = $2 FOR UPDATE OF m""",
+        ctx.tenant_id,
+        ident,
+    )
+    if not rows:
+        raise NotFound()
+    return rows[0]
+
+
+async def access_invitation(ctx: TenantContext, invitation_id: UUID | str) -> dict[str, Any]:
+    """The invitation `invitation_id` of this tenant, locked for update; 404 otherwise."""
+    try:
+        ident = UUID(str(invitation_id))
+    except ValueError:
+        raise NotFound() from None
+    rows = await fetch(
+        "SELECT * FROM invitation WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        ctx.tenant_id,
+        ident,
+    )
+    if not rows:
+        raise NotFound()
+    return rows[0]
+
+
+# --- members ---------------------------------------------------------------------------
+
+
+async def list_members(ctx: TenantContext) -> list[dict[str, Any]]:
+    """Members with their account's email and name, owners first."""
+    ctx.require(Permission.MEMBERS_READ)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        return await fetch(
+            """SELECT m.id, m.user_id, m.role, m.created_at, u.email, u.name
+               FROM membership m JOIN user_account u ON u.id = m.user_id
+               WHERE m.tenant_id = $1
+               ORDER BY array_position(ARRAY['owner', 'admin', 'member'], m.role), u.name""",
+            ctx.tenant_id,
+        )
+
+
+async def _ensure_other_owner(ctx: TenantContext, membership: dict[str, Any]) -> None:
+    if membership["role"] != Role.OWNER:
+        return
+    # Lock every owner row so two concurrent demotions cannot both pass this check.
+    owners = await fetch(
+        "SELECT id FROM membership WHERE tenant_id = $1 AND role = 'owner' FOR UPDATE",
+        ctx.tenant_id,
+    )
+    if len(owners) <= 1:
+        raise Conflict("An organization needs at least one owner: name another owner first.")
+
+
+def _require_role_change(ctx: TenantContext, old_role: str, new_role: str) -> None:
+    ctx.require(Permission.MEMBERS_UPDATE)
+    if Role.OWNER in (old_role, new_role) and not ctx.can(Permission.OWNERS_MANAGE):
+        raise Forbidden("Only an owner can appoint or change an owner.")
+
+
+async def change_role(ctx: TenantContext, membership_id: UUID | str, role: str) -> None:
+    """Give a member another role; the last owner cannot be demoted."""
+    role = clean_choice(role, ROLES, "role")
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        membership = await access_membership(ctx, membership_id)
+        _require_role_change(ctx, membership["role"], role)
+        if membership["role"] == role:
+            return
+        await _ensure_other_owner(ctx, membership)
+        await execute(
+            "UPDATE membership SET role = $3 WHERE tenant_id = $1 AND id = $2",
+            ctx.tenant_id,
+            membership["id"],
+            role,
+        )
+        await audit.record(ctx, "member.role_changed", "membership", membership["id"],
+                           email=membership["email"], **{"from": membership["role"], "to": role})
+
+
+async def remove_member(ctx: TenantContext, membership_id: UUID | str) -> None:
+    """Remove a member (or leave, for one's own membership); never the last owner."""
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        membership = await access_membership(ctx, membership_id)
+        leaving = membership["user_id"] == ctx.actor.user_id
+        if not leaving:
+            ctx.require(Permission.MEMBERS_REMOVE)
+            if membership["role"] == Role.OWNER and not ctx.can(Permission.OWNERS_MANAGE):
+                raise Forbidden("Only an owner can remove an owner.")
+        await _ensure_other_owner(ctx, membership)
+        await execute(
+            "DELETE FROM membership WHERE tenant_id = $1 AND id = $2",
+            ctx.tenant_id,
+            membership["id"],
+        )
+        await audit.record(ctx, "member.left" if leaving else "member.removed", "membership",
+                           membership["id"], email=membership["email"], role=membership["role"])
+
+
+async def own_membership_id(ctx: TenantContext) -> UUID:
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        rows = await fetch(
+            "SELECT id FROM membership WHERE tenant_id = $1 AND user_id = $2",
+            ctx.tenant_id,
+            ctx.actor.user_id,
+        )
+    if not rows:
+        raise NotFound()
+    ident: UUID = rows[0]["id"]
+    return ident
+
+
+# --- invitations -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingInvitation:
+    """An invitation as shown to the person who received it."""
+
+    tenant_id: UUID
+    tenant_slug: str
+    tenant_name: str
+    invitation_id: UUID
+    email: str
+    role: str
+    account_exists: bool
+
+
+def _invitation_link(settings: Settings, slug: str, token: str) -> str:
+    return f"{settings.base_url}/invitations/{slug}/{token}"
+
+
+async def _mail_invitation(
+    ctx: TenantContext, email: str, role: str, token: str, settings: Settings, locale: str
+) -> None:
+    link = _invitation_link(settings, ctx.tenant.slug, token)
+    await queue_mail(
+        email,
+        translate(locale, "You are invited to join {organization} on Jalon",
+                  organization=ctx.tenant.name),
+        translate(
+            locale,
+            "Hello,\n\n{inviter} invites you to join {organization} on Jalon as {role}.\n"
+            "Accept within 7 days:\n{link}\n",
+            inviter=ctx.actor.label or ctx.tenant.name,
+            organization=ctx.tenant.name,
+            role=translate(locale, role),
+            link=link,
+        ),
+    )
+
+
+async def list_invitations(ctx: TenantContext) -> list[dict[str, Any]]:
+    """Pending invitations (not accepted, not revoked), newest first."""
+    ctx.require(Permission.MEMBERS_READ)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        return await fetch(
+            """SELECT id, email, role, created_at, expires_at, last_sent_at, send_count,
+                      expires_at < now() AS expired
+               FROM invitation WHERE tenant_id = $1 AND accepted_at IS NULL
+                 AND revoked_at IS NULL
+               ORDER BY created_at DESC""",
+            ctx.tenant_id,
+        )
+
+
+async def invite(ctx: TenantContext, email: str, role: str, settings: Settings) -> UUID:
+    """Invite `email` with `role`; mails a link valid 7 days. Members and pending
+    invitations of the same address (in any letter case) are a `Conflict`."""
+    ctx.require(Permission.MEMBERS_INVITE)
+    email = clean_email(email)
+    role = clean_choice(role, ROLES, "role")
+    if role == Role.OWNER and not ctx.can(Permission.OWNERS_MANAGE):
+        raise Forbidden("Only an owner can appoint or change an owner.")
+    token = new_token()
+    invitation_id = uuid4()
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        existing = await fetch(
+            """SELECT 1 FROM membership m JOIN user_account u ON u.id = m.user_id
+               WHERE m.tenant_id = $1 AND lower(u.email) = lower($2)""",
+            ctx.tenant_id,
+            email,
+        )
+        if existing:
+            raise Conflict("This person is already a member.", field="email")
+        # An expired invitation of the same address makes way for the new one.
+        await execute(
+            """UPDATE invitation SET revoked_at = now() WHERE tenant_id = $1
+               AND lower(email) = lower($2) AND accepted_at IS NULL AND revoked_at IS NULL
+               AND expires_at < now()""",
+            ctx.tenant_id,
+            email,
+        )
+        try:
+            await execute(
+                """INSERT INTO invitation (tenant_id, id, email, role, token_hash, invited_by,
+                       expires_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                ctx.tenant_id,
+                invitation_id,
+                email,
+                role,
+                token_digest(token),
+                ctx.actor.user_id,
+                datetime.now(UTC) + INVITATION_TTL,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict("An invitation is already pending for this address.",
+                           field="email") from None
+        await audit.record(ctx, "member.invited", "invitation", invitation_id,
+                           email=email, role=role)
+        await _mail_invitation(ctx, email, role, token, settings, ctx.tenant.default_locale)
+    return invitation_id
+
+
+async def resend_invitation(ctx: TenantContext, invitation_id: UUID | str,
+                            settings: Settings) -> None:
+    """Send a fresh link (the old one stops working) and extend the expiry."""
+    ctx.require(Permission.MEMBERS_INVITE)
+    token = new_token()
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        invitation = await access_invitation(ctx, invitation_id)
+        if invitation["accepted_at"] or invitation["revoked_at"]:
+            raise Conflict("This invitation is no longer pending.")
+        await execute(
+            """UPDATE invitation SET token_hash = $3, expires_at = $4, last_sent_at = now(),
+                   send_count = send_count + 1 WHERE tenant_id = $1 AND id = $2""",
+            ctx.tenant_id,
+            invitation["id"],
+            token_digest(token),
+            datetime.now(UTC) + INVITATION_TTL,
+        )
+        await audit.record(ctx, "invitation.resent", "invitation", invitation["id"],
+                           email=invitation["email"])
+        await _mail_invitation(ctx, invitation["email"], invitation["role"], token, settings,
+                               ctx.tenant.default_locale)
+
+
+async def revoke_invitation(ctx: TenantContext, invitation_id: UUID | str) -> None:
+    """Withdraw a pending invitation; its link stops working."""
+    ctx.require(Permission.MEMBERS_INVITE)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        invitation = await access_invitation(ctx, invitation_id)
+        if invitation["accepted_at"] or invitation["revoked_at"]:
+            raise Conflict("This invitation is no longer pending.")
+        await execute(
+            "UPDATE invitation SET revoked_at = now() WHERE tenant_id = $1 AND id = $2",
+            ctx.tenant_id,
+            invitation["id"],
+        )
+        await audit.record(ctx, "invitation.revoked", "invitation", invitation["id"],
+                           email=invitation["email"])
+
+
+async def _pending_by_token(slug: str, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(organization, invitation) for a link, inside the caller's transaction."""
+    orgs = await fetch(
+        "SELECT id, slug, name, status, default_locale, brand_colour, "
+        "logo_data_url IS NOT NULL AS has_logo FROM organization WHERE slug = $1",
+        slug.lower(),
+    )
+    if not orgs or orgs[0]["status"] in ("closed", "suspended"):
+        raise Gone("This invitation link is not valid any more.")
+    await set_tenant(orgs[0]["id"])
+    rows = await fetch(
+        """SELECT * FROM invitation WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE""",
+        orgs[0]["id"],
+        token_digest(token),
+    )
+    if not rows or rows[0]["accepted_at"] or rows[0]["revoked_at"]:
+        raise Gone("This invitation link is not valid any more.")
+    if rows[0]["expires_at"] < datetime.now(UTC):
+        raise Gone("This invitation has expired. Ask for a new one.")
+    return orgs[0], rows[0]
+
+
+async def pending_invitation(slug: str, token: str) -> PendingInvitation:
+    """What an invitation link offers, or `Gone` for expired, used or revoked links."""
+    async with transaction():
+        org, invitation = await _pending_by_token(slug, token)
+        accounts = await fetch(
+            "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", invitation["email"]
+        )
+    return PendingInvitation(
+        tenant_id=org["id"],
+        tenant_slug=org["slug"],
+        tenant_name=org["name"],
+        invitation_id=invitation["id"],
+        email=invitation["email"],
+        role=invitation["role"],
+        account_exists=bool(accounts),
+    )
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    name: str
+    password: str
+    locale: str
+
+
+async def accept_invitation(
+    slug: str, token: str, user: UserAccount | None, new_account: NewAccount | None,
+    actor: Actor,
+) -> tuple[UserAccount, str]:
+    """Join the organization, creating the account when the invitee has none.
+
+    A signed-in person accepts as themselves only when their email is the invited one;
+    otherwise a new account is created for the invited email. Returns (account, slug).
+    """
+    async with transaction():
+        org, invitation = await _pending_by_token(slug, token)
+        if user is not None:
+            if user.email.lower() != invitation["email"].lower():
+                raise Invalid("This invitation was sent to another email address. "
+                              "Sign out, then open the link again.")
+            account = user
+        else:
+            if new_account is None:
+                raise Invalid("Sign in with the invited email address to accept.")
+            account = await create_user_in_transaction(
+                invitation["email"], new_account.name, new_account.password,
+                new_account.locale, verified=True,
+            )
+        await set_user(account.id)
+        membership_id = uuid4()
+        try:
+            await execute(
+                "INSERT INTO membership (tenant_id, id, user_id, role) VALUES ($1, $2, $3, $4)",
+                org["id"],
+                membership_id,
+                account.id,
+                invitation["role"],
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict("You are already a member of this organization.") from None
+        await execute(
+            """UPDATE invitation SET accepted_at = now(), accepted_by = $3
+               WHERE tenant_id = $1 AND id = $2""",
+            org["id"],
+            invitation["id"],
+            account.id,
+        )
+        ctx = TenantContext(
+            tenant=summary(org),
+            actor=Actor(kind="user", user_id=account.id, label=account.email,
+                        ip=actor.ip, user_agent=actor.user_agent),
+        )
+        await audit.record(ctx, "invitation.accepted", "membership", membership_id,
+                           email=account.email, role=invitation["role"])
+    return account, org["slug"]

@@ -1,0 +1,313 @@
+"""Organizations: self-serve signup, the tenant context of a request, settings."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from core.database import execute, fetch, set_tenant, transaction
+from core.errors import Conflict, Invalid, NotFound
+from core.validation import clean_choice, clean_colour, clean_locale, clean_slug, clean_text
+from tenants import audit
+from tenants.context import Actor, TenantContext, TenantSummary
+from tenants.identity import UserAccount
+from tenants.permissions import Permission, Role, permissions_of
+
+KINDS = ("company", "local_authority", "foreign_agency", "school", "other")
+STATUSES = ("trial", "active", "suspended", "closed")
+LOGO_TYPES = {"image/png", "image/jpeg", "image/svg+xml", "image/webp"}
+LOGO_MAX_BYTES = 100_000
+
+_SUMMARY_SQL = (
+    "SELECT id, slug, name, status, default_locale, brand_colour, "
+    "logo_data_url IS NOT NULL AS has_logo FROM organization"
+)
+
+
+@dataclass(frozen=True)
+class OrganizationFields:
+    """What a person types to create or describe an organization."""
+
+    name: str
+    slug: str
+    kind: str
+    country: str
+    default_locale: str = "fr"
+    timezone: str = "Europe/Paris"
+    currency: str = "EUR"
+    siret: str | None = None
+    vat_number: str | None = None
+    parent_slug: str | None = None
+
+
+def _clean_fields(fields: OrganizationFields) -> dict[str, Any]:
+    country = (fields.country or "").strip().upper()
+    if len(country) != 2 or not country.isalpha() or not country.isascii():
+        raise Invalid("Enter a two-letter country code (e.g. FR).", field="country")
+    currency = (fields.currency or "").strip().upper()
+    if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
+        raise Invalid("Enter a three-letter currency code (e.g. EUR).", field="currency")
+    siret = (fields.siret or "").replace(" ", "") or None
+    if siret is not None and (len(siret) != 14 or not siret.isdigit()):
+        raise Invalid("A SIRET has 14 digits.", field="siret")
+    vat = (fields.vat_number or "").replace(" ", "").upper() or None
+    if vat is not None and not (
+        4 <= len(vat) <= 15 and vat[:2].isalpha() and vat.isalnum() and vat.isascii()
+    ):
+        raise Invalid("Enter a VAT number with its country prefix (e.g. FR12345678901).",
+                      field="vat_number")
+    timezone = clean_text(fields.timezone, "timezone", max_length=64)
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(timezone)
+    except (KeyError, ValueError):
+        raise Invalid("Choose a valid time zone (e.g. Europe/Paris).", field="timezone") from None
+    return {
+        "name": clean_text(fields.name, "name", max_length=200),
+        "slug": clean_slug(fields.slug),
+        "kind": clean_choice(fields.kind, KINDS, "kind"),
+        "country": country,
+        "default_locale": clean_locale(fields.default_locale, "default_locale"),
+        "timezone": timezone,
+        "currency": currency,
+        "siret": siret,
+        "vat_number": vat,
+    }
+
+
+def summary(row: dict[str, Any]) -> TenantSummary:
+    return TenantSummary(
+        id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        status=row["status"],
+        default_locale=row["default_locale"],
+        brand_colour=row["brand_colour"],
+        has_logo=row["has_logo"],
+    )
+
+
+async def create_organization_in_transaction(
+    fields: OrganizationFields, owner: UserAccount | None, actor: Actor, status: str = "trial"
+) -> TenantSummary:
+    """Create an organization (and its owner's membership) in the caller's transaction.
+
+    The tenant is set on the transaction right after the organization row exists, so the
+    membership and the audit event pass row-level security.
+    """
+    values = _clean_fields(fields)
+    parent_id = None
+    if fields.parent_slug:
+        parents = await fetch("SELECT id FROM organization WHERE slug = $1", fields.parent_slug)
+        if not parents:
+            raise Invalid("No organization has this identifier.", field="parent_slug")
+        parent_id = parents[0]["id"]
+    org_id = uuid4()
+    try:
+        await execute(
+            """INSERT INTO organization (id, name, slug, kind, country, default_locale, timezone,
+                   currency, status, siret, vat_number, parent_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+            org_id,
+            values["name"],
+            values["slug"],
+            values["kind"],
+            values["country"],
+            values["default_locale"],
+            values["timezone"],
+            values["currency"],
+            clean_choice(status, STATUSES, "status"),
+            values["siret"],
+            values["vat_number"],
+            parent_id,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("This identifier is already taken.", field="slug") from None
+    await set_tenant(org_id)
+    ctx = TenantContext(tenant=summary((await fetch(_SUMMARY_SQL + " WHERE id = $1", org_id))[0]),
+                        actor=actor)
+    await audit.record(ctx, "organization.created", "organization", org_id,
+                       name=values["name"], slug=values["slug"], kind=values["kind"])
+    if owner is not None:
+        membership_id = uuid4()
+        await execute(
+            "INSERT INTO membership (tenant_id, id, user_id, role) VALUES ($1, $2, $3, 'owner')",
+            org_id,
+            membership_id,
+            owner.id,
+        )
+        await audit.record(ctx, "member.added", "membership", membership_id,
+                           email=owner.email, role="owner")
+    return ctx.tenant
+
+
+async def create_organization(
+    fields: OrganizationFields, owner: UserAccount | None, actor: Actor, status: str = "trial"
+) -> TenantSummary:
+    """Self-serve signup or operator creation: a new organization, starting in `trial`."""
+    async with transaction(user_id=actor.user_id):
+        return await create_organization_in_transaction(fields, owner, actor, status)
+
+
+async def member_context(slug: str, user: UserAccount, actor: Actor) -> TenantContext:
+    """The context of `user` acting in the organization `slug`.
+
+    Unknown organization and "not a member" answer the same `NotFound`.
+    """
+    async with transaction(user_id=user.id):
+        orgs = await fetch(_SUMMARY_SQL + " WHERE slug = $1", slug.lower())
+        if not orgs or orgs[0]["status"] == "closed":
+            raise NotFound()
+        tenant = summary(orgs[0])
+        await set_tenant(tenant.id)
+        rows = await fetch(
+            "SELECT role FROM membership WHERE tenant_id = $1 AND user_id = $2",
+            tenant.id,
+            user.id,
+        )
+    if not rows:
+        raise NotFound()
+    role = rows[0]["role"]
+    return TenantContext(tenant=tenant, actor=actor, permissions=permissions_of(role), role=role)
+
+
+async def my_organizations(user_id: UUID) -> list[dict[str, Any]]:
+    """The organizations a person belongs to, with their role (read through `own_rows`)."""
+    async with transaction(user_id=user_id):
+        rows = await fetch(
+            """SELECT o.id, o.slug, o.name, o.kind, o.status, m.role
+               FROM membership m JOIN organization o ON o.id = m.tenant_id
+               WHERE m.user_id = $1 AND o.status <> 'closed' ORDER BY o.name""",
+            user_id,
+        )
+    return rows
+
+
+async def get_organization(ctx: TenantContext) -> dict[str, Any]:
+    """Every field of the context's organization."""
+    ctx.require(Permission.ORGANIZATION_READ)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        rows = await fetch(
+            """SELECT o.*, p.slug AS parent_slug FROM organization o
+               LEFT JOIN organization p ON p.id = o.parent_id WHERE o.id = $1""",
+            ctx.tenant_id,
+        )
+    return rows[0]
+
+
+async def logo(slug: str) -> tuple[str, bytes] | None:
+    """The organization's logo as (content type, bytes), public like its landing pages."""
+    async with transaction():
+        rows = await fetch("SELECT logo_data_url FROM organization WHERE slug = $1", slug)
+    if not rows or not rows[0]["logo_data_url"]:
+        return None
+    header, _, payload = rows[0]["logo_data_url"].partition(",")
+    return header.removeprefix("data:").removesuffix(";base64"), base64.b64decode(payload)
+
+
+def _logo_data_url(content_type: str, data: bytes) -> str:
+    if content_type not in LOGO_TYPES:
+        raise Invalid("The logo must be a PNG, JPEG, WebP or SVG image.", field="logo")
+    if len(data) > LOGO_MAX_BYTES:
+        raise Invalid("The logo must weigh 100 KB at most.", field="logo")
+    signatures = {
+        "image/png": data.startswith(b"\x89PNG\r\n\x1a\n"),
+        "image/jpeg": data.startswith(b"\xff\xd8\xff"),
+        "image/webp": data[:4] == b"RIFF" and data[8:12] == b"WEBP",
+        "image/svg+xml": b"<svg" in data[:1024] and b"<script" not in data.lower(),
+    }
+    if not signatures[content_type]:
+        raise Invalid("The logo file is not a valid image.", field="logo")
+    try:
+        encoded = base64.b64encode(data).decode()
+    except binascii.Error:  # pragma: no cover - bytes always encode
+        raise Invalid("The logo file is not a valid image.", field="logo") from None
+    return f"data:{content_type};base64,{encoded}"
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    name: str
+    default_locale: str
+    brand_colour: str | None
+    logo: tuple[str, bytes] | None = None
+    remove_logo: bool = False
+
+
+async def update_settings(ctx: TenantContext, change: SettingsChange) -> TenantSummary:
+    """Change the name, default language, brand colour and logo; audited with the diff."""
+    ctx.require(Permission.ORGANIZATION_UPDATE)
+    name = clean_text(change.name, "name", max_length=200)
+    locale = clean_locale(change.default_locale, "default_locale")
+    colour = clean_colour(change.brand_colour)
+    logo_url = _logo_data_url(*change.logo) if change.logo else None
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        before = (await fetch(_SUMMARY_SQL + " WHERE id = $1 FOR UPDATE", ctx.tenant_id))[0]
+        await execute(
+            """UPDATE organization SET name = $2, default_locale = $3, brand_colour = $4,
+                   logo_data_url = CASE WHEN $5 THEN NULL ELSE coalesce($6, logo_data_url) END,
+                   updated_at = now()
+               WHERE id = $1""",
+            ctx.tenant_id,
+            name,
+            locale,
+            colour,
+            change.remove_logo,
+            logo_url,
+        )
+        changed = {
+            key: {"from": before[key], "to": value}
+            for key, value in (("name", name), ("default_locale", locale), ("brand_colour", colour))
+            if before[key] != value
+        }
+        if logo_url:
+            changed["logo"] = {"from": None, "to": "uploaded"}
+        elif change.remove_logo and before["has_logo"]:
+            changed["logo"] = {"from": "uploaded", "to": None}
+        if changed:
+            await audit.record(ctx, "organization.updated", "organization", ctx.tenant_id,
+                               changes=changed)
+        after = (await fetch(_SUMMARY_SQL + " WHERE id = $1", ctx.tenant_id))[0]
+    return summary(after)
+
+
+async def set_status(ctx: TenantContext, status: str) -> None:
+    """Operators (and the CLI) move an organization between trial, active, suspended, closed."""
+    status = clean_choice(status, STATUSES, "status")
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        await execute("UPDATE organization SET status = $2, updated_at = now() WHERE id = $1",
+                      ctx.tenant_id, status)
+        await audit.record(ctx, "organization.status_changed", "organization", ctx.tenant_id,
+                           status=status)
+
+
+def system_context(tenant: TenantSummary, label: str = "system") -> TenantContext:
+    """A context for operators' commands and jobs: every permission, acting as the system."""
+    return TenantContext(
+        tenant=tenant,
+        actor=Actor.system(label),
+        permissions=permissions_of(Role.OWNER),
+        role=None,
+    )
+
+
+async def tenant_by_slug(slug: str) -> TenantSummary:
+    async with transaction():
+        rows = await fetch(_SUMMARY_SQL + " WHERE slug = $1", slug.lower())
+    if not rows:
+        raise NotFound()
+    return summary(rows[0])
+
+
+async def tenant_by_id(tenant_id: UUID) -> TenantSummary:
+    async with transaction():
+        rows = await fetch(_SUMMARY_SQL + " WHERE id = $1", tenant_id)
+    if not rows:
+        raise NotFound()
+    return summary(rows[0])

@@ -1,0 +1,62 @@
+"""Permissions (`scope:resource:action`) and the one table mapping roles to them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class Permission(StrEnum):
+    ORGANIZATION_READ = "org:organization:read"
+    ORGANIZATION_UPDATE = "org:organization:update"
+    MEMBERS_READ = "org:members:read"
+    MEMBERS_INVITE = "org:members:invite"
+    MEMBERS_UPDATE = "org:members:update"
+    MEMBERS_REMOVE = "org:members:remove"
+    OWNERS_MANAGE = "org:owners:manage"
+    AUDIT_READ = "org:audit:read"
+    TOKENS_MANAGE = "org:tokens:manage"
+
+
+_MEMBER = frozenset({Permission.ORGANIZATION_READ, Permission.MEMBERS_READ})
+_ADMIN = _MEMBER | {
+    Permission.ORGANIZATION_UPDATE,
+    Permission.MEMBERS_INVITE,
+    Permission.MEMBERS_UPDATE,
+    Permission.MEMBERS_REMOVE,
+    Permission.AUDIT_READ,
+    Permission.TOKENS_MANAGE,
+}
+_OWNER = _ADMIN | {Permission.OWNERS_MANAGE}
+
+#: The one place roles meet permissions.
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(_OWNER),
+    Role.ADMIN: frozenset(_ADMIN),
+    Role.MEMBER: _MEMBER,
+}
+
+#: Scopes an API token may carry (a token never manages tokens or owners).
+TOKEN_SCOPES: frozenset[Permission] = frozenset(
+    {
+        Permission.ORGANIZATION_READ,
+        Permission.MEMBERS_READ,
+        Permission.MEMBERS_INVITE,
+        Permission.MEMBERS_UPDATE,
+        Permission.MEMBERS_REMOVE,
+        Permission.AUDIT_READ,
+    }
+)
+
+
+def permissions_of(role: str) -> frozenset[Permission]:
+    """The permissions granted by `role` (none for an unknown role)."""
+    try:
+        return ROLE_PERMISSIONS[Role(role)]
+    except ValueError:
+        return frozenset()

@@ -1,0 +1,31 @@
+"""Piccolo app for the tenants package (its tables and migrations)."""
+
+import os
+
+from piccolo.conf.apps import AppConfig
+
+from tenants.tables import (
+    ApiToken,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    StaffMember,
+    User,
+    UserToken,
+)
+
+APP_CONFIG = AppConfig(
+    app_name="tenants",
+    migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
+    table_classes=[
+        Organization,
+        User,
+        UserToken,
+        StaffMember,
+            Membership,
+        Invitation,
+        AuditEvent,
+        ApiToken,
+    ],
+)

@@ -1,0 +1,122 @@
+"""Piccolo tables of the tenants package. The schema itself is the SQL of the migrations
+(composite keys, row-level security); these classes mirror it for queries.
+
+Global: Organization (the tenant itself), User, UserToken, StaffMember.
+Tenant-owned (row-level security on `tenant_id`): Membership, Invitation, AuditEvent, ApiToken.
+"""
+
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    Array,
+    Boolean,
+    Bytea,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.table import Table
+
+from core.database import DB
+
+
+class Organization(Table, tablename="organization", db=DB):  # type: ignore[call-arg,misc]
+    id = UUID(primary_key=True)
+    name = Text()
+    slug = Text()
+    kind = Text()
+    country = Varchar(length=2)
+    default_locale = Text(default="fr")
+    timezone = Text(default="Europe/Paris")
+    currency = Varchar(length=3, default="EUR")
+    status = Text(default="trial")
+    siret = Text(null=True, default=None)
+    vat_number = Text(null=True, default=None)
+    parent_id = UUID(null=True, default=None)
+    logo_data_url = Text(null=True, default=None)
+    brand_colour = Text(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class User(Table, tablename="user_account", db=DB):  # type: ignore[call-arg,misc]
+    id = UUID(primary_key=True)
+    email = Text()
+    name = Text()
+    locale = Text(default="fr")
+    password_hash = Text(null=True, default=None)
+    email_verified = Boolean(default=False)
+    is_active = Boolean(default=True)
+    created_at = Timestamptz()
+    last_login_at = Timestamptz(null=True, default=None)
+
+
+class UserToken(Table, tablename="user_token", db=DB):  # type: ignore[call-arg,misc]
+    id = UUID(primary_key=True)
+    user_id = UUID()
+    purpose = Text()
+    token_hash = Bytea()
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+
+
+class StaffMember(Table, tablename="staff_member", db=DB):  # type: ignore[call-arg,misc]
+    id = UUID(primary_key=True)
+    user_id = UUID()
+    role = Text()
+    created_at = Timestamptz()
+
+
+class Membership(Table, tablename="membership", db=DB):  # type: ignore[call-arg,misc]
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    user_id = UUID()
+    role = Text()
+    created_at = Timestamptz()
+
+
+class Invitation(Table, tablename="invitation", db=DB):  # type: ignore[call-arg,misc]
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    email = Text()
+    role = Text()
+    token_hash = Bytea()
+    invited_by = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    last_sent_at = Timestamptz()
+    send_count = Integer(default=1)
+    accepted_at = Timestamptz(null=True, default=None)
+    accepted_by = UUID(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class AuditEvent(Table, tablename="audit_event", db=DB):  # type: ignore[call-arg,misc]
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    occurred_at = Timestamptz()
+    actor_user_id = UUID(null=True, default=None)
+    actor_kind = Text()
+    actor_label = Text(default="")
+    action = Text()
+    target_type = Text(default="")
+    target_id = Text(default="")
+    ip = Text(null=True, default=None)  # inet in SQL
+    user_agent = Text(default="")
+    details = JSONB(default={})
+
+
+class ApiToken(Table, tablename="api_token", db=DB):  # type: ignore[call-arg,misc]
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    name = Text()
+    prefix = Text()
+    token_hash = Bytea()
+    scopes = Array(base_column=Text())
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    expires_at = Timestamptz(null=True, default=None)
+    last_used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)

@@ -1,0 +1,146 @@
+"""API tokens: per tenant, scoped, expiring, shown once and stored as a digest.
+
+A token reads `jalon_<tenant id hex>_<secret>`: the tenant part lets the API set the tenant
+before looking the digest up, so the lookup itself runs under row-level security.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from core.database import execute, fetch, transaction
+from core.errors import Invalid, NotFound, Unauthenticated
+from core.security import new_token, token_digest
+from core.validation import clean_text
+from tenants import audit
+from tenants.context import Actor, TenantContext
+from tenants.organizations import summary
+from tenants.permissions import TOKEN_SCOPES, Permission
+
+PREFIX = "jalon_"
+MAX_DAYS = 730
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: UUID
+    name: str
+    token: str
+    scopes: list[str]
+    expires_at: datetime | None
+
+
+def _clean_scopes(scopes: list[str]) -> list[str]:
+    allowed = {scope.value for scope in TOKEN_SCOPES}
+    chosen = sorted(set(scopes))
+    if not chosen:
+        raise Invalid("Choose at least one scope.", field="scopes")
+    unknown = [scope for scope in chosen if scope not in allowed]
+    if unknown:
+        raise Invalid("Unknown scope: {scope}.", field="scopes", scope=unknown[0])
+    return chosen
+
+
+async def create_token(
+    ctx: TenantContext, name: str, scopes: list[str], expires_in_days: int | None
+) -> IssuedToken:
+    """Issue a token; its secret is in the result only, never stored or shown again."""
+    ctx.require(Permission.TOKENS_MANAGE)
+    name = clean_text(name, "name", max_length=100)
+    chosen = _clean_scopes(scopes)
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_DAYS:
+        raise Invalid("Choose an expiry between 1 and {max} days.", field="expires_in_days",
+                      max=MAX_DAYS)
+    expires_at = (
+        datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    )
+    token = f"{PREFIX}{ctx.tenant_id.hex}_{new_token()}"
+    token_id = uuid4()
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        await execute(
+            """INSERT INTO api_token (tenant_id, id, name, prefix, token_hash, scopes,
+                   created_by, expires_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            ctx.tenant_id,
+            token_id,
+            name,
+            token[: len(PREFIX) + 8],
+            token_digest(token),
+            chosen,
+            ctx.actor.user_id,
+            expires_at,
+        )
+        await audit.record(ctx, "token.created", "api_token", token_id, name=name,
+                           scopes=chosen)
+    return IssuedToken(token_id, name, token, chosen, expires_at)
+
+
+async def list_tokens(ctx: TenantContext) -> list[dict[str, Any]]:
+    ctx.require(Permission.TOKENS_MANAGE)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        return await fetch(
+            """SELECT id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at,
+                      (expires_at IS NOT NULL AND expires_at < now()) AS expired
+               FROM api_token WHERE tenant_id = $1 ORDER BY created_at DESC""",
+            ctx.tenant_id,
+        )
+
+
+async def revoke_token(ctx: TenantContext, token_id: UUID | str) -> None:
+    """Revoke a token of this tenant; unknown and foreign ids are `NotFound`."""
+    ctx.require(Permission.TOKENS_MANAGE)
+    try:
+        ident = UUID(str(token_id))
+    except ValueError:
+        raise NotFound() from None
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        rows = await fetch(
+            """UPDATE api_token SET revoked_at = coalesce(revoked_at, now())
+               WHERE tenant_id = $1 AND id = $2 RETURNING name""",
+            ctx.tenant_id,
+            ident,
+        )
+        if not rows:
+            raise NotFound()
+        await audit.record(ctx, "token.revoked", "api_token", ident, name=rows[0]["name"])
+
+
+async def token_context(raw: str, ip: str | None, user_agent: str) -> TenantContext:
+    """The context a bearer token acts in; any invalid token is `Unauthenticated` alike."""
+    refused = Unauthenticated("Invalid or expired API token.")
+    if not raw.startswith(PREFIX) or raw.count("_") < 2:
+        raise refused
+    tenant_hex, _, secret = raw[len(PREFIX):].partition("_")
+    try:
+        tenant_id = UUID(hex=tenant_hex)
+    except ValueError:
+        raise refused from None
+    if not secret:
+        raise refused
+    async with transaction(tenant_id):
+        rows = await fetch(
+            """UPDATE api_token SET last_used_at = now()
+               WHERE tenant_id = $1 AND token_hash = $2 AND revoked_at IS NULL
+                 AND (expires_at IS NULL OR expires_at > now())
+               RETURNING id, name, scopes""",
+            tenant_id,
+            token_digest(raw),
+        )
+        orgs = await fetch(
+            "SELECT id, slug, name, status, default_locale, brand_colour, "
+            "logo_data_url IS NOT NULL AS has_logo FROM organization WHERE id = $1",
+            tenant_id,
+        )
+    if not rows or not orgs or orgs[0]["status"] in ("suspended", "closed"):
+        raise refused
+    token = rows[0]
+    return TenantContext(
+        tenant=summary(orgs[0]),
+        actor=Actor(kind="api_token", label=f"token:{token['name']}", ip=ip,
+                    user_agent=user_agent),
+        permissions=frozenset(Permission(scope) for scope in token["scopes"]
+                              if scope in Permission._value2member_map_),
+    )

@@ -1,0 +1,120 @@
+"""Shared fixtures: a real PostgreSQL (migrated, connected as the runtime role) and two tenants.
+
+`DATABASE_URL` names the server when set (CI sets it); otherwise the embedded PostgreSQL in
+`var/` serves. Each test session gets a fresh database, `jalon_test`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from core import database, jobs
+from core.settings import Settings, load_settings
+from tenants.context import Actor, TenantContext
+from tenants.identity import UserAccount, create_user
+from tenants.organizations import OrganizationFields, create_organization, member_context
+
+TEST_DATABASE = "jalon_test"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _settings() -> Settings:
+    if IN_CI and not os.environ.get("DATABASE_URL"):
+        raise RuntimeError("CI=true needs DATABASE_URL: a missing service is a failure")
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return _settings()
+
+
+@pytest.fixture(scope="session")
+async def owner_url(settings: Settings) -> AsyncIterator[str]:
+    """A freshly created, migrated test database; the URL of its owner connection."""
+    server_url = database.owner_url(settings)
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
+    finally:
+        await admin.close()
+    url = database.with_database(server_url, TEST_DATABASE)
+    await database.migrate(url, settings.runtime_role, settings.runtime_password,
+                           "api.piccolo_conf")
+    yield url
+
+
+@pytest.fixture(scope="session")
+async def db(owner_url: str, settings: Settings) -> AsyncIterator[str]:
+    """The shared engine, connected as the runtime role to the test database."""
+    runtime = database.runtime_url(settings, owner_url)
+    database.configure(runtime, pool_size=5)
+    await database.start_pool()
+    jobs.configure_queue(None)
+    yield runtime
+    await jobs.get_queue().close()
+    await database.close_pool()
+
+
+@dataclass(frozen=True)
+class TenantFixture:
+    """A tenant with an owner and a plain member, and their contexts."""
+
+    slug: str
+    owner: UserAccount
+    member: UserAccount
+    owner_ctx: TenantContext
+    member_ctx: TenantContext
+
+    @property
+    def id(self):  # type: ignore[no-untyped-def]
+        return self.owner_ctx.tenant_id
+
+
+async def make_user(name: str = "Test Person", locale: str = "en") -> UserAccount:
+    email = f"{name.split()[0].lower()}-{uuid4().hex[:8]}@example.org"
+    return await create_user(email, name, "correct horse battery", locale, verified=True)
+
+
+async def make_tenant(label: str) -> TenantFixture:
+    """A new organization with an owner and a member (added through the database directly,
+    since invitations are themselves under test)."""
+    owner = await make_user(f"{label} Owner")
+    member = await make_user(f"{label} Member")
+    slug = f"{label.lower()}-{uuid4().hex[:8]}"
+    actor = Actor(kind="user", user_id=owner.id, label=owner.email)
+    tenant = await create_organization(
+        OrganizationFields(name=f"{label} Org", slug=slug, kind="company", country="FR",
+                           default_locale="en"),
+        owner,
+        actor,
+    )
+    async with database.transaction(tenant.id):
+        await database.execute(
+            "INSERT INTO membership (tenant_id, id, user_id, role) VALUES ($1, $2, $3, 'member')",
+            tenant.id,
+            uuid4(),
+            member.id,
+        )
+    owner_ctx = await member_context(slug, owner, actor)
+    member_ctx = await member_context(
+        slug, member, Actor(kind="user", user_id=member.id, label=member.email)
+    )
+    return TenantFixture(slug, owner, member, owner_ctx, member_ctx)
+
+
+@pytest.fixture
+async def tenant_a(db: str) -> TenantFixture:
+    return await make_tenant("Alpha")
+
+
+@pytest.fixture
+async def tenant_b(db: str) -> TenantFixture:
+    return await make_tenant("Beta")
