@@ -38,6 +38,16 @@ class UserAccount:
     staff_role: str | None = None
 
 
+@dataclass(frozen=True)
+class NewAccount:
+    """What a person types to create their account (email comes from context or the form)."""
+
+    name: str
+    password: str
+    locale: str
+    email: str = ""
+
+
 def _account(row: dict[str, Any]) -> UserAccount:
     return UserAccount(
         id=row["id"],

@@ -18,7 +18,7 @@ from core.settings import Settings
 from core.validation import clean_choice, clean_email
 from tenants import audit
 from tenants.context import Actor, TenantContext
-from tenants.identity import UserAccount, create_user_in_transaction
+from tenants.identity import NewAccount, UserAccount, create_user_in_transaction
 from tenants.organizations import summary
 from tenants.permissions import Permission, Role
 
@@ -136,6 +136,27 @@ async def remove_member(ctx: TenantContext, membership_id: UUID | str) -> None:
         )
         await audit.record(ctx, "member.left" if leaving else "member.removed", "membership",
                            membership["id"], email=membership["email"], role=membership["role"])
+
+
+async def add_member(ctx: TenantContext, user: UserAccount, role: str) -> UUID:
+    """Make an existing account a member directly (operators, demo data); audited."""
+    ctx.require(Permission.MEMBERS_UPDATE)
+    role = clean_choice(role, ROLES, "role")
+    membership_id = uuid4()
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        try:
+            await execute(
+                "INSERT INTO membership (tenant_id, id, user_id, role) VALUES ($1, $2, $3, $4)",
+                ctx.tenant_id,
+                membership_id,
+                user.id,
+                role,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict("This person is already a member.") from None
+        await audit.record(ctx, "member.added", "membership", membership_id,
+                           email=user.email, role=role)
+    return membership_id
 
 
 async def own_membership_id(ctx: TenantContext) -> UUID:
@@ -331,13 +352,6 @@ async def pending_invitation(slug: str, token: str) -> PendingInvitation:
         role=invitation["role"],
         account_exists=bool(accounts),
     )
-
-
-@dataclass(frozen=True)
-class NewAccount:
-    name: str
-    password: str
-    locale: str
 
 
 async def accept_invitation(

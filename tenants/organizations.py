@@ -15,7 +15,7 @@ from core.errors import Conflict, Invalid, NotFound
 from core.validation import clean_choice, clean_colour, clean_locale, clean_slug, clean_text
 from tenants import audit
 from tenants.context import Actor, TenantContext, TenantSummary
-from tenants.identity import UserAccount
+from tenants.identity import NewAccount, UserAccount, create_user_in_transaction
 from tenants.permissions import Permission, Role, permissions_of
 
 KINDS = ("company", "local_authority", "foreign_agency", "school", "other")
@@ -153,6 +153,25 @@ async def create_organization(
     """Self-serve signup or operator creation: a new organization, starting in `trial`."""
     async with transaction(user_id=actor.user_id):
         return await create_organization_in_transaction(fields, owner, actor, status)
+
+
+async def signup(
+    fields: OrganizationFields, owner: UserAccount | None, new_owner: NewAccount | None,
+    actor: Actor,
+) -> tuple[UserAccount, TenantSummary]:
+    """Self-serve signup: the organization (in `trial`) and, when needed, its owner's account,
+    in one transaction, so a refused organization leaves no orphan account behind."""
+    async with transaction(user_id=actor.user_id):
+        if owner is None:
+            if new_owner is None:
+                raise Invalid("Create your account to continue.")
+            owner = await create_user_in_transaction(
+                new_owner.email, new_owner.name, new_owner.password, new_owner.locale
+            )
+            actor = Actor(kind="user", user_id=owner.id, label=owner.email, ip=actor.ip,
+                          user_agent=actor.user_agent)
+        tenant = await create_organization_in_transaction(fields, owner, actor)
+    return owner, tenant
 
 
 async def member_context(slug: str, user: UserAccount, actor: Actor) -> TenantContext:

@@ -18,6 +18,7 @@ from core import database, jobs
 from core.settings import Settings, load_settings
 from tenants.context import Actor, TenantContext
 from tenants.identity import UserAccount, create_user
+from tenants.members import add_member
 from tenants.organizations import OrganizationFields, create_organization, member_context
 
 TEST_DATABASE = "jalon_test"
@@ -84,8 +85,8 @@ async def make_user(name: str = "Test Person", locale: str = "en") -> UserAccoun
 
 
 async def make_tenant(label: str) -> TenantFixture:
-    """A new organization with an owner and a member (added through the database directly,
-    since invitations are themselves under test)."""
+    """A new organization with an owner and a member (added directly: invitations are
+    themselves under test)."""
     owner = await make_user(f"{label} Owner")
     member = await make_user(f"{label} Member")
     slug = f"{label.lower()}-{uuid4().hex[:8]}"
@@ -96,14 +97,8 @@ async def make_tenant(label: str) -> TenantFixture:
         owner,
         actor,
     )
-    async with database.transaction(tenant.id):
-        await database.execute(
-            "INSERT INTO membership (tenant_id, id, user_id, role) VALUES ($1, $2, $3, 'member')",
-            tenant.id,
-            uuid4(),
-            member.id,
-        )
     owner_ctx = await member_context(slug, owner, actor)
+    await add_member(owner_ctx, member, "member")
     member_ctx = await member_context(
         slug, member, Actor(kind="user", user_id=member.id, label=member.email)
     )

@@ -1,0 +1,224 @@
+"""The `jalon` command line: serve, worker, migrate, demo, and operators' create commands.
+
+Create commands take their fields as options and print the created object as one JSON line,
+so scripts can chain them (`jalon tenant create … | jq -r .id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import click
+
+from api.runtime import connect, import_jobs, run
+from core import database
+from core.errors import UserError
+from core.i18n import translate
+from core.settings import get_settings
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    click.echo(json.dumps(payload, default=str, ensure_ascii=False))
+
+
+def _fail(error: UserError) -> None:
+    click.echo(translate("en", error.message, **error.params)
+               + (f" (field: {error.field})" if error.field else ""), err=True)
+    sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """Jalon: assess, develop and certify digital skills."""
+
+
+@main.command()
+def migrate() -> None:
+    """Create the roles and apply every pending migration (as the owner role)."""
+    settings = get_settings()
+    owner = database.owner_url(settings)
+    asyncio.run(database.migrate(owner, settings.runtime_role, settings.runtime_password,
+                                 "api.piccolo_conf"))
+    click.echo("migrations applied", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the web application with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    connect(settings)  # start the embedded server before workers fork
+    import_jobs()
+    click.echo(f"Jalon on {settings.base_url} (listening on http://{host}:{port})", err=True)
+    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, proxy_headers=True,
+                forwarded_allow_ips="127.0.0.1", log_level="info")
+
+
+@main.command()
+def worker() -> None:
+    """Run an arq worker for background jobs (requires REDIS_URL)."""
+    from arq.connections import RedisSettings
+    from arq.worker import run_worker
+
+    from core import jobs
+    from core.mail import configure_mailer
+
+    settings = get_settings()
+    if not settings.redis_url:
+        raise click.UsageError("REDIS_URL is not set: without it, jobs run inside `jalon serve`.")
+    import_jobs()
+    connect(settings)
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        await database.start_pool()
+        jobs.configure_queue(settings.redis_url)
+        configure_mailer(settings.smtp_url, settings.mail_from)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        await jobs.get_queue().close()
+        await database.close_pool()
+
+    jobs.WorkerSettings.functions = jobs.worker_functions()
+    jobs.WorkerSettings.redis_settings = RedisSettings.from_dsn(settings.redis_url)  # type: ignore[attr-defined]
+    jobs.WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
+    jobs.WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]
+    run_worker(jobs.WorkerSettings)  # type: ignore[arg-type]
+
+
+@main.command()
+def demo() -> None:
+    """Seed the demo organizations, people and data (safe to run again)."""
+    from api.demo import seed
+
+    logins = run(seed)
+    settings = get_settings()
+    click.echo("")
+    click.echo(f"Jalon demo ready: {settings.base_url}")
+    click.echo("Demo sign-ins (password for all: " + logins["password"] + "):")
+    for line in logins["accounts"]:
+        click.echo(f"  {line}")
+    if settings.dev_outbox:
+        click.echo(f"Mail sent by the demo lands in {settings.base_url}/dev/outbox")
+
+
+@main.group()
+def tenant() -> None:
+    """Organizations (tenants)."""
+
+
+@tenant.command("create")
+@click.option("--name", required=True)
+@click.option("--slug", required=True)
+@click.option("--kind", required=True,
+              type=click.Choice(["company", "local_authority", "foreign_agency", "school", "other"]))
+@click.option("--country", required=True, help="ISO 3166 alpha-2, e.g. FR")
+@click.option("--locale", default="fr", show_default=True)
+@click.option("--timezone", default="Europe/Paris", show_default=True)
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--status", default="trial", show_default=True,
+              type=click.Choice(["trial", "active", "suspended", "closed"]))
+@click.option("--siret", default=None)
+@click.option("--vat-number", default=None)
+@click.option("--parent", "parent_slug", default=None, help="slug of the parent organization")
+@click.option("--owner-email", default=None, help="an existing account that becomes owner")
+def tenant_create(**options: Any) -> None:
+    """Create an organization; prints it as JSON."""
+    from tenants.context import Actor
+    from tenants.identity import find_user_by_email
+    from tenants.organizations import OrganizationFields, create_organization
+
+    async def work() -> dict[str, Any]:
+        owner = None
+        if options["owner_email"]:
+            owner = await find_user_by_email(options["owner_email"])
+            if owner is None:
+                raise UserError("No account has this email address.", field="owner_email")
+        fields = OrganizationFields(
+            name=options["name"], slug=options["slug"], kind=options["kind"],
+            country=options["country"], default_locale=options["locale"],
+            timezone=options["timezone"], currency=options["currency"],
+            siret=options["siret"], vat_number=options["vat_number"],
+            parent_slug=options["parent_slug"],
+        )
+        created = await create_organization(fields, owner, Actor.system("cli"),
+                                            status=options["status"])
+        return {"id": created.id, "slug": created.slug, "name": created.name,
+                "status": created.status, "owner": owner.email if owner else None}
+
+    try:
+        _emit(run(work))
+    except UserError as error:
+        _fail(error)
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--tenant", "slug", required=True, help="organization slug")
+@click.option("--name", required=True)
+@click.option("--scope", "scopes", multiple=True, required=True,
+              help="repeatable, e.g. org:members:read")
+@click.option("--expires-in-days", type=int, default=None)
+def token_create(slug: str, name: str, scopes: tuple[str, ...],
+                 expires_in_days: int | None) -> None:
+    """Create an API token; the secret is printed here only, once."""
+    from tenants.organizations import system_context, tenant_by_slug
+    from tenants.tokens import create_token
+
+    async def work() -> dict[str, Any]:
+        ctx = system_context(await tenant_by_slug(slug), "cli")
+        issued = await create_token(ctx, name, list(scopes), expires_in_days)
+        return {"id": issued.id, "tenant": slug, "name": issued.name, "token": issued.token,
+                "scopes": issued.scopes, "expires_at": issued.expires_at}
+
+    try:
+        _emit(run(work))
+    except UserError as error:
+        _fail(error)
+
+
+@main.group()
+def staff() -> None:
+    """Our own staff (back office)."""
+
+
+@staff.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", required=True,
+              type=click.Choice(["account_manager", "content_editor", "superadmin"]))
+@click.option("--locale", default="fr", show_default=True)
+@click.option("--password", default=None, help="omit to let the person use a reset link")
+def staff_create(email: str, name: str, role: str, locale: str, password: str | None) -> None:
+    """Create (or promote) a staff account; prints it as JSON."""
+    from tenants.identity import create_user, find_user_by_email, make_staff
+
+    async def work() -> dict[str, Any]:
+        user = await find_user_by_email(email)
+        if user is None:
+            user = await create_user(email, name, password, locale, verified=True)
+        await make_staff(user.id, role)
+        return {"id": user.id, "email": user.email, "name": user.name, "role": role}
+
+    try:
+        _emit(run(work))
+    except UserError as error:
+        _fail(error)
+
+
+try:  # the engine's commands, when present
+    from api.cli_engine import engine as _engine_group
+
+    main.add_command(_engine_group)
+except ImportError:  # pragma: no cover
+    pass

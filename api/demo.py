@@ -1,0 +1,116 @@
+"""Demo data: three organizations (a company, a city, a foreign agency) with their people.
+
+Idempotent: people and organizations that exist are left as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import NotFound
+from core.settings import get_settings
+from tenants.context import Actor
+from tenants.identity import UserAccount, create_user, find_user_by_email, make_staff
+from tenants.members import add_member, invite
+from tenants.organizations import (
+    OrganizationFields,
+    create_organization,
+    member_context,
+    tenant_by_slug,
+)
+
+PASSWORD = "jalon-demo-2026"  # noqa: S105 - published demo credential
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    email: str
+    name: str
+    locale: str
+    role: str
+
+
+@dataclass(frozen=True)
+class DemoOrganization:
+    fields: OrganizationFields
+    status: str
+    people: tuple[DemoPerson, ...]
+    invitee: str
+
+
+ORGANIZATIONS = (
+    DemoOrganization(
+        OrganizationFields(name="Atelier Numérique SARL", slug="atelier-numerique",
+                           kind="company", country="FR", default_locale="fr",
+                           siret="12345678900011", vat_number="FR12123456789"),
+        "active",
+        (
+            DemoPerson("claire.martin@atelier.example", "Claire Martin", "fr", "owner"),
+            DemoPerson("karim.benali@atelier.example", "Karim Benali", "fr", "admin"),
+            DemoPerson("sophie.leroy@atelier.example", "Sophie Leroy", "fr", "member"),
+        ),
+        "nouvelle.recrue@atelier.example",
+    ),
+    DemoOrganization(
+        OrganizationFields(name="Ville de Belleval", slug="ville-de-belleval",
+                           kind="local_authority", country="FR", default_locale="fr"),
+        "active",
+        (
+            DemoPerson("maire@belleval.example", "Anne Dubois", "fr", "owner"),
+            DemoPerson("mediation@belleval.example", "Lucas Petit", "fr", "member"),
+        ),
+        "conseiller.numerique@belleval.example",
+    ),
+    DemoOrganization(
+        OrganizationFields(name="Digital Agency of Nordvik", slug="nordvik-digital",
+                           kind="foreign_agency", country="NO", default_locale="en",
+                           timezone="Europe/Oslo", currency="NOK"),
+        "trial",
+        (
+            DemoPerson("ingrid.hansen@nordvik.example", "Ingrid Hansen", "en", "owner"),
+            DemoPerson("ola.berg@nordvik.example", "Ola Berg", "en", "admin"),
+        ),
+        "trainer@nordvik.example",
+    ),
+)
+
+STAFF = DemoPerson("account.manager@jalon.example", "Camille Roux", "fr", "account_manager")
+
+
+async def _person(person: DemoPerson) -> UserAccount:
+    existing = await find_user_by_email(person.email)
+    if existing:
+        return existing
+    return await create_user(person.email, person.name, PASSWORD, person.locale, verified=True)
+
+
+async def _organization(demo: DemoOrganization) -> None:
+    people = [await _person(p) for p in demo.people]
+    owner = people[0]
+    actor = Actor(kind="user", user_id=owner.id, label=owner.email)
+    try:
+        await tenant_by_slug(demo.fields.slug)
+    except NotFound:
+        pass
+    else:
+        return
+    await create_organization(demo.fields, owner, actor, status=demo.status)
+    ctx = await member_context(demo.fields.slug, owner, actor)
+    for person, account in zip(demo.people[1:], people[1:], strict=True):
+        await add_member(ctx, account, person.role)
+    await invite(ctx, demo.invitee, "member", get_settings())
+
+
+async def seed() -> dict[str, Any]:
+    """Create what is missing of the demo; return the sign-ins to print."""
+    for demo in ORGANIZATIONS:
+        await _organization(demo)
+    staff = await _person(STAFF)
+    await make_staff(staff.id, STAFF.role)
+    accounts = [
+        f"{p.email:<36} {p.role:<7} {demo.fields.name}"
+        for demo in ORGANIZATIONS for p in demo.people
+    ]
+    accounts.append(f"{STAFF.email:<36} staff   (back office)")
+    return {"password": PASSWORD, "accounts": accounts}

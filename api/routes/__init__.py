@@ -1,0 +1,1 @@
+"""Route handlers, one module per area: public pages, sign-in, the tenant console, the API."""

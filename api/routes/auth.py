@@ -1,0 +1,257 @@
+"""Sign-in, sign-out, password reset, magic links, signup, invitations and one's account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.response import Redirect, Template
+
+from api.guards import signed_in
+from api.web import (
+    actor_for,
+    client_ip,
+    current_user,
+    flash,
+    form_error,
+    form_of,
+    redirect,
+    render,
+    safe_next,
+    session_of,
+)
+from core.errors import Gone, Invalid, UserError
+from core.settings import get_settings
+from core.validation import clean_email, slugify
+from tenants import identity
+from tenants.identity import NewAccount, UserAccount
+from tenants.members import accept_invitation, pending_invitation
+from tenants.organizations import KINDS, OrganizationFields
+from tenants.organizations import signup as signup_service
+
+
+def _sign_in(request: Request[Any, Any, Any], user: UserAccount) -> None:
+    session = session_of(request)
+    session.clear()
+    session.rotate()
+    session["user_id"] = str(user.id)
+    request.scope["state"]["user"] = user  # type: ignore[typeddict-item]
+
+
+@get("/login", name="login")
+async def login_page(request: Request[Any, Any, Any], next: str | None = None) -> Template | Redirect:  # noqa: A002
+    if await current_user(request):
+        return redirect(safe_next(next, "/o/"))
+    return render(request, "login.html", next=safe_next(next, ""))
+
+
+@post("/login")
+async def login(request: Request[Any, Any, Any]) -> Template | Redirect:
+    form = await form_of(request)
+    try:
+        user = await identity.authenticate(
+            form.get("email", ""), form.get("password", ""), client_ip(request),
+            request.app.state.limiter, get_settings(),
+        )
+    except UserError as error:
+        return form_error(request, "login.html", error, form, next=safe_next(form.get("next"), ""))
+    _sign_in(request, user)
+    return redirect(safe_next(form.get("next"), "/o/"))
+
+
+@post("/logout")
+async def logout(request: Request[Any, Any, Any]) -> Redirect:
+    session = session_of(request)
+    session.clear()
+    session.rotate()
+    flash(request, "You are signed out.")
+    return redirect("/")
+
+
+@get("/login/link")
+async def magic_link_page(request: Request[Any, Any, Any], next: str | None = None) -> Template:  # noqa: A002
+    return render(request, "magic_link.html", next=safe_next(next, ""))
+
+
+@post("/login/link")
+async def magic_link_request(request: Request[Any, Any, Any]) -> Template:
+    form = await form_of(request)
+    try:
+        email = clean_email(form.get("email"))
+    except UserError as error:
+        return form_error(request, "magic_link.html", error, form, next=form.get("next", ""))
+    await identity.request_magic_link(email, get_settings(), safe_next(form.get("next"), "/o/"))
+    return render(request, "message.html", title="Check your inbox",
+                  message="If an account exists for {email}, a sign-in link is on its way. "
+                          "It works once, for 15 minutes.",
+                  params={"email": email})
+
+
+@get("/login/link/{token:str}")
+async def magic_link_confirm(request: Request[Any, Any, Any], token: str,
+                             next: str | None = None) -> Template:  # noqa: A002
+    # A button, not an automatic sign-in: mail scanners that prefetch links must not use them.
+    return render(request, "magic_link_confirm.html", token=token, next=safe_next(next, "/o/"))
+
+
+@post("/login/link/{token:str}")
+async def magic_link_consume(request: Request[Any, Any, Any], token: str) -> Template | Redirect:
+    form = await form_of(request)
+    try:
+        user = await identity.consume_magic_link(token)
+    except UserError as error:
+        return form_error(request, "magic_link.html", error, {})
+    _sign_in(request, user)
+    return redirect(safe_next(form.get("next"), "/o/"))
+
+
+@get("/password/forgot")
+async def password_forgot_page(request: Request[Any, Any, Any]) -> Template:
+    return render(request, "password_forgot.html")
+
+
+@post("/password/forgot")
+async def password_forgot(request: Request[Any, Any, Any]) -> Template:
+    form = await form_of(request)
+    try:
+        email = clean_email(form.get("email"))
+    except UserError as error:
+        return form_error(request, "password_forgot.html", error, form)
+    await identity.request_password_reset(email, get_settings())
+    return render(request, "message.html", title="Check your inbox",
+                  message="If an account exists for {email}, a link to choose a new password "
+                          "is on its way. It works once, for an hour.",
+                  params={"email": email})
+
+
+@get("/password/reset/{token:str}")
+async def password_reset_page(request: Request[Any, Any, Any], token: str) -> Template:
+    return render(request, "password_reset.html", token=token)
+
+
+@post("/password/reset/{token:str}")
+async def password_reset(request: Request[Any, Any, Any], token: str) -> Template | Redirect:
+    form = await form_of(request)
+    try:
+        if form.get("password") != form.get("password_confirm"):
+            raise Invalid("The two passwords differ.", field="password_confirm")
+        user = await identity.reset_password(token, form.get("password", ""))
+    except UserError as error:
+        return form_error(request, "password_reset.html", error, form, token=token)
+    _sign_in(request, user)
+    flash(request, "Your password has been changed.")
+    return redirect("/o/")
+
+
+@get("/signup")
+async def signup_page(request: Request[Any, Any, Any]) -> Template:
+    await current_user(request)
+    return render(request, "signup.html", kinds=KINDS,
+                  values={"country": "FR", "kind": "company"})
+
+
+@post("/signup")
+async def signup(request: Request[Any, Any, Any]) -> Template | Redirect:
+    form = await form_of(request)
+    user = await current_user(request)
+    settings = get_settings()
+    try:
+        slug = form.get("slug") or slugify(form.get("organization_name", ""))
+        fields = OrganizationFields(
+            name=form.get("organization_name", ""),
+            slug=slug,
+            kind=form.get("kind", ""),
+            country=form.get("country", ""),
+            default_locale=form.get("locale") or (user.locale if user else settings.default_locale),
+            siret=form.get("siret") or None,
+            vat_number=form.get("vat_number") or None,
+        )
+        new_owner = None
+        if user is None:
+            if form.get("password") != form.get("password_confirm"):
+                raise Invalid("The two passwords differ.", field="password_confirm")
+            if not form.get("terms"):
+                raise Invalid("Accept the terms of use to continue.", field="terms")
+            new_owner = NewAccount(
+                name=form.get("name", ""),
+                password=form.get("password", ""),
+                locale=form.get("locale") or settings.default_locale,
+                email=form.get("email", ""),
+            )
+        owner, tenant = await signup_service(fields, user, new_owner, actor_for(request, user))
+        if user is None:
+            _sign_in(request, owner)
+    except UserError as error:
+        return form_error(request, "signup.html", error, form, kinds=KINDS)
+    flash(request, "Welcome! {organization} is ready: its trial has started.",
+          organization=tenant.name)
+    return redirect(f"/o/{tenant.slug}/")
+
+
+@get("/invitations/{slug:str}/{token:str}")
+async def invitation_page(request: Request[Any, Any, Any], slug: str, token: str) -> Template:
+    await current_user(request)
+    try:
+        invitation = await pending_invitation(slug, token)
+    except Gone as error:
+        return form_error(request, "message.html", error, {}, title="Invitation")
+    return render(request, "invitation.html", invitation=invitation, slug=slug, token=token)
+
+
+@post("/invitations/{slug:str}/{token:str}")
+async def invitation_accept(request: Request[Any, Any, Any], slug: str,
+                            token: str) -> Template | Redirect:
+    form = await form_of(request)
+    user = await current_user(request)
+    new_account = None
+    try:
+        if user is None:
+            if form.get("password") != form.get("password_confirm"):
+                raise Invalid("The two passwords differ.", field="password_confirm")
+            new_account = NewAccount(form.get("name", ""), form.get("password", ""),
+                                     form.get("locale") or get_settings().default_locale)
+        account, org_slug = await accept_invitation(slug, token, user, new_account,
+                                                    actor_for(request, user))
+    except Gone as error:
+        return form_error(request, "message.html", error, {}, title="Invitation")
+    except UserError as error:
+        try:
+            invitation = await pending_invitation(slug, token)
+        except Gone as gone:
+            return form_error(request, "message.html", gone, {}, title="Invitation")
+        return form_error(request, "invitation.html", error, form, invitation=invitation,
+                          slug=slug, token=token)
+    if user is None:
+        _sign_in(request, account)
+    flash(request, "You have joined the organization.")
+    return redirect(f"/o/{org_slug}/")
+
+
+@get("/account", guards=[signed_in])
+async def account_page(request: Request[Any, Any, Any]) -> Template:
+    user = await current_user(request)
+    assert user is not None
+    return render(request, "account.html", values={"name": user.name, "locale": user.locale})
+
+
+@post("/account", guards=[signed_in])
+async def account_update(request: Request[Any, Any, Any]) -> Template | Redirect:
+    form = await form_of(request)
+    user = await current_user(request)
+    assert user is not None
+    try:
+        updated = await identity.update_profile(user, form.get("name", ""),
+                                                form.get("locale", ""))
+    except UserError as error:
+        return form_error(request, "account.html", error, form)
+    request.scope["state"]["user"] = updated  # type: ignore[typeddict-item]
+    flash(request, "Your changes are saved.")
+    return redirect("/account")
+
+
+handlers = [
+    login_page, login, logout, magic_link_page, magic_link_request, magic_link_confirm,
+    magic_link_consume, password_forgot_page, password_forgot, password_reset_page,
+    password_reset, signup_page, signup, invitation_page, invitation_accept, account_page,
+    account_update,
+]

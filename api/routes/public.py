@@ -1,0 +1,88 @@
+"""Pages anyone may open: home, health, language switch, organization logos, dev outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+
+from api.web import LOCALE_COOKIE, current_user, form_of, redirect, render, safe_next
+from core import database
+from core.i18n import LOCALES
+from core.mail import recent_mail
+from core.settings import get_settings
+from tenants.organizations import logo
+
+
+@get("/")
+async def home(request: Request[Any, Any, Any]) -> Template | Redirect:
+    if await current_user(request):
+        return redirect("/o/")
+    return render(request, "home.html")
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+    """The database (and Redis, when configured) answer."""
+    checks = {"database": "ok" if await database.ping() else "unavailable"}
+    redis = request.app.state.get("redis")
+    if redis is not None:
+        try:
+            await redis.ping()
+            checks["redis"] = "ok"
+        except (OSError, ConnectionError):
+            checks["redis"] = "unavailable"
+    ready = all(value == "ok" for value in checks.values())
+    return Response({"status": "ok" if ready else "unavailable", **checks},
+                    status_code=200 if ready else 503)
+
+
+@post("/locale")
+async def set_locale(request: Request[Any, Any, Any]) -> Redirect:
+    form = await form_of(request)
+    locale = form.get("locale", "")
+    response = redirect(safe_next(form.get("next"), "/"))
+    if locale in LOCALES:
+        response.cookies.append(
+            Cookie(key=LOCALE_COOKIE, value=locale, max_age=365 * 24 * 3600, path="/",
+                   samesite="lax", httponly=True, secure=get_settings().secure_cookies)
+        )
+        user = await current_user(request)
+        if user is not None and user.locale != locale:
+            from tenants.identity import update_profile
+
+            await update_profile(user, user.name, locale)
+    return response
+
+
+@get("/logos/{slug:str}")
+async def organization_logo(slug: str) -> Response[bytes]:
+    found = await logo(slug)
+    if found is None:
+        raise NotFoundException()
+    content_type, data = found
+    return Response(data, media_type=content_type,
+                    headers={"cache-control": "public, max-age=300",
+                             "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+                             "x-content-type-options": "nosniff"})
+
+
+@get("/dev/outbox")
+async def dev_outbox(request: Request[Any, Any, Any]) -> Template:
+    """Mail the development server would have sent, with clickable links."""
+    if not get_settings().dev_outbox:
+        raise NotFoundException()
+    await current_user(request)
+    return render(request, "dev_outbox.html", messages=await recent_mail())
+
+
+handlers = [home, healthz, readyz, set_locale, organization_logo, dev_outbox]

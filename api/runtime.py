@@ -1,0 +1,53 @@
+"""Process start-up shared by the CLI commands: connect the database, jobs and mail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from core import database, jobs
+from core.jobs import InProcessQueue
+from core.mail import configure_mailer
+from core.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+#: Every module that registers jobs; the worker and the in-process queue need them imported.
+JOB_MODULES = ("core.mail",)
+
+
+def import_jobs() -> None:
+    import importlib
+
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+
+
+def connect(settings: Settings) -> str:
+    """Point the engine at the runtime role (starting the embedded server if needed)."""
+    owner = database.owner_url(settings)
+    database.configure(database.runtime_url(settings, owner), settings.db_pool_size)
+    return owner
+
+
+def run(work: Callable[[], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Run `work` with the database, job queue and mailer ready; wait for in-process jobs."""
+    settings = settings or get_settings()
+    import_jobs()
+
+    async def main() -> T:
+        connect(settings)
+        await database.start_pool()
+        queue = jobs.configure_queue(settings.redis_url)
+        configure_mailer(settings.smtp_url, settings.mail_from)
+        try:
+            result = await work()
+            if isinstance(queue, InProcessQueue):
+                await queue.drain()
+            return result
+        finally:
+            await queue.close()
+            await database.close_pool()
+
+    return asyncio.run(main())

@@ -1,0 +1,120 @@
+"""Server-side sessions: an opaque random id in a cookie, the data in a Litestar store
+(Redis when configured, files in the data directory otherwise).
+
+Written here rather than taken from Litestar because a session must get a new id when its
+privilege changes (sign-in, sign-out): that defeats session fixation.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.stores.base import Store
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+COOKIE = "jalon_session"
+
+
+class Session(dict[str, Any]):
+    """The session's data; `rotate()` gives it a new id, `clear()` empties it."""
+
+    def __init__(self, session_id: str | None, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.session_id = session_id
+        self.previous_id: str | None = None
+        self.modified = False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.modified = True
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.modified = True
+        super().__delitem__(key)
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            self.modified = True
+        return super().pop(key, default)
+
+    def clear(self) -> None:
+        self.modified = True
+        super().clear()
+
+    def rotate(self) -> None:
+        """Move the data to a fresh id; the old one is deleted when the response is sent."""
+        self.previous_id = self.session_id
+        self.session_id = None
+        self.modified = True
+
+
+class SessionMiddleware:
+    """Loads `scope["jalon_session"]` before the app and saves it after."""
+
+    def __init__(
+        self, app: ASGIApp, store: Store, max_age: int, secure: bool
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.max_age = max_age
+        self.secure = secure
+
+    @staticmethod
+    def _cookie_value(scope: Scope) -> str | None:
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                for part in value.decode("latin-1").split(";"):
+                    key, _, val = part.strip().partition("=")
+                    if key == COOKIE and 40 <= len(val) <= 100 and val.isalnum():
+                        return val
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        session_id = self._cookie_value(scope)
+        data: dict[str, Any] = {}
+        if session_id:
+            raw = await self.store.get(session_id)
+            if raw:
+                data = json.loads(raw)
+            else:
+                session_id = None
+        session = Session(session_id, data)
+        scope["jalon_session"] = session  # type: ignore[typeddict-unknown-key]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start" and session.modified:
+                await self._save(session, message)
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    async def _save(self, session: Session, message: Message) -> None:
+        headers = MutableScopeHeaders.from_message(message)  # type: ignore[arg-type]
+        if session.previous_id:
+            await self.store.delete(session.previous_id)
+        if not session:
+            if session.session_id:
+                await self.store.delete(session.session_id)
+            cookie = Cookie(key=COOKIE, value="", max_age=0, path="/", httponly=True,
+                            secure=self.secure, samesite="lax")
+            headers.add("set-cookie", cookie.to_header(header=""))
+            return
+        if session.session_id is None:
+            session.session_id = secrets.token_hex(32)
+        await self.store.set(session.session_id, json.dumps(session, default=str),
+                             expires_in=self.max_age)
+        cookie = Cookie(key=COOKIE, value=session.session_id, max_age=self.max_age, path="/",
+                        httponly=True, secure=self.secure, samesite="lax")
+        headers.add("set-cookie", cookie.to_header(header=""))
+
+
+def get_session(scope: Scope) -> Session:
+    """The request's session (the middleware always sets one)."""
+    session: Session = scope["jalon_session"]  # type: ignore[typeddict-item]
+    return session

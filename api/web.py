@@ -1,0 +1,166 @@
+"""What every page handler shares: the signed-in person, the language, rendering, forms."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from babel.dates import format_datetime
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.response import Redirect, Template
+
+from api.sessions import Session, get_session
+from core.errors import UserError
+from core.i18n import LOCALE_NAMES, LOCALES, best_locale, translate
+from core.settings import Settings, get_settings
+from tenants.context import Actor, TenantContext
+from tenants.identity import UserAccount, get_user
+
+LOCALE_COOKIE = "jalon_locale"
+
+
+def session_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Session:
+    return get_session(connection.scope)
+
+
+async def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> UserAccount | None:
+    """The signed-in person, loaded once per request; None when signed out."""
+    state = connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    if "user" in state:
+        user: UserAccount | None = state["user"]
+        return user
+    user_id = session_of(connection).get("user_id")
+    user = None
+    if user_id:
+        from uuid import UUID
+
+        try:
+            user = await get_user(UUID(user_id))
+        except ValueError:
+            user = None
+        if user is None:
+            session_of(connection).clear()
+    state["user"] = user
+    return user
+
+
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    client = connection.client
+    return client.host if client else "0.0.0.0"  # noqa: S104 - a label, not a bind address
+
+
+def actor_for(connection: ASGIConnection[Any, Any, Any, Any], user: UserAccount | None) -> Actor:
+    """The audit log's view of who is making this request."""
+    return Actor(
+        kind="user" if user else "system",
+        user_id=user.id if user else None,
+        label=user.email if user else "",
+        ip=client_ip(connection),
+        user_agent=connection.headers.get("user-agent", "")[:500],
+    )
+
+
+def locale_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The request's language: the person's choice, then the cookie, then the browser's."""
+    state = connection.scope.get("state", {})
+    user: UserAccount | None = state.get("user")
+    if user is not None and user.locale in LOCALES:
+        return user.locale
+    cookie = connection.cookies.get(LOCALE_COOKIE)
+    if cookie in LOCALES:
+        return str(cookie)
+    return best_locale(connection.headers.get("accept-language"), get_settings().default_locale)
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only same-site relative paths may be redirect targets (no open redirects)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target:
+        return default
+    return target
+
+
+def redirect(path: str) -> Redirect:
+    """A 303 See Other, the answer to a successful form post."""
+    return Redirect(path=path, status_code=303)
+
+
+def flash(connection: ASGIConnection[Any, Any, Any, Any], message: str, **params: Any) -> None:
+    """A one-time notice for the next page, stored untranslated (translated when shown)."""
+    session = session_of(connection)
+    notices = list(session.get("flash", []))
+    notices.append({"message": message, "params": params})
+    session["flash"] = notices
+
+
+def _formatters(locale: str) -> dict[str, Any]:
+    def gettext(message: str, **params: Any) -> str:
+        return translate(locale, message, **params)
+
+    def format_dt(value: datetime | None, format: str = "medium") -> str:  # noqa: A002
+        if value is None:
+            return ""
+        return format_datetime(value, format=format, locale=locale)
+
+    return {"_": gettext, "format_dt": format_dt}
+
+
+def render(
+    request: Request[Any, Any, Any],
+    template: str,
+    *,
+    status: int = 200,
+    ctx: TenantContext | None = None,
+    **context: Any,
+) -> Template:
+    """Render `template` in the request's language with the page chrome's context."""
+    locale = locale_of(request)
+    settings: Settings = get_settings()
+    session = session_of(request)
+    notices = session.pop("flash", []) if status < 400 else []
+    state = request.scope.get("state", {})
+    base = {
+        **_formatters(locale),
+        "locale": locale,
+        "locales": LOCALE_NAMES,
+        "user": state.get("user"),
+        "ctx": ctx,
+        "tenant": ctx.tenant if ctx else None,
+        "notices": [translate(locale, n["message"], **n["params"]) for n in notices],
+        "dev_outbox": settings.dev_outbox,
+        "path": request.url.path,
+        "errors": {},
+        "values": {},
+    }
+    base.update(context)
+    return Template(template_name=template, context=base, status_code=status)
+
+
+def form_error(
+    request: Request[Any, Any, Any],
+    template: str,
+    error: UserError,
+    values: dict[str, Any],
+    *,
+    ctx: TenantContext | None = None,
+    **context: Any,
+) -> Template:
+    """Re-render a form with what was typed and the error next to its field (nothing lost)."""
+    locale = locale_of(request)
+    message = translate(locale, error.message, **error.params)
+    errors = {error.field or "__all__": message}
+    safe_values = {k: v for k, v in values.items() if "password" not in k and k != "_csrf_token"}
+    return render(request, template, status=error.status_code, ctx=ctx, errors=errors,
+                  values=safe_values, **context)
+
+
+async def form_of(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The submitted form's text fields (last value wins; uploads are read separately)."""
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
