@@ -10,12 +10,12 @@ from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
@@ -26,7 +26,7 @@ from litestar.template.config import TemplateConfig
 from api.guards import LoginRequired
 from api.routes import api_v1, auth, console, public
 from api.sessions import SessionMiddleware
-from api.web import locale_of, render
+from api.web import locale_of
 from core import database, jobs
 from core.errors import UserError
 from core.i18n import translate
@@ -124,7 +124,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if not database.DB.config.get("dsn"):
             owner = database.owner_url(settings)
             database.configure(database.runtime_url(settings, owner), settings.db_pool_size)
-        await database.start_pool()
+        # A pool started by the caller (the test suite) stays the caller's to close.
+        owns_pool = database.DB.pool is None
+        if owns_pool:
+            await database.start_pool()
         jobs.configure_queue(settings.redis_url)
         configure_mailer(settings.smtp_url, settings.mail_from)
         if settings.redis_url:
@@ -142,7 +145,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await jobs.get_queue().close()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
-            await database.close_pool()
+            if owns_pool:
+                await database.close_pool()
 
     csrf = CSRFConfig(
         secret=settings.secret_key,

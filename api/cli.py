@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from api.cli_engine import engine as engine_commands
 from api.runtime import connect, import_jobs, run
 from core import database
 from core.errors import UserError
@@ -216,9 +217,4 @@ def staff_create(email: str, name: str, role: str, locale: str, password: str | 
         _fail(error)
 
 
-try:  # the engine's commands, when present
-    from api.cli_engine import engine as _engine_group
-
-    main.add_command(_engine_group)
-except ImportError:  # pragma: no cover
-    pass
+main.add_command(engine_commands)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 
 from api.web import actor_for, current_user
@@ -47,3 +48,7 @@ def tenant_context(request: ASGIConnection[Any, Any, Any, Any]) -> TenantContext
     """The context `tenant_member` resolved (a dependency for handlers)."""
     ctx: TenantContext = request.scope["state"]["ctx"]  # type: ignore[typeddict-item]
     return ctx
+
+
+#: How handlers ask for the resolved context.
+Ctx = NamedDependency[TenantContext]

@@ -103,7 +103,7 @@ def _formatters(locale: str) -> dict[str, Any]:
     def gettext(message: str, **params: Any) -> str:
         return translate(locale, message, **params)
 
-    def format_dt(value: datetime | None, format: str = "medium") -> str:  # noqa: A002
+    def format_dt(value: datetime | None, format: str = "medium") -> str:
         if value is None:
             return ""
         return format_datetime(value, format=format, locale=locale)

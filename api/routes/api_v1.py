@@ -12,7 +12,9 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import SecurityScheme
+from litestar.params import FromPath, FromQuery, JSONBody
 
+from api.guards import Ctx
 from api.web import client_ip
 from core.errors import Forbidden, Invalid, Unauthenticated
 from core.settings import get_settings
@@ -92,15 +94,15 @@ def _ctx(request: Request[Any, Any, Any]) -> TenantContext:
 
 
 @get("/organization", opt={"permission": Permission.ORGANIZATION_READ})
-async def organization(ctx: TenantContext) -> Organization:
+async def organization(ctx: Ctx) -> Organization:
     """The organization the token belongs to."""
     row = await get_organization(ctx)
     return msgspec.convert(row, Organization, from_attributes=False, strict=False)
 
 
 @get("/members", opt={"permission": Permission.MEMBERS_READ})
-async def list_members(ctx: TenantContext, cursor: str | None = None,
-                       limit: int = 50) -> MemberPage:
+async def list_members(ctx: Ctx, cursor: FromQuery[str | None] = None,
+                       limit: FromQuery[int] = 50) -> MemberPage:
     """Members, in a stable order, one page at a time (pass `next_cursor` back as `cursor`)."""
     if not 1 <= limit <= 200:
         raise Invalid("limit must be between 1 and 200.", field="limit")
@@ -113,32 +115,32 @@ async def list_members(ctx: TenantContext, cursor: str | None = None,
 
 
 @patch("/members/{membership_id:str}", opt={"permission": Permission.MEMBERS_UPDATE})
-async def change_role(ctx: TenantContext, membership_id: str, data: RoleChange) -> None:
+async def change_role(ctx: Ctx, membership_id: FromPath[str], data: JSONBody[RoleChange]) -> None:
     """Give a member another role (owners are managed in the console)."""
     await members.change_role(ctx, membership_id, data.role)
 
 
 @delete("/members/{membership_id:str}", opt={"permission": Permission.MEMBERS_REMOVE})
-async def remove_member(ctx: TenantContext, membership_id: str) -> None:
+async def remove_member(ctx: Ctx, membership_id: FromPath[str]) -> None:
     """Remove a member; the last owner stays."""
     await members.remove_member(ctx, membership_id)
 
 
 @get("/invitations", opt={"permission": Permission.MEMBERS_READ})
-async def list_invitations(ctx: TenantContext) -> list[Invitation]:
+async def list_invitations(ctx: Ctx) -> list[Invitation]:
     """Pending invitations."""
     return [msgspec.convert(row, Invitation) for row in await members.list_invitations(ctx)]
 
 
 @post("/invitations", opt={"permission": Permission.MEMBERS_INVITE})
-async def create_invitation(ctx: TenantContext, data: NewInvitation) -> dict[str, UUID]:
+async def create_invitation(ctx: Ctx, data: JSONBody[NewInvitation]) -> dict[str, UUID]:
     """Invite someone by email; they receive a link valid 7 days."""
     invitation_id = await members.invite(ctx, data.email, data.role, get_settings())
     return {"id": invitation_id}
 
 
 @delete("/invitations/{invitation_id:str}", opt={"permission": Permission.MEMBERS_INVITE})
-async def revoke_invitation(ctx: TenantContext, invitation_id: str) -> None:
+async def revoke_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> None:
     """Revoke a pending invitation."""
     await members.revoke_invitation(ctx, invitation_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from api.guards import signed_in
@@ -39,7 +40,7 @@ def _sign_in(request: Request[Any, Any, Any], user: UserAccount) -> None:
 
 
 @get("/login", name="login")
-async def login_page(request: Request[Any, Any, Any], next: str | None = None) -> Template | Redirect:  # noqa: A002
+async def login_page(request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template | Redirect:
     if await current_user(request):
         return redirect(safe_next(next, "/o/"))
     return render(request, "login.html", next=safe_next(next, ""))
@@ -69,7 +70,7 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
 
 
 @get("/login/link")
-async def magic_link_page(request: Request[Any, Any, Any], next: str | None = None) -> Template:  # noqa: A002
+async def magic_link_page(request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template:
     return render(request, "magic_link.html", next=safe_next(next, ""))
 
 
@@ -88,14 +89,14 @@ async def magic_link_request(request: Request[Any, Any, Any]) -> Template:
 
 
 @get("/login/link/{token:str}")
-async def magic_link_confirm(request: Request[Any, Any, Any], token: str,
-                             next: str | None = None) -> Template:  # noqa: A002
+async def magic_link_confirm(request: Request[Any, Any, Any], token: FromPath[str],
+                             next: FromQuery[str | None] = None) -> Template:
     # A button, not an automatic sign-in: mail scanners that prefetch links must not use them.
     return render(request, "magic_link_confirm.html", token=token, next=safe_next(next, "/o/"))
 
 
 @post("/login/link/{token:str}")
-async def magic_link_consume(request: Request[Any, Any, Any], token: str) -> Template | Redirect:
+async def magic_link_consume(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
     form = await form_of(request)
     try:
         user = await identity.consume_magic_link(token)
@@ -125,12 +126,12 @@ async def password_forgot(request: Request[Any, Any, Any]) -> Template:
 
 
 @get("/password/reset/{token:str}")
-async def password_reset_page(request: Request[Any, Any, Any], token: str) -> Template:
+async def password_reset_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
     return render(request, "password_reset.html", token=token)
 
 
 @post("/password/reset/{token:str}")
-async def password_reset(request: Request[Any, Any, Any], token: str) -> Template | Redirect:
+async def password_reset(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
     form = await form_of(request)
     try:
         if form.get("password") != form.get("password_confirm"):
@@ -189,7 +190,7 @@ async def signup(request: Request[Any, Any, Any]) -> Template | Redirect:
 
 
 @get("/invitations/{slug:str}/{token:str}")
-async def invitation_page(request: Request[Any, Any, Any], slug: str, token: str) -> Template:
+async def invitation_page(request: Request[Any, Any, Any], slug: FromPath[str], token: FromPath[str]) -> Template:
     await current_user(request)
     try:
         invitation = await pending_invitation(slug, token)
@@ -199,8 +200,8 @@ async def invitation_page(request: Request[Any, Any, Any], slug: str, token: str
 
 
 @post("/invitations/{slug:str}/{token:str}")
-async def invitation_accept(request: Request[Any, Any, Any], slug: str,
-                            token: str) -> Template | Redirect:
+async def invitation_accept(request: Request[Any, Any, Any], slug: FromPath[str],
+                            token: FromPath[str]) -> Template | Redirect:
     form = await form_of(request)
     user = await current_user(request)
     new_account = None

@@ -8,14 +8,14 @@ from typing import Any
 from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from api.guards import signed_in, tenant_context, tenant_member
+from api.guards import Ctx, signed_in, tenant_context, tenant_member
 from api.web import current_user, flash, form_error, form_of, redirect, render
 from core.errors import Invalid, UserError
 from core.settings import get_settings
 from tenants import audit, members, tokens
-from tenants.context import TenantContext
 from tenants.organizations import (
     SettingsChange,
     get_organization,
@@ -36,7 +36,7 @@ async def organizations(request: Request[Any, Any, Any]) -> Template | Redirect:
 
 
 @get("/", opt={"permission": Permission.ORGANIZATION_READ})
-async def dashboard(request: Request[Any, Any, Any], ctx: TenantContext) -> Template:
+async def dashboard(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     org = await get_organization(ctx)
     people = await members.list_members(ctx)
     pending = await members.list_invitations(ctx)
@@ -48,7 +48,7 @@ async def dashboard(request: Request[Any, Any, Any], ctx: TenantContext) -> Temp
                   pending_count=len(pending), recent=recent)
 
 
-async def _members_page(request: Request[Any, Any, Any], ctx: TenantContext,
+async def _members_page(request: Request[Any, Any, Any], ctx: Ctx,
                         error: UserError | None = None,
                         values: dict[str, str] | None = None) -> Template:
     people = await members.list_members(ctx)
@@ -62,12 +62,12 @@ async def _members_page(request: Request[Any, Any, Any], ctx: TenantContext,
 
 
 @get("/members", opt={"permission": Permission.MEMBERS_READ})
-async def members_page(request: Request[Any, Any, Any], ctx: TenantContext) -> Template:
+async def members_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     return await _members_page(request, ctx)
 
 
 @post("/members/invite", opt={"permission": Permission.MEMBERS_INVITE})
-async def invite(request: Request[Any, Any, Any], ctx: TenantContext) -> Template | Redirect:
+async def invite(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
     form = await form_of(request)
     try:
         await members.invite(ctx, form.get("email", ""), form.get("role", "member"),
@@ -79,8 +79,8 @@ async def invite(request: Request[Any, Any, Any], ctx: TenantContext) -> Templat
 
 
 @post("/members/{membership_id:str}/role", opt={"permission": Permission.MEMBERS_UPDATE})
-async def change_role(request: Request[Any, Any, Any], ctx: TenantContext,
-                      membership_id: str) -> Template | Redirect:
+async def change_role(request: Request[Any, Any, Any], ctx: Ctx,
+                      membership_id: FromPath[str]) -> Template | Redirect:
     form = await form_of(request)
     try:
         await members.change_role(ctx, membership_id, form.get("role", ""))
@@ -91,8 +91,8 @@ async def change_role(request: Request[Any, Any, Any], ctx: TenantContext,
 
 
 @post("/members/{membership_id:str}/remove", opt={"permission": Permission.MEMBERS_READ})
-async def remove_member(request: Request[Any, Any, Any], ctx: TenantContext,
-                        membership_id: str) -> Template | Redirect:
+async def remove_member(request: Request[Any, Any, Any], ctx: Ctx,
+                        membership_id: FromPath[str]) -> Template | Redirect:
     # Any member may leave; removing someone else is checked by the service.
     try:
         own = await members.own_membership_id(ctx)
@@ -107,8 +107,8 @@ async def remove_member(request: Request[Any, Any, Any], ctx: TenantContext,
 
 
 @post("/invitations/{invitation_id:str}/resend", opt={"permission": Permission.MEMBERS_INVITE})
-async def resend(request: Request[Any, Any, Any], ctx: TenantContext,
-                 invitation_id: str) -> Template | Redirect:
+async def resend(request: Request[Any, Any, Any], ctx: Ctx,
+                 invitation_id: FromPath[str]) -> Template | Redirect:
     try:
         await members.resend_invitation(ctx, invitation_id, get_settings())
     except UserError as error:
@@ -118,8 +118,8 @@ async def resend(request: Request[Any, Any, Any], ctx: TenantContext,
 
 
 @post("/invitations/{invitation_id:str}/revoke", opt={"permission": Permission.MEMBERS_INVITE})
-async def revoke(request: Request[Any, Any, Any], ctx: TenantContext,
-                 invitation_id: str) -> Template | Redirect:
+async def revoke(request: Request[Any, Any, Any], ctx: Ctx,
+                 invitation_id: FromPath[str]) -> Template | Redirect:
     try:
         await members.revoke_invitation(ctx, invitation_id)
     except UserError as error:
@@ -129,14 +129,14 @@ async def revoke(request: Request[Any, Any, Any], ctx: TenantContext,
 
 
 @get("/settings", opt={"permission": Permission.ORGANIZATION_READ})
-async def settings_page(request: Request[Any, Any, Any], ctx: TenantContext) -> Template:
+async def settings_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     org = await get_organization(ctx)
     return render(request, "console/settings.html", ctx=ctx, org=org, values=org)
 
 
 @post("/settings", opt={"permission": Permission.ORGANIZATION_UPDATE})
 async def settings_update(request: Request[Any, Any, Any],
-                          ctx: TenantContext) -> Template | Redirect:
+                          ctx: Ctx) -> Template | Redirect:
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     upload = form.get("logo")
@@ -174,7 +174,7 @@ def _parse_day(value: str | None, field: str) -> datetime | None:
 
 
 @get("/audit", opt={"permission": Permission.AUDIT_READ})
-async def audit_page(request: Request[Any, Any, Any], ctx: TenantContext) -> Template:
+async def audit_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     query = request.query_params
     values = {key: query.get(key, "") for key in ("action", "actor", "since", "until")}
     actions = await audit.distinct_actions(ctx)
@@ -194,14 +194,14 @@ async def audit_page(request: Request[Any, Any, Any], ctx: TenantContext) -> Tem
 
 
 @get("/tokens", opt={"permission": Permission.TOKENS_MANAGE})
-async def tokens_page(request: Request[Any, Any, Any], ctx: TenantContext) -> Template:
+async def tokens_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     return render(request, "console/tokens.html", ctx=ctx, tokens=await tokens.list_tokens(ctx),
                   scopes=sorted(s.value for s in TOKEN_SCOPES), issued=None,
                   values={"expires_in_days": "90"})
 
 
 @post("/tokens", opt={"permission": Permission.TOKENS_MANAGE})
-async def tokens_create(request: Request[Any, Any, Any], ctx: TenantContext) -> Template:
+async def tokens_create(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     form = await request.form()
     scopes = [v for v in form.getall("scopes") if isinstance(v, str)] if "scopes" in form else []
     values = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -222,8 +222,8 @@ async def tokens_create(request: Request[Any, Any, Any], ctx: TenantContext) -> 
 
 
 @post("/tokens/{token_id:str}/revoke", opt={"permission": Permission.TOKENS_MANAGE})
-async def tokens_revoke(request: Request[Any, Any, Any], ctx: TenantContext,
-                        token_id: str) -> Redirect:
+async def tokens_revoke(request: Request[Any, Any, Any], ctx: Ctx,
+                        token_id: FromPath[str]) -> Redirect:
     await tokens.revoke_token(ctx, token_id)
     flash(request, "The token has been revoked.")
     return redirect(f"/o/{ctx.tenant.slug}/tokens")

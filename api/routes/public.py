@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.web import LOCALE_COOKIE, current_user, form_of, redirect, render, safe_next
@@ -65,7 +66,7 @@ async def set_locale(request: Request[Any, Any, Any]) -> Redirect:
 
 
 @get("/logos/{slug:str}")
-async def organization_logo(slug: str) -> Response[bytes]:
+async def organization_logo(slug: FromPath[str]) -> Response[bytes]:
     found = await logo(slug)
     if found is None:
         raise NotFoundException()

@@ -1,0 +1,89 @@
+"""Fixtures for HTTP tests: the real application on the test database, and a browser-like
+client that keeps cookies and sends the CSRF token of the last page it loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from api.app import create_app
+from core.settings import Settings
+from tenants.identity import UserAccount
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+class Browser:
+    """A thin wrapper over the test client that behaves like a person's browser."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.csrf = ""
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self.client.get(path, **kwargs)
+        match = _CSRF.search(response.text)
+        if match:
+            self.csrf = match.group(1)
+        return response
+
+    async def post(self, path: str, data: dict[str, Any] | None = None, *,
+                   page: str | None = None, **kwargs: Any) -> httpx.Response:
+        """Submit a form as if from `page` (default: the form's own path)."""
+        await self.get(page or "/login")
+        form = {"_csrf_token": self.csrf, **(data or {})}
+        return await self.client.post(path, data=form, **kwargs)
+
+    async def login(self, user: UserAccount, password: str = PASSWORD) -> httpx.Response:
+        response = await self.post("/login", {"email": user.email, "password": password})
+        assert response.status_code == 303, response.text
+        return response
+
+
+@pytest.fixture(scope="session")
+async def app(db: str, settings: Settings) -> AsyncIterator[Litestar]:
+    """The application, started once (its lifespan) on the suite's event loop."""
+    application = create_app(settings)
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        # Entered and exited in one task, as the ASGI server would.
+        async with application.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run_lifespan())
+    await started.wait()
+    yield application
+    stop.set()
+    await task
+
+
+async def _never_a_server_error(response: httpx.Response) -> None:
+    # A 500 is a bug: every request of the suite goes through this check.
+    assert response.status_code < 500, f"{response.request.method} {response.request.url} -> 500"
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling the application in-process, on the same event loop as the
+    database pool (Litestar's own test client runs the app on a thread of its own)."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://127.0.0.1", follow_redirects=False,
+        headers={"accept-language": "en"},
+        event_hooks={"response": [_never_a_server_error]},
+    ) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def browser(client: httpx.AsyncClient) -> Browser:
+    return Browser(client)
