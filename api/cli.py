@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from api.cli_engine import engine as engine_commands
+from api.cli_engine import engine_cli
 from api.runtime import connect, import_jobs, run
 from core import database
 from core.errors import UserError
@@ -217,4 +217,4 @@ def staff_create(email: str, name: str, role: str, locale: str, password: str | 
         _fail(error)
 
 
-main.add_command(engine_commands)
+main.add_command(engine_cli)

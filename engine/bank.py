@@ -1,0 +1,546 @@
+"""The framework and challenge bank (`jalon-bank/1`, see docs/bank-format.md): typed data,
+a loader that reports every error with its location, answer checking, and a per-process cache.
+
+Reading the bank files is the only I/O the engine does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.pool import ItemPool
+
+FORMAT = "jalon-bank/1"
+CHALLENGE_TYPES = ("single_choice", "multiple_choice", "short_text")
+STATUSES = ("draft", "pretest", "validated", "retired")
+
+Text = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A skill (`@name<level>`) at one DigComp level, in one tube."""
+
+    code: str
+    level: int
+    title: Text
+    tube: str
+    competence: str
+
+
+@dataclass(frozen=True)
+class Tube:
+    """A family of skills of increasing level on one topic, in one competence."""
+
+    code: str
+    title: Text
+    skills: tuple[Skill, ...]
+    competence: str
+
+
+@dataclass(frozen=True)
+class Competence:
+    """A competence (e.g. DigComp 1.1) and its tubes."""
+
+    code: str
+    title: Text
+    tubes: tuple[Tube, ...]
+    area: str
+
+
+@dataclass(frozen=True)
+class Area:
+    """A competence area (DigComp has five)."""
+
+    code: str
+    title: Text
+    competences: tuple[Competence, ...]
+
+
+@dataclass(frozen=True)
+class Level:
+    """A proficiency level and its band name."""
+
+    level: int
+    band: Text
+
+
+@dataclass(frozen=True)
+class IrtParameters:
+    """4PL parameters, logistic without the 1.7 constant."""
+
+    a: float
+    b: float
+    c: float = 0.0
+    d: float = 1.0
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One question. `solution` holds 0-based indices for choice types and accepted answers
+    per locale for short text; `proposals` is empty for short text."""
+
+    id: str
+    skill: str
+    type: str
+    locales: tuple[str, ...]
+    statement: Text
+    proposals: Mapping[str, tuple[str, ...]]
+    solution: tuple[int, ...] | Mapping[str, tuple[str, ...]]
+    explanation: Text
+    irt: IrtParameters
+    status: str
+    timer_seconds: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Bank:
+    """A loaded, valid bank. `pool` compiles it for the engine (cached)."""
+
+    version: str
+    framework: str
+    title: Text
+    locales: tuple[str, ...]
+    levels: tuple[Level, ...]
+    areas: tuple[Area, ...]
+    challenges: tuple[Challenge, ...]
+    format: str = FORMAT
+
+    @cached_property
+    def competences(self) -> dict[str, Competence]:
+        """Competences by code, in framework order."""
+        return {c.code: c for a in self.areas for c in a.competences}
+
+    @cached_property
+    def tubes(self) -> dict[str, Tube]:
+        """Tubes by code."""
+        return {t.code: t for c in self.competences.values() for t in c.tubes}
+
+    @cached_property
+    def skills(self) -> dict[str, Skill]:
+        """Skills by code."""
+        return {s.code: s for t in self.tubes.values() for s in t.skills}
+
+    @cached_property
+    def challenge_by_id(self) -> dict[str, Challenge]:
+        """Challenges by id."""
+        return {ch.id: ch for ch in self.challenges}
+
+    @cached_property
+    def pool(self) -> ItemPool:
+        """Every challenge as an ItemPool (retired and draft ones kept, unselectable, so that
+        stored answers to them still replay)."""
+        skills = self.skills
+        comp_codes = tuple(self.competences)
+        tube_codes = tuple(self.tubes)
+        skill_codes = tuple(skills)
+        ci = {c: i for i, c in enumerate(comp_codes)}
+        ti = {t: i for i, t in enumerate(tube_codes)}
+        si = {s: i for i, s in enumerate(skill_codes)}
+        chs = self.challenges
+        n = len(chs)
+        status = np.array([ch.status for ch in chs])
+        locales = {
+            loc: np.array([loc in ch.locales for ch in chs], dtype=np.bool_) for loc in self.locales
+        }
+        return ItemPool(
+            ids=tuple(ch.id for ch in chs),
+            a=np.array([ch.irt.a for ch in chs], dtype=np.float64).reshape(n),
+            b=np.array([ch.irt.b for ch in chs], dtype=np.float64).reshape(n),
+            c=np.array([ch.irt.c for ch in chs], dtype=np.float64).reshape(n),
+            d=np.array([ch.irt.d for ch in chs], dtype=np.float64).reshape(n),
+            competence=np.array([ci[skills[ch.skill].competence] for ch in chs], np.int64).reshape(
+                n
+            ),
+            tube=np.array([ti[skills[ch.skill].tube] for ch in chs], np.int64).reshape(n),
+            skill=np.array([si[ch.skill] for ch in chs], np.int64).reshape(n),
+            scored=status == "validated",
+            pretest=status == "pretest",
+            competence_codes=comp_codes,
+            tube_codes=tube_codes,
+            skill_codes=skill_codes,
+            locales=locales,
+            version=self.version,
+        )
+
+
+@dataclass(frozen=True)
+class BankError:
+    """One problem in a bank file, at `location` (e.g. `area-1.json: challenges[12].irt.a`)."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+class BankValidationError(ValueError):
+    """Raised by `load_bank` with every error found, not just the first."""
+
+    def __init__(self, errors: Sequence[BankError]) -> None:
+        self.errors = list(errors)
+        lines = "\n".join(f"  {e}" for e in self.errors[:50])
+        more = f"\n  … and {len(self.errors) - 50} more" if len(self.errors) > 50 else ""
+        super().__init__(f"{len(self.errors)} error(s) in bank:\n{lines}{more}")
+
+
+# -- answers ------------------------------------------------------------------------------
+
+
+def _strip_punctuation(t: str) -> str:
+    start, end = 0, len(t)
+    while start < end and (t[start].isspace() or unicodedata.category(t[start])[0] == "P"):
+        start += 1
+    while end > start and (t[end - 1].isspace() or unicodedata.category(t[end - 1])[0] == "P"):
+        end -= 1
+    return t[start:end]
+
+
+def normalize_answer(text: str) -> str:
+    """Canonical form of a short-text answer: Unicode NFKC, case-folded, accents removed,
+    surrounding punctuation and spaces stripped, inner whitespace collapsed to one space."""
+    t = unicodedata.normalize("NFKC", text).casefold()
+    t = "".join(ch for ch in unicodedata.normalize("NFD", t) if not unicodedata.combining(ch))
+    t = unicodedata.normalize("NFC", t)
+    return " ".join(_strip_punctuation(t).split())
+
+
+def is_correct(challenge: Challenge, answer: str | int | Sequence[int], locale: str) -> bool:
+    """Whether `answer` solves `challenge`: the chosen index (or indices: exactly the solution
+    set for multiple choice), or a short text equal to an accepted answer after normalization."""
+    if challenge.type == "short_text":
+        if not isinstance(answer, str) or not isinstance(challenge.solution, Mapping):
+            return False
+        accepted = {normalize_answer(s) for s in challenge.solution.get(locale, ())}
+        return normalize_answer(answer) in accepted
+    if isinstance(answer, str):
+        return False
+    chosen = {answer} if isinstance(answer, int) else set(answer)
+    return chosen == set(challenge.solution if isinstance(challenge.solution, tuple) else ())
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Checker:
+    """Collects errors while walking the JSON; every accessor records a problem and returns a
+    safe default so that the walk goes on and reports everything."""
+
+    errors: list[BankError] = field(default_factory=list)
+
+    def err(self, loc: str, msg: str) -> None:
+        self.errors.append(BankError(loc, msg))
+
+    def obj(self, v: Any, loc: str) -> dict[str, Any]:
+        if isinstance(v, dict):
+            return v
+        self.err(loc, "must be an object")
+        return {}
+
+    def lst(self, v: Any, loc: str) -> list[Any]:
+        if isinstance(v, list):
+            return v
+        self.err(loc, "must be a list")
+        return []
+
+    def string(self, v: Any, loc: str) -> str:
+        if isinstance(v, str) and v.strip():
+            return v
+        self.err(loc, "must be a non-empty string")
+        return ""
+
+    def text(self, v: Any, loc: str, locales: Sequence[str]) -> dict[str, str]:
+        d = self.obj(v, loc)
+        out: dict[str, str] = {}
+        for lang in locales:
+            if lang not in d:
+                self.err(f"{loc}.{lang}", "missing locale")
+            else:
+                out[lang] = self.string(d[lang], f"{loc}.{lang}")
+        return out
+
+    def number(self, v: Any, loc: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            self.err(loc, "must be a finite number")
+            return math.nan
+        return float(v)
+
+
+def _read_json(path: Path, loc: str, chk: _Checker) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        chk.err(loc, f"file not found: {path}")
+        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        chk.err(loc, f"invalid JSON: {exc}")
+        return {}
+    return chk.obj(data, loc)
+
+
+def _parse_areas(areas: list[Any], src: str, chk: _Checker, codes: dict[str, str]) -> list[Area]:
+    out: list[Area] = []
+
+    def claim(code: str, loc: str) -> None:
+        if code and code in codes:
+            chk.err(loc, f"duplicate code {code!r} (first at {codes[code]})")
+        elif code:
+            codes[code] = loc
+
+    for i, raw in enumerate(areas):
+        loc = f"{src}: areas[{i}]"
+        ad = chk.obj(raw, loc)
+        acode = chk.string(ad.get("code"), f"{loc}.code")
+        claim(acode, f"{loc}.code")
+        comps: list[Competence] = []
+        for j, rc in enumerate(chk.lst(ad.get("competences"), f"{loc}.competences")):
+            cloc = f"{loc}.competences[{j}]"
+            cd = chk.obj(rc, cloc)
+            ccode = chk.string(cd.get("code"), f"{cloc}.code")
+            claim(ccode, f"{cloc}.code")
+            tubes: list[Tube] = []
+            for k, rt in enumerate(chk.lst(cd.get("tubes"), f"{cloc}.tubes")):
+                tloc = f"{cloc}.tubes[{k}]"
+                td = chk.obj(rt, tloc)
+                tcode = chk.string(td.get("code"), f"{tloc}.code")
+                claim(tcode, f"{tloc}.code")
+                skills: list[Skill] = []
+                for m, rs in enumerate(chk.lst(td.get("skills"), f"{tloc}.skills")):
+                    sloc = f"{tloc}.skills[{m}]"
+                    sd = chk.obj(rs, sloc)
+                    scode = chk.string(sd.get("code"), f"{sloc}.code")
+                    claim(scode, f"{sloc}.code")
+                    level = sd.get("level")
+                    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 8:
+                        chk.err(f"{sloc}.level", "must be an integer in 1..8")
+                        level = 0
+                    elif scode and not (scode.startswith("@") and scode.endswith(str(level))):
+                        chk.err(f"{sloc}.code", "must start with @ and end with its level digit")
+                    skills.append(Skill(scode, level, sd.get("title") or {}, tcode, ccode))
+                tubes.append(Tube(tcode, td.get("title") or {}, tuple(skills), ccode))
+            comps.append(Competence(ccode, cd.get("title") or {}, tuple(tubes), acode))
+        out.append(Area(acode, ad.get("title") or {}, tuple(comps)))
+    return out
+
+
+def _parse_challenge(raw: Any, loc: str, chk: _Checker, bank_locales: Sequence[str]) -> Challenge:
+    cd = chk.obj(raw, loc)
+    cid = chk.string(cd.get("id"), f"{loc}.id")
+    skill = chk.string(cd.get("skill"), f"{loc}.skill")
+    ctype = cd.get("type")
+    if ctype not in CHALLENGE_TYPES:
+        chk.err(f"{loc}.type", f"must be one of {', '.join(CHALLENGE_TYPES)}")
+    locales = [str(x) for x in chk.lst(cd.get("locales"), f"{loc}.locales")]
+    if not locales:
+        chk.err(f"{loc}.locales", "must list at least one locale")
+    for lang in locales:
+        if lang not in bank_locales:
+            chk.err(f"{loc}.locales", f"locale {lang!r} is not one of the bank's locales")
+    statement = chk.text(cd.get("statement"), f"{loc}.statement", locales)
+    explanation = chk.text(cd.get("explanation"), f"{loc}.explanation", locales)
+    proposals: dict[str, tuple[str, ...]] = {}
+    solution: tuple[int, ...] | dict[str, tuple[str, ...]] = ()
+    if ctype in ("single_choice", "multiple_choice"):
+        pd = chk.obj(cd.get("proposals"), f"{loc}.proposals")
+        counts = set()
+        for lang in locales:
+            ploc = f"{loc}.proposals.{lang}"
+            if lang not in pd:
+                chk.err(ploc, "missing locale")
+                continue
+            props = chk.lst(pd[lang], ploc)
+            if not 2 <= len(props) <= 6:
+                chk.err(ploc, "must hold 2 to 6 proposals")
+            proposals[lang] = tuple(chk.string(p, f"{ploc}[{q}]") for q, p in enumerate(props))
+            counts.add(len(props))
+        if len(counts) > 1:
+            chk.err(f"{loc}.proposals", "must have the same number of proposals in every locale")
+        n_props = min(counts) if counts else 0
+        sol = chk.lst(cd.get("solution"), f"{loc}.solution")
+        if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < n_props for s in sol):
+            chk.err(f"{loc}.solution", f"must hold 0-based indices below {n_props}")
+        elif len(set(sol)) != len(sol):
+            chk.err(f"{loc}.solution", "must not repeat an index")
+        elif ctype == "single_choice" and len(sol) != 1:
+            chk.err(f"{loc}.solution", "single_choice needs exactly one index")
+        elif ctype == "multiple_choice" and len(sol) < 2:
+            chk.err(f"{loc}.solution", "multiple_choice needs 2 or more indices")
+        solution = tuple(int(s) for s in sol if isinstance(s, int))
+    elif ctype == "short_text":
+        if cd.get("proposals") not in (None, {}, []):
+            chk.err(f"{loc}.proposals", "short_text has no proposals")
+        sd = chk.obj(cd.get("solution"), f"{loc}.solution")
+        accepted: dict[str, tuple[str, ...]] = {}
+        for lang in locales:
+            sloc = f"{loc}.solution.{lang}"
+            if lang not in sd:
+                chk.err(sloc, "missing locale")
+                continue
+            answers = chk.lst(sd[lang], sloc)
+            if not answers:
+                chk.err(sloc, "must accept at least one answer")
+            accepted[lang] = tuple(chk.string(s, f"{sloc}[{q}]") for q, s in enumerate(answers))
+        solution = accepted
+    irt = chk.obj(cd.get("irt"), f"{loc}.irt")
+    a = chk.number(irt.get("a"), f"{loc}.irt.a")
+    if a == a and a <= 0:
+        chk.err(f"{loc}.irt.a", "must be > 0")
+    b = chk.number(irt.get("b"), f"{loc}.irt.b")
+    c = chk.number(irt.get("c", 0.0), f"{loc}.irt.c")
+    if c == c and not 0 <= c < 0.5:
+        chk.err(f"{loc}.irt.c", "must be in [0, 0.5)")
+    d = chk.number(irt.get("d", 1.0), f"{loc}.irt.d")
+    if d == d and c == c and not c < d <= 1:
+        chk.err(f"{loc}.irt.d", "must be in (c, 1]")
+    status = cd.get("status")
+    if status not in STATUSES:
+        chk.err(f"{loc}.status", f"must be one of {', '.join(STATUSES)}")
+    timer = cd.get("timer_seconds")
+    if timer is not None and (isinstance(timer, bool) or not isinstance(timer, int) or timer <= 0):
+        chk.err(f"{loc}.timer_seconds", "must be null or a positive integer")
+        timer = None
+    return Challenge(
+        id=cid,
+        skill=skill,
+        type=str(ctype),
+        locales=tuple(locales),
+        statement=statement,
+        proposals=proposals,
+        solution=solution,
+        explanation=explanation,
+        irt=IrtParameters(a, b, c, d),
+        status=str(status),
+        timer_seconds=timer,
+    )
+
+
+def _parse(path: Path) -> tuple[Bank | None, list[BankError]]:
+    chk = _Checker()
+    manifest_path = path / "bank.json" if path.is_dir() else path
+    src = manifest_path.name
+    man = _read_json(manifest_path, src, chk)
+    if not man:
+        return None, chk.errors
+    if man.get("format") != FORMAT:
+        chk.err(f"{src}: format", f"must be {FORMAT!r}")
+    version = chk.string(man.get("version"), f"{src}: version")
+    framework = chk.string(man.get("framework"), f"{src}: framework")
+    locales = tuple(str(x) for x in chk.lst(man.get("locales"), f"{src}: locales"))
+    if not locales:
+        chk.err(f"{src}: locales", "must list at least one locale")
+    title = chk.text(man.get("title"), f"{src}: title", locales)
+    levels = []
+    for i, lv in enumerate(chk.lst(man.get("levels", []), f"{src}: levels")):
+        ld = chk.obj(lv, f"{src}: levels[{i}]")
+        levels.append(Level(int(ld.get("level", 0)), ld.get("band") or {}))
+    # (source, area list, challenge list) for each part, or the manifest itself
+    parts: list[tuple[str, list[Any], list[Any]]] = []
+    if "parts" in man:
+        if not manifest_path.parent.is_dir():
+            chk.err(f"{src}: parts", "parts need a bank directory")
+        for i, name in enumerate(chk.lst(man["parts"], f"{src}: parts")):
+            pname = chk.string(name, f"{src}: parts[{i}]")
+            if not pname:
+                continue
+            part = _read_json(manifest_path.parent / pname, pname, chk)
+            parts.append(
+                (
+                    pname,
+                    chk.lst(part.get("areas", []), f"{pname}: areas"),
+                    chk.lst(part.get("challenges", []), f"{pname}: challenges"),
+                )
+            )
+    else:
+        parts.append(
+            (
+                src,
+                chk.lst(man.get("areas"), f"{src}: areas"),
+                chk.lst(man.get("challenges", []), f"{src}: challenges"),
+            )
+        )
+    codes: dict[str, str] = {}
+    areas: list[Area] = []
+    for psrc, raw_areas, _ in parts:
+        areas.extend(_parse_areas(raw_areas, psrc, chk, codes))
+    skills = {s.code for a in areas for c in a.competences for t in c.tubes for s in t.skills}
+    challenges: list[Challenge] = []
+    ids: dict[str, str] = {}
+    for psrc, _, raw_challenges in parts:
+        for i, raw in enumerate(raw_challenges):
+            loc = f"{psrc}: challenges[{i}]"
+            ch = _parse_challenge(raw, loc, chk, locales)
+            if ch.id and ch.id in ids:
+                chk.err(f"{loc}.id", f"duplicate id {ch.id!r} (first at {ids[ch.id]})")
+            elif ch.id:
+                ids[ch.id] = loc
+            if ch.skill and ch.skill not in skills:
+                chk.err(f"{loc}.skill", f"unknown skill {ch.skill!r}")
+            challenges.append(ch)
+    if chk.errors:
+        return None, chk.errors
+    bank = Bank(version, framework, title, locales, tuple(levels), tuple(areas), tuple(challenges))
+    return bank, []
+
+
+def validate_bank(path: str | os.PathLike[str]) -> list[BankError]:
+    """Every error in the bank at `path` (a directory with bank.json, or a single JSON file);
+    an empty list means it loads."""
+    return _parse(Path(path))[1]
+
+
+def load_bank(path: str | os.PathLike[str]) -> Bank:
+    """Load and validate the bank at `path`; raises BankValidationError listing every error."""
+    bank, errors = _parse(Path(path))
+    if bank is None:
+        raise BankValidationError(errors)
+    return bank
+
+
+_cache: dict[tuple[str, str], Bank] = {}
+_stamps: dict[str, tuple[tuple[int, int], str]] = {}
+_lock = threading.Lock()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    files = [path / "bank.json", *sorted(path.glob("*.json"))] if path.is_dir() else [path]
+    st = [f.stat() for f in files if f.exists()]
+    return (max((s.st_mtime_ns for s in st), default=0), sum(s.st_size for s in st))
+
+
+def get_bank(path: str | os.PathLike[str], version: str | None = None) -> Bank:
+    """The bank at `path`, loaded once per process and cached by version.
+
+    With `version` (e.g. the version a campaign froze), a cached bank of that version is
+    returned without touching the disk. Otherwise the files' modification stamp decides
+    whether to reload; a reload that yields an already cached version reuses that object
+    (and its compiled pool). Raises BankValidationError if the bank is invalid, and
+    LookupError if `version` is given but the files hold another one.
+    """
+    key_path = str(Path(path).resolve())
+    with _lock:
+        if version is not None and (key_path, version) in _cache:
+            return _cache[(key_path, version)]
+        stamp = _stamp(Path(key_path))
+        known = _stamps.get(key_path)
+        if known is not None and known[0] == stamp:
+            bank = _cache[(key_path, known[1])]
+        else:
+            loaded = load_bank(key_path)
+            bank = _cache.setdefault((key_path, loaded.version), loaded)
+            _stamps[key_path] = (stamp, bank.version)
+        if version is not None and bank.version != version:
+            raise LookupError(f"bank at {path} is version {bank.version}, not {version}")
+        return bank

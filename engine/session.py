@@ -1,0 +1,320 @@
+"""One participant's adaptive test: state, answer updates, next-item selection, stopping.
+
+`Session` is the stateful object (fast, used by simulations); `next_step` is the stateless call
+the web app makes on every answer: it replays the stored answers into a fresh session, which
+costs O(answers × grid) plus one selection, so nothing but the answers needs persisting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine import selection
+from engine.config import EngineConfig, Exposure, Selector, StopReason
+from engine.estimation import Estimate, Estimator, Posterior, estimate
+from engine.pool import ItemPool
+from engine.selection import ExposureLedger
+
+BoolArray = NDArray[np.bool_]
+
+_PWI_STRIDE = 5
+_CAPPED = (Exposure.PROGRESSIVE_RESTRICTED, Exposure.RESTRICTED)
+
+
+@dataclass(frozen=True)
+class Step:
+    """The engine's answer after the answers so far.
+
+    `next_item` is the id to serve (None when the test stops, with `stop_reason` set);
+    `pretest` says the next item is an unscored pretest item; `answered` counts scored answers.
+    """
+
+    theta: float
+    se: float
+    next_item: str | None
+    stop_reason: StopReason | None
+    answered: int
+    pretest: bool = False
+
+
+class Session:
+    """The state of one adaptive test over a shared, read-only `ItemPool`.
+
+    Deterministic given the pool, the configuration, the answers and the state of `rng`.
+    With `track_exposure`, served items are counted into `exposure` (simulations); otherwise
+    the ledger is only read (the app maintains counts itself).
+    """
+
+    def __init__(
+        self,
+        pool: ItemPool,
+        config: EngineConfig | None = None,
+        rng: np.random.Generator | None = None,
+        *,
+        locale: str | None = None,
+        excluded: Iterable[str] = (),
+        exposure: ExposureLedger | None = None,
+        track_exposure: bool = False,
+    ) -> None:
+        self.pool = pool
+        self.config = cfg = config or EngineConfig()
+        self.rng = rng or np.random.default_rng()
+        self.exposure = exposure
+        self.track_exposure = track_exposure
+        self.posterior = Posterior.start(cfg.grid, cfg.prior)
+        self._estimate = (
+            self.posterior.eap()
+            if cfg.estimator is Estimator.EAP
+            else Estimate(cfg.prior.mean if cfg.estimator is Estimator.MAP else 0.0, cfg.prior.sd)
+        )
+        open_ = pool.locale_mask(locale) if cfg.rules.locale_only else np.ones(len(pool), bool)
+        for item_id in excluded:
+            i = pool.index.get(item_id)
+            if i is not None:
+                open_[i] = False
+        n_comp = len(pool.competence_codes)
+        # Index 0 stands for "no competence" so that a gather with competence + 1 works for
+        # untagged items, which content rules leave alone.
+        self._in_profile = np.ones(n_comp + 1, dtype=np.bool_)
+        if cfg.competences is not None:
+            wanted = set(cfg.competences)
+            self._in_profile[1:] = [code in wanted for code in pool.competence_codes]
+            open_ &= self._in_profile[pool.competence + 1]
+        self._scored_open = open_ & pool.scored
+        self._pretest_open = open_ & pool.pretest
+        self._visited = np.zeros(n_comp + 1, dtype=np.bool_)
+        self._gate_competences = n_comp > 0 and (
+            cfg.rules.cover_competences or cfg.rules.no_consecutive_competence
+        )
+        self._last_competence = -1
+        # posterior-weighted information sums over a coarse subset of information rows (every
+        # 0.25 on θ): the information curves are smooth, and it keeps the product small
+        rows = np.array([pool.info_row(float(t)) for t in self.posterior.grid])
+        self._pwi_rows = np.unique((rows // _PWI_STRIDE) * _PWI_STRIDE)
+        self._pwi_bin = np.searchsorted(self._pwi_rows, (rows // _PWI_STRIDE) * _PWI_STRIDE)
+        self.items: list[int] = []
+        self.scores: list[int] = []
+        self.is_pretest: list[bool] = []
+        self.estimates: list[float] = []
+        self.standard_errors: list[float] = []
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def theta(self) -> float:
+        """The current ability estimate."""
+        return self._estimate.theta
+
+    @property
+    def se(self) -> float:
+        """The current standard error."""
+        return self._estimate.se
+
+    @property
+    def answered(self) -> int:
+        """Number of scored answers so far."""
+        return len(self.estimates)
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def record(self, item_id: str, score: int | bool) -> None:
+        """Fold in the answer to `item_id` (1/True correct, 0/False wrong, or a GRM category).
+
+        Raises KeyError for an id unknown to this bank version.
+        """
+        i = self.pool.index.get(item_id)
+        if i is None:
+            raise KeyError(f"item {item_id!r} is not in bank version {self.pool.version!r}")
+        self.record_index(i, int(score))
+
+    def record_index(self, i: int, score: int) -> None:
+        """Fold in the answer to the item at index `i` (the fast path of `record`)."""
+        pool, rules = self.pool, self.config.rules
+        self._close(i)
+        if rules.one_per_tube and pool.tube[i] >= 0:
+            self._close(pool.tube_members[pool.tube[i]])
+        if rules.one_per_skill and pool.skill[i] >= 0:
+            self._close(pool.skill_members[pool.skill[i]])
+        comp = int(pool.competence[i])
+        self._last_competence = comp
+        pretest = bool(pool.pretest[i])
+        self.items.append(i)
+        self.scores.append(score)
+        self.is_pretest.append(pretest)
+        if self.track_exposure and self.exposure is not None:
+            self.exposure.counts[i] += 1
+        if pretest:
+            return  # pretest answers are collected for calibration, never scored
+        self._visited[comp + 1] = True
+        self.posterior.update(pool.likelihood(i, score, self.posterior.grid))
+        self._estimate = self._point_estimate()
+        self.estimates.append(self._estimate.theta)
+        self.standard_errors.append(self._estimate.se)
+
+    def _close(self, idx: int | NDArray[np.int64]) -> None:
+        self._scored_open[idx] = False
+        self._pretest_open[idx] = False
+
+    def _point_estimate(self) -> Estimate:
+        cfg = self.config
+        if cfg.estimator is Estimator.EAP:
+            return self.posterior.eap()
+        scored = [k for k, p in enumerate(self.is_pretest) if not p]
+        idx = np.array([self.items[k] for k in scored], dtype=np.int64)
+        if any(int(i) in self.pool.thresholds for i in idx):
+            # graded items have no closed-form 4PL refinement: use the grid mode
+            w = (
+                self.posterior.weights
+                if cfg.estimator is Estimator.MAP
+                else np.exp(self.posterior.log_likelihood - self.posterior.log_likelihood.max())
+            )
+            return Estimate(float(self.posterior.grid[int(np.argmax(w))]), self.posterior.eap().se)
+        y = np.array([self.scores[k] for k in scored], dtype=np.float64)
+        p = self.pool
+        return estimate(
+            y,
+            p.a[idx],
+            p.b[idx],
+            p.c[idx],
+            p.d[idx],
+            method=cfg.estimator,
+            grid=cfg.grid,
+            prior=cfg.prior,
+        )
+
+    # -- selection -------------------------------------------------------------------------
+
+    def _competence_gate(self, cover: bool) -> BoolArray:
+        rules = self.config.rules
+        ok = self._in_profile.copy()
+        if cover and rules.cover_competences:
+            ok &= ~self._visited
+            ok[0] = True
+        if rules.no_consecutive_competence and self._last_competence >= 0:
+            ok[self._last_competence + 1] = False
+        return ok
+
+    def _candidates(self, open_: BoolArray, new_round: bool = True) -> BoolArray | None:
+        """Open items allowed by the competence rules, or None when none is.
+
+        With `new_round`, a round of competences that has nothing left restarts.
+        """
+        if not self._gate_competences:
+            return open_ if open_.any() else None
+        comp = self.pool.competence + 1
+        mask = open_ & self._competence_gate(cover=True)[comp]
+        if mask.any():
+            return mask
+        if new_round and self.config.rules.cover_competences:
+            # every competence of the round is served or exhausted: start a new round
+            self._visited[:] = False
+            mask = open_ & self._competence_gate(cover=True)[comp]
+            if mask.any():
+                return mask
+        return None
+
+    def _scores(self, mask: BoolArray) -> NDArray[np.floating]:
+        table = self.pool.info_table
+        if self.config.selector is Selector.POSTERIOR_INFO:
+            w = np.bincount(self._pwi_bin, self.posterior.weights, self._pwi_rows.size)
+            keep = w > 1e-3
+            info = w[keep].astype(np.float32) @ table[self._pwi_rows[keep]]
+        else:
+            info = table[self.pool.info_row(self.theta)]
+        return np.where(mask, info, -np.inf)
+
+    def select_index(self) -> int | None:
+        """Index of the next item to serve (scored or pretest), or None if nothing is eligible.
+
+        Draws from `rng` only when the configuration asks for randomness.
+        """
+        cfg = self.config
+        if (
+            cfg.pretest_rate > 0
+            and self._pretest_open.any()
+            and self.rng.random() < cfg.pretest_rate
+        ):
+            pre = self._candidates(self._pretest_open, new_round=False)
+            if pre is not None:
+                choices = np.flatnonzero(pre)
+                return int(choices[self.rng.integers(choices.size)])
+        mask = self._candidates(self._scored_open)
+        if mask is None:
+            return None
+        exp = cfg.exposure
+        ledger = self.exposure
+        if ledger is not None and exp in _CAPPED:
+            capped = mask & ledger.under_cap(cfg.max_exposure)
+            # the cap is a target, not a reason to end a test: relax it when it empties the pool
+            if capped.any():
+                mask = capped
+        scores = self._scores(mask)
+        if exp is Exposure.RANDOMESQUE:
+            return selection.randomesque(scores, cfg.randomesque_size, self.rng)
+        if exp is Exposure.GEOMETRIC:
+            return selection.geometric(scores, self.rng, cfg.geometric_p)
+        if exp is Exposure.PROGRESSIVE_RESTRICTED:
+            return selection.progressive(
+                scores,
+                self.answered,
+                cfg.progressive_length or cfg.stopping.max_length,
+                self.rng,
+                cfg.progressive_power,
+            )
+        if (
+            exp is Exposure.SYMPSON_HETTER
+            and ledger is not None
+            and ledger.sympson_hetter_k is not None
+        ):
+            return self._sympson_hetter(scores, ledger.sympson_hetter_k)
+        return selection.best(scores)
+
+    def _sympson_hetter(self, scores: NDArray[np.floating], k: NDArray[np.float64]) -> int | None:
+        while True:
+            i = selection.best(scores)
+            if i is None or self.rng.random() < k[i]:
+                return i
+            # rejected items are out for the rest of this test, as in Sympson & Hetter (1985)
+            scores[i] = -np.inf
+            self._scored_open[i] = False
+
+    def step(self) -> Step:
+        """Current estimate and the next item, or the reason to stop."""
+        reason = self.config.stopping.reason(self.answered, self.se)
+        nxt = None if reason else self.select_index()
+        if reason is None and nxt is None:
+            reason = StopReason.EXHAUSTED
+        return Step(
+            theta=self.theta,
+            se=self.se,
+            next_item=None if nxt is None else self.pool.ids[nxt],
+            stop_reason=reason,
+            answered=self.answered,
+            pretest=nxt is not None and bool(self.pool.pretest[nxt]),
+        )
+
+
+def next_step(
+    pool: ItemPool,
+    responses: Sequence[tuple[str, int | bool]],
+    config: EngineConfig | None = None,
+    rng: np.random.Generator | None = None,
+    *,
+    locale: str | None = None,
+    excluded: Iterable[str] = (),
+    exposure: ExposureLedger | None = None,
+) -> Step:
+    """The per-answer call: estimate and next item from the stored `(item_id, score)` answers.
+
+    Pure: the same arguments (and `rng` state) give the same step. For a reproducible draw per
+    request, seed `rng` with the assessment's seed and the number of answers, e.g.
+    `np.random.default_rng([seed, len(responses)])`. Raises KeyError for an unknown item id.
+    """
+    session = Session(pool, config, rng, locale=locale, excluded=excluded, exposure=exposure)
+    for item_id, score in responses:
+        session.record(item_id, score)
+    return session.step()
