@@ -46,19 +46,27 @@ def translate(locale: str, message: str, **params: Any) -> str:
 
 
 def best_locale(accept_language: str | None, default: str) -> str:
-    """The first supported locale of an Accept-Language header, else `default`."""
+    """The supported locale an Accept-Language header prefers (RFC 9110), else `default`.
+
+    Weights may be surrounded by spaces; a weight of 0 means "not acceptable"; an
+    unreadable weight counts as 0.
+    """
     if accept_language:
         weighted: list[tuple[float, str]] = []
         for part in accept_language.split(","):
-            piece = part.strip()
-            if not piece:
+            tag, *parameters = (piece.strip() for piece in part.split(";"))
+            if not tag:
                 continue
-            tag, _, quality = piece.partition(";q=")
-            try:
-                weight = float(quality) if quality else 1.0
-            except ValueError:
-                weight = 0.0
-            weighted.append((weight, tag.strip().lower()))
+            weight = 1.0
+            for parameter in parameters:
+                name, _, value = parameter.partition("=")
+                if name.strip().lower() == "q":
+                    try:
+                        weight = float(value.strip())
+                    except ValueError:
+                        weight = 0.0
+            if weight > 0:
+                weighted.append((weight, tag.lower()))
         for _, tag in sorted(weighted, key=lambda pair: -pair[0]):
             primary = tag.split("-")[0]
             if primary in LOCALES:

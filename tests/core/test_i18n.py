@@ -1,0 +1,196 @@
+"""Translations: every English source string has its French translation, placeholders intact.
+
+The extraction is the one `scripts/update-translations.sh` runs (`babel.cfg`), done in-process:
+a new English string without French fails here with the list of what is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+
+from core.i18n import LOCALE_DIR, best_locale, translate
+
+ROOT = Path(__file__).resolve().parents[2]
+HOW_TO = (
+    "run scripts/update-translations.sh, then translate in "
+    "core/locale/fr/LC_MESSAGES/messages.po (and drop the '#, fuzzy' lines once reviewed)"
+)
+
+Msgid = tuple[str, str | None]  # (msgid, context)
+
+
+@pytest.fixture(scope="module")
+def extracted() -> dict[Msgid, list[str]]:
+    """Every msgid of the sources, with where it appears, as `pybabel extract` finds them."""
+    with (ROOT / "babel.cfg").open(encoding="utf-8") as handle:
+        method_map, options_map = parse_mapping_cfg(handle, "babel.cfg")  # type: ignore[no-untyped-call]
+    found: dict[Msgid, list[str]] = {}
+    for filename, lineno, message, _comments, context in extract_from_dir(
+        str(ROOT), method_map, options_map, keywords=DEFAULT_KEYWORDS
+    ):
+        msgid = message[0] if isinstance(message, tuple) else message
+        found.setdefault((msgid, context), []).append(f"{filename}:{lineno}")
+    return found
+
+
+def _catalog(locale: str) -> Catalog:
+    with (LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        return read_po(handle, locale=locale)
+
+
+@pytest.fixture(scope="module")
+def french() -> Catalog:
+    return _catalog("fr")
+
+
+@pytest.fixture(scope="module")
+def english() -> Catalog:
+    return _catalog("en")
+
+
+def _placeholders(text: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+
+
+def _strings(message_string: object) -> tuple[str, ...]:
+    """A message's msgstr as a tuple (several with plural forms)."""
+    if isinstance(message_string, str):
+        return (message_string,)
+    return tuple(message_string) if isinstance(message_string, tuple | list) else ()
+
+
+def test_the_extraction_finds_the_strings(extracted: dict[Msgid, list[str]]) -> None:
+    """Templates, keyword calls, and the strings core/locale/extract.py adds, are all found."""
+    from api.app import _STATUS_MESSAGES, CSRF_MESSAGE
+
+    msgids = {msgid for msgid, _ in extracted}
+    expected = {
+        *_STATUS_MESSAGES.values(),  # a dict of constants
+        CSRF_MESSAGE,
+        "Sign in to continue.",  # LoginRequired: super().__init__("…")
+        "Not found.",  # NotFound's default message
+        "Check your inbox",  # render(…, "message.html", title="…")
+        "Invalid or expired API token.",  # Unauthenticated("…")
+        "Welcome! {organization} is ready: its trial has started.",  # flash(request, "…")
+        "Reset your Jalon password",  # translate(locale, "…")
+        "Join {organization}",  # _("…", organization=…) in a template
+        "local_authority",  # core/locale/labels.py
+    }
+    assert expected - msgids == set()
+    assert len(msgids) > 200
+
+
+def test_every_source_string_has_a_french_translation(
+    extracted: dict[Msgid, list[str]], french: Catalog
+) -> None:
+    missing = []
+    for (msgid, context), places in extracted.items():
+        message = french.get(msgid, context)
+        if message is None or message.fuzzy or not all(_strings(message.string)):
+            state = "fuzzy" if message is not None and message.fuzzy else "missing"
+            missing.append(f"{state}: {msgid!r} ({', '.join(sorted(set(places))[:3])})")
+    assert not missing, f"{len(missing)} French translation(s) to do ({HOW_TO}):\n" + "\n".join(
+        missing
+    )
+
+
+@pytest.mark.parametrize("locale", ["fr", "en"])
+def test_translations_keep_the_placeholders(locale: str) -> None:
+    wrong = []
+    for message in _catalog(locale):
+        if not message.id or not message.string:
+            continue
+        msgid = _strings(message.id)[0]
+        for text in _strings(message.string):
+            try:
+                same = _placeholders(text) == _placeholders(msgid)
+            except ValueError as error:  # an unbalanced { or }
+                same, text = False, f"{text!r}: {error}"
+            if not same or text.endswith("\n") != msgid.endswith("\n"):
+                wrong.append(f"{msgid!r} -> {text!r}")
+    assert not wrong, "placeholders (or final newline) differ:\n" + "\n".join(wrong)
+
+
+def test_french_uses_the_typographic_apostrophe(french: Catalog) -> None:
+    straight = [m.string for m in french if m.id and "'" in "".join(_strings(m.string))]
+    assert not straight, "write ’ rather than ' in French:\n" + "\n".join(map(repr, straight))
+
+
+def test_dynamic_labels_are_marked_for_translation() -> None:
+    """Roles, statuses and kinds are shown with `_(value)`: core/locale/labels.py lists them."""
+    from core.locale import labels
+    from tenants.organizations import KINDS, STATUSES
+    from tenants.permissions import Role
+
+    assert set(labels.ROLES) == {role.value for role in Role}
+    assert set(labels.STATUSES) == set(STATUSES)
+    assert set(labels.KINDS) == set(KINDS)
+
+
+def test_identifier_like_msgids_have_an_english_label(
+    extracted: dict[Msgid, list[str]], english: Catalog
+) -> None:
+    """A value such as "local_authority" must read "local authority" in English too."""
+    identifiers = [msgid for msgid, _ in extracted if re.fullmatch(r"[a-z]+(_[a-z]+)+", msgid)]
+    assert identifiers
+    unlabelled = [
+        msgid for msgid in identifiers
+        if not (message := english.get(msgid)) or not message.string or "_" in message.string
+    ]
+    assert not unlabelled, f"give these an English msgstr in core/locale/en: {unlabelled}"
+
+
+def test_translate() -> None:
+    assert translate("fr", "Incorrect email or password.") == (
+        "Adresse e-mail ou mot de passe incorrect."
+    )
+    assert translate("fr", "Join {organization}", organization="Ville de Lyon") == (
+        "Rejoindre Ville de Lyon"
+    )
+    assert translate("fr", "owner") == "propriétaire"
+    assert translate("en", "Incorrect email or password.") == "Incorrect email or password."
+    assert translate("en", "local_authority") == "local authority"
+    assert translate("fr", "A string nobody translated.") == "A string nobody translated."
+    assert translate("de", "Sign in") == "Sign in"
+
+
+@pytest.mark.parametrize(
+    ("header", "default", "expected"),
+    [
+        ("fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7", "en", "fr"),  # Chrome, French
+        ("en-US,en;q=0.5", "fr", "en"),  # Firefox, English
+        ("en-GB,en;q=0.9,fr;q=0.8", "fr", "en"),
+        ("de-DE,de;q=0.9,en;q=0.5,fr;q=0.7", "en", "fr"),  # first supported by weight
+        ("fr;q=0.3,en;q=0.7", "fr", "en"),  # weights, not order
+        ("en;q=0.8,fr-CA", "en", "fr"),  # no q means 1
+        ("fr,en", "en", "fr"),  # equal weights: header order
+        ("EN-us", "fr", "en"),  # case-insensitive
+        ("*;q=0.5,en", "fr", "en"),
+        ("fr;q=abc,en;q=0.1", "fr", "en"),  # a malformed weight counts as 0
+        ("de-DE,es;q=0.8", "en", "en"),  # nothing supported: the default
+        ("de-DE,es;q=0.8", "fr", "fr"),
+        ("*", "en", "en"),
+        ("", "en", "en"),
+        (None, "fr", "fr"),
+        (" , ,", "en", "en"),
+        (None, "de", "fr"),  # an unsupported default: the first locale
+    ],
+)
+def test_best_locale(header: str | None, default: str, expected: str) -> None:
+    assert best_locale(header, default) == expected
+
+
+def test_best_locale_accepts_spaces_around_the_weight() -> None:
+    assert best_locale("en;q=0.2, fr ; q=0.9", "en") == "fr"
+
+
+def test_best_locale_skips_refused_languages() -> None:
+    assert best_locale("fr;q=0", "en") == "en"
