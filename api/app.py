@@ -88,8 +88,9 @@ def server_error_handler(request: Request[Any, Any, Any], error: Exception) -> R
     return _render_error(request, 500, translate(locale_of(request), _STATUS_MESSAGES[500]))
 
 
-def _render_error(request: Request[Any, Any, Any], status: int, message: str,
-                  field: str | None = None) -> Response[Any]:
+def _render_error(
+    request: Request[Any, Any, Any], status: int, message: str, field: str | None = None
+) -> Response[Any]:
     if _wants_json(request):
         body: dict[str, Any] = {"error": {"status": status, "message": message}}
         if field:
@@ -101,10 +102,21 @@ def _render_error(request: Request[Any, Any, Any], status: int, message: str,
 
     locale = locale_of(request)
     html = template.render(
-        **_formatters(locale), locale=locale, locales=LOCALE_NAMES, status_code=status,
-        message=message, user=request.scope.get("state", {}).get("user"), ctx=None,
-        tenant=None, notices=[], dev_outbox=get_settings().dev_outbox, path=request.url.path,
-        errors={}, values={}, csrf_input="", request=request,
+        **_formatters(locale),
+        locale=locale,
+        locales=LOCALE_NAMES,
+        status_code=status,
+        message=message,
+        user=request.scope.get("state", {}).get("user"),
+        ctx=None,
+        tenant=None,
+        notices=[],
+        dev_outbox=get_settings().dev_outbox,
+        path=request.url.path,
+        errors={},
+        values={},
+        csrf_input="",
+        request=request,
     )
     return Response(html, status_code=status, media_type="text/html")
 
@@ -161,15 +173,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *auth.handlers,
             *console.handlers,
             api_v1.api_router,
-            create_static_files_router(path="/static", directories=[HERE / "static"],
-                                       include_in_schema=False),
+            create_static_files_router(
+                path="/static", directories=[HERE / "static"], include_in_schema=False
+            ),
         ],
         lifespan=[lifespan],
         csrf_config=csrf,
         middleware=[
-            DefineMiddleware(SessionMiddleware, store=_session_store(settings),
-                             max_age=settings.session_max_age_seconds,
-                             secure=settings.secure_cookies),
+            DefineMiddleware(
+                SessionMiddleware,
+                store=_session_store(settings),
+                max_age=settings.session_max_age_seconds,
+                secure=settings.secure_cookies,
+            ),
         ],
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         exception_handlers={
@@ -183,7 +199,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="Tenant API of Jalon. Authenticate with a tenant API token.",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
-            components=Components(security_schemes=api_v1.SECURITY_SCHEMES),
+            components=Components(security_schemes={**api_v1.SECURITY_SCHEMES}),
         ),
         request_max_body_size=2_000_000,
         debug=False,

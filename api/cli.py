@@ -26,8 +26,11 @@ def _emit(payload: dict[str, Any]) -> None:
 
 
 def _fail(error: UserError) -> None:
-    click.echo(translate("en", error.message, **error.params)
-               + (f" (field: {error.field})" if error.field else ""), err=True)
+    click.echo(
+        translate("en", error.message, **error.params)
+        + (f" (field: {error.field})" if error.field else ""),
+        err=True,
+    )
     sys.exit(2)
 
 
@@ -41,8 +44,11 @@ def migrate() -> None:
     """Create the roles and apply every pending migration (as the owner role)."""
     settings = get_settings()
     owner = database.owner_url(settings)
-    asyncio.run(database.migrate(owner, settings.runtime_role, settings.runtime_password,
-                                 "api.piccolo_conf"))
+    asyncio.run(
+        database.migrate(
+            owner, settings.runtime_role, settings.runtime_password, "api.piccolo_conf"
+        )
+    )
     click.echo("migrations applied", err=True)
 
 
@@ -58,8 +64,15 @@ def serve(host: str, port: int, workers: int) -> None:
     connect(settings)  # start the embedded server before workers fork
     import_jobs()
     click.echo(f"Jalon on {settings.base_url} (listening on http://{host}:{port})", err=True)
-    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, proxy_headers=True,
-                forwarded_allow_ips="127.0.0.1", log_level="info")
+    uvicorn.run(
+        "api.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        log_level="info",
+    )
 
 
 @main.command()
@@ -117,14 +130,21 @@ def tenant() -> None:
 @tenant.command("create")
 @click.option("--name", required=True)
 @click.option("--slug", required=True)
-@click.option("--kind", required=True,
-              type=click.Choice(["company", "local_authority", "foreign_agency", "school", "other"]))
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(["company", "local_authority", "foreign_agency", "school", "other"]),
+)
 @click.option("--country", required=True, help="ISO 3166 alpha-2, e.g. FR")
 @click.option("--locale", default="fr", show_default=True)
 @click.option("--timezone", default="Europe/Paris", show_default=True)
 @click.option("--currency", default="EUR", show_default=True)
-@click.option("--status", default="trial", show_default=True,
-              type=click.Choice(["trial", "active", "suspended", "closed"]))
+@click.option(
+    "--status",
+    default="trial",
+    show_default=True,
+    type=click.Choice(["trial", "active", "suspended", "closed"]),
+)
 @click.option("--siret", default=None)
 @click.option("--vat-number", default=None)
 @click.option("--parent", "parent_slug", default=None, help="slug of the parent organization")
@@ -142,16 +162,27 @@ def tenant_create(**options: Any) -> None:
             if owner is None:
                 raise UserError("No account has this email address.", field="owner_email")
         fields = OrganizationFields(
-            name=options["name"], slug=options["slug"], kind=options["kind"],
-            country=options["country"], default_locale=options["locale"],
-            timezone=options["timezone"], currency=options["currency"],
-            siret=options["siret"], vat_number=options["vat_number"],
+            name=options["name"],
+            slug=options["slug"],
+            kind=options["kind"],
+            country=options["country"],
+            default_locale=options["locale"],
+            timezone=options["timezone"],
+            currency=options["currency"],
+            siret=options["siret"],
+            vat_number=options["vat_number"],
             parent_slug=options["parent_slug"],
         )
-        created = await create_organization(fields, owner, Actor.system("cli"),
-                                            status=options["status"])
-        return {"id": created.id, "slug": created.slug, "name": created.name,
-                "status": created.status, "owner": owner.email if owner else None}
+        created = await create_organization(
+            fields, owner, Actor.system("cli"), status=options["status"]
+        )
+        return {
+            "id": created.id,
+            "slug": created.slug,
+            "name": created.name,
+            "status": created.status,
+            "owner": owner.email if owner else None,
+        }
 
     try:
         _emit(run(work))
@@ -167,11 +198,13 @@ def token() -> None:
 @token.command("create")
 @click.option("--tenant", "slug", required=True, help="organization slug")
 @click.option("--name", required=True)
-@click.option("--scope", "scopes", multiple=True, required=True,
-              help="repeatable, e.g. org:members:read")
+@click.option(
+    "--scope", "scopes", multiple=True, required=True, help="repeatable, e.g. org:members:read"
+)
 @click.option("--expires-in-days", type=int, default=None)
-def token_create(slug: str, name: str, scopes: tuple[str, ...],
-                 expires_in_days: int | None) -> None:
+def token_create(
+    slug: str, name: str, scopes: tuple[str, ...], expires_in_days: int | None
+) -> None:
     """Create an API token; the secret is printed here only, once."""
     from tenants.organizations import system_context, tenant_by_slug
     from tenants.tokens import create_token
@@ -179,8 +212,14 @@ def token_create(slug: str, name: str, scopes: tuple[str, ...],
     async def work() -> dict[str, Any]:
         ctx = system_context(await tenant_by_slug(slug), "cli")
         issued = await create_token(ctx, name, list(scopes), expires_in_days)
-        return {"id": issued.id, "tenant": slug, "name": issued.name, "token": issued.token,
-                "scopes": issued.scopes, "expires_at": issued.expires_at}
+        return {
+            "id": issued.id,
+            "tenant": slug,
+            "name": issued.name,
+            "token": issued.token,
+            "scopes": issued.scopes,
+            "expires_at": issued.expires_at,
+        }
 
     try:
         _emit(run(work))
@@ -196,8 +235,9 @@ def staff() -> None:
 @staff.command("create")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--role", required=True,
-              type=click.Choice(["account_manager", "content_editor", "superadmin"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["account_manager", "content_editor", "superadmin"])
+)
 @click.option("--locale", default="fr", show_default=True)
 @click.option("--password", default=None, help="omit to let the person use a reset link")
 def staff_create(email: str, name: str, role: str, locale: str, password: str | None) -> None:

@@ -41,9 +41,15 @@ class DemoOrganization:
 
 ORGANIZATIONS = (
     DemoOrganization(
-        OrganizationFields(name="Atelier Numérique SARL", slug="atelier-numerique",
-                           kind="company", country="FR", default_locale="fr",
-                           siret="12345678900011", vat_number="FR12123456789"),
+        OrganizationFields(
+            name="Atelier Numérique SARL",
+            slug="atelier-numerique",
+            kind="company",
+            country="FR",
+            default_locale="fr",
+            siret="12345678900011",
+            vat_number="FR12123456789",
+        ),
         "active",
         (
             DemoPerson("claire.martin@atelier.example", "Claire Martin", "fr", "owner"),
@@ -53,8 +59,13 @@ ORGANIZATIONS = (
         "nouvelle.recrue@atelier.example",
     ),
     DemoOrganization(
-        OrganizationFields(name="Ville de Belleval", slug="ville-de-belleval",
-                           kind="local_authority", country="FR", default_locale="fr"),
+        OrganizationFields(
+            name="Ville de Belleval",
+            slug="ville-de-belleval",
+            kind="local_authority",
+            country="FR",
+            default_locale="fr",
+        ),
         "active",
         (
             DemoPerson("maire@belleval.example", "Anne Dubois", "fr", "owner"),
@@ -63,9 +74,15 @@ ORGANIZATIONS = (
         "conseiller.numerique@belleval.example",
     ),
     DemoOrganization(
-        OrganizationFields(name="Digital Agency of Nordvik", slug="nordvik-digital",
-                           kind="foreign_agency", country="NO", default_locale="en",
-                           timezone="Europe/Oslo", currency="NOK"),
+        OrganizationFields(
+            name="Digital Agency of Nordvik",
+            slug="nordvik-digital",
+            kind="foreign_agency",
+            country="NO",
+            default_locale="en",
+            timezone="Europe/Oslo",
+            currency="NOK",
+        ),
         "trial",
         (
             DemoPerson("ingrid.hansen@nordvik.example", "Ingrid Hansen", "en", "owner"),
@@ -110,7 +127,8 @@ async def seed() -> dict[str, Any]:
     await make_staff(staff.id, STAFF.role)
     accounts = [
         f"{p.email:<36} {p.role:<7} {demo.fields.name}"
-        for demo in ORGANIZATIONS for p in demo.people
+        for demo in ORGANIZATIONS
+        for p in demo.people
     ]
     accounts.append(f"{STAFF.email:<36} staff   (back office)")
     return {"password": PASSWORD, "accounts": accounts}

@@ -41,12 +41,12 @@ async def tenant_member(
     permission: Permission | None = handler.opt.get("permission")
     if permission is not None and not ctx.can(permission):
         raise Forbidden()
-    connection.scope["state"]["ctx"] = ctx  # type: ignore[typeddict-item]
+    connection.scope["state"]["ctx"] = ctx
 
 
 def tenant_context(request: ASGIConnection[Any, Any, Any, Any]) -> TenantContext:
     """The context `tenant_member` resolved (a dependency for handlers)."""
-    ctx: TenantContext = request.scope["state"]["ctx"]  # type: ignore[typeddict-item]
+    ctx: TenantContext = request.scope["state"]["ctx"]
     return ctx
 
 

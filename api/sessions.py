@@ -12,6 +12,7 @@ import secrets
 from typing import Any
 
 from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.stores.base import Store
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,9 +55,7 @@ class Session(dict[str, Any]):
 class SessionMiddleware:
     """Loads `scope["jalon_session"]` before the app and saves it after."""
 
-    def __init__(
-        self, app: ASGIApp, store: Store, max_age: int, secure: bool
-    ) -> None:
+    def __init__(self, app: ASGIApp, store: Store, max_age: int, secure: bool) -> None:
         self.app = app
         self.store = store
         self.max_age = max_age
@@ -73,7 +72,7 @@ class SessionMiddleware:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         session_id = self._cookie_value(scope)
@@ -95,22 +94,37 @@ class SessionMiddleware:
         await self.app(scope, receive, send_wrapper)
 
     async def _save(self, session: Session, message: Message) -> None:
-        headers = MutableScopeHeaders.from_message(message)  # type: ignore[arg-type]
+        headers = MutableScopeHeaders.from_message(message)
         if session.previous_id:
             await self.store.delete(session.previous_id)
         if not session:
             if session.session_id:
                 await self.store.delete(session.session_id)
-            cookie = Cookie(key=COOKIE, value="", max_age=0, path="/", httponly=True,
-                            secure=self.secure, samesite="lax")
+            cookie = Cookie(
+                key=COOKIE,
+                value="",
+                max_age=0,
+                path="/",
+                httponly=True,
+                secure=self.secure,
+                samesite="lax",
+            )
             headers.add("set-cookie", cookie.to_header(header=""))
             return
         if session.session_id is None:
             session.session_id = secrets.token_hex(32)
-        await self.store.set(session.session_id, json.dumps(session, default=str),
-                             expires_in=self.max_age)
-        cookie = Cookie(key=COOKIE, value=session.session_id, max_age=self.max_age, path="/",
-                        httponly=True, secure=self.secure, samesite="lax")
+        await self.store.set(
+            session.session_id, json.dumps(session, default=str), expires_in=self.max_age
+        )
+        cookie = Cookie(
+            key=COOKIE,
+            value=session.session_id,
+            max_age=self.max_age,
+            path="/",
+            httponly=True,
+            secure=self.secure,
+            samesite="lax",
+        )
         headers.add("set-cookie", cookie.to_header(header=""))
 
 

@@ -27,7 +27,7 @@ def session_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Session:
 
 async def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> UserAccount | None:
     """The signed-in person, loaded once per request; None when signed out."""
-    state = connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    state = connection.scope.setdefault("state", {})
     if "user" in state:
         user: UserAccount | None = state["user"]
         return user
@@ -156,8 +156,15 @@ def form_error(
     message = translate(locale, error.message, **error.params)
     errors = {error.field or "__all__": message}
     safe_values = {k: v for k, v in values.items() if "password" not in k and k != "_csrf_token"}
-    return render(request, template, status=error.status_code, ctx=ctx, errors=errors,
-                  values=safe_values, **context)
+    return render(
+        request,
+        template,
+        status=error.status_code,
+        ctx=ctx,
+        errors=errors,
+        values=safe_values,
+        **context,
+    )
 
 
 async def form_of(request: Request[Any, Any, Any]) -> dict[str, str]:

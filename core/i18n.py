@@ -20,7 +20,7 @@ LOCALES: tuple[str, ...] = ("fr", "en")
 LOCALE_NAMES = {"fr": "Français", "en": "English"}
 
 
-def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name
+def N_(message: str) -> str:
     """Mark `message` for extraction without translating it here."""
     return message
 

@@ -12,9 +12,12 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from core.database import after_commit
+
+if TYPE_CHECKING:
+    from arq.typing import WorkerCoroutine
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +159,15 @@ def worker_functions() -> list[Any]:
     from arq.worker import func
 
     return [
-        func(_with_retries(fn), name=name, max_tries=MAX_TRIES) for name, fn in REGISTRY.items()
+        func(cast("WorkerCoroutine", _with_retries(fn)), name=name, max_tries=MAX_TRIES)
+        for name, fn in REGISTRY.items()
     ]
 
 
 class WorkerSettings:
     """arq settings; `jalon worker` fills `functions`, `redis_settings` and the hooks."""
 
-    functions: list[Any] = []
+    functions: ClassVar[list[Any]] = []
     max_jobs = 10
     job_timeout = 600
     keep_result = 60

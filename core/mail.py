@@ -26,7 +26,7 @@ from core.database import DB, transaction
 from core.jobs import enqueue, job
 
 
-class MailMessage(Table, tablename="mail_message", db=DB):  # type: ignore[call-arg,misc]
+class MailMessage(Table, tablename="mail_message", db=DB):
     id = UUIDColumn(primary_key=True)
     to_address = Text()
     subject = Text()

@@ -83,7 +83,9 @@ async def _insert_user(
             verified,
         )
     except asyncpg.UniqueViolationError:
-        raise Conflict("An account already exists with this email address.", field="email") from None
+        raise Conflict(
+            "An account already exists with this email address.", field="email"
+        ) from None
     rows = await fetch(_USER_SQL + " WHERE u.id = $1", user_id)
     return rows[0]
 

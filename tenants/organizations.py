@@ -59,8 +59,9 @@ def _clean_fields(fields: OrganizationFields) -> dict[str, Any]:
     if vat is not None and not (
         4 <= len(vat) <= 15 and vat[:2].isalpha() and vat.isalnum() and vat.isascii()
     ):
-        raise Invalid("Enter a VAT number with its country prefix (e.g. FR12345678901).",
-                      field="vat_number")
+        raise Invalid(
+            "Enter a VAT number with its country prefix (e.g. FR12345678901).", field="vat_number"
+        )
     timezone = clean_text(fields.timezone, "timezone", max_length=64)
     try:
         from zoneinfo import ZoneInfo
@@ -130,10 +131,18 @@ async def create_organization_in_transaction(
     except asyncpg.UniqueViolationError:
         raise Conflict("This identifier is already taken.", field="slug") from None
     await set_tenant(org_id)
-    ctx = TenantContext(tenant=summary((await fetch(_SUMMARY_SQL + " WHERE id = $1", org_id))[0]),
-                        actor=actor)
-    await audit.record(ctx, "organization.created", "organization", org_id,
-                       name=values["name"], slug=values["slug"], kind=values["kind"])
+    ctx = TenantContext(
+        tenant=summary((await fetch(_SUMMARY_SQL + " WHERE id = $1", org_id))[0]), actor=actor
+    )
+    await audit.record(
+        ctx,
+        "organization.created",
+        "organization",
+        org_id,
+        name=values["name"],
+        slug=values["slug"],
+        kind=values["kind"],
+    )
     if owner is not None:
         membership_id = uuid4()
         await execute(
@@ -142,8 +151,9 @@ async def create_organization_in_transaction(
             membership_id,
             owner.id,
         )
-        await audit.record(ctx, "member.added", "membership", membership_id,
-                           email=owner.email, role="owner")
+        await audit.record(
+            ctx, "member.added", "membership", membership_id, email=owner.email, role="owner"
+        )
     return ctx.tenant
 
 
@@ -156,7 +166,9 @@ async def create_organization(
 
 
 async def signup(
-    fields: OrganizationFields, owner: UserAccount | None, new_owner: NewAccount | None,
+    fields: OrganizationFields,
+    owner: UserAccount | None,
+    new_owner: NewAccount | None,
     actor: Actor,
 ) -> tuple[UserAccount, TenantSummary]:
     """Self-serve signup: the organization (in `trial`) and, when needed, its owner's account,
@@ -168,8 +180,13 @@ async def signup(
             owner = await create_user_in_transaction(
                 new_owner.email, new_owner.name, new_owner.password, new_owner.locale
             )
-            actor = Actor(kind="user", user_id=owner.id, label=owner.email, ip=actor.ip,
-                          user_agent=actor.user_agent)
+            actor = Actor(
+                kind="user",
+                user_id=owner.id,
+                label=owner.email,
+                ip=actor.ip,
+                user_agent=actor.user_agent,
+            )
         tenant = await create_organization_in_transaction(fields, owner, actor)
     return owner, tenant
 
@@ -290,8 +307,9 @@ async def update_settings(ctx: TenantContext, change: SettingsChange) -> TenantS
         elif change.remove_logo and before["has_logo"]:
             changed["logo"] = {"from": "uploaded", "to": None}
         if changed:
-            await audit.record(ctx, "organization.updated", "organization", ctx.tenant_id,
-                               changes=changed)
+            await audit.record(
+                ctx, "organization.updated", "organization", ctx.tenant_id, changes=changed
+            )
         after = (await fetch(_SUMMARY_SQL + " WHERE id = $1", ctx.tenant_id))[0]
     return summary(after)
 
@@ -300,10 +318,14 @@ async def set_status(ctx: TenantContext, status: str) -> None:
     """Operators (and the CLI) move an organization between trial, active, suspended, closed."""
     status = clean_choice(status, STATUSES, "status")
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
-        await execute("UPDATE organization SET status = $2, updated_at = now() WHERE id = $1",
-                      ctx.tenant_id, status)
-        await audit.record(ctx, "organization.status_changed", "organization", ctx.tenant_id,
-                           status=status)
+        await execute(
+            "UPDATE organization SET status = $2, updated_at = now() WHERE id = $1",
+            ctx.tenant_id,
+            status,
+        )
+        await audit.record(
+            ctx, "organization.status_changed", "organization", ctx.tenant_id, status=status
+        )
 
 
 def system_context(tenant: TenantSummary, label: str = "system") -> TenantContext:

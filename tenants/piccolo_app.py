@@ -23,7 +23,7 @@ APP_CONFIG = AppConfig(
         User,
         UserToken,
         StaffMember,
-            Membership,
+        Membership,
         Invitation,
         AuditEvent,
         ApiToken,

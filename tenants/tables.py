@@ -21,7 +21,7 @@ from piccolo.table import Table
 from core.database import DB
 
 
-class Organization(Table, tablename="organization", db=DB):  # type: ignore[call-arg,misc]
+class Organization(Table, tablename="organization", db=DB):
     id = UUID(primary_key=True)
     name = Text()
     slug = Text()
@@ -40,7 +40,7 @@ class Organization(Table, tablename="organization", db=DB):  # type: ignore[call
     updated_at = Timestamptz()
 
 
-class User(Table, tablename="user_account", db=DB):  # type: ignore[call-arg,misc]
+class User(Table, tablename="user_account", db=DB):
     id = UUID(primary_key=True)
     email = Text()
     name = Text()
@@ -52,7 +52,7 @@ class User(Table, tablename="user_account", db=DB):  # type: ignore[call-arg,mis
     last_login_at = Timestamptz(null=True, default=None)
 
 
-class UserToken(Table, tablename="user_token", db=DB):  # type: ignore[call-arg,misc]
+class UserToken(Table, tablename="user_token", db=DB):
     id = UUID(primary_key=True)
     user_id = UUID()
     purpose = Text()
@@ -62,14 +62,14 @@ class UserToken(Table, tablename="user_token", db=DB):  # type: ignore[call-arg,
     used_at = Timestamptz(null=True, default=None)
 
 
-class StaffMember(Table, tablename="staff_member", db=DB):  # type: ignore[call-arg,misc]
+class StaffMember(Table, tablename="staff_member", db=DB):
     id = UUID(primary_key=True)
     user_id = UUID()
     role = Text()
     created_at = Timestamptz()
 
 
-class Membership(Table, tablename="membership", db=DB):  # type: ignore[call-arg,misc]
+class Membership(Table, tablename="membership", db=DB):
     id = UUID(primary_key=True)
     tenant_id = UUID()
     user_id = UUID()
@@ -77,7 +77,7 @@ class Membership(Table, tablename="membership", db=DB):  # type: ignore[call-arg
     created_at = Timestamptz()
 
 
-class Invitation(Table, tablename="invitation", db=DB):  # type: ignore[call-arg,misc]
+class Invitation(Table, tablename="invitation", db=DB):
     id = UUID(primary_key=True)
     tenant_id = UUID()
     email = Text()
@@ -93,7 +93,7 @@ class Invitation(Table, tablename="invitation", db=DB):  # type: ignore[call-arg
     revoked_at = Timestamptz(null=True, default=None)
 
 
-class AuditEvent(Table, tablename="audit_event", db=DB):  # type: ignore[call-arg,misc]
+class AuditEvent(Table, tablename="audit_event", db=DB):
     id = UUID(primary_key=True)
     tenant_id = UUID()
     occurred_at = Timestamptz()
@@ -108,7 +108,7 @@ class AuditEvent(Table, tablename="audit_event", db=DB):  # type: ignore[call-ar
     details = JSONB(default={})
 
 
-class ApiToken(Table, tablename="api_token", db=DB):  # type: ignore[call-arg,misc]
+class ApiToken(Table, tablename="api_token", db=DB):
     id = UUID(primary_key=True)
     tenant_id = UUID()
     name = Text()

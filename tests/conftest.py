@@ -37,7 +37,7 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def owner_url(settings: Settings) -> AsyncIterator[str]:
+async def owner_url(settings: Settings) -> str:
     """A freshly created, migrated test database; the URL of its owner connection."""
     server_url = database.owner_url(settings)
     admin = await asyncpg.connect(server_url)
@@ -47,9 +47,10 @@ async def owner_url(settings: Settings) -> AsyncIterator[str]:
     finally:
         await admin.close()
     url = database.with_database(server_url, TEST_DATABASE)
-    await database.migrate(url, settings.runtime_role, settings.runtime_password,
-                           "api.piccolo_conf")
-    yield url
+    await database.migrate(
+        url, settings.runtime_role, settings.runtime_password, "api.piccolo_conf"
+    )
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +92,10 @@ async def make_tenant(label: str) -> TenantFixture:
     member = await make_user(f"{label} Member")
     slug = f"{label.lower()}-{uuid4().hex[:8]}"
     actor = Actor(kind="user", user_id=owner.id, label=owner.email)
-    tenant = await create_organization(
-        OrganizationFields(name=f"{label} Org", slug=slug, kind="company", country="FR",
-                           default_locale="en"),
+    await create_organization(
+        OrganizationFields(
+            name=f"{label} Org", slug=slug, kind="company", country="FR", default_locale="en"
+        ),
         owner,
         actor,
     )

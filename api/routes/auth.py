@@ -36,11 +36,13 @@ def _sign_in(request: Request[Any, Any, Any], user: UserAccount) -> None:
     session.clear()
     session.rotate()
     session["user_id"] = str(user.id)
-    request.scope["state"]["user"] = user  # type: ignore[typeddict-item]
+    request.scope["state"]["user"] = user
 
 
 @get("/login", name="login")
-async def login_page(request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template | Redirect:
+async def login_page(
+    request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+) -> Template | Redirect:
     if await current_user(request):
         return redirect(safe_next(next, "/o/"))
     return render(request, "login.html", next=safe_next(next, ""))
@@ -51,8 +53,11 @@ async def login(request: Request[Any, Any, Any]) -> Template | Redirect:
     form = await form_of(request)
     try:
         user = await identity.authenticate(
-            form.get("email", ""), form.get("password", ""), client_ip(request),
-            request.app.state.limiter, get_settings(),
+            form.get("email", ""),
+            form.get("password", ""),
+            client_ip(request),
+            request.app.state.limiter,
+            get_settings(),
         )
     except UserError as error:
         return form_error(request, "login.html", error, form, next=safe_next(form.get("next"), ""))
@@ -70,7 +75,9 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
 
 
 @get("/login/link")
-async def magic_link_page(request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template:
+async def magic_link_page(
+    request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+) -> Template:
     return render(request, "magic_link.html", next=safe_next(next, ""))
 
 
@@ -82,21 +89,28 @@ async def magic_link_request(request: Request[Any, Any, Any]) -> Template:
     except UserError as error:
         return form_error(request, "magic_link.html", error, form, next=form.get("next", ""))
     await identity.request_magic_link(email, get_settings(), safe_next(form.get("next"), "/o/"))
-    return render(request, "message.html", title="Check your inbox",
-                  message="If an account exists for {email}, a sign-in link is on its way. "
-                          "It works once, for 15 minutes.",
-                  params={"email": email})
+    return render(
+        request,
+        "message.html",
+        title="Check your inbox",
+        message="If an account exists for {email}, a sign-in link is on its way. "
+        "It works once, for 15 minutes.",
+        params={"email": email},
+    )
 
 
 @get("/login/link/{token:str}")
-async def magic_link_confirm(request: Request[Any, Any, Any], token: FromPath[str],
-                             next: FromQuery[str | None] = None) -> Template:
+async def magic_link_confirm(
+    request: Request[Any, Any, Any], token: FromPath[str], next: FromQuery[str | None] = None
+) -> Template:
     # A button, not an automatic sign-in: mail scanners that prefetch links must not use them.
     return render(request, "magic_link_confirm.html", token=token, next=safe_next(next, "/o/"))
 
 
 @post("/login/link/{token:str}")
-async def magic_link_consume(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
+async def magic_link_consume(
+    request: Request[Any, Any, Any], token: FromPath[str]
+) -> Template | Redirect:
     form = await form_of(request)
     try:
         user = await identity.consume_magic_link(token)
@@ -119,10 +133,14 @@ async def password_forgot(request: Request[Any, Any, Any]) -> Template:
     except UserError as error:
         return form_error(request, "password_forgot.html", error, form)
     await identity.request_password_reset(email, get_settings())
-    return render(request, "message.html", title="Check your inbox",
-                  message="If an account exists for {email}, a link to choose a new password "
-                          "is on its way. It works once, for an hour.",
-                  params={"email": email})
+    return render(
+        request,
+        "message.html",
+        title="Check your inbox",
+        message="If an account exists for {email}, a link to choose a new password "
+        "is on its way. It works once, for an hour.",
+        params={"email": email},
+    )
 
 
 @get("/password/reset/{token:str}")
@@ -131,7 +149,9 @@ async def password_reset_page(request: Request[Any, Any, Any], token: FromPath[s
 
 
 @post("/password/reset/{token:str}")
-async def password_reset(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
+async def password_reset(
+    request: Request[Any, Any, Any], token: FromPath[str]
+) -> Template | Redirect:
     form = await form_of(request)
     try:
         if form.get("password") != form.get("password_confirm"):
@@ -147,8 +167,7 @@ async def password_reset(request: Request[Any, Any, Any], token: FromPath[str]) 
 @get("/signup")
 async def signup_page(request: Request[Any, Any, Any]) -> Template:
     await current_user(request)
-    return render(request, "signup.html", kinds=KINDS,
-                  values={"country": "FR", "kind": "company"})
+    return render(request, "signup.html", kinds=KINDS, values={"country": "FR", "kind": "company"})
 
 
 @post("/signup")
@@ -184,13 +203,18 @@ async def signup(request: Request[Any, Any, Any]) -> Template | Redirect:
             _sign_in(request, owner)
     except UserError as error:
         return form_error(request, "signup.html", error, form, kinds=KINDS)
-    flash(request, "Welcome! {organization} is ready: its trial has started.",
-          organization=tenant.name)
+    flash(
+        request,
+        "Welcome! {organization} is ready: its trial has started.",
+        organization=tenant.name,
+    )
     return redirect(f"/o/{tenant.slug}/")
 
 
 @get("/invitations/{slug:str}/{token:str}")
-async def invitation_page(request: Request[Any, Any, Any], slug: FromPath[str], token: FromPath[str]) -> Template:
+async def invitation_page(
+    request: Request[Any, Any, Any], slug: FromPath[str], token: FromPath[str]
+) -> Template:
     await current_user(request)
     try:
         invitation = await pending_invitation(slug, token)
@@ -200,8 +224,9 @@ async def invitation_page(request: Request[Any, Any, Any], slug: FromPath[str], 
 
 
 @post("/invitations/{slug:str}/{token:str}")
-async def invitation_accept(request: Request[Any, Any, Any], slug: FromPath[str],
-                            token: FromPath[str]) -> Template | Redirect:
+async def invitation_accept(
+    request: Request[Any, Any, Any], slug: FromPath[str], token: FromPath[str]
+) -> Template | Redirect:
     form = await form_of(request)
     user = await current_user(request)
     new_account = None
@@ -209,10 +234,14 @@ async def invitation_accept(request: Request[Any, Any, Any], slug: FromPath[str]
         if user is None:
             if form.get("password") != form.get("password_confirm"):
                 raise Invalid("The two passwords differ.", field="password_confirm")
-            new_account = NewAccount(form.get("name", ""), form.get("password", ""),
-                                     form.get("locale") or get_settings().default_locale)
-        account, org_slug = await accept_invitation(slug, token, user, new_account,
-                                                    actor_for(request, user))
+            new_account = NewAccount(
+                form.get("name", ""),
+                form.get("password", ""),
+                form.get("locale") or get_settings().default_locale,
+            )
+        account, org_slug = await accept_invitation(
+            slug, token, user, new_account, actor_for(request, user)
+        )
     except Gone as error:
         return form_error(request, "message.html", error, {}, title="Invitation")
     except UserError as error:
@@ -220,8 +249,9 @@ async def invitation_accept(request: Request[Any, Any, Any], slug: FromPath[str]
             invitation = await pending_invitation(slug, token)
         except Gone as gone:
             return form_error(request, "message.html", gone, {}, title="Invitation")
-        return form_error(request, "invitation.html", error, form, invitation=invitation,
-                          slug=slug, token=token)
+        return form_error(
+            request, "invitation.html", error, form, invitation=invitation, slug=slug, token=token
+        )
     if user is None:
         _sign_in(request, account)
     flash(request, "You have joined the organization.")
@@ -241,18 +271,30 @@ async def account_update(request: Request[Any, Any, Any]) -> Template | Redirect
     user = await current_user(request)
     assert user is not None
     try:
-        updated = await identity.update_profile(user, form.get("name", ""),
-                                                form.get("locale", ""))
+        updated = await identity.update_profile(user, form.get("name", ""), form.get("locale", ""))
     except UserError as error:
         return form_error(request, "account.html", error, form)
-    request.scope["state"]["user"] = updated  # type: ignore[typeddict-item]
+    request.scope["state"]["user"] = updated
     flash(request, "Your changes are saved.")
     return redirect("/account")
 
 
 handlers = [
-    login_page, login, logout, magic_link_page, magic_link_request, magic_link_confirm,
-    magic_link_consume, password_forgot_page, password_forgot, password_reset_page,
-    password_reset, signup_page, signup, invitation_page, invitation_accept, account_page,
+    login_page,
+    login,
+    logout,
+    magic_link_page,
+    magic_link_request,
+    magic_link_confirm,
+    magic_link_consume,
+    password_forgot_page,
+    password_forgot,
+    password_reset_page,
+    password_reset,
+    signup_page,
+    signup,
+    invitation_page,
+    invitation_accept,
+    account_page,
     account_update,
 ]

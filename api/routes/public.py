@@ -43,8 +43,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
         except (OSError, ConnectionError):
             checks["redis"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
-    return Response({"status": "ok" if ready else "unavailable", **checks},
-                    status_code=200 if ready else 503)
+    return Response(
+        {"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503
+    )
 
 
 @post("/locale")
@@ -54,8 +55,15 @@ async def set_locale(request: Request[Any, Any, Any]) -> Redirect:
     response = redirect(safe_next(form.get("next"), "/"))
     if locale in LOCALES:
         response.cookies.append(
-            Cookie(key=LOCALE_COOKIE, value=locale, max_age=365 * 24 * 3600, path="/",
-                   samesite="lax", httponly=True, secure=get_settings().secure_cookies)
+            Cookie(
+                key=LOCALE_COOKIE,
+                value=locale,
+                max_age=365 * 24 * 3600,
+                path="/",
+                samesite="lax",
+                httponly=True,
+                secure=get_settings().secure_cookies,
+            )
         )
         user = await current_user(request)
         if user is not None and user.locale != locale:
@@ -71,10 +79,15 @@ async def organization_logo(slug: FromPath[str]) -> Response[bytes]:
     if found is None:
         raise NotFoundException()
     content_type, data = found
-    return Response(data, media_type=content_type,
-                    headers={"cache-control": "public, max-age=300",
-                             "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
-                             "x-content-type-options": "nosniff"})
+    return Response(
+        data,
+        media_type=content_type,
+        headers={
+            "cache-control": "public, max-age=300",
+            "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "x-content-type-options": "nosniff",
+        },
+    )
 
 
 @get("/dev/outbox")

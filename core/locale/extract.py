@@ -94,9 +94,14 @@ def _constant_messages(statement: ast.stmt) -> Iterator[tuple[int, str]]:
 
 def _message_defaults(args: ast.arguments) -> Iterator[tuple[int, str]]:
     positional = [*args.posonlyargs, *args.args]
-    pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True))
-    pairs += [(arg, default) for arg, default in zip(args.kwonlyargs, args.kw_defaults,
-                                                     strict=True) if default is not None]
+    pairs = list(
+        zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+    )
+    pairs += [
+        (arg, default)
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+        if default is not None
+    ]
     for arg, default in pairs:
         if arg.arg == "message":
             yield from _strings(default)

@@ -34,8 +34,14 @@ class Browser:
             self.csrf = match.group(1)
         return response
 
-    async def post(self, path: str, data: dict[str, Any] | None = None, *,
-                   page: str | None = None, **kwargs: Any) -> httpx.Response:
+    async def post(
+        self,
+        path: str,
+        data: dict[str, Any] | None = None,
+        *,
+        page: str | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         """Submit a form as if from `page` (default: the form's own path)."""
         await self.get(page or "/login")
         form = {"_csrf_token": self.csrf, **(data or {})}
@@ -77,7 +83,9 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     database pool (Litestar's own test client runs the app on a thread of its own)."""
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://127.0.0.1", follow_redirects=False,
+        transport=transport,
+        base_url="http://127.0.0.1",
+        follow_redirects=False,
         headers={"accept-language": "en"},
         event_hooks={"response": [_never_a_server_error]},
     ) as test_client:

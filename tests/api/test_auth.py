@@ -44,12 +44,14 @@ async def test_session_id_changes_at_sign_in(browser: Browser, tenant_a: TenantF
     assert before
     await browser.login(tenant_a.owner)
     after = browser.client.cookies.get("jalon_session")
-    assert after and after != before
+    assert after
+    assert after != before
     # The previous identifier no longer opens anything.
     browser.client.cookies.clear()
     browser.client.cookies.set("jalon_session", before, domain="127.0.0.1")
     response = await browser.client.get("/account")
-    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
 
 
 async def test_wrong_password_and_unknown_email_get_the_same_answer(
@@ -97,8 +99,9 @@ async def test_forged_csrf_token_is_refused_in_the_users_language(
 
 async def test_magic_link_signs_in_once(browser: Browser, db: str) -> None:
     user = await make_user("Magic Person")
-    response = await browser.post("/login/link", {"email": user.email, "next": "/account"},
-                                  page="/login/link")
+    response = await browser.post(
+        "/login/link", {"email": user.email, "next": "/account"}, page="/login/link"
+    )
     assert response.status_code == 200
     link = await _last_link(user.email, r"http://127\.0\.0\.1:8000/login/link/\S+")
     confirm = await browser.get(link)
@@ -114,8 +117,7 @@ async def test_magic_link_signs_in_once(browser: Browser, db: str) -> None:
 
 
 async def test_magic_link_for_unknown_email_answers_alike(browser: Browser, db: str) -> None:
-    response = await browser.post("/login/link", {"email": "ghost@example.org"},
-                                  page="/login/link")
+    response = await browser.post("/login/link", {"email": "ghost@example.org"}, page="/login/link")
     assert response.status_code == 200
     assert "ghost@example.org" in response.text
 
@@ -124,21 +126,26 @@ async def test_password_reset_changes_the_password_and_the_link_dies(
     browser: Browser, db: str
 ) -> None:
     user = await make_user("Forgetful Person")
-    await browser.post("/password/forgot", {"email": user.email.upper()},
-                       page="/password/forgot")
+    await browser.post("/password/forgot", {"email": user.email.upper()}, page="/password/forgot")
     link = await _last_link(user.email, r"http://127\.0\.0\.1:8000/password/reset/\S+")
-    mismatch = await browser.post(link, {"password": "a new long password",
-                                         "password_confirm": "different"}, page=link)
+    mismatch = await browser.post(
+        link, {"password": "a new long password", "password_confirm": "different"}, page=link
+    )
     assert mismatch.status_code == 422
-    short = await browser.post(link, {"password": "short", "password_confirm": "short"},
-                               page=link)
+    short = await browser.post(link, {"password": "short", "password_confirm": "short"}, page=link)
     assert short.status_code == 422
-    done = await browser.post(link, {"password": "a new long password",
-                                     "password_confirm": "a new long password"}, page=link)
+    done = await browser.post(
+        link,
+        {"password": "a new long password", "password_confirm": "a new long password"},
+        page=link,
+    )
     assert done.status_code == 303
     await browser.post("/logout", page="/account")
-    again = await browser.post(link, {"password": "another long password",
-                                      "password_confirm": "another long password"}, page=link)
+    again = await browser.post(
+        link,
+        {"password": "another long password", "password_confirm": "another long password"},
+        page=link,
+    )
     assert again.status_code == 410
     await browser.login(user, "a new long password")
 
@@ -146,12 +153,21 @@ async def test_password_reset_changes_the_password_and_the_link_dies(
 async def test_signup_creates_an_organization_in_trial_with_its_owner(
     browser: Browser, db: str
 ) -> None:
-    response = await browser.post("/signup", {
-        "name": "Nadia Okafor", "email": "nadia.signup@example.org",
-        "password": "a long enough password", "password_confirm": "a long enough password",
-        "organization_name": "Commune de Saint-Étienne-du-Bois", "kind": "local_authority",
-        "country": "fr", "locale": "fr", "terms": "on",
-    }, page="/signup")
+    response = await browser.post(
+        "/signup",
+        {
+            "name": "Nadia Okafor",
+            "email": "nadia.signup@example.org",
+            "password": "a long enough password",
+            "password_confirm": "a long enough password",
+            "organization_name": "Commune de Saint-Étienne-du-Bois",
+            "kind": "local_authority",
+            "country": "fr",
+            "locale": "fr",
+            "terms": "on",
+        },
+        page="/signup",
+    )
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/o/commune-de-saint-etienne-du-bois/"
     dashboard = await browser.get("/o/commune-de-saint-etienne-du-bois/")
@@ -180,10 +196,16 @@ async def test_signup_refuses_bad_input_and_writes_nothing(
     browser: Browser, db: str, change: dict[str, str], status: int, message: str
 ) -> None:
     form = {
-        "name": "Rejected Person", "email": "rejected.signup@example.org",
-        "password": "a long enough password", "password_confirm": "a long enough password",
-        "organization_name": "Rejected Org", "slug": "rejected-org", "kind": "company",
-        "country": "FR", "locale": "en", "terms": "on",
+        "name": "Rejected Person",
+        "email": "rejected.signup@example.org",
+        "password": "a long enough password",
+        "password_confirm": "a long enough password",
+        "organization_name": "Rejected Org",
+        "slug": "rejected-org",
+        "kind": "company",
+        "country": "FR",
+        "locale": "en",
+        "terms": "on",
     }
     form.update(change)
     response = await browser.post("/signup", form, page="/signup")
@@ -194,18 +216,29 @@ async def test_signup_refuses_bad_input_and_writes_nothing(
             "SELECT 1 FROM user_account WHERE lower(email) = 'rejected.signup@example.org'"
         )
         orgs = await database.fetch("SELECT 1 FROM organization WHERE slug = 'rejected-org'")
-    assert users == [] and orgs == []
+    assert users == []
+    assert orgs == []
 
 
 async def test_signup_with_a_taken_slug_keeps_no_half_written_account(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
-    response = await browser.post("/signup", {
-        "name": "Late Comer", "email": "late.comer@example.org",
-        "password": "a long enough password", "password_confirm": "a long enough password",
-        "organization_name": "Copycat", "slug": tenant_a.slug.upper(), "kind": "company",
-        "country": "FR", "locale": "en", "terms": "on",
-    }, page="/signup")
+    response = await browser.post(
+        "/signup",
+        {
+            "name": "Late Comer",
+            "email": "late.comer@example.org",
+            "password": "a long enough password",
+            "password_confirm": "a long enough password",
+            "organization_name": "Copycat",
+            "slug": tenant_a.slug.upper(),
+            "kind": "company",
+            "country": "FR",
+            "locale": "en",
+            "terms": "on",
+        },
+        page="/signup",
+    )
     assert response.status_code == 409
     assert "already taken" in response.text
     async with database.transaction():
@@ -218,16 +251,27 @@ async def test_signup_with_a_taken_slug_keeps_no_half_written_account(
 async def test_signup_with_an_email_taken_in_another_case_is_a_conflict(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
-    response = await browser.post("/signup", {
-        "name": "Twin", "email": tenant_a.owner.email.upper(),
-        "password": "a long enough password", "password_confirm": "a long enough password",
-        "organization_name": "Twin Org", "kind": "company", "country": "FR", "terms": "on",
-    }, page="/signup")
+    response = await browser.post(
+        "/signup",
+        {
+            "name": "Twin",
+            "email": tenant_a.owner.email.upper(),
+            "password": "a long enough password",
+            "password_confirm": "a long enough password",
+            "organization_name": "Twin Org",
+            "kind": "company",
+            "country": "FR",
+            "terms": "on",
+        },
+        page="/signup",
+    )
     assert response.status_code == 409
     assert "An account already exists" in response.text
 
 
 async def test_open_redirects_are_refused(browser: Browser, tenant_a: TenantFixture) -> None:
-    response = await browser.post("/login", {"email": tenant_a.owner.email, "password": PASSWORD,
-                                             "next": "//evil.example/steal"})
+    response = await browser.post(
+        "/login",
+        {"email": tenant_a.owner.email, "password": PASSWORD, "next": "//evil.example/steal"},
+    )
     assert response.headers["location"] == "/o/"
