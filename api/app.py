@@ -30,7 +30,7 @@ from api.web import locale_of
 from core import database, jobs
 from core.errors import UserError
 from core.i18n import translate
-from core.mail import configure_mailer
+from core.mail import configure_mailer, get_mailer, use_mailer
 from core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from core.settings import Settings, get_settings
 
@@ -130,6 +130,7 @@ def _session_store(settings: Settings) -> Store:
 def create_app(settings: Settings | None = None) -> Litestar:
     """The Jalon web application for `settings` (read from the environment by default)."""
     settings = settings or get_settings()
+    sessions = _session_store(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -140,7 +141,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         owns_pool = database.DB.pool is None
         if owns_pool:
             await database.start_pool()
-        jobs.configure_queue(settings.redis_url)
+        # The queue and mailer are process-wide; whatever was there before comes back at exit.
+        previous_queue, previous_mailer = jobs.get_queue(), get_mailer()
+        queue = jobs.configure_queue(settings.redis_url)
         configure_mailer(settings.smtp_url, settings.mail_from)
         if settings.redis_url:
             from redis.asyncio import Redis
@@ -154,7 +157,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
-            await jobs.get_queue().close()
+            await queue.close()
+            await sessions.__aexit__(None, None, None)  # closes its Redis client, if any
+            jobs.use_queue(previous_queue)
+            use_mailer(previous_mailer)
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owns_pool:
@@ -182,7 +188,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             DefineMiddleware(
                 SessionMiddleware,
-                store=_session_store(settings),
+                store=sessions,
                 max_age=settings.session_max_age_seconds,
                 secure=settings.secure_cookies,
             ),

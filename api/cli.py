@@ -258,3 +258,7 @@ def staff_create(email: str, name: str, role: str, locale: str, password: str | 
 
 
 main.add_command(engine_cli)
+
+
+if __name__ == "__main__":
+    main()

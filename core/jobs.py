@@ -90,8 +90,9 @@ class InProcessQueue:
 class ArqQueue:
     """Enqueues into Redis for `jalon worker` processes."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, queue_name: str | None = None) -> None:
         self.redis_url = redis_url
+        self.queue_name = queue_name
         self._pool: Any = None
 
     async def _get_pool(self) -> Any:
@@ -104,7 +105,10 @@ class ArqQueue:
 
     async def enqueue(self, name: str, *args: Any, job_id: str) -> None:
         pool = await self._get_pool()
-        await pool.enqueue_job(name, *args, _job_id=job_id)
+        if self.queue_name:
+            await pool.enqueue_job(name, *args, _job_id=job_id, _queue_name=self.queue_name)
+        else:
+            await pool.enqueue_job(name, *args, _job_id=job_id)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -118,7 +122,13 @@ _queue: JobQueue = InProcessQueue()
 def configure_queue(redis_url: str | None) -> JobQueue:
     """Choose where jobs go: Redis when configured, this process otherwise."""
     global _queue
-    _queue = ArqQueue(redis_url) if redis_url else InProcessQueue()
+    return use_queue(ArqQueue(redis_url) if redis_url else InProcessQueue())
+
+
+def use_queue(queue: JobQueue) -> JobQueue:
+    """Send jobs to `queue` (a test's own Redis queue, say)."""
+    global _queue
+    _queue = queue
     return _queue
 
 

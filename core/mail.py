@@ -86,8 +86,10 @@ class SmtpMailer:
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=30)
         with client:
+            client.ehlo()  # has_extn() only knows what EHLO announced
             if not self.implicit_tls and client.has_extn("starttls"):
                 client.starttls(context=context)
+                client.ehlo()
             if self.username and self.password:
                 client.login(self.username, self.password)
             client.send_message(message)
@@ -101,8 +103,17 @@ _mailer: Mailer = OutboxMailer()
 
 def configure_mailer(smtp_url: str | None, sender: str) -> Mailer:
     """SMTP when configured, the development outbox otherwise."""
+    return use_mailer(SmtpMailer(smtp_url, sender) if smtp_url else OutboxMailer())
+
+
+def use_mailer(mailer: Mailer) -> Mailer:
+    """Deliver through `mailer` from now on."""
     global _mailer
-    _mailer = SmtpMailer(smtp_url, sender) if smtp_url else OutboxMailer()
+    _mailer = mailer
+    return _mailer
+
+
+def get_mailer() -> Mailer:
     return _mailer
 
 

@@ -36,6 +36,34 @@ def settings() -> Settings:
     return _settings()
 
 
+@pytest.fixture(scope="session", autouse=True)
+async def _fresh_redis() -> None:
+    """Clear this suite's leftovers (rate limits, sessions, test queues) from `REDIS_URL`."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        if IN_CI:
+            pytest.fail("CI=true needs REDIS_URL: a missing service is a failure")
+        return
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        await client.ping()
+        async for key in client.scan_iter(match="jalon:*"):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis of `REDIS_URL`; skipped without it (and failed under CI, above)."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("REDIS_URL is not set")
+    return url
+
+
 @pytest.fixture(scope="session")
 async def owner_url(settings: Settings) -> str:
     """A freshly created, migrated test database; the URL of its owner connection."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -9,6 +10,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
+from redis.exceptions import RedisError
 
 from api.web import LOCALE_COOKIE, current_user, form_of, redirect, render, safe_next
 from core import database
@@ -38,9 +40,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     redis = request.app.state.get("redis")
     if redis is not None:
         try:
-            await redis.ping()
+            await asyncio.wait_for(redis.ping(), timeout=2)
             checks["redis"] = "ok"
-        except (OSError, ConnectionError):
+        except (OSError, TimeoutError, RedisError):
             checks["redis"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
     return Response(

@@ -3,7 +3,6 @@ client that keeps cookies and sends the CSRF token of the last page it loaded.""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ from litestar import Litestar
 from api.app import create_app
 from core.settings import Settings
 from tenants.identity import UserAccount
+from tests.api.running import running
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -56,20 +56,8 @@ class Browser:
 @pytest.fixture(scope="session")
 async def app(db: str, settings: Settings) -> AsyncIterator[Litestar]:
     """The application, started once (its lifespan) on the suite's event loop."""
-    application = create_app(settings)
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def run_lifespan() -> None:
-        # Entered and exited in one task, as the ASGI server would.
-        async with application.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(run_lifespan())
-    await started.wait()
-    yield application
-    stop.set()
-    await task
+    async with running(create_app(settings)) as application:
+        yield application
 
 
 async def _never_a_server_error(response: httpx.Response) -> None:

@@ -1,0 +1,150 @@
+"""The `jalon` command line, run as an operator would: each create prints one JSON line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+
+from core import database
+
+JALON = [sys.executable, "-m", "api.cli"]
+
+
+def _jalon(owner_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # jobs in-process
+    env["DATABASE_URL"] = owner_url
+    return subprocess.run(
+        [*JALON, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+def _created(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout  # one JSON line, for scripts
+    payload: dict[str, Any] = json.loads(lines[0])
+    return payload
+
+
+async def test_operators_chain_staff_tenant_and_token_creation(
+    owner_url: str, client: httpx.AsyncClient
+) -> None:
+    suffix = uuid4().hex[:8]
+    email = f"ops-{suffix}@example.org"
+    staff = _created(
+        _jalon(
+            owner_url,
+            "staff",
+            "create",
+            "--email",
+            email,
+            "--name",
+            "Ops",
+            "--role",
+            "account_manager",
+            "--password",
+            "a long enough password",
+        )
+    )
+    assert staff["email"] == email
+    assert staff["role"] == "account_manager"
+
+    slug = f"cli-{suffix}"
+    tenant = _created(
+        _jalon(
+            owner_url,
+            "tenant",
+            "create",
+            "--name",
+            "Ville de Test",
+            "--slug",
+            slug,
+            "--kind",
+            "local_authority",
+            "--country",
+            "FR",
+            "--owner-email",
+            email,
+        )
+    )
+    assert tenant["slug"] == slug
+    assert tenant["status"] == "trial"
+
+    issued = _created(
+        _jalon(
+            owner_url,
+            "token",
+            "create",
+            "--tenant",
+            slug,
+            "--name",
+            "sync",
+            "--scope",
+            "org:organization:read",
+            "--expires-in-days",
+            "30",
+        )
+    )
+    secret = issued["token"]
+    assert secret.startswith("jalon_")
+    async with database.transaction(UUID(tenant["id"])):
+        [stored] = await database.fetch("SELECT prefix, token_hash FROM api_token")
+    assert secret.startswith(stored["prefix"])
+    assert secret.encode() not in bytes(stored["token_hash"])  # only a digest is kept
+
+    response = await client.get(
+        "/api/v1/organization", headers={"authorization": f"Bearer {secret}"}
+    )
+    assert response.status_code == 200
+    assert response.json()["slug"] == slug
+
+
+def test_a_duplicate_slug_fails_with_a_message_and_no_traceback(owner_url: str) -> None:
+    slug = f"dup-{uuid4().hex[:8]}"
+    create = (
+        "tenant",
+        "create",
+        "--name",
+        "Dup",
+        "--slug",
+        slug,
+        "--kind",
+        "company",
+        "--country",
+        "FR",
+    )
+    _created(_jalon(owner_url, *create))
+    again = _jalon(owner_url, *create)
+    assert again.returncode == 2
+    assert again.stdout == ""
+    assert "already" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_bad_options_are_refused_before_anything_is_written(owner_url: str) -> None:
+    result = _jalon(
+        owner_url,
+        "tenant",
+        "create",
+        "--name",
+        "X",
+        "--slug",
+        "Not A Slug",
+        "--kind",
+        "company",
+        "--country",
+        "FR",
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    unknown_scope = _jalon(
+        owner_url, "token", "create", "--tenant", "nope", "--name", "n", "--scope", "everything"
+    )
+    assert unknown_scope.returncode == 2
+    assert "Traceback" not in unknown_scope.stderr

@@ -1,0 +1,125 @@
+"""Mail: the outbox is written with the change, delivered after commit, through real SMTP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from email import message_from_bytes
+from typing import Any
+from uuid import UUID
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from core import database, jobs, mail
+from core.jobs import InProcessQueue
+
+
+def _free_port() -> int:
+    """A port nothing listens on (the OS just handed it out)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[_Inbox, int]]:
+    """A real SMTP server on 127.0.0.1, for this test only."""
+    inbox = _Inbox()
+    port = _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+        mail.configure_mailer(None, "noreply@jalon.example")
+
+
+@pytest.fixture
+def queue(db: str) -> InProcessQueue:
+    in_process = jobs.configure_queue(None)
+    assert isinstance(in_process, InProcessQueue)
+    return in_process
+
+
+async def _row(message_id: UUID) -> dict[str, Any]:
+    async with database.transaction():
+        rows = await database.fetch(
+            "SELECT sent_at, attempts, last_error FROM mail_message WHERE id = $1", message_id
+        )
+    return dict(rows[0])
+
+
+async def test_a_queued_message_is_sent_over_smtp_after_commit(
+    smtp_server: tuple[_Inbox, int], queue: InProcessQueue
+) -> None:
+    inbox, port = smtp_server
+    mail.configure_mailer(f"smtp://127.0.0.1:{port}", "Jalon <noreply@jalon.example>")
+    async with database.transaction():
+        message_id = await mail.queue_mail(
+            "ada@example.org", "Bienvenue", "Texte brut", "<p>HTML</p>"
+        )
+    await queue.drain()
+    [received] = inbox.messages
+    assert received["To"] == "ada@example.org"
+    assert received["Subject"] == "Bienvenue"
+    assert received.is_multipart()  # text and HTML alternatives
+    row = await _row(message_id)
+    assert row["sent_at"] is not None
+    assert row["attempts"] == 1
+
+
+async def test_a_rolled_back_change_sends_no_mail(
+    smtp_server: tuple[_Inbox, int], queue: InProcessQueue
+) -> None:
+    inbox, port = smtp_server
+    mail.configure_mailer(f"smtp://127.0.0.1:{port}", "noreply@jalon.example")
+    with pytest.raises(RuntimeError):
+        async with database.transaction():
+            await mail.queue_mail("ada@example.org", "Never", "sent")
+            raise RuntimeError("the change failed")
+    await queue.drain()
+    assert inbox.messages == []
+    async with database.transaction():
+        kept = await database.fetch("SELECT 1 FROM mail_message WHERE subject = 'Never'")
+    assert kept == []
+
+
+async def test_an_unreachable_smtp_server_is_recorded_and_retried(
+    queue: InProcessQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "backoff_seconds", lambda job_try: 0.0)
+    mail.configure_mailer(f"smtp://127.0.0.1:{_free_port()}", "noreply@jalon.example")
+    try:
+        async with database.transaction():
+            message_id = await mail.queue_mail("ada@example.org", "Lost?", "No: kept")
+        await queue.drain()
+    finally:
+        mail.configure_mailer(None, "noreply@jalon.example")
+    row = await _row(message_id)
+    assert row["sent_at"] is None  # kept in the outbox, not lost
+    assert row["attempts"] == jobs.MAX_TRIES
+    assert row["last_error"]
+    # Delivery later succeeds from the same row.
+    await mail.deliver_mail({}, str(message_id))
+    assert (await _row(message_id))["sent_at"] is not None
+
+
+async def test_the_outbox_mailer_keeps_messages_for_the_dev_page(queue: InProcessQueue) -> None:
+    mail.configure_mailer(None, "noreply@jalon.example")
+    async with database.transaction():
+        await mail.queue_mail("grace@example.org", "Lien de connexion", "https://…")
+    await queue.drain()
+    newest = await mail.recent_mail(limit=5)
+    assert any(row["subject"] == "Lien de connexion" for row in newest)
