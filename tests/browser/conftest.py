@@ -55,7 +55,7 @@ async def live_server(browser_app: Litestar) -> AsyncIterator[str]:
         )
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # uvicorn offers no event to wait on  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
