@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -15,17 +16,25 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 _DUMMY_HASH = _hasher.hash("not a real password")
 
 
-def hash_password(password: str) -> str:
+# argon2id takes tens of milliseconds and 64 MiB by design: it runs on a worker thread
+# (the library releases the GIL) so one sign-in does not stall every other request.
+
+
+async def hash_password(password: str) -> str:
     """An argon2id hash of `password`."""
-    return _hasher.hash(password)
+    return await asyncio.to_thread(_hasher.hash, password)
 
 
-def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when `password` matches; spends the same effort when there is no hash."""
+def _verify(password_hash: str | None, password: str) -> bool:
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when `password` matches; spends the same effort when there is no hash."""
+    return await asyncio.to_thread(_verify, password_hash, password)
 
 
 def needs_rehash(password_hash: str) -> bool:

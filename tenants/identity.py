@@ -71,6 +71,7 @@ async def _insert_user(
     email: str, name: str, password: str | None, locale: str, verified: bool
 ) -> dict[str, Any]:
     user_id = uuid4()
+    password_hash = await hash_password(password) if password else None
     try:
         await execute(
             """INSERT INTO user_account (id, email, name, locale, password_hash, email_verified)
@@ -79,7 +80,7 @@ async def _insert_user(
             email,
             name,
             locale,
-            hash_password(password) if password else None,
+            password_hash,
             verified,
         )
     except asyncpg.UniqueViolationError:
@@ -144,18 +145,18 @@ async def authenticate(
         rows = await fetch(
             _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
         )
-        row = rows[0] if rows else None
-        if not verify_password(row["password_hash"] if row else None, password) or row is None:
-            failed = True
-        else:
-            failed = False
-            if needs_rehash(row["password_hash"]):
-                await execute(
-                    "UPDATE user_account SET password_hash = $2 WHERE id = $1",
-                    row["id"],
-                    hash_password(password),
-                )
-            await execute("UPDATE user_account SET last_login_at = now() WHERE id = $1", row["id"])
+    row = rows[0] if rows else None
+    # Hashing happens outside any transaction: no connection waits on argon2.
+    failed = not await verify_password(row["password_hash"] if row else None, password)
+    if not failed and row is not None:
+        rehashed = await hash_password(password) if needs_rehash(row["password_hash"]) else None
+        async with transaction():
+            await execute(
+                """UPDATE user_account SET last_login_at = now(),
+                          password_hash = coalesce($2, password_hash) WHERE id = $1""",
+                row["id"],
+                rehashed,
+            )
     if failed or row is None:
         await limiter.hit(account_key, settings.login_window_seconds)
         await limiter.hit(ip_key, settings.login_window_seconds)
@@ -220,12 +221,13 @@ async def request_password_reset(email: str, settings: Settings) -> None:
 async def reset_password(token: str, password: str) -> UserAccount:
     """Set a new password with a reset token; every other reset link stops working."""
     password = clean_password(password)
+    password_hash = await hash_password(password)
     async with transaction():
         user_id = await _consume_token(token, "password_reset")
         await execute(
             "UPDATE user_account SET password_hash = $2, email_verified = true WHERE id = $1",
             user_id,
-            hash_password(password),
+            password_hash,
         )
         await execute(
             "UPDATE user_token SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",
