@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime
 from litestar import Request
@@ -99,14 +100,24 @@ def flash(connection: ASGIConnection[Any, Any, Any, Any], message: str, **params
     session["flash"] = notices
 
 
-def _formatters(locale: str) -> dict[str, Any]:
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _formatters(locale: str, timezone: str | None = None) -> dict[str, Any]:
+    """Translation and date formatting for a page: dates in the organization's time zone."""
+    zone = _zone(timezone)
+
     def gettext(message: str, **params: Any) -> str:
         return translate(locale, message, **params)
 
     def format_dt(value: datetime | None, format: str = "medium") -> str:
         if value is None:
             return ""
-        return format_datetime(value, format=format, locale=locale)
+        return format_datetime(value, format=format, tzinfo=zone, locale=locale)
 
     return {"_": gettext, "format_dt": format_dt}
 
@@ -126,7 +137,7 @@ def render(
     notices = session.pop("flash", []) if status < 400 else []
     state = request.scope.get("state", {})
     base = {
-        **_formatters(locale),
+        **_formatters(locale, ctx.tenant.timezone if ctx else None),
         "locale": locale,
         "locales": LOCALE_NAMES,
         "user": state.get("user"),

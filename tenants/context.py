@@ -36,6 +36,7 @@ class TenantSummary:
     name: str
     status: str
     default_locale: str
+    timezone: str
     brand_colour: str | None
     has_logo: bool
 

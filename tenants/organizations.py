@@ -24,7 +24,7 @@ LOGO_TYPES = {"image/png", "image/jpeg", "image/svg+xml", "image/webp"}
 LOGO_MAX_BYTES = 100_000
 
 _SUMMARY_SQL = (
-    "SELECT id, slug, name, status, default_locale, brand_colour, "
+    "SELECT id, slug, name, status, default_locale, timezone, brand_colour, "
     "logo_data_url IS NOT NULL AS has_logo FROM organization"
 )
 
@@ -89,6 +89,7 @@ def summary(row: dict[str, Any]) -> TenantSummary:
         name=row["name"],
         status=row["status"],
         default_locale=row["default_locale"],
+        timezone=row["timezone"],
         brand_colour=row["brand_colour"],
         has_logo=row["has_logo"],
     )
