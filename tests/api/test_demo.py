@@ -1,0 +1,59 @@
+"""`jalon demo` seeds a company, a city and a foreign agency with members, and can run again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.demo import ORGANIZATIONS, PASSWORD, seed
+from core import database
+from core.ratelimit import MemoryRateLimiter
+from core.settings import Settings
+from tenants.identity import authenticate
+from tenants.organizations import tenant_by_slug
+
+
+async def _census() -> dict[str, Any]:
+    census: dict[str, Any] = {}
+    for demo in ORGANIZATIONS:
+        tenant = await tenant_by_slug(demo.fields.slug)
+        async with database.transaction(tenant.id):
+            members = await database.fetch("SELECT role FROM membership")
+            invitations = await database.fetch("SELECT 1 FROM invitation")
+            [org] = await database.fetch(
+                "SELECT kind, status FROM organization WHERE id = $1", tenant.id
+            )
+        census[demo.fields.slug] = (
+            org["kind"],
+            sorted(m["role"] for m in members),
+            len(invitations),
+        )
+    return census
+
+
+async def test_the_demo_seeds_three_kinds_of_tenant_and_runs_again_unchanged(
+    db: str, settings: Settings
+) -> None:
+    first = await seed()
+    census = await _census()
+    assert {kind for kind, _, _ in census.values()} == {
+        "company",
+        "local_authority",
+        "foreign_agency",
+    }
+    for _kind, roles, invitations in census.values():
+        assert "owner" in roles
+        assert len(roles) >= 2
+        assert invitations == 1
+
+    again = await seed()
+    assert again == first
+    assert await _census() == census
+
+
+async def test_every_printed_demo_sign_in_works(db: str, settings: Settings) -> None:
+    await seed()
+    limiter = MemoryRateLimiter()
+    for demo in ORGANIZATIONS:
+        for person in demo.people:
+            account = await authenticate(person.email, PASSWORD, "127.0.0.1", limiter, settings)
+            assert account.email == person.email
