@@ -35,7 +35,7 @@ migrate: install ## Apply database migrations
 worker: install ## Run a background job worker (needs REDIS_URL)
 	$(BIN)/jalon worker
 
-browsers: install
+browsers: install ## Install headless Chromium for the browser tests (Debian package, as root)
 	@bash scripts/install-browser.sh
 
 test: install browsers ## Run the whole test suite against real PostgreSQL (and Redis when REDIS_URL is set)

@@ -25,6 +25,7 @@ from litestar.template.config import TemplateConfig
 
 from api.guards import LoginRequired
 from api.routes import api_v1, auth, console, public
+from api.runtime import connect
 from api.sessions import SessionMiddleware
 from api.web import locale_of
 from core import database, jobs
@@ -135,8 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if not database.DB.config.get("dsn"):
-            owner = database.owner_url(settings)
-            database.configure(database.runtime_url(settings, owner), settings.db_pool_size)
+            connect(settings)
         # A pool started by the caller (the test suite) stays the caller's to close.
         owns_pool = database.DB.pool is None
         if owns_pool:

@@ -24,11 +24,16 @@ def import_jobs() -> None:
         importlib.import_module(module)
 
 
-def connect(settings: Settings) -> str:
-    """Point the engine at the runtime role (starting the embedded server if needed)."""
+def connect(settings: Settings) -> None:
+    """Point the engine at the runtime role (starting the embedded server if needed).
+
+    With `JALON_RUNTIME_DATABASE_URL` set, the owner's server is not needed at all.
+    """
+    if settings.runtime_database_url:
+        database.configure(settings.runtime_database_url, settings.db_pool_size)
+        return
     owner = database.owner_url(settings)
     database.configure(database.runtime_url(settings, owner), settings.db_pool_size)
-    return owner
 
 
 def run(work: Callable[[], Awaitable[T]], settings: Settings | None = None) -> T:

@@ -90,6 +90,11 @@ class SmtpMailer:
             if not self.implicit_tls and client.has_extn("starttls"):
                 client.starttls(context=context)
                 client.ehlo()
+            elif not self.implicit_tls and self.username:
+                # Never send a password in clear: a server without TLS gets no credentials.
+                raise smtplib.SMTPNotSupportedError(
+                    f"{self.host}:{self.port} offers no STARTTLS; refusing to send credentials"
+                )
             if self.username and self.password:
                 client.login(self.username, self.password)
             client.send_message(message)

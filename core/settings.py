@@ -43,7 +43,7 @@ class Settings:
     runtime_password: str | None = None
     #: Redis for jobs, sessions and throttling. Unset: in-process jobs, in-memory stores.
     redis_url: str | None = None
-    #: Signs sessions and CSRF tokens.
+    #: Signs CSRF tokens (sessions are random identifiers kept server-side).
     secret_key: str = ""
     #: Public URL, used in links sent by mail; https here turns on secure cookies.
     base_url: str = "http://127.0.0.1:8000"
@@ -58,6 +58,9 @@ class Settings:
     login_attempts_per_ip: int = 20
     login_window_seconds: int = 900
     session_max_age_seconds: int = 14 * 24 * 3600
+    #: Proxies whose X-Forwarded-For/-Proto are believed (comma-separated IPs or networks,
+    #: `*` for any): the client address used for throttling and the audit log comes from them.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @property
     def embedded_database(self) -> bool:
@@ -93,8 +96,18 @@ def load_settings() -> Settings:
     """Read the environment into a `Settings`; production without a secret key is refused."""
     environment = _env("JALON_ENV", "development") or "development"
     data_dir = Path(_env("JALON_DATA_DIR", "var") or "var").resolve()
-    if environment == "production" and not _env("JALON_SECRET_KEY"):
-        raise RuntimeError("JALON_SECRET_KEY must be set in production")
+    if environment == "production":
+        # Production refuses to start on a development default rather than misbehave later.
+        missing = [
+            name
+            for name in ("JALON_SECRET_KEY", "DATABASE_URL", "JALON_SMTP_URL")
+            if not _env(name)
+        ]
+        if missing:
+            raise RuntimeError(
+                "JALON_ENV=production needs " + ", ".join(missing) + " (see .env.example): "
+                "no embedded database, no mail silently dropped, no generated secret"
+            )
     return Settings(
         environment=environment,
         data_dir=data_dir,
@@ -113,6 +126,7 @@ def load_settings() -> Settings:
         login_attempts_per_ip=_env_int("JALON_LOGIN_ATTEMPTS_PER_IP", 20),
         login_window_seconds=_env_int("JALON_LOGIN_WINDOW_SECONDS", 900),
         session_max_age_seconds=_env_int("JALON_SESSION_MAX_AGE_SECONDS", 14 * 24 * 3600),
+        forwarded_allow_ips=_env("JALON_FORWARDED_ALLOW_IPS", "127.0.0.1") or "127.0.0.1",
     )
 
 

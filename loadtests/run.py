@@ -89,7 +89,7 @@ def main() -> None:
     rate = os.environ.get("LOAD_SPAWN_RATE", "10")
     duration = os.environ.get("LOAD_DURATION", "30s")
     workers = os.environ.get("LOAD_WORKERS", "1")
-    env = {**os.environ, "JALON_SECURE_COOKIES": "false"}
+    env = dict(os.environ)
     subprocess.run([*JALON, "migrate"], check=True, cwd=ROOT, env=env)
     subprocess.run([*JALON, "demo"], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     port = _free_port()

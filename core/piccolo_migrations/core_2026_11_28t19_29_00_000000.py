@@ -1,4 +1,4 @@
-"""The mail outbox: messages are written in the transaction that causes them (ADR 0004)."""
+"""The mail outbox: messages are written in the transaction that causes them (ADR 0002)."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 

@@ -53,7 +53,7 @@ async def test_a_job_runs_only_after_its_transaction_commits(in_process: InProce
 
 async def test_a_rolled_back_transaction_enqueues_nothing(in_process: InProcessQueue) -> None:
     marker = uuid4().hex
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError):  # noqa: PT012 -- the failure is inside the transaction
         async with database.transaction():
             enqueue("record_for_test", marker, job_id=f"t:{marker}")
             raise RuntimeError("the request failed")

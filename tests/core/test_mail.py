@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import smtplib
 import socket
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -27,7 +28,7 @@ class _Inbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -85,7 +86,7 @@ async def test_a_rolled_back_change_sends_no_mail(
 ) -> None:
     inbox, port = smtp_server
     mail.configure_mailer(f"smtp://127.0.0.1:{port}", "noreply@jalon.example")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError):  # noqa: PT012 -- the failure is inside the transaction
         async with database.transaction():
             await mail.queue_mail("ada@example.org", "Never", "sent")
             raise RuntimeError("the change failed")
@@ -123,3 +124,13 @@ async def test_the_outbox_mailer_keeps_messages_for_the_dev_page(queue: InProces
     await queue.drain()
     newest = await mail.recent_mail(limit=5)
     assert any(row["subject"] == "Lien de connexion" for row in newest)
+
+
+async def test_credentials_are_never_sent_to_a_server_without_tls(
+    smtp_server: tuple[_Inbox, int], queue: InProcessQueue
+) -> None:
+    inbox, port = smtp_server
+    mailer = mail.SmtpMailer(f"smtp://user:secret@127.0.0.1:{port}", "noreply@jalon.example")
+    with pytest.raises(smtplib.SMTPNotSupportedError):
+        await mailer.send(mail.OutgoingMail("ada@example.org", "Hi", "text", None))
+    assert inbox.messages == []
