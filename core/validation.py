@@ -38,7 +38,13 @@ def clean_email(value: str | None, field: str = "email") -> str:
     email = (value or "").strip()
     if not email:
         raise Invalid("This field is required.", field=field)
-    if len(email) > 254 or not _EMAIL.match(email):
+    # The pattern admits any other character in the local part; control and format
+    # characters (NUL, bidi overrides) are refused here rather than by the database.
+    if (
+        len(email) > 254
+        or not _EMAIL.match(email)
+        or any(unicodedata.category(ch) in _CONTROL for ch in email)
+    ):
         raise Invalid("Enter a valid email address.", field=field)
     return email
 

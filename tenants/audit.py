@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.database import execute, fetch, transaction
-from core.errors import Invalid
 from tenants.context import TenantContext
+from tenants.keyset import decode_cursor, encode_cursor
 from tenants.permissions import Permission
 
 PAGE_SIZE = 50
@@ -48,10 +49,13 @@ async def record(
 
 @dataclass(frozen=True)
 class AuditFilter:
+    """What the log is narrowed to. Days are whole days in the organization's time zone,
+    both included: `since` from its midnight, `until` to its end."""
+
     action: str | None = None
     actor: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: date | None = None
+    until: date | None = None
 
 
 @dataclass(frozen=True)
@@ -60,14 +64,16 @@ class AuditPage:
     next_cursor: str | None
 
 
-def _decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    if not cursor:
-        return None
+def _zone(name: str) -> ZoneInfo:
     try:
-        stamp, _, ident = cursor.partition("_")
-        return datetime.fromisoformat(stamp), UUID(ident)
-    except ValueError:
-        raise Invalid("This page link is not valid.", field="cursor") from None
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _escape_like(text: str) -> str:
+    # Backslash first: it is LIKE's escape character, and a pattern ending in one is an error.
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def list_events(
@@ -75,27 +81,29 @@ async def list_events(
 ) -> AuditPage:
     """Events newest first, filtered, one keyset page at a time."""
     ctx.require(Permission.AUDIT_READ)
-    after = _decode_cursor(cursor)
+    after = decode_cursor(cursor)
     clauses = ["tenant_id = $1"]
     args: list[Any] = [ctx.tenant_id]
     if filters.action:
         args.append(filters.action)
         clauses.append(f"action = ${len(args)}")
     if filters.actor:
-        args.append("%" + filters.actor.replace("%", r"\%").replace("_", r"\_") + "%")
+        args.append("%" + _escape_like(filters.actor) + "%")
         clauses.append(f"actor_label ILIKE ${len(args)}")
+    zone = _zone(ctx.tenant.timezone)
     if filters.since:
-        args.append(filters.since)
+        args.append(datetime.combine(filters.since, time(), zone))
         clauses.append(f"occurred_at >= ${len(args)}")
     if filters.until:
-        args.append(filters.until)
+        args.append(datetime.combine(filters.until + timedelta(days=1), time(), zone))
         clauses.append(f"occurred_at < ${len(args)}")
     if after:
         args.extend(after)
         clauses.append(f"(occurred_at, id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit + 1)
+    # The clauses are constants of this function; every value is a bound parameter.
     sql = (
-        "SELECT id, occurred_at, actor_kind, actor_label, action, target_type, target_id, "
+        "SELECT id, occurred_at, actor_kind, actor_label, action, target_type, target_id, "  # noqa: S608
         "host(ip) AS ip, user_agent, details FROM audit_event WHERE "
         + " AND ".join(clauses)
         + f" ORDER BY occurred_at DESC, id DESC LIMIT ${len(args)}"
@@ -108,7 +116,7 @@ async def list_events(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = f"{last['occurred_at'].isoformat()}_{last['id']}"
+        next_cursor = encode_cursor(last["occurred_at"], last["id"])
     return AuditPage(rows, next_cursor)
 
 

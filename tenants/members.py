@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -15,51 +15,64 @@ from core.i18n import translate
 from core.mail import queue_mail
 from core.security import new_token, token_digest
 from core.settings import Settings
-from core.validation import clean_choice, clean_email
+from core.validation import clean_choice, clean_email, clean_slug
 from tenants import audit
 from tenants.context import Actor, TenantContext
 from tenants.identity import NewAccount, UserAccount, create_user_in_transaction
+from tenants.keyset import decode_cursor, encode_cursor
 from tenants.organizations import summary
 from tenants.permissions import Permission, Role
 
 INVITATION_TTL = timedelta(days=7)
+_INVITATION_STATUS = """CASE WHEN accepted_at IS NOT NULL THEN 'accepted'
+    WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at < now() THEN 'expired'
+    ELSE 'pending' END"""
 ROLES = tuple(role.value for role in Role)
 
 
 # --- accessors -------------------------------------------------------------------------
 
 
-async def access_membership(ctx: TenantContext, membership_id: UUID | str) -> dict[str, Any]:
-    """The membership `membership_id` of this tenant, locked for update; 404 otherwise.
+def _uuid_or_404(value: UUID | str) -> UUID:
+    try:
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except ValueError:
+        raise NotFound() from None
+
+
+async def access_membership(
+    ctx: TenantContext, membership_id: UUID | str, *, for_update: bool = True
+) -> dict[str, Any]:
+    """The membership `membership_id` of this tenant (locked for update unless asked not to);
+    404 alike for an unknown id and another tenant's.
 
     Call inside the tenant's transaction.
     """
-    try:
-        ident = UUID(str(membership_id))
-    except ValueError:
-        raise NotFound() from None
+    lock = "FOR UPDATE OF m" if for_update else ""
     rows = await fetch(
-        """SELECT m.id, m.user_id, m.role, u.email, u.name FROM membership m
-           JOIN user_account u ON u.id = m.user_id
-           WHERE m.tenant_id = $1 AND m.id = $2 FOR UPDATE OF m""",
+        f"""SELECT m.id, m.user_id, m.role, m.created_at, u.email, u.name FROM membership m
+            JOIN user_account u ON u.id = m.user_id
+            WHERE m.tenant_id = $1 AND m.id = $2 {lock}""",  # noqa: S608 - constant clause
         ctx.tenant_id,
-        ident,
+        _uuid_or_404(membership_id),
     )
     if not rows:
         raise NotFound()
     return rows[0]
 
 
-async def access_invitation(ctx: TenantContext, invitation_id: UUID | str) -> dict[str, Any]:
-    """The invitation `invitation_id` of this tenant, locked for update; 404 otherwise."""
-    try:
-        ident = UUID(str(invitation_id))
-    except ValueError:
-        raise NotFound() from None
+async def access_invitation(
+    ctx: TenantContext, invitation_id: UUID | str, *, for_update: bool = True
+) -> dict[str, Any]:
+    """The invitation `invitation_id` of this tenant (locked for update unless asked not to);
+    404 alike for an unknown id and another tenant's. Call inside the tenant's transaction."""
+    lock = "FOR UPDATE" if for_update else ""
     rows = await fetch(
-        "SELECT * FROM invitation WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        f"""SELECT *, expires_at < now() AS expired, {_INVITATION_STATUS} AS status
+            FROM invitation
+            WHERE tenant_id = $1 AND id = $2 {lock}""",  # noqa: S608 - constant clauses
         ctx.tenant_id,
-        ident,
+        _uuid_or_404(invitation_id),
     )
     if not rows:
         raise NotFound()
@@ -80,6 +93,58 @@ async def list_members(ctx: TenantContext) -> list[dict[str, Any]]:
                ORDER BY array_position(ARRAY['owner', 'admin', 'member'], m.role), u.name""",
             ctx.tenant_id,
         )
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    """One page of members in joining order, and the cursor of the next page (None at the end)."""
+
+    members: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+MEMBER_PAGE_MAX = 200
+
+
+async def list_members_page(
+    ctx: TenantContext, cursor: str | None = None, limit: int = 50
+) -> MemberPage:
+    """Members in a stable order (joining time, then id), one keyset page at a time.
+
+    The cursor names the last row of the previous page, so members joining or leaving between
+    two pages neither repeat nor skip anyone else.
+    """
+    ctx.require(Permission.MEMBERS_READ)
+    if not 1 <= limit <= MEMBER_PAGE_MAX:
+        raise Invalid(
+            "Ask for between 1 and {max} items per page.", field="limit", max=MEMBER_PAGE_MAX
+        )
+    after = decode_cursor(cursor)
+    args: list[Any] = [ctx.tenant_id, limit + 1]
+    resume = ""
+    if after is not None:
+        args.extend(after)
+        resume = "AND (m.created_at, m.id) > ($3, $4)"
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        rows = await fetch(
+            f"""SELECT m.id, m.user_id, m.role, m.created_at, u.email, u.name
+                FROM membership m JOIN user_account u ON u.id = m.user_id
+                WHERE m.tenant_id = $1 {resume}
+                ORDER BY m.created_at, m.id LIMIT $2""",  # noqa: S608 - constant clauses
+            *args,
+        )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    return MemberPage(rows, next_cursor)
+
+
+async def get_member(ctx: TenantContext, membership_id: UUID | str) -> dict[str, Any]:
+    """One member with their account's email and name; `NotFound` for ids not of this tenant."""
+    ctx.require(Permission.MEMBERS_READ)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        return await access_membership(ctx, membership_id, for_update=False)
 
 
 async def _ensure_other_owner(ctx: TenantContext, membership: dict[str, Any]) -> None:
@@ -115,15 +180,24 @@ async def change_role(ctx: TenantContext, membership_id: UUID | str, role: str) 
             membership["id"],
             role,
         )
-        await audit.record(ctx, "member.role_changed", "membership", membership["id"],
-                           email=membership["email"], **{"from": membership["role"], "to": role})
+        await audit.record(
+            ctx,
+            "member.role_changed",
+            "membership",
+            membership["id"],
+            email=membership["email"],
+            **{"from": membership["role"], "to": role},
+        )
 
 
-async def remove_member(ctx: TenantContext, membership_id: UUID | str) -> None:
-    """Remove a member (or leave, for one's own membership); never the last owner."""
+async def remove_member(ctx: TenantContext, membership_id: UUID | str) -> bool:
+    """Remove a member (or leave, for one's own membership); never the last owner.
+
+    True when the actor left (the membership was their own).
+    """
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         membership = await access_membership(ctx, membership_id)
-        leaving = membership["user_id"] == ctx.actor.user_id
+        leaving: bool = membership["user_id"] == ctx.actor.user_id
         if not leaving:
             ctx.require(Permission.MEMBERS_REMOVE)
             if membership["role"] == Role.OWNER and not ctx.can(Permission.OWNERS_MANAGE):
@@ -134,8 +208,15 @@ async def remove_member(ctx: TenantContext, membership_id: UUID | str) -> None:
             ctx.tenant_id,
             membership["id"],
         )
-        await audit.record(ctx, "member.left" if leaving else "member.removed", "membership",
-                           membership["id"], email=membership["email"], role=membership["role"])
+        await audit.record(
+            ctx,
+            "member.left" if leaving else "member.removed",
+            "membership",
+            membership["id"],
+            email=membership["email"],
+            role=membership["role"],
+        )
+    return leaving
 
 
 async def add_member(ctx: TenantContext, user: UserAccount, role: str) -> UUID:
@@ -154,22 +235,10 @@ async def add_member(ctx: TenantContext, user: UserAccount, role: str) -> UUID:
             )
         except asyncpg.UniqueViolationError:
             raise Conflict("This person is already a member.") from None
-        await audit.record(ctx, "member.added", "membership", membership_id,
-                           email=user.email, role=role)
-    return membership_id
-
-
-async def own_membership_id(ctx: TenantContext) -> UUID:
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
-        rows = await fetch(
-            "SELECT id FROM membership WHERE tenant_id = $1 AND user_id = $2",
-            ctx.tenant_id,
-            ctx.actor.user_id,
+        await audit.record(
+            ctx, "member.added", "membership", membership_id, email=user.email, role=role
         )
-    if not rows:
-        raise NotFound()
-    ident: UUID = rows[0]["id"]
-    return ident
+    return membership_id
 
 
 # --- invitations -----------------------------------------------------------------------
@@ -198,8 +267,9 @@ async def _mail_invitation(
     link = _invitation_link(settings, ctx.tenant.slug, token)
     await queue_mail(
         email,
-        translate(locale, "You are invited to join {organization} on Jalon",
-                  organization=ctx.tenant.name),
+        translate(
+            locale, "You are invited to join {organization} on Jalon", organization=ctx.tenant.name
+        ),
         translate(
             locale,
             "Hello,\n\n{inviter} invites you to join {organization} on Jalon as {role}.\n"
@@ -217,13 +287,20 @@ async def list_invitations(ctx: TenantContext) -> list[dict[str, Any]]:
     ctx.require(Permission.MEMBERS_READ)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         return await fetch(
-            """SELECT id, email, role, created_at, expires_at, last_sent_at, send_count,
-                      expires_at < now() AS expired
+            f"""SELECT id, email, role, created_at, expires_at, last_sent_at, send_count,
+                       expires_at < now() AS expired, {_INVITATION_STATUS} AS status
                FROM invitation WHERE tenant_id = $1 AND accepted_at IS NULL
                  AND revoked_at IS NULL
-               ORDER BY created_at DESC""",
+               ORDER BY created_at DESC""",  # noqa: S608 - constant clause
             ctx.tenant_id,
         )
+
+
+async def get_invitation(ctx: TenantContext, invitation_id: UUID | str) -> dict[str, Any]:
+    """One invitation, whatever its status; `NotFound` for ids not of this tenant."""
+    ctx.require(Permission.MEMBERS_READ)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        return await access_invitation(ctx, invitation_id, for_update=False)
 
 
 async def invite(ctx: TenantContext, email: str, role: str, settings: Settings) -> UUID:
@@ -257,26 +334,29 @@ async def invite(ctx: TenantContext, email: str, role: str, settings: Settings) 
             await execute(
                 """INSERT INTO invitation (tenant_id, id, email, role, token_hash, invited_by,
                        expires_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                   VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)""",
                 ctx.tenant_id,
                 invitation_id,
                 email,
                 role,
                 token_digest(token),
                 ctx.actor.user_id,
-                datetime.now(UTC) + INVITATION_TTL,
+                INVITATION_TTL,
             )
         except asyncpg.UniqueViolationError:
-            raise Conflict("An invitation is already pending for this address.",
-                           field="email") from None
-        await audit.record(ctx, "member.invited", "invitation", invitation_id,
-                           email=email, role=role)
+            raise Conflict(
+                "An invitation is already pending for this address.", field="email"
+            ) from None
+        await audit.record(
+            ctx, "member.invited", "invitation", invitation_id, email=email, role=role
+        )
         await _mail_invitation(ctx, email, role, token, settings, ctx.tenant.default_locale)
     return invitation_id
 
 
-async def resend_invitation(ctx: TenantContext, invitation_id: UUID | str,
-                            settings: Settings) -> None:
+async def resend_invitation(
+    ctx: TenantContext, invitation_id: UUID | str, settings: Settings
+) -> None:
     """Send a fresh link (the old one stops working) and extend the expiry."""
     ctx.require(Permission.MEMBERS_INVITE)
     token = new_token()
@@ -285,17 +365,20 @@ async def resend_invitation(ctx: TenantContext, invitation_id: UUID | str,
         if invitation["accepted_at"] or invitation["revoked_at"]:
             raise Conflict("This invitation is no longer pending.")
         await execute(
-            """UPDATE invitation SET token_hash = $3, expires_at = $4, last_sent_at = now(),
-                   send_count = send_count + 1 WHERE tenant_id = $1 AND id = $2""",
+            """UPDATE invitation SET token_hash = $3, expires_at = now() + $4::interval,
+                   last_sent_at = now(), send_count = send_count + 1
+               WHERE tenant_id = $1 AND id = $2""",
             ctx.tenant_id,
             invitation["id"],
             token_digest(token),
-            datetime.now(UTC) + INVITATION_TTL,
+            INVITATION_TTL,
         )
-        await audit.record(ctx, "invitation.resent", "invitation", invitation["id"],
-                           email=invitation["email"])
-        await _mail_invitation(ctx, invitation["email"], invitation["role"], token, settings,
-                               ctx.tenant.default_locale)
+        await audit.record(
+            ctx, "invitation.resent", "invitation", invitation["id"], email=invitation["email"]
+        )
+        await _mail_invitation(
+            ctx, invitation["email"], invitation["role"], token, settings, ctx.tenant.default_locale
+        )
 
 
 async def revoke_invitation(ctx: TenantContext, invitation_id: UUID | str) -> None:
@@ -310,28 +393,34 @@ async def revoke_invitation(ctx: TenantContext, invitation_id: UUID | str) -> No
             ctx.tenant_id,
             invitation["id"],
         )
-        await audit.record(ctx, "invitation.revoked", "invitation", invitation["id"],
-                           email=invitation["email"])
+        await audit.record(
+            ctx, "invitation.revoked", "invitation", invitation["id"], email=invitation["email"]
+        )
 
 
 async def _pending_by_token(slug: str, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(organization, invitation) for a link, inside the caller's transaction."""
+    try:
+        slug = clean_slug(slug)
+    except Invalid:  # no organization has it: the link is as dead as a revoked one
+        raise Gone("This invitation link is not valid any more.") from None
     orgs = await fetch(
-        "SELECT id, slug, name, status, default_locale, brand_colour, "
+        "SELECT id, slug, name, status, default_locale, timezone, brand_colour, "
         "logo_data_url IS NOT NULL AS has_logo FROM organization WHERE slug = $1",
-        slug.lower(),
+        slug,
     )
     if not orgs or orgs[0]["status"] in ("closed", "suspended"):
         raise Gone("This invitation link is not valid any more.")
     await set_tenant(orgs[0]["id"])
     rows = await fetch(
-        """SELECT * FROM invitation WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE""",
+        """SELECT *, expires_at < now() AS expired FROM invitation
+           WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE""",
         orgs[0]["id"],
         token_digest(token),
     )
     if not rows or rows[0]["accepted_at"] or rows[0]["revoked_at"]:
         raise Gone("This invitation link is not valid any more.")
-    if rows[0]["expires_at"] < datetime.now(UTC):
+    if rows[0]["expired"]:
         raise Gone("This invitation has expired. Ask for a new one.")
     return orgs[0], rows[0]
 
@@ -355,27 +444,42 @@ async def pending_invitation(slug: str, token: str) -> PendingInvitation:
 
 
 async def accept_invitation(
-    slug: str, token: str, user: UserAccount | None, new_account: NewAccount | None,
+    slug: str,
+    token: str,
+    user: UserAccount | None,
+    new_account: NewAccount | None,
     actor: Actor,
 ) -> tuple[UserAccount, str]:
     """Join the organization, creating the account when the invitee has none.
 
-    A signed-in person accepts as themselves only when their email is the invited one;
-    otherwise a new account is created for the invited email. Returns (account, slug).
+    A signed-in person accepts as themselves, and only when their email is the invited one
+    (in any letter case); a signed-out person creates the account of the invited email.
+    Returns (account, slug).
     """
     async with transaction():
         org, invitation = await _pending_by_token(slug, token)
         if user is not None:
             if user.email.lower() != invitation["email"].lower():
-                raise Invalid("This invitation was sent to another email address. "
-                              "Sign out, then open the link again.")
+                raise Invalid(
+                    "This invitation was sent to another email address. "
+                    "Sign out, then open the link again."
+                )
             account = user
         else:
             if new_account is None:
                 raise Invalid("Sign in with the invited email address to accept.")
+            # Said here, without a field: the form offers to sign in, not to type an email.
+            existing = await fetch(
+                "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", invitation["email"]
+            )
+            if existing:
+                raise Conflict("An account already exists for this address.")
             account = await create_user_in_transaction(
-                invitation["email"], new_account.name, new_account.password,
-                new_account.locale, verified=True,
+                invitation["email"],
+                new_account.name,
+                new_account.password,
+                new_account.locale,
+                verified=True,
             )
         await set_user(account.id)
         membership_id = uuid4()
@@ -398,9 +502,20 @@ async def accept_invitation(
         )
         ctx = TenantContext(
             tenant=summary(org),
-            actor=Actor(kind="user", user_id=account.id, label=account.email,
-                        ip=actor.ip, user_agent=actor.user_agent),
+            actor=Actor(
+                kind="user",
+                user_id=account.id,
+                label=account.email,
+                ip=actor.ip,
+                user_agent=actor.user_agent,
+            ),
         )
-        await audit.record(ctx, "invitation.accepted", "membership", membership_id,
-                           email=account.email, role=invitation["role"])
+        await audit.record(
+            ctx,
+            "invitation.accepted",
+            "membership",
+            membership_id,
+            email=account.email,
+            role=invitation["role"],
+        )
     return account, org["slug"]

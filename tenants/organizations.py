@@ -82,6 +82,15 @@ def _clean_fields(fields: OrganizationFields) -> dict[str, Any]:
     }
 
 
+def _slug_or_none(text: str) -> str | None:
+    """`text` as a slug to look up, or None when no organization can have it (a slug from a
+    URL may hold anything, NUL included, which the database would refuse with an error)."""
+    try:
+        return clean_slug(text)
+    except Invalid:
+        return None
+
+
 def summary(row: dict[str, Any]) -> TenantSummary:
     return TenantSummary(
         id=row["id"],
@@ -197,6 +206,8 @@ async def member_context(slug: str, user: UserAccount, actor: Actor) -> TenantCo
 
     Unknown organization and "not a member" answer the same `NotFound`.
     """
+    if _slug_or_none(slug) is None:
+        raise NotFound()
     async with transaction(user_id=user.id):
         orgs = await fetch(_SUMMARY_SQL + " WHERE slug = $1", slug.lower())
         if not orgs or orgs[0]["status"] == "closed":
@@ -240,6 +251,8 @@ async def get_organization(ctx: TenantContext) -> dict[str, Any]:
 
 async def logo(slug: str) -> tuple[str, bytes] | None:
     """The organization's logo as (content type, bytes), public like its landing pages."""
+    if _slug_or_none(slug) is None:
+        return None
     async with transaction():
         rows = await fetch("SELECT logo_data_url FROM organization WHERE slug = $1", slug)
     if not rows or not rows[0]["logo_data_url"]:
@@ -340,6 +353,8 @@ def system_context(tenant: TenantSummary, label: str = "system") -> TenantContex
 
 
 async def tenant_by_slug(slug: str) -> TenantSummary:
+    if _slug_or_none(slug) is None:
+        raise NotFound()
     async with transaction():
         rows = await fetch(_SUMMARY_SQL + " WHERE slug = $1", slug.lower())
     if not rows:

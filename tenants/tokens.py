@@ -52,11 +52,10 @@ async def create_token(
     name = clean_text(name, "name", max_length=100)
     chosen = _clean_scopes(scopes)
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_DAYS:
-        raise Invalid("Choose an expiry between 1 and {max} days.", field="expires_in_days",
-                      max=MAX_DAYS)
-    expires_at = (
-        datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-    )
+        raise Invalid(
+            "Choose an expiry between 1 and {max} days.", field="expires_in_days", max=MAX_DAYS
+        )
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     token = f"{PREFIX}{ctx.tenant_id.hex}_{new_token()}"
     token_id = uuid4()
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
@@ -73,8 +72,7 @@ async def create_token(
             ctx.actor.user_id,
             expires_at,
         )
-        await audit.record(ctx, "token.created", "api_token", token_id, name=name,
-                           scopes=chosen)
+        await audit.record(ctx, "token.created", "api_token", token_id, name=name, scopes=chosen)
     return IssuedToken(token_id, name, token, chosen, expires_at)
 
 
@@ -89,23 +87,41 @@ async def list_tokens(ctx: TenantContext) -> list[dict[str, Any]]:
         )
 
 
-async def revoke_token(ctx: TenantContext, token_id: UUID | str) -> None:
-    """Revoke a token of this tenant; unknown and foreign ids are `NotFound`."""
-    ctx.require(Permission.TOKENS_MANAGE)
+async def access_token(ctx: TenantContext, token_id: UUID | str) -> dict[str, Any]:
+    """The API token `token_id` of this tenant, locked for update; 404 otherwise.
+
+    Call inside the tenant's transaction.
+    """
     try:
         ident = UUID(str(token_id))
     except ValueError:
         raise NotFound() from None
+    rows = await fetch(
+        "SELECT id, name, revoked_at FROM api_token WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        ctx.tenant_id,
+        ident,
+    )
+    if not rows:
+        raise NotFound()
+    return rows[0]
+
+
+async def revoke_token(ctx: TenantContext, token_id: UUID | str) -> None:
+    """Revoke a token of this tenant; unknown and foreign ids are `NotFound`.
+
+    Revoking a revoked token changes nothing and records nothing.
+    """
+    ctx.require(Permission.TOKENS_MANAGE)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
-        rows = await fetch(
-            """UPDATE api_token SET revoked_at = coalesce(revoked_at, now())
-               WHERE tenant_id = $1 AND id = $2 RETURNING name""",
+        token = await access_token(ctx, token_id)
+        if token["revoked_at"] is not None:
+            return
+        await execute(
+            "UPDATE api_token SET revoked_at = now() WHERE tenant_id = $1 AND id = $2",
             ctx.tenant_id,
-            ident,
+            token["id"],
         )
-        if not rows:
-            raise NotFound()
-        await audit.record(ctx, "token.revoked", "api_token", ident, name=rows[0]["name"])
+        await audit.record(ctx, "token.revoked", "api_token", token["id"], name=token["name"])
 
 
 async def token_context(raw: str, ip: str | None, user_agent: str) -> TenantContext:
@@ -113,7 +129,7 @@ async def token_context(raw: str, ip: str | None, user_agent: str) -> TenantCont
     refused = Unauthenticated("Invalid or expired API token.")
     if not raw.startswith(PREFIX) or raw.count("_") < 2:
         raise refused
-    tenant_hex, _, secret = raw[len(PREFIX):].partition("_")
+    tenant_hex, _, secret = raw[len(PREFIX) :].partition("_")
     try:
         tenant_id = UUID(hex=tenant_hex)
     except ValueError:
@@ -130,7 +146,7 @@ async def token_context(raw: str, ip: str | None, user_agent: str) -> TenantCont
             token_digest(raw),
         )
         orgs = await fetch(
-            "SELECT id, slug, name, status, default_locale, brand_colour, "
+            "SELECT id, slug, name, status, default_locale, timezone, brand_colour, "
             "logo_data_url IS NOT NULL AS has_logo FROM organization WHERE id = $1",
             tenant_id,
         )
@@ -139,8 +155,7 @@ async def token_context(raw: str, ip: str | None, user_agent: str) -> TenantCont
     token = rows[0]
     return TenantContext(
         tenant=summary(orgs[0]),
-        actor=Actor(kind="api_token", label=f"token:{token['name']}", ip=ip,
-                    user_agent=user_agent),
-        permissions=frozenset(Permission(scope) for scope in token["scopes"]
-                              if scope in Permission._value2member_map_),
+        actor=Actor(kind="api_token", label=f"token:{token['name']}", ip=ip, user_agent=user_agent),
+        # Only what a token may carry, whatever the row says.
+        permissions=frozenset(scope for scope in TOKEN_SCOPES if scope.value in token["scopes"]),
     )

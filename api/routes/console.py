@@ -1,8 +1,15 @@
-"""The tenant console, `/o/{slug}/…`: dashboard, members, settings, audit log, API tokens."""
+"""The tenant console, `/o/{slug}/…`: dashboard, members, settings, audit log, API tokens.
+
+Every page is behind `tenant_member`: signed-out visitors are sent to sign in, people who are
+not members (and unknown organizations) get the same 404, and members without the handler's
+permission get a 403. Ids in paths go through the services' accessors, so an id of another
+organization is a 404 exactly like an id that does not exist: `NotFound` is never turned into
+a form error.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 from litestar import Request, Router, get, post
@@ -10,13 +17,17 @@ from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
+from litestar.types import ControllerRouterHandler
 
 from api.guards import Ctx, signed_in, tenant_context, tenant_member
-from api.web import current_user, flash, form_error, form_of, redirect, render
-from core.errors import Invalid, UserError
+from api.web import current_user, flash, form_error, form_of, locale_of, redirect, render
+from core.errors import Invalid, NotFound, UserError
+from core.i18n import translate
 from core.settings import get_settings
+from core.validation import clean_text
 from tenants import audit, members, tokens
 from tenants.organizations import (
+    LOGO_MAX_BYTES,
     SettingsChange,
     get_organization,
     my_organizations,
@@ -25,9 +36,10 @@ from tenants.organizations import (
 from tenants.permissions import TOKEN_SCOPES, Permission, Role
 
 ROLES = [role.value for role in Role]
+SCOPES = sorted(scope.value for scope in TOKEN_SCOPES)
 
 
-@get("/o/", guards=[signed_in])
+@get("/o/", guards=[signed_in], include_in_schema=False)
 async def organizations(request: Request[Any, Any, Any]) -> Template | Redirect:
     user = await current_user(request)
     assert user is not None
@@ -42,23 +54,55 @@ async def dashboard(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     pending = await members.list_invitations(ctx)
     recent = (
         (await audit.list_events(ctx, audit.AuditFilter(), limit=5)).events
-        if ctx.can(Permission.AUDIT_READ) else []
+        if ctx.can(Permission.AUDIT_READ)
+        else []
     )
-    return render(request, "console/dashboard.html", ctx=ctx, org=org, member_count=len(people),
-                  pending_count=len(pending), recent=recent)
+    return render(
+        request,
+        "console/dashboard.html",
+        ctx=ctx,
+        org=org,
+        member_count=len(people),
+        pending_count=len(pending),
+        recent=recent,
+    )
 
 
-async def _members_page(request: Request[Any, Any, Any], ctx: Ctx,
-                        error: UserError | None = None,
-                        values: dict[str, str] | None = None) -> Template:
+async def _members_page(
+    request: Request[Any, Any, Any],
+    ctx: Ctx,
+    error: UserError | None = None,
+    invite_form: dict[str, str] | None = None,
+) -> Template:
+    """The members page; with `error`, re-rendered with its status and message: next to its
+    field when it is about the invitation form (`invite_form`, what was typed), at the top of
+    the page when it is about a member or an invitation in the lists.
+
+    `NotFound` is not shown here: it goes to the error page like every other 404.
+    """
+    if isinstance(error, NotFound):
+        raise error
     people = await members.list_members(ctx)
     pending = await members.list_invitations(ctx)
-    context = {"members": people, "invitations": pending, "roles": ROLES,
-               "me": ctx.actor.user_id}
-    if error is not None:
-        return form_error(request, "console/members.html", error, values or {}, ctx=ctx,
-                          **context)
-    return render(request, "console/members.html", ctx=ctx, **context)
+    context: dict[str, Any] = {
+        "members": people,
+        "invitations": pending,
+        "roles": ROLES,
+        "me": ctx.actor.user_id,
+    }
+    if error is None:
+        return render(request, "console/members.html", ctx=ctx, **context)
+    if invite_form is not None:
+        return form_error(request, "console/members.html", error, invite_form, ctx=ctx, **context)
+    message = translate(locale_of(request), error.message, **error.params)
+    return render(
+        request,
+        "console/members.html",
+        status=error.status_code,
+        ctx=ctx,
+        errors={"__all__": message},
+        **context,
+    )
 
 
 @get("/members", opt={"permission": Permission.MEMBERS_READ})
@@ -70,8 +114,7 @@ async def members_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
 async def invite(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
     form = await form_of(request)
     try:
-        await members.invite(ctx, form.get("email", ""), form.get("role", "member"),
-                             get_settings())
+        await members.invite(ctx, form.get("email", ""), form.get("role", "member"), get_settings())
     except UserError as error:
         return await _members_page(request, ctx, error, form)
     flash(request, "Invitation sent to {email}.", email=form.get("email", "").strip())
@@ -79,27 +122,28 @@ async def invite(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redire
 
 
 @post("/members/{membership_id:str}/role", opt={"permission": Permission.MEMBERS_UPDATE})
-async def change_role(request: Request[Any, Any, Any], ctx: Ctx,
-                      membership_id: FromPath[str]) -> Template | Redirect:
+async def change_role(
+    request: Request[Any, Any, Any], ctx: Ctx, membership_id: FromPath[str]
+) -> Template | Redirect:
     form = await form_of(request)
     try:
         await members.change_role(ctx, membership_id, form.get("role", ""))
     except UserError as error:
-        return await _members_page(request, ctx, error, form)
+        return await _members_page(request, ctx, error)
     flash(request, "The role has been changed.")
     return redirect(f"/o/{ctx.tenant.slug}/members")
 
 
 @post("/members/{membership_id:str}/remove", opt={"permission": Permission.MEMBERS_READ})
-async def remove_member(request: Request[Any, Any, Any], ctx: Ctx,
-                        membership_id: FromPath[str]) -> Template | Redirect:
-    # Any member may leave; removing someone else is checked by the service.
+async def remove_member(
+    request: Request[Any, Any, Any], ctx: Ctx, membership_id: FromPath[str]
+) -> Template | Redirect:
+    # Any member may leave; removing someone else needs MEMBERS_REMOVE, checked by the service.
     try:
-        own = await members.own_membership_id(ctx)
-        await members.remove_member(ctx, membership_id)
+        left = await members.remove_member(ctx, membership_id)
     except UserError as error:
-        return await _members_page(request, ctx, error, {})
-    if str(own) == membership_id:
+        return await _members_page(request, ctx, error)
+    if left:
         flash(request, "You have left {organization}.", organization=ctx.tenant.name)
         return redirect("/o/")
     flash(request, "The member has been removed.")
@@ -107,23 +151,25 @@ async def remove_member(request: Request[Any, Any, Any], ctx: Ctx,
 
 
 @post("/invitations/{invitation_id:str}/resend", opt={"permission": Permission.MEMBERS_INVITE})
-async def resend(request: Request[Any, Any, Any], ctx: Ctx,
-                 invitation_id: FromPath[str]) -> Template | Redirect:
+async def resend(
+    request: Request[Any, Any, Any], ctx: Ctx, invitation_id: FromPath[str]
+) -> Template | Redirect:
     try:
         await members.resend_invitation(ctx, invitation_id, get_settings())
     except UserError as error:
-        return await _members_page(request, ctx, error, {})
+        return await _members_page(request, ctx, error)
     flash(request, "The invitation has been sent again.")
     return redirect(f"/o/{ctx.tenant.slug}/members")
 
 
 @post("/invitations/{invitation_id:str}/revoke", opt={"permission": Permission.MEMBERS_INVITE})
-async def revoke(request: Request[Any, Any, Any], ctx: Ctx,
-                 invitation_id: FromPath[str]) -> Template | Redirect:
+async def revoke(
+    request: Request[Any, Any, Any], ctx: Ctx, invitation_id: FromPath[str]
+) -> Template | Redirect:
     try:
         await members.revoke_invitation(ctx, invitation_id)
     except UserError as error:
-        return await _members_page(request, ctx, error, {})
+        return await _members_page(request, ctx, error)
     flash(request, "The invitation has been revoked.")
     return redirect(f"/o/{ctx.tenant.slug}/members")
 
@@ -134,70 +180,108 @@ async def settings_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     return render(request, "console/settings.html", ctx=ctx, org=org, values=org)
 
 
+async def _logo_of(upload: object) -> tuple[str, bytes] | None:
+    """The uploaded logo as (content type, bytes), or None when no file was chosen.
+
+    At most one byte more than `LOGO_MAX_BYTES` is read: enough for the service to refuse an
+    oversized file with its message, without holding more of it.
+    """
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    return upload.content_type, await upload.read(LOGO_MAX_BYTES + 1)
+
+
 @post("/settings", opt={"permission": Permission.ORGANIZATION_UPDATE})
-async def settings_update(request: Request[Any, Any, Any],
-                          ctx: Ctx) -> Template | Redirect:
+async def settings_update(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
-    upload = form.get("logo")
     try:
-        logo = None
-        if isinstance(upload, UploadFile) and upload.filename:
-            data = await upload.read(200_001)
-            if len(data) > 200_000:
-                raise Invalid("The logo must weigh 100 KB at most.", field="logo")
-            logo = (upload.content_type, data)
-        await update_settings(ctx, SettingsChange(
-            name=values.get("name", ""),
-            default_locale=values.get("default_locale", ""),
-            brand_colour=values.get("brand_colour"),
-            logo=logo,
-            remove_logo=values.get("remove_logo") == "on",
-        ))
+        await update_settings(
+            ctx,
+            SettingsChange(
+                name=values.get("name", ""),
+                default_locale=values.get("default_locale", ""),
+                brand_colour=values.get("brand_colour"),
+                logo=await _logo_of(form.get("logo")),
+                remove_logo=values.get("remove_logo") == "on",
+            ),
+        )
     except UserError as error:
         org = await get_organization(ctx)
-        return form_error(request, "console/settings.html", error, {**org, **values}, ctx=ctx,
-                          org=org)
+        return form_error(
+            request, "console/settings.html", error, {**org, **values}, ctx=ctx, org=org
+        )
     flash(request, "Your changes are saved.")
     return redirect(f"/o/{ctx.tenant.slug}/settings")
 
 
-def _parse_day(value: str | None, field: str) -> datetime | None:
+def _parse_day(value: str, field: str) -> date | None:
     if not value:
         return None
     try:
-        from datetime import UTC
-
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return date.fromisoformat(value)
     except ValueError:
         raise Invalid("Enter a date as YYYY-MM-DD.", field=field) from None
+
+
+def _audit_filter(values: dict[str, str]) -> audit.AuditFilter:
+    return audit.AuditFilter(
+        action=clean_text(values["action"], "action", max_length=100, required=False) or None,
+        actor=clean_text(values["actor"], "actor", max_length=200, required=False) or None,
+        since=_parse_day(values["since"].strip(), "since"),
+        until=_parse_day(values["until"].strip(), "until"),
+    )
 
 
 @get("/audit", opt={"permission": Permission.AUDIT_READ})
 async def audit_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     query = request.query_params
-    values = {key: query.get(key, "") for key in ("action", "actor", "since", "until")}
+    values = {key: query.get(key) or "" for key in ("action", "actor", "since", "until")}
     actions = await audit.distinct_actions(ctx)
     try:
-        filters = audit.AuditFilter(
-            action=values["action"] or None,
-            actor=values["actor"][:200] or None,
-            since=_parse_day(values["since"], "since"),
-            until=_parse_day(values["until"], "until"),
-        )
-        page = await audit.list_events(ctx, filters, query.get("cursor"))
+        page = await audit.list_events(ctx, _audit_filter(values), query.get("cursor"))
     except UserError as error:
-        return form_error(request, "console/audit.html", error, values, ctx=ctx,
-                          events=[], next_cursor=None, actions=actions)
-    return render(request, "console/audit.html", ctx=ctx, events=page.events,
-                  next_cursor=page.next_cursor, actions=actions, values=values)
+        return form_error(
+            request,
+            "console/audit.html",
+            error,
+            values,
+            ctx=ctx,
+            events=[],
+            next_cursor=None,
+            actions=actions,
+        )
+    return render(
+        request,
+        "console/audit.html",
+        ctx=ctx,
+        events=page.events,
+        next_cursor=page.next_cursor,
+        actions=actions,
+        values=values,
+    )
 
 
 @get("/tokens", opt={"permission": Permission.TOKENS_MANAGE})
 async def tokens_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
-    return render(request, "console/tokens.html", ctx=ctx, tokens=await tokens.list_tokens(ctx),
-                  scopes=sorted(s.value for s in TOKEN_SCOPES), issued=None,
-                  values={"expires_in_days": "90"})
+    return render(
+        request,
+        "console/tokens.html",
+        ctx=ctx,
+        tokens=await tokens.list_tokens(ctx),
+        scopes=SCOPES,
+        issued=None,
+        values={"expires_in_days": "90"},
+    )
+
+
+def _expiry_days(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        raise Invalid("Enter a number of days.", field="expires_in_days")
+    return int(text)
 
 
 @post("/tokens", opt={"permission": Permission.TOKENS_MANAGE})
@@ -205,25 +289,36 @@ async def tokens_create(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     form = await request.form()
     scopes = [v for v in form.getall("scopes") if isinstance(v, str)] if "scopes" in form else []
     values = {k: v for k, v in form.items() if isinstance(v, str)}
-    context = {"scopes": sorted(s.value for s in TOKEN_SCOPES)}
     try:
-        days_text = values.get("expires_in_days", "").strip()
-        try:
-            days = int(days_text) if days_text else None
-        except ValueError:
-            raise Invalid("Enter a number of days.", field="expires_in_days") from None
+        days = _expiry_days(values.get("expires_in_days", ""))
         issued = await tokens.create_token(ctx, values.get("name", ""), scopes, days)
     except UserError as error:
-        return form_error(request, "console/tokens.html", error, values, ctx=ctx,
-                          tokens=await tokens.list_tokens(ctx), issued=None, **context)
+        return form_error(
+            request,
+            "console/tokens.html",
+            error,
+            values,
+            ctx=ctx,
+            tokens=await tokens.list_tokens(ctx),
+            issued=None,
+            scopes=SCOPES,
+        )
     # The secret is shown on this response only: it is stored as a digest.
-    return render(request, "console/tokens.html", ctx=ctx, tokens=await tokens.list_tokens(ctx),
-                  issued=issued, values={"expires_in_days": "90"}, **context)
+    return render(
+        request,
+        "console/tokens.html",
+        ctx=ctx,
+        tokens=await tokens.list_tokens(ctx),
+        issued=issued,
+        values={"expires_in_days": "90"},
+        scopes=SCOPES,
+    )
 
 
 @post("/tokens/{token_id:str}/revoke", opt={"permission": Permission.TOKENS_MANAGE})
-async def tokens_revoke(request: Request[Any, Any, Any], ctx: Ctx,
-                        token_id: FromPath[str]) -> Redirect:
+async def tokens_revoke(
+    request: Request[Any, Any, Any], ctx: Ctx, token_id: FromPath[str]
+) -> Redirect:
     await tokens.revoke_token(ctx, token_id)
     flash(request, "The token has been revoked.")
     return redirect(f"/o/{ctx.tenant.slug}/tokens")
@@ -233,10 +328,23 @@ console_router = Router(
     path="/o/{slug:str}",
     guards=[tenant_member],
     dependencies={"ctx": Provide(tenant_context, sync_to_thread=False)},
+    # HTML pages: the OpenAPI schema documents the JSON API only.
+    include_in_schema=False,
     route_handlers=[
-        dashboard, members_page, invite, change_role, remove_member, resend, revoke,
-        settings_page, settings_update, audit_page, tokens_page, tokens_create, tokens_revoke,
+        dashboard,
+        members_page,
+        invite,
+        change_role,
+        remove_member,
+        resend,
+        revoke,
+        settings_page,
+        settings_update,
+        audit_page,
+        tokens_page,
+        tokens_create,
+        tokens_revoke,
     ],
 )
 
-handlers = [organizations, console_router]
+handlers: list[ControllerRouterHandler] = [organizations, console_router]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -83,3 +84,48 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def browser(client: httpx.AsyncClient) -> Browser:
     return Browser(client)
+
+
+# --- shared by the console, invitation, API and isolation tests ---------------------------
+
+
+async def audit_actions(tenant_id: Any) -> list[str]:
+    """The tenant's audit log, oldest first, as its actions: compare before and after a request
+    to see what it recorded."""
+    from core import database
+
+    async with database.transaction(tenant_id):
+        rows = await database.fetch(
+            "SELECT action FROM audit_event WHERE tenant_id = $1 ORDER BY occurred_at, id",
+            tenant_id,
+        )
+    return [row["action"] for row in rows]
+
+
+async def issue_token(ctx: Any, *scopes: str, days: int | None = None) -> str:
+    """A real API token of `ctx`'s organization carrying `scopes` (all of them by default)."""
+    from tenants.permissions import TOKEN_SCOPES
+    from tenants.tokens import create_token
+
+    chosen = list(scopes) or [scope.value for scope in TOKEN_SCOPES]
+    issued = await create_token(ctx, "test integration", chosen, days)
+    return issued.token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def browser_on(app: Litestar) -> AsyncIterator[Browser]:
+    """A browser of its own, like the `browser` fixture, for module-scoped fixtures: one
+    sign-in shared by the many tests that only read, or are refused and must write nothing."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://127.0.0.1",
+        follow_redirects=False,
+        headers={"accept-language": "en"},
+        event_hooks={"response": [_never_a_server_error]},
+    ) as test_client:
+        yield Browser(test_client)

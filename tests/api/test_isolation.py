@@ -1,0 +1,406 @@
+"""The cross-tenant matrix: every route of the application that takes a path parameter is
+attacked from tenant A with tenant B's slug and tenant B's ids.
+
+Routes are discovered from the application itself, and the table of cases below must name
+exactly the discovered set: a new route with a slug or an id fails here until it has its case.
+
+- console routes, `/o/{slug}/…`: a member of A asking for B's slug gets the 404 of an
+  organization that does not exist; B's ids under A's slug get the 404 of a random UUID;
+- API routes with ids: A's token with B's ids gets the 404 of a random UUID;
+- invitation links: B's token under A's slug is as dead as a made-up token;
+- public and global routes say why they are not tenant data.
+
+After every attempt, B's audit log (every change writes one event) and B's rows are unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+
+from core import database
+from core.settings import get_settings
+from tenants.members import invite
+from tenants.organizations import SettingsChange, update_settings
+from tenants.tokens import create_token
+from tests.api.conftest import Browser, audit_actions, bearer, browser_on, issue_token
+from tests.conftest import TenantFixture, make_tenant
+
+IGNORED_METHODS = {"OPTIONS", "HEAD"}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+def routes(app: Litestar) -> set[tuple[str, str]]:
+    """Every (method, path) the application answers, parameters written `{name}`."""
+    found = set()
+    for route in app.routes:
+        assert isinstance(route, HTTPRoute), f"a {type(route).__name__} needs isolation cases"
+        path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)
+        found |= {(method, path) for method in route.methods - IGNORED_METHODS}
+    return found
+
+
+def parametrized_routes(app: Litestar) -> set[tuple[str, str]]:
+    """The routes whose path holds a parameter (a slug, an id, a token, a file)."""
+    return {(method, path) for method, path in routes(app) if "{" in path}
+
+
+def api_endpoints(app: Litestar) -> set[tuple[str, str]]:
+    """Every endpoint of the JSON API."""
+    return {(method, path) for method, path in routes(app) if path.startswith("/api/v1/")}
+
+
+def console_writes(app: Litestar) -> set[tuple[str, str]]:
+    """Every form the console accepts."""
+    return {(m, p) for m, p in routes(app) if p.startswith("/o/{slug}") and m == "POST"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """How one route is attacked: `kind` picks the check, `form` or `json` is the body, `id`
+    names which of tenant B's objects fills the route's id parameter."""
+
+    kind: str
+    id: str | None = None
+    form: dict[str, str] = field(default_factory=dict)
+    json: dict[str, str] | None = None
+    why: str = ""
+    #: For public routes: a path it serves, and one it must not.
+    serves: str = ""
+    refuses: str = ""
+
+
+_SETTINGS = {"name": "Hijacked", "default_locale": "en", "brand_colour": "#000000"}
+
+CASES: dict[tuple[str, str], Case] = {
+    # The tenant console.
+    ("GET", "/o/{slug}"): Case("console"),
+    ("GET", "/o/{slug}/members"): Case("console"),
+    ("POST", "/o/{slug}/members/invite"): Case(
+        "console", form={"email": "intruder@example.org", "role": "owner"}
+    ),
+    ("POST", "/o/{slug}/members/{membership_id}/role"): Case(
+        "console", id="membership", form={"role": "admin"}
+    ),
+    ("POST", "/o/{slug}/members/{membership_id}/remove"): Case("console", id="membership"),
+    ("POST", "/o/{slug}/invitations/{invitation_id}/resend"): Case("console", id="invitation"),
+    ("POST", "/o/{slug}/invitations/{invitation_id}/revoke"): Case("console", id="invitation"),
+    ("GET", "/o/{slug}/settings"): Case("console"),
+    ("POST", "/o/{slug}/settings"): Case("console", form=_SETTINGS),
+    ("GET", "/o/{slug}/audit"): Case("console"),
+    ("GET", "/o/{slug}/tokens"): Case("console"),
+    ("POST", "/o/{slug}/tokens"): Case(
+        "console", form={"name": "Stolen", "scopes": "org:members:read"}
+    ),
+    ("POST", "/o/{slug}/tokens/{token_id}/revoke"): Case("console", id="token"),
+    # The JSON API: the tenant comes from the token, ids from the path.
+    ("GET", "/api/v1/members/{membership_id}"): Case("api", id="membership"),
+    ("PATCH", "/api/v1/members/{membership_id}"): Case(
+        "api", id="membership", json={"role": "admin"}
+    ),
+    ("DELETE", "/api/v1/members/{membership_id}"): Case("api", id="membership"),
+    ("GET", "/api/v1/invitations/{invitation_id}"): Case("api", id="invitation"),
+    ("POST", "/api/v1/invitations/{invitation_id}/resend"): Case("api", id="invitation"),
+    ("DELETE", "/api/v1/invitations/{invitation_id}"): Case("api", id="invitation"),
+    # Invitation links: the slug names the tenant, the token the invitation.
+    ("GET", "/invitations/{slug}/{token}"): Case("invitation_link"),
+    ("POST", "/invitations/{slug}/{token}"): Case("invitation_link"),
+    # Not tenant data.
+    ("GET", "/logos/{slug}"): Case("logo", why="public, like the pages participants see"),
+    ("GET", "/login/link/{token}"): Case("global_link", why="a person's own sign-in link"),
+    ("POST", "/login/link/{token}"): Case("global_link", why="a person's own sign-in link"),
+    ("GET", "/password/reset/{token}"): Case("global_link", why="a person's own reset link"),
+    ("POST", "/password/reset/{token}"): Case(
+        "global_link",
+        why="a person's own reset link",
+        form={"password": "a new long password", "password_confirm": "a new long password"},
+    ),
+    ("GET", "/static/{file_path}"): Case(
+        "public", why="the stylesheet", serves="/static/jalon.css", refuses="/static/..%2Fapp.py"
+    ),
+    ("GET", "/schema/{path}"): Case(
+        "public", why="the API documentation", serves="/schema/swagger", refuses="/schema/..%2F"
+    ),
+}
+
+
+def test_every_route_with_a_path_parameter_has_an_isolation_case(app: Litestar) -> None:
+    assert set(CASES) == parametrized_routes(app)
+
+
+def test_every_route_is_known(app: Litestar) -> None:
+    """The routes without parameters, so that a new one is looked at too."""
+    assert routes(app) - set(CASES) == {
+        ("GET", "/"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("POST", "/locale"),
+        ("GET", "/dev/outbox"),
+        ("GET", "/login"),
+        ("POST", "/login"),
+        ("POST", "/logout"),
+        ("GET", "/login/link"),
+        ("POST", "/login/link"),
+        ("GET", "/password/forgot"),
+        ("POST", "/password/forgot"),
+        ("GET", "/signup"),
+        ("POST", "/signup"),
+        ("GET", "/account"),
+        ("POST", "/account"),
+        ("GET", "/o"),  # the person's own organizations
+        ("GET", "/api/v1/organization"),  # the token's own: see the listing test below
+        ("GET", "/api/v1/members"),
+        ("GET", "/api/v1/invitations"),
+        ("POST", "/api/v1/invitations"),
+        ("GET", "/schema"),
+        ("GET", "/schema/swagger"),
+        ("GET", "/schema/openapi.json"),
+        ("GET", "/schema/oauth2-redirect.html"),
+    }
+
+
+# --- the two tenants -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Victim:
+    """Tenant B and ids of its objects, one of each kind the routes take. The membership is
+    the plain member's, so that every attack on it would be a real change (a promotion, a
+    removal) were it let through."""
+
+    tenant: TenantFixture
+    ids: dict[str, str]
+    invitation_token: str
+    api_token: str
+
+
+@pytest.fixture(scope="module")
+async def attacker(db: str) -> TenantFixture:
+    return await make_tenant("Attacker")
+
+
+@pytest.fixture(scope="module")
+async def victim(db: str) -> Victim:
+    tenant = await make_tenant("Victim")
+    ctx = tenant.owner_ctx
+    email = f"victim-invitee-{uuid4().hex[:6]}@example.org"
+    invitation_id = await invite(ctx, email, "member", get_settings())
+    async with database.transaction():
+        mails = await database.fetch(
+            "SELECT body_text FROM mail_message WHERE to_address = $1", email
+        )
+    token_match = re.search(rf"/invitations/{tenant.slug}/(\S+)", mails[0]["body_text"])
+    assert token_match
+    issued = await create_token(ctx, "victim", ["org:members:read"], None)
+    await update_settings(ctx, SettingsChange("Victim Org", "en", "#aa0000", ("image/png", PNG)))
+    async with database.transaction(tenant.id):
+        rows = await database.fetch(
+            "SELECT id FROM membership WHERE tenant_id = $1 AND user_id = $2",
+            tenant.id,
+            tenant.member.id,
+        )
+    ids = {
+        "membership": str(rows[0]["id"]),
+        "invitation": str(invitation_id),
+        "token": str(issued.id),
+    }
+    return Victim(tenant, ids, token_match.group(1), issued.token)
+
+
+@pytest.fixture(scope="module")
+async def attacker_owner(app: Litestar, attacker: TenantFixture) -> AsyncIterator[Browser]:
+    """The owner of tenant A: every permission there, none in B."""
+    async with browser_on(app) as browser:
+        await browser.login(attacker.owner)
+        yield browser
+
+
+@pytest.fixture(scope="module")
+async def attacker_member(app: Litestar, attacker: TenantFixture) -> AsyncIterator[Browser]:
+    """A plain member of tenant A: refused most pages of A, and must learn nothing of B."""
+    async with browser_on(app) as browser:
+        await browser.login(attacker.member)
+        yield browser
+
+
+@pytest.fixture(scope="module")
+async def attacker_token(attacker: TenantFixture) -> str:
+    return await issue_token(attacker.owner_ctx)
+
+
+async def _snapshot(victim: Victim) -> dict[str, Any]:
+    """Everything of tenant B an attack could change."""
+    tenant = victim.tenant
+    async with database.transaction(tenant.id):
+        return {
+            "members": await database.fetch(
+                "SELECT id, user_id, role FROM membership WHERE tenant_id = $1 ORDER BY id",
+                tenant.id,
+            ),
+            "invitations": await database.fetch(
+                "SELECT * FROM invitation WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
+            "tokens": await database.fetch(
+                "SELECT id, revoked_at, scopes FROM api_token WHERE tenant_id = $1 ORDER BY id",
+                tenant.id,
+            ),
+            "organization": await database.fetch(
+                "SELECT name, default_locale, brand_colour, logo_data_url FROM organization "
+                "WHERE id = $1",
+                tenant.id,
+            ),
+        }
+
+
+def _fill(path: str, slug: str, ident: str = "", token: str = "") -> str:
+    return (
+        path.replace("{slug}", slug)
+        .replace("{membership_id}", ident)
+        .replace("{invitation_id}", ident)
+        .replace("{token_id}", ident)
+        .replace("{token}", token)
+    )
+
+
+def _same_page(first: httpx.Response, second: httpx.Response, *secrets: str) -> None:
+    """The two answers cannot be told apart, once what the caller typed is blanked out."""
+
+    def blank(response: httpx.Response) -> str:
+        text = response.text
+        for secret in secrets:
+            text = text.replace(secret, "…")
+        return text
+
+    assert first.status_code == second.status_code
+    assert first.headers.get("content-type") == second.headers.get("content-type")
+    assert blank(first) == blank(second)
+
+
+async def _send(
+    browser: Browser, method: str, path: str, case: Case, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    if method == "GET":
+        return await browser.client.get(path, headers=headers)
+    if case.json is not None or path.startswith("/api/"):
+        return await browser.client.request(method, path, json=case.json, headers=headers)
+    return await browser.client.post(
+        path, data={"_csrf_token": browser.csrf, **case.form}, headers=headers
+    )
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(CASES), ids=lambda v: str(v))
+async def test_tenant_a_cannot_reach_tenant_b(
+    attacker: TenantFixture,
+    attacker_owner: Browser,
+    attacker_member: Browser,
+    attacker_token: str,
+    victim: Victim,
+    method: str,
+    path: str,
+) -> None:
+    case = CASES[(method, path)]
+    before = await _snapshot(victim)
+    audit_before = await audit_actions(victim.tenant.id)
+    b_slug, nowhere = victim.tenant.slug, f"nowhere-{uuid4().hex[:8]}"
+    b_id = victim.ids[case.id] if case.id else ""
+    random_id = str(uuid4())
+    browser = attacker_owner
+
+    if case.kind == "console":
+        # B's slug (with B's id) answers like a slug that does not exist, to A's owner and to
+        # A's plain member alike (no 403 that would tell a slug exists).
+        for member in (browser, attacker_member):
+            theirs = await _send(member, method, _fill(path, b_slug, b_id), case)
+            missing = await _send(member, method, _fill(path, nowhere, random_id), case)
+            assert theirs.status_code == 404
+            _same_page(theirs, missing, b_slug, nowhere, b_id, random_id)
+        if case.id:
+            # B's id under A's slug answers like a random id.
+            foreign = await _send(browser, method, _fill(path, attacker.slug, b_id), case)
+            unknown = await _send(browser, method, _fill(path, attacker.slug, random_id), case)
+            assert foreign.status_code == 404
+            _same_page(foreign, unknown, b_id, random_id)
+    elif case.kind == "api":
+        headers = bearer(attacker_token)
+        foreign = await _send(browser, method, _fill(path, "", b_id), case, headers)
+        unknown = await _send(browser, method, _fill(path, "", random_id), case, headers)
+        assert foreign.status_code == 404
+        _same_page(foreign, unknown, b_id, random_id)
+        # B's own token, for contrast, does reach it (when it only reads).
+        if method == "GET":
+            own = await browser.client.get(_fill(path, "", b_id), headers=bearer(victim.api_token))
+            assert own.status_code == 200
+    elif case.kind == "invitation_link":
+        made_up = "made-up-" + uuid4().hex
+        foreign = await _send(
+            browser, method, _fill(path, attacker.slug, token=victim.invitation_token), case
+        )
+        unknown = await _send(browser, method, _fill(path, attacker.slug, token=made_up), case)
+        assert foreign.status_code == 410
+        _same_page(foreign, unknown, victim.invitation_token, made_up)
+        elsewhere = await _send(
+            browser, method, _fill(path, nowhere, token=victim.invitation_token), case
+        )
+        assert elsewhere.status_code == 410
+    elif case.kind == "logo":
+        assert case.why
+        theirs = await browser.client.get(_fill(path, b_slug))
+        assert theirs.status_code == 200
+        assert theirs.content == PNG  # B's logo is public under B's slug only
+        mine = await browser.client.get(_fill(path, attacker.slug))
+        missing = await browser.client.get(_fill(path, nowhere))
+        assert mine.status_code == 404
+        _same_page(mine, missing, attacker.slug, nowhere)
+    elif case.kind == "global_link":
+        assert case.why
+        response = await _send(
+            browser, method, _fill(path, "", token="made-up-" + uuid4().hex), case
+        )
+        assert response.status_code == (200 if method == "GET" else 410)
+    else:
+        assert case.kind == "public"
+        assert case.why
+        assert (await browser.client.get(case.serves)).status_code == 200
+        assert (await browser.client.get(case.refuses)).status_code == 404
+    assert await _snapshot(victim) == before
+    assert await audit_actions(victim.tenant.id) == audit_before
+
+
+async def test_tenant_a_lists_nothing_of_tenant_b(
+    attacker: TenantFixture, attacker_owner: Browser, attacker_token: str, victim: Victim
+) -> None:
+    """The routes without ids: what A sees is A's alone."""
+    b_emails = {victim.tenant.owner.email, victim.tenant.member.email}
+    client = attacker_owner.client
+    organization = await client.get("/api/v1/organization", headers=bearer(attacker_token))
+    assert organization.json()["id"] == str(attacker.id)
+    members = await client.get("/api/v1/members", headers=bearer(attacker_token))
+    assert {m["email"] for m in members.json()["items"]} == {
+        attacker.owner.email,
+        attacker.member.email,
+    }
+    invitations = await client.get("/api/v1/invitations", headers=bearer(attacker_token))
+    assert invitations.json() == []
+    mine = await client.get("/o/")
+    assert attacker.slug in mine.text
+    assert victim.tenant.slug not in mine.text
+    for page in ("/", "/members", "/audit", "/tokens", "/settings"):
+        text = (await client.get(f"/o/{attacker.slug}{page}")).text
+        assert not [email for email in b_emails if email in text], page
+        assert victim.tenant.slug not in text
+
+
+async def test_a_token_presented_under_another_tenants_id_is_refused(
+    attacker_owner: Browser, attacker: TenantFixture, victim: Victim
+) -> None:
+    forged = victim.api_token.replace(victim.tenant.id.hex, attacker.id.hex)
+    response = await attacker_owner.client.get("/api/v1/members", headers=bearer(forged))
+    assert response.status_code == 401
