@@ -1,7 +1,7 @@
 """Shared fixtures: a real PostgreSQL (migrated, connected as the runtime role) and two tenants.
 
 `DATABASE_URL` names the server when set (CI sets it); otherwise the embedded PostgreSQL in
-`var/` serves. Each test session gets a fresh database, `jalon_test`.
+`var/` serves. Each test session gets a fresh database, `jalon_test_<pid>`, dropped at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from tenants.identity import UserAccount, create_user
 from tenants.members import add_member
 from tenants.organizations import OrganizationFields, create_organization, member_context
 
-TEST_DATABASE = "jalon_test"
+#: One database per test run, so two runs on one server (two developers, or a developer and
+#: CI) never drop each other's; it is dropped when the run ends.
+TEST_DATABASE = f"jalon_test_{os.getpid()}"
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -65,7 +67,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
-async def owner_url(settings: Settings) -> str:
+async def owner_url(settings: Settings) -> AsyncIterator[str]:
     """A freshly created, migrated test database; the URL of its owner connection."""
     server_url = database.owner_url(settings)
     admin = await asyncpg.connect(server_url)
@@ -78,7 +80,12 @@ async def owner_url(settings: Settings) -> str:
     await database.migrate(
         url, settings.runtime_role, settings.runtime_password, "api.piccolo_conf"
     )
-    return url
+    yield url
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -142,7 +142,8 @@ def test_identifier_like_msgids_have_an_english_label(
     identifiers = [msgid for msgid, _ in extracted if re.fullmatch(r"[a-z]+(_[a-z]+)+", msgid)]
     assert identifiers
     unlabelled = [
-        msgid for msgid in identifiers
+        msgid
+        for msgid in identifiers
         if not (message := english.get(msgid)) or not message.string or "_" in message.string
     ]
     assert not unlabelled, f"give these an English msgstr in core/locale/en: {unlabelled}"
