@@ -64,11 +64,18 @@ def actor_for(connection: ASGIConnection[Any, Any, Any, Any], user: UserAccount 
 
 
 def locale_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """The request's language: the person's choice, then the cookie, then the browser's."""
+    """The request's language: the person's choice, then the cookie, then the browser's.
+
+    The person's choice is also kept in their session, so pages drawn before the account is
+    loaded (a refused CSRF token, say) still speak it.
+    """
     state = connection.scope.get("state", {})
     user: UserAccount | None = state.get("user")
     if user is not None and user.locale in LOCALES:
         return user.locale
+    session: Session | None = connection.scope.get("jalon_session")  # type: ignore[assignment]
+    if session is not None and session.get("locale") in LOCALES:
+        return str(session["locale"])
     cookie = connection.cookies.get(LOCALE_COOKIE)
     if cookie in LOCALES:
         return str(cookie)

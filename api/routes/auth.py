@@ -36,6 +36,7 @@ def _sign_in(request: Request[Any, Any, Any], user: UserAccount) -> None:
     session.clear()
     session.rotate()
     session["user_id"] = str(user.id)
+    session["locale"] = user.locale
     request.scope["state"]["user"] = user
 
 
@@ -275,6 +276,7 @@ async def account_update(request: Request[Any, Any, Any]) -> Template | Redirect
     except UserError as error:
         return form_error(request, "account.html", error, form)
     request.scope["state"]["user"] = updated
+    session_of(request)["locale"] = updated.locale
     flash(request, "Your changes are saved.")
     return redirect("/account")
 

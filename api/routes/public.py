@@ -12,7 +12,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from redis.exceptions import RedisError
 
-from api.web import LOCALE_COOKIE, current_user, form_of, redirect, render, safe_next
+from api.web import LOCALE_COOKIE, current_user, form_of, redirect, render, safe_next, session_of
 from core import database
 from core.i18n import LOCALES
 from core.mail import recent_mail
@@ -68,6 +68,8 @@ async def set_locale(request: Request[Any, Any, Any]) -> Redirect:
             )
         )
         user = await current_user(request)
+        if user is not None:
+            session_of(request)["locale"] = locale
         if user is not None and user.locale != locale:
             from tenants.identity import update_profile
 

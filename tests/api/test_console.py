@@ -723,7 +723,7 @@ async def test_bad_token_requests_are_refused_and_nothing_is_written(
 async def test_a_forged_csrf_token_is_refused_in_the_users_language_and_writes_nothing(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
-    admin = await _add(tenant_a, "admin")
+    admin = await _add(tenant_a, "admin", locale="fr")  # speaks French, like the browser
     await browser.login(admin)
     membership = await _membership_id(tenant_a, tenant_a.member.id)
     before = await audit_actions(tenant_a.id)
@@ -756,11 +756,6 @@ async def test_a_forged_csrf_token_is_refused_in_the_users_language_and_writes_n
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/app.py: the CSRF error page is rendered before the signed-in person is loaded, "
-    "so it follows the browser's language rather than the person's chosen one",
-)
 async def test_the_csrf_refusal_follows_the_signed_in_persons_language(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
