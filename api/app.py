@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.middleware import DefineMiddleware
@@ -175,8 +175,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     return Litestar(
         route_handlers=[
-            *public.handlers,
-            *auth.handlers,
+            # Pages for people: not part of the documented JSON API.
+            Router(
+                path="/", route_handlers=[*public.handlers, *auth.handlers], include_in_schema=False
+            ),
             *console.handlers,
             api_v1.api_router,
             create_static_files_router(

@@ -101,3 +101,28 @@ async def test_tenant_setting_is_transaction_local(tenant_a: TenantFixture) -> N
     async with database.transaction():
         rows = await database.fetch("SELECT current_setting('jalon.tenant_id', true) AS t")
     assert rows[0]["t"] in ("", None)
+
+
+async def test_tenant_indexes_lead_with_tenant_id(db: str) -> None:
+    """Every index on a tenant-owned table starts with tenant_id (Citus co-location and RLS
+    scans), except single-column lookups by a global id (e.g. a user's memberships)."""
+    async with database.transaction():
+        rows = await database.fetch(
+            """SELECT t.relname AS table_name, i.relname AS index_name,
+                      a.attname AS first_column, ix.indnatts AS columns
+               FROM pg_index ix
+               JOIN pg_class i ON i.oid = ix.indexrelid
+               JOIN pg_class t ON t.oid = ix.indrelid
+               JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = 'public'
+               LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ix.indkey[0]
+               WHERE EXISTS (SELECT 1 FROM pg_attribute c WHERE c.attrelid = t.oid
+                             AND c.attname = 'tenant_id' AND NOT c.attisdropped)
+                 AND t.relname <> 'organization'"""
+        )
+    wrong = [
+        f"{row['table_name']}.{row['index_name']}"
+        for row in rows
+        if row["first_column"] != "tenant_id" and row["columns"] > 1
+    ]
+    assert rows
+    assert wrong == []
