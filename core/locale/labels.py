@@ -18,3 +18,20 @@ KINDS = (
     N_("school"),
     N_("other"),
 )
+
+#: the actions tenants/*.py record in the audit log (tenants.audit.record)
+AUDIT_ACTIONS = (
+    N_("invitation.accepted"),
+    N_("invitation.resent"),
+    N_("invitation.revoked"),
+    N_("member.added"),
+    N_("member.invited"),
+    N_("member.left"),
+    N_("member.removed"),
+    N_("member.role_changed"),
+    N_("organization.created"),
+    N_("organization.status_changed"),
+    N_("organization.updated"),
+    N_("token.created"),
+    N_("token.revoked"),
+)

@@ -135,6 +135,35 @@ def test_dynamic_labels_are_marked_for_translation() -> None:
     assert set(labels.KINDS) == set(KINDS)
 
 
+def test_every_audited_action_has_a_label() -> None:
+    """Each action passed to `audit.record(ctx, action, …)` is listed (and so translated)."""
+    import ast
+    from pathlib import Path
+
+    from core.locale import labels
+
+    def strings(node: ast.expr) -> set[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return {node.value}
+        if isinstance(node, ast.IfExp):
+            return strings(node.body) | strings(node.orelse)
+        return set()
+
+    root = Path(__file__).resolve().parents[2]
+    recorded: set[str] = set()
+    for path in root.glob("*/*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "record"
+                and len(node.args) >= 2
+            ):
+                recorded |= strings(node.args[1])
+    assert "member.added" in recorded
+    assert recorded <= set(labels.AUDIT_ACTIONS), recorded - set(labels.AUDIT_ACTIONS)
+
+
 def test_identifier_like_msgids_have_an_english_label(
     extracted: dict[Msgid, list[str]], english: Catalog
 ) -> None:
