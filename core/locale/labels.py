@@ -34,4 +34,15 @@ AUDIT_ACTIONS = (
     N_("organization.updated"),
     N_("token.created"),
     N_("token.revoked"),
+    # campaigns (campaigns/service.py, campaigns/target_profiles.py, campaigns/participation.py)
+    N_("campaign.created"),
+    N_("campaign.updated"),
+    N_("campaign.duplicated"),
+    N_("campaign.activated"),
+    N_("campaign.closed"),
+    N_("campaign.archived"),
+    N_("target_profile.created"),
+    N_("target_profile.updated"),
+    N_("target_profile.archived"),
+    N_("participation.shared"),
 )
