@@ -8,6 +8,7 @@ APP_REGISTRY = AppRegistry(
     apps=[
         "core.piccolo_app",
         "tenants.piccolo_app",
+        "campaigns.piccolo_app",
     ]
 )
 

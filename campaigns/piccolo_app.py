@@ -1,0 +1,32 @@
+"""Piccolo app for the campaigns package (its tables and migrations)."""
+
+import os
+
+from piccolo.conf.apps import AppConfig
+
+from campaigns.tables import (
+    Answer,
+    Assessment,
+    Campaign,
+    CampaignCode,
+    Learner,
+    Participation,
+    Result,
+    TargetProfile,
+)
+
+APP_CONFIG = AppConfig(
+    app_name="campaigns",
+    migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
+    table_classes=[
+        TargetProfile,
+        Campaign,
+        CampaignCode,
+        Learner,
+        Participation,
+        Assessment,
+        Answer,
+        Result,
+    ],
+    migration_dependencies=["tenants.piccolo_app"],
+)

@@ -1,0 +1,140 @@
+"""Piccolo tables of the campaigns package. The schema is the SQL of the migrations (composite
+keys, row-level security, checks); these classes mirror it for queries.
+
+Global: CampaignCode (code → organization and campaign, for participants' links).
+Tenant-owned (row-level security on `tenant_id`): TargetProfile, Campaign, Learner,
+Participation, Assessment, Answer, Result.
+"""
+
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    Array,
+    BigInt,
+    Boolean,
+    DoublePrecision,
+    Integer,
+    Text,
+    Timestamptz,
+)
+from piccolo.table import Table
+
+from core.database import DB
+
+
+class TargetProfile(Table, tablename="target_profile", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    name = Text()
+    description = Text(default="")
+    competences = Array(base_column=Text())
+    tubes = Array(base_column=Text())
+    max_levels = JSONB(default={})
+    version = Integer(default=1)
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+    archived_at = Timestamptz(null=True, default=None)
+
+
+class Campaign(Table, tablename="campaign", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    name = Text()
+    type = Text()
+    code = Text()
+    target_profile_id = UUID(null=True, default=None)
+    profile_snapshot = JSONB()
+    bank_version = Text()
+    external_id_label = Text(null=True, default=None)
+    external_id_format = Text(default="text")
+    opens_at = Timestamptz(null=True, default=None)
+    closes_at = Timestamptz(null=True, default=None)
+    locales = Array(base_column=Text())
+    landing_text = Text(default="")
+    retake_allowed = Boolean(default=False)
+    retake_delay_days = Integer(default=0)
+    sso_required = Boolean(default=False)
+    consumes_seat = Boolean(default=True)
+    status = Text(default="draft")
+    created_by = UUID(null=True, default=None)
+    duplicated_from = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+    closed_at = Timestamptz(null=True, default=None)
+    archived_at = Timestamptz(null=True, default=None)
+
+
+class CampaignCode(Table, tablename="campaign_code", db=DB):
+    code = Text(primary_key=True)
+    organization_id = UUID()
+    campaign_id = UUID()
+    created_at = Timestamptz()
+
+
+class Learner(Table, tablename="learner", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    user_id = UUID(null=True, default=None)
+    external_id = Text(null=True, default=None)
+    name = Text()
+    email = Text(null=True, default=None)
+    groups = Array(base_column=Text())
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class Participation(Table, tablename="participation", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    campaign_id = UUID()
+    learner_id = UUID()
+    attempt = Integer()
+    status = Text(default="started")
+    external_id = Text(null=True, default=None)
+    created_at = Timestamptz()
+    completed_at = Timestamptz(null=True, default=None)
+    shared_at = Timestamptz(null=True, default=None)
+
+
+class Assessment(Table, tablename="assessment", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    participation_id = UUID()
+    locale = Text()
+    seed = BigInt()
+    seen_before = Array(base_column=Text())
+    answered = Integer(default=0)
+    current_challenge_id = Text(null=True, default=None)
+    current_pretest = Boolean(default=False)
+    theta = DoublePrecision(default=0.0)
+    se = DoublePrecision(default=1.0)
+    stop_reason = Text(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class Answer(Table, tablename="answer", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    participation_id = UUID()
+    position = Integer()
+    challenge_id = Text()
+    value = JSONB(null=True, default=None)
+    correct = Boolean()
+    skipped = Boolean(default=False)
+    pretest = Boolean(default=False)
+    answered_at = Timestamptz()
+
+
+class Result(Table, tablename="result", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    participation_id = UUID()
+    theta = DoublePrecision(null=True, default=None)
+    se = DoublePrecision(null=True, default=None)
+    level = Integer()
+    score = Integer()
+    competences = JSONB()
+    mastered_skills = Array(base_column=Text())
+    created_at = Timestamptz()

@@ -1,0 +1,143 @@
+"""Campaign fixtures: a small bank of our own (three competences, nine topics, 54 scored
+challenges of the three types, one pretest and one retired challenge), participants, and a
+simulated participant who answers like someone of a given ability.
+
+Every test module here uses the two tenants of tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from asyncpg.connection import LoggedQuery
+
+from campaigns import content
+from campaigns.participation import (
+    AnswerOutcome,
+    ChallengeView,
+    answer,
+    current_challenge,
+    participant_context,
+)
+from campaigns.service import Campaign, CampaignFields, create_campaign
+from core import database
+from engine import Bank, Challenge, get_bank
+from tenants.context import Actor, TenantContext
+from tests.conftest import TenantFixture, make_user
+
+BANK = Path(__file__).parent / "bank"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_bank() -> Iterator[Bank]:
+    """Campaigns of this suite use the test bank; the demo bank again afterwards."""
+    previous = content.bank_dir()
+    content.use_bank(BANK)
+    yield get_bank(BANK)
+    content.use_bank(previous)
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A person with an account who is not a member of the tenant, and their context."""
+
+    ctx: TenantContext
+    user_id: Any
+    email: str
+
+
+async def make_participant(tenant: TenantFixture, name: str = "Paula Participant") -> Participant:
+    user = await make_user(name)
+    ctx = participant_context(
+        tenant.owner_ctx.tenant, Actor(kind="user", user_id=user.id, label=user.email)
+    )
+    return Participant(ctx, user.id, user.email)
+
+
+async def make_campaign(tenant: TenantFixture, **overrides: Any) -> Campaign:
+    """An active assessment campaign over the whole test bank, by the tenant's plain member."""
+    values: dict[str, Any] = {"name": "Skills check", "profile_key": "digcomp"}
+    values.update(overrides)
+    draft = values.pop("draft", False)
+    return await create_campaign(tenant.member_ctx, CampaignFields(**values), draft=draft)
+
+
+def right_answer(challenge: Challenge, locale: str = "en") -> Any:
+    if challenge.type == "short_text":
+        assert isinstance(challenge.solution, dict)
+        return challenge.solution[locale][0]
+    assert isinstance(challenge.solution, tuple)
+    return challenge.solution[0] if challenge.type == "single_choice" else list(challenge.solution)
+
+
+def wrong_answer(challenge: Challenge, locale: str = "en") -> Any:
+    if challenge.type == "short_text":
+        return "certainly not this"
+    assert isinstance(challenge.solution, tuple)
+    if challenge.type == "single_choice":
+        return (challenge.solution[0] + 1) % len(challenge.proposals[locale])
+    return [1]
+
+
+class Simulee:
+    """Answers like a person of ability `theta` under the bank's IRT parameters (seeded)."""
+
+    def __init__(self, bank: Bank, theta: float, seed: int = 7) -> None:
+        self.bank = bank
+        self.theta = theta
+        self.rng = np.random.default_rng(seed)
+
+    def respond(self, view: ChallengeView) -> Any:
+        challenge = self.bank.challenge_by_id[view.challenge_id]
+        irt = challenge.irt
+        p = irt.c + (irt.d - irt.c) / (1 + math.exp(-irt.a * (self.theta - irt.b)))
+        if self.rng.random() < p:
+            return right_answer(challenge, view.locale)
+        return wrong_answer(challenge, view.locale)
+
+
+async def take_test(
+    ctx: TenantContext, participation_id: Any, simulee: Simulee, limit: int = 100
+) -> list[AnswerOutcome]:
+    """Answer until the test ends; the outcomes in order."""
+    outcomes: list[AnswerOutcome] = []
+    view = await current_challenge(ctx, participation_id)
+    while view is not None and len(outcomes) < limit:
+        outcome = await answer(ctx, participation_id, view.challenge_id, simulee.respond(view))
+        outcomes.append(outcome)
+        view = outcome.next_challenge
+    return outcomes
+
+
+#: What asyncpg sends of its own: type introspection the first time a connection meets a
+#: type, and the reset of a connection going back to the pool (one per transaction).
+DRIVER_STATEMENTS = ("typeinfo_tree", "'jit'", "pg_advisory_unlock_all")
+
+
+@pytest.fixture
+async def statements(db: str) -> AsyncIterator[list[str]]:
+    """Every statement our code sends from now on, as asyncpg logs them: the pool is restarted
+    with a query logger on each connection, so the driver does the counting, not our code.
+    The driver's own statements (`DRIVER_STATEMENTS`) are left out."""
+    sent: list[str] = []
+
+    def log(record: LoggedQuery) -> None:
+        if not any(marker in record.query for marker in DRIVER_STATEMENTS):
+            sent.append(record.query)
+
+    async def init(connection: Any) -> None:
+        connection.add_query_logger(log)
+
+    await database.close_pool()
+    await database.DB.start_connection_pool(init=init)
+    try:
+        yield sent
+    finally:
+        await database.close_pool()
+        await database.start_pool()
