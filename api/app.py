@@ -24,7 +24,7 @@ from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 
 from api.guards import LoginRequired
-from api.routes import api_v1, auth, console, public
+from api.routes import api_v1, auth, console, participant, public
 from api.runtime import connect
 from api.sessions import SessionMiddleware
 from api.web import locale_of
@@ -177,7 +177,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             # Pages for people: not part of the documented JSON API.
             Router(
-                path="/", route_handlers=[*public.handlers, *auth.handlers], include_in_schema=False
+                path="/",
+                route_handlers=[*public.handlers, *auth.handlers, *participant.handlers],
+                include_in_schema=False,
             ),
             *console.handlers,
             api_v1.api_router,

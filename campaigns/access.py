@@ -9,15 +9,24 @@ from tenants.context import TenantContext
 from tenants.permissions import Permission
 
 
-def require_manager(ctx: TenantContext) -> None:
-    """Campaigns and target profiles are managed by the organization's members, whatever
-    their role (as in Pix Orga); API tokens and participants are refused.
-
-    The one place to change once the permission enum has campaign permissions.
-    """
+def _require_member(ctx: TenantContext, permission: Permission) -> None:
+    # API tokens may carry campaigns:read, but campaigns are a people's matter for now (the
+    # JSON API has no campaign endpoint): a context without a role is refused.
     if ctx.role is None:
         raise Forbidden()
-    ctx.require(Permission.ORGANIZATION_READ)
+    ctx.require(permission)
+
+
+def require_reader(ctx: TenantContext) -> None:
+    """Campaigns, their statistics and target profiles are read by every member of the
+    organization, whatever their role; API tokens and participants are refused."""
+    _require_member(ctx, Permission.CAMPAIGNS_READ)
+
+
+def require_manager(ctx: TenantContext) -> None:
+    """Campaigns and target profiles are created and changed by the organization's owners and
+    admins (`org:campaigns:manage`); plain members, API tokens and participants are refused."""
+    _require_member(ctx, Permission.CAMPAIGNS_MANAGE)
 
 
 def participant_id(ctx: TenantContext) -> UUID:

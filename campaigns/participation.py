@@ -734,3 +734,136 @@ async def share(
                 ctx, "participation.shared", "participation", row["id"], campaign=row["name"]
             )
         return await _reload(ctx, row["id"], user_id)
+
+
+# --- participants: reading a result ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompetenceLevel:
+    """A competence of a result: its title in the reader's language, level and cap."""
+
+    code: str
+    title: str
+    level: int
+    max_level: int
+
+
+@dataclass(frozen=True)
+class MissedChallenge:
+    """A challenge answered wrongly (or skipped), with what the right answer was about."""
+
+    statement: str
+    proposals: tuple[str, ...]
+    explanation: str
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class ResultDetails:
+    """What a participant reads once their test is over."""
+
+    participation: ParticipationView
+    campaign_name: str
+    campaign_type: str
+    #: the language the challenges were asked in (None for a profiles collection)
+    test_locale: str | None
+    competences: tuple[CompetenceLevel, ...]
+    missed: tuple[MissedChallenge, ...]
+
+
+_RESULT_DETAILS = """
+SELECT p.*, r.theta, r.se, r.level, r.score, r.competences, r.mastered_skills,
+       c.name AS campaign_name, c.type AS campaign_type, c.bank_version, c.profile_snapshot,
+       s.locale AS test_locale, coalesce(x.ids, '{}') AS missed_ids,
+       coalesce(x.skipped, '{}') AS missed_skipped
+FROM participation p
+JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
+JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+LEFT JOIN assessment s ON s.tenant_id = p.tenant_id AND s.participation_id = p.id
+LEFT JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+LEFT JOIN LATERAL (
+    SELECT array_agg(a.challenge_id ORDER BY a.position) AS ids,
+           array_agg(a.skipped ORDER BY a.position) AS skipped
+    FROM answer a WHERE a.tenant_id = p.tenant_id AND a.participation_id = p.id
+        AND NOT a.correct AND NOT a.pretest) x ON true
+WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3
+"""
+
+
+def _text(texts: Mapping[str, str], *locales: str | None) -> str:
+    for locale in locales:
+        if locale and texts.get(locale):
+            return texts[locale]
+    return next(iter(texts.values()), "")
+
+
+async def result_details(
+    ctx: TenantContext, participation_id: UUID | str, locale: str
+) -> ResultDetails:
+    """The participant's own participation with, once finished, each competence's level
+    (titles in `locale` when the bank has it) and every challenge they missed or skipped
+    with its explanation, in the language of the test. One query; `NotFound` for anyone
+    else's participation."""
+    user_id = participant_id(ctx)
+    async with transaction(ctx.tenant_id, user_id):
+        rows = await fetch(_RESULT_DETAILS, ctx.tenant_id, uuid_or_404(participation_id), user_id)
+    if not rows:
+        raise NotFound()
+    row = rows[0]
+    view = _participation(row)
+    competences: list[CompetenceLevel] = []
+    missed: list[MissedChallenge] = []
+    if view.result is not None:
+        bank = frozen_bank(row["bank_version"])
+        spec = ProfileSpec.from_json(json.loads(row["profile_snapshot"])["profile"])
+        test_locale = row["test_locale"] or locale
+        for code in spec.competences:
+            level = view.result.competences.get(code, {}).get("level", 0)
+            title = bank.competences[code].title if code in bank.competences else {}
+            competences.append(
+                CompetenceLevel(
+                    code, _text(title, locale, test_locale), level, spec.max_level(code)
+                )
+            )
+        for challenge_id, skipped in zip(row["missed_ids"], row["missed_skipped"], strict=True):
+            challenge = bank.challenge_by_id[challenge_id]
+            missed.append(
+                MissedChallenge(
+                    statement=_text(challenge.statement, test_locale),
+                    proposals=tuple(challenge.proposals.get(test_locale, ())),
+                    explanation=_text(challenge.explanation, test_locale),
+                    skipped=skipped,
+                )
+            )
+    return ResultDetails(
+        participation=view,
+        campaign_name=row["campaign_name"],
+        campaign_type=row["campaign_type"],
+        test_locale=row["test_locale"],
+        competences=tuple(competences),
+        missed=tuple(missed),
+    )
+
+
+# --- participants: their own participations ----------------------------------------------
+
+
+async def my_participations(user_id: UUID) -> list[dict[str, Any]]:
+    """Every participation of the person, in every organization, newest first: campaign,
+    organization (slug, name), attempt, status, dates and global level and score once
+    finished. Read through the `own_rows` policies (no tenant is set): one query."""
+    async with transaction(user_id=user_id):
+        return await fetch(
+            """SELECT p.id, p.attempt, p.status, p.created_at, p.completed_at, p.shared_at,
+                      c.name AS campaign_name, c.type AS campaign_type, o.slug, o.name AS
+                      organization_name, r.level, r.score
+               FROM learner l
+               JOIN participation p ON p.tenant_id = l.tenant_id AND p.learner_id = l.id
+               JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+               JOIN organization o ON o.id = p.tenant_id
+               LEFT JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+               WHERE l.user_id = $1 AND c.status <> 'archived'
+               ORDER BY p.created_at DESC, p.id DESC""",
+            user_id,
+        )

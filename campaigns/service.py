@@ -1,9 +1,10 @@
 """Campaign use cases for organizers: create, edit, duplicate, open, close and archive
 campaigns, and read their statistics. Participants' use cases are in `campaigns.participation`.
 
-Every function takes the tenant context first, checks that the actor is a member
-(`require_manager`), and runs in one transaction with the tenant set; ids of another tenant
-answer `NotFound` like unknown ones. Design: docs/adr/0009-campaign-assessment-state.md.
+Every function takes the tenant context first, checks that the actor is a member who may
+change campaigns (`require_manager`) or read them (`require_reader`), and runs in one
+transaction with the tenant set; ids of another tenant answer `NotFound` like unknown ones.
+Design: docs/adr/0009-campaign-assessment-state.md.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from campaigns import assessment
-from campaigns.access import require_manager, uuid_or_404
+from campaigns.access import require_manager, require_reader, uuid_or_404
 from campaigns.codes import new_code
 from campaigns.content import current_bank, frozen_bank
 from campaigns.profiles import ProfileSpec, catalogue_profile, check_servable, clean_spec
@@ -559,7 +560,7 @@ async def archive_campaign(ctx: TenantContext, campaign_id: UUID | str) -> Campa
 
 async def get_campaign(ctx: TenantContext, campaign_id: UUID | str) -> Campaign:
     """One campaign of this tenant; `NotFound` otherwise."""
-    require_manager(ctx)
+    require_reader(ctx)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         campaign, _ = await access_campaign(ctx, campaign_id)
     return campaign
@@ -567,7 +568,7 @@ async def get_campaign(ctx: TenantContext, campaign_id: UUID | str) -> Campaign:
 
 async def list_campaigns(ctx: TenantContext) -> list[dict[str, Any]]:
     """The tenant's campaigns, newest first, with how many learners took part."""
-    require_manager(ctx)
+    require_reader(ctx)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         return await fetch(
             """SELECT c.id, c.name, c.type, c.code, c.status, c.opens_at, c.closes_at,
@@ -585,7 +586,7 @@ async def campaign_stats(ctx: TenantContext, campaign_id: UUID | str) -> Campaig
     Counts are of learners (several attempts count once). Levels come only from results
     their owners shared, the latest shared attempt of each learner.
     """
-    require_manager(ctx)
+    require_reader(ctx)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         rows = await fetch(
             """SELECT c.id, n.started, n.completed, n.shared FROM campaign c,

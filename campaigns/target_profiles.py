@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from campaigns.access import require_manager, uuid_or_404
+from campaigns.access import require_manager, require_reader, uuid_or_404
 from campaigns.content import current_bank
 from campaigns.profiles import ProfileSpec, clean_spec
 from core.database import execute, fetch, transaction
@@ -169,7 +169,7 @@ async def list_target_profiles(
     ctx: TenantContext, *, include_archived: bool = False
 ) -> list[TargetProfile]:
     """The tenant's profiles by name."""
-    require_manager(ctx)
+    require_reader(ctx)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         rows = await fetch(
             """SELECT * FROM target_profile WHERE tenant_id = $1
@@ -182,6 +182,6 @@ async def list_target_profiles(
 
 async def get_target_profile(ctx: TenantContext, profile_id: UUID | str) -> TargetProfile:
     """One profile of this tenant; `NotFound` otherwise."""
-    require_manager(ctx)
+    require_reader(ctx)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         return await access_target_profile(ctx, profile_id)

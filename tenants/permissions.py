@@ -21,10 +21,15 @@ class Permission(StrEnum):
     OWNERS_MANAGE = "org:owners:manage"
     AUDIT_READ = "org:audit:read"
     TOKENS_MANAGE = "org:tokens:manage"
+    CAMPAIGNS_READ = "org:campaigns:read"
+    CAMPAIGNS_MANAGE = "org:campaigns:manage"
 
 
-_MEMBER = frozenset({Permission.ORGANIZATION_READ, Permission.MEMBERS_READ})
+_MEMBER = frozenset(
+    {Permission.ORGANIZATION_READ, Permission.MEMBERS_READ, Permission.CAMPAIGNS_READ}
+)
 _ADMIN = _MEMBER | {
+    Permission.CAMPAIGNS_MANAGE,
     Permission.ORGANIZATION_UPDATE,
     Permission.MEMBERS_INVITE,
     Permission.MEMBERS_UPDATE,
@@ -50,6 +55,7 @@ TOKEN_SCOPES: frozenset[Permission] = frozenset(
         Permission.MEMBERS_UPDATE,
         Permission.MEMBERS_REMOVE,
         Permission.AUDIT_READ,
+        Permission.CAMPAIGNS_READ,
     }
 )
 

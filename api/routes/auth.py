@@ -31,7 +31,8 @@ from tenants.organizations import KINDS, OrganizationFields
 from tenants.organizations import signup as signup_service
 
 
-def _sign_in(request: Request[Any, Any, Any], user: UserAccount) -> None:
+def sign_in(request: Request[Any, Any, Any], user: UserAccount) -> None:
+    """Start a session for `user` (a fresh session id: no fixation), in their language."""
     session = session_of(request)
     session.clear()
     session.rotate()
@@ -62,7 +63,7 @@ async def login(request: Request[Any, Any, Any]) -> Template | Redirect:
         )
     except UserError as error:
         return form_error(request, "login.html", error, form, next=safe_next(form.get("next"), ""))
-    _sign_in(request, user)
+    sign_in(request, user)
     return redirect(safe_next(form.get("next"), "/o/"))
 
 
@@ -117,7 +118,7 @@ async def magic_link_consume(
         user = await identity.consume_magic_link(token)
     except UserError as error:
         return form_error(request, "magic_link.html", error, {})
-    _sign_in(request, user)
+    sign_in(request, user)
     return redirect(safe_next(form.get("next"), "/o/"))
 
 
@@ -160,7 +161,7 @@ async def password_reset(
         user = await identity.reset_password(token, form.get("password", ""))
     except UserError as error:
         return form_error(request, "password_reset.html", error, form, token=token)
-    _sign_in(request, user)
+    sign_in(request, user)
     flash(request, "Your password has been changed.")
     return redirect("/o/")
 
@@ -201,7 +202,7 @@ async def signup(request: Request[Any, Any, Any]) -> Template | Redirect:
             )
         owner, tenant = await signup_service(fields, user, new_owner, actor_for(request, user))
         if user is None:
-            _sign_in(request, owner)
+            sign_in(request, owner)
     except UserError as error:
         return form_error(request, "signup.html", error, form, kinds=KINDS)
     flash(
@@ -254,7 +255,7 @@ async def invitation_accept(
             request, "invitation.html", error, form, invitation=invitation, slug=slug, token=token
         )
     if user is None:
-        _sign_in(request, account)
+        sign_in(request, account)
     flash(request, "You have joined the organization.")
     return redirect(f"/o/{org_slug}/")
 

@@ -1,4 +1,5 @@
-"""The tenant console, `/o/{slug}/…`: dashboard, members, settings, audit log, API tokens.
+"""The tenant console, `/o/{slug}/…`: dashboard, members, settings, audit log, API tokens,
+and campaigns (`api.routes.campaigns`).
 
 Every page is behind `tenant_member`: signed-out visitors are sent to sign in, people who are
 not members (and unknown organizations) get the same 404, and members without the handler's
@@ -20,6 +21,7 @@ from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
 from api.guards import Ctx, signed_in, tenant_context, tenant_member
+from api.routes import campaigns
 from api.web import current_user, flash, form_error, form_of, locale_of, redirect, render
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
@@ -344,6 +346,7 @@ console_router = Router(
         tokens_page,
         tokens_create,
         tokens_revoke,
+        *campaigns.handlers,
     ],
 )
 

@@ -26,8 +26,16 @@ import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
+from campaigns.participation import (
+    answer,
+    current_challenge,
+    participant_context,
+    start_or_resume,
+)
+from campaigns.service import CampaignFields, close_campaign, create_campaign
 from core import database
 from core.settings import get_settings
+from tenants.context import Actor
 from tenants.members import invite
 from tenants.organizations import SettingsChange, update_settings
 from tenants.tokens import create_token
@@ -79,6 +87,7 @@ class Case:
 
 
 _SETTINGS = {"name": "Hijacked", "default_locale": "en", "brand_colour": "#000000"}
+_CAMPAIGN = {"name": "Planted", "type": "assessment", "target_profile": "catalogue:digcomp"}
 
 CASES: dict[tuple[str, str], Case] = {
     # The tenant console.
@@ -101,6 +110,22 @@ CASES: dict[tuple[str, str], Case] = {
         "console", form={"name": "Stolen", "scopes": "org:members:read"}
     ),
     ("POST", "/o/{slug}/tokens/{token_id}/revoke"): Case("console", id="token"),
+    ("GET", "/o/{slug}/campaigns"): Case("console"),
+    ("POST", "/o/{slug}/campaigns"): Case("console", form=_CAMPAIGN),
+    ("GET", "/o/{slug}/campaigns/{campaign_id}"): Case("console", id="campaign"),
+    ("POST", "/o/{slug}/campaigns/{campaign_id}/close"): Case("console", id="campaign"),
+    ("POST", "/o/{slug}/campaigns/{campaign_id}/archive"): Case("console", id="campaign"),
+    ("POST", "/o/{slug}/campaigns/{campaign_id}/activate"): Case("console", id="campaign_closed"),
+    ("POST", "/o/{slug}/campaigns/{campaign_id}/duplicate"): Case("console", id="campaign"),
+    # A participant's own participation: the slug names the tenant, the id the participation.
+    ("GET", "/p/{slug}/{participation_id}"): Case("participation", id="participation"),
+    ("POST", "/p/{slug}/{participation_id}"): Case(
+        "participation", id="participation", form={"challenge_id": "x", "action": "skip"}
+    ),
+    ("GET", "/p/{slug}/{participation_id}/results"): Case("participation", id="finished"),
+    ("POST", "/p/{slug}/{participation_id}/share"): Case(
+        "participation", id="finished", form={"consent": "yes"}
+    ),
     # The JSON API: the tenant comes from the token, ids from the path.
     ("GET", "/api/v1/members/{membership_id}"): Case("api", id="membership"),
     ("PATCH", "/api/v1/members/{membership_id}"): Case(
@@ -113,6 +138,11 @@ CASES: dict[tuple[str, str], Case] = {
     # Invitation links: the slug names the tenant, the token the invitation.
     ("GET", "/invitations/{slug}/{token}"): Case("invitation_link"),
     ("POST", "/invitations/{slug}/{token}"): Case("invitation_link"),
+    # Campaign codes: the code is the invitation, whoever holds it may take part.
+    ("GET", "/c/{code}"): Case("code", why="a campaign's public page, by its code"),
+    ("GET", "/c/{code}/account"): Case("code", why="creating one's own account"),
+    ("POST", "/c/{code}/account"): Case("code", why="creating one's own account"),
+    ("POST", "/c/{code}/start"): Case("code", why="taking part is what a code is for"),
     # Not tenant data.
     ("GET", "/logos/{slug}"): Case("logo", why="public, like the pages participants see"),
     ("GET", "/login/link/{token}"): Case("global_link", why="a person's own sign-in link"),
@@ -156,6 +186,8 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("GET", "/account"),
         ("POST", "/account"),
         ("GET", "/o"),  # the person's own organizations
+        ("GET", "/c"),  # the code form
+        ("GET", "/me/results"),  # the person's own participations, read through own_rows
         ("GET", "/api/v1/organization"),  # the token's own: see the listing test below
         ("GET", "/api/v1/members"),
         ("GET", "/api/v1/invitations"),
@@ -180,6 +212,7 @@ class Victim:
     ids: dict[str, str]
     invitation_token: str
     api_token: str
+    code: str
 
 
 @pytest.fixture(scope="module")
@@ -207,12 +240,27 @@ async def victim(db: str) -> Victim:
             tenant.id,
             tenant.member.id,
         )
+    campaign = await create_campaign(ctx, CampaignFields(name="B's", profile_key="digcomp"))
+    closed = await create_campaign(ctx, CampaignFields(name="B's old", profile_key="digcomp"))
+    await close_campaign(ctx, closed.id)
+    participant = participant_context(ctx.tenant, Actor(kind="user", user_id=tenant.member.id))
+    started = await start_or_resume(participant, campaign.id)
+    other = participant_context(ctx.tenant, Actor(kind="user", user_id=tenant.owner.id))
+    finished = await start_or_resume(other, campaign.id)
+    view = await current_challenge(other, finished.id)
+    while view is not None:
+        outcome = await answer(other, finished.id, view.challenge_id, skipped=True)
+        view = outcome.next_challenge
     ids = {
         "membership": str(rows[0]["id"]),
         "invitation": str(invitation_id),
         "token": str(issued.id),
+        "campaign": str(campaign.id),
+        "campaign_closed": str(closed.id),
+        "participation": str(started.id),
+        "finished": str(finished.id),
     }
-    return Victim(tenant, ids, token_match.group(1), issued.token)
+    return Victim(tenant, ids, token_match.group(1), issued.token, campaign.code)
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +305,15 @@ async def _snapshot(victim: Victim) -> dict[str, Any]:
                 "WHERE id = $1",
                 tenant.id,
             ),
+            "campaigns": await database.fetch(
+                "SELECT id, name, status FROM campaign WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
+            "participations": await database.fetch(
+                "SELECT id, status FROM participation WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
+            "answers": await database.fetch(
+                "SELECT count(*) FROM answer WHERE tenant_id = $1", tenant.id
+            ),
         }
 
 
@@ -266,7 +323,10 @@ def _fill(path: str, slug: str, ident: str = "", token: str = "") -> str:
         .replace("{membership_id}", ident)
         .replace("{invitation_id}", ident)
         .replace("{token_id}", ident)
+        .replace("{campaign_id}", ident)
+        .replace("{participation_id}", ident)
         .replace("{token}", token)
+        .replace("{code}", token)
     )
 
 
@@ -328,6 +388,24 @@ async def test_tenant_a_cannot_reach_tenant_b(
             unknown = await _send(browser, method, _fill(path, attacker.slug, random_id), case)
             assert foreign.status_code == 404
             _same_page(foreign, unknown, b_id, random_id)
+    elif case.kind == "participation":
+        # A's owner, signed in, taking part: B's participation under B's slug answers like
+        # an unknown slug, and under A's slug like an unknown id.
+        theirs = await _send(browser, method, _fill(path, b_slug, b_id), case)
+        missing = await _send(browser, method, _fill(path, nowhere, random_id), case)
+        assert theirs.status_code == 404
+        _same_page(theirs, missing, b_slug, nowhere, b_id, random_id)
+        foreign = await _send(browser, method, _fill(path, attacker.slug, b_id), case)
+        unknown = await _send(browser, method, _fill(path, attacker.slug, random_id), case)
+        assert foreign.status_code == 404
+        _same_page(foreign, unknown, b_id, random_id)
+    elif case.kind == "code":
+        assert case.why
+        made_up = await _send(browser, method, _fill(path, "", token="ABCDEFGHJ"), case)
+        assert made_up.status_code == 404
+        if method == "GET":
+            own = await browser.client.get(_fill(path, "", token=victim.code))
+            assert own.status_code in (200, 303)
     elif case.kind == "api":
         headers = bearer(attacker_token)
         foreign = await _send(browser, method, _fill(path, "", b_id), case, headers)

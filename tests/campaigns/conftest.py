@@ -61,11 +61,11 @@ async def make_participant(tenant: TenantFixture, name: str = "Paula Participant
 
 
 async def make_campaign(tenant: TenantFixture, **overrides: Any) -> Campaign:
-    """An active assessment campaign over the whole test bank, by the tenant's plain member."""
+    """An active assessment campaign over the whole test bank, by the tenant's owner."""
     values: dict[str, Any] = {"name": "Skills check", "profile_key": "digcomp"}
     values.update(overrides)
     draft = values.pop("draft", False)
-    return await create_campaign(tenant.member_ctx, CampaignFields(**values), draft=draft)
+    return await create_campaign(tenant.owner_ctx, CampaignFields(**values), draft=draft)
 
 
 def right_answer(challenge: Challenge, locale: str = "en") -> Any:

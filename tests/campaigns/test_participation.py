@@ -78,9 +78,9 @@ async def test_closed_archived_ended_and_future_campaigns_refuse_their_code(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     closed = await make_campaign(tenant_a)
-    await service.close_campaign(tenant_a.member_ctx, closed.id)
+    await service.close_campaign(tenant_a.owner_ctx, closed.id)
     archived = await make_campaign(tenant_a)
-    await service.archive_campaign(tenant_a.member_ctx, archived.id)
+    await service.archive_campaign(tenant_a.owner_ctx, archived.id)
     ended = await make_campaign(tenant_a)
     await _set_campaign(tenant_a, ended.id, "closes_at = now() - interval '1 day'")
     future = await make_campaign(
@@ -234,12 +234,12 @@ async def test_no_new_participation_once_closed_but_started_ones_resume(
     paula = await make_participant(tenant_a, "Paula Early")
     late = await make_participant(tenant_a, "Lena Late")
     started = await start_or_resume(paula.ctx, campaign.id)
-    await service.close_campaign(tenant_a.member_ctx, campaign.id)
+    await service.close_campaign(tenant_a.owner_ctx, campaign.id)
     with pytest.raises(Gone):
         await start_or_resume(late.ctx, campaign.id)
     assert (await start_or_resume(paula.ctx, campaign.id)).id == started.id
     assert await current_challenge(paula.ctx, started.id) is not None
-    await service.archive_campaign(tenant_a.member_ctx, campaign.id)
+    await service.archive_campaign(tenant_a.owner_ctx, campaign.id)
     with pytest.raises(Gone):
         await current_challenge(paula.ctx, started.id)
 
@@ -608,3 +608,21 @@ async def test_a_retake_in_another_campaign_does_not_count(
     other = await start_or_resume(paula.ctx, two.id)
     assert (other.attempt, other.status) == (1, "started")
     assert datetime.now(UTC) - other.created_at < timedelta(minutes=5)
+
+
+async def test_a_persons_rows_elsewhere_stay_hidden_inside_a_tenant(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    """"My results" reads across organizations only with no tenant set: inside tenant A's
+    transaction, the same person's participation in tenant B is invisible."""
+    person = await make_participant(tenant_b)
+    campaign_b = await make_campaign(tenant_b)
+    await start_or_resume(person.ctx, campaign_b.id)
+    async with database.transaction(user_id=person.user_id):
+        everywhere = await database.fetch("SELECT tenant_id FROM participation")
+    async with database.transaction(tenant_a.id, person.user_id):
+        in_a = await database.fetch("SELECT tenant_id FROM participation")
+        learners_in_a = await database.fetch("SELECT tenant_id FROM learner")
+    assert [row["tenant_id"] for row in everywhere] == [tenant_b.id]
+    assert tenant_b.id not in {row["tenant_id"] for row in in_a}
+    assert tenant_b.id not in {row["tenant_id"] for row in learners_in_a}

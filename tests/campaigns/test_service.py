@@ -59,7 +59,7 @@ async def test_a_member_creates_an_active_campaign_with_a_code_and_a_frozen_prof
     tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
 ) -> None:
     campaign = await create_campaign(
-        tenant_a.member_ctx, CampaignFields(name="  Autumn check  ", profile_key="digcomp")
+        tenant_a.owner_ctx, CampaignFields(name="  Autumn check  ", profile_key="digcomp")
     )
     assert campaign.name == "Autumn check"
     assert campaign.status == "active"
@@ -67,7 +67,7 @@ async def test_a_member_creates_an_active_campaign_with_a_code_and_a_frozen_prof
     assert campaign.bank_version == test_bank.version
     assert campaign.profile.competences == ("1.1", "1.2", "4.1")
     assert campaign.profile_source == {"kind": "catalogue", "key": "digcomp"}
-    assert campaign.created_by == tenant_a.member.id
+    assert campaign.created_by == tenant_a.owner.id
     snapshot = json.loads(campaign.snapshot)
     assert snapshot["engine"]["max_length"] == 30
     assert snapshot["engine"]["one_per_tube"] is False  # nine topics: one per skill instead
@@ -149,7 +149,7 @@ async def test_campaign_fields_are_checked_with_clear_messages(
 ) -> None:
     fields = replace(CampaignFields(name="Check", profile_key="digcomp"), **changes)
     with pytest.raises(Invalid) as caught:
-        await create_campaign(tenant_a.member_ctx, fields)
+        await create_campaign(tenant_a.owner_ctx, fields)
     assert (caught.value.field, caught.value.message) == (field, message)
 
 
@@ -168,11 +168,27 @@ async def test_only_members_manage_campaigns(
             await campaign_stats(ctx, campaign.id)
 
 
+async def test_plain_members_read_campaigns_but_only_owners_and_admins_change_them(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    campaign = await make_campaign(tenant_a)
+    member = tenant_a.member_ctx
+    assert (await get_campaign(member, campaign.id)).id == campaign.id
+    assert (await campaign_stats(member, campaign.id)).started == 0
+    assert [c["id"] for c in await list_campaigns(member)] == [campaign.id]
+    with pytest.raises(Forbidden):
+        await create_campaign(member, CampaignFields(name="No", profile_key="digcomp"))
+    for change in (close_campaign, archive_campaign, duplicate_campaign):
+        with pytest.raises(Forbidden):
+            await change(member, campaign.id)
+    assert (await get_campaign(member, campaign.id)).status == "active"
+
+
 async def test_a_custom_profile_is_frozen_at_its_version(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     profile = await create_target_profile(
-        tenant_a.member_ctx,
+        tenant_a.owner_ctx,
         TargetProfileFields(
             name="Safety basics",
             competences=["4.1", "1.2"],
@@ -203,12 +219,12 @@ async def test_editing_before_anyone_started_may_change_the_profile(
 ) -> None:
     campaign = await make_campaign(tenant_a)
     profile = await create_target_profile(
-        tenant_a.member_ctx, TargetProfileFields(name="Only 4.1", competences=["4.1"])
+        tenant_a.owner_ctx, TargetProfileFields(name="Only 4.1", competences=["4.1"])
     )
     fields = replace(
         campaign.fields(), name="Renamed", profile_key=None, target_profile_id=profile.id
     )
-    updated = await update_campaign(tenant_a.member_ctx, campaign.id, fields)
+    updated = await update_campaign(tenant_a.owner_ctx, campaign.id, fields)
     assert (updated.name, updated.profile.competences, updated.code) == (
         "Renamed",
         ("4.1",),
@@ -216,7 +232,7 @@ async def test_editing_before_anyone_started_may_change_the_profile(
     )
     assert json.loads(updated.snapshot)["engine"]["one_per_tube"] is False
     with pytest.raises(NotFound):
-        await update_campaign(tenant_b.member_ctx, campaign.id, fields)
+        await update_campaign(tenant_b.owner_ctx, campaign.id, fields)
 
 
 async def test_once_someone_started_the_profile_and_type_are_fixed(
@@ -226,18 +242,18 @@ async def test_once_someone_started_the_profile_and_type_are_fixed(
     participant = await make_participant(tenant_a)
     await start_or_resume(participant.ctx, campaign.id)
     profile = await create_target_profile(
-        tenant_a.member_ctx, TargetProfileFields(name="Only 4.1", competences=["4.1"])
+        tenant_a.owner_ctx, TargetProfileFields(name="Only 4.1", competences=["4.1"])
     )
     other_profile = replace(campaign.fields(), profile_key=None, target_profile_id=profile.id)
     with pytest.raises(Conflict, match="cannot change once someone has started"):
-        await update_campaign(tenant_a.member_ctx, campaign.id, other_profile)
+        await update_campaign(tenant_a.owner_ctx, campaign.id, other_profile)
     with pytest.raises(Conflict):
         await update_campaign(
-            tenant_a.member_ctx, campaign.id, replace(campaign.fields(), type="profiles_collection")
+            tenant_a.owner_ctx, campaign.id, replace(campaign.fields(), type="profiles_collection")
         )
     later = datetime.now(UTC) + timedelta(days=30)
     updated = await update_campaign(
-        tenant_a.member_ctx,
+        tenant_a.owner_ctx,
         campaign.id,
         replace(campaign.fields(), closes_at=later, retake_allowed=True, locales=("en",)),
     )
@@ -250,7 +266,7 @@ async def test_an_unchanged_edit_records_nothing(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     campaign = await make_campaign(tenant_a)
-    await update_campaign(tenant_a.member_ctx, campaign.id, campaign.fields())
+    await update_campaign(tenant_a.owner_ctx, campaign.id, campaign.fields())
     assert await _events(tenant_a, "campaign.") == ["campaign.created"]
 
 
@@ -266,7 +282,7 @@ async def test_duplicating_makes_a_draft_with_a_new_code(
         retake_allowed=True,
         closes_at=datetime.now(UTC) + timedelta(days=3),
     )
-    copy = await duplicate_campaign(tenant_a.member_ctx, source.id, name="Second round")
+    copy = await duplicate_campaign(tenant_a.owner_ctx, source.id, name="Second round")
     assert copy.id != source.id
     assert copy.code != source.code
     assert (copy.name, copy.status, copy.landing_text, copy.retake_allowed) == (
@@ -279,14 +295,14 @@ async def test_duplicating_makes_a_draft_with_a_new_code(
     assert copy.duplicated_from == source.id
     assert copy.profile == source.profile
     with pytest.raises(NotFound):
-        await duplicate_campaign(tenant_b.member_ctx, source.id)
-    assert (await activate_campaign(tenant_a.member_ctx, copy.id)).status == "active"
+        await duplicate_campaign(tenant_b.owner_ctx, source.id)
+    assert (await activate_campaign(tenant_a.owner_ctx, copy.id)).status == "active"
 
 
 async def test_the_status_moves_from_draft_to_active_closed_archived(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    ctx = tenant_a.member_ctx
+    ctx = tenant_a.owner_ctx
     campaign = await make_campaign(tenant_a, draft=True)
     with pytest.raises(Conflict, match="Only an active campaign"):
         await close_campaign(ctx, campaign.id)
@@ -314,20 +330,20 @@ async def test_the_status_moves_from_draft_to_active_closed_archived(
     ]
     for change in (activate_campaign, close_campaign, archive_campaign):
         with pytest.raises(NotFound):
-            await change(tenant_b.member_ctx, campaign.id)
+            await change(tenant_b.owner_ctx, campaign.id)
 
 
 async def test_a_campaign_past_its_closing_date_does_not_reopen(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     campaign = await make_campaign(tenant_a)
-    await close_campaign(tenant_a.member_ctx, campaign.id)
+    await close_campaign(tenant_a.owner_ctx, campaign.id)
     async with database.transaction(tenant_a.id):
         await database.execute(
             "UPDATE campaign SET closes_at = now() - interval '1 hour' WHERE id = $1", campaign.id
         )
     with pytest.raises(Conflict, match="closing date is past"):
-        await activate_campaign(tenant_a.member_ctx, campaign.id)
+        await activate_campaign(tenant_a.owner_ctx, campaign.id)
 
 
 async def test_get_and_list_stay_in_the_tenant(
@@ -371,7 +387,7 @@ async def test_stats_count_learners_and_average_shared_results_only(
     await take_test(outsider.ctx, theirs.id, Simulee(test_bank, 0.0))
     await share(outsider.ctx, theirs.id, consent=True)
 
-    stats = await campaign_stats(tenant_a.member_ctx, campaign.id)
+    stats = await campaign_stats(tenant_a.owner_ctx, campaign.id)
     assert (stats.started, stats.completed, stats.shared) == (5, 4, 3)
     assert stats.average_score == pytest.approx(sum(r.score for r in shared_levels) / 3)
     assert set(stats.competences) == {"1.1", "1.2", "4.1"}
@@ -382,7 +398,7 @@ async def test_stats_count_learners_and_average_shared_results_only(
         assert sum(comp.distribution) == 3
         assert all(comp.distribution[level] >= 1 for level in levels)
     with pytest.raises(NotFound):
-        await campaign_stats(tenant_b.member_ctx, campaign.id)
+        await campaign_stats(tenant_b.owner_ctx, campaign.id)
 
 
 async def test_stats_of_a_campaign_nobody_took(
@@ -406,7 +422,7 @@ async def test_stats_cost_a_fixed_number_of_statements(
         await take_test(person.ctx, participation.id, Simulee(test_bank, 0.0, seed=i))
         await share(person.ctx, participation.id, consent=True)
         statements.clear()
-        await campaign_stats(tenant_a.member_ctx, campaign.id)
+        await campaign_stats(tenant_a.owner_ctx, campaign.id)
         await asyncio.sleep(0)  # asyncpg calls query loggers on the next loop iteration
         counts.append(len(statements))
     assert counts == [6, 6, 6]  # BEGIN, two SET LOCAL, counts, levels, COMMIT

@@ -25,7 +25,7 @@ async def test_a_profile_is_created_in_framework_order(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     profile = await create_target_profile(
-        tenant_a.member_ctx,
+        tenant_a.owner_ctx,
         TargetProfileFields(
             name="Mine", competences=["4.1", "1.1", "4.1"], max_levels={"1.1": 8, "4.1": 4}
         ),
@@ -61,14 +61,14 @@ async def test_a_profile_is_checked_against_the_bank(
     tenant_a: TenantFixture, fields: TargetProfileFields, message: str
 ) -> None:
     with pytest.raises(Invalid) as caught:
-        await create_target_profile(tenant_a.member_ctx, fields)
+        await create_target_profile(tenant_a.owner_ctx, fields)
     assert caught.value.message == message
 
 
 async def test_an_edit_bumps_the_version_and_campaigns_keep_theirs(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    ctx = tenant_a.member_ctx
+    ctx = tenant_a.owner_ctx
     profile = await create_target_profile(ctx, TargetProfileFields(name="P", competences=["1.1"]))
     campaign = await make_campaign(tenant_a, profile_key=None, target_profile_id=profile.id)
     person = await make_participant(tenant_a)
@@ -84,18 +84,18 @@ async def test_an_edit_bumps_the_version_and_campaigns_keep_theirs(
     assert same.version == 2  # nothing changed, nothing bumped
     with pytest.raises(NotFound):
         await update_target_profile(
-            tenant_b.member_ctx, profile.id, TargetProfileFields(name="P", competences=["1.1"])
+            tenant_b.owner_ctx, profile.id, TargetProfileFields(name="P", competences=["1.1"])
         )
 
 
 async def test_an_archived_profile_is_kept_but_no_longer_offered(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    ctx = tenant_a.member_ctx
+    ctx = tenant_a.owner_ctx
     profile = await create_target_profile(ctx, TargetProfileFields(name="Old", competences=["1.1"]))
     campaign = await make_campaign(tenant_a, profile_key=None, target_profile_id=profile.id)
     with pytest.raises(NotFound):
-        await archive_target_profile(tenant_b.member_ctx, profile.id)
+        await archive_target_profile(tenant_b.owner_ctx, profile.id)
     await archive_target_profile(ctx, profile.id)
     renamed = await update_campaign(ctx, campaign.id, replace(campaign.fields(), name="Renamed"))
     assert renamed.snapshot == campaign.snapshot  # the frozen profile stays
@@ -115,7 +115,7 @@ async def test_profiles_are_for_members_and_stay_in_their_tenant(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     profile = await create_target_profile(
-        tenant_a.member_ctx, TargetProfileFields(name="A", competences=["1.1"])
+        tenant_a.owner_ctx, TargetProfileFields(name="A", competences=["1.1"])
     )
     with pytest.raises(NotFound):
         await get_target_profile(tenant_b.owner_ctx, profile.id)

@@ -47,6 +47,8 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.OWNERS_MANAGE,
             P.AUDIT_READ,
             P.TOKENS_MANAGE,
+            P.CAMPAIGNS_READ,
+            P.CAMPAIGNS_MANAGE,
         },
         Role.ADMIN: {
             P.ORGANIZATION_READ,
@@ -57,8 +59,10 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.MEMBERS_REMOVE,
             P.AUDIT_READ,
             P.TOKENS_MANAGE,
+            P.CAMPAIGNS_READ,
+            P.CAMPAIGNS_MANAGE,
         },
-        Role.MEMBER: {P.ORGANIZATION_READ, P.MEMBERS_READ},
+        Role.MEMBER: {P.ORGANIZATION_READ, P.MEMBERS_READ, P.CAMPAIGNS_READ},
     }
     assert expected == ROLE_PERMISSIONS
 
@@ -84,6 +88,7 @@ def test_tokens_never_manage_tokens_or_owners() -> None:
         P.MEMBERS_UPDATE,
         P.MEMBERS_REMOVE,
         P.AUDIT_READ,
+        P.CAMPAIGNS_READ,
     }
     assert expected == TOKEN_SCOPES
 
@@ -122,12 +127,16 @@ async def member(app: Litestar, tenant: TenantFixture) -> AsyncIterator[Browser]
 @pytest.fixture(scope="module")
 async def targets(tenant: TenantFixture) -> dict[str, str]:
     """Ids of the tenant's objects that the refused requests aim at."""
+    from campaigns.service import CampaignFields, create_campaign
     from core.settings import get_settings
     from tenants.members import invite
     from tenants.tokens import create_token
 
     invitation = await invite(tenant.owner_ctx, "guarded@example.org", "member", get_settings())
     token = await create_token(tenant.owner_ctx, "guarded", ["org:members:read"], None)
+    campaign = await create_campaign(
+        tenant.owner_ctx, CampaignFields(name="Guarded", profile_key="digcomp")
+    )
     async with database.transaction(tenant.id):
         owner = await database.fetch(
             "SELECT id FROM membership WHERE tenant_id = $1 AND user_id = $2",
@@ -139,6 +148,7 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
         "membership_id": str(owner[0]["id"]),
         "invitation_id": str(invitation),
         "token_id": str(token.id),
+        "campaign_id": str(campaign.id),
     }
 
 
@@ -151,6 +161,11 @@ CONSOLE_FORMS: dict[str, dict[str, str]] = {
     "/o/{slug}/settings": {"name": "Refused", "default_locale": "en", "brand_colour": ""},
     "/o/{slug}/tokens": {"name": "Refused", "scopes": "org:members:read"},
     "/o/{slug}/tokens/{token_id}/revoke": {},
+    "/o/{slug}/campaigns": {"name": "Refused", "type": "assessment", "target_profile": "x:y"},
+    "/o/{slug}/campaigns/{campaign_id}/close": {},
+    "/o/{slug}/campaigns/{campaign_id}/archive": {},
+    "/o/{slug}/campaigns/{campaign_id}/activate": {},
+    "/o/{slug}/campaigns/{campaign_id}/duplicate": {},
 }
 
 API_WRITES: dict[tuple[str, str], dict[str, str] | None] = {
@@ -182,6 +197,9 @@ async def _state(tenant: TenantFixture) -> dict[str, Any]:
             ),
             "organization": await database.fetch(
                 "SELECT name, brand_colour FROM organization WHERE id = $1", tenant.id
+            ),
+            "campaigns": await database.fetch(
+                "SELECT id, name, status FROM campaign WHERE tenant_id = $1 ORDER BY id", tenant.id
             ),
         }
 

@@ -1,0 +1,249 @@
+"""Campaigns in the tenant console, `/o/{slug}/campaigns…`: the list and the creation form,
+a campaign's page (its link, statistics and shared results) and its close, archive,
+reopen and duplicate actions.
+
+Every member reads campaigns (`org:campaigns:read`); owners and admins create and change
+them (`org:campaigns:manage`). Campaign ids go through the service's accessor, so another
+organization's id is the 404 of an unknown one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from litestar import Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from api.guards import Ctx
+from api.web import flash, form_error, locale_of, redirect, render
+from campaigns import service
+from campaigns.content import current_bank, frozen_bank
+from campaigns.profiles import catalogue
+from campaigns.service import CAMPAIGN_TYPES, EXTERNAL_ID_FORMATS, CampaignFields
+from campaigns.target_profiles import list_target_profiles
+from core.errors import Invalid, UserError
+from core.i18n import LOCALES
+from tenants.context import TenantContext
+from tenants.permissions import Permission
+
+READ = {"permission": Permission.CAMPAIGNS_READ}
+MANAGE = {"permission": Permission.CAMPAIGNS_MANAGE}
+NEW_CAMPAIGN = {"type": "assessment", "target_profile": "catalogue:digcomp", "locales": LOCALES}
+
+
+async def _profile_options(ctx: TenantContext, locale: str) -> list[tuple[str, str]]:
+    """(value, label) of the target profiles to choose from: the catalogue, then the
+    organization's own."""
+    options = [
+        (f"catalogue:{p.key}", p.title.get(locale) or p.title["en"])
+        for p in catalogue(current_bank())
+    ]
+    options += [(f"custom:{p.id}", p.name) for p in await list_target_profiles(ctx)]
+    return options
+
+
+def _zone(ctx: TenantContext) -> ZoneInfo:
+    try:
+        return ZoneInfo(ctx.tenant.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _day(value: str, field: str, ctx: TenantContext, *, end: bool = False) -> datetime | None:
+    """A date typed in the organization's time zone: the start of that day, or with `end` the
+    start of the next (a campaign closing on the 30th is open all day on the 30th)."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise Invalid("Enter a date as YYYY-MM-DD.", field=field) from None
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(), tzinfo=_zone(ctx)).astimezone(UTC)
+
+
+def _fields(form: Any, ctx: TenantContext) -> CampaignFields:
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    kind, _, ref = values.get("target_profile", "").partition(":")
+    if kind not in ("catalogue", "custom") or not ref:
+        raise Invalid("Choose one of the offered target profiles.", field="target_profile")
+    delay = values.get("retake_delay_days", "").strip() or "0"
+    if not delay.isascii() or not delay.isdigit() or len(delay) > 5:
+        raise Invalid("Enter a number of days.", field="retake_delay_days")
+    locales = (
+        tuple(v for v in form.getall("locales") if isinstance(v, str)) if "locales" in form else ()
+    )
+    return CampaignFields(
+        name=values.get("name", ""),
+        type=values.get("type", ""),
+        profile_key=ref if kind == "catalogue" else None,
+        target_profile_id=ref if kind == "custom" else None,
+        locales=locales,
+        landing_text=values.get("landing_text", ""),
+        external_id_label=values.get("external_id_label") or None,
+        external_id_format=values.get("external_id_format") or "text",
+        opens_at=_day(values.get("opens_at", ""), "opens_at", ctx),
+        closes_at=_day(values.get("closes_at", ""), "closes_at", ctx, end=True),
+        retake_allowed=values.get("retake_allowed") == "yes",
+        retake_delay_days=int(delay),
+    )
+
+
+async def _list_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    error: UserError | None = None,
+    values: dict[str, Any] | None = None,
+) -> Template:
+    context: dict[str, Any] = {
+        "campaigns": await service.list_campaigns(ctx),
+        "profiles": await _profile_options(ctx, locale_of(request)),
+        "types": CAMPAIGN_TYPES,
+        "formats": EXTERNAL_ID_FORMATS,
+        "all_locales": LOCALES,
+    }
+    if error is None:
+        return render(request, "console/campaigns.html", ctx=ctx, values=NEW_CAMPAIGN, **context)
+    return form_error(request, "console/campaigns.html", error, values or {}, ctx=ctx, **context)
+
+
+@get("/campaigns", opt=READ)
+async def campaigns_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
+    return await _list_page(request, ctx)
+
+
+@post("/campaigns", opt=MANAGE)
+async def campaign_create(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
+    form = await request.form()
+    try:
+        campaign = await service.create_campaign(ctx, _fields(form, ctx))
+    except UserError as error:
+        values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+        values["locales"] = [v for v in form.getall("locales")] if "locales" in form else []
+        return await _list_page(request, ctx, error, values)
+    flash(
+        request,
+        "The campaign {name} is open. Its code is {code}.",
+        name=campaign.name,
+        code=campaign.code,
+    )
+    return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign.id}")
+
+
+def _competence_rows(
+    campaign: service.Campaign, stats: service.CampaignStats, locale: str
+) -> list[dict[str, Any]]:
+    bank = frozen_bank(campaign.bank_version)
+    rows = []
+    for code in campaign.profile.competences:
+        found = stats.competences.get(code)
+        title = bank.competences[code].title if code in bank.competences else {}
+        rows.append(
+            {
+                "code": code,
+                "title": title.get(locale) or next(iter(title.values()), ""),
+                "average": found.average_level if found else None,
+                "distribution": found.distribution if found else (0,) * 9,
+                "max_level": campaign.profile.max_level(code),
+            }
+        )
+    return rows
+
+
+async def _campaign_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    campaign_id: str,
+    error: UserError | None = None,
+) -> Template:
+    campaign = await service.get_campaign(ctx, campaign_id)
+    stats = await service.campaign_stats(ctx, campaign.id)
+    context: dict[str, Any] = {
+        "campaign": campaign,
+        "stats": stats,
+        "link": f"{str(request.base_url).rstrip('/')}/c/{campaign.code}",
+        "competences": _competence_rows(campaign, stats, locale_of(request)),
+    }
+    if error is None:
+        return render(request, "console/campaign.html", ctx=ctx, **context)
+    return form_error(request, "console/campaign.html", error, {}, ctx=ctx, **context)
+
+
+@get("/campaigns/{campaign_id:str}", opt=READ)
+async def campaign_page(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Template:
+    return await _campaign_page(request, ctx, campaign_id)
+
+
+async def _change(
+    request: Request[Any, Any, Any], ctx: TenantContext, campaign_id: str, action: str
+) -> Template | Redirect:
+    """Close, archive, reopen or duplicate; a refusal (an archived campaign, say) shows the
+    campaign page again with its reason."""
+    page = f"/o/{ctx.tenant.slug}/campaigns/{campaign_id}"
+    try:
+        match action:
+            case "close":
+                await service.close_campaign(ctx, campaign_id)
+                flash(request, "The campaign is closed: nobody new can start it.")
+            case "archive":
+                await service.archive_campaign(ctx, campaign_id)
+                flash(request, "The campaign is archived: its link no longer works.")
+            case "activate":
+                await service.activate_campaign(ctx, campaign_id)
+                flash(request, "The campaign is open.")
+            case _:
+                copy = await service.duplicate_campaign(ctx, campaign_id)
+                flash(request, "This is a draft copy of the campaign, with a new code.")
+                return redirect(f"/o/{ctx.tenant.slug}/campaigns/{copy.id}")
+    except UserError as error:
+        if error.status_code == 404:
+            raise
+        error.field = None
+        return await _campaign_page(request, ctx, campaign_id, error)
+    return redirect(page)
+
+
+@post("/campaigns/{campaign_id:str}/close", opt=MANAGE)
+async def campaign_close(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Template | Redirect:
+    return await _change(request, ctx, campaign_id, "close")
+
+
+@post("/campaigns/{campaign_id:str}/archive", opt=MANAGE)
+async def campaign_archive(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Template | Redirect:
+    return await _change(request, ctx, campaign_id, "archive")
+
+
+@post("/campaigns/{campaign_id:str}/activate", opt=MANAGE)
+async def campaign_activate(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Template | Redirect:
+    return await _change(request, ctx, campaign_id, "activate")
+
+
+@post("/campaigns/{campaign_id:str}/duplicate", opt=MANAGE)
+async def campaign_duplicate(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Template | Redirect:
+    return await _change(request, ctx, campaign_id, "duplicate")
+
+
+handlers = [
+    campaigns_page,
+    campaign_create,
+    campaign_page,
+    campaign_close,
+    campaign_archive,
+    campaign_activate,
+    campaign_duplicate,
+]

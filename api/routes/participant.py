@@ -1,0 +1,323 @@
+"""The participant's journey: a campaign code, its landing page, an account, the test one
+challenge per page, the results and the consent to share them, and one's own results.
+
+- `/c` and `/c/{code}…` are reached with a code only: the code names the campaign and so the
+  tenant (`resolve_code`), before anyone is known.
+- `/p/{slug}/{participation_id}…` are a signed-in person's own participation in the tenant
+  `slug`: the services check that the participation is theirs, so another person's id, or an
+  id under another tenant's slug, is the same 404 as an unknown one.
+
+Every page works without JavaScript: plain forms, one challenge per page, Post/Redirect/Get.
+The challenge form carries the challenge id, so a stale page (a second tab, the back button)
+is refused with the current challenge shown again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from litestar.types import ControllerRouterHandler
+
+from api.guards import signed_in
+from api.routes.auth import sign_in
+from api.web import (
+    actor_for,
+    current_user,
+    flash,
+    form_error,
+    form_of,
+    locale_of,
+    redirect,
+    render,
+)
+from campaigns.codes import LENGTH, is_well_formed, normalize_code
+from campaigns.participation import (
+    CampaignLanding,
+    ChallengeView,
+    answer,
+    current_challenge,
+    my_participations,
+    participant_context,
+    resolve_code,
+    result_details,
+    share,
+    start_or_resume,
+)
+from core.errors import Conflict, Invalid, UserError
+from tenants.context import TenantContext
+from tenants.identity import create_user
+from tenants.organizations import tenant_by_slug
+
+#: Asked when a code cannot be right, before any lookup (the check character caught it).
+MISTYPED_MESSAGE = (
+    "This code contains a typing mistake. Check each character: a code has 9 letters and "
+    "digits, without 0, 1, I, L or O."
+)
+CODE_LENGTH_MESSAGE = "A campaign code has 9 characters."
+
+
+# --- the code ------------------------------------------------------------------------------
+
+
+def _check_code(text: str) -> str:
+    """The code as typed, normalized; `Invalid` with a message saying what is wrong."""
+    code = normalize_code(text)
+    if not code:
+        raise Invalid("Enter the code you were given.", field="code")
+    if len(code) != LENGTH:
+        raise Invalid(CODE_LENGTH_MESSAGE, field="code")
+    if not is_well_formed(code):
+        raise Invalid(MISTYPED_MESSAGE, field="code")
+    return code
+
+
+@get("/c")
+async def code_page(
+    request: Request[Any, Any, Any], code: FromQuery[str | None] = None
+) -> Template | Redirect:
+    """The code form; a GET form, so that a code can also be shared as `/c?code=…`."""
+    await current_user(request)
+    if code is None:
+        return render(request, "participant/code.html")
+    try:
+        normalized = _check_code(code)
+        await resolve_code(normalized)
+    except UserError as error:
+        if error.field is None:
+            error.field = "code"
+        return form_error(request, "participant/code.html", error, {"code": code})
+    return redirect(f"/c/{normalized}")
+
+
+def _landing_page(
+    request: Request[Any, Any, Any],
+    landing: CampaignLanding,
+    error: UserError | None = None,
+    values: dict[str, Any] | None = None,
+) -> Template:
+    context: dict[str, Any] = {"landing": landing, "tenant": landing.tenant}
+    if error is not None:
+        return form_error(request, "participant/landing.html", error, values or {}, **context)
+    return render(request, "participant/landing.html", **context)
+
+
+async def _landing(code: str) -> tuple[str, CampaignLanding]:
+    normalized = normalize_code(code)
+    return normalized, await resolve_code(normalized)
+
+
+@get("/c/{code:str}")
+async def landing_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Template | Redirect:
+    await current_user(request)
+    normalized, landing = await _landing(code)
+    if normalized != code:
+        return redirect(f"/c/{normalized}")
+    return _landing_page(request, landing)
+
+
+@get("/c/{code:str}/account")
+async def account_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Template | Redirect:
+    normalized, landing = await _landing(code)
+    if await current_user(request):
+        return redirect(f"/c/{normalized}")
+    return render(request, "participant/account.html", landing=landing, tenant=landing.tenant)
+
+
+@post("/c/{code:str}/account")
+async def account_create(
+    request: Request[Any, Any, Any], code: FromPath[str]
+) -> Template | Redirect:
+    normalized, landing = await _landing(code)
+    form = await form_of(request)
+    try:
+        if form.get("password") != form.get("password_confirm"):
+            raise Invalid("The two passwords differ.", field="password_confirm")
+        if not form.get("terms"):
+            raise Invalid("Accept the terms of use to continue.", field="terms")
+        user = await create_user(
+            form.get("email", ""),
+            form.get("name", ""),
+            form.get("password", ""),
+            locale_of(request),
+        )
+    except UserError as error:
+        return form_error(
+            request,
+            "participant/account.html",
+            error,
+            form,
+            landing=landing,
+            tenant=landing.tenant,
+        )
+    sign_in(request, user)
+    flash(request, "Your account is ready.")
+    return redirect(f"/c/{normalized}")
+
+
+@post("/c/{code:str}/start")
+async def start(request: Request[Any, Any, Any], code: FromPath[str]) -> Template | Redirect:
+    normalized, landing = await _landing(code)
+    user = await current_user(request)
+    if user is None:
+        return Redirect(path="/login", query_params={"next": f"/c/{normalized}"}, status_code=303)
+    form = await form_of(request)
+    ctx = participant_context(landing.tenant, actor_for(request, user))
+    try:
+        participation = await start_or_resume(
+            ctx,
+            landing.campaign_id,
+            external_id=form.get("external_id") if landing.external_id_label else None,
+            locale=locale_of(request),
+        )
+    except UserError as error:
+        return _landing_page(request, landing, error, form)
+    base = f"/p/{landing.tenant.slug}/{participation.id}"
+    return redirect(base if participation.status == "started" else f"{base}/results")
+
+
+# --- the test ------------------------------------------------------------------------------
+
+
+async def _participant(request: Request[Any, Any, Any], slug: str) -> TenantContext:
+    """The signed-in person as a participant of the tenant `slug` (404 when there is none)."""
+    user = await current_user(request)
+    assert user is not None  # the signed_in guard
+    return participant_context(await tenant_by_slug(slug), actor_for(request, user))
+
+
+def _challenge_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    view: ChallengeView,
+    error: UserError | None = None,
+    values: dict[str, Any] | None = None,
+) -> Template:
+    context: dict[str, Any] = {
+        "challenge": view,
+        "tenant": ctx.tenant,
+        "answered": view.position - 1,
+    }
+    if error is None:
+        return render(request, "participant/challenge.html", **context)
+    return form_error(request, "participant/challenge.html", error, values or {}, **context)
+
+
+@get("/p/{slug:str}/{participation_id:str}", guards=[signed_in])
+async def challenge_page(
+    request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
+) -> Template | Redirect:
+    ctx = await _participant(request, slug)
+    view = await current_challenge(ctx, participation_id)
+    if view is None:
+        return redirect(f"/p/{slug}/{participation_id}/results")
+    return _challenge_page(request, ctx, view)
+
+
+def _answer_value(form: Any, kind: str) -> Any:
+    """The submitted answer in the shape the service checks: an index, indices, or text."""
+    values = [v for v in form.getall("answer") if isinstance(v, str)] if "answer" in form else []
+    if kind == "short_text":
+        return values[-1] if values else ""
+    try:
+        indices = [int(v) for v in values]
+    except ValueError:
+        indices = [-1]
+    if kind == "single_choice":
+        if len(indices) != 1:
+            raise Invalid("Choose one of the offered answers.", field="answer")
+        return indices[0]
+    if not indices:
+        raise Invalid("Choose one or more of the offered answers.", field="answer")
+    return indices
+
+
+@post("/p/{slug:str}/{participation_id:str}", guards=[signed_in])
+async def challenge_answer(
+    request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
+) -> Template | Redirect:
+    ctx = await _participant(request, slug)
+    form = await request.form()
+    challenge_id = str(form.get("challenge_id") or "")
+    skipped = form.get("action") == "skip"
+    here = f"/p/{slug}/{participation_id}"
+    try:
+        value = None if skipped else _answer_value(form, str(form.get("type") or ""))
+        outcome = await answer(ctx, participation_id, challenge_id, value, skipped=skipped)
+    except (Conflict, Invalid) as error:
+        # A stale page or an answer of the wrong shape: the current challenge again, with why.
+        view = await current_challenge(ctx, participation_id)
+        if view is None:
+            flash(request, error.message, **error.params)
+            return redirect(f"{here}/results")
+        if isinstance(error, Conflict):
+            error.field = None
+        text = {k: v for k, v in form.items() if isinstance(v, str) and k != "answer"}
+        return _challenge_page(request, ctx, view, error, text)
+    if outcome.completed:
+        flash(request, "The test is over. Here are your results.")
+        return redirect(f"{here}/results")
+    return redirect(here)
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+async def _results_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    participation_id: str,
+    error: UserError | None = None,
+) -> Template | Redirect:
+    details = await result_details(ctx, participation_id, locale_of(request))
+    if details.participation.status == "started":
+        return redirect(f"/p/{ctx.tenant.slug}/{participation_id}")
+    context: dict[str, Any] = {"details": details, "tenant": ctx.tenant, "slug": ctx.tenant.slug}
+    if error is None:
+        return render(request, "participant/results.html", **context)
+    return form_error(request, "participant/results.html", error, {}, **context)
+
+
+@get("/p/{slug:str}/{participation_id:str}/results", guards=[signed_in])
+async def results_page(
+    request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
+) -> Template | Redirect:
+    ctx = await _participant(request, slug)
+    return await _results_page(request, ctx, participation_id)
+
+
+@post("/p/{slug:str}/{participation_id:str}/share", guards=[signed_in])
+async def share_results(
+    request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
+) -> Template | Redirect:
+    ctx = await _participant(request, slug)
+    form = await form_of(request)
+    try:
+        await share(ctx, participation_id, consent=form.get("consent") == "yes")
+    except (Conflict, Invalid) as error:
+        return await _results_page(request, ctx, participation_id, error)
+    flash(request, "Your results are shared with {organization}.", organization=ctx.tenant.name)
+    return redirect(f"/p/{slug}/{participation_id}/results")
+
+
+@get("/me/results", guards=[signed_in])
+async def my_results(request: Request[Any, Any, Any]) -> Template:
+    user = await current_user(request)
+    assert user is not None
+    return render(request, "participant/mine.html", participations=await my_participations(user.id))
+
+
+handlers: list[ControllerRouterHandler] = [
+    code_page,
+    landing_page,
+    account_page,
+    account_create,
+    start,
+    challenge_page,
+    challenge_answer,
+    results_page,
+    share_results,
+    my_results,
+]

@@ -1,0 +1,129 @@
+"""A participant's journey in headless Chromium: code → sign in → a few challenges → results
+→ share; then a member sees the shared count. Every new page is audited for the basics of
+accessibility and photographed in both languages (var/screenshots/)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Page
+
+from campaigns.service import CampaignFields, create_campaign
+from tests.api.conftest import PASSWORD
+from tests.api.test_participant import shorten
+from tests.browser.test_pages import _audit
+from tests.conftest import TenantFixture, make_user
+
+pytestmark = pytest.mark.browser
+
+
+async def _sign_in(page: Page, email: str) -> None:
+    """Sign in whatever the page's language (the fields by id)."""
+    await page.goto("/login")
+    await page.locator("#f-email").fill(email)
+    await page.locator("#f-password").fill(PASSWORD)
+    await page.locator("form[action='/login'] button[type=submit]").click()
+    await page.wait_for_load_state("networkidle")
+
+
+async def _walk(page: Page, tenant: TenantFixture, lang: str) -> None:
+    words = {
+        "en": (
+            "Campaign code",
+            "Continue",
+            "Sign in to start",
+            "Start",
+            "Confirm my answer",
+            "I don’t know, skip",
+            "I agree",
+            "Share with",
+        ),
+        "fr": (
+            "Code de campagne",
+            "Continuer",
+            "Se connecter pour commencer",
+            "Commencer",
+            "Valider ma réponse",
+            "Je ne sais pas, passer",
+            "J’accepte",
+            "Partager avec",
+        ),
+    }[lang]
+    code_label, go, sign_in, start, confirm, skip, agree, share = words
+    campaign = await create_campaign(
+        tenant.owner_ctx,
+        CampaignFields(name="Quick check", profile_key="digcomp", landing_text="Welcome!"),
+    )
+    await shorten(tenant.id, campaign.id, 3)
+    person = await make_user("Jo Participant", lang)
+
+    await page.goto("/c")
+    await _audit(page, f"{lang}-participant-code")
+    await page.get_by_label(code_label).fill("zzzz")
+    await page.get_by_role("button", name=go).click()
+    await _audit(page, f"{lang}-participant-code-error")
+    await page.get_by_label(code_label).fill(campaign.code.lower()[:4] + " " + campaign.code[4:])
+    await page.get_by_role("button", name=go).click()
+    await page.wait_for_url(f"**/c/{campaign.code}")
+    await _audit(page, f"{lang}-participant-landing")
+    await page.goto(f"/c/{campaign.code}/account")
+    await _audit(page, f"{lang}-participant-account")
+    await page.goto(f"/c/{campaign.code}")
+    await page.get_by_role("link", name=sign_in).click()
+    await page.locator("#f-email").fill(person.email)
+    await page.locator("#f-password").fill(PASSWORD)
+    await page.locator("form[action='/login'] button[type=submit]").click()
+    await page.wait_for_url(f"**/c/{campaign.code}")
+    await page.get_by_role("button", name=start).click()
+    await page.wait_for_url("**/p/**")
+    await _audit(page, f"{lang}-participant-challenge")
+    # First challenge: answered with the keyboard only (the first choice, or some text).
+    if await page.locator("#f-answer").count():
+        await page.locator("#f-answer").fill("something")
+    else:
+        await page.locator("#f-answer-0").focus()
+        await page.keyboard.press("Space")
+    await page.get_by_role("button", name=confirm).click()
+    await page.wait_for_load_state("networkidle")
+    # Then an empty answer: the question again with the error next to it.
+    if not await page.locator("#f-answer").count():
+        await page.get_by_role("button", name=confirm).click()
+        await page.wait_for_load_state("networkidle")
+        await _audit(page, f"{lang}-participant-challenge-error")
+    await page.get_by_role("button", name=skip).click()
+    await page.wait_for_load_state("networkidle")
+    await page.get_by_role("button", name=skip).click()
+    await page.wait_for_url("**/results")
+    await _audit(page, f"{lang}-participant-results")
+    await page.get_by_label(agree).check()
+    await page.get_by_role("button", name=share).click()
+    await page.wait_for_url("**/results")
+    await _audit(page, f"{lang}-participant-results-shared")
+    await page.goto("/me/results")
+    await _audit(page, f"{lang}-participant-mine")
+
+    # A plain member of the organization sees the shared count on the campaign page.
+    await page.context.clear_cookies()
+    await _sign_in(page, tenant.member.email)
+    await page.goto(f"/o/{tenant.slug}/campaigns")
+    await _audit(page, f"{lang}-console-campaigns-member")
+    await page.goto(f"/o/{tenant.slug}/campaigns/{campaign.id}")
+    shared = page.locator(".stat", has=page.locator(".label", has_text="shared")).locator(".value")
+    if lang == "en":
+        assert await shared.inner_text() == "1"
+    await _audit(page, f"{lang}-console-campaign")
+    await page.context.clear_cookies()
+    await _sign_in(page, tenant.owner.email)
+    await page.goto(f"/o/{tenant.slug}/campaigns")
+    await _audit(page, f"{lang}-console-campaigns")
+
+
+async def test_a_participant_walks_the_journey_in_english(
+    page: Page, tenant_a: TenantFixture
+) -> None:
+    await _walk(page, tenant_a, "en")
+
+
+async def test_a_participant_walks_the_journey_in_french(
+    page_fr: Page, tenant_b: TenantFixture
+) -> None:
+    await _walk(page_fr, tenant_b, "fr")
