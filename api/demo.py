@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from campaigns.service import CampaignFields, create_campaign, list_campaigns
 from core.errors import NotFound
 from core.settings import get_settings
 from tenants.context import Actor
@@ -32,11 +33,20 @@ class DemoPerson:
 
 
 @dataclass(frozen=True)
+class DemoCampaign:
+    name: str
+    profile_key: str
+    landing_text: str
+    external_id_label: str | None = None
+
+
+@dataclass(frozen=True)
 class DemoOrganization:
     fields: OrganizationFields
     status: str
     people: tuple[DemoPerson, ...]
     invitee: str
+    campaign: DemoCampaign
 
 
 ORGANIZATIONS = (
@@ -57,6 +67,14 @@ ORGANIZATIONS = (
             DemoPerson("sophie.leroy@atelier.example", "Sophie Leroy", "fr", "member"),
         ),
         "nouvelle.recrue@atelier.example",
+        DemoCampaign(
+            "Bilan bureautique avant formation",
+            "office-essentials",
+            "Avant la formation bureautique de janvier, faites le point sur vos compétences : "
+            "une vingtaine de questions, sans préparation. Vos résultats ne sont partagés avec "
+            "l’atelier que si vous le décidez.",
+            external_id_label="Matricule",
+        ),
     ),
     DemoOrganization(
         OrganizationFields(
@@ -72,6 +90,12 @@ ORGANIZATIONS = (
             DemoPerson("mediation@belleval.example", "Lucas Petit", "fr", "member"),
         ),
         "conseiller.numerique@belleval.example",
+        DemoCampaign(
+            "Pass numérique des habitants",
+            "digcomp",
+            "La Ville de Belleval vous offre un bilan de vos compétences numériques, puis des "
+            "ateliers gratuits adaptés à votre niveau à la médiathèque.",
+        ),
     ),
     DemoOrganization(
         OrganizationFields(
@@ -89,6 +113,12 @@ ORGANIZATIONS = (
             DemoPerson("ola.berg@nordvik.example", "Ola Berg", "en", "admin"),
         ),
         "trainer@nordvik.example",
+        DemoCampaign(
+            "Staff online safety check",
+            "online-safety",
+            "A short adaptive check of how safely you work online, before the security "
+            "awareness programme. Answer as you would at your desk.",
+        ),
     ),
 )
 
@@ -102,27 +132,42 @@ async def _person(person: DemoPerson) -> UserAccount:
     return await create_user(person.email, person.name, PASSWORD, person.locale, verified=True)
 
 
-async def _organization(demo: DemoOrganization) -> None:
+async def _organization(demo: DemoOrganization) -> str:
+    """Create what is missing of one demo organization; the code of its campaign."""
     people = [await _person(p) for p in demo.people]
     owner = people[0]
     actor = Actor(kind="user", user_id=owner.id, label=owner.email)
     try:
         await tenant_by_slug(demo.fields.slug)
     except NotFound:
-        pass
-    else:
-        return
-    await create_organization(demo.fields, owner, actor, status=demo.status)
+        await create_organization(demo.fields, owner, actor, status=demo.status)
+        ctx = await member_context(demo.fields.slug, owner, actor)
+        for person, account in zip(demo.people[1:], people[1:], strict=True):
+            await add_member(ctx, account, person.role)
+        await invite(ctx, demo.invitee, "member", get_settings())
     ctx = await member_context(demo.fields.slug, owner, actor)
-    for person, account in zip(demo.people[1:], people[1:], strict=True):
-        await add_member(ctx, account, person.role)
-    await invite(ctx, demo.invitee, "member", get_settings())
+    for existing in await list_campaigns(ctx):
+        if existing["name"] == demo.campaign.name:
+            return str(existing["code"])
+    created = await create_campaign(
+        ctx,
+        CampaignFields(
+            name=demo.campaign.name,
+            profile_key=demo.campaign.profile_key,
+            landing_text=demo.campaign.landing_text,
+            external_id_label=demo.campaign.external_id_label,
+        ),
+    )
+    return created.code
 
 
 async def seed() -> dict[str, Any]:
     """Create what is missing of the demo; return the sign-ins to print."""
-    for demo in ORGANIZATIONS:
-        await _organization(demo)
+    base_url = get_settings().base_url
+    campaigns = [
+        f"{base_url}/c/{await _organization(demo)}  {demo.campaign.name} ({demo.fields.name})"
+        for demo in ORGANIZATIONS
+    ]
     staff = await _person(STAFF)
     await make_staff(staff.id, STAFF.role)
     accounts = [
@@ -131,4 +176,4 @@ async def seed() -> dict[str, Any]:
         for p in demo.people
     ]
     accounts.append(f"{STAFF.email:<36} staff   (back office)")
-    return {"password": PASSWORD, "accounts": accounts}
+    return {"password": PASSWORD, "accounts": accounts, "campaigns": campaigns}

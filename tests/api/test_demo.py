@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.demo import ORGANIZATIONS, PASSWORD, seed
+from campaigns.participation import resolve_code
 from core import database
 from core.ratelimit import MemoryRateLimiter
 from core.settings import Settings
@@ -45,8 +46,13 @@ async def test_the_demo_seeds_three_kinds_of_tenant_and_runs_again_unchanged(
         assert len(roles) >= 2
         assert invitations == 1
 
+    assert len(first["campaigns"]) == len(ORGANIZATIONS)
+    for line in first["campaigns"]:
+        landing = await resolve_code(line.split("/c/")[1].split()[0])  # open, or it raises
+        assert landing.name in {demo.campaign.name for demo in ORGANIZATIONS}
+
     again = await seed()
-    assert again == first
+    assert again == first  # same accounts, same campaign links
     assert await _census() == census
 
 

@@ -34,7 +34,7 @@ from tests.conftest import TenantFixture, make_user
 BANK = Path(__file__).parent / "bank"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def test_bank() -> Iterator[Bank]:
     """Campaigns of this suite use the test bank; the demo bank again afterwards."""
     previous = content.bank_dir()
