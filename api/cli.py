@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging.config
 import sys
 from typing import Any
 
@@ -79,6 +80,7 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker() -> None:
     """Run an arq worker for background jobs (requires REDIS_URL)."""
     from arq.connections import RedisSettings
+    from arq.logs import default_log_config
     from arq.worker import run_worker
 
     from core import jobs
@@ -100,9 +102,11 @@ def worker() -> None:
         await database.close_pool()
 
     jobs.WorkerSettings.functions = jobs.worker_functions()
+    jobs.WorkerSettings.cron_jobs = jobs.worker_cron_jobs()
     jobs.WorkerSettings.redis_settings = RedisSettings.from_dsn(settings.redis_url)  # type: ignore[attr-defined]
     jobs.WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
     jobs.WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]
+    logging.config.dictConfig(default_log_config(verbose=False))  # arq's job log lines
     run_worker(jobs.WorkerSettings)  # type: ignore[arg-type]
 
 

@@ -29,10 +29,41 @@ REGISTRY: dict[str, JobFunction] = {}
 MAX_TRIES = 5
 
 
+#: Jobs the worker also runs on a schedule: name -> minutes of the hour.
+PERIODIC: dict[str, set[int]] = {}
+
+
 def job(function: JobFunction) -> JobFunction:
     """Register `function` as a job under its name."""
     REGISTRY[function.__name__] = function
     return function
+
+
+def every(minutes: int) -> Callable[[JobFunction], JobFunction]:
+    """Register a job that `jalon worker` also runs every `minutes` minutes (cron-aligned)."""
+
+    def register(function: JobFunction) -> JobFunction:
+        job(function)
+        PERIODIC[function.__name__] = set(range(0, 60, minutes))
+        return function
+
+    return register
+
+
+def worker_cron_jobs() -> list[Any]:
+    """arq cron definitions for the periodic jobs (one run at a time, across workers)."""
+    from arq.cron import cron
+
+    return [
+        cron(
+            cast("WorkerCoroutine", REGISTRY[name]),
+            name=f"cron:{name}",
+            minute=minutes,
+            unique=True,
+            run_at_startup=True,
+        )
+        for name, minutes in PERIODIC.items()
+    ]
 
 
 def backoff_seconds(job_try: int) -> float:
@@ -178,6 +209,7 @@ class WorkerSettings:
     """arq settings; `jalon worker` fills `functions`, `redis_settings` and the hooks."""
 
     functions: ClassVar[list[Any]] = []
+    cron_jobs: ClassVar[list[Any]] = []
     max_jobs = 10
     job_timeout = 600
     keep_result = 60

@@ -22,8 +22,8 @@ from piccolo.columns import UUID as UUIDColumn
 from piccolo.columns import Integer, Text, Timestamptz
 from piccolo.table import Table
 
-from core.database import DB, transaction
-from core.jobs import enqueue, job
+from core.database import DB, fetch, transaction
+from core.jobs import enqueue, every, job
 
 
 class MailMessage(Table, tablename="mail_message", db=DB):
@@ -161,6 +161,32 @@ async def deliver_mail(ctx: dict[str, Any], message_id: str) -> None:
         await MailMessage.update(
             {MailMessage.sent_at: datetime.now(UTC), MailMessage.attempts: MailMessage.attempts + 1}
         ).where(MailMessage.id == row["id"])
+
+
+#: A message still unsent this long after it was written has lost its delivery job.
+STALE_AFTER_MINUTES = 10
+
+
+@every(minutes=5)
+async def sweep_outbox(ctx: dict[str, Any]) -> int:
+    """Queue again the deliveries that were lost (Redis restarted, process killed before the
+    job ran): the outbox row is the truth, the job only a means. How many were queued."""
+    async with transaction():
+        rows = await fetch(
+            """SELECT id, attempts FROM mail_message
+               WHERE sent_at IS NULL AND attempts < 20
+                 AND created_at < now() - make_interval(mins => $1)
+               ORDER BY created_at LIMIT 500""",
+            STALE_AFTER_MINUTES,
+        )
+        for row in rows:
+            # A new job id per sweep and attempt count: the lost job's id may linger in Redis.
+            enqueue(
+                "deliver_mail",
+                str(row["id"]),
+                job_id=f"mail:{row['id']}:sweep:{row['attempts']}:{ctx.get('job_id', '')}",
+            )
+    return len(rows)
 
 
 async def recent_mail(limit: int = 50) -> list[dict[str, Any]]:

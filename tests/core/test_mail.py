@@ -134,3 +134,38 @@ async def test_credentials_are_never_sent_to_a_server_without_tls(
     with pytest.raises(smtplib.SMTPNotSupportedError):
         await mailer.send(mail.OutgoingMail("ada@example.org", "Hi", "text", None))
     assert inbox.messages == []
+
+
+class _LostJobs:
+    """A queue that loses what it is given, as a Redis restarted without persistence."""
+
+    async def enqueue(self, name: str, *args: Any, job_id: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_sweep_sends_mail_whose_delivery_job_was_lost(queue: InProcessQueue) -> None:
+    mail.configure_mailer(None, "noreply@jalon.example")
+    jobs.use_queue(_LostJobs())
+    try:
+        async with database.transaction():
+            message_id = await mail.queue_mail("ada@example.org", "Lost job", "body")
+            await database.execute(
+                "UPDATE mail_message SET created_at = now() - interval '1 hour' WHERE id = $1",
+                message_id,
+            )
+    finally:
+        jobs.use_queue(queue)
+    assert (await _row(message_id))["sent_at"] is None
+    assert await mail.sweep_outbox({"job_id": "sweep-test"}) >= 1
+    await queue.drain()
+    assert (await _row(message_id))["sent_at"] is not None
+
+
+def test_the_worker_schedules_the_sweep() -> None:
+    from core.jobs import PERIODIC, worker_cron_jobs
+
+    assert PERIODIC["sweep_outbox"] == set(range(0, 60, 5))
+    assert [c.name for c in worker_cron_jobs()] == ["cron:sweep_outbox"]
