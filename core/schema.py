@@ -1,5 +1,11 @@
 """SQL building blocks that migrations share, so every tenant table is protected alike."""
 
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+
 RUNTIME_GROUP_ROLE = "jalon_runtime"
 
 _CURRENT_TENANT = "nullif(current_setting('jalon.tenant_id', true), '')::uuid"
@@ -45,3 +51,27 @@ END $$;
 CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
     FOR EACH ROW EXECUTE FUNCTION jalon_refuse_change();
 """
+
+
+def sql_migration(
+    migration_id: str, app_name: str, description: str, sql: str
+) -> Callable[[], Awaitable[MigrationManager]]:
+    """A Piccolo `forwards()` that runs `sql` (hand-written, ADR 0002) in the migration's
+    transaction: `forwards = sql_migration(ID, "tenants", DESCRIPTION, SQL)`."""
+
+    async def forwards() -> MigrationManager:
+        manager = MigrationManager(
+            migration_id=migration_id, app_name=app_name, description=description
+        )
+
+        async def run() -> None:
+            from core.database import DB  # core.database builds on this module
+
+            current = DB.current_transaction.get()
+            assert current is not None, "Piccolo runs migrations in a transaction"
+            await current.connection.execute(sql)
+
+        manager.add_raw(run)
+        return manager
+
+    return forwards

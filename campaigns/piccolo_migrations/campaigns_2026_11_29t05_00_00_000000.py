@@ -8,10 +8,7 @@ set): it references the organization, never a tenant-owned row, and names the co
 `organization_id` because it is a routing table, not a tenant's data.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from core.database import DB
-from core.schema import global_table, tenant_table
+from core.schema import global_table, sql_migration, tenant_table
 
 ID = "2026-11-29T05:00:00:000000"
 VERSION = "1.38.0"
@@ -195,11 +192,4 @@ CREATE TABLE result (
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="campaigns", description=DESCRIPTION)
-
-    async def run() -> None:
-        await DB.current_transaction.get().connection.execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = sql_migration(ID, "campaigns", DESCRIPTION, SQL)

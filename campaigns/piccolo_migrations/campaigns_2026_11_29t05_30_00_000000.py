@@ -10,9 +10,7 @@ transaction, a person's rows in other organizations stay invisible, so a tenant 
 forgot to filter by organization still cannot count them.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from core.database import DB
+from core.schema import sql_migration
 
 ID = "2026-11-29T05:30:00:000000"
 VERSION = "1.38.0"
@@ -41,11 +39,4 @@ CREATE POLICY own_rows ON campaign FOR SELECT USING ({_NO_TENANT} AND EXISTS (
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="campaigns", description=DESCRIPTION)
-
-    async def run() -> None:
-        await DB.current_transaction.get().connection.execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = sql_migration(ID, "campaigns", DESCRIPTION, SQL)

@@ -1,9 +1,6 @@
 """The mail outbox: messages are written in the transaction that causes them (ADR 0002)."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from core.database import DB
-from core.schema import global_table
+from core.schema import global_table, sql_migration
 
 ID = "2026-11-28T19:29:00:000000"
 VERSION = "1.38.0"
@@ -26,11 +23,4 @@ CREATE INDEX mail_message_created ON mail_message (created_at DESC);
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="core", description=DESCRIPTION)
-
-    async def run() -> None:
-        await DB.current_transaction.get().connection.execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = sql_migration(ID, "core", DESCRIPTION, SQL)

@@ -4,10 +4,7 @@ Hand-written SQL (ADR 0002): composite primary keys `(tenant_id, id)` and compos
 keys keep the schema distributable by `tenant_id` on Citus; Piccolo's tables declare `id`.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from core.database import DB
-from core.schema import append_only, global_table, own_rows_readable, tenant_table
+from core.schema import append_only, global_table, own_rows_readable, sql_migration, tenant_table
 
 ID = "2026-11-28T19:30:00:000000"
 VERSION = "1.38.0"
@@ -145,11 +142,4 @@ CREATE TABLE api_token (
 """
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="tenants", description=DESCRIPTION)
-
-    async def run() -> None:
-        await DB.current_transaction.get().connection.execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = sql_migration(ID, "tenants", DESCRIPTION, SQL)

@@ -1,8 +1,6 @@
 """An index for the API's member list, paged by the keyset (created_at, id) within a tenant."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from core.database import DB
+from core.schema import sql_migration
 
 ID = "2026-11-29T04:40:00:000000"
 VERSION = "1.38.0"
@@ -11,11 +9,4 @@ DESCRIPTION = "membership keyset index"
 SQL = "CREATE INDEX membership_joined ON membership (tenant_id, created_at, id);"
 
 
-async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="tenants", description=DESCRIPTION)
-
-    async def run() -> None:
-        await DB.current_transaction.get().connection.execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = sql_migration(ID, "tenants", DESCRIPTION, SQL)
