@@ -240,6 +240,16 @@ async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+async def stream(sql: str, *args: Any, prefetch: int = 500) -> AsyncIterator[dict[str, Any]]:
+    """Rows of `sql` one at a time through a server-side cursor, `prefetch` in memory at most:
+    for exports of any size. Needs the current transaction open while iterating."""
+    tx = DB.current_transaction.get()
+    if tx is None:
+        raise RuntimeError("stream() needs an open transaction()")
+    async for row in tx.connection.cursor(sql, *args, prefetch=prefetch):
+        yield dict(row)
+
+
 async def execute(sql: str, *args: Any) -> str:
     """Run a statement with bound `$n` parameters in the current transaction."""
     tx = DB.current_transaction.get()

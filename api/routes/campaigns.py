@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from litestar import Request, get, post
 from litestar.params import FromPath
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Stream, Template
 
 from api.guards import Ctx
 from api.web import flash, form_error, locale_of, redirect, render
 from campaigns import service
 from campaigns.content import current_bank, frozen_bank
+from campaigns.exports import results_csv
 from campaigns.profiles import catalogue
 from campaigns.service import CAMPAIGN_TYPES, EXTERNAL_ID_FORMATS, CampaignFields
 from campaigns.target_profiles import list_target_profiles
@@ -238,8 +239,22 @@ async def campaign_duplicate(
     return await _change(request, ctx, campaign_id, "duplicate")
 
 
+@get("/campaigns/{campaign_id:str}/results.csv", opt=READ)
+async def campaign_results_csv(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Stream:
+    """The shared results as CSV, streamed (bounded memory whatever the number of rows)."""
+    name, lines = await results_csv(ctx, campaign_id, ctx.tenant.default_locale)
+    return Stream(
+        lines,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
 handlers = [
     campaigns_page,
+    campaign_results_csv,
     campaign_create,
     campaign_page,
     campaign_close,

@@ -3,13 +3,17 @@ its link and statistics, and its actions; who may do what."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from typing import Any
+from uuid import uuid4
 
 from campaigns.participation import participant_context, share, start_or_resume
 from campaigns.service import CampaignFields, create_campaign
 from core import database
 from tenants.context import Actor
+from tenants.identity import create_user
 from tests.api.conftest import Browser, audit_actions
 from tests.api.test_participant import shorten
 from tests.conftest import TenantFixture, make_user
@@ -187,3 +191,79 @@ async def test_an_unknown_or_mangled_campaign_id_is_not_found(
     assert (await browser.get(f"{base}/00000000-0000-0000-0000-000000000000")).status_code == 404
     response = await browser.post(f"{base}/not-a-uuid/close", page=base)
     assert response.status_code == 404
+
+
+async def _take_and_share(tenant: TenantFixture, campaign_id: Any, name: str) -> None:
+    from campaigns.participation import answer, current_challenge
+
+    person = await create_user(f"p-{uuid4().hex[:8]}@example.org", name, None, "en")
+    ctx = participant_context(tenant.owner_ctx.tenant, Actor(kind="user", user_id=person.id))
+    participation = await start_or_resume(ctx, campaign_id)
+    view = await current_challenge(ctx, participation.id)
+    while view is not None:
+        view = (await answer(ctx, participation.id, view.challenge_id, skipped=True)).next_challenge
+    await share(ctx, participation.id, consent=True)
+
+
+async def test_shared_results_export_as_csv_for_spreadsheets(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    campaign = await create_campaign(
+        tenant_a.owner_ctx, CampaignFields(name="Exported", profile_key="digcomp")
+    )
+    await shorten(tenant_a.id, campaign.id, 2)
+    await _take_and_share(tenant_a, campaign.id, '=HYPERLINK("http://evil")')
+    await browser.login(tenant_a.member)  # every member reads results
+    response = await browser.client.get(f"/o/{tenant_a.slug}/campaigns/{campaign.id}/results.csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert f"{campaign.code}-results.csv" in response.headers["content-disposition"]
+    assert response.content.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    header, [row] = rows[0], rows[1:]
+    assert header[:3] == ["Name", "Email address", "External identifier"]
+    assert "1.1 Browsing, searching and filtering data, information and digital content" in header
+    assert len(header) == 9 + 21 + 5  # fixed columns, competences, areas
+    assert row[0].startswith("'=")  # a spreadsheet will not run it as a formula
+    assert len(row) == len(header)
+
+
+async def test_the_export_streams_every_shared_row(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    """1,200 shared results (more than the cursor's prefetch) all reach the file."""
+    campaign = await create_campaign(
+        tenant_a.owner_ctx, CampaignFields(name="Large", profile_key="digcomp")
+    )
+    async with database.transaction(tenant_a.id):
+        await database.execute(
+            """WITH people AS (
+                   INSERT INTO learner (tenant_id, id, name, email)
+                   SELECT $1, gen_random_uuid(), 'Learner ' || n, 'l' || n || '@example.org'
+                   FROM generate_series(1, 1200) AS n RETURNING id),
+               taken AS (
+                   INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt,
+                                              status, completed_at, shared_at)
+                   SELECT $1, gen_random_uuid(), $2, id, 1, 'shared', now(), now()
+                   FROM people RETURNING id)
+               INSERT INTO result (tenant_id, id, participation_id, level, score, competences)
+               SELECT $1, gen_random_uuid(), id, 2, 200, '{"1.1": {"level": 3}}' FROM taken""",
+            tenant_a.id,
+            campaign.id,
+        )
+    await browser.login(tenant_a.owner)
+    response = await browser.client.get(f"/o/{tenant_a.slug}/campaigns/{campaign.id}/results.csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert len(rows) == 1 + 1200
+    assert {row[9] for row in rows[1:]} == {"3"}  # 1.1's level
+
+
+async def test_another_tenants_export_is_not_found(
+    browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    campaign = await create_campaign(
+        tenant_b.owner_ctx, CampaignFields(name="Theirs", profile_key="digcomp")
+    )
+    await browser.login(tenant_a.owner)
+    theirs = await browser.client.get(f"/o/{tenant_a.slug}/campaigns/{campaign.id}/results.csv")
+    assert theirs.status_code == 404

@@ -117,6 +117,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/o/{slug}/campaigns/{campaign_id}/archive"): Case("console", id="campaign"),
     ("POST", "/o/{slug}/campaigns/{campaign_id}/activate"): Case("console", id="campaign_closed"),
     ("POST", "/o/{slug}/campaigns/{campaign_id}/duplicate"): Case("console", id="campaign"),
+    ("GET", "/o/{slug}/campaigns/{campaign_id}/results.csv"): Case("console", id="campaign"),
     # A participant's own participation: the slug names the tenant, the id the participation.
     ("GET", "/p/{slug}/{participation_id}"): Case("participation", id="participation"),
     ("POST", "/p/{slug}/{participation_id}"): Case(
