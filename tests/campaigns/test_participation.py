@@ -613,8 +613,8 @@ async def test_a_retake_in_another_campaign_does_not_count(
 async def test_a_persons_rows_elsewhere_stay_hidden_inside_a_tenant(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    """Reading "my results" crosses across organizations only with no tenant set: inside tenant A's
-    transaction, the same person's participation in tenant B is invisible."""
+    """A person's results are read across organizations only with no tenant set: inside
+    tenant A's transaction, their participation in tenant B is invisible."""
     person = await make_participant(tenant_b)
     campaign_b = await make_campaign(tenant_b)
     await start_or_resume(person.ctx, campaign_b.id)
