@@ -35,6 +35,7 @@ SELECTORS = {
     "progressive-restricted": (Selector.MAX_INFO, Exposure.PROGRESSIVE_RESTRICTED),
     "restricted": (Selector.MAX_INFO, Exposure.RESTRICTED),
     "sympson-hetter": (Selector.MAX_INFO, Exposure.SYMPSON_HETTER),
+    "priced": (Selector.MAX_INFO, Exposure.PRICED),
 }
 
 
@@ -60,7 +61,7 @@ def _read_json(path: str) -> Any:
     "--max-exposure",
     type=click.FloatRange(0, 1, min_open=True),
     default=None,
-    help="Target maximum exposure rate (implies progressive-restricted for max-info).",
+    help="Target maximum exposure rate (implies priced exposure control for max-info).",
 )
 @click.option("--no-content-rules", is_flag=True, help="Switch every content rule off.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
@@ -87,7 +88,7 @@ def simulate_command(
         raise click.BadParameter("must be a JSON list of numbers", param_hint="--thetas")
     sel, exposure = SELECTORS[selector]
     if max_exposure is not None and exposure is Exposure.NONE:
-        exposure = Exposure.PROGRESSIVE_RESTRICTED
+        exposure = Exposure.PRICED
     config = EngineConfig(
         selector=sel,
         exposure=exposure,

@@ -27,6 +27,7 @@ class Exposure(StrEnum):
     RESTRICTED = "restricted"  # max-info among items under the exposure cap
     SYMPSON_HETTER = "sympson-hetter"  # administer with a per-item probability K_i
     PROGRESSIVE_RESTRICTED = "progressive-restricted"  # Revuelta & Ponsoda (1998)
+    PRICED = "priced"  # max-info × exposure price (cap, soft ceiling, floor); see ADR 0004
 
 
 class StopReason(StrEnum):
@@ -90,10 +91,17 @@ class EngineConfig:
     """Everything the engine needs to run one adaptive test.
 
     `competences` restricts the test to a target profile (competence codes; None = all).
-    `max_exposure` is the target maximum exposure rate for Sympson–Hetter and progressive-
-    restricted. `pretest_rate` is the probability that a served item is an unscored pretest
-    item (when one is eligible). The progressive method's random share decays as
+    `max_exposure` is the target maximum exposure rate for Sympson–Hetter, (progressive-)
+    restricted and priced. `pretest_rate` is the probability that a served item is an unscored
+    pretest item (when one is eligible). The progressive method's random share decays as
     1 − (served / `progressive_length`)^`progressive_power` (length defaults to the maximum).
+
+    Priced exposure control ranks items by information × (1 + μ) / (1 + λ), from the ledger's
+    exposure rates: the price λ = `price_slope` · max(0, rate / max_exposure − `price_onset`)
+    makes items approaching the cap give way to nearly as good ones, the bonus
+    μ = `floor_bonus` · max(0, 1 − rate / `min_exposure`) brings items that are almost never
+    served back into use, and items at the cap are ineligible as in *restricted*. The first
+    `opening_randomesque` items of a test are a uniform pick among the `randomesque_size` best.
     """
 
     estimator: Estimator = Estimator.EAP
@@ -106,6 +114,11 @@ class EngineConfig:
     geometric_p: float = 0.51
     progressive_power: float = 0.5
     progressive_length: int | None = None
+    price_slope: float = 5.0
+    price_onset: float = 0.9
+    min_exposure: float = 0.002
+    floor_bonus: float = 5.0
+    opening_randomesque: int = 2
     rules: ContentRules = field(default_factory=ContentRules)
     stopping: Stopping = field(default_factory=Stopping)
     competences: tuple[str, ...] | None = None

@@ -7,6 +7,7 @@ steps so that they are not limited by the grid spacing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -69,17 +70,30 @@ class Estimate:
 class Posterior:
     """The ability posterior on a grid, updated one answer at a time in O(grid).
 
-    `weights` is kept normalised (sums to 1) so that long tests never underflow.
+    `weights` is kept normalised (sums to 1) so that long tests never underflow. The likelihood
+    arrays given to `update` are kept (not copied) for `log_likelihood`: do not modify them.
     """
 
     grid: FloatArray
     weights: FloatArray
-    log_likelihood: FloatArray = field(init=False)
+    _moments: FloatArray = field(init=False, repr=False)
+    _likelihoods: list[FloatArray] = field(init=False, repr=False)
+    _eap: tuple[FloatArray, Estimate] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         total = float(self.weights.sum())
         self.weights = self.weights / total
-        self.log_likelihood = np.zeros_like(self.grid)
+        # rows 1, θ, θ²: one small matrix product gives the mass and both moments
+        self._moments = np.vstack([np.ones_like(self.grid), self.grid, self.grid**2])
+        self._likelihoods = []
+
+    @property
+    def log_likelihood(self) -> FloatArray:
+        """Log-likelihood of the answers so far on the grid (computed on demand)."""
+        ll = np.zeros_like(self.grid)
+        for lik in self._likelihoods:
+            ll += np.log(lik)
+        return ll
 
     @classmethod
     def start(cls, grid: Grid | FloatArray | None = None, prior: Prior | None = None) -> Posterior:
@@ -90,8 +104,11 @@ class Posterior:
     def update(self, likelihood: FloatArray) -> None:
         """Fold in one answer, given its likelihood on the grid (P or 1 − P, or a GRM row)."""
         w = self.weights * likelihood
-        self.weights = w / w.sum()
-        self.log_likelihood += np.log(likelihood)
+        mass, first, second = (self._moments @ w).tolist()
+        w /= mass
+        self.weights = w
+        self._likelihoods.append(likelihood)
+        self._eap = (w, self._summary(mass, first, second))
 
     def update_dichotomous(
         self, correct: bool, a: float, b: float, c: float = 0.0, d: float = 1.0
@@ -102,9 +119,16 @@ class Posterior:
 
     def eap(self) -> Estimate:
         """Posterior mean and posterior standard deviation."""
-        m = float(self.grid @ self.weights)
-        v = float(((self.grid - m) ** 2) @ self.weights)
-        return Estimate(m, float(np.sqrt(max(v, 0.0))))
+        cached = self._eap
+        if cached is not None and cached[0] is self.weights:
+            return cached[1]
+        return self._summary(*(self._moments @ self.weights).tolist())
+
+    @staticmethod
+    def _summary(mass: float, first: float, second: float) -> Estimate:
+        m = first / mass
+        v = second / mass - m * m
+        return Estimate(m, math.sqrt(v) if v > 0.0 else 0.0)
 
 
 def _newton_refine(

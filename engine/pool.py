@@ -9,6 +9,7 @@ per-locale availability masks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -66,6 +67,13 @@ class ItemPool:
         return {item_id: i for i, item_id in enumerate(self.ids)}
 
     @cached_property
+    def parameters(self) -> list[tuple[float, float, float, float]]:
+        """(a, b, c, d) of each item as Python floats, for per-answer scalar arithmetic."""
+        return list(
+            zip(self.a.tolist(), self.b.tolist(), self.c.tolist(), self.d.tolist(), strict=True)
+        )
+
+    @cached_property
     def info_grid(self) -> FloatArray:
         """Abilities at which `info_table` is tabulated."""
         n = round((INFO_HIGH - INFO_LOW) / INFO_STEP) + 1
@@ -101,17 +109,33 @@ class ItemPool:
         if thr is not None:
             probs = models.grm_probability(grid, float(self.a[i]), thr)
             return np.asarray(probs[min(max(score, 0), probs.shape[0] - 1)], dtype=np.float64)
-        a, b, c, d = self.a[i], self.b[i], self.c[i], self.d[i]
-        p = c + (d - c) / (1.0 + np.exp(-a * (grid - b)))
-        return np.asarray(p if score > 0 else 1.0 - p)
+        a, b, c, d = self.parameters[i]
+        # in place on one fresh array: this runs on every answer
+        p = np.subtract(grid, b)
+        if c == 0.0 and d == 1.0:
+            # 2PL: P = 1 / (1 + e^(−a(θ−b))) and 1 − P = 1 / (1 + e^(a(θ−b)))
+            p *= -a if score > 0 else a
+            np.exp(p, out=p)
+            p += 1.0
+            return np.reciprocal(p, out=p)
+        p *= -a
+        np.exp(p, out=p)
+        p += 1.0
+        np.divide(d - c, p, out=p)
+        if c:
+            p += c
+        if score <= 0:
+            np.subtract(1.0, p, out=p)
+        return p
 
     def answer_probability(self, i: int, theta: float) -> FloatArray:
         """Category probabilities of item `i` at `theta` (two values for a dichotomous item)."""
         thr = self.thresholds.get(i)
         if thr is not None:
             return models.grm_probability(np.array([theta]), float(self.a[i]), thr)[:, 0]
-        a, b, c, d = self.a[i], self.b[i], self.c[i], self.d[i]
-        p = float(c + (d - c) / (1.0 + np.exp(-a * (theta - b))))
+        a, b, c, d = self.parameters[i]
+        z = -a * (float(theta) - b)
+        p = c + (d - c) / (1.0 + math.exp(z)) if z < 700.0 else c
         return np.array([1.0 - p, p])
 
     def locale_mask(self, locale: str | None) -> BoolArray:

@@ -22,7 +22,10 @@ from engine.selection import ExposureLedger
 BoolArray = NDArray[np.bool_]
 
 _PWI_STRIDE = 5
-_CAPPED = (Exposure.PROGRESSIVE_RESTRICTED, Exposure.RESTRICTED)
+_CAPPED = (Exposure.PROGRESSIVE_RESTRICTED, Exposure.RESTRICTED, Exposure.PRICED)
+_NEG_INF = np.float32(-np.inf)
+#: exposure modes whose pick is the best eligible item (no ranking beyond it)
+_ARGMAX = (Exposure.NONE, Exposure.RESTRICTED, Exposure.PRICED)
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class Session:
 
     Deterministic given the pool, the configuration, the answers and the state of `rng`.
     With `track_exposure`, served items are counted into `exposure` (simulations); otherwise
-    the ledger is only read (the app maintains counts itself).
+    the ledger is only read (the app maintains counts itself). The ledger is read once, when
+    the session starts (exposure cap, priced weights): a session is one test, or one request.
     """
 
     def __init__(
@@ -86,16 +90,46 @@ class Session:
             open_ &= self._in_profile[pool.competence + 1]
         self._scored_open = open_ & pool.scored
         self._pretest_open = open_ & pool.pretest
+        # Everything that depends on the ledger is read once per session: within a session
+        # only the items it serves change counts, and those are closed anyway.
+        n = len(pool)
+        self._under_cap: BoolArray | None = None
+        self._weights: NDArray[np.float32] | None = None
+        if exposure is not None and cfg.exposure in _CAPPED:
+            self._under_cap = exposure.under_cap(cfg.max_exposure)
+        if exposure is not None and cfg.exposure is Exposure.PRICED:
+            self._weights = selection.exposure_weights(
+                exposure,
+                cfg.max_exposure,
+                slope=cfg.price_slope,
+                onset=cfg.price_onset,
+                min_rate=cfg.min_exposure,
+                bonus=cfg.floor_bonus,
+            )
+        # The hot path's arrays, kept up to date by _close: `_gain` is the weight of each
+        # servable item (exposure weight, or 1) and 0 elsewhere, so that a score is one
+        # multiplication; `_penalty` is 0 / −inf for the pickers that rank every item. Both
+        # honour the exposure cap. `_buffer` takes the scores: nothing is allocated per call.
+        servable = self._scored_open
+        if self._under_cap is not None:
+            servable = servable & self._under_cap
+        self._gain = np.where(
+            servable, self._weights if self._weights is not None else np.float32(1.0), 0
+        ).astype(np.float32, copy=False)
+        self._penalty = np.where(servable, np.float32(0.0), _NEG_INF)
+        self._buffer = np.empty(n, dtype=np.float32)
         self._visited = np.zeros(n_comp + 1, dtype=np.bool_)
         self._gate_competences = n_comp > 0 and (
             cfg.rules.cover_competences or cfg.rules.no_consecutive_competence
         )
         self._last_competence = -1
-        # posterior-weighted information sums over a coarse subset of information rows (every
-        # 0.25 on θ): the information curves are smooth, and it keeps the product small
-        rows = np.array([pool.info_row(float(t)) for t in self.posterior.grid])
-        self._pwi_rows = np.unique((rows // _PWI_STRIDE) * _PWI_STRIDE)
-        self._pwi_bin = np.searchsorted(self._pwi_rows, (rows // _PWI_STRIDE) * _PWI_STRIDE)
+        if cfg.selector is Selector.POSTERIOR_INFO:
+            # posterior-weighted information sums over a coarse subset of information rows
+            # (every 0.25 on θ): the information curves are smooth, and it keeps the product
+            # small
+            rows = np.array([pool.info_row(float(t)) for t in self.posterior.grid])
+            self._pwi_rows = np.unique((rows // _PWI_STRIDE) * _PWI_STRIDE)
+            self._pwi_bin = np.searchsorted(self._pwi_rows, (rows // _PWI_STRIDE) * _PWI_STRIDE)
         self.items: list[int] = []
         self.scores: list[int] = []
         self.is_pretest: list[bool] = []
@@ -158,6 +192,8 @@ class Session:
     def _close(self, idx: int | NDArray[np.int64]) -> None:
         self._scored_open[idx] = False
         self._pretest_open[idx] = False
+        self._gain[idx] = 0.0
+        self._penalty[idx] = _NEG_INF
 
     def _point_estimate(self) -> Estimate:
         cfg = self.config
@@ -217,15 +253,50 @@ class Session:
                 return mask
         return None
 
-    def _scores(self, mask: BoolArray) -> NDArray[np.floating]:
+    def _information(self) -> NDArray[np.float32]:
+        """Information of every item under the configured selector (a read-only row of the
+        pool's table, or a fresh array)."""
         table = self.pool.info_table
         if self.config.selector is Selector.POSTERIOR_INFO:
             w = np.bincount(self._pwi_bin, self.posterior.weights, self._pwi_rows.size)
             keep = w > 1e-3
-            info = w[keep].astype(np.float32) @ table[self._pwi_rows[keep]]
-        else:
-            info = table[self.pool.info_row(self.theta)]
-        return np.where(mask, info, -np.inf)
+            info: NDArray[np.float32] = w[keep].astype(np.float32) @ table[self._pwi_rows[keep]]
+            return info
+        row: NDArray[np.float32] = table[self.pool.info_row(self.theta)]
+        return row
+
+    def _scores(
+        self, mask: BoolArray | None, ranked: bool
+    ) -> tuple[NDArray[np.float32], int] | None:
+        """Scores (information × exposure weight) and the index of the best eligible item,
+        honouring the exposure cap where it leaves something eligible; None when no item is
+        eligible at all. With `ranked`, ineligible items score −inf (for pickers that look
+        beyond the best); otherwise only the best index is meaningful.
+
+        `mask` None means "every open scored item" (no competence gate): the hot path, one
+        multiplication and an argmax over float32 arrays, no allocation.
+        """
+        info = self._information()
+        if mask is None:
+            buf = self._buffer
+            np.multiply(info, self._gain, out=buf)
+            i = int(buf.argmax())  # the method skips np.argmax's dispatch
+            if buf[i] > 0.0:
+                if ranked:
+                    buf += self._penalty
+                return buf, i
+            # nothing servable with positive information: the exact path below decides
+            mask = self._scored_open
+        if self._weights is not None:
+            info = info * self._weights
+        if self._under_cap is not None:
+            capped = mask & self._under_cap
+            # the cap is a target, not a reason to end a test: relax it when it empties the pool
+            if capped.any():
+                mask = capped
+        scores = np.where(mask, info, _NEG_INF)
+        i = int(scores.argmax())
+        return (scores, i) if scores[i] > _NEG_INF else None
 
     def select_index(self) -> int | None:
         """Index of the next item to serve (scored or pretest), or None if nothing is eligible.
@@ -242,21 +313,23 @@ class Session:
             if pre is not None:
                 choices = np.flatnonzero(pre)
                 return int(choices[self.rng.integers(choices.size)])
-        mask = self._candidates(self._scored_open)
-        if mask is None:
-            return None
         exp = cfg.exposure
-        ledger = self.exposure
-        if ledger is not None and exp in _CAPPED:
-            capped = mask & ledger.under_cap(cfg.max_exposure)
-            # the cap is a target, not a reason to end a test: relax it when it empties the pool
-            if capped.any():
-                mask = capped
-        scores = self._scores(mask)
-        if exp is Exposure.RANDOMESQUE:
-            return selection.randomesque(scores, cfg.randomesque_size, self.rng)
+        opening = exp is Exposure.PRICED and self.answered < cfg.opening_randomesque
+        ranked = opening or exp not in _ARGMAX
+        if self._gate_competences:
+            mask = self._candidates(self._scored_open)
+            if mask is None:
+                return None
+            found = self._scores(mask, ranked)
+        else:
+            found = self._scores(None, ranked)
+        if found is None:
+            return None
+        scores, top = found
+        if exp is Exposure.RANDOMESQUE or opening:
+            return selection.randomesque(scores, cfg.randomesque_size, self.rng, top)
         if exp is Exposure.GEOMETRIC:
-            return selection.geometric(scores, self.rng, cfg.geometric_p)
+            return selection.geometric(scores, self.rng, cfg.geometric_p, best=top)
         if exp is Exposure.PROGRESSIVE_RESTRICTED:
             return selection.progressive(
                 scores,
@@ -265,13 +338,14 @@ class Session:
                 self.rng,
                 cfg.progressive_power,
             )
+        ledger = self.exposure
         if (
             exp is Exposure.SYMPSON_HETTER
             and ledger is not None
             and ledger.sympson_hetter_k is not None
         ):
             return self._sympson_hetter(scores, ledger.sympson_hetter_k)
-        return selection.best(scores)
+        return top
 
     def _sympson_hetter(self, scores: NDArray[np.floating], k: NDArray[np.float64]) -> int | None:
         while True:
@@ -280,7 +354,7 @@ class Session:
                 return i
             # rejected items are out for the rest of this test, as in Sympson & Hetter (1985)
             scores[i] = -np.inf
-            self._scored_open[i] = False
+            self._close(i)
 
     def step(self) -> Step:
         """Current estimate and the next item, or the reason to stop."""

@@ -164,3 +164,21 @@ def test_calibrate_reads_a_sparse_json_matrix(tmp_path: Path) -> None:
     items = json.loads(out.read_text())["items"]
     assert [it["id"] for it in items] == [f"q{j}" for j in range(6)]
     assert all(it["answers"] < 800 for it in items)
+
+
+def test_max_exposure_caps_how_often_an_item_is_served(tmp_path: Path) -> None:
+    bank = _bank(tmp_path)
+    thetas = tmp_path / "thetas.json"
+    thetas.write_text(json.dumps([0.0] * 200))
+    out = tmp_path / "out.json"
+    args = ["simulate", "--bank", str(bank), "--thetas", str(thetas), "--length", "10"]
+    args += ["--seed", "5", "--max-exposure", "0.3", "--out", str(out)]
+    result = CliRunner().invoke(engine_cli, args)
+    assert result.exit_code == 0, result.output
+    tests = json.loads(out.read_text())["items"]
+    served: dict[str, int] = {}
+    for items in tests:
+        for item in items:
+            served[item] = served.get(item, 0) + 1
+    # every simulee has the same θ: without exposure control they would all get the same test
+    assert max(served.values()) / len(tests) <= 0.3 + 1 / len(tests)

@@ -82,3 +82,23 @@ def test_a_flat_prior_gives_a_wider_posterior_than_the_standard_normal() -> None
     flat = estimate(Y[:2], A[:2], B[:2], grid=g, prior=Prior(weights=tuple([1.0] * 121)))
     normal = estimate(Y[:2], A[:2], B[:2], grid=g)
     assert flat.se > normal.se
+
+
+def test_posterior_moments_and_log_likelihood_match_a_direct_computation() -> None:
+    post = Posterior.start(Grid(), Prior())
+    logs = np.zeros_like(post.grid)
+    for y, a, b in zip(Y, A, B, strict=True):
+        p = 1 / (1 + np.exp(-a * (post.grid - b)))
+        lik = p if y else 1 - p
+        logs += np.log(lik)
+        post.update(lik)
+    w = np.exp(-0.5 * post.grid**2 + logs)
+    w /= w.sum()
+    mean = float(post.grid @ w)
+    sd = float(np.sqrt(((post.grid - mean) ** 2) @ w))
+    assert post.eap().theta == pytest.approx(mean, abs=1e-12)
+    assert post.eap().se == pytest.approx(sd, abs=1e-12)
+    assert np.allclose(post.log_likelihood, logs)
+    post.weights = np.exp(-0.5 * (post.grid - 1.0) ** 2)  # replaced weights are re-summarised
+    post.weights /= post.weights.sum()
+    assert post.eap().theta == pytest.approx(1.0, abs=1e-4)

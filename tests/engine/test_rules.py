@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 from engine.bank import Bank
-from engine.config import ContentRules, EngineConfig, Stopping
+from engine.config import ContentRules, EngineConfig, Exposure, Stopping
 from engine.pool import ItemPool
 from engine.session import Session
-from engine.simulation import content_rule_violations, simulate
+from engine.simulation import content_rule_violations, exposure_summary, simulate
 
 LONG = Stopping.fixed(50)
 
@@ -130,6 +131,7 @@ def test_pretest_rate_sets_the_share_of_unscored_items(tagged_pool: ItemPool) ->
     assert 0.15 < pretest / served < 0.25
 
 
+@pytest.mark.slow
 def test_zero_content_rule_violations_over_ten_thousand_sessions(tagged_pool: ItemPool) -> None:
     cfg = EngineConfig(stopping=Stopping.fixed(16))
     sessions: list[Session] = []
@@ -146,3 +148,18 @@ def test_the_violation_counter_sees_breaches_when_rules_are_off(tagged_pool: Ite
     sessions: list[Session] = []
     simulate(tagged_pool, np.zeros(20), cfg, seed=12, sessions=sessions)
     assert content_rule_violations(tagged_pool, [s.items for s in sessions], ContentRules()) > 0
+
+
+def test_zero_content_rule_violations_under_priced_exposure_control(
+    tagged_pool: ItemPool,
+) -> None:
+    cfg = EngineConfig(stopping=Stopping.fixed(16), exposure=Exposure.PRICED, max_exposure=0.25)
+    sessions: list[Session] = []
+    thetas = np.random.default_rng(13).normal(size=3000)
+    res = simulate(tagged_pool, thetas, cfg, seed=14, sessions=sessions)
+    items = [s.items for s in sessions]
+    assert all(len(seq) == 16 for seq in items)
+    assert content_rule_violations(tagged_pool, items, cfg.rules) == 0
+    summary = exposure_summary(res.items, len(tagged_pool))
+    assert summary.max_rate <= 0.25 + 1 / 3000
+    assert summary.unused_share < 0.25

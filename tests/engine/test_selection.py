@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -95,6 +96,28 @@ def test_no_item_is_served_twice(pool_2pl: ItemPool) -> None:
     assert len(set(s.items)) == 60
 
 
+@pytest.mark.parametrize("exposure", list(Exposure))
+def test_no_exposure_mode_serves_an_item_twice_or_one_over_the_cap(
+    pool_2pl: ItemPool, exposure: Exposure
+) -> None:
+    n = len(pool_2pl)
+    ledger = ExposureLedger(counts=np.zeros(n, dtype=np.int64), sessions=100)
+    over = np.random.default_rng(8).choice(n, n // 2, replace=False)
+    ledger.counts[over] = 30  # half the bank above a 0.25 cap
+    ledger.sympson_hetter_k = np.full(n, 0.5)
+    cfg = EngineConfig(
+        rules=FREE, stopping=Stopping.fixed(80), exposure=exposure, max_exposure=0.25
+    )
+    s = Session(pool_2pl, cfg, np.random.default_rng(9), exposure=ledger)
+    for k in range(80):
+        i = s.select_index()
+        assert i is not None
+        s.record_index(i, k % 2)
+    assert len(set(s.items)) == 80
+    if exposure in (Exposure.RESTRICTED, Exposure.PROGRESSIVE_RESTRICTED, Exposure.PRICED):
+        assert not set(s.items) & set(over.tolist())
+
+
 def test_restricted_exposure_keeps_every_item_under_the_target_rate(pool_2pl: ItemPool) -> None:
     from engine.simulation import exposure_summary, simulate
 
@@ -146,3 +169,121 @@ def test_sympson_hetter_calibration_brings_exposure_down(pool_2pl: ItemPool) -> 
     res = simulate(pool_2pl, thetas, cfg, seed=9, exposure=ledger)
     free = simulate(pool_2pl, thetas, EngineConfig(rules=FREE, stopping=Stopping.fixed(8)), seed=9)
     assert exposure_summary(res.items, 500).max_rate < exposure_summary(free.items, 500).max_rate
+
+
+# -- priced exposure control -------------------------------------------------------------------
+
+PRICED = EngineConfig(rules=FREE, exposure=Exposure.PRICED, max_exposure=0.25)
+
+
+def _ledger(counts: list[int] | np.ndarray, sessions: int) -> ExposureLedger:
+    return ExposureLedger(counts=np.asarray(counts, dtype=np.int64), sessions=sessions)
+
+
+def test_exposure_weights_price_items_near_the_cap_and_promote_unused_ones() -> None:
+    # rates 0, 0.001, 0.1, 0.2, 0.2375, 0.25 over 1000 sessions; cap 0.25, onset 0.9 · 0.25
+    ledger = _ledger([0, 1, 100, 200, 237, 250], 1000)
+    w = selection.exposure_weights(
+        ledger, 0.25, slope=5.0, onset=0.9, min_rate=0.002, bonus=5.0
+    ).astype(np.float64)
+    assert w[0] == pytest.approx(6.0)  # never served: full bonus
+    assert w[1] == pytest.approx(1 + 5 * 0.5)  # half-way to the floor
+    assert w[2] == pytest.approx(1.0)  # neither near the floor nor near the cap
+    assert w[3] == pytest.approx(1.0)
+    assert w[4] == pytest.approx(1 / (1 + 5 * (0.948 - 0.9)), rel=1e-5)
+    assert w[5] == pytest.approx(1 / 1.5)
+    assert np.all(np.diff(w[2:]) <= 0)
+
+
+def test_priced_gives_way_to_a_nearly_as_good_item_when_the_best_nears_the_cap() -> None:
+    pool = ItemPool.from_records(
+        [{"id": "best", "a": 1.6, "b": 0.0}, {"id": "second", "a": 1.5, "b": 0.0}]
+    )
+    cfg = replace(PRICED, opening_randomesque=0, min_exposure=0.0)
+    fresh = _ledger([100, 100], 1000)
+    assert Session(pool, cfg, exposure=fresh).step().next_item == "best"
+    crowded = _ledger([245, 100], 1000)  # best at 0.245 of a 0.25 cap: price 5 · 0.08
+    assert Session(pool, cfg, exposure=crowded).step().next_item == "second"
+    # plain restricted keeps serving the best item until the cap itself
+    restricted = replace(cfg, exposure=Exposure.RESTRICTED)
+    assert Session(pool, restricted, exposure=crowded).step().next_item == "best"
+
+
+def test_priced_brings_a_never_served_item_back_where_it_is_informative() -> None:
+    pool = ItemPool.from_records(
+        [{"id": "strong", "a": 1.5, "b": 0.0}, {"id": "weak", "a": 0.9, "b": 0.0}]
+    )
+    cfg = replace(PRICED, opening_randomesque=0)
+    ledger = _ledger([200, 0], 1000)
+    assert Session(pool, cfg, exposure=ledger).step().next_item == "weak"
+    served = _ledger([200, 3], 1000)  # above the floor: information decides again
+    assert Session(pool, cfg, exposure=served).step().next_item == "strong"
+
+
+def test_priced_relaxes_the_cap_rather_than_ending_a_test(pool_2pl: ItemPool) -> None:
+    ledger = _ledger(np.full(len(pool_2pl), 50), 100)  # every item at 0.5 > 0.25
+    s = Session(pool_2pl, PRICED, np.random.default_rng(0), exposure=ledger)
+    assert s.step().next_item is not None
+
+
+def test_priced_selection_is_max_of_information_times_weights_under_the_cap(
+    pool_2pl: ItemPool,
+) -> None:
+    rng = np.random.default_rng(5)
+    n = len(pool_2pl)
+    cfg = replace(PRICED, opening_randomesque=0)
+    for _ in range(20):
+        sessions = int(rng.integers(50, 5000))
+        counts = rng.integers(0, int(0.3 * sessions), n)
+        counts[rng.random(n) < 0.1] = 0
+        ledger = _ledger(counts, sessions)
+        s = Session(pool_2pl, cfg, rng, exposure=ledger)
+        for k in range(int(rng.integers(0, 8))):
+            s.record_index(int(rng.integers(n)), k % 2)
+        w = selection.exposure_weights(
+            ledger,
+            0.25,
+            slope=cfg.price_slope,
+            onset=cfg.price_onset,
+            min_rate=cfg.min_exposure,
+            bonus=cfg.floor_bonus,
+        )
+        info = pool_2pl.info_table[pool_2pl.info_row(s.theta)] * w
+        ok = ledger.under_cap(0.25)
+        ok[s.items] = False
+        expected = int(np.argmax(np.where(ok, info, -np.inf)))
+        assert s.select_index() == expected
+
+
+def test_priced_simulation_caps_exposure_and_uses_the_bank(pool_2pl: ItemPool) -> None:
+    from engine.simulation import exposure_summary, simulate
+
+    cfg = replace(PRICED, stopping=Stopping.fixed(10), max_exposure=0.2)
+    thetas = np.random.default_rng(4).normal(size=600)
+    res = simulate(pool_2pl, thetas, cfg, seed=5)
+    summary = exposure_summary(res.items, len(pool_2pl))
+    assert summary.max_rate <= 0.2 + 1 / 600
+    free = simulate(pool_2pl, thetas, replace(cfg, exposure=Exposure.RESTRICTED), seed=5)
+    assert summary.unused_share < exposure_summary(free.items, len(pool_2pl)).unused_share
+
+
+def test_priced_is_deterministic_under_a_seed(pool_2pl: ItemPool) -> None:
+    from engine.simulation import simulate
+
+    cfg = replace(PRICED, stopping=Stopping.fixed(8))
+    thetas = np.random.default_rng(0).normal(size=40)
+    first = simulate(pool_2pl, thetas, cfg, seed=42)
+    second = simulate(pool_2pl, thetas, cfg, seed=42)
+    other = simulate(pool_2pl, thetas, cfg, seed=43)
+    assert first.items == second.items
+    assert first.estimates == second.estimates
+    assert first.items != other.items  # the opening items are a randomesque pick
+
+
+def test_priced_opening_items_are_spread_over_the_top_few(pool_2pl: ItemPool) -> None:
+    ledger = ExposureLedger.empty(len(pool_2pl))
+    firsts = {
+        Session(pool_2pl, PRICED, np.random.default_rng(k), exposure=ledger).select_index()
+        for k in range(60)
+    }
+    assert len(firsts) == PRICED.randomesque_size
