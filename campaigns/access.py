@@ -10,8 +10,8 @@ from tenants.permissions import Permission
 
 
 def _require_member(ctx: TenantContext, permission: Permission) -> None:
-    # API tokens may carry campaigns:read, but campaigns are a people's matter for now (the
-    # JSON API has no campaign endpoint): a context without a role is refused.
+    # The console's services are a people's matter: a context without a role is refused.
+    # The JSON API reads campaigns through `campaigns.listing`, which checks token scopes.
     if ctx.role is None:
         raise Forbidden()
     ctx.require(permission)

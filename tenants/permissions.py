@@ -23,19 +23,35 @@ class Permission(StrEnum):
     TOKENS_MANAGE = "org:tokens:manage"
     CAMPAIGNS_READ = "org:campaigns:read"
     CAMPAIGNS_MANAGE = "org:campaigns:manage"
+    LEARNERS_IMPORT = "org:learners:import"
+    #: Every background task of the organization (each person sees their own without it).
+    TASKS_READ = "org:tasks:read"
+    WEBHOOKS_MANAGE = "org:webhooks:manage"
+    LEARNERS_READ = "org:learners:read"
+    RESULTS_READ = "org:results:read"
 
 
 _MEMBER = frozenset(
-    {Permission.ORGANIZATION_READ, Permission.MEMBERS_READ, Permission.CAMPAIGNS_READ}
+    {
+        Permission.ORGANIZATION_READ,
+        Permission.MEMBERS_READ,
+        Permission.CAMPAIGNS_READ,
+        # The campaign dashboard shows every member who took part and the results they shared.
+        Permission.LEARNERS_READ,
+        Permission.RESULTS_READ,
+    }
 )
 _ADMIN = _MEMBER | {
     Permission.CAMPAIGNS_MANAGE,
+    Permission.LEARNERS_IMPORT,
     Permission.ORGANIZATION_UPDATE,
     Permission.MEMBERS_INVITE,
     Permission.MEMBERS_UPDATE,
     Permission.MEMBERS_REMOVE,
     Permission.AUDIT_READ,
     Permission.TOKENS_MANAGE,
+    Permission.WEBHOOKS_MANAGE,
+    Permission.TASKS_READ,
 }
 _OWNER = _ADMIN | {Permission.OWNERS_MANAGE}
 
@@ -56,6 +72,8 @@ TOKEN_SCOPES: frozenset[Permission] = frozenset(
         Permission.MEMBERS_REMOVE,
         Permission.AUDIT_READ,
         Permission.CAMPAIGNS_READ,
+        Permission.LEARNERS_READ,
+        Permission.RESULTS_READ,
     }
 )
 

@@ -49,6 +49,9 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.TOKENS_MANAGE,
             P.CAMPAIGNS_READ,
             P.CAMPAIGNS_MANAGE,
+            P.LEARNERS_READ,
+            P.RESULTS_READ,
+            P.TASKS_READ,
         },
         Role.ADMIN: {
             P.ORGANIZATION_READ,
@@ -61,8 +64,17 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.TOKENS_MANAGE,
             P.CAMPAIGNS_READ,
             P.CAMPAIGNS_MANAGE,
+            P.LEARNERS_READ,
+            P.RESULTS_READ,
+            P.TASKS_READ,
         },
-        Role.MEMBER: {P.ORGANIZATION_READ, P.MEMBERS_READ, P.CAMPAIGNS_READ},
+        Role.MEMBER: {
+            P.ORGANIZATION_READ,
+            P.MEMBERS_READ,
+            P.CAMPAIGNS_READ,
+            P.LEARNERS_READ,
+            P.RESULTS_READ,
+        },
     }
     assert expected == ROLE_PERMISSIONS
 
@@ -89,6 +101,8 @@ def test_tokens_never_manage_tokens_or_owners() -> None:
         P.MEMBERS_REMOVE,
         P.AUDIT_READ,
         P.CAMPAIGNS_READ,
+        P.LEARNERS_READ,
+        P.RESULTS_READ,
     }
     assert expected == TOKEN_SCOPES
 
