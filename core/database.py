@@ -213,6 +213,23 @@ async def transaction(
         await work()
 
 
+@asynccontextmanager
+async def detached_transaction(
+    tenant_id: UUID | str | None = None, user_id: UUID | str | None = None
+) -> AsyncIterator[PostgresTransaction]:
+    """A `transaction()` on a connection of its own, even while another is open here: it
+    commits on its own, whatever becomes of the open one. For what must be seen before a
+    long piece of work ends, such as the progress of a background task reading a cursor."""
+    outer = DB.current_transaction.set(None)
+    outer_pending = _after_commit.set(None)
+    try:
+        async with transaction(tenant_id, user_id) as tx:
+            yield tx
+    finally:
+        _after_commit.reset(outer_pending)
+        DB.current_transaction.reset(outer)
+
+
 async def set_tenant(tenant_id: UUID | str) -> None:
     """Set (or switch) the tenant of the open transaction, e.g. right after creating it."""
     await execute(f"SET LOCAL jalon.tenant_id = '{_parse_uuid(tenant_id)}'")

@@ -11,6 +11,8 @@ from tenants.tables import (
     Membership,
     Organization,
     StaffMember,
+    Task,
+    TaskFile,
     User,
     UserToken,
 )
@@ -27,5 +29,7 @@ APP_CONFIG = AppConfig(
         Invitation,
         AuditEvent,
         ApiToken,
+        Task,
+        TaskFile,
     ],
 )

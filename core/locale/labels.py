@@ -45,4 +45,6 @@ AUDIT_ACTIONS = (
     N_("target_profile.updated"),
     N_("target_profile.archived"),
     N_("participation.shared"),
+    # background tasks (tenants/tasks.py)
+    N_("task.started"),
 )
