@@ -56,8 +56,9 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install ## Print the engine and hot-path benchmarks
-	$(BIN)/python -m bench.engine_bench
+bench: install ## Print the engine and hot-path benchmarks (BENCH_ARGS=--quick for a short run)
+	$(BIN)/python -m bench.engine_bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.cycle_bench $(BENCH_ARGS)
 
 load: install ## Run the Locust load test against a local server and print its figures
 	$(BIN)/python -m loadtests.run
