@@ -208,6 +208,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1",
             description="Tenant API of Jalon. Authenticate with a tenant API token.",
             path="/schema",
+            # Each endpoint's docstring is written for API users: it is the operation's text.
+            use_handler_docstrings=True,
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(security_schemes={**api_v1.SECURITY_SCHEMES}),
         ),

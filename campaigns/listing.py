@@ -309,10 +309,10 @@ async def _keyset(
     )
 
 
-def _require(ctx: TenantContext, *permissions: Permission) -> None:
-    # Members hold these by role, API tokens by scope; participants hold none.
-    for permission in permissions:
-        ctx.require(permission)
+def _require(ctx: TenantContext, permission: Permission) -> None:
+    # Members hold these by role, API tokens by scope; participants hold none. One permission
+    # per read, so that a token can be given names without levels, or counts without names.
+    ctx.require(permission)
 
 
 async def _campaign_id(ctx: TenantContext, campaign_id: UUID | str) -> UUID:
@@ -456,7 +456,7 @@ async def list_participations(
     """A campaign's participations, newest first: filtered by status (started, completed
     and not shared, shared), by a search in the learner's name, email or external id, and by
     group. Levels only for shared ones. Two queries per page."""
-    _require(ctx, Permission.CAMPAIGNS_READ, Permission.LEARNERS_READ)
+    _require(ctx, Permission.LEARNERS_READ)
     limit, at = check_limit(limit), decode_cursor(cursor)
     chosen_status = _clean_status(status)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
@@ -478,7 +478,7 @@ async def list_participations(
 
 async def campaign_groups(ctx: TenantContext, campaign_id: UUID | str) -> list[str]:
     """The groups of the campaign's learners, sorted (to offer as a filter)."""
-    _require(ctx, Permission.CAMPAIGNS_READ, Permission.LEARNERS_READ)
+    _require(ctx, Permission.LEARNERS_READ)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         campaign = await _campaign_id(ctx, campaign_id)
         rows = await fetch(
@@ -538,7 +538,7 @@ async def list_shared_results(
 ) -> Page[SharedResult]:
     """The results shared in a campaign, most recently shared first, with each competence's
     level. Participations not shared are not read at all. Two queries per page."""
-    _require(ctx, Permission.CAMPAIGNS_READ, Permission.RESULTS_READ)
+    _require(ctx, Permission.RESULTS_READ)
     limit, at = check_limit(limit), decode_cursor(cursor)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         campaign = await _campaign_id(ctx, campaign_id)

@@ -9,7 +9,7 @@ do not exist.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -23,6 +23,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.guards import Ctx
 from api.web import client_ip
+from campaigns import listing
 from core.errors import Forbidden, Unauthenticated
 from core.settings import get_settings
 from tenants import members
@@ -84,6 +85,137 @@ class NewInvitation(msgspec.Struct):
 
 class CreatedInvitation(msgspec.Struct):
     id: UUID
+
+
+class Campaign(msgspec.Struct):
+    id: UUID
+    name: str
+    #: assessment or profiles_collection
+    type: str
+    #: the code participants type, or the end of their link `/c/<code>`
+    code: str
+    #: draft, active, closed or archived
+    status: str
+    #: codes of the competences assessed (the frozen target profile)
+    competences: list[str]
+    locales: list[str]
+    opens_at: datetime | None
+    closes_at: datetime | None
+    created_at: datetime
+    closed_at: datetime | None
+    archived_at: datetime | None
+    #: learners who started (several attempts count once)
+    started: int
+    #: learners who finished a test, shared or not
+    completed: int
+    #: learners who shared their results with the organization
+    shared: int
+
+
+class CampaignPage(msgspec.Struct):
+    items: list[Campaign]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+class Participation(msgspec.Struct):
+    id: UUID
+    campaign_id: UUID
+    learner_id: UUID
+    name: str
+    email: str | None
+    external_id: str | None
+    groups: list[str]
+    attempt: int
+    status: Annotated[
+        str, msgspec.Meta(description="started, completed (finished, not shared) or shared")
+    ]
+    started_at: datetime
+    completed_at: datetime | None
+    shared_at: datetime | None
+    level: Annotated[
+        int | None,
+        msgspec.Meta(description="The global level, 0 to 8; null until the learner shares."),
+    ]
+    score: Annotated[
+        int | None,
+        msgspec.Meta(description="The score in points; null until the learner shares."),
+    ]
+
+
+class ParticipationPage(msgspec.Struct):
+    items: list[Participation]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+class CompetenceLevel(msgspec.Struct):
+    #: the competence's code in the framework, e.g. 1.1
+    code: str
+    #: 0 to 8
+    level: int
+
+
+class SharedResult(msgspec.Struct):
+    participation_id: UUID
+    campaign_id: UUID
+    learner_id: UUID
+    name: str
+    email: str | None
+    external_id: str | None
+    attempt: int
+    completed_at: datetime
+    shared_at: datetime
+    #: the global level, 0 to 8
+    level: int
+    score: int
+    competences: list[CompetenceLevel]
+
+
+class SharedResultPage(msgspec.Struct):
+    items: list[SharedResult]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+class Learner(msgspec.Struct):
+    id: UUID
+    name: str
+    email: str | None
+    external_id: str | None
+    groups: list[str]
+    created_at: datetime
+    #: how many participations (attempts, every campaign) they have
+    participations: int
+
+
+class LearnerPage(msgspec.Struct):
+    items: list[Learner]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+class LearnerParticipation(msgspec.Struct):
+    id: UUID
+    campaign_id: UUID
+    campaign_name: str
+    attempt: int
+    status: str
+    started_at: datetime
+    completed_at: datetime | None
+    shared_at: datetime | None
+    #: null until shared
+    level: int | None
+
+
+class LearnerDetail(msgspec.Struct):
+    id: UUID
+    name: str
+    email: str | None
+    external_id: str | None
+    groups: list[str]
+    created_at: datetime
+    participations: list[LearnerParticipation]
 
 
 class ErrorDetail(msgspec.Struct):
@@ -218,6 +350,113 @@ async def revoke_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> None:
     await members.revoke_invitation(ctx, invitation_id)
 
 
+S = TypeVar("S")
+
+
+def _convert(value: Any, kind: type[S]) -> S:
+    return msgspec.convert(value, kind, from_attributes=True)
+
+
+CAMPAIGNS_READ = {"permission": Permission.CAMPAIGNS_READ}
+LEARNERS_READ = {"permission": Permission.LEARNERS_READ}
+RESULTS_READ = {"permission": Permission.RESULTS_READ}
+
+
+@get("/campaigns", opt=CAMPAIGNS_READ, responses=ERRORS, tags=["campaigns"])
+async def list_campaigns(
+    ctx: Ctx,
+    cursor: FromQuery[str | None] = None,
+    limit: FromQuery[int] = listing.DEFAULT_LIMIT,
+    status: FromQuery[str | None] = None,
+) -> CampaignPage:
+    """Campaigns, newest first, each with how many learners started, completed and shared;
+    `status` keeps draft, active, closed or archived ones.
+
+    Every listing of campaigns, participations, results and learners is paged alike: `limit`
+    items (1 to 100, 50 by default) at a time; pass `next_cursor` back as `cursor` for the
+    next page (null on the last) or `previous_cursor` for the one before (null on the first),
+    with the same filters."""
+    page = await listing.list_campaigns_page(ctx, cursor, limit, status=status)
+    items = [_convert(item, Campaign) for item in page.items]
+    return CampaignPage(items, page.next_cursor, page.previous_cursor)
+
+
+@get("/campaigns/{campaign_id:str}", opt=CAMPAIGNS_READ, responses=ERRORS, tags=["campaigns"])
+async def get_campaign(ctx: Ctx, campaign_id: FromPath[str]) -> Campaign:
+    """One campaign with its participation funnel."""
+    return _convert(await listing.campaign_summary(ctx, campaign_id), Campaign)
+
+
+@get(
+    "/campaigns/{campaign_id:str}/participations",
+    opt=LEARNERS_READ,
+    responses=ERRORS,
+    tags=["campaigns"],
+)
+async def list_participations(
+    ctx: Ctx,
+    campaign_id: FromPath[str],
+    cursor: FromQuery[str | None] = None,
+    limit: FromQuery[int] = listing.DEFAULT_LIMIT,
+    status: FromQuery[str | None] = None,
+    search: FromQuery[str | None] = None,
+    group: FromQuery[str | None] = None,
+) -> ParticipationPage:
+    """A campaign's participations, newest first (needs `org:learners:read`: they name
+    people). `status`: started, completed (finished, not shared) or shared; `search`: part of
+    the learner's name, email or external id; `group`: one of the learner's groups. `level`
+    and `score` stay null until the learner shares their results."""
+    page = await listing.list_participations(
+        ctx, campaign_id, cursor, limit, status=status, search=search, group=group
+    )
+    items = [_convert(item, Participation) for item in page.items]
+    return ParticipationPage(items, page.next_cursor, page.previous_cursor)
+
+
+@get(
+    "/campaigns/{campaign_id:str}/results",
+    opt=RESULTS_READ,
+    responses=ERRORS,
+    tags=["campaigns"],
+)
+async def list_results(
+    ctx: Ctx,
+    campaign_id: FromPath[str],
+    cursor: FromQuery[str | None] = None,
+    limit: FromQuery[int] = listing.DEFAULT_LIMIT,
+    search: FromQuery[str | None] = None,
+    group: FromQuery[str | None] = None,
+) -> SharedResultPage:
+    """The results learners shared with the organization, most recently shared first, with
+    each competence's level (needs `org:results:read`). Results not shared never appear."""
+    page = await listing.list_shared_results(
+        ctx, campaign_id, cursor, limit, search=search, group=group
+    )
+    items = [_convert(item, SharedResult) for item in page.items]
+    return SharedResultPage(items, page.next_cursor, page.previous_cursor)
+
+
+@get("/learners", opt=LEARNERS_READ, responses=ERRORS, tags=["learners"])
+async def list_learners(
+    ctx: Ctx,
+    cursor: FromQuery[str | None] = None,
+    limit: FromQuery[int] = listing.DEFAULT_LIMIT,
+    search: FromQuery[str | None] = None,
+    group: FromQuery[str | None] = None,
+) -> LearnerPage:
+    """The people who took part in the organization's campaigns, newest first. `search`:
+    part of a name, email or external id; `group`: one of their groups."""
+    page = await listing.list_learners(ctx, cursor, limit, search=search, group=group)
+    items = [_convert(item, Learner) for item in page.items]
+    return LearnerPage(items, page.next_cursor, page.previous_cursor)
+
+
+@get("/learners/{learner_id:str}", opt=LEARNERS_READ, responses=ERRORS, tags=["learners"])
+async def get_learner(ctx: Ctx, learner_id: FromPath[str]) -> LearnerDetail:
+    """One learner with every participation, newest first; levels only of shared ones."""
+    return _convert(await listing.get_learner(ctx, learner_id), LearnerDetail)
+
+
 api_router = Router(
     path="/api/v1",
     guards=[bearer_token],
@@ -233,6 +472,12 @@ api_router = Router(
         create_invitation,
         resend_invitation,
         revoke_invitation,
+        list_campaigns,
+        get_campaign,
+        list_participations,
+        list_results,
+        list_learners,
+        get_learner,
     ],
     security=[{"bearer": []}],
     tags=["organization"],

@@ -182,7 +182,32 @@ SCOPED_REQUESTS = [
     ("POST", "/api/v1/invitations", {"email": "scoped@example.org"}, "org:members:invite"),
     ("POST", "/api/v1/invitations/{invitation_id}/resend", None, "org:members:invite"),
     ("DELETE", "/api/v1/invitations/{invitation_id}", None, "org:members:invite"),
+    ("GET", "/api/v1/campaigns", None, "org:campaigns:read"),
+    ("GET", "/api/v1/campaigns/{campaign_id}", None, "org:campaigns:read"),
+    ("GET", "/api/v1/campaigns/{campaign_id}/participations", None, "org:learners:read"),
+    ("GET", "/api/v1/campaigns/{campaign_id}/results", None, "org:results:read"),
+    ("GET", "/api/v1/learners", None, "org:learners:read"),
+    ("GET", "/api/v1/learners/{learner_id}", None, "org:learners:read"),
 ]
+
+
+@pytest.fixture(scope="module")
+async def shared_campaign(shared: TenantFixture) -> dict[str, str]:
+    """A campaign of the shared tenant with one learner who took part."""
+    from campaigns.service import CampaignFields, create_campaign
+    from tests.campaigns.test_listing import seed
+
+    campaign = await create_campaign(
+        shared.owner_ctx, CampaignFields(name="Scoped", profile_key="digcomp")
+    )
+    [participation] = await seed(shared, campaign.id, 1, prefix="Scoped")
+    async with database.transaction(shared.id):
+        rows = await database.fetch(
+            "SELECT learner_id FROM participation WHERE tenant_id = $1 AND id = $2",
+            shared.id,
+            participation,
+        )
+    return {"campaign_id": str(campaign.id), "learner_id": str(rows[0]["learner_id"])}
 
 
 def test_every_api_endpoint_is_in_the_scope_table(app: Litestar) -> None:
@@ -195,6 +220,7 @@ def test_every_api_endpoint_is_in_the_scope_table(app: Litestar) -> None:
 async def test_a_token_without_the_scope_gets_403_and_changes_nothing(
     client: httpx.AsyncClient,
     shared: TenantFixture,
+    shared_campaign: dict[str, str],
     method: str,
     path: str,
     body: dict[str, str] | None,
@@ -216,7 +242,7 @@ async def test_a_token_without_the_scope_gets_403_and_changes_nothing(
             uuid4().bytes,
         )
     before = await audit_actions(shared.id)
-    url = path.format(membership_id=membership, invitation_id=invitation)
+    url = path.format(membership_id=membership, invitation_id=invitation, **shared_campaign)
     response = await client.request(method, url, json=body, headers=bearer(token))
     assert _error(response, 403) == "This token does not have the required scope."
     assert await audit_actions(shared.id) == before

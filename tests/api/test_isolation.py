@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import uuid4
 
@@ -26,6 +26,7 @@ import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
+from campaigns.exports import start_export
 from campaigns.participation import (
     answer,
     current_challenge,
@@ -33,12 +34,14 @@ from campaigns.participation import (
     start_or_resume,
 )
 from campaigns.service import CampaignFields, close_campaign, create_campaign
-from core import database
+from campaigns.target_profiles import TargetProfileFields, create_target_profile
+from core import database, jobs
 from core.settings import get_settings
 from tenants.context import Actor
 from tenants.members import invite
 from tenants.organizations import SettingsChange, update_settings
 from tenants.tokens import create_token
+from tenants.webhooks import EndpointFields, create_endpoint, set_enabled
 from tests.api.conftest import Browser, audit_actions, bearer, browser_on, issue_token
 from tests.conftest import TenantFixture, make_tenant
 
@@ -88,6 +91,8 @@ class Case:
 
 _SETTINGS = {"name": "Hijacked", "default_locale": "en", "brand_colour": "#000000"}
 _CAMPAIGN = {"name": "Planted", "type": "assessment", "target_profile": "catalogue:digcomp"}
+_PROFILE = {"name": "Planted", "competences": "1.1"}
+_WEBHOOK = {"url": "https://attacker.example.org/hook", "events": "participation.shared"}
 
 CASES: dict[tuple[str, str], Case] = {
     # The tenant console.
@@ -118,10 +123,53 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/o/{slug}/campaigns/{campaign_id}/activate"): Case("console", id="campaign_closed"),
     ("POST", "/o/{slug}/campaigns/{campaign_id}/duplicate"): Case("console", id="campaign"),
     ("GET", "/o/{slug}/campaigns/{campaign_id}/results.csv"): Case("console", id="campaign"),
+    ("GET", "/o/{slug}/campaigns/{campaign_id}/results.xlsx"): Case("console", id="campaign"),
+    ("POST", "/o/{slug}/campaigns/{campaign_id}/exports"): Case(
+        "console", id="campaign", form={"format": "csv"}
+    ),
+    ("GET", "/o/{slug}/campaigns/{campaign_id}/edit"): Case("console", id="campaign"),
+    ("POST", "/o/{slug}/campaigns/{campaign_id}/edit"): Case(
+        "console", id="campaign", form=_CAMPAIGN
+    ),
+    ("GET", "/o/{slug}/target-profiles"): Case("console"),
+    ("GET", "/o/{slug}/target-profiles/new"): Case("console"),
+    ("POST", "/o/{slug}/target-profiles"): Case("console", form=_PROFILE),
+    ("GET", "/o/{slug}/target-profiles/{profile_id}"): Case("console", id="target_profile"),
+    ("POST", "/o/{slug}/target-profiles/{profile_id}"): Case(
+        "console", id="target_profile", form=_PROFILE
+    ),
+    ("POST", "/o/{slug}/target-profiles/{profile_id}/archive"): Case(
+        "console", id="target_profile"
+    ),
+    ("GET", "/o/{slug}/learners"): Case("console"),
+    ("POST", "/o/{slug}/learners/import"): Case("console"),
+    ("GET", "/o/{slug}/learners/template.csv"): Case("console"),
+    ("GET", "/o/{slug}/tasks"): Case("console"),
+    ("GET", "/o/{slug}/tasks/{task_id}"): Case("console", id="task"),
+    ("GET", "/o/{slug}/tasks/{task_id}/download"): Case("console", id="task"),
+    ("GET", "/o/{slug}/webhooks"): Case("console"),
+    ("POST", "/o/{slug}/webhooks"): Case("console", form=_WEBHOOK),
+    ("GET", "/o/{slug}/webhooks/{endpoint_id}"): Case("console", id="webhook"),
+    ("POST", "/o/{slug}/webhooks/{endpoint_id}"): Case("console", id="webhook", form=_WEBHOOK),
+    ("POST", "/o/{slug}/webhooks/{endpoint_id}/enable"): Case("console", id="webhook_disabled"),
+    ("POST", "/o/{slug}/webhooks/{endpoint_id}/disable"): Case("console", id="webhook"),
+    ("POST", "/o/{slug}/webhooks/{endpoint_id}/test"): Case("console", id="webhook"),
+    ("POST", "/o/{slug}/webhooks/{endpoint_id}/delete"): Case("console", id="webhook"),
+    ("POST", "/o/{slug}/webhooks/{endpoint_id}/secret"): Case("console", id="webhook"),
+    ("POST", "/o/{slug}/webhooks/{endpoint_id}/rotate"): Case("console", id="webhook"),
+    ("POST", "/o/{slug}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): Case(
+        "console", id="webhook_delivery"
+    ),
     # A participant's own participation: the slug names the tenant, the id the participation.
     ("GET", "/p/{slug}/{participation_id}"): Case("participation", id="participation"),
     ("POST", "/p/{slug}/{participation_id}"): Case(
         "participation", id="participation", form={"challenge_id": "x", "action": "skip"}
+    ),
+    ("POST", "/p/{slug}/{participation_id}/report"): Case(
+        "participation",
+        id="participation",
+        # the challenge B's participant is shown, so that a leak would really write a report
+        form={"challenge_id": "{current_challenge}", "category": "unclear_statement"},
     ),
     ("GET", "/p/{slug}/{participation_id}/results"): Case("participation", id="finished"),
     ("POST", "/p/{slug}/{participation_id}/share"): Case(
@@ -136,6 +184,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/invitations/{invitation_id}"): Case("api", id="invitation"),
     ("POST", "/api/v1/invitations/{invitation_id}/resend"): Case("api", id="invitation"),
     ("DELETE", "/api/v1/invitations/{invitation_id}"): Case("api", id="invitation"),
+    ("GET", "/api/v1/campaigns/{campaign_id}"): Case("api", id="campaign"),
+    ("GET", "/api/v1/campaigns/{campaign_id}/participations"): Case("api", id="campaign"),
+    ("GET", "/api/v1/campaigns/{campaign_id}/results"): Case("api", id="campaign"),
+    ("GET", "/api/v1/learners/{learner_id}"): Case("api", id="learner"),
     # Invitation links: the slug names the tenant, the token the invitation.
     ("GET", "/invitations/{slug}/{token}"): Case("invitation_link"),
     ("POST", "/invitations/{slug}/{token}"): Case("invitation_link"),
@@ -193,6 +245,8 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("GET", "/api/v1/members"),
         ("GET", "/api/v1/invitations"),
         ("POST", "/api/v1/invitations"),
+        ("GET", "/api/v1/campaigns"),
+        ("GET", "/api/v1/learners"),
         ("GET", "/schema"),
         ("GET", "/schema/swagger"),
         ("GET", "/schema/openapi.json"),
@@ -216,6 +270,16 @@ class Victim:
     code: str
 
 
+async def _learner_id(tenant: TenantFixture, participation_id: Any) -> Any:
+    async with database.transaction(tenant.id):
+        rows = await database.fetch(
+            "SELECT learner_id FROM participation WHERE tenant_id = $1 AND id = $2",
+            tenant.id,
+            participation_id,
+        )
+    return rows[0]["learner_id"]
+
+
 @pytest.fixture(scope="module")
 async def attacker(db: str) -> TenantFixture:
     return await make_tenant("Attacker")
@@ -233,7 +297,12 @@ async def victim(db: str) -> Victim:
         )
     token_match = re.search(rf"/invitations/{tenant.slug}/(\S+)", mails[0]["body_text"])
     assert token_match
-    issued = await create_token(ctx, "victim", ["org:members:read"], None)
+    issued = await create_token(
+        ctx,
+        "victim",
+        ["org:members:read", "org:campaigns:read", "org:learners:read", "org:results:read"],
+        None,
+    )
     await update_settings(ctx, SettingsChange("Victim Org", "en", "#aa0000", ("image/png", PNG)))
     async with database.transaction(tenant.id):
         rows = await database.fetch(
@@ -246,12 +315,29 @@ async def victim(db: str) -> Victim:
     await close_campaign(ctx, closed.id)
     participant = participant_context(ctx.tenant, Actor(kind="user", user_id=tenant.member.id))
     started = await start_or_resume(participant, campaign.id)
+    shown = await current_challenge(participant, started.id)
+    assert shown is not None
     other = participant_context(ctx.tenant, Actor(kind="user", user_id=tenant.owner.id))
     finished = await start_or_resume(other, campaign.id)
     view = await current_challenge(other, finished.id)
     while view is not None:
         outcome = await answer(other, finished.id, view.challenge_id, skipped=True)
         view = outcome.next_challenge
+    profile = await create_target_profile(ctx, TargetProfileFields("B's profile", ["1.1"]))
+    webhook = await create_endpoint(ctx, EndpointFields("https://victim.example.org/hook"))
+    webhook_disabled = await create_endpoint(ctx, EndpointFields("https://victim.example.org/x"))
+    await set_enabled(ctx, webhook_disabled, False)
+    delivery = uuid4()
+    async with database.transaction(tenant.id):
+        await database.execute(
+            """INSERT INTO webhook_delivery (tenant_id, id, endpoint_id, event_type, event_id,
+                   payload, status, next_attempt_at)
+               VALUES ($1, $2, $3, 'ping', $4, '{}', 'failed', NULL)""",
+            tenant.id,
+            delivery,
+            webhook,
+            uuid4(),
+        )
     ids = {
         "membership": str(rows[0]["id"]),
         "invitation": str(invitation_id),
@@ -260,8 +346,29 @@ async def victim(db: str) -> Victim:
         "campaign_closed": str(closed.id),
         "participation": str(started.id),
         "finished": str(finished.id),
+        "current_challenge": shown.challenge_id,
+        "target_profile": str(profile.id),
+        "webhook": str(webhook),
+        "webhook_disabled": str(webhook_disabled),
+        # Two ids in one: the endpoint's and its delivery's (see `_fill`).
+        "webhook_delivery": f"{webhook}/deliveries/{delivery}",
+        "learner": str(await _learner_id(tenant, started.id)),
+        "task": str(await _finished_export(ctx, campaign.id)),
     }
     return Victim(tenant, ids, token_match.group(1), issued.token, campaign.code)
+
+
+async def _finished_export(ctx: Any, campaign_id: Any) -> Any:
+    """A background export of B's, done, its file ready to download."""
+    previous = jobs.get_queue()
+    queue = jobs.InProcessQueue()
+    jobs.use_queue(queue)
+    try:
+        task_id = await start_export(ctx, campaign_id, "csv", "en")
+        await queue.drain()
+    finally:
+        jobs.use_queue(previous)
+    return task_id
 
 
 @pytest.fixture(scope="module")
@@ -307,13 +414,41 @@ async def _snapshot(victim: Victim) -> dict[str, Any]:
                 tenant.id,
             ),
             "campaigns": await database.fetch(
-                "SELECT id, name, status FROM campaign WHERE tenant_id = $1 ORDER BY id", tenant.id
+                "SELECT id, name, status, updated_at FROM campaign WHERE tenant_id = $1 "
+                "ORDER BY id",
+                tenant.id,
+            ),
+            "target_profiles": await database.fetch(
+                "SELECT id, name, version, archived_at FROM target_profile WHERE tenant_id = $1 "
+                "ORDER BY id",
+                tenant.id,
+            ),
+            "learners": await database.fetch(
+                "SELECT id, name, email, external_id, groups FROM learner WHERE tenant_id = $1 "
+                "ORDER BY id",
+                tenant.id,
             ),
             "participations": await database.fetch(
                 "SELECT id, status FROM participation WHERE tenant_id = $1 ORDER BY id", tenant.id
             ),
             "answers": await database.fetch(
                 "SELECT count(*) FROM answer WHERE tenant_id = $1", tenant.id
+            ),
+            "tasks": await database.fetch(
+                "SELECT id, status, purged_at FROM task WHERE tenant_id = $1 ORDER BY id",
+                tenant.id,
+            ),
+            "reports": await database.fetch(
+                "SELECT count(*) FROM challenge_report WHERE tenant_id = $1", tenant.id
+            ),
+            "webhooks": await database.fetch(
+                "SELECT id, url, events, enabled, secret FROM webhook_endpoint "
+                "WHERE tenant_id = $1 ORDER BY id",
+                tenant.id,
+            ),
+            "webhook_deliveries": await database.fetch(
+                "SELECT id, status FROM webhook_delivery WHERE tenant_id = $1 ORDER BY id",
+                tenant.id,
             ),
         }
 
@@ -326,6 +461,10 @@ def _fill(path: str, slug: str, ident: str = "", token: str = "") -> str:
         .replace("{token_id}", ident)
         .replace("{campaign_id}", ident)
         .replace("{participation_id}", ident)
+        .replace("{endpoint_id}/deliveries/{delivery_id}", ident)
+        .replace("{endpoint_id}", ident)
+        .replace("{learner_id}", ident)
+        .replace("{task_id}", ident)
         .replace("{token}", token)
         .replace("{code}", token)
     )
@@ -368,11 +507,16 @@ async def test_tenant_a_cannot_reach_tenant_b(
     path: str,
 ) -> None:
     case = CASES[(method, path)]
+    # A form value "{name}" stands for tenant B's object of that name.
+    form = {k: victim.ids.get(v[1:-1], v) if v[:1] == "{" else v for k, v in case.form.items()}
+    case = replace(case, form=form)
     before = await _snapshot(victim)
     audit_before = await audit_actions(victim.tenant.id)
     b_slug, nowhere = victim.tenant.slug, f"nowhere-{uuid4().hex[:8]}"
     b_id = victim.ids[case.id] if case.id else ""
     random_id = str(uuid4())
+    if "/deliveries/" in b_id:  # an endpoint's delivery: two ids, both unknown
+        random_id = f"{random_id}/deliveries/{uuid4()}"
     browser = attacker_owner
 
     if case.kind == "console":
@@ -468,10 +612,14 @@ async def test_tenant_a_lists_nothing_of_tenant_b(
     }
     invitations = await client.get("/api/v1/invitations", headers=bearer(attacker_token))
     assert invitations.json() == []
+    campaigns = await client.get("/api/v1/campaigns", headers=bearer(attacker_token))
+    assert campaigns.json()["items"] == []
+    learners = await client.get("/api/v1/learners", headers=bearer(attacker_token))
+    assert learners.json()["items"] == []
     mine = await client.get("/o/")
     assert attacker.slug in mine.text
     assert victim.tenant.slug not in mine.text
-    for page in ("/", "/members", "/audit", "/tokens", "/settings"):
+    for page in ("/", "/members", "/audit", "/tokens", "/settings", "/webhooks", "/tasks"):
         text = (await client.get(f"/o/{attacker.slug}{page}")).text
         assert not [email for email in b_emails if email in text], page
         assert victim.tenant.slug not in text
