@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Empty
+from litestar.utils.scope.state import ScopeState
 
 from api.web import actor_for, current_user
-from core.errors import Forbidden, Unauthenticated
+from core.errors import Forbidden, Unauthenticated, UserError
 from tenants.context import TenantContext
 from tenants.organizations import member_context
 from tenants.permissions import Permission
@@ -27,6 +30,14 @@ async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
         raise LoginRequired()
 
 
+async def _close_uploads(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    # Litestar closes a request's uploaded files after the handler, but a guard runs before
+    # that safety net: files the CSRF middleware parsed from a multipart form would stay open.
+    form = ScopeState.from_scope(connection.scope).form
+    if form is not Empty:
+        await FormMultiDict.from_form_data(form).close()
+
+
 async def tenant_member(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
@@ -34,6 +45,16 @@ async def tenant_member(
 
     Not a member and no such organization both answer 404.
     """
+    try:
+        await _tenant_member(connection, handler)
+    except UserError:
+        await _close_uploads(connection)
+        raise
+
+
+async def _tenant_member(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     user = await current_user(connection)
     if user is None:
         raise LoginRequired()

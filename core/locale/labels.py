@@ -45,6 +45,8 @@ AUDIT_ACTIONS = (
     N_("target_profile.updated"),
     N_("target_profile.archived"),
     N_("participation.shared"),
+    # learners (campaigns/learners.py, campaigns/jobs.py)
+    N_("learners.imported"),
     # background tasks (tenants/tasks.py)
     N_("task.started"),
 )

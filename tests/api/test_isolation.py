@@ -115,6 +115,9 @@ CASES: dict[tuple[str, str], Case] = {
         "console", form={"name": "Stolen", "scopes": "org:members:read"}
     ),
     ("POST", "/o/{slug}/tokens/{token_id}/revoke"): Case("console", id="token"),
+    ("GET", "/o/{slug}/learners"): Case("console"),
+    ("POST", "/o/{slug}/learners/import"): Case("console"),
+    ("GET", "/o/{slug}/learners/template.csv"): Case("console"),
     ("GET", "/o/{slug}/campaigns"): Case("console"),
     ("POST", "/o/{slug}/campaigns"): Case("console", form=_CAMPAIGN),
     ("GET", "/o/{slug}/campaigns/{campaign_id}"): Case("console", id="campaign"),
@@ -420,6 +423,11 @@ async def _snapshot(victim: Victim) -> dict[str, Any]:
             ),
             "target_profiles": await database.fetch(
                 "SELECT id, name, version, archived_at FROM target_profile WHERE tenant_id = $1 "
+                "ORDER BY id",
+                tenant.id,
+            ),
+            "learners": await database.fetch(
+                "SELECT id, name, email, external_id, groups FROM learner WHERE tenant_id = $1 "
                 "ORDER BY id",
                 tenant.id,
             ),

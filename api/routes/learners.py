@@ -1,0 +1,173 @@
+"""Learners in the tenant console, `/o/{slug}/learners…`: the list (search, group filter,
+pages), the import of a CSV file with its report, and a template file to fill in.
+
+Every member reads the learners (`org:learners:read`); owners and admins import them
+(`org:learners:import`). An import writes nothing unless every row is good (ADR 0011): the
+report page lists every bad row with its line and column as the spreadsheet shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.exceptions import ClientException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.response import Redirect, Response, Template
+
+from api.guards import Ctx
+from api.web import flash, locale_of, redirect, render
+from campaigns.learners import (
+    MAX_BYTES,
+    MAX_ROWS,
+    ImportResult,
+    count_learners,
+    import_learners,
+    learner_groups,
+    list_learners,
+    template_csv,
+)
+from core.errors import Invalid, NotFound, UserError
+from core.i18n import translate
+from tenants.context import TenantContext
+from tenants.permissions import Permission
+
+READ = {"permission": Permission.LEARNERS_READ}
+IMPORT = {"permission": Permission.LEARNERS_IMPORT}
+#: Bodies up to this size reach the import, which refuses files over `MAX_BYTES` with its own
+#: message; larger ones get the generic "too large" page.
+UPLOAD_LIMIT = 3 * MAX_BYTES
+#: Problems listed on the report page (the count of the rest is shown).
+SHOWN_PROBLEMS = 1000
+TOO_LARGE_MESSAGE = "This file is larger than {max} MB. Split it into several files."
+
+
+@get("/learners", opt=READ)
+async def learners_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
+    query = request.query_params
+    values = {key: (query.get(key) or "") for key in ("q", "group")}
+    errors: dict[str, str] = {}
+    try:
+        page = await list_learners(
+            ctx, search=values["q"], group=values["group"], cursor=query.get("cursor")
+        )
+        learners, next_cursor = page.learners, page.next_cursor
+    except UserError as error:
+        if isinstance(error, NotFound):
+            raise
+        errors[error.field or "__all__"] = translate(
+            locale_of(request), error.message, **error.params
+        )
+        learners, next_cursor = [], None
+    return render(
+        request,
+        "console/learners.html",
+        status=422 if errors else 200,
+        ctx=ctx,
+        learners=learners,
+        next_cursor=next_cursor,
+        groups=await learner_groups(ctx),
+        total=await count_learners(ctx),
+        values=values,
+        errors=errors,
+        limits={"mb": MAX_BYTES // (1024 * 1024), "rows": MAX_ROWS},
+    )
+
+
+def _report(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    *,
+    result: ImportResult | None = None,
+    error: UserError | None = None,
+    filename: str = "",
+) -> Template:
+    """The import's report: a refused file, the bad rows, or what a check found."""
+    locale = locale_of(request)
+    problems = [
+        {
+            "line": p.line,
+            "column": p.column,
+            "letter": p.letter,
+            "value": p.value,
+            "reason": translate(locale, p.reason, **p.params),
+        }
+        for p in (result.problems if result else ())[:SHOWN_PROBLEMS]
+    ]
+    bad = len(result.problems) if result else 0
+    failed = error is not None or bad > 0
+    return render(
+        request,
+        "console/learners_import.html",
+        status=422 if failed else 200,
+        ctx=ctx,
+        result=result,
+        problems=problems,
+        hidden=max(bad - SHOWN_PROBLEMS, 0),
+        bad_lines=len({p.line for p in result.problems}) if result else 0,
+        filename=filename,
+        errors={"file": translate(locale, error.message, **error.params)} if error else {},
+        limits={"mb": MAX_BYTES // (1024 * 1024), "rows": MAX_ROWS},
+    )
+
+
+async def _upload(request: Request[Any, Any, Any]) -> tuple[UploadFile, bool]:
+    """The uploaded file and whether only a check is asked; `Invalid` when there is none."""
+    try:
+        form = await request.form()
+    except RequestEntityTooLarge:
+        raise Invalid(TOO_LARGE_MESSAGE, field="file", max=MAX_BYTES // (1024 * 1024)) from None
+    except ClientException:
+        raise Invalid("Choose a CSV file to import.", field="file") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise Invalid("Choose a CSV file to import.", field="file")
+    return upload, form.get("check_only") == "yes"
+
+
+@post("/learners/import", opt=IMPORT, request_max_body_size=UPLOAD_LIMIT)
+async def learners_import(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
+    filename = ""
+    try:
+        upload, check_only = await _upload(request)
+        filename = upload.filename[:200]
+        # One byte more than allowed is enough for the import to refuse the file by size.
+        data = await upload.read(MAX_BYTES + 1)
+        result = await import_learners(ctx, data, filename=filename, dry_run=check_only)
+    except UserError as error:
+        if isinstance(error, NotFound):
+            raise
+        return _report(request, ctx, error=error, filename=filename)
+    if result.problems or result.dry_run:
+        return _report(request, ctx, result=result, filename=filename)
+    if result.task_id is not None:
+        flash(
+            request,
+            "The file is checked: its {rows} learners are being imported. This page shows "
+            "the progress.",
+            rows=result.rows,
+        )
+        return redirect(f"/o/{ctx.tenant.slug}/tasks/{result.task_id}")
+    flash(
+        request,
+        "Import done: {created} created, {updated} updated, {unchanged} unchanged.",
+        created=result.created,
+        updated=result.updated,
+        unchanged=result.unchanged,
+    )
+    return redirect(f"/o/{ctx.tenant.slug}/learners")
+
+
+@get("/learners/template.csv", opt=IMPORT)
+async def learners_template(request: Request[Any, Any, Any], ctx: Ctx) -> Response[bytes]:
+    """An example file in the person's language, to fill in and import."""
+    name, content = template_csv(locale_of(request))
+    return Response(
+        content,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+handlers = [learners_page, learners_import, learners_template]
