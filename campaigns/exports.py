@@ -1,10 +1,17 @@
-"""Exports of a campaign's results for its organizers: CSV streamed in bounded memory.
+"""Exports of a campaign's results for its organizers: CSV and XLSX, in bounded memory.
 
-Only participations their owners shared appear (the same rule as the dashboard). The file is
-UTF-8 with a byte-order mark (so spreadsheet software opens accents right), headers in the
+Only participations their owners shared appear (the same rule as the dashboard). Both formats
+have the same columns, built in one place (`_layout` and `_rows`): headers in the
 organization's language, one column per competence of the campaign's profile and one per
 area (the mean level of its competences in the profile). Rows come from a server-side
 cursor, so 100,000 participations never sit in memory together.
+
+- CSV is UTF-8 with a byte-order mark (so spreadsheet software opens accents right).
+- XLSX is written by openpyxl in write-only mode (rows go to a temporary file): numbers are
+  numbers, dates are dates in the organization's time zone, the header row is bold and frozen.
+
+Small exports stream in the request; above `JALON_EXPORT_BACKGROUND_THRESHOLD` shared results
+`start_export` runs the same code as a background task (ADR 0014) with its progress shown.
 """
 
 from __future__ import annotations
@@ -12,19 +19,43 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+from openpyxl.styles import Font
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from campaigns.access import require_reader
 from campaigns.content import frozen_bank
-from campaigns.service import access_campaign
-from core.database import stream, transaction
+from campaigns.service import Campaign, access_campaign
+from core.database import fetch, stream, transaction
+from core.errors import Invalid
 from core.i18n import N_, translate
 from tenants.context import TenantContext
+from tenants.tasks import TaskRun, start_task, task_job
 
 BOM = "\ufeff"
+ExportFormat = Literal["csv", "xlsx"]
+FORMATS: tuple[ExportFormat, ...] = ("csv", "xlsx")
+CONTENT_TYPES: dict[str, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+#: Rows the server-side cursor holds in memory at once.
+BATCH_ROWS = 500
+#: A background export reports its progress every this many rows.
+PROGRESS_EVERY = 500
+#: Bytes read at a time from a finished XLSX file while it is sent.
+CHUNK_BYTES = 64 * 1024
+TASK_KIND = "campaign.results_export"
 
 #: Fixed columns, translated into the organization's language.
 FIXED_HEADERS = (
@@ -38,6 +69,7 @@ FIXED_HEADERS = (
     N_("Global level"),
     N_("Score"),
 )
+SHEET_TITLE = N_("Results")
 
 _SHARED_RESULTS = """
 SELECT l.name, l.email, p.external_id, p.attempt, p.created_at, p.completed_at, p.shared_at,
@@ -49,13 +81,14 @@ WHERE p.tenant_id = $1 AND p.campaign_id = $2 AND p.status = 'shared'
 ORDER BY p.shared_at, p.id
 """
 
+_SHARED_COUNT = """
+SELECT count(*) AS shared FROM participation
+WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'shared'
+"""
+
 
 def _title(texts: Mapping[str, str], locale: str) -> str:
     return texts.get(locale) or texts.get("en") or next(iter(texts.values()), "")
-
-
-def _when(value: datetime | None) -> str:
-    return value.isoformat(timespec="seconds") if value else ""
 
 
 def _cell(value: Any) -> Any:
@@ -67,22 +100,35 @@ def _cell(value: Any) -> Any:
 
 def _line(values: list[Any]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow([_cell(value) for value in values])
+    csv.writer(buffer, lineterminator="\r\n").writerow(
+        [
+            _cell(value.isoformat(timespec="seconds") if isinstance(value, datetime) else value)
+            for value in values
+        ]
+    )
     return buffer.getvalue()
 
 
-async def results_csv(
-    ctx: TenantContext, campaign_id: UUID | str, locale: str
-) -> tuple[str, AsyncIterator[str]]:
-    """The file name and the lines of the campaign's shared results as CSV.
+@dataclass(frozen=True)
+class Layout:
+    """The columns of a campaign's export, in the organization's language."""
 
-    Access is checked before the first line (404 alike for another tenant's campaign); the
-    lines are produced while the caller sends them."""
+    campaign: Campaign
+    headers: list[str]
+    competences: tuple[str, ...]
+    areas: list[tuple[str, list[str]]]
+
+    def filename(self, export_format: str) -> str:
+        return f"{self.campaign.code}-results.{export_format}"
+
+
+async def _layout(ctx: TenantContext, campaign_id: UUID | str, locale: str) -> Layout:
+    """Check access (404 alike for another tenant's campaign) and name the columns."""
     require_reader(ctx)
     async with transaction(ctx.tenant_id, ctx.actor.user_id):
         campaign, _ = await access_campaign(ctx, campaign_id)
     bank = frozen_bank(campaign.bank_version)
-    competences = campaign.profile.competences
+    competences = tuple(campaign.profile.competences)
     areas = [
         (area, [c.code for c in area.competences if c.code in competences])
         for area in bank.areas
@@ -93,34 +139,178 @@ async def results_csv(
         headers[2] = campaign.external_id_label
     headers += [f"{code} {_title(bank.competences[code].title, locale)}" for code in competences]
     headers += [f"{area.code} {_title(area.title, locale)}" for area, _ in areas]
+    return Layout(campaign, headers, competences, [(area.code, codes) for area, codes in areas])
 
-    async def lines() -> AsyncIterator[str]:
-        yield BOM + _line(headers)
-        async with transaction(ctx.tenant_id, ctx.actor.user_id):
-            async for row in stream(_SHARED_RESULTS, ctx.tenant_id, campaign.id):
-                levels = {
-                    code: int(value.get("level", 0))
-                    for code, value in json.loads(row["competences"]).items()
-                }
-                per_competence = [levels.get(code, 0) for code in competences]
-                per_area = [
+
+async def _rows(ctx: TenantContext, layout: Layout) -> AsyncIterator[list[Any]]:
+    """The export's rows as typed values (texts, numbers, datetimes or None), one at a
+    time from a server-side cursor (`BATCH_ROWS` in memory); the transaction stays open
+    while the caller iterates."""
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        async for row in stream(
+            _SHARED_RESULTS, ctx.tenant_id, layout.campaign.id, prefetch=BATCH_ROWS
+        ):
+            levels = {
+                code: int(value.get("level", 0))
+                for code, value in json.loads(row["competences"]).items()
+            }
+            yield [
+                row["name"],
+                row["email"] or "",
+                row["external_id"] or "",
+                row["attempt"],
+                row["created_at"],
+                row["completed_at"],
+                row["shared_at"],
+                row["level"],
+                row["score"],
+                *(levels.get(code, 0) for code in layout.competences),
+                *(
                     round(sum(levels.get(c, 0) for c in codes) / len(codes), 1)
-                    for _, codes in areas
-                ]
-                yield _line(
-                    [
-                        row["name"],
-                        row["email"] or "",
-                        row["external_id"] or "",
-                        row["attempt"],
-                        _when(row["created_at"]),
-                        _when(row["completed_at"]),
-                        _when(row["shared_at"]),
-                        row["level"],
-                        row["score"],
-                        *per_competence,
-                        *per_area,
-                    ]
-                )
+                    for _, codes in layout.areas
+                ),
+            ]
 
-    return f"{campaign.code}-results.csv", lines()
+
+async def _csv_lines(
+    ctx: TenantContext, layout: Layout, run: TaskRun | None = None
+) -> AsyncIterator[str]:
+    yield BOM + _line(layout.headers)
+    count = 0
+    async for values in _rows(ctx, layout):
+        yield _line(values)
+        count += 1
+        if run is not None and count % PROGRESS_EVERY == 0:
+            await run.progress(count)
+
+
+async def results_csv(
+    ctx: TenantContext, campaign_id: UUID | str, locale: str
+) -> tuple[str, AsyncIterator[str]]:
+    """The file name and the lines of the campaign's shared results as CSV.
+
+    Access is checked before the first line (404 alike for another tenant's campaign); the
+    lines are produced while the caller sends them."""
+    layout = await _layout(ctx, campaign_id, locale)
+    return layout.filename("csv"), _csv_lines(ctx, layout)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _xlsx_text(sheet: WriteOnlyWorksheet, value: str) -> Cell | str:
+    """A text cell that stays text: never a formula, without the characters XML refuses."""
+    value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    if not value.startswith("="):
+        return value
+    cell = WriteOnlyCell(sheet, value)
+    cell.data_type = "s"
+    return cell
+
+
+async def _write_xlsx(
+    ctx: TenantContext,
+    layout: Layout,
+    locale: str,
+    target: IO[bytes],
+    run: TaskRun | None = None,
+) -> None:
+    """Write the workbook into `target`; rows pass through openpyxl's temporary file."""
+    zone = _zone(ctx.tenant.timezone)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title=translate(locale, SHEET_TITLE)[:31])
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    header_cells = []
+    for header in layout.headers:
+        cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("", header))
+        cell.data_type = "s"
+        cell.font = bold
+        header_cells.append(cell)
+    sheet.append(header_cells)
+    count = 0
+    async for values in _rows(ctx, layout):
+        cells: list[Any] = []
+        for value in values:
+            if isinstance(value, datetime):
+                # Excel has no time zones: the organization's wall-clock time.
+                cell = WriteOnlyCell(sheet, value.astimezone(zone).replace(tzinfo=None))
+                cell.number_format = "yyyy-mm-dd hh:mm"
+                cells.append(cell)
+            elif isinstance(value, str):
+                cells.append(_xlsx_text(sheet, value))
+            else:
+                cells.append(value)
+        sheet.append(cells)
+        count += 1
+        if run is not None and count % PROGRESS_EVERY == 0:
+            await run.progress(count)
+    book.save(target)
+
+
+async def results_xlsx(
+    ctx: TenantContext, campaign_id: UUID | str, locale: str
+) -> tuple[str, AsyncIterator[bytes]]:
+    """The file name and the bytes of the campaign's shared results as XLSX.
+
+    Access is checked first; the workbook is built into a temporary file while the caller
+    starts sending, then read back in chunks."""
+    layout = await _layout(ctx, campaign_id, locale)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with tempfile.TemporaryFile() as target:
+            await _write_xlsx(ctx, layout, locale, target)
+            target.seek(0)
+            while chunk := target.read(CHUNK_BYTES):
+                yield chunk
+
+    return layout.filename("xlsx"), chunks()
+
+
+async def shared_count(ctx: TenantContext, campaign_id: UUID | str) -> int:
+    """How many shared results the campaign's export would hold (404 as for the export)."""
+    require_reader(ctx)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        campaign, _ = await access_campaign(ctx, campaign_id)
+        rows = await fetch(_SHARED_COUNT, ctx.tenant_id, campaign.id)
+    count: int = rows[0]["shared"]
+    return count
+
+
+async def start_export(
+    ctx: TenantContext, campaign_id: UUID | str, export_format: str, locale: str
+) -> UUID:
+    """Start the export as a background task (for large campaigns); the task's id."""
+    if export_format not in FORMATS:
+        raise Invalid("Choose CSV or XLSX.", field="format")
+    require_reader(ctx)
+    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+        campaign, _ = await access_campaign(ctx, campaign_id)
+        rows = await fetch(_SHARED_COUNT, ctx.tenant_id, campaign.id)
+        return await start_task(
+            ctx,
+            TASK_KIND,
+            "export_campaign_results",
+            [str(campaign.id), export_format, locale],
+            total=rows[0]["shared"],
+        )
+
+
+@task_job
+async def export_campaign_results(
+    run: TaskRun, campaign_id: str, export_format: str, locale: str
+) -> None:
+    """Write the export into a temporary file with progress, then keep it with the task."""
+    layout = await _layout(run.ctx, campaign_id, locale)
+    with tempfile.TemporaryFile() as target:
+        if export_format == "xlsx":
+            await _write_xlsx(run.ctx, layout, locale, target, run)
+        else:
+            async for line in _csv_lines(run.ctx, layout, run):
+                target.write(line.encode("utf-8"))
+        target.seek(0)
+        await run.finish(layout.filename(export_format), CONTENT_TYPES[export_format], target)

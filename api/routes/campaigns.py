@@ -9,6 +9,7 @@ organization's id is the 404 of an unknown one.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,15 +19,15 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
 from api.guards import Ctx
-from api.web import flash, form_error, locale_of, redirect, render
-from campaigns import service
+from api.web import flash, form_error, form_of, locale_of, redirect, render
+from campaigns import exports, service
 from campaigns.content import current_bank, frozen_bank
-from campaigns.exports import results_csv
 from campaigns.profiles import catalogue
 from campaigns.service import CAMPAIGN_TYPES, EXTERNAL_ID_FORMATS, CampaignFields
 from campaigns.target_profiles import list_target_profiles
 from core.errors import Invalid, UserError
 from core.i18n import LOCALES
+from core.settings import get_settings
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 
@@ -169,6 +170,7 @@ async def _campaign_page(
         "stats": stats,
         "link": f"{str(request.base_url).rstrip('/')}/c/{campaign.code}",
         "competences": _competence_rows(campaign, stats, locale_of(request)),
+        "export_in_background": _in_background(stats.shared),
     }
     if error is None:
         return render(request, "console/campaign.html", ctx=ctx, **context)
@@ -239,22 +241,66 @@ async def campaign_duplicate(
     return await _change(request, ctx, campaign_id, "duplicate")
 
 
+def _in_background(shared: int) -> bool:
+    """Exports of more shared results than the setting run as background tasks."""
+    return shared > get_settings().export_background_threshold
+
+
+async def _export(
+    request: Request[Any, Any, Any], ctx: TenantContext, campaign_id: str, export_format: str
+) -> Stream | Redirect:
+    """A small export streams at once (bounded memory whatever its size); a large one is
+    started from the campaign page's buttons, as a background task, and never by a GET."""
+    if _in_background(await exports.shared_count(ctx, campaign_id)):
+        flash(request, "This campaign has many results: start its export with the buttons below.")
+        return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign_id}")
+    locale = ctx.tenant.default_locale
+    body: AsyncIterator[str] | AsyncIterator[bytes]
+    if export_format == "csv":
+        name, body = await exports.results_csv(ctx, campaign_id, locale)
+    else:
+        name, body = await exports.results_xlsx(ctx, campaign_id, locale)
+    return Stream(
+        body,
+        media_type=exports.CONTENT_TYPES[export_format],
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
 @get("/campaigns/{campaign_id:str}/results.csv", opt=READ)
 async def campaign_results_csv(
     request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
-) -> Stream:
-    """The shared results as CSV, streamed (bounded memory whatever the number of rows)."""
-    name, lines = await results_csv(ctx, campaign_id, ctx.tenant.default_locale)
-    return Stream(
-        lines,
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{name}"'},
+) -> Stream | Redirect:
+    """The shared results as CSV (UTF-8 with BOM), headers in the organization's language."""
+    return await _export(request, ctx, campaign_id, "csv")
+
+
+@get("/campaigns/{campaign_id:str}/results.xlsx", opt=READ)
+async def campaign_results_xlsx(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Stream | Redirect:
+    """The shared results as an XLSX workbook, the same columns as the CSV."""
+    return await _export(request, ctx, campaign_id, "xlsx")
+
+
+@post("/campaigns/{campaign_id:str}/exports", opt=READ)
+async def campaign_export_start(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Redirect:
+    """Start the export (`format`: csv or xlsx) as a background task; follow its progress.
+    Every member who reads the results may, as they may download a small export."""
+    form = await form_of(request)
+    task_id = await exports.start_export(
+        ctx, campaign_id, form.get("format", ""), ctx.tenant.default_locale
     )
+    return redirect(f"/o/{ctx.tenant.slug}/tasks/{task_id}")
 
 
 handlers = [
     campaigns_page,
     campaign_results_csv,
+    campaign_results_xlsx,
+    campaign_export_start,
     campaign_create,
     campaign_page,
     campaign_close,

@@ -21,7 +21,7 @@ from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
 from api.guards import Ctx, signed_in, tenant_context, tenant_member
-from api.routes import campaigns, learners
+from api.routes import campaigns, learners, tasks
 from api.web import current_user, flash, form_error, form_of, locale_of, redirect, render
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
@@ -348,6 +348,7 @@ console_router = Router(
         tokens_revoke,
         *campaigns.handlers,
         *learners.handlers,
+        *tasks.handlers,
     ],
 )
 

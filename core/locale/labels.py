@@ -50,3 +50,6 @@ AUDIT_ACTIONS = (
     # background tasks (tenants/tasks.py)
     N_("task.started"),
 )
+
+#: Kinds of background task (`tenants.tasks.start_task(ctx, kind, …)`), shown with `_(kind)`.
+TASK_KINDS = (N_("campaign.results_export"),)

@@ -168,4 +168,4 @@ def test_the_worker_schedules_the_sweep() -> None:
     from core.jobs import PERIODIC, worker_cron_jobs
 
     assert PERIODIC["sweep_outbox"] == set(range(0, 60, 5))
-    assert [c.name for c in worker_cron_jobs()] == ["cron:sweep_outbox"]
+    assert "cron:sweep_outbox" in [c.name for c in worker_cron_jobs()]

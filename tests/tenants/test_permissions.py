@@ -185,6 +185,11 @@ CONSOLE_FORMS: dict[str, dict[str, str]] = {
     "/o/{slug}/campaigns/{campaign_id}/duplicate": {},
 }
 
+#: Forms every member may submit, and why.
+OPEN_TO_MEMBERS: dict[str, str] = {
+    "/o/{slug}/campaigns/{campaign_id}/exports": "members read results, and so export them",
+}
+
 API_WRITES: dict[tuple[str, str], dict[str, str] | None] = {
     ("PATCH", "/api/v1/members/{membership_id}"): {"role": "admin"},
     ("DELETE", "/api/v1/members/{membership_id}"): None,
@@ -195,7 +200,7 @@ API_WRITES: dict[tuple[str, str], dict[str, str] | None] = {
 
 
 def test_every_console_form_and_api_write_is_in_the_tables(app: Litestar) -> None:  # noqa: F811
-    assert {("POST", path) for path in CONSOLE_FORMS} == console_writes(app)
+    assert {("POST", path) for path in CONSOLE_FORMS | OPEN_TO_MEMBERS} == console_writes(app)
     assert set(API_WRITES) == {(m, p) for m, p in api_endpoints(app) if m != "GET"}
 
 
@@ -234,6 +239,17 @@ async def test_a_member_is_refused_every_console_form(
     assert "You do not have permission to do this." in response.text
     assert await _state(tenant) == before
     assert await audit_actions(tenant.id) == audit_before
+
+
+async def test_a_member_may_export_the_results_they_read(
+    member: Browser, tenant: TenantFixture, targets: dict[str, str]
+) -> None:
+    """The one console form of `OPEN_TO_MEMBERS`: it starts a task of the member's own."""
+    url = "/o/{slug}/campaigns/{campaign_id}/exports".format(slug=tenant.slug, **targets)
+    response = await member.client.post(url, data={"_csrf_token": member.csrf, "format": "csv"})
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(f"/o/{tenant.slug}/tasks/")
+    assert (await member.client.get(response.headers["location"])).status_code == 200
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(API_WRITES))

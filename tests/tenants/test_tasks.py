@@ -4,7 +4,7 @@ failure, idempotence, expiry, who sees them, and row-level security between tena
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -70,8 +70,19 @@ class HeldQueue:
             await REGISTRY[name]({"job_try": job_try}, *args)
 
 
+@pytest.fixture(autouse=True)
+async def in_process(db: str) -> AsyncIterator[jobs.InProcessQueue]:
+    """Jobs run in this process (the application's lifespan may have set Redis up)."""
+    previous = jobs.get_queue()
+    queue = jobs.InProcessQueue()
+    jobs.use_queue(queue)
+    yield queue
+    await queue.drain()
+    jobs.use_queue(previous)
+
+
 @pytest.fixture
-def held(db: str) -> Iterator[HeldQueue]:
+def held(in_process: jobs.InProcessQueue) -> Iterator[HeldQueue]:
     previous = jobs.get_queue()
     queue = HeldQueue()
     jobs.use_queue(queue)
@@ -211,9 +222,7 @@ async def test_a_finished_task_is_not_run_again(tenant_a: TenantFixture) -> None
     assert not await tasks.fail(ctx.tenant_id, task_id, "Too late.")
 
 
-async def test_the_task_of_a_removed_member_fails(
-    tenant_a: TenantFixture, held: HeldQueue
-) -> None:
+async def test_the_task_of_a_removed_member_fails(tenant_a: TenantFixture, held: HeldQueue) -> None:
     task_id = await tasks.start_task(
         tenant_a.member_ctx, "test.count", "_test_counting_task", [2, "file"]
     )
@@ -255,9 +264,7 @@ async def test_another_tenants_task_is_not_found(
     async with database.transaction(tenant_b.id):
         assert await database.fetch("SELECT id FROM task WHERE id = $1", task_id) == []
         assert await database.fetch("SELECT 1 FROM task_file WHERE task_id = $1", task_id) == []
-        changed = await database.execute(
-            "UPDATE task SET status = 'failed' WHERE id = $1", task_id
-        )
+        changed = await database.execute("UPDATE task SET status = 'failed' WHERE id = $1", task_id)
     assert changed == "UPDATE 0"
     assert not await tasks.fail(tenant_b.id, task_id, "Hijacked.")
     assert (await tasks.get_task(tenant_a.owner_ctx, task_id)).status == "done"
