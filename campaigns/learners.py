@@ -152,7 +152,8 @@ class LearnerRow:
 
 @dataclass(frozen=True)
 class ParsedFile:
-    """A file read and checked row by row, before any comparison with stored learners."""
+    """A file read and checked row by row, before any comparison with stored learners:
+    the rows without any problem, and the problems of the others."""
 
     rows: tuple[LearnerRow, ...]
     problems: tuple[RowProblem, ...]
