@@ -123,6 +123,7 @@ class ApiToken(Table, tablename="api_token", db=DB):
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
 
+
 class Task(Table, tablename="task", db=DB):
     """A background task (an export, an import) and its progress (`tenants.tasks`)."""
 
