@@ -19,6 +19,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
 from api.guards import Ctx
+from api.routes import campaign_dashboard
 from api.web import flash, form_error, form_of, locale_of, redirect, render
 from campaigns import exports, service
 from campaigns.content import current_bank, frozen_bank
@@ -172,6 +173,9 @@ async def _campaign_page(
         "competences": _competence_rows(campaign, stats, locale_of(request)),
         "export_in_background": _in_background(stats.shared),
     }
+    board = await campaign_dashboard.dashboard(request, ctx, campaign.id)
+    context.update(board.context)
+    error = error or board.error
     if error is None:
         return render(request, "console/campaign.html", ctx=ctx, **context)
     return form_error(request, "console/campaign.html", error, {}, ctx=ctx, **context)

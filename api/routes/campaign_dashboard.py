@@ -1,0 +1,154 @@
+"""The campaign page's dashboard: the participants table (search, status and group filters,
+keyset pages as plain links) and the charts' geometry (progress over time, levels).
+
+Everything here is delivery: figures come from `campaigns.listing` (a fixed number of queries
+whatever the number of participants); this module turns them into what the template draws.
+Filters are a GET form, so the table works without JavaScript and every view is a link.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from babel.dates import format_date
+from litestar import Request
+
+from api.web import locale_of
+from campaigns import listing
+from campaigns.listing import Page, ParticipationRow, ProgressDay
+from core.errors import Invalid
+from tenants.context import TenantContext
+
+#: Participants per page of the dashboard's table.
+TABLE_SIZE = 25
+FILTERS = ("search", "status", "group")
+
+# Geometry of the progress chart (SVG user units).
+CHART_W, CHART_H = 720, 240
+LEFT, RIGHT, TOP, BOTTOM = 48, 16, 12, 36
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the campaign page adds for the dashboard, and a refused filter (422), if any."""
+
+    context: dict[str, Any]
+    error: Invalid | None = None
+
+
+@dataclass(frozen=True)
+class ProgressChart:
+    """A line per series (started, completed, shared) as SVG points, with axis ticks."""
+
+    width: int
+    height: int
+    lines: dict[str, str]
+    y_ticks: list[tuple[float, int]]
+    x_ticks: list[tuple[float, str]]
+    baseline: float
+    plot_left: int
+    plot_right: int
+    first: str
+    last: str
+    days: list[tuple[str, ProgressDay]] = field(default_factory=list)
+
+
+def _filters(request: Request[Any, Any, Any]) -> dict[str, str]:
+    query = request.query_params
+    return {name: (query.get(name) or "").strip() for name in FILTERS if query.get(name)}
+
+
+def _link(base: str, filters: dict[str, str], cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    return f"{base}?{urlencode({**filters, 'cursor': cursor})}#participants"
+
+
+def _ticks(top: int) -> list[int]:
+    """Round values from 0 to at least `top`, at most five of them: steps of 1, 2, 5, 10…"""
+    nice, k, step = (1, 2, 5), 0, 1
+    while math.ceil(top / step) > 4:
+        k += 1
+        step = nice[k % 3] * 10 ** (k // 3)
+    return list(range(0, step * max(math.ceil(top / step), 1) + 1, step))
+
+
+def progress_chart(days: list[ProgressDay], locale: str) -> ProgressChart | None:
+    """The progress series as polylines; None when nobody has started yet."""
+    if not days:
+        return None
+    ticks = _ticks(days[-1].started)
+    y_max = max(ticks[-1], 1)
+    plot_w, plot_h = CHART_W - LEFT - RIGHT, CHART_H - TOP - BOTTOM
+    span = max(len(days) - 1, 1)
+
+    def x(i: int) -> float:
+        return round(LEFT + (plot_w * i / span if len(days) > 1 else plot_w / 2), 1)
+
+    def y(value: int) -> float:
+        return round(TOP + plot_h - plot_h * value / y_max, 1)
+
+    lines = {
+        series: " ".join(f"{x(i)},{y(getattr(day, series))}" for i, day in enumerate(days))
+        for series in ("started", "completed", "shared")
+    }
+    labels = [format_date(day.day, "short", locale=locale) for day in days]
+    picks = sorted({0, len(days) // 2, len(days) - 1})
+    changed = [
+        (label, day)
+        for label, day in zip(labels, days, strict=True)
+        if day.new_started or day.new_completed or day.new_shared
+    ]
+    return ProgressChart(
+        width=CHART_W,
+        height=CHART_H,
+        lines=lines,
+        y_ticks=[(y(t), t) for t in ticks],
+        x_ticks=[(x(i), labels[i]) for i in picks],
+        baseline=y(0),
+        plot_left=LEFT,
+        plot_right=CHART_W - RIGHT,
+        first=format_date(days[0].day, "long", locale=locale),
+        last=format_date(days[-1].day, "long", locale=locale),
+        days=changed,
+    )
+
+
+async def dashboard(
+    request: Request[Any, Any, Any], ctx: TenantContext, campaign_id: Any
+) -> Dashboard:
+    """The participants table (filtered and paged from the query string) and the progress
+    chart of the campaign. A bad filter or page link is not fatal: the table is shown empty
+    with the reason next to the filter, and the page answers 422."""
+    filters = _filters(request)
+    base = f"/o/{ctx.tenant.slug}/campaigns/{campaign_id}"
+    error: Invalid | None = None
+    try:
+        page: Page[ParticipationRow] = await listing.list_participations(
+            ctx,
+            campaign_id,
+            request.query_params.get("cursor") or None,
+            TABLE_SIZE,
+            status=filters.get("status"),
+            search=filters.get("search"),
+            group=filters.get("group"),
+        )
+    except Invalid as refused:
+        error, page = refused, Page([], None, None)
+    groups = await listing.campaign_groups(ctx, campaign_id)
+    days = await listing.campaign_progress(ctx, campaign_id)
+    context = {
+        "participants": page,
+        "filters": filters,
+        "filtered": bool(filters),
+        "groups": groups,
+        "group_options": [(group, group) for group in groups],
+        "participation_statuses": listing.PARTICIPATION_STATUSES,
+        "next_link": _link(base, filters, page.next_cursor),
+        "previous_link": _link(base, filters, page.previous_cursor),
+        "progress": progress_chart(days, locale_of(request)),
+    }
+    return Dashboard(context, error)
