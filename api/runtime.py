@@ -14,7 +14,13 @@ from core.settings import Settings, get_settings
 T = TypeVar("T")
 
 #: Every module that registers jobs; the worker and the in-process queue need them imported.
-JOB_MODULES = ("core.mail", "tenants.tasks", "campaigns.exports", "campaigns.jobs")
+JOB_MODULES = (
+    "core.mail",
+    "tenants.tasks",
+    "campaigns.exports",
+    "campaigns.jobs",
+    "tenants.webhooks",
+)
 
 
 def import_jobs() -> None:

@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from campaigns import assessment
+from campaigns import assessment, events
 from campaigns.access import participant_id, uuid_or_404
 from campaigns.codes import is_well_formed, normalize_code
 from campaigns.content import frozen_bank
@@ -733,6 +733,7 @@ async def share(
             await audit.record(
                 ctx, "participation.shared", "participation", row["id"], campaign=row["name"]
             )
+            await events.participation_shared(ctx, row["id"])
         return await _reload(ctx, row["id"], user_id)
 
 

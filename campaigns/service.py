@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from campaigns import assessment
+from campaigns import assessment, events
 from campaigns.access import require_manager, require_reader, uuid_or_404
 from campaigns.codes import new_code
 from campaigns.content import current_bank, frozen_bank
@@ -534,6 +534,7 @@ async def _set_status(
                 await audit.record(
                     ctx, "campaign.closed", "campaign", current.id, name=current.name
                 )
+                await events.campaign_closed(ctx, current.id)
             case _:
                 await audit.record(
                     ctx, "campaign.archived", "campaign", current.id, name=current.name

@@ -65,6 +65,9 @@ class Settings:
     task_file_days: int = 7
     #: Campaigns with more shared results than this export as a background task.
     export_background_threshold: int = 5000
+    #: Outgoing webhooks may target private, loopback and link-local addresses. Always true
+    #: outside production; in production only when set (an intranet receiver, say).
+    webhooks_allow_private_networks: bool = False
 
     @property
     def embedded_database(self) -> bool:
@@ -79,6 +82,17 @@ class Settings:
     def dev_outbox(self) -> bool:
         """The development outbox page exists only when no SMTP server is configured."""
         return self.smtp_url is None and self.environment != "production"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise RuntimeError(f"{name} must be true or false, not {value!r}")
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -133,6 +147,10 @@ def load_settings() -> Settings:
         forwarded_allow_ips=_env("JALON_FORWARDED_ALLOW_IPS", "127.0.0.1") or "127.0.0.1",
         task_file_days=_env_int("JALON_TASK_FILE_DAYS", 7),
         export_background_threshold=_env_int("JALON_EXPORT_BACKGROUND_THRESHOLD", 5000),
+        webhooks_allow_private_networks=(
+            environment != "production"
+            or _env_bool("JALON_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)
+        ),
     )
 
 

@@ -15,6 +15,8 @@ from tenants.tables import (
     TaskFile,
     User,
     UserToken,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 APP_CONFIG = AppConfig(
@@ -29,6 +31,8 @@ APP_CONFIG = AppConfig(
         Invitation,
         AuditEvent,
         ApiToken,
+        WebhookEndpoint,
+        WebhookDelivery,
         Task,
         TaskFile,
     ],

@@ -3,7 +3,7 @@
 
 Global: Organization (the tenant itself), User, UserToken, StaffMember.
 Tenant-owned (row-level security on `tenant_id`): Membership, Invitation, AuditEvent, ApiToken,
-Task, TaskFile.
+WebhookEndpoint, WebhookDelivery, Task, TaskFile.
 """
 
 from piccolo.columns import (
@@ -157,3 +157,36 @@ class TaskFile(Table, tablename="task_file", db=DB):
     role = Text()
     part = Integer()
     data = Bytea()
+
+
+class WebhookEndpoint(Table, tablename="webhook_endpoint", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    url = Text()
+    description = Text(default="")
+    events = Array(base_column=Text())
+    secret = Text()
+    enabled = Boolean(default=True)
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class WebhookDelivery(Table, tablename="webhook_delivery", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    endpoint_id = UUID()
+    event_type = Text()
+    event_id = UUID()
+    payload = JSONB()
+    status = Text(default="pending")
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    last_attempt_at = Timestamptz(null=True, default=None)
+    last_response_code = Integer(null=True, default=None)
+    last_error = Text(null=True, default=None)
+    last_duration_ms = Integer(null=True, default=None)
+    redelivery_of = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+    delivered_at = Timestamptz(null=True, default=None)

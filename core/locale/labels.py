@@ -49,7 +49,21 @@ AUDIT_ACTIONS = (
     N_("learners.imported"),
     # background tasks (tenants/tasks.py)
     N_("task.started"),
+    # outgoing webhooks (tenants/webhooks.py)
+    N_("webhook.created"),
+    N_("webhook.updated"),
+    N_("webhook.enabled"),
+    N_("webhook.disabled"),
+    N_("webhook.deleted"),
+    N_("webhook.tested"),
+    N_("webhook.secret_revealed"),
+    N_("webhook.secret_rotated"),
+    N_("webhook.redelivered"),
 )
 
 #: Kinds of background task (`tenants.tasks.start_task(ctx, kind, …)`), shown with `_(kind)`.
 TASK_KINDS = (N_("campaign.results_export"),)
+
+#: Webhook event types a delivery log shows with `_(event)` besides the audited ones
+#: (`tenants.webhooks.TEST_EVENT`).
+WEBHOOK_EVENTS = (N_("ping"),)

@@ -49,6 +49,7 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.TOKENS_MANAGE,
             P.CAMPAIGNS_READ,
             P.CAMPAIGNS_MANAGE,
+            P.WEBHOOKS_MANAGE,
             P.LEARNERS_READ,
             P.LEARNERS_IMPORT,
             P.RESULTS_READ,
@@ -65,6 +66,7 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.TOKENS_MANAGE,
             P.CAMPAIGNS_READ,
             P.CAMPAIGNS_MANAGE,
+            P.WEBHOOKS_MANAGE,
             P.LEARNERS_READ,
             P.LEARNERS_IMPORT,
             P.RESULTS_READ,
@@ -159,12 +161,28 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
             tenant.id,
             tenant.owner.id,
         )
+    from tenants.webhooks import EndpointFields, create_endpoint
+
+    endpoint = await create_endpoint(tenant.owner_ctx, EndpointFields("https://example.org/g"))
+    delivery = uuid4()
+    async with database.transaction(tenant.id):
+        await database.execute(
+            """INSERT INTO webhook_delivery (tenant_id, id, endpoint_id, event_type, event_id,
+                   payload, status, next_attempt_at)
+               VALUES ($1, $2, $3, 'ping', $4, '{}', 'failed', NULL)""",
+            tenant.id,
+            delivery,
+            endpoint,
+            uuid4(),
+        )
     # Removing someone else's membership: leaving one's own is open to every member.
     return {
         "membership_id": str(owner[0]["id"]),
         "invitation_id": str(invitation),
         "token_id": str(token.id),
         "campaign_id": str(campaign.id),
+        "endpoint_id": str(endpoint),
+        "delivery_id": str(delivery),
     }
 
 
@@ -183,6 +201,15 @@ CONSOLE_FORMS: dict[str, dict[str, str]] = {
     "/o/{slug}/campaigns/{campaign_id}/archive": {},
     "/o/{slug}/campaigns/{campaign_id}/activate": {},
     "/o/{slug}/campaigns/{campaign_id}/duplicate": {},
+    "/o/{slug}/webhooks": {"url": "https://example.org/refused", "events": "campaign.closed"},
+    "/o/{slug}/webhooks/{endpoint_id}": {"url": "https://example.org/r", "events": "ping"},
+    "/o/{slug}/webhooks/{endpoint_id}/enable": {},
+    "/o/{slug}/webhooks/{endpoint_id}/disable": {},
+    "/o/{slug}/webhooks/{endpoint_id}/test": {},
+    "/o/{slug}/webhooks/{endpoint_id}/delete": {},
+    "/o/{slug}/webhooks/{endpoint_id}/secret": {},
+    "/o/{slug}/webhooks/{endpoint_id}/rotate": {},
+    "/o/{slug}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": {},
 }
 
 #: Forms every member may submit, and why.
@@ -222,6 +249,15 @@ async def _state(tenant: TenantFixture) -> dict[str, Any]:
             ),
             "campaigns": await database.fetch(
                 "SELECT id, name, status FROM campaign WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
+            "webhooks": await database.fetch(
+                "SELECT id, url, events, enabled, secret FROM webhook_endpoint "
+                "WHERE tenant_id = $1 ORDER BY id",
+                tenant.id,
+            ),
+            "webhook_deliveries": await database.fetch(
+                "SELECT id, status FROM webhook_delivery WHERE tenant_id = $1 ORDER BY id",
+                tenant.id,
             ),
         }
 
