@@ -11,6 +11,7 @@ import json
 import logging.config
 import sys
 from typing import Any
+from uuid import UUID
 
 import click
 
@@ -257,6 +258,90 @@ def staff_create(email: str, name: str, role: str, locale: str, password: str | 
             user = await create_user(email, name, password, locale, verified=True)
         await make_staff(user.id, role)
         return {"id": user.id, "email": user.email, "name": user.name, "role": role}
+
+    try:
+        _emit(run(work))
+    except UserError as error:
+        _fail(error)
+
+
+@main.group()
+def reports() -> None:
+    """Problem reports on challenges, for content editors (ADR 0013)."""
+
+
+_EDITOR = click.option(
+    "--as",
+    "editor",
+    required=True,
+    help="email of the content editor (staff role content_editor or superadmin)",
+)
+
+
+async def _editor_id(email: str) -> UUID:
+    from core.errors import Forbidden
+    from tenants.identity import find_user_by_email
+
+    user = await find_user_by_email(email)
+    if user is None:
+        raise Forbidden()
+    return user.id
+
+
+@reports.command("list")
+@_EDITOR
+@click.option(
+    "--status",
+    type=click.Choice(["open", "withdrawn", "reviewed", "retired"]),
+    default=None,
+    help="only flags in this state (default: all, withdrawn first)",
+)
+@click.option("--limit", type=int, default=100, show_default=True)
+def reports_list(editor: str, status: str | None, limit: int) -> None:
+    """Reported challenges, one JSON line each: state, reports since the last review per
+    category and locale, and a few recent comments (no person, no organization)."""
+    from dataclasses import asdict
+
+    from campaigns.reports import list_flags
+
+    async def work() -> list[dict[str, Any]]:
+        flags = await list_flags(await _editor_id(editor), status, limit)
+        return [asdict(flag) for flag in flags]
+
+    try:
+        for flag in run(work):
+            _emit(flag)
+    except UserError as error:
+        _fail(error)
+
+
+@reports.command("review")
+@_EDITOR
+@click.argument("challenge_id")
+def reports_review(editor: str, challenge_id: str) -> None:
+    """Mark a reported challenge reviewed: it is selected again and its count restarts."""
+    from campaigns.reports import mark_reviewed
+
+    async def work() -> dict[str, Any]:
+        status = await mark_reviewed(await _editor_id(editor), challenge_id)
+        return {"challenge_id": challenge_id, "status": status}
+
+    try:
+        _emit(run(work))
+    except UserError as error:
+        _fail(error)
+
+
+@reports.command("retire")
+@_EDITOR
+@click.argument("challenge_id")
+def reports_retire(editor: str, challenge_id: str) -> None:
+    """Retire a reported challenge: selection skips it until it is marked reviewed."""
+    from campaigns.reports import retire
+
+    async def work() -> dict[str, Any]:
+        status = await retire(await _editor_id(editor), challenge_id)
+        return {"challenge_id": challenge_id, "status": status}
 
     try:
         _emit(run(work))

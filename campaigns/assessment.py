@@ -109,16 +109,18 @@ def step(
     seed: int,
     locale: str,
     seen_before: Iterable[str] = (),
+    withdrawn: Iterable[str] = (),
 ) -> Step:
     """The engine's step after `responses`; the draw is seeded by (seed, answers so far), so
-    the same state always gives the same challenge."""
+    the same state always gives the same challenge. `withdrawn` challenges (reported, pending
+    review: `campaigns.reports`) are never selected; one already shown stays answerable."""
     return next_step(
         bank.pool,
         responses,
         the_plan.config,
         np.random.default_rng([seed, len(responses)]),
         locale=locale,
-        excluded=chain(the_plan.excluded, seen_before),
+        excluded=chain(the_plan.excluded, seen_before, withdrawn),
     )
 
 

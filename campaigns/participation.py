@@ -25,6 +25,7 @@ from campaigns.access import participant_id, uuid_or_404
 from campaigns.codes import is_well_formed, normalize_code
 from campaigns.content import frozen_bank
 from campaigns.profiles import ProfileSpec
+from campaigns.reports import withdrawn_challenges
 from core.database import execute, fetch, set_tenant, transaction
 from core.errors import Conflict, Forbidden, Gone, Invalid, NotFound, Unauthenticated
 from core.validation import clean_email, clean_text
@@ -281,6 +282,7 @@ async def start_or_resume(
     the participant's account language if offered, else in the campaign's first language.
     """
     user_id = participant_id(ctx)
+    withdrawn = await withdrawn_challenges()  # cached: no query on most calls
     async with transaction(ctx.tenant_id, user_id):
         rows = await fetch(_LATEST_PARTICIPATION, ctx.tenant_id, uuid_or_404(campaign_id), user_id)
         if not rows:
@@ -350,7 +352,7 @@ async def start_or_resume(
         offered = [x for x in (locale, row["user_locale"]) if x and x in row["locales"]]
         chosen_locale = offered[0] if offered else str(row["locales"][0])
         seed = secrets.randbits(62)
-        first = assessment.step(bank, the_plan, [], seed, chosen_locale, seen_before)
+        first = assessment.step(bank, the_plan, [], seed, chosen_locale, seen_before, withdrawn)
         await execute(
             """INSERT INTO assessment (tenant_id, id, participation_id, locale, seed, seen_before,
                    current_challenge_id, current_pretest, theta, se, stop_reason)
@@ -623,6 +625,7 @@ async def answer(
     state; on the last answer also the completion and the result), COMMIT.
     """
     user_id = participant_id(ctx)
+    withdrawn = await withdrawn_challenges()  # cached: no query on most answers
     async with transaction(ctx.tenant_id, user_id):
         rows = await fetch(_ANSWER_STATE_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
         if not rows:
@@ -648,7 +651,9 @@ async def answer(
             (challenge_id, int(correct)),
         ]
         position = len(responses)
-        step = assessment.step(bank, the_plan, responses, row["seed"], locale, row["seen_before"])
+        step = assessment.step(
+            bank, the_plan, responses, row["seed"], locale, row["seen_before"], withdrawn
+        )
         args: list[Any] = [
             ctx.tenant_id,
             row["id"],

@@ -1,9 +1,10 @@
 """Piccolo tables of the campaigns package. The schema is the SQL of the migrations (composite
 keys, row-level security, checks); these classes mirror it for queries.
 
-Global: CampaignCode (code → organization and campaign, for participants' links).
+Global: CampaignCode (code → organization and campaign, for participants' links),
+ChallengeFlag and ChallengeFlagEvent (reported challenges, shared by every tenant).
 Tenant-owned (row-level security on `tenant_id`): TargetProfile, Campaign, Learner,
-Participation, Assessment, Answer, Result.
+Participation, Assessment, Answer, Result, ChallengeReport.
 """
 
 from piccolo.columns import (
@@ -138,3 +139,44 @@ class Result(Table, tablename="result", db=DB):
     competences = JSONB()
     mastered_skills = Array(base_column=Text())
     created_at = Timestamptz()
+
+
+class ChallengeReport(Table, tablename="challenge_report", db=DB):
+    """A participant's report of a problem on a challenge (tenant-owned)."""
+
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    participation_id = UUID()
+    learner_id = UUID()
+    challenge_id = Text()
+    locale = Text()
+    category = Text()
+    comment = Text(default="")
+    answer = JSONB(null=True, default=None)
+    answer_submitted = Boolean(default=False)
+    answer_correct = Boolean(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class ChallengeFlag(Table, tablename="challenge_flag", db=DB):
+    """Global: a reported challenge's triage state, and whether selection skips it."""
+
+    challenge_id = Text(primary_key=True)
+    status = Text(default="open")
+    recent_reports = Integer(default=0)
+    first_reported_at = Timestamptz()
+    last_reported_at = Timestamptz()
+    withdrawn_at = Timestamptz(null=True, default=None)
+    reviewed_at = Timestamptz(null=True, default=None)
+    reviewed_by = UUID(null=True, default=None)
+    retired_at = Timestamptz(null=True, default=None)
+
+
+class ChallengeFlagEvent(Table, tablename="challenge_flag_event", db=DB):
+    """Global and anonymous: one per report, to count recent reports across tenants."""
+
+    id = UUID(primary_key=True)
+    challenge_id = Text()
+    locale = Text()
+    category = Text()
+    reported_at = Timestamptz()

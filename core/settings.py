@@ -61,6 +61,10 @@ class Settings:
     #: Proxies whose X-Forwarded-For/-Proto are believed (comma-separated IPs or networks,
     #: `*` for any): the client address used for throttling and the audit log comes from them.
     forwarded_allow_ips: str = "127.0.0.1"
+    #: A challenge reported by this many distinct participants within the window is withdrawn
+    #: from selection until a content editor reviews it (ADR 0013).
+    report_threshold: int = 3
+    report_window_days: int = 30
     #: Days a background task's file (an export) can be downloaded before it is deleted.
     task_file_days: int = 7
     #: Campaigns with more shared results than this export as a background task.
@@ -145,6 +149,8 @@ def load_settings() -> Settings:
         login_window_seconds=_env_int("JALON_LOGIN_WINDOW_SECONDS", 900),
         session_max_age_seconds=_env_int("JALON_SESSION_MAX_AGE_SECONDS", 14 * 24 * 3600),
         forwarded_allow_ips=_env("JALON_FORWARDED_ALLOW_IPS", "127.0.0.1") or "127.0.0.1",
+        report_threshold=_env_int("JALON_REPORT_THRESHOLD", 3),
+        report_window_days=_env_int("JALON_REPORT_WINDOW_DAYS", 30),
         task_file_days=_env_int("JALON_TASK_FILE_DAYS", 7),
         export_background_threshold=_env_int("JALON_EXPORT_BACKGROUND_THRESHOLD", 5000),
         webhooks_allow_private_networks=(

@@ -14,6 +14,7 @@ is refused with the current challenge shown again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Request, get, post
@@ -46,6 +47,7 @@ from campaigns.participation import (
     share,
     start_or_resume,
 )
+from campaigns.reports import report_problem
 from core.errors import Conflict, Invalid, UserError
 from tenants.context import TenantContext
 from tenants.identity import create_user
@@ -194,11 +196,17 @@ def _challenge_page(
     view: ChallengeView,
     error: UserError | None = None,
     values: dict[str, Any] | None = None,
+    *,
+    chosen: Sequence[str] = (),
+    reporting: bool = False,
 ) -> Template:
     context: dict[str, Any] = {
         "challenge": view,
         "tenant": ctx.tenant,
         "answered": view.position - 1,
+        # the answer in progress, checked again (after a problem report)
+        "chosen": list(chosen),
+        "reporting": reporting,
     }
     if error is None:
         return render(request, "participant/challenge.html", **context)
@@ -262,6 +270,44 @@ async def challenge_answer(
     return redirect(here)
 
 
+@post("/p/{slug:str}/{participation_id:str}/report", guards=[signed_in])
+async def challenge_report(
+    request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
+) -> Template | Redirect:
+    """A problem report, sent from the challenge page's form (ADR 0013): the same challenge
+    comes back with a confirmation and the answer in progress still checked."""
+    ctx = await _participant(request, slug)
+    form = await request.form()
+    chosen = [v for v in form.getall("answer") if isinstance(v, str)] if "answer" in form else []
+    try:
+        given = _answer_value(form, str(form.get("type") or ""))
+    except Invalid:
+        given = None  # nothing chosen yet: the report goes without an answer
+    text = {k: v for k, v in form.items() if isinstance(v, str) and k != "answer"}
+    try:
+        outcome = await report_problem(
+            ctx,
+            participation_id,
+            str(form.get("challenge_id") or ""),
+            text.get("category"),
+            text.get("comment"),
+            given,
+        )
+    except Invalid as error:
+        view = await current_challenge(ctx, participation_id)
+        if view is None:
+            return redirect(f"/p/{slug}/{participation_id}/results")
+        return _challenge_page(request, ctx, view, error, text, chosen=chosen, reporting=True)
+    if outcome.recorded:
+        flash(request, "Thank you: your report is sent to the team that writes the questions.")
+    else:
+        flash(request, "You had already reported this question: thank you, it is being looked at.")
+    view = await current_challenge(ctx, participation_id)
+    if view is None:
+        return redirect(f"/p/{slug}/{participation_id}/results")
+    return _challenge_page(request, ctx, view, chosen=chosen)
+
+
 # --- results -------------------------------------------------------------------------------
 
 
@@ -317,6 +363,7 @@ handlers: list[ControllerRouterHandler] = [
     start,
     challenge_page,
     challenge_answer,
+    challenge_report,
     results_page,
     share_results,
     my_results,

@@ -45,6 +45,8 @@ AUDIT_ACTIONS = (
     N_("target_profile.updated"),
     N_("target_profile.archived"),
     N_("participation.shared"),
+    # problem reports on challenges (campaigns/reports.py)
+    N_("challenge.reported"),
     # learners (campaigns/learners.py, campaigns/jobs.py)
     N_("learners.imported"),
     # background tasks (tenants/tasks.py)
