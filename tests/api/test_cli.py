@@ -148,3 +148,39 @@ def test_bad_options_are_refused_before_anything_is_written(owner_url: str) -> N
     )
     assert unknown_scope.returncode == 2
     assert "Traceback" not in unknown_scope.stderr
+
+
+async def test_content_editors_triage_reports_from_the_command_line(
+    owner_url: str, db: str
+) -> None:
+    """`jalon reports`: a content editor lists and reviews; anyone else is refused."""
+    suffix = uuid4().hex[:8]
+    editor = f"editor-{suffix}@example.org"
+    _created(
+        _jalon(
+            owner_url,
+            "staff",
+            "create",
+            "--email",
+            editor,
+            "--name",
+            "Ed",
+            "--role",
+            "content_editor",
+        )
+    )
+    async with database.transaction():
+        await database.execute(
+            """INSERT INTO challenge_flag (challenge_id, status, withdrawn_at, recent_reports)
+               VALUES ($1, 'withdrawn', now(), 3)""",
+            f"cli-{suffix}",
+        )
+    listed = _jalon(owner_url, "reports", "list", "--as", editor, "--status", "withdrawn")
+    assert listed.returncode == 0, listed.stderr
+    flags = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert f"cli-{suffix}" in [flag["challenge_id"] for flag in flags]
+    reviewed = _created(_jalon(owner_url, "reports", "review", f"cli-{suffix}", "--as", editor))
+    assert reviewed == {"challenge_id": f"cli-{suffix}", "status": "reviewed"}
+    refused = _jalon(owner_url, "reports", "list", "--as", f"nobody-{suffix}@example.org")
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
