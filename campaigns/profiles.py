@@ -124,7 +124,10 @@ def clean_spec(
     max_levels: Mapping[str, int] | None = None,
 ) -> ProfileSpec:
     """A profile checked against `bank`: known competences, tubes of those competences, caps
-    between 1 and 8 on chosen competences. Order follows the framework."""
+    between 1 and 8 on chosen competences. Order follows the framework.
+
+    Topics narrow a competence: a competence with none of its topics chosen keeps them all
+    (so choosing topics in one competence does not empty the others)."""
     chosen = set(competences)
     if not chosen:
         raise Invalid("Choose at least one competence.", field="competences")
@@ -144,6 +147,11 @@ def clean_spec(
             raise Invalid("A level cap is a level from 1 to 8.", field="max_levels")
         if level < MAX_LEVEL:
             caps[code] = level
+    if tube_set:
+        narrowed = {bank.tubes[code].competence for code in tube_set}
+        tube_set |= {
+            tube.code for code in chosen - narrowed for tube in bank.competences[code].tubes
+        }
     order = list(bank.competences)
     return ProfileSpec(
         competences=tuple(c for c in order if c in chosen),

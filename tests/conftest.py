@@ -40,7 +40,9 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session", autouse=True)
 async def _fresh_redis() -> None:
-    """Clear this suite's leftovers (rate limits, sessions, test queues) from `REDIS_URL`."""
+    """Clear earlier runs' throttling counters from `REDIS_URL`, so that a run starts below
+    every limit. Sessions and test queues have random names and are left alone: another run
+    on the same Redis (two developers, a developer and CI) keeps its signed-in browsers."""
     url = os.environ.get("REDIS_URL")
     if not url:
         if IN_CI:
@@ -51,7 +53,7 @@ async def _fresh_redis() -> None:
     client = Redis.from_url(url)
     try:
         await client.ping()
-        async for key in client.scan_iter(match="jalon:*"):
+        async for key in client.scan_iter(match="jalon:rl:*"):
             await client.delete(key)
     finally:
         await client.aclose()

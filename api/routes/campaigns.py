@@ -1,6 +1,6 @@
 """Campaigns in the tenant console, `/o/{slug}/campaigns…`: the list and the creation form,
-a campaign's page (its link, statistics and shared results) and its close, archive,
-reopen and duplicate actions.
+a campaign's page (its link, statistics and shared results), its edit form and its close,
+archive, reopen and duplicate actions.
 
 Every member reads campaigns (`org:campaigns:read`); owners and admins create and change
 them (`org:campaigns:manage`). Campaign ids go through the service's accessor, so another
@@ -245,6 +245,76 @@ async def campaign_duplicate(
     return await _change(request, ctx, campaign_id, "duplicate")
 
 
+def _edit_values(campaign: service.Campaign, ctx: TenantContext) -> dict[str, Any]:
+    """The campaign as the form shows it: dates in the organization's time zone, the closing
+    date as the last open day."""
+    fields = campaign.fields()
+    zone = _zone(ctx)
+    closes = fields.closes_at.astimezone(zone) - timedelta(days=1) if fields.closes_at else None
+    return {
+        "name": fields.name,
+        "type": fields.type,
+        "target_profile": (
+            f"custom:{fields.target_profile_id}"
+            if fields.target_profile_id
+            else f"catalogue:{fields.profile_key}"
+        ),
+        "locales": list(fields.locales),
+        "landing_text": fields.landing_text,
+        "external_id_label": fields.external_id_label or "",
+        "external_id_format": fields.external_id_format,
+        "opens_at": fields.opens_at.astimezone(zone).date().isoformat() if fields.opens_at else "",
+        "closes_at": closes.date().isoformat() if closes else "",
+        "retake_allowed": fields.retake_allowed,
+        "retake_delay_days": str(fields.retake_delay_days),
+    }
+
+
+async def _edit_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    campaign: service.Campaign,
+    values: dict[str, Any],
+    error: UserError | None = None,
+) -> Template:
+    stats = await service.campaign_stats(ctx, campaign.id)
+    context: dict[str, Any] = {
+        "campaign": campaign,
+        "profiles": await _profile_options(ctx, locale_of(request)),
+        "all_locales": LOCALES,
+        "locked": stats.started > 0,
+    }
+    if error is None:
+        return render(request, "console/campaign_edit.html", ctx=ctx, values=values, **context)
+    return form_error(request, "console/campaign_edit.html", error, values, ctx=ctx, **context)
+
+
+@get("/campaigns/{campaign_id:str}/edit", opt=MANAGE)
+async def campaign_edit_page(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Template:
+    campaign = await service.get_campaign(ctx, campaign_id)
+    return await _edit_page(request, ctx, campaign, _edit_values(campaign, ctx))
+
+
+@post("/campaigns/{campaign_id:str}/edit", opt=MANAGE)
+async def campaign_edit(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Template | Redirect:
+    form = await request.form()
+    try:
+        campaign = await service.update_campaign(ctx, campaign_id, _fields(form, ctx))
+    except UserError as error:
+        if error.status_code == 404:
+            raise
+        values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+        values["locales"] = [v for v in form.getall("locales")] if "locales" in form else []
+        current = await service.get_campaign(ctx, campaign_id)
+        return await _edit_page(request, ctx, current, values, error)
+    flash(request, "The campaign is saved.")
+    return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign.id}")
+
+
 def _in_background(shared: int) -> bool:
     """Exports of more shared results than the setting run as background tasks."""
     return shared > get_settings().export_background_threshold
@@ -311,4 +381,6 @@ handlers = [
     campaign_archive,
     campaign_activate,
     campaign_duplicate,
+    campaign_edit_page,
+    campaign_edit,
 ]

@@ -21,7 +21,7 @@ from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
 from api.guards import Ctx, signed_in, tenant_context, tenant_member
-from api.routes import campaigns, learners, tasks, webhooks
+from api.routes import campaigns, learners, target_profiles, tasks, webhooks
 from api.web import current_user, flash, form_error, form_of, locale_of, redirect, render
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
@@ -347,6 +347,7 @@ console_router = Router(
         tokens_create,
         tokens_revoke,
         *campaigns.handlers,
+        *target_profiles.handlers,
         *learners.handlers,
         *tasks.handlers,
         *webhooks.handlers,

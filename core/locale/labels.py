@@ -64,7 +64,7 @@ AUDIT_ACTIONS = (
 )
 
 #: Kinds of background task (`tenants.tasks.start_task(ctx, kind, …)`), shown with `_(kind)`.
-TASK_KINDS = (N_("campaign.results_export"),)
+TASK_KINDS = (N_("campaign.results_export"), N_("learners.import"))
 
 #: Webhook event types a delivery log shows with `_(event)` besides the audited ones
 #: (`tenants.webhooks.TEST_EVENT`).

@@ -115,9 +115,6 @@ CASES: dict[tuple[str, str], Case] = {
         "console", form={"name": "Stolen", "scopes": "org:members:read"}
     ),
     ("POST", "/o/{slug}/tokens/{token_id}/revoke"): Case("console", id="token"),
-    ("GET", "/o/{slug}/learners"): Case("console"),
-    ("POST", "/o/{slug}/learners/import"): Case("console"),
-    ("GET", "/o/{slug}/learners/template.csv"): Case("console"),
     ("GET", "/o/{slug}/campaigns"): Case("console"),
     ("POST", "/o/{slug}/campaigns"): Case("console", form=_CAMPAIGN),
     ("GET", "/o/{slug}/campaigns/{campaign_id}"): Case("console", id="campaign"),
@@ -431,11 +428,6 @@ async def _snapshot(victim: Victim) -> dict[str, Any]:
                 "ORDER BY id",
                 tenant.id,
             ),
-            "learners": await database.fetch(
-                "SELECT id, name, email, external_id, groups FROM learner WHERE tenant_id = $1 "
-                "ORDER BY id",
-                tenant.id,
-            ),
             "participations": await database.fetch(
                 "SELECT id, status FROM participation WHERE tenant_id = $1 ORDER BY id", tenant.id
             ),
@@ -462,20 +454,11 @@ async def _snapshot(victim: Victim) -> dict[str, Any]:
 
 
 def _fill(path: str, slug: str, ident: str = "", token: str = "") -> str:
-    return (
-        path.replace("{slug}", slug)
-        .replace("{membership_id}", ident)
-        .replace("{invitation_id}", ident)
-        .replace("{token_id}", ident)
-        .replace("{campaign_id}", ident)
-        .replace("{participation_id}", ident)
-        .replace("{endpoint_id}/deliveries/{delivery_id}", ident)
-        .replace("{endpoint_id}", ident)
-        .replace("{learner_id}", ident)
-        .replace("{task_id}", ident)
-        .replace("{token}", token)
-        .replace("{code}", token)
-    )
+    """The path with the slug, the id (every `{…_id}`: a route takes one object, or a delivery
+    with its endpoint, given together) and the token or code put in."""
+    path = path.replace("{slug}", slug).replace("{endpoint_id}/deliveries/{delivery_id}", ident)
+    path = re.sub(r"\{\w+_id\}", ident, path)
+    return path.replace("{token}", token).replace("{code}", token)
 
 
 def _same_page(first: httpx.Response, second: httpx.Response, *secrets: str) -> None:

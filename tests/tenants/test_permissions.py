@@ -49,11 +49,11 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.TOKENS_MANAGE,
             P.CAMPAIGNS_READ,
             P.CAMPAIGNS_MANAGE,
-            P.WEBHOOKS_MANAGE,
             P.LEARNERS_READ,
             P.LEARNERS_IMPORT,
             P.RESULTS_READ,
             P.TASKS_READ,
+            P.WEBHOOKS_MANAGE,
         },
         Role.ADMIN: {
             P.ORGANIZATION_READ,
@@ -66,11 +66,11 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.TOKENS_MANAGE,
             P.CAMPAIGNS_READ,
             P.CAMPAIGNS_MANAGE,
-            P.WEBHOOKS_MANAGE,
             P.LEARNERS_READ,
             P.LEARNERS_IMPORT,
             P.RESULTS_READ,
             P.TASKS_READ,
+            P.WEBHOOKS_MANAGE,
         },
         Role.MEMBER: {
             P.ORGANIZATION_READ,
@@ -161,8 +161,12 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
             tenant.id,
             tenant.owner.id,
         )
+    from campaigns.target_profiles import TargetProfileFields, create_target_profile
     from tenants.webhooks import EndpointFields, create_endpoint
 
+    profile = await create_target_profile(
+        tenant.owner_ctx, TargetProfileFields("Guarded", ["1.1"])
+    )
     endpoint = await create_endpoint(tenant.owner_ctx, EndpointFields("https://example.org/g"))
     delivery = uuid4()
     async with database.transaction(tenant.id):
@@ -181,6 +185,7 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
         "invitation_id": str(invitation),
         "token_id": str(token.id),
         "campaign_id": str(campaign.id),
+        "profile_id": str(profile.id),
         "endpoint_id": str(endpoint),
         "delivery_id": str(delivery),
     }
@@ -201,6 +206,10 @@ CONSOLE_FORMS: dict[str, dict[str, str]] = {
     "/o/{slug}/campaigns/{campaign_id}/archive": {},
     "/o/{slug}/campaigns/{campaign_id}/activate": {},
     "/o/{slug}/campaigns/{campaign_id}/duplicate": {},
+    "/o/{slug}/campaigns/{campaign_id}/edit": {"name": "Refused", "target_profile": "x:y"},
+    "/o/{slug}/target-profiles": {"name": "Refused", "competences": "1.1"},
+    "/o/{slug}/target-profiles/{profile_id}": {"name": "Refused", "competences": "1.1"},
+    "/o/{slug}/target-profiles/{profile_id}/archive": {},
     "/o/{slug}/webhooks": {"url": "https://example.org/refused", "events": "campaign.closed"},
     "/o/{slug}/webhooks/{endpoint_id}": {"url": "https://example.org/r", "events": "ping"},
     "/o/{slug}/webhooks/{endpoint_id}/enable": {},
