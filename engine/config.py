@@ -44,7 +44,8 @@ class ContentRules:
 
     - `cover_competences`: go through every competence of the target profile before repeating
       one (a new round starts when each has been served, or when the rest has nothing left);
-    - `no_consecutive_competence`: never two challenges in a row from the same competence;
+    - `no_consecutive_competence`: never two challenges in a row from the same competence,
+      unless no other competence has anything left (a one-competence profile);
     - `one_per_tube`: at most one challenge per tube;
     - `one_per_skill`: never the same skill twice;
     - `locale_only`: only challenges available in the participant's locale.

@@ -237,7 +237,8 @@ class Session:
     def _candidates(self, open_: BoolArray, new_round: bool = True) -> BoolArray | None:
         """Open items allowed by the competence rules, or None when none is.
 
-        With `new_round`, a round of competences that has nothing left restarts.
+        With `new_round`, a round of competences that has nothing left restarts. When only the
+        last served competence has items left, the no-consecutive rule gives way.
         """
         if not self._gate_competences:
             return open_ if open_.any() else None
@@ -249,6 +250,12 @@ class Session:
             # every competence of the round is served or exhausted: start a new round
             self._visited[:] = False
             mask = open_ & self._competence_gate(cover=True)[comp]
+            if mask.any():
+                return mask
+        if new_round and self.config.rules.no_consecutive_competence and self._last_competence >= 0:
+            # only the last competence has items left (a one-competence profile, or the others
+            # exhausted): spacing is a preference, not a reason to end the test
+            mask = open_ & self._in_profile[comp]
             if mask.any():
                 return mask
         return None

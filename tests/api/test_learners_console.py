@@ -267,4 +267,5 @@ async def test_a_large_file_goes_to_a_task_page(
     task = await browser.get(location)
     assert task.status_code == 200
     assert "Learner import" in task.text
+    assert f"Import done: {count} created, 0 updated, 0 unchanged." in task.text
     assert len(await _names(tenant_a)) == count

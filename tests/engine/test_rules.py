@@ -163,3 +163,15 @@ def test_zero_content_rule_violations_under_priced_exposure_control(
     summary = exposure_summary(res.items, len(tagged_pool))
     assert summary.max_rate <= 0.25 + 1 / 3000
     assert summary.unused_share < 0.25
+
+
+def test_a_one_competence_profile_is_not_cut_short_by_the_spacing_rule(
+    tagged_pool: ItemPool,
+) -> None:
+    one = tagged_pool.competence_codes[0]
+    cfg = EngineConfig(stopping=Stopping.fixed(12), competences=(one,))
+    sessions: list[Session] = []
+    simulate(tagged_pool, np.zeros(5), cfg, seed=4, sessions=sessions)
+    for session in sessions:
+        assert len(session.items) == 12
+        assert {tagged_pool.competence[i] for i in session.items} == {0}
