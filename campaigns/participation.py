@@ -239,12 +239,31 @@ LEFT JOIN result r ON r.tenant_id = c.tenant_id AND r.participation_id = p.id
 WHERE c.tenant_id = $1 AND c.id = $2 AND c.status <> 'draft'
 """
 
+#: The participant's learner row: theirs if they have one; else a learner the organization
+#: imported with their verified email (claimed, so the import and the test are one person);
+#: else a new one. One statement.
 _UPSERT_LEARNER = """
-INSERT INTO learner (tenant_id, id, user_id, name, email, external_id)
-SELECT $1, $2, u.id, u.name, u.email, $4 FROM user_account u WHERE u.id = $3
-ON CONFLICT (tenant_id, user_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
-    external_id = coalesce(EXCLUDED.external_id, learner.external_id), updated_at = now()
-RETURNING id
+WITH person AS (SELECT id, name, email, email_verified FROM user_account WHERE id = $3),
+claimed AS (
+    UPDATE learner l SET user_id = person.id, name = person.name, email = person.email,
+        external_id = coalesce($4, l.external_id), updated_at = now()
+    FROM person
+    WHERE l.tenant_id = $1 AND l.id = (
+        SELECT i.id FROM learner i
+        WHERE i.tenant_id = $1 AND i.user_id IS NULL AND person.email_verified
+            AND lower(i.email) = lower(person.email)
+            AND NOT EXISTS (
+                SELECT 1 FROM learner o WHERE o.tenant_id = $1 AND o.user_id = person.id)
+        ORDER BY i.created_at, i.id LIMIT 1)
+    RETURNING l.id),
+upserted AS (
+    INSERT INTO learner (tenant_id, id, user_id, name, email, external_id)
+    SELECT $1, $2, person.id, person.name, person.email, $4 FROM person
+    WHERE NOT EXISTS (SELECT 1 FROM claimed)
+    ON CONFLICT (tenant_id, user_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
+        external_id = coalesce(EXCLUDED.external_id, learner.external_id), updated_at = now()
+    RETURNING id)
+SELECT id FROM claimed UNION ALL SELECT id FROM upserted
 """
 
 _INSERT_PARTICIPATION = """

@@ -626,3 +626,42 @@ async def test_a_persons_rows_elsewhere_stay_hidden_inside_a_tenant(
     assert [row["tenant_id"] for row in everywhere] == [tenant_b.id]
     assert tenant_b.id not in {row["tenant_id"] for row in in_a}
     assert tenant_b.id not in {row["tenant_id"] for row in learners_in_a}
+
+
+# --- imported learners -------------------------------------------------------------------
+
+
+async def test_a_person_the_organization_imported_takes_the_test_as_that_learner(
+    tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
+) -> None:
+    from uuid import uuid4
+
+    from campaigns.learners import import_learners
+    from tenants.identity import create_user
+
+    local = f"camille-{uuid4().hex[:6]}"
+    csv = f"name,email,external_id,groups\nCamille M,{local.upper()}@Example.org,E-7,Lyon\n"
+    await import_learners(tenant_a.owner_ctx, csv.encode())
+    await import_learners(tenant_b.owner_ctx, csv.encode())
+    unverified = await create_user(f"{local}-x@example.org", "Other", "pw-123456789", "en")
+    person = await create_user(
+        f"{local}@example.org", "Camille Martin", "pw-123456789", "en", verified=True
+    )
+    campaign = await make_campaign(tenant_a)
+    for user in (unverified, person):
+        ctx = participant_context(
+            tenant_a.owner_ctx.tenant, Actor(kind="user", user_id=user.id, label=user.email)
+        )
+        await start_or_resume(ctx, campaign.id)
+    for tenant, expected in ((tenant_a, person.id), (tenant_b, None)):
+        async with database.transaction(tenant.id):
+            rows = await database.fetch(
+                "SELECT user_id, external_id, groups FROM learner WHERE tenant_id = $1 "
+                "AND lower(email) = lower($2)",
+                tenant.id,
+                person.email,
+            )
+        # one learner, the imported one, now the person's (its external id and groups kept)
+        assert [(r["user_id"], r["external_id"], r["groups"]) for r in rows] == [
+            (expected, "E-7", ["Lyon"])
+        ]
