@@ -154,8 +154,7 @@ def load_settings() -> Settings:
         task_file_days=_env_int("JALON_TASK_FILE_DAYS", 7),
         export_background_threshold=_env_int("JALON_EXPORT_BACKGROUND_THRESHOLD", 5000),
         webhooks_allow_private_networks=(
-            environment != "production"
-            or _env_bool("JALON_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)
+            environment != "production" or _env_bool("JALON_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)
         ),
     )
 

@@ -164,9 +164,7 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
     from campaigns.target_profiles import TargetProfileFields, create_target_profile
     from tenants.webhooks import EndpointFields, create_endpoint
 
-    profile = await create_target_profile(
-        tenant.owner_ctx, TargetProfileFields("Guarded", ["1.1"])
-    )
+    profile = await create_target_profile(tenant.owner_ctx, TargetProfileFields("Guarded", ["1.1"]))
     endpoint = await create_endpoint(tenant.owner_ctx, EndpointFields("https://example.org/g"))
     delivery = uuid4()
     async with database.transaction(tenant.id):
