@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +27,7 @@ from litestar.template.config import TemplateConfig
 
 from api.guards import LoginRequired
 from api.routes import api_v1, auth, console, participant, public
-from api.runtime import connect
+from api.runtime import connect, import_jobs
 from api.sessions import SessionMiddleware
 from api.web import locale_of
 from core import database, jobs
@@ -128,8 +130,13 @@ def _session_store(settings: Settings) -> Store:
     return FileStore(path=settings.data_dir / "sessions")
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    """The Jalon web application for `settings` (read from the environment by default)."""
+def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False) -> Litestar:
+    """The Jalon web application for `settings` (read from the environment by default).
+
+    With `periodic_jobs` and no Redis (the embedded default, where no worker runs), the app
+    also runs the periodic jobs (outbox and webhook sweeps, purges) in-process; the served
+    application (`api.asgi`) asks for it, tests do not.
+    """
     settings = settings or get_settings()
     sessions = _session_store(settings)
 
@@ -145,6 +152,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         previous_queue, previous_mailer = jobs.get_queue(), get_mailer()
         queue = jobs.configure_queue(settings.redis_url)
         configure_mailer(settings.smtp_url, settings.mail_from)
+        periodic: asyncio.Task[None] | None = None
+        if periodic_jobs and not settings.redis_url:
+            import_jobs()
+            periodic = asyncio.create_task(jobs.run_periodic_in_process(queue))
         if settings.redis_url:
             from redis.asyncio import Redis
 
@@ -157,6 +168,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            if periodic is not None:
+                periodic.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await periodic
             await queue.close()
             await sessions.__aexit__(None, None, None)  # closes its Redis client, if any
             jobs.use_queue(previous_queue)

@@ -2,4 +2,5 @@
 
 from api.app import create_app
 
-app = create_app()
+#: Without Redis (the embedded default) this process also runs the periodic jobs.
+app = create_app(periodic_jobs=True)

@@ -66,6 +66,24 @@ def worker_cron_jobs() -> list[Any]:
     ]
 
 
+async def run_periodic_in_process(queue: JobQueue) -> None:
+    """Run the periodic jobs in this process on their schedule: what `jalon worker` does with
+    arq's cron when there is no Redis (the embedded default). Every job runs once at start,
+    then at the minutes `every()` gave it. Cancel the task to stop it."""
+    from datetime import UTC, datetime
+
+    first = True
+    while True:
+        now = datetime.now(UTC)
+        for name, minutes in PERIODIC.items():
+            if first or now.minute in minutes:
+                stamp = now.strftime("%Y%m%d%H%M")
+                await queue.enqueue(name, job_id=f"cron:{name}:{stamp}")
+        first = False
+        # wake at the start of the next minute
+        await asyncio.sleep(60.0 - now.second - now.microsecond / 1e6)
+
+
 def backoff_seconds(job_try: int) -> float:
     """Exponential back-off with jitter: about 1, 2, 4, 8 s between tries."""
     base: float = 2.0 ** max(job_try - 1, 0)

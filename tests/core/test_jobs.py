@@ -153,3 +153,37 @@ async def test_arq_retries_a_failing_job(
 def test_redis_is_required_in_ci() -> None:
     if os.environ.get("CI") == "true":
         assert os.environ.get("REDIS_URL"), "CI=true needs REDIS_URL: a missing service fails"
+
+
+class _Recorder:
+    """A queue that only records what it is given (the scheduler's side of the contract)."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[tuple[str, str]] = []
+
+    async def enqueue(self, name: str, *args: Any, job_id: str) -> None:
+        self.enqueued.append((name, job_id))
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_without_redis_the_periodic_jobs_run_in_process() -> None:
+    import asyncio
+
+    from api.runtime import import_jobs
+
+    import_jobs()
+    recorder = _Recorder()
+    runner = asyncio.create_task(jobs.run_periodic_in_process(recorder))
+    try:
+        for _ in range(100):
+            if len(recorder.enqueued) >= len(jobs.PERIODIC):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        runner.cancel()
+    # every periodic job once at start, under a job id naming the minute
+    assert sorted(name for name, _ in recorder.enqueued) == sorted(jobs.PERIODIC)
+    assert {"sweep_outbox", "sweep_webhooks"} <= set(jobs.PERIODIC)
+    assert all(job_id.startswith(f"cron:{name}:") for name, job_id in recorder.enqueued)
