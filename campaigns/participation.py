@@ -10,6 +10,7 @@ State model and query budget: docs/adr/0009-campaign-assessment-state.md.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 from collections.abc import Mapping
@@ -36,6 +37,8 @@ from tenants.organizations import summary
 
 UNKNOWN_CODE_MESSAGE = "No campaign has this code. Check it and try again."
 CLOSED_MESSAGE = "This campaign is closed."
+#: Seconds past a timed challenge's limit still accepted (the page's round trip).
+TIMER_GRACE_SECONDS = 5
 
 
 # --- views -------------------------------------------------------------------------------
@@ -99,6 +102,9 @@ class ChallengeView:
     statement: str
     proposals: tuple[str, ...]
     timer_seconds: int | None
+    #: for a timed challenge, the seconds left since it was first shown (resuming does not
+    #: restart the clock)
+    seconds_left: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ class AnswerOutcome:
     correct: bool
     completed: bool
     next_challenge: ChallengeView | None
+    #: a timed challenge answered after its time (the answer is kept, and counts as wrong)
+    late: bool = False
 
 
 # --- participants: the link --------------------------------------------------------------
@@ -517,7 +525,8 @@ async def get_participation(ctx: TenantContext, participation_id: UUID | str) ->
 _STATE = """
 SELECT p.id, p.status, c.status AS campaign_status, c.type, c.bank_version,
        c.profile_snapshot, s.locale, s.seed, s.seen_before, s.answered,
-       s.current_challenge_id, s.current_pretest{answers}
+       s.current_challenge_id, s.current_pretest,
+       extract(epoch FROM now() - s.updated_at) AS seconds_shown{answers}
 FROM participation p
 JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
 JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
@@ -577,8 +586,10 @@ def _view(
     challenge_id: str,
     position: int,
     locale: str,
+    seconds_shown: float = 0.0,
 ) -> ChallengeView:
     challenge: Challenge = bank.challenge_by_id[challenge_id]
+    timer = challenge.timer_seconds
     return ChallengeView(
         participation_id=participation_id,
         position=position,
@@ -588,7 +599,8 @@ def _view(
         locale=locale,
         statement=challenge.statement[locale],
         proposals=tuple(challenge.proposals.get(locale, ())),
-        timer_seconds=challenge.timer_seconds,
+        timer_seconds=timer,
+        seconds_left=None if timer is None else max(0, timer - math.floor(seconds_shown)),
     )
 
 
@@ -619,7 +631,13 @@ async def current_challenge(
     bank = frozen_bank(row["bank_version"])
     the_plan = assessment.plan(bank, row["profile_snapshot"])
     return _view(
-        bank, the_plan, row["id"], row["current_challenge_id"], row["answered"] + 1, row["locale"]
+        bank,
+        the_plan,
+        row["id"],
+        row["current_challenge_id"],
+        row["answered"] + 1,
+        row["locale"],
+        float(row["seconds_shown"]),
     )
 
 
@@ -665,6 +683,11 @@ async def answer(
             stored, correct = None, False
         else:
             stored, correct = assessment.check_answer(challenge, locale, value)
+        # the database's clock, not the page's: a timed challenge answered after its time (and
+        # a grace for the network) keeps its answer, which counts as wrong
+        timer = challenge.timer_seconds
+        late = timer is not None and float(row["seconds_shown"]) > timer + TIMER_GRACE_SECONDS
+        correct = correct and not late
         responses = [
             *zip(row["answer_ids"], row["answer_scores"], strict=True),
             (challenge_id, int(correct)),
@@ -716,6 +739,7 @@ async def answer(
         correct=correct,
         completed=step.next_item is None,
         next_challenge=next_view,
+        late=late,
     )
 
 

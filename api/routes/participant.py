@@ -264,6 +264,8 @@ async def challenge_answer(
             error.field = None
         text = {k: v for k, v in form.items() if isinstance(v, str) and k != "answer"}
         return _challenge_page(request, ctx, view, error, text)
+    if outcome.late:
+        flash(request, "The time for that question was up: your answer counts as wrong.")
     if outcome.completed:
         flash(request, "The test is over. Here are your results.")
         return redirect(f"{here}/results")

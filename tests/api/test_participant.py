@@ -322,3 +322,38 @@ async def test_my_results_is_empty_at_first(browser: Browser) -> None:
     await _participant(browser)
     response = await browser.get("/me/results")
     assert "You have not taken part in any campaign yet." in response.text
+
+
+# --- timed questions -----------------------------------------------------------------------
+
+
+async def test_a_timed_question_shows_its_clock_and_a_late_answer_is_told(
+    browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    campaign = await short_campaign(tenant_a, length=3)
+    await _participant(browser)
+    page = await _start(browser, campaign)
+    participation_id = page.rsplit("/", 1)[1]
+    timed = next(c for c in current_bank().challenges if c.timer_seconds == 90)
+    # set-up: the engine's choice is replaced by a timed question shown 100 seconds ago
+    async with database.transaction(tenant_a.id):
+        await database.execute(
+            "UPDATE assessment SET current_challenge_id = $3, "
+            "updated_at = now() - interval '100 seconds' "
+            "WHERE tenant_id = $1 AND participation_id = $2",
+            tenant_a.id,
+            UUID(participation_id),
+            timed.id,
+        )
+    shown = await browser.get(page)
+    assert "you have 90 seconds to answer" in shown.text
+    assert 'role="timer"' in shown.text
+    assert "0:00" in shown.text  # the clock ran while the participant was away
+    assert '<script src="/static/timer.js" defer></script>' in shown.text
+    script = await browser.get("/static/timer.js")
+    assert script.status_code == 200
+    form = {"challenge_id": timed.id, "type": timed.type, **right_answer(timed.id)}
+    late = await browser.post(page, form, page=page)
+    assert late.status_code == 303
+    after = await browser.get(page)
+    assert "The time for that question was up: your answer counts as wrong." in after.text

@@ -665,3 +665,57 @@ async def test_a_person_the_organization_imported_takes_the_test_as_that_learner
         assert [(r["user_id"], r["external_id"], r["groups"]) for r in rows] == [
             (expected, "E-7", ["Lyon"])
         ]
+
+
+# --- timed challenges --------------------------------------------------------------------
+
+
+async def test_a_timed_challenge_answered_too_late_counts_as_wrong(
+    tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
+) -> None:
+    from campaigns.participation import TIMER_GRACE_SECONDS
+    from campaigns.target_profiles import TargetProfileFields, create_target_profile
+
+    # every challenge of 1.2 in the test bank gives 60 seconds
+    profile = await create_target_profile(tenant_a.owner_ctx, TargetProfileFields("T", ["1.2"]))
+    campaign = await make_campaign(tenant_a, profile_key=None, target_profile_id=profile.id)
+    paula = await make_participant(tenant_a)
+    participation = await start_or_resume(paula.ctx, campaign.id)
+    view = await current_challenge(paula.ctx, participation.id)
+    assert view is not None
+    assert view.timer_seconds == 60
+    assert view.seconds_left is not None
+    assert 55 <= view.seconds_left <= 60
+    in_time = await answer(
+        paula.ctx,
+        participation.id,
+        view.challenge_id,
+        right_answer(test_bank.challenge_by_id[view.challenge_id]),
+    )
+    assert (in_time.correct, in_time.late) == (True, False)
+    view = in_time.next_challenge
+    assert view is not None
+    # the question was shown long ago (a participant who left and came back): the clock ran on
+    async with database.transaction(tenant_a.id):
+        await database.execute(
+            "UPDATE assessment SET updated_at = now() - make_interval(secs => $3) "
+            "WHERE tenant_id = $1 AND participation_id = $2",
+            tenant_a.id,
+            participation.id,
+            60 + TIMER_GRACE_SECONDS + 1,
+        )
+    resumed = await current_challenge(paula.ctx, participation.id)
+    assert resumed is not None
+    assert resumed.seconds_left == 0
+    value = right_answer(test_bank.challenge_by_id[view.challenge_id])
+    late = await answer(paula.ctx, participation.id, view.challenge_id, value)
+    assert (late.correct, late.late) == (False, True)
+    async with database.transaction(tenant_a.id):
+        rows = await database.fetch(
+            "SELECT value, correct FROM answer WHERE tenant_id = $1 AND participation_id = $2 "
+            "ORDER BY position",
+            tenant_a.id,
+            participation.id,
+        )
+    assert [r["correct"] for r in rows] == [True, False]
+    assert rows[1]["value"] is not None  # the answer given is kept
