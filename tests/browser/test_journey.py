@@ -115,6 +115,15 @@ async def _walk(page: Page, tenant: TenantFixture, lang: str) -> None:
     await _sign_in(page, tenant.owner.email)
     await page.goto(f"/o/{tenant.slug}/campaigns")
     await _audit(page, f"{lang}-console-campaigns")
+    # The owner exports the results and edits the campaign.
+    await page.goto(f"/o/{tenant.slug}/campaigns/{campaign.id}")
+    async with page.expect_download() as caught:
+        await page.locator(f"a[href$='/campaigns/{campaign.id}/results.csv']").click()
+    download = await caught.value
+    exported = (await download.path()).read_text(encoding="utf-8-sig")
+    assert "Jo Participant" in exported
+    await page.goto(f"/o/{tenant.slug}/campaigns/{campaign.id}/edit")
+    await _audit(page, f"{lang}-console-campaign-edit")
 
 
 async def test_a_participant_walks_the_journey_in_english(

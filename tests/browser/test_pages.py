@@ -93,6 +93,12 @@ async def test_an_owner_signs_in_and_walks_the_console(page: Page, tenant_a: Ten
         ("settings", "settings"),
         ("audit", "audit"),
         ("tokens", "tokens"),
+        ("campaigns", "campaigns-empty"),
+        ("target-profiles", "target-profiles"),
+        ("target-profiles/new", "target-profile-new"),
+        ("learners", "learners"),
+        ("webhooks", "webhooks"),
+        ("tasks", "tasks"),
     ]:
         response = await page.goto(f"/o/{tenant_a.slug}/{path}")
         assert response is not None
