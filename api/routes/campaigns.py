@@ -34,7 +34,12 @@ from tenants.permissions import Permission
 
 READ = {"permission": Permission.CAMPAIGNS_READ}
 MANAGE = {"permission": Permission.CAMPAIGNS_MANAGE}
-NEW_CAMPAIGN = {"type": "assessment", "target_profile": "catalogue:digcomp", "locales": LOCALES}
+NEW_CAMPAIGN = {
+    "type": "assessment",
+    "target_profile": "catalogue:digcomp",
+    "locales": LOCALES,
+    "consumes_seat": True,
+}
 
 
 async def _profile_options(ctx: TenantContext, locale: str) -> list[tuple[str, str]]:
@@ -70,7 +75,10 @@ def _day(value: str, field: str, ctx: TenantContext, *, end: bool = False) -> da
     return datetime.combine(day, time(), tzinfo=_zone(ctx)).astimezone(UTC)
 
 
-def _fields(form: Any, ctx: TenantContext) -> CampaignFields:
+def _fields(
+    form: Any, ctx: TenantContext, current: service.Campaign | None = None
+) -> CampaignFields:
+    """The campaign's fields from the form (`current`: the campaign being edited)."""
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     kind, _, ref = values.get("target_profile", "").partition(":")
     if kind not in ("catalogue", "custom") or not ref:
@@ -94,6 +102,9 @@ def _fields(form: Any, ctx: TenantContext) -> CampaignFields:
         closes_at=_day(values.get("closes_at", ""), "closes_at", ctx, end=True),
         retake_allowed=values.get("retake_allowed") == "yes",
         retake_delay_days=int(delay),
+        consumes_seat=values.get("consumes_seat") == "yes",
+        # sign-in through the organization's SSO: offered once the SSO connection exists
+        sso_required=current.sso_required if current else False,
     )
 
 
@@ -267,6 +278,7 @@ def _edit_values(campaign: service.Campaign, ctx: TenantContext) -> dict[str, An
         "closes_at": closes.date().isoformat() if closes else "",
         "retake_allowed": fields.retake_allowed,
         "retake_delay_days": str(fields.retake_delay_days),
+        "consumes_seat": fields.consumes_seat,
     }
 
 
@@ -302,14 +314,14 @@ async def campaign_edit(
     request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
 ) -> Template | Redirect:
     form = await request.form()
+    current = await service.get_campaign(ctx, campaign_id)
     try:
-        campaign = await service.update_campaign(ctx, campaign_id, _fields(form, ctx))
+        campaign = await service.update_campaign(ctx, campaign_id, _fields(form, ctx, current))
     except UserError as error:
         if error.status_code == 404:
             raise
         values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
         values["locales"] = [v for v in form.getall("locales")] if "locales" in form else []
-        current = await service.get_campaign(ctx, campaign_id)
         return await _edit_page(request, ctx, current, values, error)
     flash(request, "The campaign is saved.")
     return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign.id}")

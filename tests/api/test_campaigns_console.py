@@ -29,6 +29,7 @@ FORM = {
     "opens_at": "",
     "closes_at": "",
     "retake_delay_days": "0",
+    "consumes_seat": "yes",
 }
 
 

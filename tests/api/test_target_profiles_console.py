@@ -4,6 +4,7 @@ campaign's fields changed while its code stays."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from campaigns.content import current_bank
@@ -122,8 +123,13 @@ async def test_an_owner_edits_a_campaign_and_its_code_stays(
     assert saved.status_code == 303
     updated = await get_campaign(tenant_a.owner_ctx, campaign.id)
     assert (updated.name, updated.code) == ("Autumn 2026", campaign.code)
+    assert updated.consumes_seat
     again = await browser.get(edit)
     assert 'value="2099-12-31"' in again.text  # the last open day, as typed
+    assert re.search(r'name="consumes_seat" value="yes"[^>]*checked', again.text)
+    seat_free = {**FORM, "name": "Autumn 2026", "consumes_seat": ""}
+    assert (await browser.post(edit, seat_free, page=edit)).status_code == 303
+    assert not (await get_campaign(tenant_a.owner_ctx, campaign.id)).consumes_seat
     bad = await browser.post(edit, {**FORM, "name": ""}, page=edit)
     assert bad.status_code == 422
     assert "This field is required." in bad.text
