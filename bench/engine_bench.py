@@ -312,7 +312,7 @@ def _calibration() -> Calibration:
         f"   ({res.iterations} EM iterations)"
     )
     out.append(f"  {'girth 0.8':<14} {tg:6.2f} s   RMSE a {ga:.4f}   b {gb:.4f}")
-    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "lsat7.csv"
+    default = Path(__file__).resolve().parents[1] / "tests" / "engine" / "data" / "lsat7.csv"
     lsat = Path(os.environ.get("JALON_LSAT7", str(default)))
     data = np.loadtxt(lsat, delimiter=",", skiprows=1) if lsat.exists() else None
     da = dd = None

@@ -7,7 +7,7 @@ import pytest
 
 from engine.calibration import Anchor, calibrate, drift_report, item_fit
 
-LSAT7 = Path(__file__).resolve().parents[3] / "shared" / "data" / "lsat7.csv"
+LSAT7 = Path(__file__).resolve().parent / "data" / "lsat7.csv"
 MIRT_A = [0.988, 1.081, 1.706, 0.765, 0.736]
 MIRT_D = [1.856, 0.808, 1.804, 0.486, 1.855]
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from api.cli_engine import engine_cli
 
-LSAT7 = Path(__file__).resolve().parents[3] / "shared" / "data" / "lsat7.csv"
+LSAT7 = Path(__file__).resolve().parent / "data" / "lsat7.csv"
 
 
 def _bank(tmp_path: Path) -> Path:
