@@ -58,7 +58,7 @@ format: install ## Apply ruff's formatting and safe fixes
 
 bench: install ## Print the engine and hot-path benchmarks (BENCH_ARGS=--quick for a short run)
 	$(BIN)/python -m bench.engine_bench $(BENCH_ARGS)
-	$(BIN)/python -m bench.cycle_bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.campaign_bench $(BENCH_ARGS)
 
 load: install ## Run the Locust load test against a local server and print its figures
 	$(BIN)/python -m loadtests.run

@@ -1,9 +1,12 @@
-"""The campaign hot path: answer → next challenge, in-process and over HTTP.
+"""Campaign benchmarks: the answer → next challenge cycle (in-process and over HTTP) and the
+results export of 100,000 shared participations.
 
 Prints the latency of `campaigns.participation.answer` (persist the answer, replay the
 engine, store the next challenge: one transaction) as simulated participants take the demo
-bank's adaptive test, then the requests per second of the same cycle through the web server
-(POST the answer, GET the next challenge page) with concurrent signed-in participants.
+bank's adaptive test; the time and the peak Python memory of streaming a campaign's CSV
+export of 100,000 shared results (10,000 with `--quick`); then the requests per second of the
+answer cycle through the web server (POST the answer, GET the next challenge page) with
+concurrent signed-in participants.
 
 The database is a fresh `jalon_bench` on the `DATABASE_URL` server (the embedded one when
 unset), dropped at the end. `--quick` runs fewer tests and a shorter HTTP window.
@@ -23,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ import asyncpg
 import httpx
 import numpy as np
 
-from campaigns import content
+from campaigns import content, exports
 from campaigns.participation import (
     answer,
     current_challenge,
@@ -43,7 +47,7 @@ from campaigns.service import Campaign, CampaignFields, create_campaign
 from core import database, jobs
 from core.settings import load_settings
 from engine import Bank, Challenge, get_bank
-from tenants.context import Actor
+from tenants.context import Actor, TenantContext
 from tenants.identity import UserAccount, create_user
 from tenants.organizations import OrganizationFields, create_organization, member_context
 
@@ -59,7 +63,7 @@ class Setup:
     bank: Bank
     campaign: Campaign
     slug: str
-    org: Any
+    ctx: TenantContext
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -103,7 +107,7 @@ async def _setup(users: int) -> tuple[Setup, list[UserAccount]]:
     campaign = await create_campaign(ctx, CampaignFields(name="Bench", profile_key="digcomp"))
     people = await asyncio.gather(*(_person(i) for i in range(users)))
     bank = get_bank(content.bank_dir())
-    return Setup(bank, campaign, slug, ctx.tenant), list(people)
+    return Setup(bank, campaign, slug, ctx), list(people)
 
 
 async def in_process(setup: Setup, people: list[UserAccount], seed: int = 1) -> list[float]:
@@ -112,7 +116,7 @@ async def in_process(setup: Setup, people: list[UserAccount], seed: int = 1) -> 
     timings: list[float] = []
     for person in people:
         ctx = participant_context(
-            setup.org, Actor(kind="user", user_id=person.id, label=person.email)
+            setup.ctx.tenant, Actor(kind="user", user_id=person.id, label=person.email)
         )
         participation = await start_or_resume(ctx, setup.campaign.id, locale="en")
         theta = float(rng.normal())
@@ -124,6 +128,69 @@ async def in_process(setup: Setup, people: list[UserAccount], seed: int = 1) -> 
             timings.append(time.perf_counter() - started)
             view = outcome.next_challenge
     return timings
+
+
+_SEED_SHARED = """
+WITH learners AS (
+    INSERT INTO learner (tenant_id, id, name, email)
+    SELECT $1, md5('l' || g)::uuid, 'Learner ' || g, 'learner' || g || '@bench.example'
+    FROM generate_series(1, $3) g RETURNING 1),
+participations AS (
+    INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt, status,
+        completed_at, shared_at)
+    SELECT $1, md5('p' || g)::uuid, $2, md5('l' || g)::uuid, 1, 'shared', now(), now()
+    FROM generate_series(1, $3) g RETURNING 1)
+SELECT (SELECT count(*) FROM learners) + (SELECT count(*) FROM participations)
+"""
+
+_SEED_RESULTS = """
+INSERT INTO result (tenant_id, id, participation_id, theta, se, level, score, competences)
+SELECT $1, md5('r' || g)::uuid, md5('p' || g)::uuid, 0.0, 0.3, g % 9, (g * 7) % 1024,
+    (SELECT jsonb_object_agg(c, jsonb_build_object('level', (g + n) % 9))
+     FROM unnest($3::text[]) WITH ORDINALITY AS u(c, n))
+FROM generate_series(1, $2) g
+"""
+
+
+async def export_figures(owner: str, setup: Setup, rows: int) -> None:
+    """Seed `rows` shared results in a campaign of their own, then stream its CSV export twice:
+    once timed, once under tracemalloc for the peak of Python allocations.
+
+    The tables are analysed after the bulk load (as the owner, `owner` URL), as autovacuum
+    soon would: without statistics the planner takes the fresh tables for empty ones."""
+    ctx = setup.ctx
+    campaign = await create_campaign(ctx, CampaignFields(name="Export", profile_key="digcomp"))
+    codes = list(campaign.profile.competences)
+    async with database.transaction(ctx.tenant_id, ctx.actor.user_id):
+        await database.fetch(_SEED_SHARED, ctx.tenant_id, campaign.id, rows)
+        await database.execute(_SEED_RESULTS, ctx.tenant_id, rows, codes)
+    admin = await asyncpg.connect(owner)
+    try:
+        await admin.execute("ANALYZE learner, participation, result")
+    finally:
+        await admin.close()
+
+    async def consume() -> tuple[int, int]:
+        _, lines = await exports.results_csv(ctx, campaign.id, "en")
+        count = size = 0
+        async for line in lines:
+            count += 1
+            size += len(line.encode())
+        return count, size
+
+    started = time.perf_counter()
+    count, size = await consume()
+    elapsed = time.perf_counter() - started
+    tracemalloc.start()
+    await consume()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(
+        f"\nCSV export of {count - 1:,} shared results ({len(codes)} competence columns, "
+        f"{size / 1e6:.1f} MB): {elapsed:.1f} s, {(count - 1) / elapsed:,.0f} rows/s; "
+        f"peak Python memory while streaming {peak / 1e6:.1f} MB "
+        f"(rows fetched {exports.BATCH_ROWS} at a time)"
+    )
 
 
 def _free_port() -> int:
@@ -279,6 +346,7 @@ async def main_async(quick: bool) -> None:
             f"demo bank of {len(setup.bank.challenges)} challenges, one transaction each):"
         )
         print(f"  p50 {statistics.median(ms):6.2f} ms   p99 {_percentile(ms, 0.99):6.2f} ms")
+        await export_figures(owner, setup, 10_000 if quick else 100_000)
         await database.close_pool()
         await over_http(owner, setup, people[tests:], 10 if quick else 20, concurrency=4)
     finally:
