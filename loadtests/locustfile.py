@@ -1,14 +1,18 @@
 """Locust scenarios against a Jalon seeded with the demo data (`jalon demo`).
 
-Three kinds of traffic, weighted like a working day: visitors on public pages, tenant members
-reading the console, and integrations reading the JSON API with a token
-(`JALON_LOAD_TOKEN`, created by `loadtests/run.py`).
+Four kinds of traffic, weighted like a working day: visitors on public pages, tenant members
+reading the console, integrations reading the JSON API with a token (`JALON_LOAD_TOKEN`,
+created by `loadtests/run.py`), and participants taking a demo campaign's adaptive test
+(`JALON_LOAD_CAMPAIGN`, its code): each creates an account, starts, and answers one question
+per task, with a few seconds of thought between answers.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
+import uuid
 
 from locust import HttpUser, between, task
 
@@ -20,6 +24,8 @@ DEMO_ACCOUNTS = (
     "sophie.leroy@atelier.example",
 )
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+_HIDDEN = re.compile(r'name="(challenge_id|type)" value="([^"]*)"')
+_CHOICES = re.compile(r'name="answer" value="(\d+)"')
 
 
 class Visitor(HttpUser):
@@ -85,3 +91,64 @@ class Integration(HttpUser):
     @task(1)
     def members(self) -> None:
         self.client.get("/api/v1/members")
+
+
+class Participant(HttpUser):
+    weight = 3
+    wait_time = between(2, 6)
+
+    def on_start(self) -> None:
+        self.code = os.environ.get("JALON_LOAD_CAMPAIGN", "")
+        self.page = ""
+        page = self.client.get(f"/c/{self.code}/account", name="/c/{code}/account")
+        token = _CSRF.search(page.text)
+        self.client.post(
+            f"/c/{self.code}/account",
+            data={
+                "_csrf_token": token.group(1) if token else "",
+                "name": "Load Participant",
+                "email": f"load-{uuid.uuid4().hex[:12]}@example.org",
+                "password": DEMO_PASSWORD,
+                "password_confirm": DEMO_PASSWORD,
+                "terms": "yes",
+            },
+            name="POST /c/{code}/account",
+        )
+        self._start()
+
+    def _start(self) -> None:
+        landing = self.client.get(f"/c/{self.code}", name="/c/{code}")
+        token = _CSRF.search(landing.text)
+        # the demo campaign asks for an identifier (a "Matricule", free text)
+        started = self.client.post(
+            f"/c/{self.code}/start",
+            data={"_csrf_token": token.group(1) if token else "", "external_id": "LOAD-1"},
+            name="POST /c/{code}/start",
+            allow_redirects=False,
+        )
+        self.page = started.headers.get("location", "")
+
+    @task
+    def answer(self) -> None:
+        if not self.page or self.page.endswith("/results"):
+            return
+        page = self.client.get(self.page, name="/p/{slug}/{id}")
+        hidden = dict(_HIDDEN.findall(page.text))
+        if "challenge_id" not in hidden:
+            self.page = ""
+            return
+        token = _CSRF.search(page.text)
+        choices = _CHOICES.findall(page.text)
+        if hidden.get("type") == "short_text" or not choices:
+            form = {"answer": "je ne sais pas"}
+        else:
+            form = {"answer": random.choice(choices)}
+        sent = self.client.post(
+            self.page,
+            data={"_csrf_token": token.group(1) if token else "", **hidden, **form},
+            name="POST /p/{slug}/{id} (answer)",
+            allow_redirects=False,
+        )
+        if sent.headers.get("location", "").endswith("/results"):
+            self.client.get(sent.headers["location"], name="/p/{slug}/{id}/results")
+            self.page = ""

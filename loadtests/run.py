@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -91,7 +92,14 @@ def main() -> None:
     workers = os.environ.get("LOAD_WORKERS", "1")
     env = dict(os.environ)
     subprocess.run([*JALON, "migrate"], check=True, cwd=ROOT, env=env)
-    subprocess.run([*JALON, "demo"], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    demo = subprocess.run(
+        [*JALON, "demo"], check=True, cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    # the first demo campaign (Atelier Numérique's) is the participants' campaign
+    codes = re.findall(r"/c/([A-Z0-9]+)", demo.stdout + demo.stderr)
+    if not codes:
+        raise SystemExit("jalon demo printed no campaign link")
+    env["JALON_LOAD_CAMPAIGN"] = codes[0]
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
