@@ -296,7 +296,7 @@ async def _editor_id(email: str) -> UUID:
     default=None,
     help="only flags in this state (default: all, withdrawn first)",
 )
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 def reports_list(editor: str, status: str | None, limit: int) -> None:
     """Reported challenges, one JSON line each: state, reports since the last review per
     category and locale, and a few recent comments (no person, no organization)."""

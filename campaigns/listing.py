@@ -19,7 +19,7 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -199,10 +199,13 @@ def decode_cursor(cursor: str | None) -> Cursor | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         direction, stamp_text, ident_text = raw.split("|")
         stamp, ident = datetime.fromisoformat(stamp_text), UUID(ident_text)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        if direction not in (_FORWARD, _BACKWARD) or stamp.tzinfo is None:
+            raise refused
+        # in UTC, as the database compares it (a forged date at the edge of the calendar
+        # cannot be converted, and is refused here rather than by the driver)
+        stamp = stamp.astimezone(UTC)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise refused from None
-    if direction not in (_FORWARD, _BACKWARD) or stamp.tzinfo is None:
-        raise refused
     return Cursor(direction, stamp, ident)
 
 

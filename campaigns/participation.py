@@ -102,8 +102,8 @@ class ChallengeView:
     statement: str
     proposals: tuple[str, ...]
     timer_seconds: int | None
-    #: for a timed challenge, the seconds left since it was first shown (resuming does not
-    #: restart the clock)
+    #: for a timed challenge, the seconds left since it was first shown (the full time until
+    #: a page shows it; resuming does not restart the clock)
     seconds_left: int | None = None
 
 
@@ -231,6 +231,8 @@ def _participation(row: Mapping[str, Any], *, resumed: bool = False) -> Particip
     )
 
 
+# The campaign row is key-share locked: a start waits for an edit of the campaign in progress
+# (which locks it FOR UPDATE) and then reads its new profile, never a half-changed one.
 _LATEST_PARTICIPATION = """
 SELECT c.id AS campaign_id, c.status AS campaign_status, c.type, c.opens_at, c.closes_at,
        c.locales, c.profile_snapshot, c.bank_version, c.external_id_label,
@@ -245,6 +247,7 @@ LEFT JOIN LATERAL (
         AND p.learner_id = l.id ORDER BY p.attempt DESC LIMIT 1) p ON true
 LEFT JOIN result r ON r.tenant_id = c.tenant_id AND r.participation_id = p.id
 WHERE c.tenant_id = $1 AND c.id = $2 AND c.status <> 'draft'
+FOR KEY SHARE OF c
 """
 
 #: The participant's learner row: theirs if they have one; else a learner the organization
@@ -526,7 +529,7 @@ _STATE = """
 SELECT p.id, p.status, c.status AS campaign_status, c.type, c.bank_version,
        c.profile_snapshot, s.locale, s.seed, s.seen_before, s.answered,
        s.current_challenge_id, s.current_pretest,
-       extract(epoch FROM now() - s.updated_at) AS seconds_shown{answers}
+       extract(epoch FROM now() - s.current_shown_at) AS seconds_shown{answers}
 FROM participation p
 JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
 JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
@@ -556,7 +559,7 @@ WITH answer_row AS (
         skipped, pretest)
     VALUES ($1, $3, $2, $4, $5, $6::jsonb, $7, $8, $9) RETURNING 1)
 UPDATE assessment SET answered = $4, current_challenge_id = $10, current_pretest = $11,
-    theta = $12, se = $13, stop_reason = $14, updated_at = now()
+    theta = $12, se = $13, stop_reason = $14, current_shown_at = NULL, updated_at = now()
 WHERE tenant_id = $1 AND participation_id = $2
 """
 
@@ -574,7 +577,7 @@ result_row AS (
         mastered_skills)
     VALUES ($1, $15, $2, $16, $17, $18, $19, $20::jsonb, $21) RETURNING 1)
 UPDATE assessment SET answered = $4, current_challenge_id = $10, current_pretest = $11,
-    theta = $12, se = $13, stop_reason = $14, updated_at = now()
+    theta = $12, se = $13, stop_reason = $14, current_shown_at = NULL, updated_at = now()
 WHERE tenant_id = $1 AND participation_id = $2
 """
 
@@ -586,7 +589,7 @@ def _view(
     challenge_id: str,
     position: int,
     locale: str,
-    seconds_shown: float = 0.0,
+    seconds_shown: float | None = None,
 ) -> ChallengeView:
     challenge: Challenge = bank.challenge_by_id[challenge_id]
     timer = challenge.timer_seconds
@@ -600,7 +603,7 @@ def _view(
         statement=challenge.statement[locale],
         proposals=tuple(challenge.proposals.get(locale, ())),
         timer_seconds=timer,
-        seconds_left=None if timer is None else max(0, timer - math.floor(seconds_shown)),
+        seconds_left=(None if timer is None else max(0, timer - math.floor(seconds_shown or 0.0))),
     )
 
 
@@ -617,18 +620,29 @@ async def current_challenge(
     """The challenge the participant has to answer now (None once the test is over).
 
     It is stored, not recomputed: resuming shows exactly the challenge shown before. One
-    query.
+    query; a timed challenge shown for the first time also records when (its clock starts).
     """
     user_id = participant_id(ctx)
     async with transaction(ctx.tenant_id, user_id):
         rows = await fetch(_CURRENT_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
-    if not rows:
-        raise NotFound()
-    row = rows[0]
-    _check_state(row)
-    if row["current_challenge_id"] is None or row["status"] != "started":
-        return None
-    bank = frozen_bank(row["bank_version"])
+        if not rows:
+            raise NotFound()
+        row = rows[0]
+        _check_state(row)
+        if row["current_challenge_id"] is None or row["status"] != "started":
+            return None
+        bank = frozen_bank(row["bank_version"])
+        timed = bank.challenge_by_id[row["current_challenge_id"]].timer_seconds is not None
+        if timed and row["seconds_shown"] is None:
+            # a timed question's clock starts now, on the first page that shows it
+            await execute(
+                """UPDATE assessment SET current_shown_at = now()
+                   WHERE tenant_id = $1 AND participation_id = $2 AND current_challenge_id = $3
+                     AND current_shown_at IS NULL""",
+                ctx.tenant_id,
+                row["id"],
+                row["current_challenge_id"],
+            )
     the_plan = assessment.plan(bank, row["profile_snapshot"])
     return _view(
         bank,
@@ -637,7 +651,7 @@ async def current_challenge(
         row["current_challenge_id"],
         row["answered"] + 1,
         row["locale"],
-        float(row["seconds_shown"]),
+        None if row["seconds_shown"] is None else float(row["seconds_shown"]),
     )
 
 
@@ -684,9 +698,15 @@ async def answer(
         else:
             stored, correct = assessment.check_answer(challenge, locale, value)
         # the database's clock, not the page's: a timed challenge answered after its time (and
-        # a grace for the network) keeps its answer, which counts as wrong
-        timer = challenge.timer_seconds
-        late = timer is not None and float(row["seconds_shown"]) > timer + TIMER_GRACE_SECONDS
+        # a grace for the network) since a page first showed it keeps its answer, which counts
+        # as wrong
+        timer, shown = challenge.timer_seconds, row["seconds_shown"]
+        late = (
+            not skipped
+            and timer is not None
+            and shown is not None
+            and float(shown) > timer + TIMER_GRACE_SECONDS
+        )
         correct = correct and not late
         responses = [
             *zip(row["answer_ids"], row["answer_scores"], strict=True),

@@ -29,7 +29,7 @@ from campaigns.content import frozen_bank
 from core.database import after_commit, execute, fetch, transaction
 from core.errors import Forbidden, Gone, Invalid, NotFound
 from core.settings import get_settings
-from core.validation import clean_text
+from core.validation import clean_multiline
 from tenants import audit
 from tenants.context import TenantContext
 
@@ -49,12 +49,15 @@ CLOSED_MESSAGE = "This campaign is closed."
 # --- the withdrawn set, cached per process ------------------------------------------------
 
 _cache: tuple[float, frozenset[str]] | None = None
+#: bumped by every change of a flag in this process, so a read that overlapped one is not kept
+_generation = 0
 
 
 def forget_withdrawn() -> None:
     """Drop this process's copy of the withdrawn set: the next read asks the database."""
-    global _cache
+    global _cache, _generation
     _cache = None
+    _generation += 1
 
 
 async def withdrawn_challenges() -> frozenset[str]:
@@ -68,12 +71,14 @@ async def withdrawn_challenges() -> frozenset[str]:
     now = time.monotonic()
     if _cache is not None and now - _cache[0] < CACHE_SECONDS:
         return _cache[1]
+    generation = _generation
     async with transaction():
         rows = await fetch(
             "SELECT challenge_id FROM challenge_flag WHERE status IN ('withdrawn', 'retired')"
         )
     withdrawn = frozenset(row["challenge_id"] for row in rows)
-    _cache = (now, withdrawn)
+    if generation == _generation:  # no change committed meanwhile in this process
+        _cache = (now, withdrawn)
     return withdrawn
 
 
@@ -102,9 +107,10 @@ class ReportOutcome:
 _SERVED_SQL = """
 SELECT p.id, p.status, p.learner_id, c.status AS campaign_status, c.bank_version,
        s.locale, s.current_challenge_id, a.id AS answer_id, a.value AS answer_value,
-       a.correct AS answer_correct
+       a.correct AS answer_correct, u.email_verified AS verified
 FROM participation p
 JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
+JOIN user_account u ON u.id = l.user_id
 JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
 LEFT JOIN assessment s ON s.tenant_id = p.tenant_id AND s.participation_id = p.id
 LEFT JOIN answer a ON a.tenant_id = p.tenant_id AND a.participation_id = p.id
@@ -182,13 +188,14 @@ async def report_problem(
     The answer stored with the report is the one recorded for an answered challenge, else
     `answer` (the answer in progress) when it has the right shape. One report per learner
     and challenge: a second one records nothing and says so (`recorded=False`). The report
-    is audited in the organization's log (without the comment); the challenge's global flag
-    is updated in the same transaction and, at `report_threshold` distinct reports within
-    `report_window_days`, the challenge is withdrawn from selection everywhere.
+    is audited in the organization's log (without the comment); when the reporter's email is
+    verified, the challenge's global flag is updated in the same transaction and, at
+    `report_threshold` distinct reports within `report_window_days`, the challenge is
+    withdrawn from selection everywhere (unverified reports are kept but not counted).
     """
     user_id = participant_id(ctx)
     category = _clean_category(category)
-    comment = clean_text(comment, "comment", max_length=COMMENT_MAX_LENGTH, required=False)
+    comment = clean_multiline(comment, "comment", max_length=COMMENT_MAX_LENGTH)
     challenge_id = str(challenge_id or "")
     settings = get_settings()
     async with transaction(ctx.tenant_id, user_id):
@@ -220,6 +227,19 @@ async def report_problem(
         )
         if not inserted:
             return ReportOutcome(recorded=False, withdrawn=False)
+        await audit.record(
+            ctx,
+            "challenge.reported",
+            "challenge",
+            challenge_id,
+            category=category,
+            locale=row["locale"],
+            participation=str(row["id"]),
+        )
+        if not row["verified"]:
+            # Stored for the editors, but not counted towards withdrawal: accounts made on the
+            # spot with made-up addresses must not take a challenge out for every tenant.
+            return ReportOutcome(recorded=True, withdrawn=False)
         await execute(_UPSERT_FLAG, challenge_id)
         await execute(
             """INSERT INTO challenge_flag_event (id, challenge_id, locale, category)
@@ -234,15 +254,6 @@ async def report_problem(
             challenge_id,
             settings.report_threshold,
             settings.report_window_days,
-        )
-        await audit.record(
-            ctx,
-            "challenge.reported",
-            "challenge",
-            challenge_id,
-            category=category,
-            locale=row["locale"],
-            participation=str(row["id"]),
         )
         if flags[0]["just_withdrawn"]:
             _forget_after_commit()
@@ -341,6 +352,8 @@ async def list_flags(
     the number of flags. `Forbidden` unless `staff_user_id` is a content editor."""
     if status is not None and status not in STATUSES:
         raise Invalid("Unknown status.", field="status")
+    if not 1 <= limit <= 1000:
+        raise Invalid("Ask for between 1 and {max} items per page.", field="limit", max=1000)
     async with transaction(user_id=staff_user_id):
         await _require_triage(staff_user_id)
         rows = await fetch(_FLAGS_SQL, status, limit)

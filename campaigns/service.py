@@ -10,7 +10,6 @@ Design: docs/adr/0009-campaign-assessment-state.md.
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from campaigns.target_profiles import access_target_profile
 from core.database import fetch, transaction
 from core.errors import Conflict, Invalid, NotFound
 from core.i18n import LOCALES
-from core.validation import clean_choice, clean_text
+from core.validation import clean_choice, clean_multiline, clean_text
 from engine import Bank
 from tenants import audit
 from tenants.context import TenantContext
@@ -36,8 +35,6 @@ EXTERNAL_ID_FORMATS = ("text", "digits", "email")
 STATUSES = ("draft", "active", "closed", "archived")
 MAX_RETAKE_DELAY_DAYS = 3650
 CODE_ATTEMPTS = 5
-
-_CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
 
 # --- views -------------------------------------------------------------------------------
@@ -143,18 +140,6 @@ class CampaignStats:
 # --- cleaning ----------------------------------------------------------------------------
 
 
-def _clean_multiline(value: str | None, field: str, max_length: int) -> str:
-    # clean_text refuses line breaks; a landing text has paragraphs.
-    text = unicodedata.normalize("NFC", (value or "").replace("\r\n", "\n").strip())
-    if any(unicodedata.category(ch) in _CONTROL and ch not in "\n\t" for ch in text):
-        raise Invalid("This field contains characters that are not allowed.", field=field)
-    if len(text) > max_length:
-        raise Invalid(
-            "This field is too long ({max} characters at most).", field=field, max=max_length
-        )
-    return text
-
-
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("campaign dates must be timezone-aware")
@@ -194,7 +179,7 @@ def _clean_fields(
         "name": clean_text(fields.name, "name", max_length=200),
         "type": clean_choice(fields.type, CAMPAIGN_TYPES, "type"),
         "locales": list(locales),
-        "landing_text": _clean_multiline(fields.landing_text, "landing_text", 5000),
+        "landing_text": clean_multiline(fields.landing_text, "landing_text", max_length=5000),
         "external_id_label": label or None,
         "external_id_format": clean_choice(
             fields.external_id_format, EXTERNAL_ID_FORMATS, "external_id_format"
@@ -278,12 +263,30 @@ async def access_campaign(
     ctx: TenantContext, campaign_id: UUID | str, *, for_update: bool = False
 ) -> tuple[Campaign, bool]:
     """The campaign `campaign_id` of this tenant and whether anyone has started it; 404 alike
-    for unknown and another tenant's. Call inside the tenant's transaction."""
-    lock = "FOR UPDATE OF c" if for_update else ""
+    for unknown and another tenant's. Call inside the tenant's transaction.
+
+    With `for_update` the campaign is locked first and its participants counted after, in a
+    statement of its own: a start that committed while this waited for the lock is seen
+    (starts take a key-share lock on the campaign, so none can begin until this commits)."""
+    if for_update:
+        rows = await fetch(
+            "SELECT c.* FROM campaign c WHERE c.tenant_id = $1 AND c.id = $2 FOR UPDATE",
+            ctx.tenant_id,
+            uuid_or_404(campaign_id),
+        )
+        if not rows:
+            raise NotFound()
+        started = await fetch(
+            """SELECT EXISTS (SELECT 1 FROM participation p WHERE p.tenant_id = $1
+                   AND p.campaign_id = $2) AS has_participants""",
+            ctx.tenant_id,
+            rows[0]["id"],
+        )
+        return _campaign(rows[0]), bool(started[0]["has_participants"])
     rows = await fetch(
-        f"""SELECT c.*, EXISTS (SELECT 1 FROM participation p WHERE p.tenant_id = c.tenant_id
-                   AND p.campaign_id = c.id) AS has_participants
-            FROM campaign c WHERE c.tenant_id = $1 AND c.id = $2 {lock}""",  # noqa: S608 - constant clause
+        """SELECT c.*, EXISTS (SELECT 1 FROM participation p WHERE p.tenant_id = c.tenant_id
+               AND p.campaign_id = c.id) AS has_participants
+           FROM campaign c WHERE c.tenant_id = $1 AND c.id = $2""",
         ctx.tenant_id,
         uuid_or_404(campaign_id),
     )

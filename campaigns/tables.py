@@ -112,6 +112,7 @@ class Assessment(Table, tablename="assessment", db=DB):
     se = DoublePrecision(default=1.0)
     stop_reason = Text(null=True, default=None)
     created_at = Timestamptz()
+    current_shown_at = Timestamptz(null=True, default=None)
     updated_at = Timestamptz()
 
 

@@ -15,7 +15,7 @@ from campaigns.content import current_bank
 from campaigns.profiles import ProfileSpec, clean_spec
 from core.database import execute, fetch, transaction
 from core.errors import Conflict, NotFound
-from core.validation import clean_text
+from core.validation import clean_multiline, clean_text
 from tenants import audit
 from tenants.context import TenantContext
 
@@ -66,7 +66,7 @@ def _profile(row: Mapping[str, Any]) -> TargetProfile:
 
 def _clean(fields: TargetProfileFields) -> tuple[str, str, ProfileSpec]:
     name = clean_text(fields.name, "name", max_length=200)
-    description = clean_text(fields.description, "description", max_length=2000, required=False)
+    description = clean_multiline(fields.description, "description", max_length=2000)
     spec = clean_spec(current_bank(), fields.competences, fields.tubes, fields.max_levels)
     return name, description, spec
 

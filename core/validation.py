@@ -33,6 +33,28 @@ def clean_text(value: str | None, field: str, *, max_length: int, required: bool
     return text
 
 
+#: In multi-line text: line breaks, tabs, and the joiners that compose emoji and some scripts
+#: (the other format characters, bidi overrides among them, stay refused).
+_MULTILINE_ALLOWED = frozenset("\n\t\u200c\u200d")
+
+
+def clean_multiline(
+    value: str | None, field: str, *, max_length: int, required: bool = False
+) -> str:
+    """Like `clean_text` for a text box: paragraphs kept (CRLF becomes LF), tabs and emoji
+    joiners allowed, other control and format characters refused."""
+    text = unicodedata.normalize("NFC", (value or "").replace("\r\n", "\n").strip())
+    if any(unicodedata.category(ch) in _CONTROL and ch not in _MULTILINE_ALLOWED for ch in text):
+        raise Invalid("This field contains characters that are not allowed.", field=field)
+    if required and not text:
+        raise Invalid("This field is required.", field=field)
+    if len(text) > max_length:
+        raise Invalid(
+            "This field is too long ({max} characters at most).", field=field, max=max_length
+        )
+    return text
+
+
 def clean_email(value: str | None, field: str = "email") -> str:
     """A syntactically valid email address, trimmed; its case is kept (lookups ignore it)."""
     email = (value or "").strip()

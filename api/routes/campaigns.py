@@ -70,6 +70,8 @@ def _day(value: str, field: str, ctx: TenantContext, *, end: bool = False) -> da
         day = date.fromisoformat(value)
     except ValueError:
         raise Invalid("Enter a date as YYYY-MM-DD.", field=field) from None
+    if not 2000 <= day.year <= 2100:
+        raise Invalid("Enter a date between the years 2000 and 2100.", field=field)
     if end:
         day += timedelta(days=1)
     return datetime.combine(day, time(), tzinfo=_zone(ctx)).astimezone(UTC)

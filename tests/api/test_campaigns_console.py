@@ -73,6 +73,8 @@ async def test_bad_campaign_fields_are_shown_next_to_the_field_and_kept(
         ({"target_profile": "bogus"}, "Choose one of the offered target profiles."),
         ({"closes_at": "30/12/2030"}, "Enter a date as YYYY-MM-DD."),
         ({"closes_at": "2001-01-01"}, "The closing date is already past."),
+        ({"closes_at": "9999-12-31"}, "Enter a date between the years 2000 and 2100."),
+        ({"opens_at": "0001-01-01"}, "Enter a date between the years 2000 and 2100."),
         ({"retake_delay_days": "-3"}, "Enter a number of days."),
         ({"locales": []}, "Choose at least one language."),
         ({"type": "exam"}, ""),

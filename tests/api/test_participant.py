@@ -335,11 +335,11 @@ async def test_a_timed_question_shows_its_clock_and_a_late_answer_is_told(
     page = await _start(browser, campaign)
     participation_id = page.rsplit("/", 1)[1]
     timed = next(c for c in current_bank().challenges if c.timer_seconds == 90)
-    # set-up: the engine's choice is replaced by a timed question shown 100 seconds ago
+    # set-up: the engine's choice is replaced by a timed question a page showed 100 s ago
     async with database.transaction(tenant_a.id):
         await database.execute(
             "UPDATE assessment SET current_challenge_id = $3, "
-            "updated_at = now() - interval '100 seconds' "
+            "current_shown_at = now() - interval '100 seconds' "
             "WHERE tenant_id = $1 AND participation_id = $2",
             tenant_a.id,
             UUID(participation_id),

@@ -123,6 +123,8 @@ def test_a_cursor_round_trips_and_is_url_safe() -> None:
         base64.urlsafe_b64encode(f"n|{T0.isoformat()}|1234".encode()).decode(),
         base64.urlsafe_b64encode(b"n|yesterday|x").decode(),
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        # at the edge of the calendar: cannot be converted to UTC
+        base64.urlsafe_b64encode(f"n|0001-01-01T00:00:00+14:00|{uuid4()}".encode()).decode(),
     ],
 )
 def test_a_forged_cursor_is_refused_with_a_message(cursor: str) -> None:

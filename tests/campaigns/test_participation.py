@@ -695,10 +695,21 @@ async def test_a_timed_challenge_answered_too_late_counts_as_wrong(
     assert (in_time.correct, in_time.late) == (True, False)
     view = in_time.next_challenge
     assert view is not None
-    # the question was shown long ago (a participant who left and came back): the clock ran on
+    # chosen but not shown yet: its clock has not started
     async with database.transaction(tenant_a.id):
         await database.execute(
-            "UPDATE assessment SET updated_at = now() - make_interval(secs => $3) "
+            "UPDATE assessment SET updated_at = now() - interval '1 hour' "
+            "WHERE tenant_id = $1 AND participation_id = $2",
+            tenant_a.id,
+            participation.id,
+        )
+    shown = await current_challenge(paula.ctx, participation.id)
+    assert shown is not None
+    assert shown.seconds_left == 60
+    # the page showed it long ago (a participant who left and came back): the clock ran on
+    async with database.transaction(tenant_a.id):
+        await database.execute(
+            "UPDATE assessment SET current_shown_at = now() - make_interval(secs => $3) "
             "WHERE tenant_id = $1 AND participation_id = $2",
             tenant_a.id,
             participation.id,

@@ -452,3 +452,49 @@ async def test_the_withdrawn_set_is_cached_without_a_query_per_answer(
     await withdrawn_challenges()
     await asyncio.sleep(0)
     assert any("challenge_flag" in s for s in statements)
+
+
+async def test_reports_from_unverified_accounts_are_kept_but_withdraw_nothing(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    from campaigns.participation import participant_context
+    from tenants.context import Actor
+    from tenants.identity import create_user
+
+    campaign = await make_campaign(tenant_a)
+    threshold = get_settings().report_threshold
+    reported = None
+    for i in range(threshold + 1):
+        # accounts made on the spot, with addresses nobody confirmed
+        user = await create_user(
+            f"made-up-{i}-{uuid4().hex[:6]}@example.org", "X", "pw-12345678", "en"
+        )
+        ctx = participant_context(
+            tenant_a.owner_ctx.tenant, Actor(kind="user", user_id=user.id, label=user.email)
+        )
+        participation = await start_or_resume(ctx, campaign.id)
+        view = await current_challenge(ctx, participation.id)
+        assert view is not None
+        reported = reported or view.challenge_id
+        async with database.transaction(tenant_a.id):  # set-up: all are shown the same one
+            await database.execute(
+                "UPDATE assessment SET current_challenge_id = $3 "
+                "WHERE tenant_id = $1 AND participation_id = $2",
+                tenant_a.id,
+                participation.id,
+                reported,
+            )
+        outcome = await report_problem(
+            ctx, participation.id, reported, "wrong_answer_key", "First line.\nSecond line."
+        )
+        assert (outcome.recorded, outcome.withdrawn) == (True, False)
+    assert reported is not None
+    reports = await _reports(tenant_a)
+    assert len(reports) == threshold + 1
+    assert reports[0]["comment"] == "First line.\nSecond line."  # a text box keeps its lines
+    assert reported not in await withdrawn_challenges()
+    async with database.transaction():
+        flags = await database.fetch(
+            "SELECT 1 FROM challenge_flag WHERE challenge_id = $1", reported
+        )
+    assert flags == []
