@@ -433,6 +433,7 @@ def parse_learner_csv(data: bytes) -> ParsedFile:
         lines.seek(0)
         delimiter = _delimiter(first)
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    header: list[str] | None = None
     try:
         header = next(reader, None)
         while header is not None and not any(cell.strip() for cell in header):
@@ -463,7 +464,8 @@ def parse_learner_csv(data: bytes) -> ParsedFile:
         raise Invalid(
             "Line {line} could not be read: check its quotation marks.",
             field="file",
-            line=line + 1,
+            # the line being read: the header's own, or the one after the last row read
+            line=line if header is None else line + 1,
         ) from None
     if not rows and not problems:
         raise Invalid("The file has a header but no learner.", field="file")
@@ -793,12 +795,17 @@ def _encode_cursor(sort_key: str, ident: UUID) -> str:
 def _decode_cursor(cursor: str | None) -> tuple[str, UUID] | None:
     if not cursor:
         return None
+    refused = Invalid("This page link is not valid.", field="cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         sort_key, ident = json.loads(raw)
-        return str(sort_key), UUID(str(ident))
+        sort_key, ident = str(sort_key), UUID(str(ident))
     except (ValueError, TypeError, binascii.Error):
-        raise Invalid("This page link is not valid.", field="cursor") from None
+        raise refused from None
+    # a sort key is a learner's name as stored: anything else (a NUL byte, say) is forged
+    if len(sort_key) > 200 or _has_control(sort_key):
+        raise refused
+    return sort_key, ident
 
 
 def _like(text: str) -> str:

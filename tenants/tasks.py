@@ -63,8 +63,9 @@ TaskStatus = Literal["queued", "running", "done", "failed"]
 
 #: Files are stored in parts of this many bytes (a bytea row each).
 PART_SIZE = 1024 * 1024
-#: A task that reported nothing for this long lost its worker: the purge fails it.
-STALE_AFTER = timedelta(minutes=30)
+#: A task that reported nothing for this long lost its worker (or waited that long in a busy
+#: queue): the hourly purge fails it (ADR 0014).
+STALE_AFTER = timedelta(hours=1)
 #: Tasks (their rows) are forgotten this long after their file expired.
 FORGET_AFTER = timedelta(days=90)
 #: The most recent tasks listed.
@@ -500,6 +501,14 @@ async def purge_expired_tasks(ctx: dict[str, Any]) -> int:
                 tenant_id,
                 INTERRUPTED,
                 STALE_AFTER,
+            )
+            # a task's input (an uploaded file: personal data) goes as soon as the task ends,
+            # this way too (ADR 0014)
+            await execute(
+                """DELETE FROM task_file f USING task t
+                   WHERE t.tenant_id = $1 AND f.tenant_id = $1 AND f.task_id = t.id
+                     AND f.role = 'input' AND t.status IN ('done', 'failed')""",
+                tenant_id,
             )
             forgotten = await execute(
                 "DELETE FROM task WHERE tenant_id = $1 AND expires_at < now() - $2::interval",

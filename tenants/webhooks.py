@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import httpx
+import idna
 
 from core.database import execute, fetch, transaction
 from core.errors import Conflict, Invalid, NotFound
@@ -106,6 +107,22 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def _check_idna(host: str) -> None:
+    """Raise `UnicodeError` for a host name that IDNA 2008 refuses (a non-ASCII name that
+    cannot be encoded, or an ASCII `xn--` label that does not decode)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return  # an address, not a name
+    except ValueError:
+        pass
+    if host.isascii():
+        for label in host.split("."):
+            if label.lower().startswith("xn--"):
+                idna.decode(label)
+    else:
+        idna.encode(host, uts46=True)
+
+
 def clean_url(value: str | None, *, allow_private: bool) -> str:
     """An http(s) URL for an endpoint; `Invalid` for another scheme, credentials in the URL,
     and (unless `allow_private`) a literal private, loopback or link-local address."""
@@ -123,10 +140,17 @@ def clean_url(value: str | None, *, allow_private: bool) -> str:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         raise Invalid("Enter an address starting with https:// or http://.", field="url") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    # (the table's check wants 10 characters at least: "http://a/" is no receiver anyway)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) < 10:
         raise Invalid("Enter an address starting with https:// or http://.", field="url")
     if parts.username is not None or parts.password is not None:
         raise Invalid("Leave the user name and password out of the address.", field="url")
+    try:
+        # what the sender will do with it: an address httpx or IDNA refuses is refused here
+        httpx.URL(url)
+        _check_idna(parts.hostname)
+    except (httpx.InvalidURL, UnicodeError, ValueError):
+        raise Invalid("Enter an address starting with https:// or http://.", field="url") from None
     if not allow_private:
         host = parts.hostname.lower()
         if host == "localhost" or host.endswith(".localhost"):
@@ -570,22 +594,31 @@ async def post(url: str, secret: str, delivery_id: UUID, event_type: str, body: 
     code: int | None = None
     error: str | None = None
     try:
-        if not private_networks_allowed():
-            await check_destination(url)
-        # No redirects (a 3xx is a failed attempt: it could lead anywhere), no proxy settings
-        # from the environment.
-        async with httpx.AsyncClient(
-            timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
-        ) as client:
-            response = await client.post(url, content=body, headers=headers)
-        code = response.status_code
+        # The whole attempt, name lookup included, within TIMEOUT_SECONDS (httpx's own timeout
+        # is per read: a receiver trickling bytes would hold the worker), and the answer's
+        # body is never read: its status is all that counts.
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            if not private_networks_allowed():
+                await check_destination(url)
+            # No redirects (a 3xx is a failed attempt: it could lead anywhere), no proxy
+            # settings from the environment.
+            async with (
+                httpx.AsyncClient(
+                    timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
+                ) as client,
+                client.stream("POST", url, content=body, headers=headers) as response,
+            ):
+                code = response.status_code
         if not 200 <= code < 300:
             error = NOT_2XX_ERROR
     except RefusedDestination:
         error = PRIVATE_ERROR
-    except httpx.TimeoutException:
+    except (TimeoutError, httpx.TimeoutException):
         error = TIMEOUT_ERROR
     except httpx.HTTPError as failure:
+        error = (str(failure) or type(failure).__name__)[:1000]
+    except Exception as failure:  # an address httpx or the resolver refuses, say: it
+        # must end as a failed attempt, or the claimed delivery would never be recorded
         error = (str(failure) or type(failure).__name__)[:1000]
     duration_ms = int((time.monotonic() - started) * 1000)
     return Attempt(code, error, duration_ms)
@@ -596,6 +629,7 @@ WITH claimed AS (
     UPDATE webhook_delivery SET attempts = attempts + 1, last_attempt_at = now(),
         next_attempt_at = now() + make_interval(secs => $3), updated_at = now()
     WHERE tenant_id = $1 AND id = $2 AND status = 'pending' AND next_attempt_at <= now()
+        AND attempts < $4
     RETURNING id, endpoint_id, event_type, payload, attempts)
 SELECT c.*, e.url, e.secret, e.enabled
 FROM claimed c JOIN webhook_endpoint e ON e.tenant_id = $1 AND e.id = c.endpoint_id
@@ -626,7 +660,9 @@ async def deliver_webhook(ctx: dict[str, Any], tenant_id: str, delivery_id: str)
     sweep queues the next attempt when it is due.
     """
     async with transaction(tenant_id):
-        rows = await fetch(_CLAIM, UUID(tenant_id), UUID(delivery_id), LEASE.total_seconds())
+        rows = await fetch(
+            _CLAIM, UUID(tenant_id), UUID(delivery_id), LEASE.total_seconds(), MAX_ATTEMPTS
+        )
     if not rows:
         return "skipped"
     claim = rows[0]

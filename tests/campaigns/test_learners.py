@@ -362,3 +362,27 @@ async def test_the_list_searches_filters_and_pages(
     assert await learner_groups(ctx) == ["North", "South"]
     with pytest.raises(Invalid):
         await list_learners(ctx, cursor="not-a-cursor")
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (b'name,"em"ail\nCamille,c@example.org\n', 1),  # the header itself
+        (b'name,email\nCamille,"c@"example.org\n', 2),
+    ],
+)
+def test_broken_quoting_names_its_own_line(content: bytes, line: int) -> None:
+    with pytest.raises(Invalid) as caught:
+        parse_learner_csv(content)
+    assert caught.value.params == {"line": line}
+
+
+async def test_a_forged_page_link_is_refused_not_a_crash(tenant_a: TenantFixture) -> None:
+    import base64
+    import json
+    from uuid import uuid4
+
+    forged = base64.urlsafe_b64encode(json.dumps(["a\x00", str(uuid4())]).encode()).decode()
+    with pytest.raises(Invalid) as caught:
+        await list_learners(tenant_a.member_ctx, cursor=forged)
+    assert caught.value.field == "cursor"

@@ -292,7 +292,9 @@ async def test_the_purge_deletes_expired_files_and_fails_silent_tasks(
     theirs = await _run(tenant_b.owner_ctx)
     silent = await tasks.start_task(ctx, "test.count", "_test_counting_task", [2, "file"])
     await held.run()  # runs the queued tasks; the silent one's job is lost below
-    silent = await tasks.start_task(ctx, "test.count", "_test_counting_task", [2, "file"])
+    silent = await tasks.start_task(
+        ctx, "test.count", "_test_counting_task", [2, "file"], input=b"names and emails"
+    )
     lost = held.held
     await _age(tenant_a.id, expired, "expires_at", "1 minute")
     await _age(tenant_b.id, theirs, "expires_at", "1 minute")
@@ -318,7 +320,7 @@ async def test_the_purge_deletes_expired_files_and_fails_silent_tasks(
     async with database.transaction(tenant_a.id):
         left = await database.fetch(
             "SELECT task_id FROM task_file WHERE task_id = ANY($1::uuid[])",
-            [expired, forgotten],
+            [expired, forgotten, silent],  # the silent task's input (personal data) too
         )
     assert left == []
     held.held = lost

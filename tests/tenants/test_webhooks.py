@@ -344,6 +344,9 @@ def test_the_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
         "https://example.org:99999/hook",
         "https://exa mple.org/hook",
         "",
+        "http://a/",  # shorter than any real receiver (and than the table allows)
+        "http://xn--a.example/hook",  # IDNA the sender would refuse
+        "http://☃☃.example/hook",
     ],
 )
 def test_only_plain_http_and_https_addresses_are_accepted(url: str) -> None:
@@ -496,3 +499,38 @@ async def test_the_delivery_log_pages_newest_first(
 def test_the_sweep_runs_every_minute() -> None:
     assert jobs.PERIODIC["sweep_webhooks"] == set(range(60))
     assert "deliver_webhook" in jobs.REGISTRY
+
+
+async def test_an_attempt_has_one_deadline_for_the_whole_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(40):  # one header byte at a time: each read is quick, the whole is not
+            await writer.drain()
+            writer.write(b"X")
+            await asyncio.sleep(0.2)
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 1)
+    try:
+        started = time.monotonic()
+        attempt = await webhooks.post(
+            f"http://127.0.0.1:{port}/hook", "secret", uuid4(), "ping", b"{}"
+        )
+    finally:
+        server.close()
+    assert (attempt.response_code, attempt.error) == (None, webhooks.TIMEOUT_ERROR)
+    assert not attempt.delivered
+    assert time.monotonic() - started < 5  # cut at the deadline, not when the receiver stops
+
+
+async def test_an_address_the_http_client_refuses_is_a_failed_attempt() -> None:
+    attempt = await webhooks.post("http://☃☃.example/hook", "secret", uuid4(), "ping", b"{}")
+    assert attempt.response_code is None
+    assert attempt.error
