@@ -718,3 +718,26 @@ async def sweep_webhooks(ctx: dict[str, Any]) -> int:
                 row["tenant_id"], row["id"], row["attempts"], f":sweep:{ctx.get('job_id', '')}"
             )
     return len(rows)
+
+
+#: Finished deliveries (delivered or failed) are kept this long in the log, then deleted.
+KEEP_DELIVERIES = timedelta(days=90)
+
+
+@every(minutes=60)
+async def purge_webhook_deliveries(ctx: dict[str, Any]) -> int:
+    """Delete finished deliveries older than `KEEP_DELIVERIES` (their payloads name people);
+    tenant by tenant, as row-level security wants. How many were deleted."""
+    async with transaction():
+        tenants = [row["id"] for row in await fetch("SELECT id FROM organization ORDER BY id")]
+    deleted = 0
+    for tenant_id in tenants:
+        async with transaction(tenant_id):
+            status = await execute(
+                """DELETE FROM webhook_delivery WHERE tenant_id = $1
+                     AND status IN ('delivered', 'failed') AND created_at < now() - $2::interval""",
+                tenant_id,
+                KEEP_DELIVERIES,
+            )
+        deleted += int(status.split()[-1])
+    return deleted

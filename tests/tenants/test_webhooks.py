@@ -534,3 +534,46 @@ async def test_an_address_the_http_client_refuses_is_a_failed_attempt() -> None:
     attempt = await webhooks.post("http://☃☃.example/hook", "secret", uuid4(), "ping", b"{}")
     assert attempt.response_code is None
     assert attempt.error
+
+
+async def test_finished_deliveries_leave_the_log_after_90_days(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    async def delivery(tenant: TenantFixture, endpoint: UUID, status: str, days: int) -> UUID:
+        ident = uuid4()
+        async with database.transaction(tenant.id):
+            await database.execute(
+                """INSERT INTO webhook_delivery (tenant_id, id, endpoint_id, event_type,
+                       event_id, payload, status, next_attempt_at, delivered_at, created_at)
+                   VALUES ($1, $2, $3, 'ping', $4, '{}', $5,
+                       CASE WHEN $5 = 'pending' THEN now() + interval '1 hour' END,
+                       CASE WHEN $5 = 'delivered' THEN now() END,
+                       now() - make_interval(days => $6))""",
+                tenant.id,
+                ident,
+                endpoint,
+                uuid4(),
+                status,
+                days,
+            )
+        return ident
+
+    async def left(tenant: TenantFixture) -> set[UUID]:
+        async with database.transaction(tenant.id):
+            rows = await database.fetch(
+                "SELECT id FROM webhook_delivery WHERE tenant_id = $1", tenant.id
+            )
+        return {row["id"] for row in rows}
+
+    a = await webhooks.create_endpoint(tenant_a.owner_ctx, EndpointFields("https://a.example/h"))
+    b = await webhooks.create_endpoint(tenant_b.owner_ctx, EndpointFields("https://b.example/h"))
+    old_delivered = await delivery(tenant_a, a, "delivered", 91)
+    old_failed = await delivery(tenant_a, a, "failed", 100)
+    recent = await delivery(tenant_a, a, "delivered", 89)
+    pending = await delivery(tenant_a, a, "pending", 120)
+    theirs = await delivery(tenant_b, b, "failed", 95)
+    assert await webhooks.purge_webhook_deliveries({}) >= 3
+    remaining = await left(tenant_a)
+    assert {recent, pending} <= remaining
+    assert not {old_delivered, old_failed} & remaining
+    assert theirs not in await left(tenant_b)  # every tenant is purged
