@@ -136,3 +136,40 @@ async def test_a_participant_walks_the_journey_in_french(
     page_fr: Page, tenant_b: TenantFixture
 ) -> None:
     await _walk(page_fr, tenant_b, "fr")
+
+
+async def test_a_timed_question_counts_down_in_the_browser(
+    page: Page, tenant_a: TenantFixture
+) -> None:
+    from uuid import UUID
+
+    from campaigns.content import current_bank
+    from core import database
+
+    campaign = await create_campaign(
+        tenant_a.owner_ctx, CampaignFields(name="Timed check", profile_key="digcomp")
+    )
+    await shorten(tenant_a.id, campaign.id, 3)
+    person = await make_user("Tim Participant")
+    await _sign_in(page, person.email)
+    await page.goto(f"/c/{campaign.code}")
+    await page.get_by_role("button", name="Start").click()
+    await page.wait_for_url("**/p/**")
+    participation_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    timed = next(c for c in current_bank().challenges if c.timer_seconds == 60)
+    async with database.transaction(tenant_a.id):  # set-up: the engine chose a timed question
+        await database.execute(
+            "UPDATE assessment SET current_challenge_id = $3, current_shown_at = NULL "
+            "WHERE tenant_id = $1 AND participation_id = $2",
+            tenant_a.id,
+            UUID(participation_id),
+            timed.id,
+        )
+    await page.reload()
+    clock = page.get_by_role("timer")
+    first = await clock.inner_text()
+    assert first in ("1:00", "0:59")
+    await page.wait_for_timeout(2200)
+    later = await clock.inner_text()
+    assert later != first  # the script runs the clock
+    await _audit(page, "en-participant-challenge-timed")
