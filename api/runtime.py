@@ -19,6 +19,7 @@ JOB_MODULES = (
     "tenants.tasks",
     "campaigns.exports",
     "campaigns.jobs",
+    "campaigns.exposure",
     "tenants.webhooks",
 )
 

@@ -25,6 +25,7 @@ from engine import (
     ContentRules,
     EngineConfig,
     Exposure,
+    ExposureLedger,
     Score,
     ScoringConfig,
     Step,
@@ -39,6 +40,8 @@ from engine import (
 MIN_LENGTH = 10
 MAX_LENGTH = 30
 SE_THRESHOLD = 0.3
+#: No challenge in more than this share of recent tests, service-wide (ADR 0017).
+MAX_EXPOSURE = 0.25
 
 
 def engine_settings(bank: Bank, spec: ProfileSpec) -> dict[str, Any]:
@@ -56,6 +59,7 @@ def engine_settings(bank: Bank, spec: ProfileSpec) -> dict[str, Any]:
         "se_threshold": SE_THRESHOLD,
         "one_per_tube": len(tubes) >= MIN_LENGTH,
         "exposure": Exposure.PROGRESSIVE_RESTRICTED.value,
+        "max_exposure": MAX_EXPOSURE,
     }
 
 
@@ -90,6 +94,8 @@ def plan(bank: Bank, snapshot: str) -> Plan:
         ),
         competences=spec.competences,
         exposure=Exposure(eng["exposure"]),
+        # campaigns made before the ledger have no cap (ADR 0017)
+        max_exposure=float(eng.get("max_exposure", 1.0)),
         rules=ContentRules(one_per_tube=bool(eng["one_per_tube"])),
     )
     chosen = set(spec.competences)
@@ -110,10 +116,13 @@ def step(
     locale: str,
     seen_before: Iterable[str] = (),
     withdrawn: Iterable[str] = (),
+    exposure: ExposureLedger | None = None,
 ) -> Step:
     """The engine's step after `responses`; the draw is seeded by (seed, answers so far), so
     the same state always gives the same challenge. `withdrawn` challenges (reported, pending
-    review: `campaigns.reports`) are never selected; one already shown stays answerable."""
+    review: `campaigns.reports`) are never selected; one already shown stays answerable.
+    `exposure` is the service-wide ledger (`campaigns.exposure`): challenges served in more
+    than the campaign's maximum rate of recent tests give way to others."""
     return next_step(
         bank.pool,
         responses,
@@ -121,6 +130,7 @@ def step(
         np.random.default_rng([seed, len(responses)]),
         locale=locale,
         excluded=chain(the_plan.excluded, seen_before, withdrawn),
+        exposure=exposure,
     )
 
 

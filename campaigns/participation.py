@@ -25,6 +25,7 @@ from campaigns import assessment, events
 from campaigns.access import participant_id, uuid_or_404
 from campaigns.codes import is_well_formed, normalize_code
 from campaigns.content import frozen_bank
+from campaigns.exposure import exposure_ledgers, ledger_for
 from campaigns.profiles import ProfileSpec
 from campaigns.reports import withdrawn_challenges
 from core.database import execute, fetch, set_tenant, transaction
@@ -313,6 +314,7 @@ async def start_or_resume(
     """
     user_id = participant_id(ctx)
     withdrawn = await withdrawn_challenges()  # cached: no query on most calls
+    ledgers = await exposure_ledgers()  # cached likewise
     async with transaction(ctx.tenant_id, user_id):
         rows = await fetch(_LATEST_PARTICIPATION, ctx.tenant_id, uuid_or_404(campaign_id), user_id)
         if not rows:
@@ -382,7 +384,16 @@ async def start_or_resume(
         offered = [x for x in (locale, row["user_locale"]) if x and x in row["locales"]]
         chosen_locale = offered[0] if offered else str(row["locales"][0])
         seed = secrets.randbits(62)
-        first = assessment.step(bank, the_plan, [], seed, chosen_locale, seen_before, withdrawn)
+        first = assessment.step(
+            bank,
+            the_plan,
+            [],
+            seed,
+            chosen_locale,
+            seen_before,
+            withdrawn,
+            ledger_for(bank, ledgers),
+        )
         await execute(
             """INSERT INTO assessment (tenant_id, id, participation_id, locale, seed, seen_before,
                    current_challenge_id, current_pretest, theta, se, stop_reason)
@@ -677,6 +688,7 @@ async def answer(
     """
     user_id = participant_id(ctx)
     withdrawn = await withdrawn_challenges()  # cached: no query on most answers
+    ledgers = await exposure_ledgers()  # cached likewise
     async with transaction(ctx.tenant_id, user_id):
         rows = await fetch(_ANSWER_STATE_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
         if not rows:
@@ -714,7 +726,14 @@ async def answer(
         ]
         position = len(responses)
         step = assessment.step(
-            bank, the_plan, responses, row["seed"], locale, row["seen_before"], withdrawn
+            bank,
+            the_plan,
+            responses,
+            row["seed"],
+            locale,
+            row["seen_before"],
+            withdrawn,
+            ledger_for(bank, ledgers),
         )
         args: list[Any] = [
             ctx.tenant_id,

@@ -7,8 +7,10 @@ from piccolo.conf.apps import AppConfig
 from campaigns.tables import (
     Answer,
     Assessment,
+    BankExposure,
     Campaign,
     CampaignCode,
+    ChallengeExposure,
     ChallengeFlag,
     ChallengeFlagEvent,
     ChallengeReport,
@@ -33,6 +35,8 @@ APP_CONFIG = AppConfig(
         ChallengeReport,
         ChallengeFlag,
         ChallengeFlagEvent,
+        BankExposure,
+        ChallengeExposure,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

@@ -2,7 +2,8 @@
 keys, row-level security, checks); these classes mirror it for queries.
 
 Global: CampaignCode (code → organization and campaign, for participants' links),
-ChallengeFlag and ChallengeFlagEvent (reported challenges, shared by every tenant).
+ChallengeFlag and ChallengeFlagEvent (reported challenges, shared by every tenant), and the
+exposure ledger, BankExposure and ChallengeExposure (how often each challenge is served).
 Tenant-owned (row-level security on `tenant_id`): TargetProfile, Campaign, Learner,
 Participation, Assessment, Answer, Result, ChallengeReport.
 """
@@ -181,3 +182,19 @@ class ChallengeFlagEvent(Table, tablename="challenge_flag_event", db=DB):
     locale = Text()
     category = Text()
     reported_at = Timestamptz()
+
+
+class BankExposure(Table, tablename="bank_exposure", db=DB):
+    """Global and anonymous: recent tests of a bank version, across tenants (ADR 0017)."""
+
+    bank_version = Text(primary_key=True)
+    tests = BigInt()
+    refreshed_at = Timestamptz()
+
+
+class ChallengeExposure(Table, tablename="challenge_exposure", db=DB):
+    """Global and anonymous: in how many recent tests a challenge was answered (ADR 0017)."""
+
+    bank_version = Text(primary_key=True)
+    challenge_id = Text()
+    served = BigInt()
