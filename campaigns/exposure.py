@@ -40,7 +40,8 @@ class StoredLedger:
 
 
 _cache: tuple[float, dict[str, StoredLedger]] | None = None
-_aligned: dict[tuple[int, str], ExposureLedger | None] = {}
+#: by bank version: the stored ledger it was built from, and the engine's ledger
+_aligned: dict[str, tuple[StoredLedger | None, ExposureLedger | None]] = {}
 
 
 def forget() -> None:
@@ -77,16 +78,16 @@ async def exposure_ledgers() -> dict[str, StoredLedger]:
 
 def ledger_for(bank: Bank, ledgers: dict[str, StoredLedger]) -> ExposureLedger | None:
     """The engine's ledger for `bank` (its counts in the pool's order), or None without
-    enough recent tests. Built once per bank and cached copy."""
-    key = (id(ledgers), bank.version)
-    if key in _aligned:
-        return _aligned[key]
+    enough recent tests. Built once per bank version and stored ledger."""
     stored = ledgers.get(bank.version)
+    cached = _aligned.get(bank.version)
+    if cached is not None and cached[0] is stored:
+        return cached[1]
     ledger = None
     if stored is not None and stored.tests >= MIN_TESTS:
         counts = np.array([stored.served.get(i, 0) for i in bank.pool.ids], dtype=np.int64)
         ledger = ExposureLedger(counts=counts, sessions=stored.tests)
-    _aligned[key] = ledger
+    _aligned[bank.version] = (stored, ledger)
     return ledger
 
 
