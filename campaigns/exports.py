@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -195,13 +194,6 @@ async def results_csv(
     return layout.filename("csv"), _csv_lines(ctx, layout)
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def _xlsx_text(sheet: WriteOnlyWorksheet, value: str) -> Cell | str:
     """A text cell that stays text: never a formula, without the characters XML refuses."""
     value = ILLEGAL_CHARACTERS_RE.sub("", value)
@@ -220,7 +212,7 @@ async def _write_xlsx(
     run: TaskRun | None = None,
 ) -> None:
     """Write the workbook into `target`; rows pass through openpyxl's temporary file."""
-    zone = _zone(ctx.tenant.timezone)
+    zone = ctx.tenant.zone
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title=translate(locale, SHEET_TITLE)[:31])
     sheet.freeze_panes = "A2"

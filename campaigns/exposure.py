@@ -23,6 +23,7 @@ from core.database import execute, fetch, transaction
 from core.jobs import every
 from engine import Bank
 from engine.selection import ExposureLedger
+from tenants.organizations import tenant_ids
 
 #: Tests older than this no longer count.
 WINDOW_DAYS = 90
@@ -115,8 +116,7 @@ GROUP BY c.bank_version, a.challenge_id
 async def refresh_exposure(ctx: dict[str, Any]) -> int:
     """Recount the ledger from every tenant's recent tests (tenant by tenant, as row-level
     security wants) and replace the global rows in one transaction. How many bank versions."""
-    async with transaction():
-        tenants = [row["id"] for row in await fetch("SELECT id FROM organization ORDER BY id")]
+    tenants = await tenant_ids()
     tests: dict[str, int] = defaultdict(int)
     served: dict[tuple[str, str], int] = defaultdict(int)
     for tenant_id in tenants:

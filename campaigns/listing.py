@@ -14,20 +14,18 @@ campaigns, `org:learners:read` for learners and participations (they name people
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from campaigns.access import uuid_or_404
-from core.database import fetch, transaction
+from core.database import contains_pattern, fetch, transaction
 from core.errors import Invalid, NotFound
 from core.validation import clean_text
+from tenants import keyset
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 
@@ -186,27 +184,18 @@ class Cursor:
 
 def encode_cursor(direction: str, stamp: datetime, ident: UUID) -> str:
     """The opaque, URL-safe text of a cursor."""
-    raw = f"{direction}|{stamp.isoformat()}|{ident}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return keyset.pack(direction, stamp.isoformat(), str(ident))
 
 
 def decode_cursor(cursor: str | None) -> Cursor | None:
     """The position a cursor names; None for none, `Invalid` for a forged or mangled one."""
-    if not cursor:
+    parts = keyset.unpack(cursor, 3)
+    if parts is None:
         return None
-    refused = Invalid("This page link is not valid.", field="cursor")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        direction, stamp_text, ident_text = raw.split("|")
-        stamp, ident = datetime.fromisoformat(stamp_text), UUID(ident_text)
-        if direction not in (_FORWARD, _BACKWARD) or stamp.tzinfo is None:
-            raise refused
-        # in UTC, as the database compares it (a forged date at the edge of the calendar
-        # cannot be converted, and is refused here rather than by the driver)
-        stamp = stamp.astimezone(UTC)
-    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
-        raise refused from None
-    return Cursor(direction, stamp, ident)
+    direction, stamp, ident = parts
+    if direction not in (_FORWARD, _BACKWARD):
+        raise Invalid("This page link is not valid.", field="cursor")
+    return Cursor(direction, keyset.parse_stamp(stamp), keyset.parse_id(ident))
 
 
 def check_limit(limit: int) -> int:
@@ -218,10 +207,7 @@ def check_limit(limit: int) -> int:
 
 def _search_pattern(search: str | None) -> str | None:
     text = clean_text(search, "search", max_length=200, required=False)
-    if not text:
-        return None
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return contains_pattern(text) if text else None
 
 
 def _clean_group(group: str | None) -> str | None:
@@ -649,13 +635,6 @@ async def get_learner(ctx: TenantContext, learner_id: UUID | str) -> LearnerDeta
 # --- progress over time ------------------------------------------------------------------
 
 
-def _zone_name(ctx: TenantContext) -> str:
-    try:
-        return ZoneInfo(ctx.tenant.timezone or "UTC").key
-    except (ZoneInfoNotFoundError, ValueError):
-        return "UTC"
-
-
 async def campaign_progress(ctx: TenantContext, campaign_id: UUID | str) -> list[ProgressDay]:
     """Learners who started, completed and shared the campaign, cumulated day by day in the
     organization's time zone, every day from the first start to the last event (days without
@@ -683,7 +662,7 @@ async def campaign_progress(ctx: TenantContext, campaign_id: UUID | str) -> list
                FROM events GROUP BY day ORDER BY day""",
             ctx.tenant_id,
             campaign,
-            _zone_name(ctx),
+            ctx.tenant.zone.key,
         )
     return _cumulate(rows)
 

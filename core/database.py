@@ -276,6 +276,13 @@ async def execute(sql: str, *args: Any) -> str:
     return status
 
 
+def contains_pattern(text: str) -> str:
+    """A LIKE/ILIKE pattern matching `text` anywhere, its `%`, `_` and `\\` taken literally
+    (backslash first: it is LIKE's escape character, and a pattern ending in one is an error)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def ping() -> bool:
     """True when the database answers."""
     try:

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID, uuid4
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.database import execute, fetch, transaction
+from core.database import contains_pattern, execute, fetch, transaction
 from tenants.context import TenantContext
 from tenants.keyset import decode_cursor, encode_cursor
 from tenants.permissions import Permission
@@ -64,18 +63,6 @@ class AuditPage:
     next_cursor: str | None
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def _escape_like(text: str) -> str:
-    # Backslash first: it is LIKE's escape character, and a pattern ending in one is an error.
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def list_events(
     ctx: TenantContext, filters: AuditFilter, cursor: str | None = None, limit: int = PAGE_SIZE
 ) -> AuditPage:
@@ -88,9 +75,9 @@ async def list_events(
         args.append(filters.action)
         clauses.append(f"action = ${len(args)}")
     if filters.actor:
-        args.append("%" + _escape_like(filters.actor) + "%")
+        args.append(contains_pattern(filters.actor))
         clauses.append(f"actor_label ILIKE ${len(args)}")
-    zone = _zone(ctx.tenant.timezone)
+    zone = ctx.tenant.zone
     if filters.since:
         args.append(datetime.combine(filters.since, time(), zone))
         clauses.append(f"occurred_at >= ${len(args)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import Forbidden
 from tenants.permissions import Permission
@@ -39,6 +40,14 @@ class TenantSummary:
     timezone: str
     brand_colour: str | None
     has_logo: bool
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The organization's time zone; UTC when this machine does not know its name."""
+        try:
+            return ZoneInfo(self.timezone or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)

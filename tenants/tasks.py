@@ -57,6 +57,7 @@ from core.settings import get_settings
 from tenants.audit import record
 from tenants.context import Actor, TenantContext
 from tenants.identity import get_user
+from tenants.organizations import tenant_ids
 from tenants.permissions import Permission
 
 TaskStatus = Literal["queued", "running", "done", "failed"]
@@ -477,8 +478,7 @@ def task_job(function: TaskFunction) -> JobFunction:
 async def purge_expired_tasks(ctx: dict[str, Any]) -> int:
     """Delete expired result files, fail tasks whose worker went silent, forget old tasks;
     tenant by tenant, as row-level security wants. How many tasks changed."""
-    async with transaction():
-        tenants = [row["id"] for row in await fetch("SELECT id FROM organization ORDER BY id")]
+    tenants = await tenant_ids()
     changed = 0
     for tenant_id in tenants:
         async with transaction(tenant_id):

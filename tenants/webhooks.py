@@ -40,6 +40,7 @@ from core.validation import clean_text
 from tenants import audit
 from tenants.context import TenantContext
 from tenants.keyset import decode_cursor, encode_cursor
+from tenants.organizations import tenant_ids
 from tenants.permissions import Permission
 
 #: The events an endpoint may subscribe to.
@@ -728,8 +729,7 @@ KEEP_DELIVERIES = timedelta(days=90)
 async def purge_webhook_deliveries(ctx: dict[str, Any]) -> int:
     """Delete finished deliveries older than `KEEP_DELIVERIES` (their payloads name people);
     tenant by tenant, as row-level security wants. How many were deleted."""
-    async with transaction():
-        tenants = [row["id"] for row in await fetch("SELECT id FROM organization ORDER BY id")]
+    tenants = await tenant_ids()
     deleted = 0
     for tenant_id in tenants:
         async with transaction(tenant_id):

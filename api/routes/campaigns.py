@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from litestar import Request, get, post
 from litestar.params import FromPath
@@ -53,13 +52,6 @@ async def _profile_options(ctx: TenantContext, locale: str) -> list[tuple[str, s
     return options
 
 
-def _zone(ctx: TenantContext) -> ZoneInfo:
-    try:
-        return ZoneInfo(ctx.tenant.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def _day(value: str, field: str, ctx: TenantContext, *, end: bool = False) -> datetime | None:
     """A date typed in the organization's time zone: the start of that day, or with `end` the
     start of the next (a campaign closing on the 30th is open all day on the 30th)."""
@@ -74,7 +66,7 @@ def _day(value: str, field: str, ctx: TenantContext, *, end: bool = False) -> da
         raise Invalid("Enter a date between the years 2000 and 2100.", field=field)
     if end:
         day += timedelta(days=1)
-    return datetime.combine(day, time(), tzinfo=_zone(ctx)).astimezone(UTC)
+    return datetime.combine(day, time(), tzinfo=ctx.tenant.zone).astimezone(UTC)
 
 
 def _fields(
@@ -262,7 +254,7 @@ def _edit_values(campaign: service.Campaign, ctx: TenantContext) -> dict[str, An
     """The campaign as the form shows it: dates in the organization's time zone, the closing
     date as the last open day."""
     fields = campaign.fields()
-    zone = _zone(ctx)
+    zone = ctx.tenant.zone
     closes = fields.closes_at.astimezone(zone) - timedelta(days=1) if fields.closes_at else None
     return {
         "name": fields.name,
