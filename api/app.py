@@ -4,130 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from litestar import Litestar, Request, Response, Router
-from litestar.config.csrf import CSRFConfig
-from litestar.exceptions import HTTPException, PermissionDeniedException
-from litestar.middleware import DefineMiddleware
+from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
-from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect
-from litestar.static_files import create_static_files_router
-from litestar.stores.base import Store
-from litestar.stores.file import FileStore
-from litestar.stores.redis import RedisStore
-from litestar.template.config import TemplateConfig
 
-from api.guards import LoginRequired
 from api.routes import api_v1, auth, console, participant, public
 from api.runtime import connect, import_jobs
-from api.sessions import SessionMiddleware
-from api.web import locale_of
 from core import database, jobs
-from core.errors import UserError
-from core.i18n import translate
 from core.mail import configure_mailer, get_mailer, use_mailer
 from core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from core.settings import Settings, get_settings
+from web.front import (
+    EXCEPTION_HANDLERS,
+    csrf_config,
+    session_middleware,
+    session_store,
+    static_files,
+    template_config,
+)
 
-log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-
-_STATUS_MESSAGES = {
-    400: "The request could not be understood.",
-    401: "Sign in to continue.",
-    403: "You do not have permission to do this.",
-    404: "This page does not exist, or you do not have access to it.",
-    405: "This action is not available here.",
-    413: "What you sent is too large.",
-    415: "This type of content is not accepted.",
-    429: "Too many requests. Wait a moment and try again.",
-    500: "Something went wrong on our side. The team has been told; try again later.",
-}
-CSRF_MESSAGE = "This form has expired. Reload the page and send it again."
-
-
-def _wants_json(request: Request[Any, Any, Any]) -> bool:
-    return request.url.path.startswith("/api/") or (
-        "application/json" in request.headers.get("accept", "")
-        and "text/html" not in request.headers.get("accept", "")
-    )
-
-
-def user_error_handler(request: Request[Any, Any, Any], error: UserError) -> Response[Any]:
-    """Every error a user can cause: its status, its message in the user's language."""
-    locale = locale_of(request)
-    if isinstance(error, LoginRequired) and not _wants_json(request):
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return Redirect(path="/login", query_params={"next": target}, status_code=303)
-    message = translate(locale, error.message, **error.params)
-    return _render_error(request, error.status_code, message, error.field)
-
-
-def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
-    """Litestar's own 4xx (unknown route, bad method, malformed JSON, CSRF) translated."""
-    locale = locale_of(request)
-    status = error.status_code
-    if isinstance(error, PermissionDeniedException) and "CSRF" in str(error.detail):
-        message = translate(locale, CSRF_MESSAGE)
-    elif status == 400 and _wants_json(request) and error.detail:
-        message = translate(locale, "The request is not valid: {detail}", detail=error.detail)
-    else:
-        message = translate(locale, _STATUS_MESSAGES.get(status, _STATUS_MESSAGES[400]))
-    if status >= 500:
-        log.error("server error on %s: %s", request.url.path, error.detail)
-    return _render_error(request, status, message)
-
-
-def server_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    log.exception("unhandled error on %s", request.url.path, exc_info=error)
-    return _render_error(request, 500, translate(locale_of(request), _STATUS_MESSAGES[500]))
-
-
-def _render_error(
-    request: Request[Any, Any, Any], status: int, message: str, field: str | None = None
-) -> Response[Any]:
-    if _wants_json(request):
-        body: dict[str, Any] = {"error": {"status": status, "message": message}}
-        if field:
-            body["error"]["field"] = field
-        return Response(body, status_code=status)
-    template = request.app.template_engine.get_template("error.html")  # type: ignore[union-attr]
-    from api.web import _formatters
-    from core.i18n import LOCALE_NAMES
-
-    locale = locale_of(request)
-    html = template.render(
-        **_formatters(locale),
-        locale=locale,
-        locales=LOCALE_NAMES,
-        status_code=status,
-        message=message,
-        user=request.scope.get("state", {}).get("user"),
-        ctx=None,
-        tenant=None,
-        notices=[],
-        dev_outbox=get_settings().dev_outbox,
-        path=request.url.path,
-        errors={},
-        values={},
-        csrf_input="",
-        request=request,
-    )
-    return Response(html, status_code=status, media_type="text/html")
-
-
-def _session_store(settings: Settings) -> Store:
-    if settings.redis_url:
-        return RedisStore.with_client(url=settings.redis_url, namespace="jalon:session")
-    return FileStore(path=settings.data_dir / "sessions")
 
 
 def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False) -> Litestar:
@@ -138,7 +39,9 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
     application (`api.asgi`) asks for it, tests do not.
     """
     settings = settings or get_settings()
-    sessions = _session_store(settings)
+    sessions = session_store(settings)
+    # Every job is registered before a request can enqueue one (the queue checks the name).
+    import_jobs()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -154,7 +57,6 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
         configure_mailer(settings.smtp_url, settings.mail_from)
         periodic: asyncio.Task[None] | None = None
         if periodic_jobs and not settings.redis_url:
-            import_jobs()
             periodic = asyncio.create_task(jobs.run_periodic_in_process(queue))
         if settings.redis_url:
             from redis.asyncio import Redis
@@ -181,13 +83,6 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             if owns_pool:
                 await database.close_pool()
 
-    csrf = CSRFConfig(
-        secret=settings.secret_key,
-        cookie_name="jalon_csrf",
-        cookie_secure=settings.secure_cookies,
-        cookie_httponly=True,
-        exclude=["/api/v1", "/healthz", "/readyz"],
-    )
     return Litestar(
         route_handlers=[
             # Pages for people: not part of the documented JSON API.
@@ -198,26 +93,13 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             ),
             *console.handlers,
             api_v1.api_router,
-            create_static_files_router(
-                path="/static", directories=[HERE / "static"], include_in_schema=False
-            ),
+            static_files(),
         ],
         lifespan=[lifespan],
-        csrf_config=csrf,
-        middleware=[
-            DefineMiddleware(
-                SessionMiddleware,
-                store=sessions,
-                max_age=settings.session_max_age_seconds,
-                secure=settings.secure_cookies,
-            ),
-        ],
-        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
-        exception_handlers={
-            UserError: user_error_handler,
-            HTTPException: http_error_handler,
-            Exception: server_error_handler,
-        },
+        csrf_config=csrf_config(settings, exclude=["/api/v1", "/healthz", "/readyz"]),
+        middleware=[session_middleware(settings, sessions)],
+        template_config=template_config(HERE / "templates"),
+        exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="Jalon API",
             version="1",

@@ -159,8 +159,8 @@ def tenant() -> None:
 @click.option("--owner-email", default=None, help="an existing account that becomes owner")
 def tenant_create(**options: Any) -> None:
     """Create an organization; prints it as JSON."""
+    from tenants.accounts import find_user_by_email
     from tenants.context import Actor
-    from tenants.identity import find_user_by_email
     from tenants.organizations import OrganizationFields, create_organization
 
     async def work() -> dict[str, Any]:
@@ -250,7 +250,7 @@ def staff() -> None:
 @click.option("--password", default=None, help="omit to let the person use a reset link")
 def staff_create(email: str, name: str, role: str, locale: str, password: str | None) -> None:
     """Create (or promote) a staff account; prints it as JSON."""
-    from tenants.identity import create_user, find_user_by_email, make_staff
+    from tenants.accounts import create_user, find_user_by_email, make_staff
 
     async def work() -> dict[str, Any]:
         user = await find_user_by_email(email)
@@ -280,7 +280,7 @@ _EDITOR = click.option(
 
 async def _editor_id(email: str) -> UUID:
     from core.errors import Forbidden
-    from tenants.identity import find_user_by_email
+    from tenants.accounts import find_user_by_email
 
     user = await find_user_by_email(email)
     if user is None:
@@ -302,7 +302,7 @@ def reports_list(editor: str, status: str | None, limit: int) -> None:
     category and locale, and a few recent comments (no person, no organization)."""
     from dataclasses import asdict
 
-    from campaigns.reports import list_flags
+    from campaigns.problem_reports import list_flags
 
     async def work() -> list[dict[str, Any]]:
         flags = await list_flags(await _editor_id(editor), status, limit)
@@ -320,7 +320,7 @@ def reports_list(editor: str, status: str | None, limit: int) -> None:
 @click.argument("challenge_id")
 def reports_review(editor: str, challenge_id: str) -> None:
     """Mark a reported challenge reviewed: it is selected again and its count restarts."""
-    from campaigns.reports import mark_reviewed
+    from campaigns.problem_reports import mark_reviewed
 
     async def work() -> dict[str, Any]:
         status = await mark_reviewed(await _editor_id(editor), challenge_id)
@@ -337,7 +337,7 @@ def reports_review(editor: str, challenge_id: str) -> None:
 @click.argument("challenge_id")
 def reports_retire(editor: str, challenge_id: str) -> None:
     """Retire a reported challenge: selection skips it until it is marked reviewed."""
-    from campaigns.reports import retire
+    from campaigns.problem_reports import retire
 
     async def work() -> dict[str, Any]:
         status = await retire(await _editor_id(editor), challenge_id)

@@ -11,8 +11,8 @@ from typing import Any
 from campaigns.service import CampaignFields, create_campaign, list_campaigns
 from core.errors import NotFound
 from core.settings import get_settings
+from tenants.accounts import UserAccount, create_user, find_user_by_email, make_staff
 from tenants.context import Actor
-from tenants.identity import UserAccount, create_user, find_user_by_email, make_staff
 from tenants.members import add_member, invite
 from tenants.organizations import (
     OrganizationFields,

@@ -47,8 +47,8 @@ from campaigns.service import Campaign, CampaignFields, create_campaign
 from core import database, jobs
 from core.settings import load_settings
 from engine import Bank, Challenge, get_bank
+from tenants.accounts import UserAccount, create_user
 from tenants.context import Actor, TenantContext
-from tenants.identity import UserAccount, create_user
 from tenants.organizations import OrganizationFields, create_organization, member_context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +161,7 @@ async def export_figures(owner: str, setup: Setup, rows: int) -> None:
     ctx = setup.ctx
     campaign = await create_campaign(ctx, CampaignFields(name="Export", profile_key="digcomp"))
     codes = list(campaign.profile.competences)
-    async with database.transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with database.tenant_transaction(ctx):
         await database.fetch(_SEED_SHARED, ctx.tenant_id, campaign.id, rows)
         await database.execute(_SEED_RESULTS, ctx.tenant_id, rows, codes)
     admin = await asyncpg.connect(owner)

@@ -1,7 +1,7 @@
 """Campaigns: target profiles, campaigns and their codes, learners, participations, adaptive
 assessments, answers and results.
 
-- `profiles` — the code-defined profile catalogue, built from the bank's framework, and the
+- `profile_catalogue` — the code-defined profile catalogue, built from the bank's framework, and the
   checks of a profile against a bank;
 - `target_profiles` — a tenant's own, versioned profiles;
 - `service` — organizers' use cases: create, edit, duplicate, open, close, archive, statistics;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from core.errors import Forbidden, NotFound, Unauthenticated
+from core.errors import Forbidden, Unauthenticated
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 
@@ -34,11 +34,3 @@ def participant_id(ctx: TenantContext) -> UUID:
     if ctx.actor.kind != "user" or ctx.actor.user_id is None:
         raise Unauthenticated("Sign in to continue.")
     return ctx.actor.user_id
-
-
-def uuid_or_404(value: UUID | str) -> UUID:
-    """`value` as a UUID; `NotFound` when it is not one (a mangled id is an unknown id)."""
-    try:
-        return value if isinstance(value, UUID) else UUID(str(value))
-    except ValueError:
-        raise NotFound() from None

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from campaigns.profiles import MAX_LEVEL, ProfileSpec, eligible_challenges
+from campaigns.profile_catalogue import MAX_LEVEL, ProfileSpec, eligible_challenges
 from core.errors import Invalid
 from core.validation import clean_text
 from engine import (
@@ -120,7 +120,7 @@ def step(
 ) -> Step:
     """The engine's step after `responses`; the draw is seeded by (seed, answers so far), so
     the same state always gives the same challenge. `withdrawn` challenges (reported, pending
-    review: `campaigns.reports`) are never selected; one already shown stays answerable.
+    review: `campaigns.problem_reports`) are never selected; one already shown stays answerable.
     `exposure` is the service-wide ledger (`campaigns.exposure`): challenges served in more
     than the campaign's maximum rate of recent tests give way to others."""
     return next_step(

@@ -35,7 +35,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from campaigns.access import require_reader
 from campaigns.content import frozen_bank
 from campaigns.service import Campaign, access_campaign
-from core.database import fetch, stream, transaction
+from core.database import fetch, stream, tenant_transaction
 from core.errors import Invalid
 from core.i18n import N_, translate
 from tenants.context import TenantContext
@@ -124,7 +124,7 @@ class Layout:
 async def _layout(ctx: TenantContext, campaign_id: UUID | str, locale: str) -> Layout:
     """Check access (404 alike for another tenant's campaign) and name the columns."""
     require_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         campaign, _ = await access_campaign(ctx, campaign_id)
     bank = frozen_bank(campaign.bank_version)
     competences = tuple(campaign.profile.competences)
@@ -145,7 +145,7 @@ async def _rows(ctx: TenantContext, layout: Layout) -> AsyncIterator[list[Any]]:
     """The export's rows as typed values (texts, numbers, datetimes or None), one at a
     time from a server-side cursor (`BATCH_ROWS` in memory); the transaction stays open
     while the caller iterates."""
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         async for row in stream(
             _SHARED_RESULTS, ctx.tenant_id, layout.campaign.id, prefetch=BATCH_ROWS
         ):
@@ -266,7 +266,7 @@ async def results_xlsx(
 async def shared_count(ctx: TenantContext, campaign_id: UUID | str) -> int:
     """How many shared results the campaign's export would hold (404 as for the export)."""
     require_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         campaign, _ = await access_campaign(ctx, campaign_id)
         rows = await fetch(_SHARED_COUNT, ctx.tenant_id, campaign.id)
     count: int = rows[0]["shared"]
@@ -280,7 +280,7 @@ async def start_export(
     if export_format not in FORMATS:
         raise Invalid("Choose CSV or XLSX.", field="format")
     require_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         campaign, _ = await access_campaign(ctx, campaign_id)
         rows = await fetch(_SHARED_COUNT, ctx.tenant_id, campaign.id)
         return await start_task(

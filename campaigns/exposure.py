@@ -16,14 +16,15 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 
-from core.database import execute, fetch, transaction
+from core.database import execute, fetch, global_transaction
 from core.jobs import every
 from engine import Bank
 from engine.selection import ExposureLedger
-from tenants.organizations import tenant_ids
+from tenants.organizations import dangerously_sweep_tenants
 
 #: Tests older than this no longer count.
 WINDOW_DAYS = 90
@@ -59,7 +60,7 @@ async def exposure_ledgers() -> dict[str, StoredLedger]:
     now = time.monotonic()
     if _cache is not None and now - _cache[0] < CACHE_SECONDS:
         return _cache[1]
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(
             """SELECT b.bank_version, b.tests, c.challenge_id, c.served
                FROM bank_exposure b
@@ -116,16 +117,17 @@ GROUP BY c.bank_version, a.challenge_id
 async def refresh_exposure(ctx: dict[str, Any]) -> int:
     """Recount the ledger from every tenant's recent tests (tenant by tenant, as row-level
     security wants) and replace the global rows in one transaction. How many bank versions."""
-    tenants = await tenant_ids()
     tests: dict[str, int] = defaultdict(int)
     served: dict[tuple[str, str], int] = defaultdict(int)
-    for tenant_id in tenants:
-        async with transaction(tenant_id):
-            for row in await fetch(_TENANT_TESTS, tenant_id, WINDOW_DAYS):
-                tests[row["bank_version"]] += row["tests"]
-            for row in await fetch(_TENANT_SERVED, tenant_id, WINDOW_DAYS):
-                served[(row["bank_version"], row["challenge_id"])] += row["served"]
-    async with transaction():
+
+    async def count(tenant_id: UUID) -> None:
+        for row in await fetch(_TENANT_TESTS, tenant_id, WINDOW_DAYS):
+            tests[row["bank_version"]] += row["tests"]
+        for row in await fetch(_TENANT_SERVED, tenant_id, WINDOW_DAYS):
+            served[(row["bank_version"], row["challenge_id"])] += row["served"]
+
+    await dangerously_sweep_tenants(count)
+    async with global_transaction():
         await execute("DELETE FROM bank_exposure")  # the challenges' rows go with it
         await execute(
             """INSERT INTO bank_exposure (bank_version, tests)

@@ -7,23 +7,8 @@ permissions as they are when it runs.
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from campaigns import learners
-from core.i18n import N_
-from tenants.context import TenantContext
-from tenants.tasks import TaskRun, read_input, start_task, task_job
-
-#: The task's kind, shown on its page.
-LEARNER_IMPORT = N_("learners.import")
-
-
-async def start_learner_import(ctx: TenantContext, data: bytes, filename: str, rows: int) -> UUID:
-    """Queue the import of a checked file (in the caller's transaction: the job starts once
-    it commits); the task's id."""
-    return await start_task(
-        ctx, LEARNER_IMPORT, "import_learners_file", [filename], input=data, total=rows
-    )
+from tenants.tasks import TaskRun, read_input, task_job
 
 
 @task_job

@@ -25,16 +25,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID, uuid4
 
-from core.database import contains_pattern, execute, fetch, transaction
+from core import keyset
+from core.database import contains_pattern, execute, fetch, tenant_transaction
 from core.errors import Forbidden, Invalid
 from core.i18n import N_
 from core.validation import clean_text
-from tenants import audit, keyset
+from tenants import audit
 from tenants.context import TenantContext
 from tenants.permissions import Permission
+from tenants.tasks import start_task
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 50_000
+#: The kind of the task that writes a large import, shown on its page.
+LEARNER_IMPORT = N_("learners.import")
 #: Files with more rows are written by a background job, with progress.
 SYNC_MAX_ROWS = 2_000
 #: Rows written per statement (and per transaction in the job).
@@ -682,7 +686,7 @@ async def import_learners(
             **values,
         )
 
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         await _lock_imports(ctx)
         stored = await _stored_matches(ctx, parsed.rows)
         plan = _plan(parsed.rows, stored, parsed.header, parsed.columns)
@@ -697,9 +701,14 @@ async def import_learners(
         if dry_run:
             return result(**counts)
         if len(parsed.rows) > SYNC_MAX_ROWS:
-            from campaigns.jobs import start_learner_import  # the job module imports this one
-
-            task_id = await start_learner_import(ctx, data, filename, len(parsed.rows))
+            task_id = await start_task(
+                ctx,
+                LEARNER_IMPORT,
+                "import_learners_file",  # campaigns.jobs
+                [filename],
+                input=data,
+                total=len(parsed.rows),
+            )
             return result(task_id=task_id, **counts)
         await _write(ctx, plan)
         await audit.record(
@@ -717,7 +726,7 @@ async def write_import(
     fits fails the whole import with `Invalid`: nothing is written."""
     require_learners_importer(ctx)
     parsed = parse_learner_csv(data)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         await _lock_imports(ctx)
         stored = await _stored_matches(ctx, parsed.rows)
         plan = _plan(parsed.rows, stored, parsed.header, parsed.columns)
@@ -754,7 +763,7 @@ async def write_import(
 
 async def describe_task(ctx: TenantContext, task_id: UUID, result: ImportResult) -> None:
     """Leave the import's outcome on its task, for the task's page."""
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         await execute(
             """UPDATE task SET message = $3, message_params = $4::jsonb
                WHERE tenant_id = $1 AND id = $2""",
@@ -814,7 +823,7 @@ async def list_learners(
     search = clean_text(search, "q", max_length=200, required=False)
     group = clean_text(group, "group", max_length=GROUP_MAX_LENGTH, required=False)
     after = _decode_cursor(cursor)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             """SELECT id, name, email, external_id, groups, user_id, created_at, updated_at,
                       lower(name) AS sort_key
@@ -841,7 +850,7 @@ async def list_learners(
 async def learner_groups(ctx: TenantContext) -> list[str]:
     """The groups the organization's learners are in, in alphabetical order."""
     require_learners_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             """SELECT DISTINCT g FROM learner, unnest(groups) AS g
                WHERE tenant_id = $1 ORDER BY g LIMIT 1000""",
@@ -853,7 +862,7 @@ async def learner_groups(ctx: TenantContext) -> list[str]:
 async def count_learners(ctx: TenantContext) -> int:
     """How many learners the organization has."""
     require_learners_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch("SELECT count(*) AS n FROM learner WHERE tenant_id = $1", ctx.tenant_id)
     return int(rows[0]["n"])
 

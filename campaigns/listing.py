@@ -21,11 +21,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from campaigns.access import uuid_or_404
-from core.database import contains_pattern, fetch, transaction
+from core import keyset
+from core.database import contains_pattern, fetch, tenant_transaction
 from core.errors import Invalid, NotFound
+from core.ids import uuid_or_404
 from core.validation import clean_text
-from tenants import keyset
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 
@@ -370,7 +370,7 @@ async def list_campaigns_page(
             raise Invalid("Choose one of the offered statuses.", field="status")
         query.where(f"c.status = {query.param(status)}")
     select = _CAMPAIGNS + " ORDER BY {order} LIMIT {limit}"
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await _keyset(
             select, query, ("c.created_at", "c.id"), at, limit, _campaign, "created_at"
         )
@@ -379,7 +379,7 @@ async def list_campaigns_page(
 async def campaign_summary(ctx: TenantContext, campaign_id: UUID | str) -> CampaignSummary:
     """One campaign of this tenant with its funnel; `NotFound` otherwise."""
     _require(ctx, Permission.CAMPAIGNS_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             _CAMPAIGNS.format(resume=" AND c.id = $2"), ctx.tenant_id, uuid_or_404(campaign_id)
         )
@@ -448,7 +448,7 @@ async def list_participations(
     _require(ctx, Permission.LEARNERS_READ)
     limit, at = check_limit(limit), decode_cursor(cursor)
     chosen_status = _clean_status(status)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         campaign = await _campaign_id(ctx, campaign_id)
         query = _Query(ctx.tenant_id, campaign)
         if chosen_status:
@@ -468,7 +468,7 @@ async def list_participations(
 async def campaign_groups(ctx: TenantContext, campaign_id: UUID | str) -> list[str]:
     """The groups of the campaign's learners, sorted (to offer as a filter)."""
     _require(ctx, Permission.LEARNERS_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         campaign = await _campaign_id(ctx, campaign_id)
         rows = await fetch(
             """SELECT DISTINCT g.name FROM participation p
@@ -529,7 +529,7 @@ async def list_shared_results(
     level. Participations not shared are not read at all. Two queries per page."""
     _require(ctx, Permission.RESULTS_READ)
     limit, at = check_limit(limit), decode_cursor(cursor)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         campaign = await _campaign_id(ctx, campaign_id)
         query = _Query(ctx.tenant_id, campaign)
         _learner_filters(query, search, group, "coalesce(p.external_id, l.external_id)")
@@ -576,7 +576,7 @@ async def list_learners(
     limit, at = check_limit(limit), decode_cursor(cursor)
     query = _Query(ctx.tenant_id)
     _learner_filters(query, search, group, "l.external_id")
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await _keyset(
             _LEARNERS, query, ("l.created_at", "l.id"), at, limit, _learner, "created_at"
         )
@@ -586,7 +586,7 @@ async def get_learner(ctx: TenantContext, learner_id: UUID | str) -> LearnerDeta
     """One learner of this tenant with their participations, newest first (levels only of
     shared ones); `NotFound` otherwise. Two queries whatever the number of participations."""
     _require(ctx, Permission.LEARNERS_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             """SELECT id, name, email, external_id, groups, created_at FROM learner
                WHERE tenant_id = $1 AND id = $2""",
@@ -642,7 +642,7 @@ async def campaign_progress(ctx: TenantContext, campaign_id: UUID | str) -> list
     first start, first completion and first share: the last day's figures are the funnel's.
     Two queries whatever the number of participants."""
     _require(ctx, Permission.CAMPAIGNS_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         campaign = await _campaign_id(ctx, campaign_id)
         rows = await fetch(
             """WITH firsts AS (

@@ -22,14 +22,21 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from campaigns import assessment, events
-from campaigns.access import participant_id, uuid_or_404
+from campaigns.access import participant_id
 from campaigns.codes import is_well_formed, normalize_code
 from campaigns.content import frozen_bank
 from campaigns.exposure import exposure_ledgers, ledger_for
-from campaigns.profiles import ProfileSpec
-from campaigns.reports import withdrawn_challenges
-from core.database import execute, fetch, set_tenant, transaction
+from campaigns.problem_reports import withdrawn_challenges
+from campaigns.profile_catalogue import ProfileSpec
+from core.database import (
+    dangerously_switch_tenant,
+    execute,
+    fetch,
+    global_transaction,
+    tenant_transaction,
+)
 from core.errors import Conflict, Forbidden, Gone, Invalid, NotFound, Unauthenticated
+from core.ids import uuid_or_404
 from core.validation import clean_email, clean_text
 from engine import Bank, Challenge
 from tenants import audit
@@ -147,7 +154,7 @@ async def resolve_code(code: str) -> CampaignLanding:
     normalized = normalize_code(code)
     if not is_well_formed(normalized):
         raise NotFound(UNKNOWN_CODE_MESSAGE)
-    async with transaction():
+    async with global_transaction():
         orgs = await fetch(
             """SELECT cc.campaign_id, o.id, o.slug, o.name, o.status, o.default_locale,
                       o.timezone, o.brand_colour, o.logo_data_url IS NOT NULL AS has_logo
@@ -160,7 +167,7 @@ async def resolve_code(code: str) -> CampaignLanding:
         org = orgs[0]
         if org["status"] in ("suspended", "closed"):
             raise Gone(CLOSED_MESSAGE)
-        await set_tenant(org["id"])
+        await dangerously_switch_tenant(org["id"])
         rows = await fetch(
             "SELECT * FROM campaign WHERE tenant_id = $1 AND id = $2",
             org["id"],
@@ -315,7 +322,7 @@ async def start_or_resume(
     user_id = participant_id(ctx)
     withdrawn = await withdrawn_challenges()  # cached: no query on most calls
     ledgers = await exposure_ledgers()  # cached likewise
-    async with transaction(ctx.tenant_id, user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(_LATEST_PARTICIPATION, ctx.tenant_id, uuid_or_404(campaign_id), user_id)
         if not rows:
             raise NotFound()
@@ -530,7 +537,7 @@ async def get_participation(ctx: TenantContext, participation_id: UUID | str) ->
     """The participant's own participation, with its result once finished; `NotFound` for
     anyone else's."""
     user_id = participant_id(ctx)
-    async with transaction(ctx.tenant_id, user_id):
+    async with tenant_transaction(ctx):
         return await _reload(ctx, participation_id, user_id)
 
 
@@ -634,7 +641,7 @@ async def current_challenge(
     query; a timed challenge shown for the first time also records when (its clock starts).
     """
     user_id = participant_id(ctx)
-    async with transaction(ctx.tenant_id, user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(_CURRENT_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
         if not rows:
             raise NotFound()
@@ -689,7 +696,7 @@ async def answer(
     user_id = participant_id(ctx)
     withdrawn = await withdrawn_challenges()  # cached: no query on most answers
     ledgers = await exposure_ledgers()  # cached likewise
-    async with transaction(ctx.tenant_id, user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(_ANSWER_STATE_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
         if not rows:
             raise NotFound()
@@ -793,7 +800,7 @@ async def share(
     user_id = participant_id(ctx)
     if consent is not True:
         raise Invalid("Tick the box to agree to share your results.", field="consent")
-    async with transaction(ctx.tenant_id, user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             """SELECT p.id, p.status, c.status AS campaign_status, c.name FROM participation p
                JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
@@ -894,7 +901,7 @@ async def result_details(
     with its explanation, in the language of the test. One query; `NotFound` for anyone
     else's participation."""
     user_id = participant_id(ctx)
-    async with transaction(ctx.tenant_id, user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(_RESULT_DETAILS, ctx.tenant_id, uuid_or_404(participation_id), user_id)
     if not rows:
         raise NotFound()
@@ -941,7 +948,7 @@ async def my_participations(user_id: UUID) -> list[dict[str, Any]]:
     """Every participation of the person, in every organization, newest first: campaign,
     organization (slug, name), attempt, status, dates and global level and score once
     finished. Read through the `own_rows` policies (no tenant is set): one query."""
-    async with transaction(user_id=user_id):
+    async with global_transaction(user_id=user_id):
         return await fetch(
             """SELECT p.id, p.attempt, p.status, p.created_at, p.completed_at, p.shared_at,
                       c.name AS campaign_name, c.type AS campaign_type, o.slug, o.name AS

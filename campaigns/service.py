@@ -17,14 +17,15 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from campaigns import assessment, events
-from campaigns.access import require_manager, require_reader, uuid_or_404
+from campaigns.access import require_manager, require_reader
 from campaigns.codes import new_code
 from campaigns.content import current_bank, frozen_bank
-from campaigns.profiles import ProfileSpec, catalogue_profile, check_servable, clean_spec
+from campaigns.profile_catalogue import ProfileSpec, catalogue_profile, check_servable, clean_spec
 from campaigns.target_profiles import access_target_profile
-from core.database import fetch, transaction
+from core.database import fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
 from core.i18n import LOCALES
+from core.ids import uuid_or_404
 from core.validation import clean_choice, clean_multiline, clean_text
 from engine import Bank
 from tenants import audit
@@ -45,8 +46,8 @@ class CampaignFields:
     """What an organizer chooses for a campaign.
 
     The target profile is either a catalogue profile (`profile_key`, see
-    `campaigns.profiles.CATALOGUE`) or one of the tenant's own (`target_profile_id`). Dates are
-    timezone-aware; either may be None (open from creation, never closing).
+    `campaigns.profile_catalogue.CATALOGUE`) or one of the tenant's own (`target_profile_id`).
+    Dates are timezone-aware; either may be None (open from creation, never closing).
     """
 
     name: str
@@ -378,7 +379,7 @@ async def create_campaign(
     require_manager(ctx)
     bank = current_bank()
     values = _clean_fields(fields, bank)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         spec, source, profile_id = await _choose_profile(ctx, fields, bank)
         campaign = await _insert_campaign(
             ctx, values, spec, source, profile_id, bank, "draft" if draft else "active"
@@ -409,7 +410,7 @@ async def update_campaign(
     someone starts, the type and the profile may change; afterwards they are fixed. The code
     never changes."""
     require_manager(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         current, started = await access_campaign(ctx, campaign_id, for_update=True)
         _refuse_archived(current)
         before = current.fields()
@@ -478,7 +479,7 @@ async def duplicate_campaign(
     (frozen again against the current bank), no dates, nobody in it yet."""
     require_manager(ctx)
     bank = current_bank()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         source, _ = await access_campaign(ctx, campaign_id)
         fields = replace(source.fields(), opens_at=None, closes_at=None, name=name or source.name)
         values = _clean_fields(fields, bank)
@@ -511,7 +512,7 @@ async def _set_status(
     ctx: TenantContext, campaign_id: UUID | str, target: str, allowed_from: tuple[str, ...]
 ) -> Campaign:
     require_manager(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         current, _ = await access_campaign(ctx, campaign_id, for_update=True)
         if current.status == target:
             return current
@@ -565,7 +566,7 @@ async def archive_campaign(ctx: TenantContext, campaign_id: UUID | str) -> Campa
 async def get_campaign(ctx: TenantContext, campaign_id: UUID | str) -> Campaign:
     """One campaign of this tenant; `NotFound` otherwise."""
     require_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         campaign, _ = await access_campaign(ctx, campaign_id)
     return campaign
 
@@ -573,7 +574,7 @@ async def get_campaign(ctx: TenantContext, campaign_id: UUID | str) -> Campaign:
 async def list_campaigns(ctx: TenantContext) -> list[dict[str, Any]]:
     """The tenant's campaigns, newest first, with how many learners took part."""
     require_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await fetch(
             """SELECT c.id, c.name, c.type, c.code, c.status, c.opens_at, c.closes_at,
                       c.created_at, (SELECT count(DISTINCT p.learner_id) FROM participation p
@@ -591,7 +592,7 @@ async def campaign_stats(ctx: TenantContext, campaign_id: UUID | str) -> Campaig
     their owners shared, the latest shared attempt of each learner.
     """
     require_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             """SELECT c.id, n.started, n.completed, n.shared FROM campaign c,
                    LATERAL (SELECT count(DISTINCT p.learner_id) AS started,

@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from campaigns.access import require_manager, require_reader, uuid_or_404
+from campaigns.access import require_manager, require_reader
 from campaigns.content import current_bank
-from campaigns.profiles import ProfileSpec, clean_spec
-from core.database import execute, fetch, transaction
+from campaigns.profile_catalogue import ProfileSpec, clean_spec
+from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, NotFound
+from core.ids import uuid_or_404
 from core.validation import clean_multiline, clean_text
 from tenants import audit
 from tenants.context import TenantContext
@@ -92,7 +93,7 @@ async def create_target_profile(ctx: TenantContext, fields: TargetProfileFields)
     require_manager(ctx)
     name, description, spec = _clean(fields)
     profile_id = uuid4()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             """INSERT INTO target_profile (tenant_id, id, name, description, competences, tubes,
                    max_levels, created_by)
@@ -117,7 +118,7 @@ async def update_target_profile(
     keep it; an archived profile cannot change."""
     require_manager(ctx)
     name, description, spec = _clean(fields)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         current = await access_target_profile(ctx, profile_id, for_update=True)
         if current.archived_at is not None:
             raise Conflict("An archived target profile cannot be changed.")
@@ -151,7 +152,7 @@ async def archive_target_profile(ctx: TenantContext, profile_id: UUID | str) -> 
     """Withdraw a profile from the choices of new campaigns (existing ones keep theirs).
     Archiving an archived profile changes nothing."""
     require_manager(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         current = await access_target_profile(ctx, profile_id, for_update=True)
         if current.archived_at is not None:
             return
@@ -170,7 +171,7 @@ async def list_target_profiles(
 ) -> list[TargetProfile]:
     """The tenant's profiles by name."""
     require_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             """SELECT * FROM target_profile WHERE tenant_id = $1
                  AND ($2 OR archived_at IS NULL) ORDER BY lower(name), id""",
@@ -183,5 +184,5 @@ async def list_target_profiles(
 async def get_target_profile(ctx: TenantContext, profile_id: UUID | str) -> TargetProfile:
     """One profile of this tenant; `NotFound` otherwise."""
     require_reader(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await access_target_profile(ctx, profile_id)

@@ -12,21 +12,23 @@ import contextvars
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 from uuid import UUID
 
 import asyncpg
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 
-from core.schema import RUNTIME_GROUP_ROLE
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "jalon"
+#: The group role migrations grant privileges to; the runtime login role is a member.
+RUNTIME_GROUP_ROLE = "jalon_runtime"
 
 
 class JalonEngine(PostgresEngine):
@@ -187,14 +189,63 @@ def _parse_uuid(value: UUID | str) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
+class TenantScope(Protocol):
+    """Whoever acts inside one tenant: what a tenant transaction needs to know of them.
+
+    `tenants.context.TenantContext` is one (a person or a token in a request); `SystemScope`
+    is the other (a job or a sweep, which take ids)."""
+
+    @property
+    def tenant_id(self) -> UUID: ...
+
+    @property
+    def user_id(self) -> UUID | None: ...
+
+
+@dataclass(frozen=True)
+class SystemScope:
+    """The system acting inside one tenant: a job, a sweep or a test, which hold ids."""
+
+    tenant_id: UUID
+    user_id: UUID | None = None
+
+
+def tenant_transaction(scope: TenantScope) -> AbstractAsyncContextManager[PostgresTransaction]:
+    """The transaction of tenant work: the tenant of `scope` set for row-level security, and
+    its acting person (whose own rows become readable) when there is one."""
+    return transaction(scope.tenant_id, scope.user_id)
+
+
+def detached_tenant_transaction(
+    scope: TenantScope,
+) -> AbstractAsyncContextManager[PostgresTransaction]:
+    """A `tenant_transaction` on a connection of its own, even while another is open here: it
+    commits on its own, whatever becomes of the open one. For what must be seen before a
+    long piece of work ends, such as the progress of a background task reading a cursor."""
+    return _detached(scope.tenant_id, scope.user_id)
+
+
+def global_transaction(
+    user_id: UUID | str | None = None,
+) -> AbstractAsyncContextManager[PostgresTransaction]:
+    """A transaction with no tenant: every tenant-owned row is invisible, but for the acting
+    person's own rows (`user_id`, through the `own_rows` policies). For global tables (people,
+    the mail outbox, the bank's statistics) and a person's own rows across organizations.
+
+    Application code opens one only where the allow-list of `tests/test_architecture.py`
+    says so, or in a function named `dangerously_*`."""
+    return transaction(None, user_id)
+
+
 @asynccontextmanager
 async def transaction(
     tenant_id: UUID | str | None = None, user_id: UUID | str | None = None
 ) -> AsyncIterator[PostgresTransaction]:
     """One database transaction with the tenant (and acting user) set for row-level security.
 
-    Without a tenant, tenant-owned rows are invisible. Work registered with `after_commit`
-    runs once the transaction has committed, and never if it rolled back.
+    The primitive under `tenant_transaction` and `global_transaction`, which application code
+    calls instead. Without a tenant, tenant-owned rows are invisible. Work registered with
+    `after_commit` runs once the transaction has committed, and never if it rolled back.
     """
     if DB.current_transaction.get() is not None:
         raise RuntimeError("transactions do not nest: pass the open one along instead")
@@ -203,9 +254,9 @@ async def transaction(
     try:
         async with DB.transaction() as tx:
             if tenant_id is not None:
-                await set_tenant(tenant_id)
+                await _set_setting("jalon.tenant_id", tenant_id)
             if user_id is not None:
-                await set_user(user_id)
+                await _set_setting("jalon.user_id", user_id)
             yield tx
     finally:
         _after_commit.reset(token)
@@ -214,12 +265,9 @@ async def transaction(
 
 
 @asynccontextmanager
-async def detached_transaction(
-    tenant_id: UUID | str | None = None, user_id: UUID | str | None = None
+async def _detached(
+    tenant_id: UUID | str | None, user_id: UUID | str | None
 ) -> AsyncIterator[PostgresTransaction]:
-    """A `transaction()` on a connection of its own, even while another is open here: it
-    commits on its own, whatever becomes of the open one. For what must be seen before a
-    long piece of work ends, such as the progress of a background task reading a cursor."""
     outer = DB.current_transaction.set(None)
     outer_pending = _after_commit.set(None)
     try:
@@ -230,14 +278,20 @@ async def detached_transaction(
         DB.current_transaction.reset(outer)
 
 
-async def set_tenant(tenant_id: UUID | str) -> None:
-    """Set (or switch) the tenant of the open transaction, e.g. right after creating it."""
-    await execute(f"SET LOCAL jalon.tenant_id = '{_parse_uuid(tenant_id)}'")
+async def _set_setting(name: str, value: UUID | str) -> None:
+    await execute(f"SET LOCAL {name} = '{_parse_uuid(value)}'")
 
 
-async def set_user(user_id: UUID | str) -> None:
-    """Set the acting user of the open transaction (rows of their own become readable)."""
-    await execute(f"SET LOCAL jalon.user_id = '{_parse_uuid(user_id)}'")
+async def dangerously_switch_tenant(
+    tenant_id: UUID | str, user_id: UUID | str | None = None
+) -> None:
+    """Set (or switch) the tenant, and the acting person when given, of the open transaction:
+    for the few places that learn them inside it (an organization just created, a campaign
+    code or an invitation link just resolved, an account just made). Only the allow-list of
+    `tests/test_architecture.py` calls it."""
+    await _set_setting("jalon.tenant_id", tenant_id)
+    if user_id is not None:
+        await _set_setting("jalon.user_id", user_id)
 
 
 def after_commit(work: Callable[[], Awaitable[None]]) -> None:
@@ -286,7 +340,7 @@ def contains_pattern(text: str) -> str:
 async def ping() -> bool:
     """True when the database answers."""
     try:
-        async with transaction():
+        async with global_transaction():
             await fetch("SELECT 1")
     except (OSError, asyncpg.PostgresError):
         log.exception("database ping failed")

@@ -22,7 +22,7 @@ from piccolo.columns import UUID as UUIDColumn
 from piccolo.columns import Integer, Text, Timestamptz
 from piccolo.table import Table
 
-from core.database import DB, fetch, transaction
+from core.database import DB, fetch, global_transaction
 from core.jobs import enqueue, every, job
 
 
@@ -125,7 +125,11 @@ def get_mailer() -> Mailer:
 async def queue_mail(
     to_address: str, subject: str, body_text: str, body_html: str | None = None
 ) -> UUID:
-    """Write a message in the current transaction; it is delivered after commit."""
+    """Write a message in the current transaction; it is delivered after commit. Outside a
+    transaction it refuses (RuntimeError), as the other helpers do: the message and the change
+    it tells of must commit together, or neither."""
+    if DB.current_transaction.get() is None:
+        raise RuntimeError("queue_mail() needs an open transaction()")
     message_id = uuid4()
     await MailMessage.insert(
         MailMessage(
@@ -144,7 +148,7 @@ async def queue_mail(
 @job
 async def deliver_mail(ctx: dict[str, Any], message_id: str) -> None:
     """Send one outbox message; a message already sent is left alone (at-least-once)."""
-    async with transaction():
+    async with global_transaction():
         row = await MailMessage.select().where(MailMessage.id == UUID(message_id)).first()
     if row is None or row["sent_at"] is not None:
         return
@@ -152,12 +156,12 @@ async def deliver_mail(ctx: dict[str, Any], message_id: str) -> None:
     try:
         await _mailer.send(mail)
     except (OSError, smtplib.SMTPException) as error:
-        async with transaction():
+        async with global_transaction():
             await MailMessage.update(
                 {MailMessage.attempts: MailMessage.attempts + 1, MailMessage.last_error: str(error)}
             ).where(MailMessage.id == row["id"])
         raise
-    async with transaction():
+    async with global_transaction():
         await MailMessage.update(
             {MailMessage.sent_at: datetime.now(UTC), MailMessage.attempts: MailMessage.attempts + 1}
         ).where(MailMessage.id == row["id"])
@@ -171,7 +175,7 @@ STALE_AFTER_MINUTES = 10
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
     """Queue again the deliveries that were lost (Redis restarted, process killed before the
     job ran): the outbox row is the truth, the job only a means. How many were queued."""
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(
             """SELECT id, attempts FROM mail_message
                WHERE sent_at IS NULL AND attempts < 20
@@ -189,12 +193,24 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     return len(rows)
 
 
-async def recent_mail(limit: int = 50) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message of the outbox, as the development outbox page shows it."""
+
+    id: UUID
+    to_address: str
+    subject: str
+    body_text: str
+    created_at: datetime
+    sent_at: datetime | None
+
+
+async def recent_mail(limit: int = 50) -> list[OutboxMessage]:
     """The newest outbox messages, for the development outbox page."""
-    async with transaction():
-        rows: list[dict[str, Any]] = (
-            await MailMessage.select()
-            .order_by(MailMessage.created_at, ascending=False)
-            .limit(limit)
+    async with global_transaction():
+        rows = await fetch(
+            """SELECT id, to_address, subject, body_text, created_at, sent_at FROM mail_message
+               ORDER BY created_at DESC LIMIT $1""",
+            limit,
         )
-    return rows
+    return [OutboxMessage(**row) for row in rows]

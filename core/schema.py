@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-RUNTIME_GROUP_ROLE = "jalon_runtime"
+from core.database import DB, RUNTIME_GROUP_ROLE
 
 _CURRENT_TENANT = "nullif(current_setting('jalon.tenant_id', true), '')::uuid"
 _CURRENT_USER = "nullif(current_setting('jalon.user_id', true), '')::uuid"
@@ -65,8 +65,6 @@ def sql_migration(
         )
 
         async def run() -> None:
-            from core.database import DB  # core.database builds on this module
-
             current = DB.current_transaction.get()
             assert current is not None, "Piccolo runs migrations in a transaction"
             await current.connection.execute(sql)

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from core.database import contains_pattern, execute, fetch, transaction
+from core.database import contains_pattern, execute, fetch, tenant_transaction
+from core.keyset import decode_cursor, encode_cursor
 from tenants.context import TenantContext
-from tenants.keyset import decode_cursor, encode_cursor
 from tenants.permissions import Permission
 
 PAGE_SIZE = 50
@@ -95,7 +95,7 @@ async def list_events(
         + " AND ".join(clauses)
         + f" ORDER BY occurred_at DESC, id DESC LIMIT ${len(args)}"
     )
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(sql, *args)
     for row in rows:
         row["details"] = json.loads(row["details"]) if row["details"] else {}
@@ -110,7 +110,7 @@ async def list_events(
 async def distinct_actions(ctx: TenantContext) -> list[str]:
     """Actions that occur in this tenant's log, for the filter menu."""
     ctx.require(Permission.AUDIT_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             "SELECT DISTINCT action FROM audit_event WHERE tenant_id = $1 ORDER BY action",
             ctx.tenant_id,

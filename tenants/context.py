@@ -8,7 +8,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import Forbidden
-from tenants.permissions import Permission
+from tenants.permissions import Permission, StaffPermission
 
 ActorKind = Literal["user", "api_token", "staff", "system"]
 
@@ -63,10 +63,41 @@ class TenantContext:
     def tenant_id(self) -> UUID:
         return self.tenant.id
 
+    @property
+    def user_id(self) -> UUID | None:
+        """The acting person (None for an API token or the system): their own rows are
+        readable in the tenant's transactions."""
+        return self.actor.user_id
+
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
 
     def require(self, permission: Permission) -> None:
         """Raise `Forbidden` unless the actor holds `permission` here."""
+        if permission not in self.permissions:
+            raise Forbidden()
+
+
+@dataclass(frozen=True)
+class StaffContext:
+    """One of our staff acting in the back office, with the permissions of their staff role.
+
+    It opens no tenant: reading across tenants goes through `dangerously_*` functions that
+    take it, and work inside a tenant through that tenant's own context.
+    """
+
+    actor: Actor
+    role: str
+    permissions: frozenset[StaffPermission] = field(default_factory=frozenset)
+
+    @property
+    def user_id(self) -> UUID | None:
+        return self.actor.user_id
+
+    def can(self, permission: StaffPermission) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: StaffPermission) -> None:
+        """Raise `Forbidden` unless the staff member holds `permission`."""
         if permission not in self.permissions:
             raise Forbidden()

@@ -9,17 +9,24 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from core.database import execute, fetch, set_tenant, set_user, transaction
+from core.database import (
+    dangerously_switch_tenant,
+    execute,
+    fetch,
+    global_transaction,
+    tenant_transaction,
+)
 from core.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from core.i18n import translate
+from core.ids import uuid_or_404
+from core.keyset import decode_cursor, encode_cursor
 from core.mail import queue_mail
 from core.security import new_token, token_digest
 from core.settings import Settings
 from core.validation import clean_choice, clean_email, clean_slug
 from tenants import audit
+from tenants.accounts import NewAccount, UserAccount, create_user_in_transaction
 from tenants.context import Actor, TenantContext
-from tenants.identity import NewAccount, UserAccount, create_user_in_transaction
-from tenants.keyset import decode_cursor, encode_cursor
 from tenants.organizations import summary
 from tenants.permissions import Permission, Role
 
@@ -31,13 +38,6 @@ ROLES = tuple(role.value for role in Role)
 
 
 # --- accessors -------------------------------------------------------------------------
-
-
-def _uuid_or_404(value: UUID | str) -> UUID:
-    try:
-        return value if isinstance(value, UUID) else UUID(str(value))
-    except ValueError:
-        raise NotFound() from None
 
 
 async def access_membership(
@@ -54,7 +54,7 @@ async def access_membership(
             JOIN user_account u ON u.id = m.user_id
             WHERE m.tenant_id = $1 AND m.id = $2 {lock}""",  # noqa: S608 - constant clause
         ctx.tenant_id,
-        _uuid_or_404(membership_id),
+        uuid_or_404(membership_id),
     )
     if not rows:
         raise NotFound()
@@ -72,7 +72,7 @@ async def access_invitation(
             FROM invitation
             WHERE tenant_id = $1 AND id = $2 {lock}""",  # noqa: S608 - constant clauses
         ctx.tenant_id,
-        _uuid_or_404(invitation_id),
+        uuid_or_404(invitation_id),
     )
     if not rows:
         raise NotFound()
@@ -85,7 +85,7 @@ async def access_invitation(
 async def list_members(ctx: TenantContext) -> list[dict[str, Any]]:
     """Members with their account's email and name, owners first."""
     ctx.require(Permission.MEMBERS_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await fetch(
             """SELECT m.id, m.user_id, m.role, m.created_at, u.email, u.name
                FROM membership m JOIN user_account u ON u.id = m.user_id
@@ -125,7 +125,7 @@ async def list_members_page(
     if after is not None:
         args.extend(after)
         resume = "AND (m.created_at, m.id) > ($3, $4)"
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             f"""SELECT m.id, m.user_id, m.role, m.created_at, u.email, u.name
                 FROM membership m JOIN user_account u ON u.id = m.user_id
@@ -143,7 +143,7 @@ async def list_members_page(
 async def get_member(ctx: TenantContext, membership_id: UUID | str) -> dict[str, Any]:
     """One member with their account's email and name; `NotFound` for ids not of this tenant."""
     ctx.require(Permission.MEMBERS_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await access_membership(ctx, membership_id, for_update=False)
 
 
@@ -168,7 +168,7 @@ def _require_role_change(ctx: TenantContext, old_role: str, new_role: str) -> No
 async def change_role(ctx: TenantContext, membership_id: UUID | str, role: str) -> None:
     """Give a member another role; the last owner cannot be demoted."""
     role = clean_choice(role, ROLES, "role")
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         membership = await access_membership(ctx, membership_id)
         _require_role_change(ctx, membership["role"], role)
         if membership["role"] == role:
@@ -195,7 +195,7 @@ async def remove_member(ctx: TenantContext, membership_id: UUID | str) -> bool:
 
     True when the actor left (the membership was their own).
     """
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         membership = await access_membership(ctx, membership_id)
         leaving: bool = membership["user_id"] == ctx.actor.user_id
         if not leaving:
@@ -224,7 +224,7 @@ async def add_member(ctx: TenantContext, user: UserAccount, role: str) -> UUID:
     ctx.require(Permission.MEMBERS_UPDATE)
     role = clean_choice(role, ROLES, "role")
     membership_id = uuid4()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         try:
             await execute(
                 "INSERT INTO membership (tenant_id, id, user_id, role) VALUES ($1, $2, $3, $4)",
@@ -285,7 +285,7 @@ async def _mail_invitation(
 async def list_invitations(ctx: TenantContext) -> list[dict[str, Any]]:
     """Pending invitations (not accepted, not revoked), newest first."""
     ctx.require(Permission.MEMBERS_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await fetch(
             f"""SELECT id, email, role, created_at, expires_at, last_sent_at, send_count,
                        expires_at < now() AS expired, {_INVITATION_STATUS} AS status
@@ -299,7 +299,7 @@ async def list_invitations(ctx: TenantContext) -> list[dict[str, Any]]:
 async def get_invitation(ctx: TenantContext, invitation_id: UUID | str) -> dict[str, Any]:
     """One invitation, whatever its status; `NotFound` for ids not of this tenant."""
     ctx.require(Permission.MEMBERS_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await access_invitation(ctx, invitation_id, for_update=False)
 
 
@@ -313,7 +313,7 @@ async def invite(ctx: TenantContext, email: str, role: str, settings: Settings) 
         raise Forbidden("Only an owner can appoint or change an owner.")
     token = new_token()
     invitation_id = uuid4()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         existing = await fetch(
             """SELECT 1 FROM membership m JOIN user_account u ON u.id = m.user_id
                WHERE m.tenant_id = $1 AND lower(u.email) = lower($2)""",
@@ -360,7 +360,7 @@ async def resend_invitation(
     """Send a fresh link (the old one stops working) and extend the expiry."""
     ctx.require(Permission.MEMBERS_INVITE)
     token = new_token()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         invitation = await access_invitation(ctx, invitation_id)
         if invitation["accepted_at"] or invitation["revoked_at"]:
             raise Conflict("This invitation is no longer pending.")
@@ -384,7 +384,7 @@ async def resend_invitation(
 async def revoke_invitation(ctx: TenantContext, invitation_id: UUID | str) -> None:
     """Withdraw a pending invitation; its link stops working."""
     ctx.require(Permission.MEMBERS_INVITE)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         invitation = await access_invitation(ctx, invitation_id)
         if invitation["accepted_at"] or invitation["revoked_at"]:
             raise Conflict("This invitation is no longer pending.")
@@ -411,7 +411,7 @@ async def _pending_by_token(slug: str, token: str) -> tuple[dict[str, Any], dict
     )
     if not orgs or orgs[0]["status"] in ("closed", "suspended"):
         raise Gone("This invitation link is not valid any more.")
-    await set_tenant(orgs[0]["id"])
+    await dangerously_switch_tenant(orgs[0]["id"])
     rows = await fetch(
         """SELECT *, expires_at < now() AS expired FROM invitation
            WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE""",
@@ -427,7 +427,7 @@ async def _pending_by_token(slug: str, token: str) -> tuple[dict[str, Any], dict
 
 async def pending_invitation(slug: str, token: str) -> PendingInvitation:
     """What an invitation link offers, or `Gone` for expired, used or revoked links."""
-    async with transaction():
+    async with global_transaction():
         org, invitation = await _pending_by_token(slug, token)
         accounts = await fetch(
             "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", invitation["email"]
@@ -456,7 +456,7 @@ async def accept_invitation(
     (in any letter case); a signed-out person creates the account of the invited email.
     Returns (account, slug).
     """
-    async with transaction():
+    async with global_transaction():
         org, invitation = await _pending_by_token(slug, token)
         if user is not None:
             if user.email.lower() != invitation["email"].lower():
@@ -481,7 +481,7 @@ async def accept_invitation(
                 new_account.locale,
                 verified=True,
             )
-        await set_user(account.id)
+        await dangerously_switch_tenant(org["id"], account.id)
         membership_id = uuid4()
         try:
             await execute(

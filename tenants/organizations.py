@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from core.database import execute, fetch, set_tenant, transaction
+from core.database import (
+    SystemScope,
+    dangerously_switch_tenant,
+    execute,
+    fetch,
+    global_transaction,
+    tenant_transaction,
+)
 from core.errors import Conflict, Invalid, NotFound
 from core.validation import clean_choice, clean_colour, clean_locale, clean_slug, clean_text
 from tenants import audit
+from tenants.accounts import NewAccount, UserAccount, create_user_in_transaction
 from tenants.context import Actor, TenantContext, TenantSummary
-from tenants.identity import NewAccount, UserAccount, create_user_in_transaction
 from tenants.permissions import Permission, Role, permissions_of
 
 KINDS = ("company", "local_authority", "foreign_agency", "school", "other")
@@ -140,7 +148,7 @@ async def create_organization_in_transaction(
         )
     except asyncpg.UniqueViolationError:
         raise Conflict("This identifier is already taken.", field="slug") from None
-    await set_tenant(org_id)
+    await dangerously_switch_tenant(org_id)
     ctx = TenantContext(
         tenant=summary((await fetch(_SUMMARY_SQL + " WHERE id = $1", org_id))[0]), actor=actor
     )
@@ -171,7 +179,7 @@ async def create_organization(
     fields: OrganizationFields, owner: UserAccount | None, actor: Actor, status: str = "trial"
 ) -> TenantSummary:
     """Self-serve signup or operator creation: a new organization, starting in `trial`."""
-    async with transaction(user_id=actor.user_id):
+    async with global_transaction(user_id=actor.user_id):
         return await create_organization_in_transaction(fields, owner, actor, status)
 
 
@@ -183,7 +191,7 @@ async def signup(
 ) -> tuple[UserAccount, TenantSummary]:
     """Self-serve signup: the organization (in `trial`) and, when needed, its owner's account,
     in one transaction, so a refused organization leaves no orphan account behind."""
-    async with transaction(user_id=actor.user_id):
+    async with global_transaction(user_id=actor.user_id):
         if owner is None:
             if new_owner is None:
                 raise Invalid("Create your account to continue.")
@@ -208,12 +216,12 @@ async def member_context(slug: str, user: UserAccount, actor: Actor) -> TenantCo
     """
     if _slug_or_none(slug) is None:
         raise NotFound()
-    async with transaction(user_id=user.id):
+    async with global_transaction(user_id=user.id):
         orgs = await fetch(_SUMMARY_SQL + " WHERE slug = $1", slug.lower())
         if not orgs or orgs[0]["status"] == "closed":
             raise NotFound()
         tenant = summary(orgs[0])
-        await set_tenant(tenant.id)
+        await dangerously_switch_tenant(tenant.id)
         rows = await fetch(
             "SELECT role FROM membership WHERE tenant_id = $1 AND user_id = $2",
             tenant.id,
@@ -227,7 +235,7 @@ async def member_context(slug: str, user: UserAccount, actor: Actor) -> TenantCo
 
 async def my_organizations(user_id: UUID) -> list[dict[str, Any]]:
     """The organizations a person belongs to, with their role (read through `own_rows`)."""
-    async with transaction(user_id=user_id):
+    async with global_transaction(user_id=user_id):
         rows = await fetch(
             """SELECT o.id, o.slug, o.name, o.kind, o.status, m.role
                FROM membership m JOIN organization o ON o.id = m.tenant_id
@@ -240,7 +248,7 @@ async def my_organizations(user_id: UUID) -> list[dict[str, Any]]:
 async def get_organization(ctx: TenantContext) -> dict[str, Any]:
     """Every field of the context's organization."""
     ctx.require(Permission.ORGANIZATION_READ)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             """SELECT o.*, p.slug AS parent_slug FROM organization o
                LEFT JOIN organization p ON p.id = o.parent_id WHERE o.id = $1""",
@@ -253,7 +261,7 @@ async def logo(slug: str) -> tuple[str, bytes] | None:
     """The organization's logo as (content type, bytes), public like its landing pages."""
     if _slug_or_none(slug) is None:
         return None
-    async with transaction():
+    async with global_transaction():
         rows = await fetch("SELECT logo_data_url FROM organization WHERE slug = $1", slug)
     if not rows or not rows[0]["logo_data_url"]:
         return None
@@ -297,7 +305,7 @@ async def update_settings(ctx: TenantContext, change: SettingsChange) -> TenantS
     locale = clean_locale(change.default_locale, "default_locale")
     colour = clean_colour(change.brand_colour)
     logo_url = _logo_data_url(*change.logo) if change.logo else None
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         before = (await fetch(_SUMMARY_SQL + " WHERE id = $1 FOR UPDATE", ctx.tenant_id))[0]
         await execute(
             """UPDATE organization SET name = $2, default_locale = $3, brand_colour = $4,
@@ -331,7 +339,7 @@ async def update_settings(ctx: TenantContext, change: SettingsChange) -> TenantS
 async def set_status(ctx: TenantContext, status: str) -> None:
     """Operators (and the CLI) move an organization between trial, active, suspended, closed."""
     status = clean_choice(status, STATUSES, "status")
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         await execute(
             "UPDATE organization SET status = $2, updated_at = now() WHERE id = $1",
             ctx.tenant_id,
@@ -355,7 +363,7 @@ def system_context(tenant: TenantSummary, label: str = "system") -> TenantContex
 async def tenant_by_slug(slug: str) -> TenantSummary:
     if _slug_or_none(slug) is None:
         raise NotFound()
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(_SUMMARY_SQL + " WHERE slug = $1", slug.lower())
     if not rows:
         raise NotFound()
@@ -363,15 +371,21 @@ async def tenant_by_slug(slug: str) -> TenantSummary:
 
 
 async def tenant_by_id(tenant_id: UUID) -> TenantSummary:
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(_SUMMARY_SQL + " WHERE id = $1", tenant_id)
     if not rows:
         raise NotFound()
     return summary(rows[0])
 
 
-async def tenant_ids() -> list[UUID]:
-    """Every organization's id, for the periodic jobs that work tenant by tenant (row-level
-    security admits no cross-tenant write)."""
-    async with transaction():
-        return [row["id"] for row in await fetch("SELECT id FROM organization ORDER BY id")]
+async def dangerously_sweep_tenants(work: Callable[[UUID], Awaitable[int | None]]) -> int:
+    """Run `work(tenant_id)` for every organization, each in a system transaction of that
+    tenant (row-level security admits no cross-tenant write): the periodic jobs' loop. The sum
+    of what `work` returned (rows changed, say)."""
+    async with global_transaction():
+        ids = [row["id"] for row in await fetch("SELECT id FROM organization ORDER BY id")]
+    total = 0
+    for tenant_id in ids:
+        async with tenant_transaction(SystemScope(tenant_id)):
+            total += await work(tenant_id) or 0
+    return total

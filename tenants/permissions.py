@@ -1,4 +1,5 @@
-"""Permissions (`scope:resource:action`) and the one table mapping roles to them."""
+"""Permissions (`scope:resource:action`) and the one table mapping roles to them: a tenant's
+roles (owner, admin, member) and, apart, our own staff's (back office)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,46 @@ def permissions_of(role: str) -> frozenset[Permission]:
         return ROLE_PERMISSIONS[Role(role)]
     except ValueError:
         return frozenset()
+
+
+class StaffRole(StrEnum):
+    """Our own staff's roles: separate from any tenant role, held in `staff_member`."""
+
+    SUPERADMIN = "superadmin"
+    ACCOUNT_MANAGER = "account_manager"
+    SUPPORT = "support"
+    CONTENT_EDITOR = "content_editor"
+
+
+class StaffPermission(StrEnum):
+    TENANTS_READ = "staff:tenants:read"
+    TENANTS_MANAGE = "staff:tenants:manage"
+    BILLING_MANAGE = "staff:billing:manage"
+    CONTENT_TRIAGE = "staff:content:triage"
+    STAFF_MANAGE = "staff:staff:manage"
+
+
+_SUPPORT = frozenset({StaffPermission.TENANTS_READ})
+_ACCOUNT_MANAGER = _SUPPORT | {StaffPermission.TENANTS_MANAGE, StaffPermission.BILLING_MANAGE}
+_CONTENT_EDITOR = frozenset({StaffPermission.CONTENT_TRIAGE})
+
+#: The one place staff roles meet staff permissions.
+STAFF_ROLE_PERMISSIONS: dict[StaffRole, frozenset[StaffPermission]] = {
+    StaffRole.SUPERADMIN: frozenset(StaffPermission),
+    StaffRole.ACCOUNT_MANAGER: frozenset(_ACCOUNT_MANAGER),
+    StaffRole.SUPPORT: _SUPPORT,
+    StaffRole.CONTENT_EDITOR: _CONTENT_EDITOR,
+}
+
+
+def staff_permissions_of(role: str | None) -> frozenset[StaffPermission]:
+    """The permissions of staff `role` (none for no role or an unknown one)."""
+    try:
+        return STAFF_ROLE_PERMISSIONS[StaffRole(role or "")]
+    except ValueError:
+        return frozenset()
+
+
+def staff_roles_with(permission: StaffPermission) -> frozenset[StaffRole]:
+    """The staff roles that hold `permission`."""
+    return frozenset(role for role, held in STAFF_ROLE_PERMISSIONS.items() if permission in held)

@@ -45,19 +45,22 @@ from uuid import UUID, uuid4
 
 from core.database import (
     DB,
-    detached_transaction,
+    SystemScope,
+    detached_tenant_transaction,
     execute,
     fetch,
-    transaction,
+    global_transaction,
+    tenant_transaction,
 )
 from core.errors import Forbidden, Gone, NotFound, UserError
 from core.i18n import N_
+from core.ids import uuid_or_404
 from core.jobs import MAX_TRIES, JobFunction, enqueue, every, job
 from core.settings import get_settings
+from tenants.accounts import get_user
 from tenants.audit import record
 from tenants.context import Actor, TenantContext
-from tenants.identity import get_user
-from tenants.organizations import tenant_ids
+from tenants.organizations import dangerously_sweep_tenants
 from tenants.permissions import Permission
 
 TaskStatus = Literal["queued", "running", "done", "failed"]
@@ -136,20 +139,13 @@ def _ids(tenant_id: UUID | str, task_id: UUID | str) -> tuple[UUID, UUID]:
     return UUID(str(tenant_id)), UUID(str(task_id))
 
 
-def _not_found(value: UUID | str) -> UUID:
-    try:
-        return value if isinstance(value, UUID) else UUID(str(value))
-    except ValueError:
-        raise NotFound() from None
-
-
 @asynccontextmanager
 async def _joined(ctx: TenantContext) -> AsyncIterator[None]:
     """The caller's open transaction (its tenant already set), or a new one for `ctx`."""
     if DB.current_transaction.get() is not None:
         yield
         return
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         yield
 
 
@@ -221,7 +217,7 @@ async def progress(
     """Record that `done` of `total` items are through; committed at once, on a connection
     of its own, so the task's page sees it even while the work's transaction is open."""
     tenant, task = _ids(tenant_id, task_id)
-    async with detached_transaction(tenant):
+    async with detached_tenant_transaction(SystemScope(tenant)):
         await execute(
             """UPDATE task SET done = $3, total = coalesce($4, total), updated_at = now()
                WHERE tenant_id = $1 AND id = $2 AND status = 'running'""",
@@ -242,7 +238,7 @@ async def finish(
     """Mark the task done, keeping `data` (bytes, or a binary file read in parts) as its
     result file named `filename`; its input is deleted. False when it had already ended."""
     tenant, task = _ids(tenant_id, task_id)
-    async with detached_transaction(tenant):
+    async with detached_tenant_transaction(SystemScope(tenant)):
         rows = await fetch(
             "SELECT status FROM task WHERE tenant_id = $1 AND id = $2 FOR UPDATE", tenant, task
         )
@@ -273,7 +269,7 @@ async def fail(tenant_id: UUID | str, task_id: UUID | str, message: str, **param
     """Mark the task failed with `message` (a msgid, translated where it is shown, with its
     `{name}` `params`); its input is deleted. False when it had already ended."""
     tenant, task = _ids(tenant_id, task_id)
-    async with detached_transaction(tenant):
+    async with detached_tenant_transaction(SystemScope(tenant)):
         status = await execute(
             """UPDATE task SET status = 'failed', message = $3, message_params = $4::jsonb,
                    finished_at = now(), updated_at = now()
@@ -294,7 +290,7 @@ async def fail(tenant_id: UUID | str, task_id: UUID | str, message: str, **param
 async def read_input(tenant_id: UUID | str, task_id: UUID | str) -> bytes:
     """The bytes given to `start_task(…, input=…)` (empty when there were none)."""
     tenant, task = _ids(tenant_id, task_id)
-    async with detached_transaction(tenant):
+    async with detached_tenant_transaction(SystemScope(tenant)):
         rows = await fetch(
             """SELECT data FROM task_file WHERE tenant_id = $1 AND task_id = $2
                AND role = 'input' ORDER BY part""",
@@ -316,9 +312,9 @@ async def get_task(ctx: TenantContext, task_id: UUID | str) -> Task:
     missing task, another tenant's and another person's."""
     if ctx.role is None:
         raise Forbidden()
-    ident = _not_found(task_id)
+    ident = uuid_or_404(task_id)
     condition, args = _visible_to(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             # Both parts of the query are constants of this module.
             f"SELECT {_COLUMNS} FROM task WHERE tenant_id = $1 AND id = $2 AND {condition}",  # noqa: S608
@@ -336,7 +332,7 @@ async def list_tasks(ctx: TenantContext, limit: int = LIST_LIMIT) -> list[Task]:
     if ctx.role is None:
         raise Forbidden()
     condition, args = _visible_to(ctx)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             # Both parts of the query are constants of this module.
             f"SELECT {_COLUMNS} FROM task WHERE tenant_id = $1 AND $2::int > 0 AND {condition} "  # noqa: S608
@@ -356,7 +352,7 @@ async def download(ctx: TenantContext, task_id: UUID | str) -> tuple[Task, Async
         raise NotFound("This task has no file to download.")
     if task.expired:
         raise Gone("This file has expired: start the task again.")
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             """SELECT part FROM task_file WHERE tenant_id = $1 AND task_id = $2
                AND role = 'result' ORDER BY part""",
@@ -367,7 +363,7 @@ async def download(ctx: TenantContext, task_id: UUID | str) -> tuple[Task, Async
 
     async def chunks() -> AsyncIterator[bytes]:
         for part in parts:
-            async with transaction(ctx.tenant_id, ctx.actor.user_id):
+            async with tenant_transaction(ctx):
                 found = await fetch(
                     """SELECT data FROM task_file WHERE tenant_id = $1 AND task_id = $2
                        AND role = 'result' AND part = $3""",
@@ -409,7 +405,7 @@ class TaskRun:
 async def _claim(tenant_id: UUID, task_id: UUID) -> UUID | None:
     """Mark the task running (again, after a retry: progress starts over); who started it.
     None when it is missing or has already ended."""
-    async with transaction(tenant_id):
+    async with tenant_transaction(SystemScope(tenant_id)):
         rows = await fetch(
             """UPDATE task SET status = 'running', done = 0,
                    started_at = coalesce(started_at, now()), updated_at = now()
@@ -429,7 +425,7 @@ async def _starter_context(tenant_id: UUID, user_id: UUID) -> TenantContext:
     from tenants.organizations import member_context
 
     user = await get_user(user_id)
-    async with transaction():
+    async with global_transaction():
         orgs = await fetch("SELECT slug FROM organization WHERE id = $1", tenant_id)
     if user is None or not orgs:
         raise UserError(LEFT)
@@ -478,42 +474,41 @@ def task_job(function: TaskFunction) -> JobFunction:
 async def purge_expired_tasks(ctx: dict[str, Any]) -> int:
     """Delete expired result files, fail tasks whose worker went silent, forget old tasks;
     tenant by tenant, as row-level security wants. How many tasks changed."""
-    tenants = await tenant_ids()
-    changed = 0
-    for tenant_id in tenants:
-        async with transaction(tenant_id):
-            await execute(
-                """DELETE FROM task_file f USING task t
-                   WHERE t.tenant_id = $1 AND f.tenant_id = $1 AND f.task_id = t.id
-                     AND t.expires_at <= now() AND t.purged_at IS NULL""",
-                tenant_id,
-            )
-            purged = await execute(
-                """UPDATE task SET purged_at = now()
-                   WHERE tenant_id = $1 AND expires_at <= now() AND purged_at IS NULL""",
-                tenant_id,
-            )
-            stale = await execute(
-                """UPDATE task SET status = 'failed', message = $2, finished_at = now(),
-                       updated_at = now()
-                   WHERE tenant_id = $1 AND status IN ('queued', 'running')
-                     AND updated_at < now() - $3::interval""",
-                tenant_id,
-                INTERRUPTED,
-                STALE_AFTER,
-            )
-            # a task's input (an uploaded file: personal data) goes as soon as the task ends,
-            # this way too (ADR 0014)
-            await execute(
-                """DELETE FROM task_file f USING task t
-                   WHERE t.tenant_id = $1 AND f.tenant_id = $1 AND f.task_id = t.id
-                     AND f.role = 'input' AND t.status IN ('done', 'failed')""",
-                tenant_id,
-            )
-            forgotten = await execute(
-                "DELETE FROM task WHERE tenant_id = $1 AND expires_at < now() - $2::interval",
-                tenant_id,
-                FORGET_AFTER,
-            )
-        changed += sum(int(status.split()[-1]) for status in (purged, stale, forgotten))
-    return changed
+
+    async def purge(tenant_id: UUID) -> int:
+        await execute(
+            """DELETE FROM task_file f USING task t
+               WHERE t.tenant_id = $1 AND f.tenant_id = $1 AND f.task_id = t.id
+                 AND t.expires_at <= now() AND t.purged_at IS NULL""",
+            tenant_id,
+        )
+        purged = await execute(
+            """UPDATE task SET purged_at = now()
+               WHERE tenant_id = $1 AND expires_at <= now() AND purged_at IS NULL""",
+            tenant_id,
+        )
+        stale = await execute(
+            """UPDATE task SET status = 'failed', message = $2, finished_at = now(),
+                   updated_at = now()
+               WHERE tenant_id = $1 AND status IN ('queued', 'running')
+                 AND updated_at < now() - $3::interval""",
+            tenant_id,
+            INTERRUPTED,
+            STALE_AFTER,
+        )
+        # a task's input (an uploaded file: personal data) goes as soon as the task ends,
+        # this way too (ADR 0014)
+        await execute(
+            """DELETE FROM task_file f USING task t
+               WHERE t.tenant_id = $1 AND f.tenant_id = $1 AND f.task_id = t.id
+                 AND f.role = 'input' AND t.status IN ('done', 'failed')""",
+            tenant_id,
+        )
+        forgotten = await execute(
+            "DELETE FROM task WHERE tenant_id = $1 AND expires_at < now() - $2::interval",
+            tenant_id,
+            FORGET_AFTER,
+        )
+        return sum(int(status.split()[-1]) for status in (purged, stale, forgotten))
+
+    return await dangerously_sweep_tenants(purge)

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from core.database import execute, fetch, transaction
+from core.database import SystemScope, execute, fetch, tenant_transaction
 from core.errors import Invalid, NotFound, Unauthenticated
+from core.ids import uuid_or_404
 from core.security import new_token, token_digest
 from core.validation import clean_text
 from tenants import audit
@@ -58,7 +59,7 @@ async def create_token(
     expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     token = f"{PREFIX}{ctx.tenant_id.hex}_{new_token()}"
     token_id = uuid4()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         await execute(
             """INSERT INTO api_token (tenant_id, id, name, prefix, token_hash, scopes,
                    created_by, expires_at)
@@ -78,7 +79,7 @@ async def create_token(
 
 async def list_tokens(ctx: TenantContext) -> list[dict[str, Any]]:
     ctx.require(Permission.TOKENS_MANAGE)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await fetch(
             """SELECT id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at,
                       (expires_at IS NOT NULL AND expires_at < now()) AS expired
@@ -92,10 +93,7 @@ async def access_token(ctx: TenantContext, token_id: UUID | str) -> dict[str, An
 
     Call inside the tenant's transaction.
     """
-    try:
-        ident = UUID(str(token_id))
-    except ValueError:
-        raise NotFound() from None
+    ident = uuid_or_404(token_id)
     rows = await fetch(
         "SELECT id, name, revoked_at FROM api_token WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
         ctx.tenant_id,
@@ -112,7 +110,7 @@ async def revoke_token(ctx: TenantContext, token_id: UUID | str) -> None:
     Revoking a revoked token changes nothing and records nothing.
     """
     ctx.require(Permission.TOKENS_MANAGE)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         token = await access_token(ctx, token_id)
         if token["revoked_at"] is not None:
             return
@@ -136,7 +134,7 @@ async def token_context(raw: str, ip: str | None, user_agent: str) -> TenantCont
         raise refused from None
     if not secret:
         raise refused
-    async with transaction(tenant_id):
+    async with tenant_transaction(SystemScope(tenant_id)):
         rows = await fetch(
             """UPDATE api_token SET last_used_at = now()
                WHERE tenant_id = $1 AND token_hash = $2 AND revoked_at IS NULL

@@ -31,16 +31,17 @@ from uuid import UUID, uuid4
 import httpx
 import idna
 
-from core.database import execute, fetch, transaction
+from core.database import SystemScope, execute, fetch, global_transaction, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
 from core.i18n import N_
+from core.ids import uuid_or_404
 from core.jobs import enqueue, every, job
+from core.keyset import decode_cursor, encode_cursor
 from core.settings import get_settings
 from core.validation import clean_text
 from tenants import audit
 from tenants.context import TenantContext
-from tenants.keyset import decode_cursor, encode_cursor
-from tenants.organizations import tenant_ids
+from tenants.organizations import dangerously_sweep_tenants
 from tenants.permissions import Permission
 
 #: The events an endpoint may subscribe to.
@@ -207,13 +208,6 @@ def _clean(fields: EndpointFields) -> EndpointFields:
     return EndpointFields(url, description, events)
 
 
-def _uuid_or_404(value: UUID | str) -> UUID:
-    try:
-        return value if isinstance(value, UUID) else UUID(str(value))
-    except ValueError:
-        raise NotFound() from None
-
-
 _ENDPOINT_COLUMNS = "id, url, description, events, enabled, created_at, updated_at"
 
 
@@ -227,7 +221,7 @@ async def access_endpoint(
         f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoint "  # noqa: S608 - constant clauses
         f"WHERE tenant_id = $1 AND id = $2{lock}",
         ctx.tenant_id,
-        _uuid_or_404(endpoint_id),
+        uuid_or_404(endpoint_id),
     )
     if not rows:
         raise NotFound()
@@ -239,7 +233,7 @@ async def create_endpoint(ctx: TenantContext, fields: EndpointFields) -> UUID:
     ctx.require(Permission.WEBHOOKS_MANAGE)
     clean = _clean(fields)
     endpoint_id = uuid4()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         await execute(
             """INSERT INTO webhook_endpoint (tenant_id, id, url, description, events, secret,
                    created_by)
@@ -269,7 +263,7 @@ async def update_endpoint(
     """Change an endpoint's URL, description and events (its secret stays)."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
     clean = _clean(fields)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         current = await access_endpoint(ctx, endpoint_id, for_update=True)
         if (current["url"], current["description"], tuple(current["events"])) == (
             clean.url,
@@ -302,7 +296,7 @@ async def set_enabled(ctx: TenantContext, endpoint_id: UUID | str, enabled: bool
     still pending for it fails at its next attempt (redeliver it once enabled again). Setting
     the state it already has changes nothing."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         current = await access_endpoint(ctx, endpoint_id, for_update=True)
         if current["enabled"] == enabled:
             return
@@ -325,7 +319,7 @@ async def set_enabled(ctx: TenantContext, endpoint_id: UUID | str, enabled: bool
 async def delete_endpoint(ctx: TenantContext, endpoint_id: UUID | str) -> None:
     """Delete an endpoint and its delivery log (the audit log keeps that it existed)."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         current = await access_endpoint(ctx, endpoint_id, for_update=True)
         await execute(
             "DELETE FROM webhook_endpoint WHERE tenant_id = $1 AND id = $2",
@@ -340,7 +334,7 @@ async def delete_endpoint(ctx: TenantContext, endpoint_id: UUID | str) -> None:
 async def reveal_secret(ctx: TenantContext, endpoint_id: UUID | str) -> str:
     """The endpoint's signing secret, for an admin to copy into the receiver (audited)."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         current = await access_endpoint(ctx, endpoint_id)
         rows = await fetch(
             "SELECT secret FROM webhook_endpoint WHERE tenant_id = $1 AND id = $2",
@@ -359,7 +353,7 @@ async def rotate_secret(ctx: TenantContext, endpoint_id: UUID | str) -> str:
     retries of earlier events included, are signed with it."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
     secret = new_secret()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         current = await access_endpoint(ctx, endpoint_id, for_update=True)
         await execute(
             """UPDATE webhook_endpoint SET secret = $3, updated_at = now()
@@ -378,7 +372,7 @@ async def list_endpoints(ctx: TenantContext) -> list[dict[str, Any]]:
     """The tenant's endpoints, newest first, each with how many deliveries are pending and
     failed, and when the last one was delivered."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await fetch(
             """SELECT e.id, e.url, e.description, e.events, e.enabled, e.created_at,
                       coalesce(s.pending, 0) AS pending, coalesce(s.failed, 0) AS failed,
@@ -399,7 +393,7 @@ async def list_endpoints(ctx: TenantContext) -> list[dict[str, Any]]:
 async def get_endpoint(ctx: TenantContext, endpoint_id: UUID | str) -> dict[str, Any]:
     """One endpoint of this tenant, without its secret; `NotFound` otherwise."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         return await access_endpoint(ctx, endpoint_id)
 
 
@@ -415,7 +409,7 @@ async def list_deliveries(
     """An endpoint's deliveries, newest first, one keyset page at a time."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
     after = decode_cursor(cursor)
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         endpoint = await access_endpoint(ctx, endpoint_id)
         rows = await fetch(
             """SELECT id, event_type, event_id, status, attempts, next_attempt_at,
@@ -498,7 +492,7 @@ async def send_test_event(ctx: TenantContext, endpoint_id: UUID | str) -> UUID:
     id."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
     delivery_id, event_id = uuid4(), uuid4()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         endpoint = await access_endpoint(ctx, endpoint_id)
         if not endpoint["enabled"]:
             raise Conflict("Enable the endpoint before sending it a test event.")
@@ -527,14 +521,14 @@ async def redeliver(ctx: TenantContext, endpoint_id: UUID | str, delivery_id: UU
     still being attempted is a `Conflict`."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
     new_id = uuid4()
-    async with transaction(ctx.tenant_id, ctx.actor.user_id):
+    async with tenant_transaction(ctx):
         endpoint = await access_endpoint(ctx, endpoint_id)
         rows = await fetch(
             """SELECT id, status, event_type, event_id FROM webhook_delivery
                WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3 FOR UPDATE""",
             ctx.tenant_id,
             endpoint["id"],
-            _uuid_or_404(delivery_id),
+            uuid_or_404(delivery_id),
         )
         if not rows:
             raise NotFound()
@@ -660,7 +654,7 @@ async def deliver_webhook(ctx: dict[str, Any], tenant_id: str, delivery_id: str)
     itself never raises for a receiver's failure: the back-off is the delivery row's, and the
     sweep queues the next attempt when it is due.
     """
-    async with transaction(tenant_id):
+    async with tenant_transaction(SystemScope(UUID(tenant_id))):
         rows = await fetch(
             _CLAIM, UUID(tenant_id), UUID(delivery_id), LEASE.total_seconds(), MAX_ATTEMPTS
         )
@@ -675,7 +669,7 @@ async def deliver_webhook(ctx: dict[str, Any], tenant_id: str, delivery_id: str)
         outcome = await post(claim["url"], claim["secret"], claim["id"], claim["event_type"], body)
         retry_at = None if outcome.delivered else next_attempt(claim["attempts"], datetime.now(UTC))
         status = "delivered" if outcome.delivered else "pending" if retry_at else "failed"
-    async with transaction(tenant_id):
+    async with tenant_transaction(SystemScope(UUID(tenant_id))):
         await execute(
             _RECORD,
             UUID(tenant_id),
@@ -711,7 +705,7 @@ async def dangerously_due_deliveries(limit: int = 500) -> list[dict[str, Any]]:
 async def sweep_webhooks(ctx: dict[str, Any]) -> int:
     """Queue the deliveries that are due: retries whose back-off has passed, and deliveries
     whose job was lost (Redis restarted, a worker killed mid-attempt). How many were queued."""
-    async with transaction():
+    async with global_transaction():
         rows = await dangerously_due_deliveries()
         for row in rows:
             # The sweep's own job id in the tag: a lost job's id may linger in Redis.
@@ -729,15 +723,14 @@ KEEP_DELIVERIES = timedelta(days=90)
 async def purge_webhook_deliveries(ctx: dict[str, Any]) -> int:
     """Delete finished deliveries older than `KEEP_DELIVERIES` (their payloads name people);
     tenant by tenant, as row-level security wants. How many were deleted."""
-    tenants = await tenant_ids()
-    deleted = 0
-    for tenant_id in tenants:
-        async with transaction(tenant_id):
-            status = await execute(
-                """DELETE FROM webhook_delivery WHERE tenant_id = $1
-                     AND status IN ('delivered', 'failed') AND created_at < now() - $2::interval""",
-                tenant_id,
-                KEEP_DELIVERIES,
-            )
-        deleted += int(status.split()[-1])
-    return deleted
+
+    async def purge(tenant_id: UUID) -> int:
+        status = await execute(
+            """DELETE FROM webhook_delivery WHERE tenant_id = $1
+                 AND status IN ('delivered', 'failed') AND created_at < now() - $2::interval""",
+            tenant_id,
+            KEEP_DELIVERIES,
+        )
+        return int(status.split()[-1])
+
+    return await dangerously_sweep_tenants(purge)

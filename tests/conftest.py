@@ -14,10 +14,11 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
+from api.runtime import import_jobs
 from core import database, jobs
 from core.settings import Settings, load_settings
+from tenants.accounts import UserAccount, create_user
 from tenants.context import Actor, TenantContext
-from tenants.identity import UserAccount, create_user
 from tenants.members import add_member
 from tenants.organizations import OrganizationFields, create_organization, member_context
 
@@ -96,6 +97,7 @@ async def db(owner_url: str, settings: Settings) -> AsyncIterator[str]:
     runtime = database.runtime_url(settings, owner_url)
     database.configure(runtime, pool_size=5)
     await database.start_pool()
+    import_jobs()  # as every entry point does: services enqueue jobs by name
     jobs.configure_queue(None)
     yield runtime
     await jobs.get_queue().close()

@@ -21,8 +21,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import SecurityScheme
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from api.guards import Ctx
-from api.web import client_ip
 from campaigns import listing
 from core.errors import Forbidden, Unauthenticated
 from core.settings import get_settings
@@ -31,6 +29,8 @@ from tenants.context import TenantContext
 from tenants.organizations import get_organization
 from tenants.permissions import Permission
 from tenants.tokens import token_context
+from web.guards import Ctx
+from web.pages import client_ip
 
 
 class Organization(msgspec.Struct):

@@ -8,8 +8,16 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from api.guards import signed_in
-from api.web import (
+from core.errors import Gone, Invalid, UserError
+from core.settings import get_settings
+from core.validation import clean_email, slugify
+from tenants import accounts
+from tenants.accounts import NewAccount, UserAccount
+from tenants.members import accept_invitation, pending_invitation
+from tenants.organizations import KINDS, OrganizationFields
+from tenants.organizations import signup as signup_service
+from web.guards import signed_in
+from web.pages import (
     actor_for,
     client_ip,
     current_user,
@@ -21,14 +29,6 @@ from api.web import (
     safe_next,
     session_of,
 )
-from core.errors import Gone, Invalid, UserError
-from core.settings import get_settings
-from core.validation import clean_email, slugify
-from tenants import identity
-from tenants.identity import NewAccount, UserAccount
-from tenants.members import accept_invitation, pending_invitation
-from tenants.organizations import KINDS, OrganizationFields
-from tenants.organizations import signup as signup_service
 
 
 def sign_in(request: Request[Any, Any, Any], user: UserAccount) -> None:
@@ -54,7 +54,7 @@ async def login_page(
 async def login(request: Request[Any, Any, Any]) -> Template | Redirect:
     form = await form_of(request)
     try:
-        user = await identity.authenticate(
+        user = await accounts.authenticate(
             form.get("email", ""),
             form.get("password", ""),
             client_ip(request),
@@ -90,7 +90,7 @@ async def magic_link_request(request: Request[Any, Any, Any]) -> Template:
         email = clean_email(form.get("email"))
     except UserError as error:
         return form_error(request, "magic_link.html", error, form, next=form.get("next", ""))
-    await identity.request_magic_link(email, get_settings(), safe_next(form.get("next"), "/o/"))
+    await accounts.request_magic_link(email, get_settings(), safe_next(form.get("next"), "/o/"))
     return render(
         request,
         "message.html",
@@ -115,7 +115,7 @@ async def magic_link_consume(
 ) -> Template | Redirect:
     form = await form_of(request)
     try:
-        user = await identity.consume_magic_link(token)
+        user = await accounts.consume_magic_link(token)
     except UserError as error:
         return form_error(request, "magic_link.html", error, {})
     sign_in(request, user)
@@ -134,7 +134,7 @@ async def password_forgot(request: Request[Any, Any, Any]) -> Template:
         email = clean_email(form.get("email"))
     except UserError as error:
         return form_error(request, "password_forgot.html", error, form)
-    await identity.request_password_reset(email, get_settings())
+    await accounts.request_password_reset(email, get_settings())
     return render(
         request,
         "message.html",
@@ -158,7 +158,7 @@ async def password_reset(
     try:
         if form.get("password") != form.get("password_confirm"):
             raise Invalid("The two passwords differ.", field="password_confirm")
-        user = await identity.reset_password(token, form.get("password", ""))
+        user = await accounts.reset_password(token, form.get("password", ""))
     except UserError as error:
         return form_error(request, "password_reset.html", error, form, token=token)
     sign_in(request, user)
@@ -273,7 +273,7 @@ async def account_update(request: Request[Any, Any, Any]) -> Template | Redirect
     user = await current_user(request)
     assert user is not None
     try:
-        updated = await identity.update_profile(user, form.get("name", ""), form.get("locale", ""))
+        updated = await accounts.update_profile(user, form.get("name", ""), form.get("locale", ""))
     except UserError as error:
         return form_error(request, "account.html", error, form)
     request.scope["state"]["user"] = updated

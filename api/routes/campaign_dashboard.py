@@ -16,11 +16,11 @@ from urllib.parse import urlencode
 from babel.dates import format_date
 from litestar import Request
 
-from api.web import locale_of
 from campaigns import listing
 from campaigns.listing import Page, ParticipationRow, ProgressDay
 from core.errors import Invalid
 from tenants.context import TenantContext
+from web.pages import locale_of
 
 #: Participants per page of the dashboard's table.
 TABLE_SIZE = 25

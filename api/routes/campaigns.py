@@ -17,12 +17,10 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
-from api.guards import Ctx
 from api.routes import campaign_dashboard
-from api.web import flash, form_error, form_of, locale_of, redirect, render
 from campaigns import exports, service
 from campaigns.content import current_bank, frozen_bank
-from campaigns.profiles import catalogue
+from campaigns.profile_catalogue import catalogue
 from campaigns.service import CAMPAIGN_TYPES, EXTERNAL_ID_FORMATS, CampaignFields
 from campaigns.target_profiles import list_target_profiles
 from core.errors import Invalid, UserError
@@ -30,6 +28,8 @@ from core.i18n import LOCALES
 from core.settings import get_settings
 from tenants.context import TenantContext
 from tenants.permissions import Permission
+from web.guards import Ctx
+from web.pages import flash, form_error, form_of, locale_of, redirect, render
 
 READ = {"permission": Permission.CAMPAIGNS_READ}
 MANAGE = {"permission": Permission.CAMPAIGNS_MANAGE}

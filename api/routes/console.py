@@ -1,7 +1,7 @@
 """The tenant console, `/o/{slug}/…`: dashboard, members, settings, audit log, API tokens,
 and campaigns (`api.routes.campaigns`).
 
-Every page is behind `tenant_member`: signed-out visitors are sent to sign in, people who are
+Every page is behind `tenant_member()`: signed-out visitors are sent to sign in, people who are
 not members (and unknown organizations) get the same 404, and members without the handler's
 permission get a 403. Ids in paths go through the services' accessors, so an id of another
 organization is a 404 exactly like an id that does not exist: `NotFound` is never turned into
@@ -20,9 +20,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
-from api.guards import Ctx, signed_in, tenant_context, tenant_member
 from api.routes import campaigns, learners, target_profiles, tasks, webhooks
-from api.web import current_user, flash, form_error, form_of, locale_of, redirect, render
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from core.settings import get_settings
@@ -36,6 +34,8 @@ from tenants.organizations import (
     update_settings,
 )
 from tenants.permissions import TOKEN_SCOPES, Permission, Role
+from web.guards import Ctx, signed_in, tenant_context, tenant_member
+from web.pages import current_user, flash, form_error, form_of, locale_of, redirect, render
 
 ROLES = [role.value for role in Role]
 SCOPES = sorted(scope.value for scope in TOKEN_SCOPES)
@@ -328,7 +328,7 @@ async def tokens_revoke(
 
 console_router = Router(
     path="/o/{slug:str}",
-    guards=[tenant_member],
+    guards=[tenant_member()],
     dependencies={"ctx": Provide(tenant_context, sync_to_thread=False)},
     # HTML pages: the OpenAPI schema documents the JSON API only.
     include_in_schema=False,

@@ -16,8 +16,6 @@ from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.response import Redirect, Response, Template
 
-from api.guards import Ctx
-from api.web import flash, locale_of, redirect, render
 from campaigns.learners import (
     MAX_BYTES,
     MAX_ROWS,
@@ -32,6 +30,8 @@ from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from tenants.context import TenantContext
 from tenants.permissions import Permission
+from web.guards import Ctx
+from web.pages import flash, locale_of, redirect, render
 
 READ = {"permission": Permission.LEARNERS_READ}
 IMPORT = {"permission": Permission.LEARNERS_IMPORT}

@@ -22,18 +22,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
-from api.guards import signed_in
 from api.routes.auth import sign_in
-from api.web import (
-    actor_for,
-    current_user,
-    flash,
-    form_error,
-    form_of,
-    locale_of,
-    redirect,
-    render,
-)
 from campaigns.codes import LENGTH, is_well_formed, normalize_code
 from campaigns.participation import (
     CampaignLanding,
@@ -47,11 +36,22 @@ from campaigns.participation import (
     share,
     start_or_resume,
 )
-from campaigns.reports import report_problem
+from campaigns.problem_reports import report_problem
 from core.errors import Conflict, Invalid, UserError
+from tenants.accounts import create_user
 from tenants.context import TenantContext
-from tenants.identity import create_user
 from tenants.organizations import tenant_by_slug
+from web.guards import signed_in
+from web.pages import (
+    actor_for,
+    current_user,
+    flash,
+    form_error,
+    form_of,
+    locale_of,
+    redirect,
+    render,
+)
 
 #: Asked when a code cannot be right, before any lookup (the check character caught it).
 MISTYPED_MESSAGE = (

@@ -12,12 +12,12 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from redis.exceptions import RedisError
 
-from api.web import LOCALE_COOKIE, current_user, form_of, redirect, render, safe_next, session_of
 from core import database
 from core.i18n import LOCALES
 from core.mail import recent_mail
 from core.settings import get_settings
 from tenants.organizations import logo
+from web.pages import LOCALE_COOKIE, current_user, form_of, redirect, render, safe_next, session_of
 
 
 @get("/")
@@ -71,7 +71,7 @@ async def set_locale(request: Request[Any, Any, Any]) -> Redirect:
         if user is not None:
             session_of(request)["locale"] = locale
         if user is not None and user.locale != locale:
-            from tenants.identity import update_profile
+            from tenants.accounts import update_profile
 
             await update_profile(user, user.name, locale)
     return response

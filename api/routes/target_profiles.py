@@ -15,10 +15,8 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from api.guards import Ctx
-from api.web import flash, form_error, locale_of, redirect, render
 from campaigns.content import current_bank
-from campaigns.profiles import MAX_LEVEL
+from campaigns.profile_catalogue import MAX_LEVEL
 from campaigns.target_profiles import (
     TargetProfile,
     TargetProfileFields,
@@ -31,6 +29,8 @@ from campaigns.target_profiles import (
 from core.errors import Invalid, UserError
 from tenants.context import TenantContext
 from tenants.permissions import Permission
+from web.guards import Ctx
+from web.pages import flash, form_error, locale_of, redirect, render
 
 READ = {"permission": Permission.CAMPAIGNS_READ}
 MANAGE = {"permission": Permission.CAMPAIGNS_MANAGE}

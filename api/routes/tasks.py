@@ -14,10 +14,10 @@ from litestar import Request, get
 from litestar.params import FromPath
 from litestar.response import Stream, Template
 
-from api.guards import Ctx
-from api.web import render
 from tenants import tasks
 from tenants.permissions import Permission
+from web.guards import Ctx
+from web.pages import render
 
 READ = {"permission": Permission.ORGANIZATION_READ}
 

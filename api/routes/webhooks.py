@@ -14,13 +14,13 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from api.guards import Ctx
-from api.web import flash, form_error, redirect, render
 from core.errors import UserError
 from tenants import webhooks
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 from tenants.webhooks import EVENT_TYPES, EndpointFields
+from web.guards import Ctx
+from web.pages import flash, form_error, redirect, render
 
 MANAGE = {"permission": Permission.WEBHOOKS_MANAGE}
 NEW_ENDPOINT: dict[str, Any] = {"events": list(EVENT_TYPES)}

@@ -45,7 +45,7 @@ AUDIT_ACTIONS = (
     N_("target_profile.updated"),
     N_("target_profile.archived"),
     N_("participation.shared"),
-    # problem reports on challenges (campaigns/reports.py)
+    # problem reports on challenges (campaigns/problem_reports.py)
     N_("challenge.reported"),
     # learners (campaigns/learners.py, campaigns/jobs.py)
     N_("learners.imported"),

@@ -14,8 +14,9 @@ from litestar import Litestar
 
 from api.app import create_app
 from core.settings import Settings
-from tenants.identity import UserAccount
+from tenants.accounts import UserAccount
 from tests.api.running import running
+from tests.db import as_tenant
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -94,7 +95,7 @@ async def audit_actions(tenant_id: Any) -> list[str]:
     to see what it recorded."""
     from core import database
 
-    async with database.transaction(tenant_id):
+    async with as_tenant(tenant_id):
         rows = await database.fetch(
             "SELECT action FROM audit_event WHERE tenant_id = $1 ORDER BY occurred_at, id",
             tenant_id,

@@ -12,11 +12,12 @@ import pytest
 from litestar import Litestar
 
 from core import database
-from tenants.identity import create_user
+from tenants.accounts import create_user
 from tenants.organizations import set_status, system_context
 from tenants.tokens import create_token
 from tests.api.conftest import audit_actions, bearer, issue_token
 from tests.conftest import TenantFixture, make_tenant, make_user
+from tests.db import as_tenant
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def _error(response: httpx.Response, status: int) -> str:
 
 
 async def _membership_id(tenant: TenantFixture, user_id: Any) -> str:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT id FROM membership WHERE tenant_id = $1 AND user_id = $2", tenant.id, user_id
         )
@@ -96,7 +97,7 @@ async def test_a_bearer_token_reads_its_organization_and_its_use_is_recorded(
     client: httpx.AsyncClient, tenant_a: TenantFixture
 ) -> None:
     token = await issue_token(tenant_a.owner_ctx, "org:organization:read")
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         unused = await database.fetch(
             "SELECT last_used_at FROM api_token WHERE tenant_id = $1", tenant_a.id
         )
@@ -109,7 +110,7 @@ async def test_a_bearer_token_reads_its_organization_and_its_use_is_recorded(
     assert body["timezone"] == "Europe/Paris"
     assert body["status"] == "trial"
     assert "logo_data_url" not in body
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         used = await database.fetch(
             "SELECT last_used_at IS NOT NULL AS used FROM api_token WHERE tenant_id = $1",
             tenant_a.id,
@@ -125,7 +126,7 @@ async def test_expired_and_revoked_tokens_are_401(
     for issued in (expiring, revoked):
         ok = await client.get("/api/v1/organization", headers=bearer(issued.token))
         assert ok.status_code == 200
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         await database.execute(
             "UPDATE api_token SET expires_at = now() - interval '1 second' WHERE id = $1",
             expiring.id,
@@ -159,7 +160,7 @@ async def test_errors_are_in_the_callers_language(
 
 async def test_only_the_digest_of_a_token_is_stored(tenant_a: TenantFixture) -> None:
     issued = await create_token(tenant_a.owner_ctx, "digest", ["org:members:read"], 30)
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch(
             "SELECT * FROM api_token WHERE tenant_id = $1 AND id = $2", tenant_a.id, issued.id
         )
@@ -203,7 +204,7 @@ async def shared_campaign(shared: TenantFixture) -> dict[str, str]:
         shared.owner_ctx, CampaignFields(name="Scoped", profile_key="digcomp")
     )
     [participation] = await seed(shared, campaign.id, 1, prefix="Scoped")
-    async with database.transaction(shared.id):
+    async with as_tenant(shared.id):
         rows = await database.fetch(
             "SELECT learner_id FROM participation WHERE tenant_id = $1 AND id = $2",
             shared.id,
@@ -233,7 +234,7 @@ async def test_a_token_without_the_scope_gets_403_and_changes_nothing(
     others = sorted(s.value for s in TOKEN_SCOPES if s.value != scope)
     token = await issue_token(shared.owner_ctx, *others)
     membership = await _membership_id(shared, shared.member.id)
-    async with database.transaction(shared.id):
+    async with as_tenant(shared.id):
         invitation = uuid4()
         await database.execute(
             "INSERT INTO invitation (tenant_id, id, email, role, token_hash, expires_at) "
@@ -263,7 +264,7 @@ async def test_members_are_listed_in_joining_order_one_keyset_page_at_a_time(
         await create_user(f"page-{i}-{uuid4().hex[:6]}@example.org", f"Person {i}", None, "en")
         for i in range(7)
     ]
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         # One transaction: the seven share one created_at, so the id decides their order.
         for person in people:
             await database.execute(
@@ -311,7 +312,7 @@ async def test_the_default_page_holds_fifty_members(
         await create_user(f"crowd-{i}-{uuid4().hex[:6]}@example.org", f"Crowd {i}", None, "en")
         for i in range(49)
     ]
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         for person in people:
             await database.execute(
                 "INSERT INTO membership (tenant_id, id, user_id, role) "
@@ -375,7 +376,7 @@ async def test_a_member_is_read_changed_and_removed_each_change_audited_once(
     assert removed.status_code == 204
     assert await audit_actions(tenant_a.id) == [*before, "member.role_changed", "member.removed"]
     assert _error(await client.get(url, headers=bearer(token)), 404) == "Not found."
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         actors = await database.fetch(
             "SELECT actor_kind, actor_label FROM audit_event WHERE tenant_id = $1 "
             "AND action = 'member.removed'",
@@ -485,7 +486,7 @@ async def test_invitations_are_created_read_listed_resent_and_revoked(
         "invitation.resent",
         "invitation.revoked",
     ]
-    async with database.transaction():
+    async with database.global_transaction():
         mails = await database.fetch(
             "SELECT 1 FROM mail_message WHERE to_address = 'api.invitee@example.org'"
         )
@@ -522,7 +523,7 @@ async def test_bad_invitations_are_explained_and_nothing_is_written(
             ),
         }
     before = await audit_actions(shared.id)
-    async with database.transaction(shared.id):
+    async with as_tenant(shared.id):
         invitations = await database.fetch(
             "SELECT id FROM invitation WHERE tenant_id = $1", shared.id
         )
@@ -530,7 +531,7 @@ async def test_bad_invitations_are_explained_and_nothing_is_written(
     assert message in _error(response, status)
     if field:
         assert response.json()["error"]["field"] == field
-    async with database.transaction(shared.id):
+    async with as_tenant(shared.id):
         after = await database.fetch("SELECT id FROM invitation WHERE tenant_id = $1", shared.id)
     assert after == invitations
     assert await audit_actions(shared.id) == before

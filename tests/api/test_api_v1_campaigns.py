@@ -15,6 +15,7 @@ from core import database
 from tests.api.conftest import bearer, issue_token
 from tests.campaigns.test_listing import seed
 from tests.conftest import TenantFixture, make_tenant
+from tests.db import as_tenant
 
 #: A cursor of the right shape whose time is not one.
 NOT_A_TIME = base64.urlsafe_b64encode(f"n|yesterday|{uuid4()}".encode()).decode().rstrip("=")
@@ -35,7 +36,7 @@ async def _campaign(tenant: TenantFixture, name: str = "API check") -> Campaign:
 
 
 async def _learner_of(tenant: TenantFixture, participation_id: UUID) -> str:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT learner_id FROM participation WHERE tenant_id = $1 AND id = $2",
             tenant.id,

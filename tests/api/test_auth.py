@@ -12,7 +12,7 @@ from tests.conftest import TenantFixture, make_user
 
 
 async def _last_link(to_address: str, pattern: str) -> str:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             "SELECT body_text FROM mail_message WHERE to_address = $1 ORDER BY created_at DESC "
             "LIMIT 1",
@@ -172,7 +172,7 @@ async def test_signup_creates_an_organization_in_trial_with_its_owner(
     assert response.headers["location"] == "/o/commune-de-saint-etienne-du-bois/"
     dashboard = await browser.get("/o/commune-de-saint-etienne-du-bois/")
     assert dashboard.status_code == 200
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             "SELECT status, country FROM organization WHERE slug = $1",
             "commune-de-saint-etienne-du-bois",
@@ -211,7 +211,7 @@ async def test_signup_refuses_bad_input_and_writes_nothing(
     response = await browser.post("/signup", form, page="/signup")
     assert response.status_code == status
     assert message in response.text
-    async with database.transaction():
+    async with database.global_transaction():
         users = await database.fetch(
             "SELECT 1 FROM user_account WHERE lower(email) = 'rejected.signup@example.org'"
         )
@@ -241,7 +241,7 @@ async def test_signup_with_a_taken_slug_keeps_no_half_written_account(
     )
     assert response.status_code == 409
     assert "already taken" in response.text
-    async with database.transaction():
+    async with database.global_transaction():
         users = await database.fetch(
             "SELECT 1 FROM user_account WHERE email = 'late.comer@example.org'"
         )

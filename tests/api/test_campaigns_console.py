@@ -12,11 +12,12 @@ from uuid import uuid4
 from campaigns.participation import participant_context, share, start_or_resume
 from campaigns.service import CampaignFields, create_campaign
 from core import database
+from tenants.accounts import create_user
 from tenants.context import Actor
-from tenants.identity import create_user
 from tests.api.conftest import Browser, audit_actions
 from tests.api.test_participant import shorten
 from tests.conftest import TenantFixture, make_user
+from tests.db import as_tenant
 
 FORM = {
     "name": "Spring check",
@@ -34,7 +35,7 @@ FORM = {
 
 
 async def _campaigns(tenant: TenantFixture) -> list[dict[str, Any]]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         return await database.fetch(
             "SELECT id, name, status, code FROM campaign WHERE tenant_id = $1 ORDER BY created_at",
             tenant.id,
@@ -238,7 +239,7 @@ async def test_the_export_streams_every_shared_row(
     campaign = await create_campaign(
         tenant_a.owner_ctx, CampaignFields(name="Large", profile_key="digcomp")
     )
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         await database.execute(
             """WITH people AS (
                    INSERT INTO learner (tenant_id, id, name, email)

@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 import httpx
 
 from core import database
+from tests.db import as_tenant
 
 JALON = [sys.executable, "-m", "api.cli"]
 
@@ -93,7 +94,7 @@ async def test_operators_chain_staff_tenant_and_token_creation(
     )
     secret = issued["token"]
     assert secret.startswith("jalon_")
-    async with database.transaction(UUID(tenant["id"])):
+    async with as_tenant(UUID(tenant["id"])):
         [stored] = await database.fetch("SELECT prefix, token_hash FROM api_token")
     assert secret.startswith(stored["prefix"])
     assert secret.encode() not in bytes(stored["token_hash"])  # only a digest is kept
@@ -169,7 +170,7 @@ async def test_content_editors_triage_reports_from_the_command_line(
             "content_editor",
         )
     )
-    async with database.transaction():
+    async with database.global_transaction():
         await database.execute(
             """INSERT INTO challenge_flag (challenge_id, status, withdrawn_at, recent_reports)
                VALUES ($1, 'withdrawn', now(), 3)""",

@@ -23,6 +23,7 @@ from tenants.members import add_member
 from tenants.organizations import LOGO_MAX_BYTES
 from tests.api.conftest import Browser, audit_actions, bearer, browser_on, issue_token
 from tests.conftest import TenantFixture, make_tenant, make_user
+from tests.db import as_tenant
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TOO_BIG = f"The logo must weigh {LOGO_MAX_BYTES // 1000} KB at most."
@@ -56,7 +57,7 @@ def png(size: int) -> bytes:
 
 
 async def _organization(tenant: TenantFixture) -> dict[str, Any]:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             "SELECT name, default_locale, brand_colour, logo_data_url FROM organization "
             "WHERE id = $1",
@@ -66,7 +67,7 @@ async def _organization(tenant: TenantFixture) -> dict[str, Any]:
 
 
 async def _roles(tenant: TenantFixture) -> dict[str, str]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT u.email, m.role FROM membership m JOIN user_account u ON u.id = m.user_id "
             "WHERE m.tenant_id = $1",
@@ -76,7 +77,7 @@ async def _roles(tenant: TenantFixture) -> dict[str, str]:
 
 
 async def _membership_id(tenant: TenantFixture, user_id: Any) -> str:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT id FROM membership WHERE tenant_id = $1 AND user_id = $2", tenant.id, user_id
         )
@@ -185,7 +186,7 @@ async def test_inviting_records_one_event_and_mails_a_link(
     page = await browser.get(response.headers["location"])
     assert "Invitation sent to Nadia.Invitee@Example.org." in page.text
     assert "Nadia.Invitee@Example.org" in page.text  # listed as pending
-    async with database.transaction():
+    async with database.global_transaction():
         mails = await database.fetch(
             "SELECT body_text FROM mail_message WHERE to_address = $1",
             "Nadia.Invitee@Example.org",
@@ -208,7 +209,7 @@ async def test_changing_a_role_records_one_event_with_the_change(
     assert response.status_code == 303
     assert (await _roles(tenant_a))[tenant_a.member.email] == "admin"
     assert await audit_actions(tenant_a.id) == [*before, "member.role_changed"]
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         details = await database.fetch(
             "SELECT details FROM audit_event WHERE tenant_id = $1 AND action = "
             "'member.role_changed'",
@@ -525,7 +526,7 @@ async def test_members_see_the_settings_but_cannot_change_them(
 async def _seed_events(tenant: TenantFixture, rows: list[tuple[datetime, str, str]]) -> None:
     """Audit events as (when, action, actor label); the log is append-only, so only tests
     that own a fresh tenant may add to it."""
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         for occurred_at, action, actor in rows:
             await database.execute(
                 "INSERT INTO audit_event (tenant_id, id, occurred_at, actor_kind, actor_label, "
@@ -640,7 +641,7 @@ async def test_a_new_token_is_shown_once_stored_as_a_digest_and_works(
     assert token.startswith(f"jalon_{tenant_a.id.hex}_")
     assert await audit_actions(tenant_a.id) == [*before, "token.created"]
     assert token not in (await browser.get(page)).text  # never shown again
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch(
             "SELECT token_hash, prefix, scopes, expires_at > now() + interval '29 days' AS later "
             "FROM api_token WHERE tenant_id = $1",
@@ -661,7 +662,7 @@ async def test_revoking_a_token_records_one_event_and_the_token_stops_working(
     browser: Browser, client: httpx.AsyncClient, tenant_a: TenantFixture
 ) -> None:
     token = await issue_token(tenant_a.owner_ctx, "org:organization:read")
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         token_id = (
             await database.fetch("SELECT id FROM api_token WHERE tenant_id = $1", tenant_a.id)
         )[0]["id"]
@@ -712,7 +713,7 @@ async def test_bad_token_requests_are_refused_and_nothing_is_written(
     assert response.status_code == 422
     assert message in response.text
     assert "jalon_" not in response.text
-    async with database.transaction(shared.id):
+    async with as_tenant(shared.id):
         assert await database.fetch("SELECT 1 FROM api_token WHERE tenant_id = $1", shared.id) == []
     assert await audit_actions(shared.id) == before
 
@@ -747,7 +748,7 @@ async def test_a_forged_csrf_token_is_refused_in_the_users_language_and_writes_n
     assert await audit_actions(tenant_a.id) == before
     assert (await _roles(tenant_a))[tenant_a.member.email] == "member"
     assert (await _organization(tenant_a))["name"] == tenant_a.owner_ctx.tenant.name
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         assert (
             await database.fetch("SELECT 1 FROM invitation WHERE tenant_id = $1", tenant_a.id) == []
         )

@@ -9,15 +9,16 @@ from campaigns.participation import resolve_code
 from core import database
 from core.ratelimit import MemoryRateLimiter
 from core.settings import Settings
-from tenants.identity import authenticate
+from tenants.accounts import authenticate
 from tenants.organizations import tenant_by_slug
+from tests.db import as_tenant
 
 
 async def _census() -> dict[str, Any]:
     census: dict[str, Any] = {}
     for demo in ORGANIZATIONS:
         tenant = await tenant_by_slug(demo.fields.slug)
-        async with database.transaction(tenant.id):
+        async with as_tenant(tenant.id):
             members = await database.fetch("SELECT role FROM membership")
             invitations = await database.fetch("SELECT 1 FROM invitation")
             [org] = await database.fetch(

@@ -22,6 +22,7 @@ from tenants.members import add_member
 from tenants.organizations import set_status, system_context
 from tests.api.conftest import PASSWORD, Browser, audit_actions, browser_on
 from tests.conftest import TenantFixture, make_tenant, make_user
+from tests.db import as_tenant
 
 NEW_ACCOUNT = {
     "name": "Inès Invitée",
@@ -53,7 +54,7 @@ async def _invite(browser: Browser, tenant: TenantFixture, email: str, role: str
 
 
 async def _link_sent_to(email: str) -> str:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             "SELECT body_text FROM mail_message WHERE to_address = $1 "
             "ORDER BY created_at DESC LIMIT 1",
@@ -66,7 +67,7 @@ async def _link_sent_to(email: str) -> str:
 
 
 async def _invitation(tenant: TenantFixture, email: str) -> dict[str, Any]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT * FROM invitation WHERE tenant_id = $1 AND lower(email) = lower($2) "
             "ORDER BY created_at DESC",
@@ -78,7 +79,7 @@ async def _invitation(tenant: TenantFixture, email: str) -> dict[str, Any]:
 
 
 async def _invitation_count(tenant: TenantFixture) -> int:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT count(*) AS n FROM invitation WHERE tenant_id = $1", tenant.id
         )
@@ -87,7 +88,7 @@ async def _invitation_count(tenant: TenantFixture) -> int:
 
 
 async def _role_of(tenant: TenantFixture, email: str) -> str | None:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT m.role FROM membership m JOIN user_account u ON u.id = m.user_id "
             "WHERE m.tenant_id = $1 AND lower(u.email) = lower($2)",
@@ -98,7 +99,7 @@ async def _role_of(tenant: TenantFixture, email: str) -> str | None:
 
 
 async def _account_exists(email: str) -> bool:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", email
         )
@@ -106,7 +107,7 @@ async def _account_exists(email: str) -> bool:
 
 
 async def _expire(tenant: TenantFixture, email: str) -> None:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         await database.execute(
             "UPDATE invitation SET expires_at = now() - interval '1 minute' "
             "WHERE tenant_id = $1 AND lower(email) = lower($2)",
@@ -221,7 +222,7 @@ async def test_accepting_creates_the_account_signs_in_and_the_link_dies(
         assert "Vous avez rejoint l’organisation." in dashboard.text
         again = await invitee.post(link, NEW_ACCOUNT, page=link)
         assert again.status_code == 410
-    async with database.transaction():
+    async with database.global_transaction():
         accounts = await database.fetch(
             "SELECT email, name, locale, email_verified FROM user_account WHERE email = $1",
             "New.Person@example.org",
@@ -462,7 +463,7 @@ async def test_an_expired_invitation_can_be_resent_or_replaced(
         f"{members}/invite", {"email": "Replaced@example.org", "role": "admin"}, page=members
     )
     assert replaced.status_code == 303  # the expired one makes way
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch(
             "SELECT role, revoked_at IS NOT NULL AS revoked FROM invitation "
             "WHERE tenant_id = $1 AND lower(email) = 'replaced@example.org' ORDER BY created_at",

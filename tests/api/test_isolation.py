@@ -44,6 +44,7 @@ from tenants.tokens import create_token
 from tenants.webhooks import EndpointFields, create_endpoint, set_enabled
 from tests.api.conftest import Browser, audit_actions, bearer, browser_on, issue_token
 from tests.conftest import TenantFixture, make_tenant
+from tests.db import as_tenant
 
 IGNORED_METHODS = {"OPTIONS", "HEAD"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -271,7 +272,7 @@ class Victim:
 
 
 async def _learner_id(tenant: TenantFixture, participation_id: Any) -> Any:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT learner_id FROM participation WHERE tenant_id = $1 AND id = $2",
             tenant.id,
@@ -291,7 +292,7 @@ async def victim(db: str) -> Victim:
     ctx = tenant.owner_ctx
     email = f"victim-invitee-{uuid4().hex[:6]}@example.org"
     invitation_id = await invite(ctx, email, "member", get_settings())
-    async with database.transaction():
+    async with database.global_transaction():
         mails = await database.fetch(
             "SELECT body_text FROM mail_message WHERE to_address = $1", email
         )
@@ -304,7 +305,7 @@ async def victim(db: str) -> Victim:
         None,
     )
     await update_settings(ctx, SettingsChange("Victim Org", "en", "#aa0000", ("image/png", PNG)))
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT id FROM membership WHERE tenant_id = $1 AND user_id = $2",
             tenant.id,
@@ -328,7 +329,7 @@ async def victim(db: str) -> Victim:
     webhook_disabled = await create_endpoint(ctx, EndpointFields("https://victim.example.org/x"))
     await set_enabled(ctx, webhook_disabled, False)
     delivery = uuid4()
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         await database.execute(
             """INSERT INTO webhook_delivery (tenant_id, id, endpoint_id, event_type, event_id,
                    payload, status, next_attempt_at)
@@ -395,7 +396,7 @@ async def attacker_token(attacker: TenantFixture) -> str:
 async def _snapshot(victim: Victim) -> dict[str, Any]:
     """Everything of tenant B an attack could change."""
     tenant = victim.tenant
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         return {
             "members": await database.fetch(
                 "SELECT id, user_id, role FROM membership WHERE tenant_id = $1 ORDER BY id",

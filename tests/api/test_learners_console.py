@@ -15,6 +15,7 @@ from campaigns.learners import import_learners, parse_learner_csv
 from core import database, jobs
 from tests.api.conftest import Browser, audit_actions
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 
 GOOD = (
     b"name,email,external_id,groups\r\n"
@@ -53,7 +54,7 @@ async def _upload(
 
 
 async def _names(tenant: TenantFixture) -> list[str]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT name FROM learner WHERE tenant_id = $1 ORDER BY name", tenant.id
         )

@@ -16,13 +16,14 @@ from campaigns.service import Campaign, CampaignFields, close_campaign, create_c
 from core import database
 from tests.api.conftest import PASSWORD, Browser, audit_actions
 from tests.conftest import TenantFixture, make_user
+from tests.db import as_tenant
 
 _CHALLENGE = re.compile(r'name="challenge_id" value="([^"]+)"')
 
 
 async def shorten(tenant_id: Any, campaign_id: Any, length: int = 3) -> None:
     """Test set-up the service does not offer: a test of `length` questions at most."""
-    async with database.transaction(tenant_id):
+    async with as_tenant(tenant_id):
         await database.execute(
             """UPDATE campaign SET profile_snapshot = jsonb_set(jsonb_set(profile_snapshot,
                    '{engine,max_length}', to_jsonb($3::int)), '{engine,min_length}',
@@ -336,7 +337,7 @@ async def test_a_timed_question_shows_its_clock_and_a_late_answer_is_told(
     participation_id = page.rsplit("/", 1)[1]
     timed = next(c for c in current_bank().challenges if c.timer_seconds == 90)
     # set-up: the engine's choice is replaced by a timed question a page showed 100 s ago
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         await database.execute(
             "UPDATE assessment SET current_challenge_id = $3, "
             "current_shown_at = now() - interval '100 seconds' "

@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from campaigns.content import current_bank
-from campaigns.reports import forget_withdrawn
+from campaigns.problem_reports import forget_withdrawn
 from core import database
 from tests.api.conftest import Browser, audit_actions
 from tests.api.test_participant import short_campaign
 from tests.conftest import TenantFixture, make_user
+from tests.db import as_tenant
 
 _CHALLENGE = re.compile(r'name="challenge_id" value="([^"]+)"')
 SENT = "Thank you: your report is sent to the team that writes the questions."
@@ -26,7 +27,7 @@ SENT = "Thank you: your report is sent to the team that writes the questions."
 async def _no_flag_outlives_its_test(db: str) -> AsyncIterator[None]:
     """Flags are global: review this test's away, so no other test counts its reports."""
     yield
-    async with database.transaction():
+    async with database.global_transaction():
         await database.execute(
             """UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(),
                    recent_reports = 0, retired_at = NULL"""
@@ -61,7 +62,7 @@ async def _report(browser: Browser, page: str, **form: Any) -> httpx.Response:
 
 
 async def _stored(tenant: TenantFixture) -> list[dict[str, Any]]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         return await database.fetch(
             "SELECT challenge_id, category, comment, answer, locale FROM challenge_report "
             "WHERE tenant_id = $1",

@@ -16,6 +16,7 @@ from core.settings import get_settings
 from tenants import tasks
 from tests.api.conftest import Browser, audit_actions
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 from tests.tenants.test_tasks import HeldQueue
 
 REFRESH = '<meta http-equiv="refresh" content="2">'
@@ -57,7 +58,7 @@ async def _campaign_with_results(tenant: TenantFixture, count: int) -> Any:
     campaign = await create_campaign(
         tenant.owner_ctx, CampaignFields(name="Big one", profile_key="digcomp")
     )
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         await database.execute(
             """WITH people AS (
                    INSERT INTO learner (tenant_id, id, name, email)
@@ -160,7 +161,7 @@ async def test_a_finished_task_stops_refreshing_and_an_expired_file_is_gone(
     queue = jobs.get_queue()
     assert isinstance(queue, jobs.InProcessQueue)
     await queue.drain()
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         await database.execute(
             "UPDATE task SET expires_at = now() - interval '1 minute' WHERE id = $1", task_id
         )

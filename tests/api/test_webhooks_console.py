@@ -12,12 +12,13 @@ from tenants import webhooks
 from tenants.webhooks import EndpointFields
 from tests.api.conftest import Browser, audit_actions
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 from tests.tenants.receiver import receiving, verify
 
 
 async def _deliver_pending(tenant: TenantFixture) -> None:
     """Run the delivery jobs the console queued (the app's queue may be Redis, no worker)."""
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT id FROM webhook_delivery WHERE tenant_id = $1 AND status = 'pending'",
             tenant.id,
@@ -27,7 +28,7 @@ async def _deliver_pending(tenant: TenantFixture) -> None:
 
 
 async def _endpoints(tenant: TenantFixture) -> list[dict[str, Any]]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         return await database.fetch(
             "SELECT id, url, events, enabled FROM webhook_endpoint WHERE tenant_id = $1",
             tenant.id,
@@ -89,7 +90,7 @@ async def test_a_failed_delivery_can_be_sent_again(
         )
         delivery_id = await webhooks.send_test_event(tenant_a.owner_ctx, endpoint_id)
         await _deliver_pending(tenant_a)
-        async with database.transaction(tenant_a.id):
+        async with as_tenant(tenant_a.id):
             await database.execute(
                 """UPDATE webhook_delivery SET status = 'failed', next_attempt_at = NULL
                    WHERE tenant_id = $1 AND id = $2""",

@@ -12,6 +12,7 @@ from tests.api.conftest import PASSWORD
 from tests.api.test_participant import shorten
 from tests.browser.test_pages import _audit
 from tests.conftest import TenantFixture, make_user
+from tests.db import as_tenant
 
 pytestmark = pytest.mark.browser
 
@@ -157,7 +158,7 @@ async def test_a_timed_question_counts_down_in_the_browser(
     await page.wait_for_url("**/p/**")
     participation_id = page.url.rstrip("/").rsplit("/", 1)[1]
     timed = next(c for c in current_bank().challenges if c.timer_seconds == 60)
-    async with database.transaction(tenant_a.id):  # set-up: the engine chose a timed question
+    async with as_tenant(tenant_a.id):  # set-up: the engine chose a timed question
         await database.execute(
             "UPDATE assessment SET current_challenge_id = $3, current_shown_at = NULL "
             "WHERE tenant_id = $1 AND participation_id = $2",

@@ -24,6 +24,7 @@ from core.errors import Invalid, NotFound
 from tenants import tasks
 from tests.campaigns.conftest import make_campaign
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 
 FRENCH_HEADERS = [
     "Nom",
@@ -48,7 +49,7 @@ async def add_shared_results(
 ) -> None:
     """`count` learners who shared a result (1.1 at level 3, 1.2 at 4, 4.1 missing), named
     `name 1`, `name 2`…, who shared in that order, `later` minutes after the first batch."""
-    async with database.transaction(tenant_id):
+    async with as_tenant(tenant_id):
         await database.execute(
             """WITH people AS (
                    INSERT INTO learner (tenant_id, id, name, email)

@@ -19,11 +19,11 @@ from tests.conftest import TenantFixture
 @pytest.fixture(autouse=True)
 async def _empty_ledger(db: str) -> AsyncIterator[None]:
     """The ledger is global: each test starts and ends without one."""
-    async with database.transaction():
+    async with database.global_transaction():
         await database.execute("DELETE FROM bank_exposure")
     exposure.forget()
     yield
-    async with database.transaction():
+    async with database.global_transaction():
         await database.execute("DELETE FROM bank_exposure")
     exposure.forget()
 
@@ -80,7 +80,7 @@ async def test_challenges_over_the_cap_give_way(
 ) -> None:
     # every challenge but those of competence 1.1 was served in every recent test
     over = [ch.id for ch in test_bank.challenges if test_bank.skills[ch.skill].competence != "1.1"]
-    async with database.transaction():
+    async with database.global_transaction():
         await database.execute(
             "INSERT INTO bank_exposure (bank_version, tests) VALUES ($1, 1000)", test_bank.version
         )

@@ -24,6 +24,7 @@ from core.errors import Forbidden, Invalid
 from tenants.tasks import get_task
 from tests.api.conftest import audit_actions
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 
 GOOD = (
     "name,email,external_id,groups\r\n"
@@ -43,7 +44,7 @@ def queue(db: str) -> Iterator[jobs.InProcessQueue]:
 
 
 async def _learners(tenant: TenantFixture) -> list[dict[str, Any]]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         return await database.fetch(
             """SELECT name, email, external_id, groups FROM learner WHERE tenant_id = $1
                ORDER BY name""",

@@ -26,6 +26,7 @@ from tenants.context import Actor, TenantContext
 from tenants.permissions import Permission
 from tests.campaigns.conftest import Simulee, make_campaign, make_participant, take_test
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 
 #: Seeded rows start here, long before anything the tests create through the service.
 T0 = datetime(2021, 3, 2, 9, 0, tzinfo=UTC)
@@ -45,7 +46,7 @@ async def seed(
     shared; shared and completed ones have a result (levels by index). Rows are written
     directly (the test-taking path is tested elsewhere) an hour apart, or all at once."""
     ids = []
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         for i in range(count):
             learner, participation = uuid4(), uuid4()
             status = STATUSES[i % 3]
@@ -195,7 +196,7 @@ async def test_new_participants_while_paging_neither_repeat_nor_shift_anyone(
     created = await seed(tenant_a, campaign.id, 9)
     ctx = tenant_a.owner_ctx
     first = await listing.list_participations(ctx, campaign.id, None, 4)
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         await database.execute(
             "UPDATE participation SET created_at = now() WHERE tenant_id = $1 AND id = $2",
             tenant_a.id,
@@ -479,7 +480,7 @@ async def test_retakes_count_a_learner_once_in_the_progress(
 ) -> None:
     campaign = await make_campaign(tenant_a)
     [first] = await seed(tenant_a, campaign.id, 1)
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch("SELECT learner_id FROM participation WHERE id = $1", first)
         await database.execute(
             """INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt,

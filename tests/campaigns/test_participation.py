@@ -35,11 +35,12 @@ from tests.campaigns.conftest import (
     wrong_answer,
 )
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 
 
 async def _set_campaign(tenant: TenantFixture, campaign_id: object, sql: str) -> None:
     """Test set-up that the service cannot do (dates in the past), as the runtime role."""
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         await database.execute(
             f"UPDATE campaign SET {sql} WHERE tenant_id = $1 AND id = $2",  # noqa: S608
             tenant.id,
@@ -101,7 +102,7 @@ async def test_a_suspended_organization_closes_its_campaigns(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     campaign = await make_campaign(tenant_a)
-    async with database.transaction():
+    async with database.global_transaction():
         await database.execute(
             "UPDATE organization SET status = 'suspended' WHERE id = $1", tenant_a.id
         )
@@ -127,7 +128,7 @@ async def test_starting_creates_the_learner_and_a_participation_with_its_first_c
     assert view is not None
     assert (view.position, view.locale, view.max_questions) == (1, "en", 30)
     assert view.statement.startswith("Question ch-")
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         learners = await database.fetch(
             "SELECT name, email, user_id FROM learner WHERE tenant_id = $1", tenant_a.id
         )
@@ -161,7 +162,7 @@ async def test_simultaneous_starts_make_one_participation(
     paula = await make_participant(tenant_a)
     started = await asyncio.gather(*(start_or_resume(paula.ctx, campaign.id) for _ in range(3)))
     assert len({p.id for p in started}) == 1
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch(
             "SELECT count(*) AS n FROM participation WHERE tenant_id = $1", tenant_a.id
         )
@@ -269,7 +270,7 @@ async def test_a_full_assessment_from_start_to_result(
     assert done.result.score == sum(c["points"] for c in done.result.competences.values())
     assert done.result.se is not None
     assert done.result.se < 0.6
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch(
             """SELECT position, challenge_id, correct FROM answer
                WHERE tenant_id = $1 AND participation_id = $2 ORDER BY position""",
@@ -306,7 +307,7 @@ async def test_a_skipped_challenge_counts_as_wrong(
     assert view is not None
     outcome = await answer(paula.ctx, participation.id, view.challenge_id, skipped=True)
     assert (outcome.correct, outcome.position) == (False, 1)
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch(
             "SELECT value, skipped FROM answer WHERE tenant_id = $1", tenant_a.id
         )
@@ -347,7 +348,7 @@ async def test_a_second_submission_is_refused_and_recorded_once(
     )
     with pytest.raises(Conflict, match="not the current question"):
         await answer(paula.ctx, participation.id, unseen, 0)
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         count = await database.fetch(
             "SELECT count(*) AS n FROM answer WHERE tenant_id = $1", tenant_a.id
         )
@@ -369,7 +370,7 @@ async def test_simultaneous_submissions_record_one_answer(
     )
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert sum(isinstance(r, Conflict) for r in results) == 2
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         count = await database.fetch(
             "SELECT count(*) AS n FROM answer WHERE tenant_id = $1", tenant_a.id
         )
@@ -386,7 +387,7 @@ async def test_the_database_refuses_a_second_answer_at_the_same_position(
     assert view is not None
     await answer(paula.ctx, participation.id, view.challenge_id, skipped=True)
     with pytest.raises(asyncpg.UniqueViolationError):
-        async with database.transaction(tenant_a.id):
+        async with as_tenant(tenant_a.id):
             await database.execute(
                 """INSERT INTO answer (tenant_id, id, participation_id, position, challenge_id,
                        value, correct)
@@ -395,7 +396,7 @@ async def test_the_database_refuses_a_second_answer_at_the_same_position(
                 participation.id,
             )
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        async with database.transaction(tenant_a.id):
+        async with as_tenant(tenant_a.id):
             await database.execute(
                 "UPDATE answer SET correct = true WHERE tenant_id = $1", tenant_a.id
             )
@@ -474,7 +475,7 @@ async def test_a_retake_waits_for_the_delay_and_avoids_seen_challenges(
     with pytest.raises(Conflict) as caught:
         await start_or_resume(paula.ctx, campaign.id, retake=True)
     assert caught.value.message == "You can try again from {date}."
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         await database.execute(
             "UPDATE participation SET completed_at = now() - interval '8 days' WHERE id = $1",
             first.id,
@@ -486,7 +487,7 @@ async def test_a_retake_waits_for_the_delay_and_avoids_seen_challenges(
     assert (second.attempt, second.status, second.external_id) == (2, "started", "B-1")
     assert second.id != first.id
     retaken = await take_test(paula.ctx, second.id, Simulee(test_bank, 0.0, seed=3))
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         served = await database.fetch(
             "SELECT challenge_id FROM answer WHERE participation_id = $1", second.id
         )
@@ -516,7 +517,7 @@ async def test_sharing_needs_consent_and_a_finished_test(
     assert shared.shared_at is not None
     again = await share(paula.ctx, participation.id, consent=True)
     assert again.shared_at == shared.shared_at
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         events = await database.fetch(
             "SELECT actor_user_id, target_id FROM audit_event WHERE tenant_id = $1 "
             "AND action = 'participation.shared'",
@@ -579,10 +580,10 @@ async def test_the_participant_rows_of_a_tenant_are_invisible_to_another(
     participation = await start_or_resume(paula.ctx, campaign.id)
     await take_test(paula.ctx, participation.id, Simulee(test_bank, 0.0))
     for table in ("campaign", "learner", "participation", "assessment", "answer", "result"):
-        async with database.transaction(tenant_b.id):
+        async with as_tenant(tenant_b.id):
             rows = await database.fetch(f"SELECT tenant_id FROM {table}")  # noqa: S608
         assert tenant_a.id not in {row["tenant_id"] for row in rows}, table
-    async with database.transaction(tenant_b.id):
+    async with as_tenant(tenant_b.id):
         codes = await database.fetch(
             "SELECT organization_id FROM campaign_code WHERE code = $1", campaign.code
         )
@@ -593,7 +594,7 @@ async def test_a_code_cannot_be_claimed_for_another_tenant(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        async with database.transaction(tenant_b.id):
+        async with as_tenant(tenant_b.id):
             await service.claim_code(tenant_a.id, tenant_a.id, ["ABCDEFGH2"])
 
 
@@ -618,9 +619,9 @@ async def test_a_persons_rows_elsewhere_stay_hidden_inside_a_tenant(
     person = await make_participant(tenant_b)
     campaign_b = await make_campaign(tenant_b)
     await start_or_resume(person.ctx, campaign_b.id)
-    async with database.transaction(user_id=person.user_id):
+    async with database.global_transaction(user_id=person.user_id):
         everywhere = await database.fetch("SELECT tenant_id FROM participation")
-    async with database.transaction(tenant_a.id, person.user_id):
+    async with as_tenant(tenant_a.id, person.user_id):
         in_a = await database.fetch("SELECT tenant_id FROM participation")
         learners_in_a = await database.fetch("SELECT tenant_id FROM learner")
     assert [row["tenant_id"] for row in everywhere] == [tenant_b.id]
@@ -637,7 +638,7 @@ async def test_a_person_the_organization_imported_takes_the_test_as_that_learner
     from uuid import uuid4
 
     from campaigns.learners import import_learners
-    from tenants.identity import create_user
+    from tenants.accounts import create_user
 
     local = f"camille-{uuid4().hex[:6]}"
     csv = f"name,email,external_id,groups\nCamille M,{local.upper()}@Example.org,E-7,Lyon\n"
@@ -654,7 +655,7 @@ async def test_a_person_the_organization_imported_takes_the_test_as_that_learner
         )
         await start_or_resume(ctx, campaign.id)
     for tenant, expected in ((tenant_a, person.id), (tenant_b, None)):
-        async with database.transaction(tenant.id):
+        async with as_tenant(tenant.id):
             rows = await database.fetch(
                 "SELECT user_id, external_id, groups FROM learner WHERE tenant_id = $1 "
                 "AND lower(email) = lower($2)",
@@ -696,7 +697,7 @@ async def test_a_timed_challenge_answered_too_late_counts_as_wrong(
     view = in_time.next_challenge
     assert view is not None
     # chosen but not shown yet: its clock has not started
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         await database.execute(
             "UPDATE assessment SET updated_at = now() - interval '1 hour' "
             "WHERE tenant_id = $1 AND participation_id = $2",
@@ -707,7 +708,7 @@ async def test_a_timed_challenge_answered_too_late_counts_as_wrong(
     assert shown is not None
     assert shown.seconds_left == 60
     # the page showed it long ago (a participant who left and came back): the clock ran on
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         await database.execute(
             "UPDATE assessment SET current_shown_at = now() - make_interval(secs => $3) "
             "WHERE tenant_id = $1 AND participation_id = $2",
@@ -721,7 +722,7 @@ async def test_a_timed_challenge_answered_too_late_counts_as_wrong(
     value = right_answer(test_bank.challenge_by_id[view.challenge_id])
     late = await answer(paula.ctx, participation.id, view.challenge_id, value)
     assert (late.correct, late.late) == (False, True)
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch(
             "SELECT value, correct FROM answer WHERE tenant_id = $1 AND participation_id = $2 "
             "ORDER BY position",

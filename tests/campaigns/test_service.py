@@ -39,10 +39,11 @@ from engine import Bank
 from tenants.context import Actor, TenantContext
 from tests.campaigns.conftest import Simulee, make_campaign, make_participant, take_test
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 
 
 async def _events(tenant: TenantFixture, prefix: str) -> list[str]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT action FROM audit_event WHERE tenant_id = $1 AND action LIKE $2 "
             "ORDER BY occurred_at, id",
@@ -72,7 +73,7 @@ async def test_a_member_creates_an_active_campaign_with_a_code_and_a_frozen_prof
     assert snapshot["engine"]["max_length"] == 30
     assert snapshot["engine"]["one_per_tube"] is False  # nine topics: one per skill instead
     assert await _events(tenant_a, "campaign.") == ["campaign.created"]
-    async with database.transaction():
+    async with database.global_transaction():
         codes = await database.fetch(
             "SELECT organization_id, campaign_id FROM campaign_code WHERE code = $1", campaign.code
         )
@@ -89,7 +90,7 @@ async def test_codes_are_unique(tenant_a: TenantFixture, tenant_b: TenantFixture
 async def test_a_taken_code_is_skipped(tenant_a: TenantFixture, tenant_b: TenantFixture) -> None:
     taken = (await make_campaign(tenant_b)).code
     campaign_id = uuid4()
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         code = await service.claim_code(tenant_a.id, campaign_id, [taken, taken, "ABCDEFGH2"])
         with pytest.raises(RuntimeError):
             await service.claim_code(tenant_a.id, campaign_id, [taken, code])
@@ -338,7 +339,7 @@ async def test_a_campaign_past_its_closing_date_does_not_reopen(
 ) -> None:
     campaign = await make_campaign(tenant_a)
     await close_campaign(tenant_a.owner_ctx, campaign.id)
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         await database.execute(
             "UPDATE campaign SET closes_at = now() - interval '1 hour' WHERE id = $1", campaign.id
         )

@@ -11,7 +11,7 @@ from core import database
 
 @pytest.mark.parametrize("table", APP_CONFIG.table_classes, ids=lambda t: t._meta.tablename)
 async def test_the_mirror_matches_the_schema(table: type[Table], db: str) -> None:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             """SELECT column_name FROM information_schema.columns
                WHERE table_schema = 'public' AND table_name = $1""",

@@ -69,7 +69,7 @@ def _strings(message_string: object) -> tuple[str, ...]:
 
 def test_the_extraction_finds_the_strings(extracted: dict[Msgid, list[str]]) -> None:
     """Templates, keyword calls, and the strings core/locale/extract.py adds, are all found."""
-    from api.app import _STATUS_MESSAGES, CSRF_MESSAGE
+    from web.front import _STATUS_MESSAGES, CSRF_MESSAGE
 
     msgids = {msgid for msgid, _ in extracted}
     expected = {

@@ -43,7 +43,7 @@ def in_process(db: str) -> InProcessQueue:
 
 async def test_a_job_runs_only_after_its_transaction_commits(in_process: InProcessQueue) -> None:
     marker = uuid4().hex
-    async with database.transaction():
+    async with database.global_transaction():
         enqueue("record_for_test", marker, job_id=f"t:{marker}")
         await in_process.drain()
         assert _ran(marker) == []  # not before commit
@@ -54,7 +54,7 @@ async def test_a_job_runs_only_after_its_transaction_commits(in_process: InProce
 async def test_a_rolled_back_transaction_enqueues_nothing(in_process: InProcessQueue) -> None:
     marker = uuid4().hex
     with pytest.raises(RuntimeError):  # noqa: PT012 -- the failure is inside the transaction
-        async with database.transaction():
+        async with database.global_transaction():
             enqueue("record_for_test", marker, job_id=f"t:{marker}")
             raise RuntimeError("the request failed")
     await in_process.drain()
@@ -63,7 +63,7 @@ async def test_a_rolled_back_transaction_enqueues_nothing(in_process: InProcessQ
 
 async def test_the_same_job_id_queued_twice_runs_once(in_process: InProcessQueue) -> None:
     marker = uuid4().hex
-    async with database.transaction():
+    async with database.global_transaction():
         enqueue("record_for_test", marker, job_id=f"t:{marker}")
         enqueue("record_for_test", marker, job_id=f"t:{marker}")
     await in_process.drain()
@@ -76,7 +76,7 @@ async def test_a_failing_job_is_retried_until_it_succeeds(
     monkeypatch.setattr(jobs, "backoff_seconds", lambda job_try: 0.0)
     marker = uuid4().hex
     FAILURES_LEFT[marker] = 2
-    async with database.transaction():
+    async with database.global_transaction():
         enqueue("flaky_for_test", marker, job_id=f"t:{marker}")
     await in_process.drain()
     assert _ran(marker) == ["try 3"]
@@ -115,7 +115,7 @@ async def test_jobs_go_through_redis_to_an_arq_worker(redis_url: str, db: str) -
     jobs.use_queue(queue)
     marker = uuid4().hex
     try:
-        async with database.transaction():
+        async with database.global_transaction():
             enqueue("record_for_test", marker, job_id=f"t:{marker}")
             enqueue("record_for_test", marker, job_id=f"t:{marker}")  # same id: once
         worker = await _burst_worker(redis_url, queue_name)

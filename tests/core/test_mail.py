@@ -55,7 +55,7 @@ def queue(db: str) -> InProcessQueue:
 
 
 async def _row(message_id: UUID) -> dict[str, Any]:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             "SELECT sent_at, attempts, last_error FROM mail_message WHERE id = $1", message_id
         )
@@ -67,7 +67,7 @@ async def test_a_queued_message_is_sent_over_smtp_after_commit(
 ) -> None:
     inbox, port = smtp_server
     mail.configure_mailer(f"smtp://127.0.0.1:{port}", "Jalon <noreply@jalon.example>")
-    async with database.transaction():
+    async with database.global_transaction():
         message_id = await mail.queue_mail(
             "ada@example.org", "Bienvenue", "Texte brut", "<p>HTML</p>"
         )
@@ -87,13 +87,21 @@ async def test_a_rolled_back_change_sends_no_mail(
     inbox, port = smtp_server
     mail.configure_mailer(f"smtp://127.0.0.1:{port}", "noreply@jalon.example")
     with pytest.raises(RuntimeError):  # noqa: PT012 -- the failure is inside the transaction
-        async with database.transaction():
+        async with database.global_transaction():
             await mail.queue_mail("ada@example.org", "Never", "sent")
             raise RuntimeError("the change failed")
     await queue.drain()
     assert inbox.messages == []
-    async with database.transaction():
+    async with database.global_transaction():
         kept = await database.fetch("SELECT 1 FROM mail_message WHERE subject = 'Never'")
+    assert kept == []
+
+
+async def test_queue_mail_refuses_to_run_outside_a_transaction(db: str) -> None:
+    with pytest.raises(RuntimeError, match="needs an open transaction"):
+        await mail.queue_mail("ada@example.org", "Loose", "no transaction")
+    async with database.global_transaction():
+        kept = await database.fetch("SELECT 1 FROM mail_message WHERE subject = 'Loose'")
     assert kept == []
 
 
@@ -103,7 +111,7 @@ async def test_an_unreachable_smtp_server_is_recorded_and_retried(
     monkeypatch.setattr(jobs, "backoff_seconds", lambda job_try: 0.0)
     mail.configure_mailer(f"smtp://127.0.0.1:{_free_port()}", "noreply@jalon.example")
     try:
-        async with database.transaction():
+        async with database.global_transaction():
             message_id = await mail.queue_mail("ada@example.org", "Lost?", "No: kept")
         await queue.drain()
     finally:
@@ -119,11 +127,11 @@ async def test_an_unreachable_smtp_server_is_recorded_and_retried(
 
 async def test_the_outbox_mailer_keeps_messages_for_the_dev_page(queue: InProcessQueue) -> None:
     mail.configure_mailer(None, "noreply@jalon.example")
-    async with database.transaction():
+    async with database.global_transaction():
         await mail.queue_mail("grace@example.org", "Lien de connexion", "https://…")
     await queue.drain()
     newest = await mail.recent_mail(limit=5)
-    assert any(row["subject"] == "Lien de connexion" for row in newest)
+    assert any(message.subject == "Lien de connexion" for message in newest)
 
 
 async def test_credentials_are_never_sent_to_a_server_without_tls(
@@ -150,7 +158,7 @@ async def test_the_sweep_sends_mail_whose_delivery_job_was_lost(queue: InProcess
     mail.configure_mailer(None, "noreply@jalon.example")
     jobs.use_queue(_LostJobs())
     try:
-        async with database.transaction():
+        async with database.global_transaction():
             message_id = await mail.queue_mail("ada@example.org", "Lost job", "body")
             await database.execute(
                 "UPDATE mail_message SET created_at = now() - interval '1 hour' WHERE id = $1",

@@ -31,6 +31,7 @@ from tests.api.conftest import (  # noqa: F401 - fixtures
 )
 from tests.api.test_isolation import api_endpoints, console_writes
 from tests.conftest import TenantFixture, make_tenant
+from tests.db import as_tenant
 
 P = Permission
 
@@ -155,7 +156,7 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
     campaign = await create_campaign(
         tenant.owner_ctx, CampaignFields(name="Guarded", profile_key="digcomp")
     )
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         owner = await database.fetch(
             "SELECT id FROM membership WHERE tenant_id = $1 AND user_id = $2",
             tenant.id,
@@ -167,7 +168,7 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
     profile = await create_target_profile(tenant.owner_ctx, TargetProfileFields("Guarded", ["1.1"]))
     endpoint = await create_endpoint(tenant.owner_ctx, EndpointFields("https://example.org/g"))
     delivery = uuid4()
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         await database.execute(
             """INSERT INTO webhook_delivery (tenant_id, id, endpoint_id, event_type, event_id,
                    payload, status, next_attempt_at)
@@ -239,7 +240,7 @@ def test_every_console_form_and_api_write_is_in_the_tables(app: Litestar) -> Non
 
 
 async def _state(tenant: TenantFixture) -> dict[str, Any]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         return {
             "members": await database.fetch(
                 "SELECT id, role FROM membership WHERE tenant_id = $1 ORDER BY id", tenant.id

@@ -9,10 +9,11 @@ import pytest
 
 from core import database
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 
 
 async def test_every_tenant_table_forces_rls_with_a_policy(db: str) -> None:
-    async with database.transaction():
+    async with database.global_transaction():
         tables = await database.fetch(
             """SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
                       (SELECT count(*) FROM pg_policies p
@@ -34,7 +35,7 @@ async def test_every_tenant_table_forces_rls_with_a_policy(db: str) -> None:
 
 
 async def test_tenant_tables_have_composite_keys_led_by_tenant_id(db: str) -> None:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             """SELECT c.conrelid::regclass::text AS table_name, c.contype,
                       (SELECT a.attname FROM pg_attribute a
@@ -49,7 +50,7 @@ async def test_tenant_tables_have_composite_keys_led_by_tenant_id(db: str) -> No
 
 
 async def test_runtime_role_is_neither_superuser_nor_owner(db: str) -> None:
-    async with database.transaction():
+    async with database.global_transaction():
         role = await database.fetch(
             "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
         )
@@ -64,13 +65,13 @@ async def test_runtime_role_is_neither_superuser_nor_owner(db: str) -> None:
 async def test_rows_of_another_tenant_are_invisible(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch("SELECT tenant_id FROM membership")
     assert {row["tenant_id"] for row in rows} == {tenant_a.id}
 
 
 async def test_no_tenant_set_sees_no_tenant_rows(tenant_a: TenantFixture) -> None:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch("SELECT 1 FROM membership")
     assert rows == []
 
@@ -79,7 +80,7 @@ async def test_writing_a_row_for_another_tenant_is_refused(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        async with database.transaction(tenant_a.id):
+        async with as_tenant(tenant_a.id):
             await database.execute(
                 "INSERT INTO membership (tenant_id, id, user_id, role) "
                 "VALUES ($1, $2, $3, 'admin')",
@@ -91,14 +92,14 @@ async def test_writing_a_row_for_another_tenant_is_refused(
 
 async def test_audit_log_refuses_updates_and_deletes(tenant_a: TenantFixture) -> None:
     with pytest.raises(asyncpg.PostgresError):
-        async with database.transaction(tenant_a.id):
+        async with as_tenant(tenant_a.id):
             await database.execute("DELETE FROM audit_event")
 
 
 async def test_tenant_setting_is_transaction_local(tenant_a: TenantFixture) -> None:
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         pass
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch("SELECT current_setting('jalon.tenant_id', true) AS t")
     assert rows[0]["t"] in ("", None)
 
@@ -106,7 +107,7 @@ async def test_tenant_setting_is_transaction_local(tenant_a: TenantFixture) -> N
 async def test_tenant_indexes_lead_with_tenant_id(db: str) -> None:
     """Every index on a tenant-owned table starts with tenant_id (Citus co-location and RLS
     scans), except single-column lookups by a global id (e.g. a user's memberships)."""
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             """SELECT t.relname AS table_name, i.relname AS index_name,
                       a.attname AS first_column, ix.indnatts AS columns

@@ -19,6 +19,7 @@ from tenants.members import remove_member
 from tenants.piccolo_app import APP_CONFIG
 from tenants.tasks import TaskRun, task_job
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 
 #: What the test jobs saw of their own task while running, by task id.
 SEEN: dict[UUID, dict[str, Any]] = {}
@@ -27,11 +28,11 @@ SEEN: dict[UUID, dict[str, Any]] = {}
 @task_job
 async def _test_counting_task(run: TaskRun, total: int, outcome: str) -> None:
     """Counts to `total` inside a long transaction, reporting progress, then ends as told."""
-    async with database.transaction(run.tenant_id):
+    async with as_tenant(run.tenant_id):
         await database.fetch("SELECT 1")
         await run.progress(total // 2, total)
         # Another connection sees the progress although this transaction is still open.
-        async with database.detached_transaction(run.tenant_id):
+        async with database.detached_tenant_transaction(database.SystemScope(run.tenant_id)):
             rows = await database.fetch(
                 "SELECT status, done, total FROM task WHERE tenant_id = $1 AND id = $2",
                 run.tenant_id,
@@ -116,7 +117,7 @@ async def _body(ctx: Any, task_id: UUID) -> bytes:
     "table", [t for t in APP_CONFIG.table_classes if t._meta.tablename.startswith("task")]
 )
 async def test_the_mirror_matches_the_schema(table: type[Table], db: str) -> None:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             """SELECT column_name FROM information_schema.columns
                WHERE table_schema = 'public' AND table_name = $1""",
@@ -141,7 +142,7 @@ async def test_a_task_runs_reports_progress_and_keeps_its_file(tenant_a: TenantF
     assert task.downloadable
     assert await _body(ctx, task_id) == b"counted to 10"
     assert next(t.id for t in await tasks.list_tasks(ctx)) == task_id
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         events = await database.fetch(
             "SELECT action, target_id, details FROM audit_event WHERE tenant_id = $1 "
             "AND action = 'task.started'",
@@ -157,7 +158,7 @@ async def test_large_files_and_inputs_are_stored_in_parts(tenant_a: TenantFixtur
     task_id = await _run(ctx, "large", input=LARGE)
     assert SEEN[task_id]["input"] == LARGE
     assert await _body(ctx, task_id) == LARGE
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         parts = await database.fetch(
             "SELECT role, part, length(data) AS size FROM task_file "
             "WHERE tenant_id = $1 AND task_id = $2 ORDER BY role, part",
@@ -226,7 +227,7 @@ async def test_the_task_of_a_removed_member_fails(tenant_a: TenantFixture, held:
     task_id = await tasks.start_task(
         tenant_a.member_ctx, "test.count", "_test_counting_task", [2, "file"]
     )
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         rows = await database.fetch(
             "SELECT id FROM membership WHERE tenant_id = $1 AND user_id = $2",
             tenant_a.id,
@@ -261,7 +262,7 @@ async def test_another_tenants_task_is_not_found(
     assert await tasks.list_tasks(tenant_b.owner_ctx) == []
     # Row-level security, beneath the accessors: B's transaction sees none of A's rows, and
     # cannot mark A's task done with its own tenant set.
-    async with database.transaction(tenant_b.id):
+    async with as_tenant(tenant_b.id):
         assert await database.fetch("SELECT id FROM task WHERE id = $1", task_id) == []
         assert await database.fetch("SELECT 1 FROM task_file WHERE task_id = $1", task_id) == []
         changed = await database.execute("UPDATE task SET status = 'failed' WHERE id = $1", task_id)
@@ -275,7 +276,7 @@ async def test_an_unknown_task_is_not_run(tenant_a: TenantFixture) -> None:
 
 
 async def _age(tenant_id: UUID, task_id: UUID, column: str, interval: str) -> None:
-    async with database.transaction(tenant_id):
+    async with as_tenant(tenant_id):
         # `column` is one of this module's literals.
         await database.execute(
             f"UPDATE task SET {column} = now() - $2::text::interval WHERE id = $1",  # noqa: S608
@@ -317,7 +318,7 @@ async def test_the_purge_deletes_expired_files_and_fails_silent_tasks(
         await tasks.get_task(ctx, forgotten)
     task = await tasks.get_task(ctx, silent)
     assert (task.status, task.message) == ("failed", tasks.INTERRUPTED)
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         left = await database.fetch(
             "SELECT task_id FROM task_file WHERE task_id = ANY($1::uuid[])",
             [expired, forgotten, silent],  # the silent task's input (personal data) too

@@ -27,6 +27,7 @@ from tenants.context import Actor
 from tenants.webhooks import EndpointFields
 from tests.api.conftest import audit_actions
 from tests.conftest import TenantFixture, make_user
+from tests.db import as_tenant
 from tests.tenants.receiver import Receiver, receiving, verify
 
 
@@ -54,7 +55,7 @@ async def _endpoint(
 
 
 async def _deliveries(tenant: TenantFixture) -> list[dict[str, Any]]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         return await database.fetch(
             "SELECT * FROM webhook_delivery WHERE tenant_id = $1 ORDER BY created_at, id",
             tenant.id,
@@ -63,7 +64,7 @@ async def _deliveries(tenant: TenantFixture) -> list[dict[str, Any]]:
 
 async def _make_due(tenant: TenantFixture, delivery_id: UUID) -> None:
     """Let the back-off pass (test set-up the service cannot do)."""
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         await database.execute(
             """UPDATE webhook_delivery SET next_attempt_at = now() - interval '1 second'
                WHERE tenant_id = $1 AND id = $2""",
@@ -237,7 +238,7 @@ async def test_an_event_rolled_back_with_its_change_is_never_sent(
         pass
 
     with pytest.raises(Abandoned):  # noqa: PT012 -- the failure is inside the transaction
-        async with database.transaction(tenant_a.id, tenant_a.owner.id):
+        async with as_tenant(tenant_a.id, tenant_a.owner.id):
             event_id = await webhooks.emit(
                 tenant_a.owner_ctx, "campaign.closed", {"campaign": {"id": "x"}}
             )
@@ -253,13 +254,13 @@ async def test_tenant_b_never_receives_tenant_a_events(
 ) -> None:
     await _endpoint(tenant_a, receiver.url("/a"))
     await _endpoint(tenant_b, receiver.url("/b"))
-    async with database.transaction(tenant_a.id, tenant_a.owner.id):
+    async with as_tenant(tenant_a.id, tenant_a.owner.id):
         await webhooks.emit(tenant_a.owner_ctx, "campaign.closed", {"campaign": {"id": "a"}})
     await queue.drain()
     assert [r.path for r in receiver.requests] == ["/a"]
     assert await _deliveries(tenant_b) == []
     # Under A's tenant, B's endpoints and deliveries do not exist.
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         seen = await database.fetch("SELECT DISTINCT tenant_id FROM webhook_endpoint")
     assert [row["tenant_id"] for row in seen] == [tenant_a.id]
 
@@ -272,7 +273,7 @@ async def test_disabled_endpoints_get_no_new_event_and_their_pending_ones_fail(
     delivery_id = await webhooks.send_test_event(tenant_a.owner_ctx, endpoint_id)
     await queue.drain()
     await webhooks.set_enabled(tenant_a.owner_ctx, endpoint_id, False)
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         assert await webhooks.emit(tenant_a.owner_ctx, "campaign.closed", {}) is None
     await _make_due(tenant_a, delivery_id)
     assert await webhooks.deliver_webhook({}, str(tenant_a.id), str(delivery_id)) == "failed"
@@ -413,7 +414,7 @@ async def test_another_tenants_endpoints_and_deliveries_are_not_found(
     tenant_a: TenantFixture, tenant_b: TenantFixture, queue: InProcessQueue
 ) -> None:
     endpoint_id, _ = await _endpoint(tenant_b, "https://example.org/b")
-    async with database.transaction(tenant_b.id):
+    async with as_tenant(tenant_b.id):
         await database.execute(
             """INSERT INTO webhook_delivery (tenant_id, id, endpoint_id, event_type, event_id,
                    payload, status, next_attempt_at, delivered_at)
@@ -473,7 +474,7 @@ async def test_the_delivery_log_pages_newest_first(
     tenant_a: TenantFixture, queue: InProcessQueue
 ) -> None:
     endpoint_id, _ = await _endpoint(tenant_a, "https://example.org/log")
-    async with database.transaction(tenant_a.id):
+    async with as_tenant(tenant_a.id):
         for n in range(5):
             await database.execute(
                 """INSERT INTO webhook_delivery (tenant_id, id, endpoint_id, event_type,
@@ -541,7 +542,7 @@ async def test_finished_deliveries_leave_the_log_after_90_days(
 ) -> None:
     async def delivery(tenant: TenantFixture, endpoint: UUID, status: str, days: int) -> UUID:
         ident = uuid4()
-        async with database.transaction(tenant.id):
+        async with as_tenant(tenant.id):
             await database.execute(
                 """INSERT INTO webhook_delivery (tenant_id, id, endpoint_id, event_type,
                        event_id, payload, status, next_attempt_at, delivered_at, created_at)
@@ -559,7 +560,7 @@ async def test_finished_deliveries_leave_the_log_after_90_days(
         return ident
 
     async def left(tenant: TenantFixture) -> set[UUID]:
-        async with database.transaction(tenant.id):
+        async with as_tenant(tenant.id):
             rows = await database.fetch(
                 "SELECT id FROM webhook_delivery WHERE tenant_id = $1", tenant.id
             )

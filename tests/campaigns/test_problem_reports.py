@@ -18,10 +18,10 @@ from campaigns.participation import (
     participant_context,
     start_or_resume,
 )
-from campaigns.reports import (
+from campaigns.problem_reports import (
     forget_withdrawn as forget,
 )
-from campaigns.reports import (
+from campaigns.problem_reports import (
     list_flags,
     mark_reviewed,
     report_problem,
@@ -34,7 +34,7 @@ from core import database
 from core.errors import Forbidden, Invalid, NotFound
 from core.settings import get_settings
 from engine import Bank
-from tenants.identity import make_staff
+from tenants.accounts import make_staff
 from tests.campaigns.conftest import (
     Participant,
     Simulee,
@@ -45,6 +45,7 @@ from tests.campaigns.conftest import (
     wrong_answer,
 )
 from tests.conftest import TenantFixture, make_user
+from tests.db import as_tenant
 
 #: A campaign over two topics of two competences (six challenges each) that never stops on
 #: precision: without a withdrawal its every test serves all twelve, alternating competences.
@@ -56,7 +57,7 @@ async def _no_flag_outlives_its_test(db: str) -> AsyncIterator[None]:
     """Flags are global: each test's are reviewed away, so no other test meets a withdrawn
     challenge or counts this test's reports."""
     yield
-    async with database.transaction():
+    async with database.global_transaction():
         await database.execute(
             """UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(),
                    recent_reports = 0, retired_at = NULL"""
@@ -65,7 +66,7 @@ async def _no_flag_outlives_its_test(db: str) -> AsyncIterator[None]:
 
 
 async def _audit(tenant: TenantFixture) -> list[dict[str, Any]]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         return await database.fetch(
             """SELECT action, target_id, details FROM audit_event
                WHERE tenant_id = $1 AND action = 'challenge.reported'""",
@@ -74,14 +75,14 @@ async def _audit(tenant: TenantFixture) -> list[dict[str, Any]]:
 
 
 async def _reports(tenant: TenantFixture) -> list[dict[str, Any]]:
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         return await database.fetch(
             "SELECT * FROM challenge_report WHERE tenant_id = $1 ORDER BY created_at", tenant.id
         )
 
 
 async def _flag(challenge_id: str) -> dict[str, Any]:
-    async with database.transaction():
+    async with database.global_transaction():
         rows = await database.fetch(
             "SELECT * FROM challenge_flag WHERE challenge_id = $1", challenge_id
         )
@@ -103,7 +104,7 @@ async def _topic_campaign(tenant: TenantFixture) -> Campaign:
         tenant.owner_ctx, CampaignFields(name="Two topics", target_profile_id=profile.id)
     )
     # Test set-up the service does not offer: no stop before the pool is exhausted.
-    async with database.transaction(tenant.id):
+    async with as_tenant(tenant.id):
         await database.execute(
             """UPDATE campaign SET profile_snapshot = jsonb_set(profile_snapshot,
                    '{engine,min_length}', '30')
@@ -118,7 +119,7 @@ async def _served(person: Participant, campaign: Campaign, bank: Bank) -> list[s
     """Take the whole test; the challenges it served, in order."""
     participation = await start_or_resume(person.ctx, campaign.id)
     outcomes = await take_test(person.ctx, participation.id, Simulee(bank, 0.0))
-    async with database.transaction(person.ctx.tenant_id):
+    async with as_tenant(person.ctx.tenant_id):
         rows = await database.fetch(
             """SELECT challenge_id FROM answer WHERE tenant_id = $1 AND participation_id = $2
                ORDER BY position""",
@@ -371,7 +372,7 @@ async def test_a_withdrawn_challenge_already_shown_can_still_be_answered(
     participation = await start_or_resume(paula.ctx, campaign.id)
     view = await current_challenge(paula.ctx, participation.id)
     assert view is not None
-    async with database.transaction():
+    async with database.global_transaction():
         await database.execute(
             """INSERT INTO challenge_flag (challenge_id, status, withdrawn_at)
                VALUES ($1, 'withdrawn', now())
@@ -426,13 +427,13 @@ async def test_only_content_editors_triage(
             await retire(person, view.challenge_id)
     # The database agrees: without the staff role, no tenant's reports are readable.
     for person in (manager.id, tenant_a.owner.id, paula.user_id):
-        async with database.transaction(user_id=person):
+        async with database.global_transaction(user_id=person):
             assert await database.fetch("SELECT 1 FROM challenge_report") == []
     editor = await _editor()
-    async with database.transaction(user_id=editor):
+    async with database.global_transaction(user_id=editor):
         assert len(await database.fetch("SELECT 1 FROM challenge_report")) >= 1
     # Inside a tenant's transaction the editor's policy does not apply: tenant B sees nothing.
-    async with database.transaction(tenant_b.id, editor):
+    async with as_tenant(tenant_b.id, editor):
         assert await database.fetch("SELECT 1 FROM challenge_report") == []
     with pytest.raises(Invalid):
         await list_flags(editor, "lost")
@@ -458,10 +459,10 @@ async def test_reports_from_unverified_accounts_are_kept_but_withdraw_nothing(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     from campaigns.participation import participant_context
+    from tenants.accounts import create_user
     from tenants.context import Actor
-    from tenants.identity import create_user
 
-    async with database.transaction():
+    async with database.global_transaction():
         started = (await database.fetch("SELECT now() AS t"))[0]["t"]
     campaign = await make_campaign(tenant_a)
     threshold = get_settings().report_threshold
@@ -478,7 +479,7 @@ async def test_reports_from_unverified_accounts_are_kept_but_withdraw_nothing(
         view = await current_challenge(ctx, participation.id)
         assert view is not None
         reported = reported or view.challenge_id
-        async with database.transaction(tenant_a.id):  # set-up: all are shown the same one
+        async with as_tenant(tenant_a.id):  # set-up: all are shown the same one
             await database.execute(
                 "UPDATE assessment SET current_challenge_id = $3 "
                 "WHERE tenant_id = $1 AND participation_id = $2",
@@ -495,7 +496,7 @@ async def test_reports_from_unverified_accounts_are_kept_but_withdraw_nothing(
     assert len(reports) == threshold + 1
     assert reports[0]["comment"] == "First line.\nSecond line."  # a text box keeps its lines
     assert reported not in await withdrawn_challenges()
-    async with database.transaction():
+    async with database.global_transaction():
         counted = await database.fetch(
             "SELECT 1 FROM challenge_flag_event WHERE challenge_id = $1 AND reported_at >= $2",
             reported,

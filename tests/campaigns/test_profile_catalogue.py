@@ -11,7 +11,7 @@ import pytest
 
 from campaigns import assessment
 from campaigns.content import DEMO_BANK
-from campaigns.profiles import (
+from campaigns.profile_catalogue import (
     CATALOGUE,
     ProfileSpec,
     catalogue,

@@ -24,14 +24,16 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from campaigns import assessment
-from campaigns.access import participant_id, uuid_or_404
+from campaigns.access import participant_id
 from campaigns.content import frozen_bank
-from core.database import after_commit, execute, fetch, transaction
+from core.database import after_commit, execute, fetch, global_transaction, tenant_transaction
 from core.errors import Forbidden, Gone, Invalid, NotFound
+from core.ids import uuid_or_404
 from core.settings import get_settings
 from core.validation import clean_multiline
 from tenants import audit
 from tenants.context import TenantContext
+from tenants.permissions import StaffPermission, staff_roles_with
 
 #: What a participant can report, in the order the form offers them.
 CATEGORIES = ("unclear_statement", "wrong_answer_key", "broken_media", "accessibility")
@@ -39,7 +41,7 @@ COMMENT_MAX_LENGTH = 1000
 #: How long a process trusts its copy of the withdrawn set (changes made here clear it).
 CACHE_SECONDS = 60.0
 #: Staff roles that triage reports (the `content_triage` policy names the same).
-TRIAGE_ROLES = ("content_editor", "superadmin")
+TRIAGE_ROLES = tuple(sorted(staff_roles_with(StaffPermission.CONTENT_TRIAGE)))
 SAMPLE_COMMENTS = 3
 
 NOT_SERVED_MESSAGE = "This question is not part of your test."
@@ -72,7 +74,7 @@ async def withdrawn_challenges() -> frozenset[str]:
     if _cache is not None and now - _cache[0] < CACHE_SECONDS:
         return _cache[1]
     generation = _generation
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(
             "SELECT challenge_id FROM challenge_flag WHERE status IN ('withdrawn', 'retired')"
         )
@@ -198,7 +200,7 @@ async def report_problem(
     comment = clean_multiline(comment, "comment", max_length=COMMENT_MAX_LENGTH)
     challenge_id = str(challenge_id or "")
     settings = get_settings()
-    async with transaction(ctx.tenant_id, user_id):
+    async with tenant_transaction(ctx):
         rows = await fetch(
             _SERVED_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id, challenge_id
         )
@@ -354,7 +356,7 @@ async def list_flags(
         raise Invalid("Unknown status.", field="status")
     if not 1 <= limit <= 1000:
         raise Invalid("Ask for between 1 and {max} items per page.", field="limit", max=1000)
-    async with transaction(user_id=staff_user_id):
+    async with global_transaction(user_id=staff_user_id):
         await _require_triage(staff_user_id)
         rows = await fetch(_FLAGS_SQL, status, limit)
         samples = await fetch(_SAMPLES_SQL, [r["challenge_id"] for r in rows], SAMPLE_COMMENTS)
@@ -391,7 +393,7 @@ async def list_flags(
 
 
 async def _set_status(staff_user_id: UUID, challenge_id: str, sql: str) -> str:
-    async with transaction(user_id=staff_user_id):
+    async with global_transaction(user_id=staff_user_id):
         await _require_triage(staff_user_id)
         rows = await fetch(sql, challenge_id, staff_user_id)
         if not rows:

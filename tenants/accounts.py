@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from core.database import execute, fetch, transaction
+from core.database import execute, fetch, global_transaction
 from core.errors import Conflict, Gone, TooManyRequests, Unauthenticated
 from core.i18n import translate
 from core.mail import queue_mail
@@ -107,19 +107,19 @@ async def create_user(
     email: str, name: str, password: str | None, locale: str, *, verified: bool = False
 ) -> UserAccount:
     """Create an account; an email already used (in any letter case) is a `Conflict`."""
-    async with transaction():
+    async with global_transaction():
         return await create_user_in_transaction(email, name, password, locale, verified=verified)
 
 
 async def get_user(user_id: UUID) -> UserAccount | None:
     """The active account with this id, or None."""
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(_USER_SQL + " WHERE u.id = $1 AND u.is_active", user_id)
     return _account(rows[0]) if rows else None
 
 
 async def find_user_by_email(email: str) -> UserAccount | None:
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(_USER_SQL + " WHERE lower(u.email) = lower($1)", email.strip())
     return _account(rows[0]) if rows else None
 
@@ -141,7 +141,7 @@ async def authenticate(
             "Too many failed sign-in attempts. Wait {minutes} minutes or reset your password.",
             minutes=settings.login_window_seconds // 60,
         )
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(
             _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
         )
@@ -150,7 +150,7 @@ async def authenticate(
     failed = not await verify_password(row["password_hash"] if row else None, password)
     if not failed and row is not None:
         rehashed = await hash_password(password) if needs_rehash(row["password_hash"]) else None
-        async with transaction():
+        async with global_transaction():
             await execute(
                 """UPDATE user_account SET last_login_at = now(),
                           password_hash = coalesce($2, password_hash) WHERE id = $1""",
@@ -196,7 +196,7 @@ async def _consume_token(token: str, purpose: str) -> UUID:
 
 async def request_password_reset(email: str, settings: Settings) -> None:
     """Mail a reset link when the account exists; the caller answers alike either way."""
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(
             _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
         )
@@ -222,7 +222,7 @@ async def reset_password(token: str, password: str) -> UserAccount:
     """Set a new password with a reset token; every other reset link stops working."""
     password = clean_password(password)
     password_hash = await hash_password(password)
-    async with transaction():
+    async with global_transaction():
         user_id = await _consume_token(token, "password_reset")
         await execute(
             "UPDATE user_account SET password_hash = $2, email_verified = true WHERE id = $1",
@@ -239,7 +239,7 @@ async def reset_password(token: str, password: str) -> UserAccount:
 
 async def request_magic_link(email: str, settings: Settings, next_path: str = "/") -> None:
     """Mail a one-time sign-in link when the account exists."""
-    async with transaction():
+    async with global_transaction():
         rows = await fetch(
             _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
         )
@@ -263,7 +263,7 @@ async def request_magic_link(email: str, settings: Settings, next_path: str = "/
 
 async def consume_magic_link(token: str) -> UserAccount:
     """The account a magic link signs in (the link then stops working)."""
-    async with transaction():
+    async with global_transaction():
         user_id = await _consume_token(token, "magic_link")
         await execute(
             "UPDATE user_account SET email_verified = true, last_login_at = now() WHERE id = $1",
@@ -279,7 +279,7 @@ async def update_profile(user: UserAccount, name: str, locale: str) -> UserAccou
     """Change the person's own name and language."""
     name = clean_text(name, "name", max_length=200)
     locale = clean_locale(locale)
-    async with transaction():
+    async with global_transaction():
         await execute(
             "UPDATE user_account SET name = $2, locale = $3 WHERE id = $1", user.id, name, locale
         )
@@ -289,7 +289,7 @@ async def update_profile(user: UserAccount, name: str, locale: str) -> UserAccou
 
 async def make_staff(user_id: UUID, role: str) -> None:
     """Give a person a back-office role (account manager, content editor, superadmin)."""
-    async with transaction():
+    async with global_transaction():
         await execute(
             """INSERT INTO staff_member (id, user_id, role) VALUES ($1, $2, $3)
                ON CONFLICT (user_id) DO UPDATE SET role = excluded.role""",

@@ -8,8 +8,8 @@ from uuid import uuid4
 
 import pytest
 
+from core import keyset
 from core.errors import Invalid
-from tenants import keyset
 
 
 def test_parts_round_trip_and_the_last_may_hold_the_separator() -> None:

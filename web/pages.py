@@ -1,23 +1,25 @@
-"""What every page handler shares: the signed-in person, the language, rendering, forms."""
+"""What every page handler shares, in the console and the back office alike: the signed-in
+person, the language, rendering, forms and one-time notices."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.response import Redirect, Template
 
-from api.sessions import Session, get_session
 from core.errors import UserError
 from core.i18n import LOCALE_NAMES, LOCALES, best_locale, translate
 from core.settings import Settings, get_settings
-from tenants.context import Actor, TenantContext
-from tenants.identity import UserAccount, get_user
+from tenants.accounts import UserAccount, get_user
+from tenants.context import Actor, ActorKind, TenantContext
+from web.sessions import Session, get_session
 
 LOCALE_COOKIE = "jalon_locale"
 
@@ -35,8 +37,6 @@ async def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> UserAc
     user_id = session_of(connection).get("user_id")
     user = None
     if user_id:
-        from uuid import UUID
-
         try:
             user = await get_user(UUID(user_id))
         except ValueError:
@@ -52,10 +52,15 @@ def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return client.host if client else "0.0.0.0"  # noqa: S104 - a label, not a bind address
 
 
-def actor_for(connection: ASGIConnection[Any, Any, Any, Any], user: UserAccount | None) -> Actor:
-    """The audit log's view of who is making this request."""
+def actor_for(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    user: UserAccount | None,
+    *,
+    kind: ActorKind = "user",
+) -> Actor:
+    """The audit log's view of who is making this request (`kind` "staff" in the back office)."""
     return Actor(
-        kind="user" if user else "system",
+        kind=kind if user else "system",
         user_id=user.id if user else None,
         label=user.email if user else "",
         ip=client_ip(connection),
@@ -107,16 +112,11 @@ def flash(connection: ASGIConnection[Any, Any, Any, Any], message: str, **params
     session["flash"] = notices
 
 
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+UTC = ZoneInfo("UTC")
 
 
-def _formatters(locale: str, timezone: str | None = None) -> dict[str, Any]:
-    """Translation and date formatting for a page: dates in the organization's time zone."""
-    zone = _zone(timezone)
+def page_helpers(locale: str, zone: ZoneInfo = UTC) -> dict[str, Any]:
+    """Translation and date formatting for a page: dates in `zone` (the organization's)."""
 
     def gettext(message: str, **params: Any) -> str:
         return translate(locale, message, **params)
@@ -144,7 +144,7 @@ def render(
     notices = session.pop("flash", []) if status < 400 else []
     state = request.scope.get("state", {})
     base = {
-        **_formatters(locale, ctx.tenant.timezone if ctx else None),
+        **page_helpers(locale, ctx.tenant.zone if ctx else UTC),
         "locale": locale,
         "locales": LOCALE_NAMES,
         "user": state.get("user"),

@@ -1,0 +1,163 @@
+"""What an HTML front mounts, in the console and the back office alike: the templates (the
+shared base, macros and error page, then each front's own), the stylesheet and scripts, CSRF,
+server-side sessions, and error pages in the user's language."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.middleware import DefineMiddleware
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.stores.base import Store
+from litestar.stores.file import FileStore
+from litestar.stores.redis import RedisStore
+from litestar.template.config import TemplateConfig
+from litestar.types import ExceptionHandlersMap
+
+from core.errors import UserError
+from core.i18n import LOCALE_NAMES, translate
+from core.settings import Settings, get_settings
+from web.guards import LoginRequired
+from web.pages import locale_of, page_helpers
+from web.sessions import SessionMiddleware
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+#: The shared templates (base, macros, error and message pages) and the stylesheet.
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+_STATUS_MESSAGES = {
+    400: "The request could not be understood.",
+    401: "Sign in to continue.",
+    403: "You do not have permission to do this.",
+    404: "This page does not exist, or you do not have access to it.",
+    405: "This action is not available here.",
+    413: "What you sent is too large.",
+    415: "This type of content is not accepted.",
+    429: "Too many requests. Wait a moment and try again.",
+    500: "Something went wrong on our side. The team has been told; try again later.",
+}
+CSRF_MESSAGE = "This form has expired. Reload the page and send it again."
+
+
+def template_config(*directories: Path) -> TemplateConfig[JinjaTemplateEngine]:
+    """Jinja templates from `directories` (a front's own first), then the shared ones."""
+    return TemplateConfig(directory=[*directories, TEMPLATES], engine=JinjaTemplateEngine)
+
+
+def static_files() -> Router:
+    """`/static/…`: the stylesheet and scripts every page links to."""
+    return create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)
+
+
+def csrf_config(settings: Settings, exclude: Sequence[str]) -> CSRFConfig:
+    """CSRF protection of every form, except under the paths in `exclude` (token-authenticated
+    APIs, health probes)."""
+    return CSRFConfig(
+        secret=settings.secret_key,
+        cookie_name="jalon_csrf",
+        cookie_secure=settings.secure_cookies,
+        cookie_httponly=True,
+        exclude=list(exclude),
+    )
+
+
+def session_store(settings: Settings) -> Store:
+    """Where sessions live: Redis when configured, files in the data directory otherwise."""
+    if settings.redis_url:
+        return RedisStore.with_client(url=settings.redis_url, namespace="jalon:session")
+    return FileStore(path=settings.data_dir / "sessions")
+
+
+def session_middleware(settings: Settings, store: Store) -> DefineMiddleware:
+    """Server-side sessions kept in `store`."""
+    return DefineMiddleware(
+        SessionMiddleware,
+        store=store,
+        max_age=settings.session_max_age_seconds,
+        secure=settings.secure_cookies,
+    )
+
+
+def _wants_json(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.startswith("/api/") or (
+        "application/json" in request.headers.get("accept", "")
+        and "text/html" not in request.headers.get("accept", "")
+    )
+
+
+def user_error_handler(request: Request[Any, Any, Any], error: UserError) -> Response[Any]:
+    """Every error a user can cause: its status, its message in the user's language."""
+    locale = locale_of(request)
+    if isinstance(error, LoginRequired) and not _wants_json(request):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(path="/login", query_params={"next": target}, status_code=303)
+    message = translate(locale, error.message, **error.params)
+    return _render_error(request, error.status_code, message, error.field)
+
+
+def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    """Litestar's own 4xx (unknown route, bad method, malformed JSON, CSRF) translated."""
+    locale = locale_of(request)
+    status = error.status_code
+    if isinstance(error, PermissionDeniedException) and "CSRF" in str(error.detail):
+        message = translate(locale, CSRF_MESSAGE)
+    elif status == 400 and _wants_json(request) and error.detail:
+        message = translate(locale, "The request is not valid: {detail}", detail=error.detail)
+    else:
+        message = translate(locale, _STATUS_MESSAGES.get(status, _STATUS_MESSAGES[400]))
+    if status >= 500:
+        log.error("server error on %s: %s", request.url.path, error.detail)
+    return _render_error(request, status, message)
+
+
+def server_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s", request.url.path, exc_info=error)
+    return _render_error(request, 500, translate(locale_of(request), _STATUS_MESSAGES[500]))
+
+
+#: The exception handlers of every front.
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    UserError: user_error_handler,
+    HTTPException: http_error_handler,
+    Exception: server_error_handler,
+}
+
+
+def _render_error(
+    request: Request[Any, Any, Any], status: int, message: str, field: str | None = None
+) -> Response[Any]:
+    if _wants_json(request):
+        body: dict[str, Any] = {"error": {"status": status, "message": message}}
+        if field:
+            body["error"]["field"] = field
+        return Response(body, status_code=status)
+    template = request.app.template_engine.get_template("error.html")  # type: ignore[union-attr]
+    locale = locale_of(request)
+    html = template.render(
+        **page_helpers(locale),
+        locale=locale,
+        locales=LOCALE_NAMES,
+        status_code=status,
+        message=message,
+        user=request.scope.get("state", {}).get("user"),
+        ctx=None,
+        tenant=None,
+        notices=[],
+        dev_outbox=get_settings().dev_outbox,
+        path=request.url.path,
+        errors={},
+        values={},
+        csrf_input="",
+        request=request,
+    )
+    return Response(html, status_code=status, media_type="text/html")
