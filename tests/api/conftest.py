@@ -15,7 +15,7 @@ from litestar import Litestar
 from api.app import create_app
 from core.settings import Settings
 from tenants.accounts import UserAccount
-from tests.api.running import running
+from tests.api.running import asgi_transport, running
 from tests.db import as_tenant
 
 PASSWORD = "correct horse battery"
@@ -71,7 +71,7 @@ async def _never_a_server_error(response: httpx.Response) -> None:
 async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client calling the application in-process, on the same event loop as the
     database pool (Litestar's own test client runs the app on a thread of its own)."""
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    transport = asgi_transport(app)
     async with httpx.AsyncClient(
         transport=transport,
         base_url="http://127.0.0.1",
@@ -121,7 +121,7 @@ def bearer(token: str) -> dict[str, str]:
 async def browser_on(app: Litestar) -> AsyncIterator[Browser]:
     """A browser of its own, like the `browser` fixture, for module-scoped fixtures: one
     sign-in shared by the many tests that only read, or are refused and must write nothing."""
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    transport = asgi_transport(app)
     async with httpx.AsyncClient(
         transport=transport,
         base_url="http://127.0.0.1",

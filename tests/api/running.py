@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from litestar import Litestar
 
 
@@ -30,3 +31,9 @@ async def running(app: Litestar) -> AsyncIterator[Litestar]:
     finally:
         stop.set()
         await task
+
+
+def asgi_transport(app: Litestar) -> httpx.ASGITransport:
+    """A transport calling `app` in-process, on the test's event loop, from 127.0.0.1."""
+    # httpx types the ASGI callable with plain mappings; Litestar's takes its own scope types.
+    return httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import httpx
 
 from api.app import create_app
 from core.settings import Settings
-from tests.api.running import running
+from tests.api.running import asgi_transport, running
 
 
 async def test_healthz_answers_without_touching_anything(client: httpx.AsyncClient) -> None:
@@ -40,7 +40,7 @@ def _free_port() -> int:
 async def test_readyz_says_unavailable_when_redis_is_down(db: str, settings: Settings) -> None:
     down = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{_free_port()}/0")
     async with running(create_app(down)) as app:
-        transport = httpx.ASGITransport(app=app)
+        transport = asgi_transport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             response = await client.get("/readyz")
     assert response.status_code == 503

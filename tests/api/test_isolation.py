@@ -52,7 +52,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 def routes(app: Litestar) -> set[tuple[str, str]]:
     """Every (method, path) the application answers, parameters written `{name}`."""
-    found = set()
+    found: set[tuple[str, str]] = set()
     for route in app.routes:
         assert isinstance(route, HTTPRoute), f"a {type(route).__name__} needs isolation cases"
         path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)
@@ -557,13 +557,13 @@ async def test_tenant_a_cannot_reach_tenant_b(
             own = await browser.client.get(_fill(path, "", b_id), headers=bearer(victim.api_token))
             assert own.status_code == 200
     elif case.kind == "invitation_link":
-        made_up = "made-up-" + uuid4().hex
+        invented = "made-up-" + uuid4().hex
         foreign = await _send(
             browser, method, _fill(path, attacker.slug, token=victim.invitation_token), case
         )
-        unknown = await _send(browser, method, _fill(path, attacker.slug, token=made_up), case)
+        unknown = await _send(browser, method, _fill(path, attacker.slug, token=invented), case)
         assert foreign.status_code == 410
-        _same_page(foreign, unknown, victim.invitation_token, made_up)
+        _same_page(foreign, unknown, victim.invitation_token, invented)
         elsewhere = await _send(
             browser, method, _fill(path, nowhere, token=victim.invitation_token), case
         )

@@ -16,7 +16,8 @@ def _simulate(a: np.ndarray, b: np.ndarray, c: np.ndarray, persons: int, seed: i
     rng = np.random.default_rng(seed)
     theta = rng.normal(size=persons)
     p = c + (1 - c) / (1 + np.exp(-a * (theta[:, None] - b)))
-    return (rng.random(p.shape) < p).astype(float)
+    answers: np.ndarray = (rng.random(p.shape) < p).astype(float)
+    return answers
 
 
 def test_lsat7_2pl_matches_the_published_mirt_values_within_0_01() -> None:

@@ -17,6 +17,7 @@ from litestar.stores.memory import MemoryStore
 from core.settings import Settings
 from tenants.accounts import make_staff
 from tenants.permissions import Permission, StaffPermission
+from tests.api.running import asgi_transport
 from tests.conftest import TenantFixture, make_user
 from web.front import EXCEPTION_HANDLERS, session_middleware, template_config
 from web.guards import (
@@ -99,7 +100,7 @@ def guarded_app(settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture
 async def visitor(guarded_app: Litestar, db: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=guarded_app, client=("127.0.0.1", 50000))
+    transport = asgi_transport(guarded_app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://127.0.0.1", headers={"accept-language": "en"}
     ) as client:
