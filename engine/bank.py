@@ -11,11 +11,11 @@ import math
 import os
 import threading
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,6 +26,8 @@ CHALLENGE_TYPES = ("single_choice", "multiple_choice", "short_text")
 STATUSES = ("draft", "pretest", "validated", "retired")
 
 Text = Mapping[str, str]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -262,15 +264,26 @@ class _Checker:
         self.err(loc, "must be a non-empty string")
         return ""
 
-    def text(self, v: Any, loc: str, locales: Sequence[str]) -> dict[str, str]:
+    def one_of(self, v: Any, allowed: Sequence[str], loc: str) -> str:
+        if v not in allowed:
+            self.err(loc, f"must be one of {', '.join(allowed)}")
+        return str(v)
+
+    def per_locale(
+        self, v: Any, loc: str, locales: Sequence[str], read: Callable[[Any, str], _T]
+    ) -> dict[str, _T]:
+        """An object with one entry per locale, each read by `read(value, location)`."""
         d = self.obj(v, loc)
-        out: dict[str, str] = {}
+        out: dict[str, _T] = {}
         for lang in locales:
             if lang not in d:
                 self.err(f"{loc}.{lang}", "missing locale")
             else:
-                out[lang] = self.string(d[lang], f"{loc}.{lang}")
+                out[lang] = read(d[lang], f"{loc}.{lang}")
         return out
+
+    def text(self, v: Any, loc: str, locales: Sequence[str]) -> dict[str, str]:
+        return self.per_locale(v, loc, locales, self.string)
 
     def number(self, v: Any, loc: str) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -337,94 +350,138 @@ def _parse_areas(areas: list[Any], src: str, chk: _Checker, codes: dict[str, str
 
 
 def _parse_challenge(raw: Any, loc: str, chk: _Checker, bank_locales: Sequence[str]) -> Challenge:
+    """One challenge, part by part; a challenge with errors is a placeholder that the bank
+    never holds. The order of the calls is the order in which its errors are listed."""
     cd = chk.obj(raw, loc)
     cid = chk.string(cd.get("id"), f"{loc}.id")
     skill = chk.string(cd.get("skill"), f"{loc}.skill")
-    ctype = cd.get("type")
-    if ctype not in CHALLENGE_TYPES:
-        chk.err(f"{loc}.type", f"must be one of {', '.join(CHALLENGE_TYPES)}")
-    locales = [str(x) for x in chk.lst(cd.get("locales"), f"{loc}.locales")]
-    if not locales:
-        chk.err(f"{loc}.locales", "must list at least one locale")
-    for lang in locales:
-        if lang not in bank_locales:
-            chk.err(f"{loc}.locales", f"locale {lang!r} is not one of the bank's locales")
+    ctype = chk.one_of(cd.get("type"), CHALLENGE_TYPES, f"{loc}.type")
+    locales = _challenge_locales(cd.get("locales"), f"{loc}.locales", chk, bank_locales)
     statement = chk.text(cd.get("statement"), f"{loc}.statement", locales)
     explanation = chk.text(cd.get("explanation"), f"{loc}.explanation", locales)
-    proposals: dict[str, tuple[str, ...]] = {}
-    solution: tuple[int, ...] | dict[str, tuple[str, ...]] = ()
-    if ctype in ("single_choice", "multiple_choice"):
-        pd = chk.obj(cd.get("proposals"), f"{loc}.proposals")
-        counts = set()
-        for lang in locales:
-            ploc = f"{loc}.proposals.{lang}"
-            if lang not in pd:
-                chk.err(ploc, "missing locale")
-                continue
-            props = chk.lst(pd[lang], ploc)
-            if not 2 <= len(props) <= 6:
-                chk.err(ploc, "must hold 2 to 6 proposals")
-            proposals[lang] = tuple(chk.string(p, f"{ploc}[{q}]") for q, p in enumerate(props))
-            counts.add(len(props))
-        if len(counts) > 1:
-            chk.err(f"{loc}.proposals", "must have the same number of proposals in every locale")
-        n_props = min(counts) if counts else 0
-        sol = chk.lst(cd.get("solution"), f"{loc}.solution")
-        if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < n_props for s in sol):
-            chk.err(f"{loc}.solution", f"must hold 0-based indices below {n_props}")
-        elif len(set(sol)) != len(sol):
-            chk.err(f"{loc}.solution", "must not repeat an index")
-        elif ctype == "single_choice" and len(sol) != 1:
-            chk.err(f"{loc}.solution", "single_choice needs exactly one index")
-        elif ctype == "multiple_choice" and len(sol) < 2:
-            chk.err(f"{loc}.solution", "multiple_choice needs 2 or more indices")
-        solution = tuple(int(s) for s in sol if isinstance(s, int))
-    elif ctype == "short_text":
-        if cd.get("proposals") not in (None, {}, []):
-            chk.err(f"{loc}.proposals", "short_text has no proposals")
-        sd = chk.obj(cd.get("solution"), f"{loc}.solution")
-        accepted: dict[str, tuple[str, ...]] = {}
-        for lang in locales:
-            sloc = f"{loc}.solution.{lang}"
-            if lang not in sd:
-                chk.err(sloc, "missing locale")
-                continue
-            answers = chk.lst(sd[lang], sloc)
-            if not answers:
-                chk.err(sloc, "must accept at least one answer")
-            accepted[lang] = tuple(chk.string(s, f"{sloc}[{q}]") for q, s in enumerate(answers))
-        solution = accepted
-    irt = chk.obj(cd.get("irt"), f"{loc}.irt")
-    a = chk.number(irt.get("a"), f"{loc}.irt.a")
-    if a == a and a <= 0:
-        chk.err(f"{loc}.irt.a", "must be > 0")
-    b = chk.number(irt.get("b"), f"{loc}.irt.b")
-    c = chk.number(irt.get("c", 0.0), f"{loc}.irt.c")
-    if c == c and not 0 <= c < 0.5:
-        chk.err(f"{loc}.irt.c", "must be in [0, 0.5)")
-    d = chk.number(irt.get("d", 1.0), f"{loc}.irt.d")
-    if d == d and c == c and not c < d <= 1:
-        chk.err(f"{loc}.irt.d", "must be in (c, 1]")
-    status = cd.get("status")
-    if status not in STATUSES:
-        chk.err(f"{loc}.status", f"must be one of {', '.join(STATUSES)}")
-    timer = cd.get("timer_seconds")
-    if timer is not None and (isinstance(timer, bool) or not isinstance(timer, int) or timer <= 0):
-        chk.err(f"{loc}.timer_seconds", "must be null or a positive integer")
-        timer = None
+    proposals, solution = _answer_key(cd, ctype, loc, chk, locales)
+    irt = _irt_parameters(cd.get("irt"), f"{loc}.irt", chk)
+    status = chk.one_of(cd.get("status"), STATUSES, f"{loc}.status")
+    timer = _timer_seconds(cd.get("timer_seconds"), f"{loc}.timer_seconds", chk)
     return Challenge(
         id=cid,
         skill=skill,
-        type=str(ctype),
-        locales=tuple(locales),
+        type=ctype,
+        locales=locales,
         statement=statement,
         proposals=proposals,
         solution=solution,
         explanation=explanation,
-        irt=IrtParameters(a, b, c, d),
-        status=str(status),
+        irt=irt,
+        status=status,
         timer_seconds=timer,
     )
+
+
+def _challenge_locales(
+    v: Any, loc: str, chk: _Checker, bank_locales: Sequence[str]
+) -> tuple[str, ...]:
+    """The locales a challenge is written in: at least one, each one of the bank's."""
+    locales = tuple(str(x) for x in chk.lst(v, loc))
+    if not locales:
+        chk.err(loc, "must list at least one locale")
+    for lang in locales:
+        if lang not in bank_locales:
+            chk.err(loc, f"locale {lang!r} is not one of the bank's locales")
+    return locales
+
+
+_Proposals = dict[str, tuple[str, ...]]
+_Solution = tuple[int, ...] | dict[str, tuple[str, ...]]
+
+
+def _answer_key(
+    cd: dict[str, Any], ctype: str, loc: str, chk: _Checker, locales: Sequence[str]
+) -> tuple[_Proposals, _Solution]:
+    """The proposals and the solution, in the shape the challenge's type asks for (nothing when
+    the type is unknown: that error is already reported)."""
+    match ctype:
+        case "single_choice" | "multiple_choice":
+            proposals = _choice_proposals(cd.get("proposals"), f"{loc}.proposals", chk, locales)
+            n_props = min((len(p) for p in proposals.values()), default=0)
+            return proposals, _choice_solution(
+                cd.get("solution"), f"{loc}.solution", chk, ctype, n_props
+            )
+        case "short_text":
+            if cd.get("proposals") not in (None, {}, []):
+                chk.err(f"{loc}.proposals", "short_text has no proposals")
+            accepted = chk.per_locale(
+                cd.get("solution"), f"{loc}.solution", locales, lambda a, at: _accepted(a, at, chk)
+            )
+            return {}, accepted
+        case _:
+            return {}, ()
+
+
+def _choice_proposals(v: Any, loc: str, chk: _Checker, locales: Sequence[str]) -> _Proposals:
+    """Proposals per locale, the same number in each (so that an index means one thing)."""
+    proposals = chk.per_locale(v, loc, locales, lambda p, at: _proposals_in_one_locale(p, at, chk))
+    if len({len(p) for p in proposals.values()}) > 1:
+        chk.err(loc, "must have the same number of proposals in every locale")
+    return proposals
+
+
+def _proposals_in_one_locale(v: Any, loc: str, chk: _Checker) -> tuple[str, ...]:
+    """A choice's proposals in one locale: 2 to 6 non-empty strings."""
+    props = chk.lst(v, loc)
+    if not 2 <= len(props) <= 6:
+        chk.err(loc, "must hold 2 to 6 proposals")
+    return tuple(chk.string(p, f"{loc}[{q}]") for q, p in enumerate(props))
+
+
+def _choice_solution(v: Any, loc: str, chk: _Checker, ctype: str, n_props: int) -> tuple[int, ...]:
+    """The indices of the right proposals: distinct, in range, one for a single choice and two
+    or more for a multiple choice. Only the first problem is reported."""
+    sol = chk.lst(v, loc)
+    if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < n_props for s in sol):
+        chk.err(loc, f"must hold 0-based indices below {n_props}")
+    elif len(set(sol)) != len(sol):
+        chk.err(loc, "must not repeat an index")
+    elif ctype == "single_choice" and len(sol) != 1:
+        chk.err(loc, "single_choice needs exactly one index")
+    elif ctype == "multiple_choice" and len(sol) < 2:
+        chk.err(loc, "multiple_choice needs 2 or more indices")
+    return tuple(int(s) for s in sol if isinstance(s, int))
+
+
+def _accepted(v: Any, loc: str, chk: _Checker) -> tuple[str, ...]:
+    """A short text's accepted answers in one locale: at least one."""
+    answers = chk.lst(v, loc)
+    if not answers:
+        chk.err(loc, "must accept at least one answer")
+    return tuple(chk.string(s, f"{loc}[{q}]") for q, s in enumerate(answers))
+
+
+def _irt_parameters(v: Any, loc: str, chk: _Checker) -> IrtParameters:
+    """a > 0, any b, 0 <= c < 0.5 (default 0) and c < d <= 1 (default 1). A bound is checked
+    only when its numbers are numbers: a non-number is reported once, as such."""
+    irt = chk.obj(v, loc)
+    a = chk.number(irt.get("a"), f"{loc}.a")
+    if not math.isnan(a) and a <= 0:
+        chk.err(f"{loc}.a", "must be > 0")
+    b = chk.number(irt.get("b"), f"{loc}.b")
+    c = chk.number(irt.get("c", 0.0), f"{loc}.c")
+    if not math.isnan(c) and not 0 <= c < 0.5:
+        chk.err(f"{loc}.c", "must be in [0, 0.5)")
+    d = chk.number(irt.get("d", 1.0), f"{loc}.d")
+    if not math.isnan(d) and not math.isnan(c) and not c < d <= 1:
+        chk.err(f"{loc}.d", "must be in (c, 1]")
+    return IrtParameters(a, b, c, d)
+
+
+def _timer_seconds(v: Any, loc: str, chk: _Checker) -> int | None:
+    """The time allowed to answer, or None for no limit (also when it is invalid)."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        chk.err(loc, "must be null or a positive integer")
+        return None
+    return v
 
 
 def _parse(path: Path) -> tuple[Bank | None, list[BankError]]:
