@@ -37,12 +37,9 @@ import httpx
 import numpy as np
 
 from campaigns import content, exports
-from campaigns.participation import (
-    answer,
-    current_challenge,
-    participant_context,
-    start_or_resume,
-)
+from campaigns.participation.answering import answer, current_challenge
+from campaigns.participation.landing import participant_context
+from campaigns.participation.start import start_or_resume
 from campaigns.service import Campaign, CampaignFields, create_campaign
 from core import database, jobs
 from core.settings import load_settings

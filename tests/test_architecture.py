@@ -201,8 +201,8 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.members.accept_invitation": "the invitee becomes a member",
     "tenants.tasks._starter_context": "the starter's organization, by id",
     "tenants.webhooks.sweep_webhooks": "due deliveries of every tenant (the jalon.sweep policy)",
-    "campaigns.participation.resolve_code": "a campaign code names its organization",
-    "campaigns.participation.my_participations": "a person's own participations",
+    "campaigns.participation.landing.resolve_code": "a campaign code names its organization",
+    "campaigns.participation.results.my_participations": "a person's own participations",
     "campaigns.problem_reports": "global flags, and samples read through content_triage",
     "campaigns.exposure": "the global, anonymous exposure ledger",
 }

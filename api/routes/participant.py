@@ -24,18 +24,10 @@ from litestar.types import ControllerRouterHandler
 
 from api.routes.auth import sign_in
 from campaigns.codes import LENGTH, is_well_formed, normalize_code
-from campaigns.participation import (
-    CampaignLanding,
-    ChallengeView,
-    answer,
-    current_challenge,
-    my_participations,
-    participant_context,
-    resolve_code,
-    result_details,
-    share,
-    start_or_resume,
-)
+from campaigns.participation.answering import ChallengeView, answer, current_challenge
+from campaigns.participation.landing import CampaignLanding, participant_context, resolve_code
+from campaigns.participation.results import my_participations, result_details, share
+from campaigns.participation.start import start_or_resume
 from campaigns.problem_reports import report_problem
 from core.errors import Conflict, Invalid, UserError
 from tenants.accounts import create_user

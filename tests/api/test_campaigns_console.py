@@ -9,7 +9,9 @@ import re
 from typing import Any
 from uuid import uuid4
 
-from campaigns.participation import participant_context, share, start_or_resume
+from campaigns.participation.landing import participant_context
+from campaigns.participation.results import share
+from campaigns.participation.start import start_or_resume
 from campaigns.service import CampaignFields, create_campaign
 from core import database
 from tenants.accounts import create_user
@@ -156,7 +158,7 @@ async def test_close_duplicate_reopen_and_archive(
 async def test_the_campaign_page_counts_and_charts_shared_results(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
-    from campaigns.participation import answer, current_challenge
+    from campaigns.participation.answering import answer, current_challenge
 
     campaign = await create_campaign(
         tenant_a.owner_ctx, CampaignFields(name="Counted", profile_key="digcomp")
@@ -198,7 +200,7 @@ async def test_an_unknown_or_mangled_campaign_id_is_not_found(
 
 
 async def _take_and_share(tenant: TenantFixture, campaign_id: Any, name: str) -> None:
-    from campaigns.participation import answer, current_challenge
+    from campaigns.participation.answering import answer, current_challenge
 
     person = await create_user(f"p-{uuid4().hex[:8]}@example.org", name, None, "en")
     ctx = participant_context(tenant.owner_ctx.tenant, Actor(kind="user", user_id=person.id))

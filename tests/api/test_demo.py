@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.demo import ORGANIZATIONS, PASSWORD, seed
-from campaigns.participation import resolve_code
+from campaigns.participation.landing import resolve_code
 from core import database
 from core.ratelimit import MemoryRateLimiter
 from core.settings import Settings

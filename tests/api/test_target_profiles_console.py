@@ -8,7 +8,8 @@ import re
 from typing import Any
 
 from campaigns.content import current_bank
-from campaigns.participation import participant_context, start_or_resume
+from campaigns.participation.landing import participant_context
+from campaigns.participation.start import start_or_resume
 from campaigns.service import CampaignFields, create_campaign, get_campaign
 from campaigns.target_profiles import list_target_profiles
 from tenants.context import Actor

@@ -18,13 +18,13 @@ import pytest
 from asyncpg.connection import LoggedQuery
 
 from campaigns import content
-from campaigns.participation import (
+from campaigns.participation.answering import (
     AnswerOutcome,
     ChallengeView,
     answer,
     current_challenge,
-    participant_context,
 )
+from campaigns.participation.landing import participant_context
 from campaigns.service import Campaign, CampaignFields, create_campaign
 from core import database
 from engine import Bank, Challenge, get_bank

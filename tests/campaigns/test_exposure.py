@@ -9,7 +9,8 @@ import asyncpg
 import pytest
 
 from campaigns import exposure
-from campaigns.participation import current_challenge, start_or_resume
+from campaigns.participation.answering import current_challenge
+from campaigns.participation.start import start_or_resume
 from core import database
 from engine import Bank
 from tests.campaigns.conftest import Simulee, make_campaign, make_participant, take_test

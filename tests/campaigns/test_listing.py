@@ -18,7 +18,8 @@ import pytest
 
 from campaigns import listing
 from campaigns.listing import Page, decode_cursor, encode_cursor
-from campaigns.participation import share, start_or_resume
+from campaigns.participation.results import share
+from campaigns.participation.start import start_or_resume
 from core import database
 from core.errors import Forbidden, Invalid, NotFound
 from engine import Bank

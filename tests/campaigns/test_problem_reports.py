@@ -12,12 +12,9 @@ from uuid import uuid4
 
 import pytest
 
-from campaigns.participation import (
-    answer,
-    current_challenge,
-    participant_context,
-    start_or_resume,
-)
+from campaigns.participation.answering import answer, current_challenge
+from campaigns.participation.landing import participant_context
+from campaigns.participation.start import start_or_resume
 from campaigns.problem_reports import (
     forget_withdrawn as forget,
 )
@@ -458,7 +455,7 @@ async def test_the_withdrawn_set_is_cached_without_a_query_per_answer(
 async def test_reports_from_unverified_accounts_are_kept_but_withdraw_nothing(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    from campaigns.participation import participant_context
+    from campaigns.participation.landing import participant_context
     from tenants.accounts import create_user
     from tenants.context import Actor
 

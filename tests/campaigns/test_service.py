@@ -14,12 +14,9 @@ import pytest
 
 from campaigns import service
 from campaigns.codes import is_well_formed
-from campaigns.participation import (
-    current_challenge,
-    get_participation,
-    share,
-    start_or_resume,
-)
+from campaigns.participation.answering import current_challenge
+from campaigns.participation.results import get_participation, share
+from campaigns.participation.start import start_or_resume
 from campaigns.service import (
     CampaignFields,
     activate_campaign,

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from campaigns.participation import start_or_resume
+from campaigns.participation.start import start_or_resume
 from campaigns.service import get_campaign, update_campaign
 from campaigns.target_profiles import (
     TargetProfileFields,

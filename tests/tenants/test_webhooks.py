@@ -11,13 +11,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from campaigns.participation import (
-    answer,
-    current_challenge,
-    participant_context,
-    share,
-    start_or_resume,
-)
+from campaigns.participation.answering import answer, current_challenge
+from campaigns.participation.landing import participant_context
+from campaigns.participation.results import share
+from campaigns.participation.start import start_or_resume
 from campaigns.service import CampaignFields, close_campaign, create_campaign
 from core import database, jobs
 from core.errors import Conflict, Forbidden, Invalid, NotFound

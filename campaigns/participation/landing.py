@@ -1,0 +1,91 @@
+"""A participant's link: the campaign behind a code, what its landing page shows, and the
+context a signed-in participant acts in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from campaigns.codes import is_well_formed, normalize_code
+from campaigns.participation.rules import (
+    CLOSED_MESSAGE,
+    UNKNOWN_CODE_MESSAGE,
+    refuse_unless_accepting,
+)
+from core.database import dangerously_switch_tenant, fetch, global_transaction
+from core.errors import Gone, NotFound, Unauthenticated
+from tenants.context import Actor, TenantContext, TenantSummary
+from tenants.organizations import summary
+
+
+@dataclass(frozen=True)
+class CampaignLanding:
+    """What a participant's link shows before they start, and the tenant it belongs to."""
+
+    tenant: TenantSummary
+    campaign_id: UUID
+    code: str
+    name: str
+    type: str
+    landing_text: str
+    locales: tuple[str, ...]
+    external_id_label: str | None
+    external_id_format: str
+    sso_required: bool
+    closes_at: datetime | None
+
+
+async def resolve_code(code: str) -> CampaignLanding:
+    """The campaign behind a participant's code and its organization.
+
+    Unknown, mistyped and draft campaigns are `NotFound` alike; closed, archived, ended
+    campaigns and suspended organizations are `Gone`; one not open yet is a `Conflict` with
+    its opening date.
+    """
+    normalized = normalize_code(code)
+    if not is_well_formed(normalized):
+        raise NotFound(UNKNOWN_CODE_MESSAGE)
+    async with global_transaction():
+        orgs = await fetch(
+            """SELECT cc.campaign_id, o.id, o.slug, o.name, o.status, o.default_locale,
+                      o.timezone, o.brand_colour, o.logo_data_url IS NOT NULL AS has_logo
+               FROM campaign_code cc JOIN organization o ON o.id = cc.organization_id
+               WHERE cc.code = $1""",
+            normalized,
+        )
+        if not orgs:
+            raise NotFound(UNKNOWN_CODE_MESSAGE)
+        org = orgs[0]
+        if org["status"] in ("suspended", "closed"):
+            raise Gone(CLOSED_MESSAGE)
+        await dangerously_switch_tenant(org["id"])
+        rows = await fetch(
+            "SELECT * FROM campaign WHERE tenant_id = $1 AND id = $2",
+            org["id"],
+            org["campaign_id"],
+        )
+    if not rows:
+        raise NotFound(UNKNOWN_CODE_MESSAGE)
+    row = rows[0]
+    refuse_unless_accepting(row["status"], row["opens_at"], row["closes_at"], datetime.now(UTC))
+    return CampaignLanding(
+        tenant=summary(org),
+        campaign_id=row["id"],
+        code=row["code"],
+        name=row["name"],
+        type=row["type"],
+        landing_text=row["landing_text"],
+        locales=tuple(row["locales"]),
+        external_id_label=row["external_id_label"],
+        external_id_format=row["external_id_format"],
+        sso_required=row["sso_required"],
+        closes_at=row["closes_at"],
+    )
+
+
+def participant_context(tenant: TenantSummary, actor: Actor) -> TenantContext:
+    """The context a signed-in participant acts in: the campaign's tenant, no permissions."""
+    if actor.kind != "user" or actor.user_id is None:
+        raise Unauthenticated("Sign in to continue.")
+    return TenantContext(tenant=tenant, actor=actor)
