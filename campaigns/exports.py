@@ -38,8 +38,9 @@ from campaigns.service import Campaign, access_campaign
 from core.database import fetch, stream, tenant_transaction
 from core.errors import Invalid
 from core.i18n import N_, translate
+from core.tasks import TaskRun, task_job
 from tenants.context import TenantContext
-from tenants.tasks import TaskRun, start_task, task_job
+from tenants.tasks import start_task, starter_context
 
 BOM = "\ufeff"
 ExportFormat = Literal["csv", "xlsx"]
@@ -172,7 +173,7 @@ async def _rows(ctx: TenantContext, layout: Layout) -> AsyncIterator[list[Any]]:
 
 
 async def _csv_lines(
-    ctx: TenantContext, layout: Layout, run: TaskRun | None = None
+    ctx: TenantContext, layout: Layout, run: TaskRun[TenantContext] | None = None
 ) -> AsyncIterator[str]:
     yield BOM + _line(layout.headers)
     count = 0
@@ -209,7 +210,7 @@ async def _write_xlsx(
     layout: Layout,
     locale: str,
     target: IO[bytes],
-    run: TaskRun | None = None,
+    run: TaskRun[TenantContext] | None = None,
 ) -> None:
     """Write the workbook into `target`; rows pass through openpyxl's temporary file."""
     zone = ctx.tenant.zone
@@ -292,9 +293,9 @@ async def start_export(
         )
 
 
-@task_job
+@task_job(acting_as=starter_context)
 async def export_campaign_results(
-    run: TaskRun, campaign_id: str, export_format: str, locale: str
+    run: TaskRun[TenantContext], campaign_id: str, export_format: str, locale: str
 ) -> None:
     """Write the export into a temporary file with progress, then keep it with the task."""
     layout = await _layout(run.ctx, campaign_id, locale)

@@ -1,4 +1,5 @@
-"""Piccolo app for the tenants package (its tables and migrations)."""
+"""Piccolo app for the tenants package (its tables and migrations). One of its migrations also
+creates core's `task` and `task_file`, whose classes `core.piccolo_app` lists."""
 
 import os
 
@@ -11,8 +12,6 @@ from tenants.tables import (
     Membership,
     Organization,
     StaffMember,
-    Task,
-    TaskFile,
     User,
     UserToken,
     WebhookDelivery,
@@ -33,7 +32,5 @@ APP_CONFIG = AppConfig(
         ApiToken,
         WebhookEndpoint,
         WebhookDelivery,
-        Task,
-        TaskFile,
     ],
 )

@@ -3,14 +3,14 @@
 
 Global: Organization (the tenant itself), User, UserToken, StaffMember.
 Tenant-owned (row-level security on `tenant_id`): Membership, Invitation, AuditEvent, ApiToken,
-WebhookEndpoint, WebhookDelivery, Task, TaskFile.
+WebhookEndpoint, WebhookDelivery. The `task` and `task_file` tables, created by a migration of
+this package, are core's (`core.tables`).
 """
 
 from piccolo.columns import (
     JSONB,
     UUID,
     Array,
-    BigInt,
     Boolean,
     Bytea,
     Integer,
@@ -122,41 +122,6 @@ class ApiToken(Table, tablename="api_token", db=DB):
     expires_at = Timestamptz(null=True, default=None)
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
-
-
-class Task(Table, tablename="task", db=DB):
-    """A background task (an export, an import) and its progress (`tenants.tasks`)."""
-
-    id = UUID(primary_key=True)
-    tenant_id = UUID()
-    kind = Text()
-    status = Text(default="queued")
-    done = Integer(default=0)
-    total = Integer(null=True, default=None)
-    message = Text(default="")
-    message_params = JSONB(default={})
-    file_name = Text(null=True, default=None)
-    content_type = Text(null=True, default=None)
-    file_size = BigInt(null=True, default=None)
-    created_by = UUID(null=True, default=None)
-    created_at = Timestamptz()
-    started_at = Timestamptz(null=True, default=None)
-    updated_at = Timestamptz()
-    finished_at = Timestamptz(null=True, default=None)
-    expires_at = Timestamptz()
-    purged_at = Timestamptz(null=True, default=None)
-
-
-class TaskFile(Table, tablename="task_file", db=DB):
-    """A part (at most 1 MiB) of a task's input or result file, unique by
-    (tenant_id, task_id, role, part)."""
-
-    id = UUID(primary_key=True)
-    tenant_id = UUID()
-    task_id = UUID()
-    role = Text()
-    part = Integer()
-    data = Bytea()
 
 
 class WebhookEndpoint(Table, tablename="webhook_endpoint", db=DB):

@@ -199,7 +199,7 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.members._pending_by_token": "an invitation link names its organization",
     "tenants.members.pending_invitation": "an invitation link, before any membership",
     "tenants.members.accept_invitation": "the invitee becomes a member",
-    "tenants.tasks._starter_context": "the starter's organization, by id",
+    "tenants.tasks.starter_context": "the starter's organization, by id",
     "tenants.webhooks.sweep_webhooks": "due deliveries of every tenant (the jalon.sweep policy)",
     "campaigns.participation.landing.resolve_code": "a campaign code names its organization",
     "campaigns.participation.results.my_participations": "a person's own participations",

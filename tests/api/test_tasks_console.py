@@ -13,11 +13,12 @@ import pytest
 from campaigns.service import CampaignFields, create_campaign
 from core import database, jobs
 from core.settings import get_settings
+from core.tasks import INTERRUPTED, fail
 from tenants import tasks
 from tests.api.conftest import Browser, audit_actions
 from tests.conftest import TenantFixture
+from tests.core.test_tasks import HeldQueue
 from tests.db import as_tenant
-from tests.tenants.test_tasks import HeldQueue
 
 REFRESH = '<meta http-equiv="refresh" content="2">'
 
@@ -181,7 +182,7 @@ async def test_a_failed_task_says_why(
 
     campaign = await _campaign_with_results(tenant_a, 1)
     task_id = await start_export(tenant_a.owner_ctx, campaign.id, "csv", "en")
-    await tasks.fail(tenant_a.id, task_id, tasks.INTERRUPTED)
+    await fail(tenant_a.id, task_id, INTERRUPTED)
     await browser.login(tenant_a.owner)
     page = await browser.get(f"/o/{tenant_a.slug}/tasks/{task_id}")
     assert "The task was interrupted. Start it again." in page.text
