@@ -6,9 +6,9 @@ Idempotent: people and organizations that exist are left as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from campaigns.listing import all_campaigns
-from campaigns.service import CampaignFields, create_campaign
+from campaigns.service import CampaignFields, create_campaign, list_campaigns
 from core.errors import NotFound
 from core.settings import get_settings
 from tenants.accounts import UserAccount, create_user, find_user_by_email, make_staff
@@ -122,16 +122,6 @@ ORGANIZATIONS = (
     ),
 )
 
-
-@dataclass(frozen=True)
-class DemoSignIns:
-    """What `jalon demo` prints: the shared password, one line per account and per campaign."""
-
-    password: str
-    accounts: list[str]
-    campaigns: list[str]
-
-
 STAFF = DemoPerson("account.manager@jalon.example", "Camille Roux", "fr", "account_manager")
 
 
@@ -156,9 +146,9 @@ async def _organization(demo: DemoOrganization) -> str:
             await add_member(ctx, account, person.role)
         await invite(ctx, demo.invitee, "member", get_settings())
     ctx = await member_context(demo.fields.slug, owner, actor)
-    for existing in await all_campaigns(ctx):
-        if existing.name == demo.campaign.name:
-            return existing.code
+    for existing in await list_campaigns(ctx):
+        if existing["name"] == demo.campaign.name:
+            return str(existing["code"])
     created = await create_campaign(
         ctx,
         CampaignFields(
@@ -171,7 +161,7 @@ async def _organization(demo: DemoOrganization) -> str:
     return created.code
 
 
-async def seed() -> DemoSignIns:
+async def seed() -> dict[str, Any]:
     """Create what is missing of the demo; return the sign-ins to print."""
     base_url = get_settings().base_url
     campaigns = [
@@ -186,4 +176,4 @@ async def seed() -> DemoSignIns:
         for p in demo.people
     ]
     accounts.append(f"{STAFF.email:<36} staff   (back office)")
-    return DemoSignIns(password=PASSWORD, accounts=accounts, campaigns=campaigns)
+    return {"password": PASSWORD, "accounts": accounts, "campaigns": campaigns}

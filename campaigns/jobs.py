@@ -7,7 +7,7 @@ who started it, with their permissions as they are when it runs.
 
 from __future__ import annotations
 
-from campaigns import learners
+from campaigns import learner_import
 from core.tasks import TaskRun, read_input, task_job
 from tenants.context import TenantContext
 from tenants.tasks import starter_context
@@ -18,5 +18,5 @@ async def import_learners_file(run: TaskRun[TenantContext], filename: str) -> No
     """Write the learners of the task's file, all in one transaction, reporting progress
     after each batch. Run twice, it finds them written and changes nothing more."""
     data = await read_input(run.tenant_id, run.task_id)
-    result = await learners.write_import(run.ctx, data, filename, run.progress)
-    await learners.describe_task(run.ctx, run.task_id, result)
+    result = await learner_import.write_import(run.ctx, data, filename, run.progress)
+    await learner_import.describe_task(run.ctx, run.task_id, result)

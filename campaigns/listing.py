@@ -1,5 +1,5 @@
-"""Paged reads of campaigns, participations, shared results and learners: the one read path
-of the console, the campaign dashboard and the JSON API.
+"""Paged reads of campaigns, participations, shared results and learners, for the JSON API
+and the campaign dashboard.
 
 Every listing is a keyset page: rows in a fixed order (newest first, then id), `limit` at a
 time, resumed from an opaque cursor that names the boundary row and the direction. Each page
@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from core import keyset
@@ -119,7 +119,8 @@ class SharedResult:
 
 @dataclass(frozen=True)
 class LearnerRow:
-    """Someone who took part in the organization's campaigns."""
+    """A learner of the organization (imported, or who joined a campaign), with how many
+    participations they have; `user_id` is their account's once they have one."""
 
     id: UUID
     name: str
@@ -128,6 +129,7 @@ class LearnerRow:
     groups: list[str]
     created_at: datetime
     participations: int
+    user_id: UUID | None
 
 
 @dataclass(frozen=True)
@@ -376,20 +378,6 @@ async def list_campaigns_page(
         )
 
 
-async def all_campaigns(ctx: TenantContext) -> list[CampaignSummary]:
-    """Every campaign of the tenant, newest first, each with its funnel: the pages of
-    `list_campaigns_page` one after the other (one query per `MAX_LIMIT` campaigns), for the
-    console's list, which shows them all on one page."""
-    campaigns: list[CampaignSummary] = []
-    cursor: str | None = None
-    while True:
-        page = await list_campaigns_page(ctx, cursor, MAX_LIMIT)
-        campaigns += page.items
-        if page.next_cursor is None:
-            return campaigns
-        cursor = page.next_cursor
-
-
 async def campaign_summary(ctx: TenantContext, campaign_id: UUID | str) -> CampaignSummary:
     """One campaign of this tenant with its funnel; `NotFound` otherwise."""
     _require(ctx, Permission.CAMPAIGNS_READ)
@@ -554,8 +542,12 @@ async def list_shared_results(
 
 # --- learners ----------------------------------------------------------------------------
 
+#: The orders learners are listed in: newest first (the JSON API), or by name (the console).
+LearnerOrder = Literal["newest", "name"]
+
 _LEARNERS = """
-SELECT l.id, l.name, l.email, l.external_id, l.groups, l.created_at,
+SELECT l.id, l.name, l.email, l.external_id, l.groups, l.created_at, l.user_id,
+       lower(l.name) AS sort_key,
        (SELECT count(*) FROM participation p
         WHERE p.tenant_id = l.tenant_id AND p.learner_id = l.id) AS participations
 FROM learner l
@@ -573,7 +565,43 @@ def _learner(row: Mapping[str, Any]) -> LearnerRow:
         groups=list(row["groups"]),
         created_at=row["created_at"],
         participations=row["participations"],
+        user_id=row["user_id"],
     )
+
+
+def _encode_name_cursor(sort_key: str, ident: UUID) -> str:
+    # the name last: it may contain the separator
+    return keyset.pack(str(ident), sort_key)
+
+
+def _decode_name_cursor(cursor: str | None) -> tuple[str, UUID] | None:
+    """The (lower-case name, id) after which a page in name order resumes; None for no
+    cursor, `Invalid` for a forged one."""
+    parts = keyset.unpack(cursor, 2)
+    if parts is None:
+        return None
+    ident, sort_key = parts
+    if len(sort_key) > 200:  # a learner's name as stored is no longer
+        raise Invalid("This page link is not valid.", field="cursor")
+    return sort_key, keyset.parse_id(ident)
+
+
+async def _learners_by_name(
+    query: _Query, after: tuple[str, UUID] | None, limit: int
+) -> Page[LearnerRow]:
+    """One page in name order (case-insensitive, then id), forward only: its cursors are
+    the console's "next" links, and it has no previous one."""
+    if after is not None:
+        sort_key, ident = query.param(after[0]), query.param(after[1])
+        query.where(f"(lower(l.name), l.id) > ({sort_key}, {ident}::uuid)")
+    sql = _LEARNERS.format(
+        resume=query.clause, order="lower(l.name), l.id", limit=query.param(limit + 1)
+    )
+    rows = await fetch(sql, *query.args)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode_name_cursor(rows[-1]["sort_key"], rows[-1]["id"]) if more else None
+    return Page([_learner(row) for row in rows], next_cursor, None)
 
 
 async def list_learners(
@@ -583,12 +611,26 @@ async def list_learners(
     *,
     search: str | None = None,
     group: str | None = None,
+    order: LearnerOrder = "newest",
 ) -> Page[LearnerRow]:
-    """The organization's learners, newest first, searched by name, email or external id
-    and filtered by group, each with how many participations they have; one query per page."""
+    """The organization's learners, searched by name, email or external id and filtered by
+    group, each with how many participations they have; one query per page.
+
+    `order="newest"` (the JSON API's) pages both ways, newest first; `order="name"` (the
+    console's) pages forward in name order, with cursors of its own (one order's cursor is a
+    forged one to the other). A forged cursor, search or group is `Invalid` (fields
+    `cursor`, `search`, `group`)."""
     _require(ctx, Permission.LEARNERS_READ)
-    limit, at = check_limit(limit), decode_cursor(cursor)
+    limit = check_limit(limit)
     query = _Query(ctx.tenant_id)
+    # Each order checks its inputs in the order its page always has: the console names a
+    # bad search before a bad link, the API a bad link first.
+    if order == "name":
+        _learner_filters(query, search, group, "l.external_id")
+        after = _decode_name_cursor(cursor)
+        async with tenant_transaction(ctx):
+            return await _learners_by_name(query, after, limit)
+    at = decode_cursor(cursor)
     _learner_filters(query, search, group, "l.external_id")
     async with tenant_transaction(ctx):
         return await _keyset(

@@ -354,9 +354,6 @@ S = TypeVar("S")
 
 
 def _convert(value: Any, kind: type[S]) -> S:
-    """The response model `kind` built from what a service returned (a dataclass or struct,
-    with the pages, lists and objects inside it): the one way handlers answer, so the models
-    are never copied field by field."""
     return msgspec.convert(value, kind, from_attributes=True)
 
 
@@ -380,7 +377,8 @@ async def list_campaigns(
     next page (null on the last) or `previous_cursor` for the one before (null on the first),
     with the same filters."""
     page = await listing.list_campaigns_page(ctx, cursor, limit, status=status)
-    return _convert(page, CampaignPage)
+    items = [_convert(item, Campaign) for item in page.items]
+    return CampaignPage(items, page.next_cursor, page.previous_cursor)
 
 
 @get("/campaigns/{campaign_id:str}", opt=CAMPAIGNS_READ, responses=ERRORS, tags=["campaigns"])
@@ -411,7 +409,8 @@ async def list_participations(
     page = await listing.list_participations(
         ctx, campaign_id, cursor, limit, status=status, search=search, group=group
     )
-    return _convert(page, ParticipationPage)
+    items = [_convert(item, Participation) for item in page.items]
+    return ParticipationPage(items, page.next_cursor, page.previous_cursor)
 
 
 @get(
@@ -433,7 +432,8 @@ async def list_results(
     page = await listing.list_shared_results(
         ctx, campaign_id, cursor, limit, search=search, group=group
     )
-    return _convert(page, SharedResultPage)
+    items = [_convert(item, SharedResult) for item in page.items]
+    return SharedResultPage(items, page.next_cursor, page.previous_cursor)
 
 
 @get("/learners", opt=LEARNERS_READ, responses=ERRORS, tags=["learners"])
@@ -446,9 +446,10 @@ async def list_learners(
 ) -> LearnerPage:
     """The people who took part in the organization's campaigns, newest first. `search`:
     part of a name, email or external id; `group`: one of their groups."""
-    page = await listing.list_learners(ctx, cursor, limit, search=search, group=group)
-    items = [_convert(item, Learner) for item in page.items]
-    return LearnerPage(items, page.next_cursor, page.previous_cursor)
+    page = await listing.list_learners(
+        ctx, cursor, limit, search=search, group=group, order="newest"
+    )
+    return _convert(page, LearnerPage)
 
 
 @get("/learners/{learner_id:str}", opt=LEARNERS_READ, responses=ERRORS, tags=["learners"])

@@ -16,16 +16,11 @@ from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.response import Redirect, Response, Template
 
-from campaigns.learners import (
-    MAX_BYTES,
-    MAX_ROWS,
-    ImportResult,
-    count_learners,
-    import_learners,
-    learner_groups,
-    list_learners,
-    template_csv,
-)
+from campaigns import listing
+from campaigns.learner_csv import MAX_BYTES, MAX_ROWS, template_csv
+from campaigns.learner_import import ImportResult, import_learners
+from campaigns.learners import count_learners, learner_groups
+from campaigns.listing import LearnerRow
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from tenants.context import TenantContext
@@ -48,18 +43,18 @@ async def learners_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     query = request.query_params
     values = {key: (query.get(key) or "") for key in ("q", "group")}
     errors: dict[str, str] = {}
+    learners: list[LearnerRow] = []
+    next_cursor: str | None = None
     try:
-        page = await list_learners(
-            ctx, search=values["q"], group=values["group"], cursor=query.get("cursor")
+        page = await listing.list_learners(
+            ctx, query.get("cursor"), search=values["q"], group=values["group"], order="name"
         )
-        learners, next_cursor = page.learners, page.next_cursor
+        learners, next_cursor = page.items, page.next_cursor
     except UserError as error:
         if isinstance(error, NotFound):
             raise
-        errors[error.field or "__all__"] = translate(
-            locale_of(request), error.message, **error.params
-        )
-        learners, next_cursor = [], None
+        field = "q" if error.field == "search" else error.field  # the form's name for it
+        errors[field or "__all__"] = translate(locale_of(request), error.message, **error.params)
     return render(
         request,
         "console/learners.html",

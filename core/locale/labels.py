@@ -47,11 +47,11 @@ AUDIT_ACTIONS = (
     N_("participation.shared"),
     # problem reports on challenges (campaigns/problem_reports.py)
     N_("challenge.reported"),
-    # learners (campaigns/learners.py, campaigns/jobs.py)
+    # learners (campaigns/learner_import.py, campaigns/jobs.py)
     N_("learners.imported"),
     # background tasks (tenants/tasks.py)
     N_("task.started"),
-    # outgoing webhooks (tenants/webhooks/endpoints.py)
+    # outgoing webhooks (tenants/webhooks.py)
     N_("webhook.created"),
     N_("webhook.updated"),
     N_("webhook.enabled"),
@@ -67,5 +67,5 @@ AUDIT_ACTIONS = (
 TASK_KINDS = (N_("campaign.results_export"), N_("learners.import"))
 
 #: Webhook event types a delivery log shows with `_(event)` besides the audited ones
-#: (`tenants.webhooks.events.TEST_EVENT`).
+#: (`tenants.webhooks.TEST_EVENT`).
 WEBHOOK_EVENTS = (N_("ping"),)

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from campaigns import learners
-from campaigns.learners import import_learners, parse_learner_csv
+from campaigns.learner_csv import parse_learner_csv
+from campaigns.learner_import import SYNC_MAX_ROWS, import_learners
 from core import database, jobs
 from tests.api.conftest import Browser, audit_actions
 from tests.conftest import TenantFixture
@@ -206,6 +206,16 @@ async def test_the_list_searches_filters_and_pages(
     assert "This page link is not valid." in forged.text
 
 
+async def test_a_bad_search_is_told_beside_the_search_field(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    await browser.login(tenant_a.member)
+    response = await browser.get(f"/o/{tenant_a.slug}/learners?q={'x' * 201}")
+    assert response.status_code == 422
+    assert '<p class="field-error" id="f-q-error">' in response.text
+    assert 'aria-describedby="f-q-error"' in response.text
+
+
 async def test_a_plain_member_reads_but_cannot_import(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
@@ -257,7 +267,7 @@ async def test_the_template_downloads_in_the_persons_language(
 async def test_a_large_file_goes_to_a_task_page(
     browser: Browser, tenant_a: TenantFixture, queue: jobs.InProcessQueue
 ) -> None:
-    count = learners.SYNC_MAX_ROWS + 1
+    count = SYNC_MAX_ROWS + 1
     content = "name,email\n" + "".join(f"P{i},p{i}@example.org\n" for i in range(count))
     await browser.login(tenant_a.owner)
     response = await _upload(browser, tenant_a.slug, content.encode(), "big.csv")

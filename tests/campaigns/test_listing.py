@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from campaigns import listing
-from campaigns.codes import new_code
+from campaigns.learner_import import import_learners
 from campaigns.listing import Page, decode_cursor, encode_cursor
 from campaigns.participation.results import share
 from campaigns.participation.start import start_or_resume
@@ -348,36 +348,6 @@ async def test_campaigns_page_with_their_funnel(
     assert drafts.items == []
 
 
-async def test_all_campaigns_reads_every_page_in_the_order_of_the_pages(
-    tenant_a: TenantFixture, tenant_b: TenantFixture
-) -> None:
-    newest = await make_campaign(tenant_a, name="Newest")
-    await seed(tenant_a, newest.id, 4)
-    await make_campaign(tenant_b, name="Theirs")
-    async with as_tenant(tenant_a.id):
-        # More than a page of the largest size: copies of the campaign, a minute apart, older.
-        await database.execute(
-            """INSERT INTO campaign (tenant_id, id, name, type, code, profile_snapshot,
-                   bank_version, locales, status, created_at, updated_at)
-               SELECT tenant_id, gen_random_uuid(), 'Copy ' || n, type, copy.code,
-                   profile_snapshot, bank_version, locales, status,
-                   created_at - n * interval '1 minute', updated_at
-               FROM campaign, unnest($3::text[]) WITH ORDINALITY AS copy(code, n)
-               WHERE tenant_id = $1 AND id = $2""",
-            tenant_a.id,
-            newest.id,
-            [new_code() for _ in range(listing.MAX_LIMIT + 5)],
-        )
-    ctx = tenant_a.member_ctx
-    every = await listing.all_campaigns(ctx)
-    pages = await every_page(lambda c, n: listing.list_campaigns_page(ctx, c, n), 50)
-    assert len(every) == listing.MAX_LIMIT + 6
-    assert every == [item for page in pages for item in page.items]
-    assert every[0] == await listing.campaign_summary(ctx, newest.id)
-    assert (every[0].started, every[0].completed, every[0].shared) == (4, 2, 1)
-    assert [c.name for c in every[1:4]] == ["Copy 1", "Copy 2", "Copy 3"]
-
-
 # --- learners ----------------------------------------------------------------------------
 
 
@@ -401,6 +371,66 @@ async def test_learners_page_search_and_group(
     assert found.items == []
 
 
+async def test_learners_in_name_order_page_forward_with_their_own_cursors(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    rows = "".join(
+        f"{'learner' if i % 2 else 'Learner'} {i:02},l{i}@example.org,EXT-{i},"
+        f"{'North' if i < 5 else 'South'}\n"
+        for i in reversed(range(12))
+    )
+    await import_learners(tenant_a.owner_ctx, f"name,email,external_id,groups\n{rows}".encode())
+    await import_learners(tenant_b.owner_ctx, b"name,email\nLearner 00,b@example.org\n")
+    ctx = tenant_a.member_ctx
+
+    async def by_name(cursor: str | None, limit: int) -> Page[listing.LearnerRow]:
+        return await listing.list_learners(ctx, cursor, limit, order="name")
+
+    pages = await every_page(by_name, 5)
+    assert [[item.name.lower() for item in p.items] for p in pages] == [
+        [f"learner {i:02}" for i in range(0, 5)],
+        [f"learner {i:02}" for i in range(5, 10)],
+        ["learner 10", "learner 11"],
+    ]
+    assert all(p.previous_cursor is None for p in pages)
+    assert all(item.user_id is None for p in pages for item in p.items)
+    found = await listing.list_learners(ctx, search="L3@EXAMPLE", order="name")
+    assert [item.email for item in found.items] == ["l3@example.org"]
+    assert len((await listing.list_learners(ctx, search="ext-1", order="name")).items) == 3
+    assert (await listing.list_learners(ctx, search="%", order="name")).items == []
+    assert len((await listing.list_learners(ctx, group="North", order="name")).items) == 5
+
+
+async def test_a_learners_cursor_from_the_other_order_or_forged_is_refused(
+    tenant_a: TenantFixture,
+) -> None:
+    rows = "".join(f"P{i},p{i}@example.org\n" for i in range(3))
+    await import_learners(tenant_a.owner_ctx, f"name,email\n{rows}".encode())
+    ctx = tenant_a.owner_ctx
+    newest = (await listing.list_learners(ctx, None, 1)).next_cursor
+    by_name = (await listing.list_learners(ctx, None, 1, order="name")).next_cursor
+    assert newest
+    assert by_name
+    forged = [
+        "not-a-cursor",
+        base64.urlsafe_b64encode(json.dumps(["a\x00", str(uuid4())]).encode()).decode(),
+        base64.urlsafe_b64encode(f"{uuid4()}|{'x' * 201}".encode()).decode(),
+    ]
+    orders: tuple[listing.LearnerOrder, ...] = ("name", "newest")
+    cases: list[tuple[listing.LearnerOrder, str]] = [("name", newest), ("newest", by_name)]
+    cases += [(order, cursor) for order in orders for cursor in forged]
+    for order, cursor in cases:
+        with pytest.raises(Invalid) as caught:
+            await listing.list_learners(ctx, cursor, order=order)
+        assert (caught.value.field, caught.value.message) == (
+            "cursor",
+            "This page link is not valid.",
+        )
+    with pytest.raises(Invalid) as caught:
+        await listing.list_learners(ctx, search="x" * 201, order="name")
+    assert caught.value.field == "search"
+
+
 async def test_a_learner_shows_every_participation_levels_only_when_shared(
     tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
 ) -> None:
@@ -413,7 +443,7 @@ async def test_a_learner_shows_every_participation_levels_only_when_shared(
     two = await start_or_resume(person.ctx, second.id)
     await take_test(person.ctx, two.id, Simulee(test_bank, 0.0))
     [row] = (await listing.list_learners(tenant_a.owner_ctx, None, 10, search="Two")).items
-    assert row.participations == 2
+    assert (row.participations, row.user_id) == (2, person.user_id)
     learner = await listing.get_learner(tenant_a.owner_ctx, row.id)
     assert [(p.campaign_name, p.status) for p in learner.participations] == [
         ("Second", "completed"),

@@ -1,0 +1,171 @@
+"""Importing learners: nothing is written unless every row is good, rows are checked against
+the organization's learners, the upsert is idempotent and stays in its organization, and a
+large file is written by a task with progress."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from campaigns.learner_import import SYNC_MAX_ROWS, ImportResult, import_learners, write_import
+from core import database, jobs
+from core.errors import Forbidden
+from tenants.tasks import get_task
+from tests.api.conftest import audit_actions
+from tests.conftest import TenantFixture
+from tests.db import as_tenant
+
+GOOD = (
+    "name,email,external_id,groups\r\n"
+    "Camille Martin,camille@example.org,A1,Accounting|Lyon\r\n"
+    "Karim Benali,karim@example.org,A2,Lyon\r\n"
+)
+
+
+@pytest.fixture
+def queue(db: str) -> Iterator[jobs.InProcessQueue]:
+    """Jobs in this process (the HTTP tests' app may have left a Redis queue in place)."""
+    previous = jobs.get_queue()
+    in_process = jobs.configure_queue(None)
+    assert isinstance(in_process, jobs.InProcessQueue)
+    yield in_process
+    jobs.use_queue(previous)
+
+
+async def _learners(tenant: TenantFixture) -> list[dict[str, Any]]:
+    async with as_tenant(tenant.id):
+        return await database.fetch(
+            """SELECT name, email, external_id, groups FROM learner WHERE tenant_id = $1
+               ORDER BY name""",
+            tenant.id,
+        )
+
+
+def _reasons(result: ImportResult) -> list[tuple[int, str, str]]:
+    return [(p.line, p.column, p.reason) for p in result.problems]
+
+
+async def test_an_import_creates_then_changes_nothing_when_run_again(
+    tenant_a: TenantFixture,
+) -> None:
+    first = await import_learners(tenant_a.owner_ctx, GOOD.encode(), filename="staff.csv")
+    assert (first.ok, first.created, first.updated, first.unchanged) == (True, 2, 0, 0)
+    again = await import_learners(tenant_a.owner_ctx, GOOD.encode(), filename="staff.csv")
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert await _learners(tenant_a) == [
+        {
+            "name": "Camille Martin",
+            "email": "camille@example.org",
+            "external_id": "A1",
+            "groups": ["Accounting", "Lyon"],
+        },
+        {
+            "name": "Karim Benali",
+            "email": "karim@example.org",
+            "external_id": "A2",
+            "groups": ["Lyon"],
+        },
+    ]
+    assert (await audit_actions(tenant_a.id))[-2:] == ["learners.imported", "learners.imported"]
+
+
+async def test_rows_match_by_email_in_any_case_then_by_external_id(
+    tenant_a: TenantFixture,
+) -> None:
+    await import_learners(tenant_a.owner_ctx, GOOD.encode())
+    update = (
+        "nom;courriel;matricule\n"
+        "Camille Martin-Roy;CAMILLE@EXAMPLE.ORG;\n"  # by email: new name, external id kept
+        "Karim Benali;karim.benali@example.org;A2\n"  # by external id: new email
+        "Nadia Kaci;nadia@example.org;A3\n"  # new
+    )
+    result = await import_learners(tenant_a.owner_ctx, update.encode())
+    assert (result.created, result.updated, result.unchanged) == (1, 2, 0)
+    rows = await _learners(tenant_a)
+    assert [(r["name"], r["email"], r["external_id"], r["groups"]) for r in rows] == [
+        # No groups column: groups are left as they were.
+        ("Camille Martin-Roy", "camille@example.org", "A1", ["Accounting", "Lyon"]),
+        ("Karim Benali", "karim.benali@example.org", "A2", ["Lyon"]),
+        ("Nadia Kaci", "nadia@example.org", "A3", []),
+    ]
+
+
+async def test_one_bad_row_and_nothing_is_written(tenant_a: TenantFixture) -> None:
+    await import_learners(tenant_a.owner_ctx, GOOD.encode())
+    before, audit_before = await _learners(tenant_a), await audit_actions(tenant_a.id)
+    text = GOOD.replace("Karim Benali", "Karim B.") + "New Person,broken@,A9,\r\n"
+    result = await import_learners(tenant_a.owner_ctx, text.encode())
+    assert not result.ok
+    assert _reasons(result) == [(4, "email", "This email address is not valid.")]
+    assert await _learners(tenant_a) == before
+    assert await audit_actions(tenant_a.id) == audit_before
+
+
+async def test_rows_that_clash_with_stored_learners_are_reported(tenant_a: TenantFixture) -> None:
+    await import_learners(tenant_a.owner_ctx, GOOD.encode())
+    text = (
+        "name,email,external_id\n"
+        "Camille Martin,camille@example.org,A2\n"  # email is A1's learner, external id A2's
+        "Someone,someone@example.org,A1\n"  # external id A1 → Camille; line 3
+        "Camille again,new@example.org,A1\n"  # duplicate external id in the file
+    )
+    result = await import_learners(tenant_a.owner_ctx, text.encode())
+    assert _reasons(result) == [
+        (2, "external_id", "This external id belongs to another learner than this email address."),
+        (4, "external_id", "This external id is already on line {line}."),
+    ]
+    text = "name,email,external_id\nOne,camille@example.org,\nTwo,,A1\n"
+    result = await import_learners(tenant_a.owner_ctx, text.encode())
+    assert _reasons(result) == [(3, "", "This row names the same learner as line {line}.")]
+    assert len(await _learners(tenant_a)) == 2
+
+
+async def test_a_dry_run_counts_without_writing(tenant_a: TenantFixture) -> None:
+    result = await import_learners(tenant_a.owner_ctx, GOOD.encode(), dry_run=True)
+    assert (result.dry_run, result.created) == (True, 2)
+    assert await _learners(tenant_a) == []
+
+
+async def test_the_same_emails_in_another_tenant_are_other_learners(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    await import_learners(tenant_a.owner_ctx, GOOD.encode())
+    before = await _learners(tenant_a)
+    renamed = GOOD.replace("Camille Martin", "Camille in B").replace("A1,", "B1,")
+    result = await import_learners(tenant_b.owner_ctx, renamed.encode())
+    assert (result.created, result.updated) == (2, 0)
+    assert await _learners(tenant_a) == before
+    assert [r["name"] for r in await _learners(tenant_b)] == ["Camille in B", "Karim Benali"]
+
+
+async def test_a_plain_member_may_not_import(tenant_a: TenantFixture) -> None:
+    with pytest.raises(Forbidden):
+        await import_learners(tenant_a.member_ctx, GOOD.encode())
+    assert await _learners(tenant_a) == []
+
+
+async def test_a_large_file_is_written_by_a_task_with_progress(
+    tenant_a: TenantFixture, queue: jobs.InProcessQueue
+) -> None:
+    count = SYNC_MAX_ROWS + 500
+    data = "name,email,groups\n" + "".join(
+        f"Person {i:05},p{i}@example.org,{'even' if i % 2 == 0 else 'odd'}\n" for i in range(count)
+    )
+    result = await import_learners(tenant_a.owner_ctx, data.encode(), filename="big.csv")
+    assert result.task_id is not None
+    assert result.created == count
+    await queue.drain()
+    task = await get_task(tenant_a.owner_ctx, result.task_id)
+    assert (task.status, task.done, task.total) == ("done", count, count)
+    assert task.message_params == {"created": count, "updated": 0, "unchanged": 0}
+    assert len(await _learners(tenant_a)) == count
+    assert (await audit_actions(tenant_a.id))[-2:] == ["task.started", "learners.imported"]
+    # Running the job again (a retry) changes nothing.
+    await write_import(tenant_a.owner_ctx, data.encode(), "big.csv", _no_progress)
+    assert len(await _learners(tenant_a)) == count
+
+
+async def _no_progress(done: int, total: int) -> None:
+    return None
