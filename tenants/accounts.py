@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from core.database import execute, fetch, global_transaction
-from core.errors import Conflict, Gone, TooManyRequests, Unauthenticated
+from core.errors import Conflict, Gone, Invalid, TooManyRequests, Unauthenticated
 from core.i18n import translate
 from core.mail import queue_mail
 from core.ratelimit import RateLimiter
@@ -40,12 +40,45 @@ class UserAccount:
 
 @dataclass(frozen=True)
 class NewAccount:
-    """What a person types to create their account (email comes from context or the form)."""
+    """A new account's details as `check_new_account` accepted them (the email is empty when
+    it comes from elsewhere, an invitation say)."""
 
     name: str
     password: str
     locale: str
     email: str = ""
+
+
+def check_new_account(
+    *,
+    name: str | None,
+    password: str | None,
+    password_confirm: str | None,
+    locale: str | None,
+    default_locale: str,
+    email: str | None = None,
+    terms: bool | None = None,
+) -> NewAccount:
+    """What a person typed to create their account, checked the same way by every form that
+    creates one (signup, invitation acceptance, a participant's account): `Invalid` naming
+    the field, first for two passwords that differ, then for terms not accepted, then for
+    the email, name, language and password (in that order, the order of the forms' errors).
+
+    `email` is None when the form does not ask for it (an invitation names the address);
+    `terms` is None when the form does not ask for it (an invitation, accepted as the
+    organization's member). A missing `locale` is `default_locale`.
+    """
+    if password != password_confirm:
+        raise Invalid("The two passwords differ.", field="password_confirm")
+    if terms is not None and not terms:
+        raise Invalid("Accept the terms of use to continue.", field="terms")
+    clean_address = clean_email(email) if email is not None else ""
+    return NewAccount(
+        name=clean_text(name, "name", max_length=200),
+        locale=clean_locale(locale or default_locale),
+        password=clean_password(password),
+        email=clean_address,
+    )
 
 
 def _account(row: dict[str, Any]) -> UserAccount:
@@ -119,6 +152,7 @@ async def get_user(user_id: UUID) -> UserAccount | None:
 
 
 async def find_user_by_email(email: str) -> UserAccount | None:
+    """The account of this email in any letter case (active or not), or None."""
     async with global_transaction():
         rows = await fetch(_USER_SQL + " WHERE lower(u.email) = lower($1)", email.strip())
     return _account(rows[0]) if rows else None

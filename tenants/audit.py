@@ -58,9 +58,45 @@ class AuditFilter:
 
 
 @dataclass(frozen=True)
+class AuditEvent:
+    """One change recorded in the log: who did what to which object, from where."""
+
+    id: UUID
+    occurred_at: datetime
+    #: user, api_token, system…
+    actor_kind: str
+    #: the actor's email or token name as it was then
+    actor_label: str
+    action: str
+    target_type: str
+    target_id: str
+    ip: str | None
+    user_agent: str
+    #: what the action recorded (changed values, emails, roles…)
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class AuditPage:
-    events: list[dict[str, Any]]
+    """One page of events, newest first, and the cursor of the next (older) page."""
+
+    events: list[AuditEvent]
     next_cursor: str | None
+
+
+def _event(row: dict[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        id=row["id"],
+        occurred_at=row["occurred_at"],
+        actor_kind=row["actor_kind"],
+        actor_label=row["actor_label"],
+        action=row["action"],
+        target_type=row["target_type"],
+        target_id=row["target_id"],
+        ip=row["ip"],
+        user_agent=row["user_agent"],
+        details=json.loads(row["details"]) if row["details"] else {},
+    )
 
 
 async def list_events(
@@ -97,14 +133,12 @@ async def list_events(
     )
     async with tenant_transaction(ctx):
         rows = await fetch(sql, *args)
-    for row in rows:
-        row["details"] = json.loads(row["details"]) if row["details"] else {}
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor(last["occurred_at"], last["id"])
-    return AuditPage(rows, next_cursor)
+    return AuditPage([_event(row) for row in rows], next_cursor)
 
 
 async def distinct_actions(ctx: TenantContext) -> list[str]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -19,14 +20,14 @@ from core.database import (
 from core.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from core.i18n import translate
 from core.ids import uuid_or_404
-from core.keyset import decode_cursor, encode_cursor
+from core.keyset import decode_cursor, encode_cursor, pack, parse_id, unpack
 from core.mail import queue_mail
 from core.security import new_token, token_digest
 from core.settings import Settings
 from core.validation import clean_choice, clean_email, clean_slug
 from tenants import audit
 from tenants.accounts import NewAccount, UserAccount, create_user_in_transaction
-from tenants.context import Actor, TenantContext
+from tenants.context import Actor, TenantContext, TenantSummary
 from tenants.organizations import summary
 from tenants.permissions import Permission, Role
 
@@ -35,6 +36,69 @@ _INVITATION_STATUS = """CASE WHEN accepted_at IS NOT NULL THEN 'accepted'
     WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at < now() THEN 'expired'
     ELSE 'pending' END"""
 ROLES = tuple(role.value for role in Role)
+#: Owners first, then admins, then members: how the console lists people.
+_ROLE_RANK = "array_position(ARRAY['owner', 'admin', 'member'], m.role)"
+_MEMBER_COLUMNS = "m.id, m.user_id, m.role, m.created_at, u.email, u.name"
+_INVITATION_COLUMNS = f"""id, email, role, created_at, expires_at, last_sent_at, send_count,
+    accepted_at, revoked_at, expires_at < now() AS expired, {_INVITATION_STATUS} AS status"""
+
+
+@dataclass(frozen=True)
+class Member:
+    """A membership, with the email and name of the member's account."""
+
+    #: the membership's id (what the console and the API name a member by)
+    id: UUID
+    user_id: UUID
+    email: str
+    name: str
+    role: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """An invitation to join the organization, as its members see it."""
+
+    id: UUID
+    email: str
+    role: str
+    created_at: datetime
+    expires_at: datetime
+    last_sent_at: datetime
+    send_count: int
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+    expired: bool
+    #: pending, expired, accepted or revoked
+    status: str
+
+
+def _member(row: dict[str, Any]) -> Member:
+    return Member(
+        id=row["id"],
+        user_id=row["user_id"],
+        email=row["email"],
+        name=row["name"],
+        role=row["role"],
+        created_at=row["created_at"],
+    )
+
+
+def _invitation(row: dict[str, Any]) -> Invitation:
+    return Invitation(
+        id=row["id"],
+        email=row["email"],
+        role=row["role"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        last_sent_at=row["last_sent_at"],
+        send_count=row["send_count"],
+        accepted_at=row["accepted_at"],
+        revoked_at=row["revoked_at"],
+        expired=row["expired"],
+        status=row["status"],
+    )
 
 
 # --- accessors -------------------------------------------------------------------------
@@ -42,7 +106,7 @@ ROLES = tuple(role.value for role in Role)
 
 async def access_membership(
     ctx: TenantContext, membership_id: UUID | str, *, for_update: bool = True
-) -> dict[str, Any]:
+) -> Member:
     """The membership `membership_id` of this tenant (locked for update unless asked not to);
     404 alike for an unknown id and another tenant's.
 
@@ -50,105 +114,131 @@ async def access_membership(
     """
     lock = "FOR UPDATE OF m" if for_update else ""
     rows = await fetch(
-        f"""SELECT m.id, m.user_id, m.role, m.created_at, u.email, u.name FROM membership m
+        f"""SELECT {_MEMBER_COLUMNS} FROM membership m
             JOIN user_account u ON u.id = m.user_id
-            WHERE m.tenant_id = $1 AND m.id = $2 {lock}""",  # noqa: S608 - constant clause
+            WHERE m.tenant_id = $1 AND m.id = $2 {lock}""",  # noqa: S608 - constant clauses
         ctx.tenant_id,
         uuid_or_404(membership_id),
     )
     if not rows:
         raise NotFound()
-    return rows[0]
+    return _member(rows[0])
 
 
 async def access_invitation(
     ctx: TenantContext, invitation_id: UUID | str, *, for_update: bool = True
-) -> dict[str, Any]:
+) -> Invitation:
     """The invitation `invitation_id` of this tenant (locked for update unless asked not to);
     404 alike for an unknown id and another tenant's. Call inside the tenant's transaction."""
     lock = "FOR UPDATE" if for_update else ""
     rows = await fetch(
-        f"""SELECT *, expires_at < now() AS expired, {_INVITATION_STATUS} AS status
-            FROM invitation
+        f"""SELECT {_INVITATION_COLUMNS} FROM invitation
             WHERE tenant_id = $1 AND id = $2 {lock}""",  # noqa: S608 - constant clauses
         ctx.tenant_id,
         uuid_or_404(invitation_id),
     )
     if not rows:
         raise NotFound()
-    return rows[0]
+    return _invitation(rows[0])
 
 
 # --- members ---------------------------------------------------------------------------
 
 
-async def list_members(ctx: TenantContext) -> list[dict[str, Any]]:
-    """Members with their account's email and name, owners first."""
-    ctx.require(Permission.MEMBERS_READ)
-    async with tenant_transaction(ctx):
-        return await fetch(
-            """SELECT m.id, m.user_id, m.role, m.created_at, u.email, u.name
-               FROM membership m JOIN user_account u ON u.id = m.user_id
-               WHERE m.tenant_id = $1
-               ORDER BY array_position(ARRAY['owner', 'admin', 'member'], m.role), u.name""",
-            ctx.tenant_id,
-        )
+class MemberOrder(StrEnum):
+    """How a listing of members is ordered; either order pages by keyset."""
+
+    #: joining time, then id: members joining later land on later pages (the JSON API)
+    JOINED = "joined"
+    #: owners first, then admins, then members, each by name (the console)
+    ROLE = "role"
 
 
 @dataclass(frozen=True)
 class MemberPage:
-    """One page of members in joining order, and the cursor of the next page (None at the end)."""
+    """One page of members, and the cursor of the next page (None at the end)."""
 
-    members: list[dict[str, Any]]
+    items: list[Member]
     next_cursor: str | None
 
 
 MEMBER_PAGE_MAX = 200
 
 
-async def list_members_page(
-    ctx: TenantContext, cursor: str | None = None, limit: int = 50
+def _member_cursor(order: MemberOrder, row: dict[str, Any]) -> str:
+    """The cursor resuming after `row` in `order` (a joining-order cursor is the usual
+    (timestamp, id) pair, as the API has always given)."""
+    if order is MemberOrder.JOINED:
+        return encode_cursor(row["created_at"], row["id"])
+    # The name goes last: it is the one part that may hold the separator.
+    return pack(str(row["role_rank"]), str(row["id"]), row["name"])
+
+
+def _member_resume(order: MemberOrder, cursor: str | None) -> tuple[str, list[Any]]:
+    """The SQL condition (on parameters $3 on) and its values that resume after `cursor`;
+    `Invalid` for a forged cursor or one of the other order."""
+    if order is MemberOrder.JOINED:
+        after = decode_cursor(cursor)
+        if after is None:
+            return "", []
+        return "AND (m.created_at, m.id) > ($3, $4)", list(after)
+    parts = unpack(cursor, 3)
+    if parts is None:
+        return "", []
+    rank, ident, name = parts
+    if not rank.isascii() or not rank.isdigit() or len(rank) > 2:
+        raise Invalid("This page link is not valid.", field="cursor")
+    return (
+        f"AND ({_ROLE_RANK}, u.name, m.id) > ($3::int, $5::text, $4::uuid)",
+        [int(rank), parse_id(ident), name],
+    )
+
+
+async def list_members(
+    ctx: TenantContext,
+    cursor: str | None = None,
+    limit: int | None = 50,
+    order: MemberOrder = MemberOrder.JOINED,
 ) -> MemberPage:
-    """Members in a stable order (joining time, then id), one keyset page at a time.
+    """Members with their account's email and name, in `order`, one keyset page of `limit`
+    (1 to 200) at a time; `limit` None is every member on one page (the console's list).
 
     The cursor names the last row of the previous page, so members joining or leaving between
     two pages neither repeat nor skip anyone else.
     """
     ctx.require(Permission.MEMBERS_READ)
-    if not 1 <= limit <= MEMBER_PAGE_MAX:
+    if limit is not None and not 1 <= limit <= MEMBER_PAGE_MAX:
         raise Invalid(
             "Ask for between 1 and {max} items per page.", field="limit", max=MEMBER_PAGE_MAX
         )
-    after = decode_cursor(cursor)
-    args: list[Any] = [ctx.tenant_id, limit + 1]
-    resume = ""
-    if after is not None:
-        args.extend(after)
-        resume = "AND (m.created_at, m.id) > ($3, $4)"
+    resume, after = _member_resume(order, cursor)
+    sort = "m.created_at, m.id" if order is MemberOrder.JOINED else f"{_ROLE_RANK}, u.name, m.id"
+    # `LIMIT NULL` is no limit at all.
+    args: list[Any] = [ctx.tenant_id, None if limit is None else limit + 1, *after]
     async with tenant_transaction(ctx):
         rows = await fetch(
-            f"""SELECT m.id, m.user_id, m.role, m.created_at, u.email, u.name
+            f"""SELECT {_MEMBER_COLUMNS}, {_ROLE_RANK} AS role_rank
                 FROM membership m JOIN user_account u ON u.id = m.user_id
                 WHERE m.tenant_id = $1 {resume}
-                ORDER BY m.created_at, m.id LIMIT $2""",  # noqa: S608 - constant clauses
+                ORDER BY {sort} LIMIT $2""",  # noqa: S608 - constant clauses
             *args,
         )
     next_cursor = None
-    if len(rows) > limit:
+    if limit is not None and len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return MemberPage(rows, next_cursor)
+        next_cursor = _member_cursor(order, rows[-1])
+    return MemberPage([_member(row) for row in rows], next_cursor)
 
 
-async def get_member(ctx: TenantContext, membership_id: UUID | str) -> dict[str, Any]:
+async def get_member(ctx: TenantContext, membership_id: UUID | str) -> Member:
     """One member with their account's email and name; `NotFound` for ids not of this tenant."""
     ctx.require(Permission.MEMBERS_READ)
     async with tenant_transaction(ctx):
         return await access_membership(ctx, membership_id, for_update=False)
 
 
-async def _ensure_other_owner(ctx: TenantContext, membership: dict[str, Any]) -> None:
-    if membership["role"] != Role.OWNER:
+async def _ensure_other_owner(ctx: TenantContext, membership: Member) -> None:
+    if membership.role != Role.OWNER:
         return
     # Lock every owner row so two concurrent demotions cannot both pass this check.
     owners = await fetch(
@@ -170,23 +260,23 @@ async def change_role(ctx: TenantContext, membership_id: UUID | str, role: str) 
     role = clean_choice(role, ROLES, "role")
     async with tenant_transaction(ctx):
         membership = await access_membership(ctx, membership_id)
-        _require_role_change(ctx, membership["role"], role)
-        if membership["role"] == role:
+        _require_role_change(ctx, membership.role, role)
+        if membership.role == role:
             return
         await _ensure_other_owner(ctx, membership)
         await execute(
             "UPDATE membership SET role = $3 WHERE tenant_id = $1 AND id = $2",
             ctx.tenant_id,
-            membership["id"],
+            membership.id,
             role,
         )
         await audit.record(
             ctx,
             "member.role_changed",
             "membership",
-            membership["id"],
-            email=membership["email"],
-            **{"from": membership["role"], "to": role},
+            membership.id,
+            email=membership.email,
+            **{"from": membership.role, "to": role},
         )
 
 
@@ -197,24 +287,24 @@ async def remove_member(ctx: TenantContext, membership_id: UUID | str) -> bool:
     """
     async with tenant_transaction(ctx):
         membership = await access_membership(ctx, membership_id)
-        leaving: bool = membership["user_id"] == ctx.actor.user_id
+        leaving: bool = membership.user_id == ctx.actor.user_id
         if not leaving:
             ctx.require(Permission.MEMBERS_REMOVE)
-            if membership["role"] == Role.OWNER and not ctx.can(Permission.OWNERS_MANAGE):
+            if membership.role == Role.OWNER and not ctx.can(Permission.OWNERS_MANAGE):
                 raise Forbidden("Only an owner can remove an owner.")
         await _ensure_other_owner(ctx, membership)
         await execute(
             "DELETE FROM membership WHERE tenant_id = $1 AND id = $2",
             ctx.tenant_id,
-            membership["id"],
+            membership.id,
         )
         await audit.record(
             ctx,
             "member.left" if leaving else "member.removed",
             "membership",
-            membership["id"],
-            email=membership["email"],
-            role=membership["role"],
+            membership.id,
+            email=membership.email,
+            role=membership.role,
         )
     return leaving
 
@@ -282,21 +372,21 @@ async def _mail_invitation(
     )
 
 
-async def list_invitations(ctx: TenantContext) -> list[dict[str, Any]]:
-    """Pending invitations (not accepted, not revoked), newest first."""
+async def list_invitations(ctx: TenantContext) -> list[Invitation]:
+    """Pending invitations (not accepted, not revoked; expired ones included), newest first."""
     ctx.require(Permission.MEMBERS_READ)
     async with tenant_transaction(ctx):
-        return await fetch(
-            f"""SELECT id, email, role, created_at, expires_at, last_sent_at, send_count,
-                       expires_at < now() AS expired, {_INVITATION_STATUS} AS status
+        rows = await fetch(
+            f"""SELECT {_INVITATION_COLUMNS}
                FROM invitation WHERE tenant_id = $1 AND accepted_at IS NULL
                  AND revoked_at IS NULL
-               ORDER BY created_at DESC""",  # noqa: S608 - constant clause
+               ORDER BY created_at DESC""",  # noqa: S608 - constant clauses
             ctx.tenant_id,
         )
+    return [_invitation(row) for row in rows]
 
 
-async def get_invitation(ctx: TenantContext, invitation_id: UUID | str) -> dict[str, Any]:
+async def get_invitation(ctx: TenantContext, invitation_id: UUID | str) -> Invitation:
     """One invitation, whatever its status; `NotFound` for ids not of this tenant."""
     ctx.require(Permission.MEMBERS_READ)
     async with tenant_transaction(ctx):
@@ -362,22 +452,22 @@ async def resend_invitation(
     token = new_token()
     async with tenant_transaction(ctx):
         invitation = await access_invitation(ctx, invitation_id)
-        if invitation["accepted_at"] or invitation["revoked_at"]:
+        if invitation.accepted_at or invitation.revoked_at:
             raise Conflict("This invitation is no longer pending.")
         await execute(
             """UPDATE invitation SET token_hash = $3, expires_at = now() + $4::interval,
                    last_sent_at = now(), send_count = send_count + 1
                WHERE tenant_id = $1 AND id = $2""",
             ctx.tenant_id,
-            invitation["id"],
+            invitation.id,
             token_digest(token),
             INVITATION_TTL,
         )
         await audit.record(
-            ctx, "invitation.resent", "invitation", invitation["id"], email=invitation["email"]
+            ctx, "invitation.resent", "invitation", invitation.id, email=invitation.email
         )
         await _mail_invitation(
-            ctx, invitation["email"], invitation["role"], token, settings, ctx.tenant.default_locale
+            ctx, invitation.email, invitation.role, token, settings, ctx.tenant.default_locale
         )
 
 
@@ -386,19 +476,19 @@ async def revoke_invitation(ctx: TenantContext, invitation_id: UUID | str) -> No
     ctx.require(Permission.MEMBERS_INVITE)
     async with tenant_transaction(ctx):
         invitation = await access_invitation(ctx, invitation_id)
-        if invitation["accepted_at"] or invitation["revoked_at"]:
+        if invitation.accepted_at or invitation.revoked_at:
             raise Conflict("This invitation is no longer pending.")
         await execute(
             "UPDATE invitation SET revoked_at = now() WHERE tenant_id = $1 AND id = $2",
             ctx.tenant_id,
-            invitation["id"],
+            invitation.id,
         )
         await audit.record(
-            ctx, "invitation.revoked", "invitation", invitation["id"], email=invitation["email"]
+            ctx, "invitation.revoked", "invitation", invitation.id, email=invitation.email
         )
 
 
-async def _pending_by_token(slug: str, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _pending_by_token(slug: str, token: str) -> tuple[TenantSummary, Invitation]:
     """(organization, invitation) for a link, inside the caller's transaction."""
     try:
         slug = clean_slug(slug)
@@ -411,18 +501,19 @@ async def _pending_by_token(slug: str, token: str) -> tuple[dict[str, Any], dict
     )
     if not orgs or orgs[0]["status"] in ("closed", "suspended"):
         raise Gone("This invitation link is not valid any more.")
-    await dangerously_switch_tenant(orgs[0]["id"])
+    org = summary(orgs[0])
+    await dangerously_switch_tenant(org.id)
     rows = await fetch(
-        """SELECT *, expires_at < now() AS expired FROM invitation
-           WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE""",
-        orgs[0]["id"],
+        f"""SELECT {_INVITATION_COLUMNS} FROM invitation
+           WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE""",  # noqa: S608 - constant
+        org.id,
         token_digest(token),
     )
     if not rows or rows[0]["accepted_at"] or rows[0]["revoked_at"]:
         raise Gone("This invitation link is not valid any more.")
     if rows[0]["expired"]:
         raise Gone("This invitation has expired. Ask for a new one.")
-    return orgs[0], rows[0]
+    return org, _invitation(rows[0])
 
 
 async def pending_invitation(slug: str, token: str) -> PendingInvitation:
@@ -430,15 +521,15 @@ async def pending_invitation(slug: str, token: str) -> PendingInvitation:
     async with global_transaction():
         org, invitation = await _pending_by_token(slug, token)
         accounts = await fetch(
-            "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", invitation["email"]
+            "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", invitation.email
         )
     return PendingInvitation(
-        tenant_id=org["id"],
-        tenant_slug=org["slug"],
-        tenant_name=org["name"],
-        invitation_id=invitation["id"],
-        email=invitation["email"],
-        role=invitation["role"],
+        tenant_id=org.id,
+        tenant_slug=org.slug,
+        tenant_name=org.name,
+        invitation_id=invitation.id,
+        email=invitation.email,
+        role=invitation.role,
         account_exists=bool(accounts),
     )
 
@@ -453,13 +544,13 @@ async def accept_invitation(
     """Join the organization, creating the account when the invitee has none.
 
     A signed-in person accepts as themselves, and only when their email is the invited one
-    (in any letter case); a signed-out person creates the account of the invited email.
-    Returns (account, slug).
+    (in any letter case); a signed-out person creates the account of the invited email with
+    `new_account` (as `accounts.check_new_account` accepted it). Returns (account, slug).
     """
     async with global_transaction():
         org, invitation = await _pending_by_token(slug, token)
         if user is not None:
-            if user.email.lower() != invitation["email"].lower():
+            if user.email.lower() != invitation.email.lower():
                 raise Invalid(
                     "This invitation was sent to another email address. "
                     "Sign out, then open the link again."
@@ -470,38 +561,38 @@ async def accept_invitation(
                 raise Invalid("Sign in with the invited email address to accept.")
             # Said here, without a field: the form offers to sign in, not to type an email.
             existing = await fetch(
-                "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", invitation["email"]
+                "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", invitation.email
             )
             if existing:
                 raise Conflict("An account already exists for this address.")
             account = await create_user_in_transaction(
-                invitation["email"],
+                invitation.email,
                 new_account.name,
                 new_account.password,
                 new_account.locale,
                 verified=True,
             )
-        await dangerously_switch_tenant(org["id"], account.id)
+        await dangerously_switch_tenant(org.id, account.id)
         membership_id = uuid4()
         try:
             await execute(
                 "INSERT INTO membership (tenant_id, id, user_id, role) VALUES ($1, $2, $3, $4)",
-                org["id"],
+                org.id,
                 membership_id,
                 account.id,
-                invitation["role"],
+                invitation.role,
             )
         except asyncpg.UniqueViolationError:
             raise Conflict("You are already a member of this organization.") from None
         await execute(
             """UPDATE invitation SET accepted_at = now(), accepted_by = $3
                WHERE tenant_id = $1 AND id = $2""",
-            org["id"],
-            invitation["id"],
+            org.id,
+            invitation.id,
             account.id,
         )
         ctx = TenantContext(
-            tenant=summary(org),
+            tenant=org,
             actor=Actor(
                 kind="user",
                 user_id=account.id,
@@ -516,6 +607,6 @@ async def accept_invitation(
             "membership",
             membership_id,
             email=account.email,
-            role=invitation["role"],
+            role=invitation.role,
         )
-    return account, org["slug"]
+    return account, org.slug

@@ -6,6 +6,7 @@ import base64
 import binascii
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -100,6 +101,7 @@ def _slug_or_none(text: str) -> str | None:
 
 
 def summary(row: dict[str, Any]) -> TenantSummary:
+    """The summary of an organization from a row of `_SUMMARY_SQL`'s columns."""
     return TenantSummary(
         id=row["id"],
         slug=row["slug"],
@@ -233,8 +235,21 @@ async def member_context(slug: str, user: UserAccount, actor: Actor) -> TenantCo
     return TenantContext(tenant=tenant, actor=actor, permissions=permissions_of(role), role=role)
 
 
-async def my_organizations(user_id: UUID) -> list[dict[str, Any]]:
-    """The organizations a person belongs to, with their role (read through `own_rows`)."""
+@dataclass(frozen=True)
+class MyOrganization:
+    """An organization a person belongs to, and their role in it."""
+
+    id: UUID
+    slug: str
+    name: str
+    kind: str
+    status: str
+    role: str
+
+
+async def my_organizations(user_id: UUID) -> list[MyOrganization]:
+    """The organizations a person belongs to (closed ones aside) by name, with their role
+    (read through `own_rows`)."""
     async with global_transaction(user_id=user_id):
         rows = await fetch(
             """SELECT o.id, o.slug, o.name, o.kind, o.status, m.role
@@ -242,19 +257,58 @@ async def my_organizations(user_id: UUID) -> list[dict[str, Any]]:
                WHERE m.user_id = $1 AND o.status <> 'closed' ORDER BY o.name""",
             user_id,
         )
-    return rows
+    return [
+        MyOrganization(
+            id=row["id"],
+            slug=row["slug"],
+            name=row["name"],
+            kind=row["kind"],
+            status=row["status"],
+            role=row["role"],
+        )
+        for row in rows
+    ]
 
 
-async def get_organization(ctx: TenantContext) -> dict[str, Any]:
-    """Every field of the context's organization."""
+@dataclass(frozen=True)
+class Organization:
+    """An organization as its members see it: identity, settings and status."""
+
+    id: UUID
+    slug: str
+    name: str
+    kind: str
+    #: ISO 3166 two-letter code, upper case
+    country: str
+    default_locale: str
+    timezone: str
+    #: ISO 4217 three-letter code
+    currency: str
+    status: str
+    siret: str | None
+    vat_number: str | None
+    #: the slug of the organization this one belongs to, if any
+    parent_slug: str | None
+    brand_colour: str | None
+    has_logo: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+async def get_organization(ctx: TenantContext) -> Organization:
+    """The context's organization (its logo aside: `logo` serves it)."""
     ctx.require(Permission.ORGANIZATION_READ)
     async with tenant_transaction(ctx):
         rows = await fetch(
-            """SELECT o.*, p.slug AS parent_slug FROM organization o
+            """SELECT o.id, o.slug, o.name, o.kind, o.country, o.default_locale, o.timezone,
+                      o.currency, o.status, o.siret, o.vat_number, p.slug AS parent_slug,
+                      o.brand_colour, o.logo_data_url IS NOT NULL AS has_logo, o.created_at,
+                      o.updated_at
+               FROM organization o
                LEFT JOIN organization p ON p.id = o.parent_id WHERE o.id = $1""",
             ctx.tenant_id,
         )
-    return rows[0]
+    return Organization(**rows[0])
 
 
 async def logo(slug: str) -> tuple[str, bytes] | None:
@@ -361,6 +415,7 @@ def system_context(tenant: TenantSummary, label: str = "system") -> TenantContex
 
 
 async def tenant_by_slug(slug: str) -> TenantSummary:
+    """The organization `slug` names (any letter case, closed ones too); `NotFound` otherwise."""
     if _slug_or_none(slug) is None:
         raise NotFound()
     async with global_transaction():
@@ -371,6 +426,7 @@ async def tenant_by_slug(slug: str) -> TenantSummary:
 
 
 async def tenant_by_id(tenant_id: UUID) -> TenantSummary:
+    """The organization with this id; `NotFound` otherwise."""
     async with global_transaction():
         rows = await fetch(_SUMMARY_SQL + " WHERE id = $1", tenant_id)
     if not rows:

@@ -25,8 +25,14 @@ PREFIX = "jalon_"
 MAX_DAYS = 730
 
 
+_COLUMNS = """id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at,
+    (expires_at IS NOT NULL AND expires_at < now()) AS expired"""
+
+
 @dataclass(frozen=True)
 class IssuedToken:
+    """A token just issued: the only place its secret (`token`) is ever shown."""
+
     id: UUID
     name: str
     token: str
@@ -77,31 +83,63 @@ async def create_token(
     return IssuedToken(token_id, name, token, chosen, expires_at)
 
 
-async def list_tokens(ctx: TenantContext) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token as the console lists it: what it is, never its secret."""
+
+    id: UUID
+    name: str
+    #: the token's first characters, to recognise it
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    expired: bool
+
+
+def _api_token(row: dict[str, Any]) -> ApiToken:
+    return ApiToken(
+        id=row["id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        scopes=list(row["scopes"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        last_used_at=row["last_used_at"],
+        revoked_at=row["revoked_at"],
+        expired=row["expired"],
+    )
+
+
+async def list_tokens(ctx: TenantContext) -> list[ApiToken]:
+    """Every token of the organization (revoked and expired ones included), newest first."""
     ctx.require(Permission.TOKENS_MANAGE)
     async with tenant_transaction(ctx):
-        return await fetch(
-            """SELECT id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at,
-                      (expires_at IS NOT NULL AND expires_at < now()) AS expired
-               FROM api_token WHERE tenant_id = $1 ORDER BY created_at DESC""",
+        rows = await fetch(
+            f"""SELECT {_COLUMNS}
+               FROM api_token WHERE tenant_id = $1 ORDER BY created_at DESC""",  # noqa: S608
             ctx.tenant_id,
         )
+    return [_api_token(row) for row in rows]
 
 
-async def access_token(ctx: TenantContext, token_id: UUID | str) -> dict[str, Any]:
+async def access_token(ctx: TenantContext, token_id: UUID | str) -> ApiToken:
     """The API token `token_id` of this tenant, locked for update; 404 otherwise.
 
     Call inside the tenant's transaction.
     """
     ident = uuid_or_404(token_id)
     rows = await fetch(
-        "SELECT id, name, revoked_at FROM api_token WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        f"""SELECT {_COLUMNS}
+            FROM api_token WHERE tenant_id = $1 AND id = $2 FOR UPDATE""",  # noqa: S608
         ctx.tenant_id,
         ident,
     )
     if not rows:
         raise NotFound()
-    return rows[0]
+    return _api_token(rows[0])
 
 
 async def revoke_token(ctx: TenantContext, token_id: UUID | str) -> None:
@@ -112,14 +150,14 @@ async def revoke_token(ctx: TenantContext, token_id: UUID | str) -> None:
     ctx.require(Permission.TOKENS_MANAGE)
     async with tenant_transaction(ctx):
         token = await access_token(ctx, token_id)
-        if token["revoked_at"] is not None:
+        if token.revoked_at is not None:
             return
         await execute(
             "UPDATE api_token SET revoked_at = now() WHERE tenant_id = $1 AND id = $2",
             ctx.tenant_id,
-            token["id"],
+            token.id,
         )
-        await audit.record(ctx, "token.revoked", "api_token", token["id"], name=token["name"])
+        await audit.record(ctx, "token.revoked", "api_token", token.id, name=token.name)
 
 
 async def token_context(raw: str, ip: str | None, user_agent: str) -> TenantContext:

@@ -268,8 +268,7 @@ def _ctx(request: Request[Any, Any, Any]) -> TenantContext:
 @get("/organization", opt={"permission": Permission.ORGANIZATION_READ}, responses=ERRORS)
 async def organization(ctx: Ctx) -> Organization:
     """The organization the token belongs to."""
-    row = await get_organization(ctx)
-    return msgspec.convert(row, Organization, from_attributes=False, strict=False)
+    return _convert(await get_organization(ctx), Organization)
 
 
 @get("/members", opt={"permission": Permission.MEMBERS_READ}, responses=ERRORS)
@@ -278,14 +277,13 @@ async def list_members(
 ) -> MemberPage:
     """Members in joining order, one page of `limit` (1 to 200) at a time: pass `next_cursor`
     back as `cursor` for the next page; it is null on the last one."""
-    page = await members.list_members_page(ctx, cursor, limit)
-    return MemberPage([msgspec.convert(row, Member) for row in page.members], page.next_cursor)
+    return _convert(await members.list_members(ctx, cursor, limit), MemberPage)
 
 
 @get("/members/{membership_id:str}", opt={"permission": Permission.MEMBERS_READ}, responses=ERRORS)
 async def get_member(ctx: Ctx, membership_id: FromPath[str]) -> Member:
     """One member."""
-    return msgspec.convert(await members.get_member(ctx, membership_id), Member)
+    return _convert(await members.get_member(ctx, membership_id), Member)
 
 
 @patch(
@@ -294,7 +292,7 @@ async def get_member(ctx: Ctx, membership_id: FromPath[str]) -> Member:
 async def change_role(ctx: Ctx, membership_id: FromPath[str], data: JSONBody[RoleChange]) -> Member:
     """Give a member another role (owners are managed in the console)."""
     await members.change_role(ctx, membership_id, data.role)
-    return msgspec.convert(await members.get_member(ctx, membership_id), Member)
+    return _convert(await members.get_member(ctx, membership_id), Member)
 
 
 @delete(
@@ -308,7 +306,7 @@ async def remove_member(ctx: Ctx, membership_id: FromPath[str]) -> None:
 @get("/invitations", opt={"permission": Permission.MEMBERS_READ}, responses=ERRORS)
 async def list_invitations(ctx: Ctx) -> list[Invitation]:
     """Invitations not yet accepted or revoked (expired ones included), newest first."""
-    return [msgspec.convert(row, Invitation) for row in await members.list_invitations(ctx)]
+    return [_convert(invitation, Invitation) for invitation in await members.list_invitations(ctx)]
 
 
 @get(
@@ -318,7 +316,7 @@ async def list_invitations(ctx: Ctx) -> list[Invitation]:
 )
 async def get_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> Invitation:
     """One invitation, whatever its status."""
-    return msgspec.convert(await members.get_invitation(ctx, invitation_id), Invitation)
+    return _convert(await members.get_invitation(ctx, invitation_id), Invitation)
 
 
 @post("/invitations", opt={"permission": Permission.MEMBERS_INVITE}, responses=ERRORS)

@@ -12,7 +12,7 @@ from core.errors import Gone, Invalid, UserError
 from core.settings import get_settings
 from core.validation import clean_email, slugify
 from tenants import accounts
-from tenants.accounts import NewAccount, UserAccount
+from tenants.accounts import UserAccount
 from tenants.members import accept_invitation, pending_invitation
 from tenants.organizations import KINDS, OrganizationFields
 from tenants.organizations import signup as signup_service
@@ -190,15 +190,14 @@ async def signup(request: Request[Any, Any, Any]) -> Template | Redirect:
         )
         new_owner = None
         if user is None:
-            if form.get("password") != form.get("password_confirm"):
-                raise Invalid("The two passwords differ.", field="password_confirm")
-            if not form.get("terms"):
-                raise Invalid("Accept the terms of use to continue.", field="terms")
-            new_owner = NewAccount(
-                name=form.get("name", ""),
-                password=form.get("password", ""),
-                locale=form.get("locale") or settings.default_locale,
+            new_owner = accounts.check_new_account(
+                name=form.get("name"),
+                password=form.get("password"),
+                password_confirm=form.get("password_confirm"),
+                locale=form.get("locale"),
+                default_locale=settings.default_locale,
                 email=form.get("email", ""),
+                terms=bool(form.get("terms")),
             )
         owner, tenant = await signup_service(fields, user, new_owner, actor_for(request, user))
         if user is None:
@@ -234,12 +233,13 @@ async def invitation_accept(
     new_account = None
     try:
         if user is None:
-            if form.get("password") != form.get("password_confirm"):
-                raise Invalid("The two passwords differ.", field="password_confirm")
-            new_account = NewAccount(
-                form.get("name", ""),
-                form.get("password", ""),
-                form.get("locale") or get_settings().default_locale,
+            # The invitation names the address; accepting it asks no terms.
+            new_account = accounts.check_new_account(
+                name=form.get("name"),
+                password=form.get("password"),
+                password_confirm=form.get("password_confirm"),
+                locale=form.get("locale"),
+                default_locale=get_settings().default_locale,
             )
         account, org_slug = await accept_invitation(
             slug, token, user, new_account, actor_for(request, user)

@@ -28,6 +28,7 @@ from core.validation import clean_text
 from tenants import audit, members, tokens
 from tenants.organizations import (
     LOGO_MAX_BYTES,
+    Organization,
     SettingsChange,
     get_organization,
     my_organizations,
@@ -52,7 +53,7 @@ async def organizations(request: Request[Any, Any, Any]) -> Template | Redirect:
 @get("/", opt={"permission": Permission.ORGANIZATION_READ})
 async def dashboard(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     org = await get_organization(ctx)
-    people = await members.list_members(ctx)
+    people = await members.list_members(ctx, limit=None)
     pending = await members.list_invitations(ctx)
     recent = (
         (await audit.list_events(ctx, audit.AuditFilter(), limit=5)).events
@@ -64,7 +65,7 @@ async def dashboard(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
         "console/dashboard.html",
         ctx=ctx,
         org=org,
-        member_count=len(people),
+        member_count=len(people.items),
         pending_count=len(pending),
         recent=recent,
     )
@@ -84,10 +85,10 @@ async def _members_page(
     """
     if isinstance(error, NotFound):
         raise error
-    people = await members.list_members(ctx)
+    people = await members.list_members(ctx, limit=None, order=members.MemberOrder.ROLE)
     pending = await members.list_invitations(ctx)
     context: dict[str, Any] = {
-        "members": people,
+        "members": people.items,
         "invitations": pending,
         "roles": ROLES,
         "me": ctx.actor.user_id,
@@ -176,10 +177,19 @@ async def revoke(
     return redirect(f"/o/{ctx.tenant.slug}/members")
 
 
+def _settings_values(org: Organization) -> dict[str, Any]:
+    """The settings form's fields as the organization has them."""
+    return {
+        "name": org.name,
+        "default_locale": org.default_locale,
+        "brand_colour": org.brand_colour,
+    }
+
+
 @get("/settings", opt={"permission": Permission.ORGANIZATION_READ})
 async def settings_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     org = await get_organization(ctx)
-    return render(request, "console/settings.html", ctx=ctx, org=org, values=org)
+    return render(request, "console/settings.html", ctx=ctx, org=org, values=_settings_values(org))
 
 
 async def _logo_of(upload: object) -> tuple[str, bytes] | None:
@@ -211,7 +221,12 @@ async def settings_update(request: Request[Any, Any, Any], ctx: Ctx) -> Template
     except UserError as error:
         org = await get_organization(ctx)
         return form_error(
-            request, "console/settings.html", error, {**org, **values}, ctx=ctx, org=org
+            request,
+            "console/settings.html",
+            error,
+            {**_settings_values(org), **values},
+            ctx=ctx,
+            org=org,
         )
     flash(request, "Your changes are saved.")
     return redirect(f"/o/{ctx.tenant.slug}/settings")

@@ -30,7 +30,8 @@ from campaigns.participation.results import my_participations, result_details, s
 from campaigns.participation.start import start_or_resume
 from campaigns.problem_reports import report_problem
 from core.errors import Conflict, Invalid, UserError
-from tenants.accounts import create_user
+from core.settings import get_settings
+from tenants.accounts import check_new_account, create_user
 from tenants.context import TenantContext
 from tenants.organizations import tenant_by_slug
 from web.guards import signed_in
@@ -127,16 +128,16 @@ async def account_create(
     normalized, landing = await _landing(code)
     form = await form_of(request)
     try:
-        if form.get("password") != form.get("password_confirm"):
-            raise Invalid("The two passwords differ.", field="password_confirm")
-        if not form.get("terms"):
-            raise Invalid("Accept the terms of use to continue.", field="terms")
-        user = await create_user(
-            form.get("email", ""),
-            form.get("name", ""),
-            form.get("password", ""),
-            locale_of(request),
+        new = check_new_account(
+            name=form.get("name"),
+            password=form.get("password"),
+            password_confirm=form.get("password_confirm"),
+            locale=locale_of(request),
+            default_locale=get_settings().default_locale,
+            email=form.get("email", ""),
+            terms=bool(form.get("terms")),
         )
+        user = await create_user(new.email, new.name, new.password, new.locale)
     except UserError as error:
         return form_error(
             request,

@@ -171,6 +171,19 @@ async def test_dashboard_hides_the_audit_log_from_members(
 # --- members ---------------------------------------------------------------------------
 
 
+async def test_the_members_page_lists_everyone_owners_first_then_by_name(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    # Joined after the tenant's member, yet listed by role, then name.
+    for name, role in [("Zoe Admin", "admin"), ("Abel Admin", "admin"), ("Aaron Member", "member")]:
+        await add_member(tenant_a.owner_ctx, await make_user(name), role)
+    await browser.login(tenant_a.owner)
+    page = await browser.get(f"/o/{tenant_a.slug}/members")
+    assert page.status_code == 200
+    names = re.findall(r"<tr>\s*<td>([^<]+?)(?: <span|</td>)", page.text)
+    assert names == ["Alpha Owner", "Abel Admin", "Zoe Admin", "Aaron Member", "Alpha Member"]
+
+
 async def test_inviting_records_one_event_and_mails_a_link(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
