@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
     """
     settings = settings or get_settings()
     sessions = session_store(settings)
-    # Every job is registered before a request can enqueue one (the queue checks the name).
+    # Every job is registered before a request can enqueue one (the queue checks the name),
+    # and every webhook event before a form lists them or an endpoint is saved.
     import_jobs()
 
     @asynccontextmanager

@@ -120,11 +120,11 @@ def demo() -> None:
     settings = get_settings()
     click.echo("")
     click.echo(f"Jalon demo ready: {settings.base_url}")
-    click.echo("Demo sign-ins (password for all: " + logins["password"] + "):")
-    for line in logins["accounts"]:
+    click.echo("Demo sign-ins (password for all: " + logins.password + "):")
+    for line in logins.accounts:
         click.echo(f"  {line}")
     click.echo("Demo campaigns (open a link, sign in or create an account, take the test):")
-    for line in logins["campaigns"]:
+    for line in logins.campaigns:
         click.echo(f"  {line}")
     if settings.dev_outbox:
         click.echo(f"Mail sent by the demo lands in {settings.base_url}/dev/outbox")

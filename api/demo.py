@@ -6,9 +6,9 @@ Idempotent: people and organizations that exist are left as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from campaigns.service import CampaignFields, create_campaign, list_campaigns
+from campaigns.listing import all_campaigns
+from campaigns.service import CampaignFields, create_campaign
 from core.errors import NotFound
 from core.settings import get_settings
 from tenants.accounts import UserAccount, create_user, find_user_by_email, make_staff
@@ -122,6 +122,16 @@ ORGANIZATIONS = (
     ),
 )
 
+
+@dataclass(frozen=True)
+class DemoSignIns:
+    """What `jalon demo` prints: the shared password, one line per account and per campaign."""
+
+    password: str
+    accounts: list[str]
+    campaigns: list[str]
+
+
 STAFF = DemoPerson("account.manager@jalon.example", "Camille Roux", "fr", "account_manager")
 
 
@@ -146,9 +156,9 @@ async def _organization(demo: DemoOrganization) -> str:
             await add_member(ctx, account, person.role)
         await invite(ctx, demo.invitee, "member", get_settings())
     ctx = await member_context(demo.fields.slug, owner, actor)
-    for existing in await list_campaigns(ctx):
-        if existing["name"] == demo.campaign.name:
-            return str(existing["code"])
+    for existing in await all_campaigns(ctx):
+        if existing.name == demo.campaign.name:
+            return existing.code
     created = await create_campaign(
         ctx,
         CampaignFields(
@@ -161,7 +171,7 @@ async def _organization(demo: DemoOrganization) -> str:
     return created.code
 
 
-async def seed() -> dict[str, Any]:
+async def seed() -> DemoSignIns:
     """Create what is missing of the demo; return the sign-ins to print."""
     base_url = get_settings().base_url
     campaigns = [
@@ -176,4 +186,4 @@ async def seed() -> dict[str, Any]:
         for p in demo.people
     ]
     accounts.append(f"{STAFF.email:<36} staff   (back office)")
-    return {"password": PASSWORD, "accounts": accounts, "campaigns": campaigns}
+    return DemoSignIns(password=PASSWORD, accounts=accounts, campaigns=campaigns)

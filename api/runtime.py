@@ -20,14 +20,19 @@ JOB_MODULES = (
     "campaigns.exports",
     "campaigns.jobs",
     "campaigns.exposure",
-    "tenants.webhooks",
+    "tenants.webhooks.delivery",
 )
+#: Every module that registers webhook events (`tenants.webhooks.events`): the endpoint form,
+#: the API and the worker list or check them by name, so every process needs them imported.
+WEBHOOK_EVENT_MODULES = ("campaigns.events",)
 
 
 def import_jobs() -> None:
+    """Import every module that registers jobs or webhook events, as each process needs
+    before it enqueues, runs, lists or checks one by name."""
     import importlib
 
-    for module in JOB_MODULES:
+    for module in (*JOB_MODULES, *WEBHOOK_EVENT_MODULES):
         importlib.import_module(module)
 
 

@@ -1,7 +1,9 @@
 """The campaign events announced to the organization's webhooks (`tenants.webhooks`).
 
-Each function runs inside the transaction of the change it announces, so the event commits or
-rolls back with it; the payloads are documented in docs/webhooks.md.
+Importing this module registers them (`tenants` may not know campaigns, so campaigns declares
+its own events; the entry point imports this module in every process, `api.runtime`). Each
+function runs inside the transaction of the change it announces, so the event commits or rolls
+back with it; the payloads are documented in docs/webhooks.md.
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ from typing import Any
 from uuid import UUID
 
 from core.database import fetch
-from tenants import webhooks
 from tenants.context import TenantContext
+from tenants.webhooks.delivery import emit
+from tenants.webhooks.events import register_event
+
+PARTICIPATION_SHARED = register_event(
+    "participation.shared", "a participant shares their results with the organization"
+).name
+CAMPAIGN_CLOSED = register_event("campaign.closed", "an admin closes a campaign").name
 
 _SHARED = """
 SELECT p.id, p.attempt, p.external_id, p.completed_at, p.shared_at, c.id AS campaign_id,
@@ -43,9 +51,9 @@ async def participation_shared(ctx: TenantContext, participation_id: UUID) -> No
                 code: {"level": values.get("level", 0)} for code, values in competences.items()
             },
         }
-    await webhooks.emit(
+    await emit(
         ctx,
-        "participation.shared",
+        PARTICIPATION_SHARED,
         {
             "campaign": {"id": row["campaign_id"], "code": row["code"], "name": row["name"]},
             "participation": {
@@ -78,9 +86,9 @@ async def campaign_closed(ctx: TenantContext, campaign_id: UUID) -> None:
     if not rows:
         return
     row = rows[0]
-    await webhooks.emit(
+    await emit(
         ctx,
-        "campaign.closed",
+        CAMPAIGN_CLOSED,
         {
             "campaign": {
                 "id": row["id"],

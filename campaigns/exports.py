@@ -11,7 +11,8 @@ cursor, so 100,000 participations never sit in memory together.
   numbers, dates are dates in the organization's time zone, the header row is bold and frozen.
 
 Small exports stream in the request; above `JALON_EXPORT_BACKGROUND_THRESHOLD` shared results
-`start_export` runs the same code as a background task (ADR 0014) with its progress shown.
+(`runs_in_background`) `start_export` runs the same code as a background task (ADR 0014) with
+its progress shown.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from campaigns.service import Campaign, access_campaign
 from core.database import fetch, stream, tenant_transaction
 from core.errors import Invalid
 from core.i18n import N_, translate
+from core.settings import get_settings
 from core.tasks import TaskRun, task_job
 from tenants.context import TenantContext
 from tenants.tasks import start_task, starter_context
@@ -262,6 +264,12 @@ async def results_xlsx(
                 yield chunk
 
     return layout.filename("xlsx"), chunks()
+
+
+def runs_in_background(shared: int) -> bool:
+    """Whether an export of `shared` results runs as a background task (more than
+    `JALON_EXPORT_BACKGROUND_THRESHOLD`) rather than streaming in the request."""
+    return shared > get_settings().export_background_threshold
 
 
 async def shared_count(ctx: TenantContext, campaign_id: UUID | str) -> int:

@@ -1,5 +1,5 @@
-"""Paged reads of campaigns, participations, shared results and learners, for the JSON API
-and the campaign dashboard.
+"""Paged reads of campaigns, participations, shared results and learners: the one read path
+of the console, the campaign dashboard and the JSON API.
 
 Every listing is a keyset page: rows in a fixed order (newest first, then id), `limit` at a
 time, resumed from an opaque cursor that names the boundary row and the direction. Each page
@@ -376,6 +376,20 @@ async def list_campaigns_page(
         return await _keyset(
             select, query, ("c.created_at", "c.id"), at, limit, _campaign, "created_at"
         )
+
+
+async def all_campaigns(ctx: TenantContext) -> list[CampaignSummary]:
+    """Every campaign of the tenant, newest first, each with its funnel: the pages of
+    `list_campaigns_page` one after the other (one query per `MAX_LIMIT` campaigns), for the
+    console's list, which shows them all on one page."""
+    campaigns: list[CampaignSummary] = []
+    cursor: str | None = None
+    while True:
+        page = await list_campaigns_page(ctx, cursor, MAX_LIMIT)
+        campaigns += page.items
+        if page.next_cursor is None:
+            return campaigns
+        cursor = page.next_cursor
 
 
 async def campaign_summary(ctx: TenantContext, campaign_id: UUID | str) -> CampaignSummary:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -36,6 +36,8 @@ EXTERNAL_ID_FORMATS = ("text", "digits", "email")
 STATUSES = ("draft", "active", "closed", "archived")
 MAX_RETAKE_DELAY_DAYS = 3650
 CODE_ATTEMPTS = 5
+#: The years a campaign date typed in a form may fall in (both included).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
 # --- views -------------------------------------------------------------------------------
@@ -47,7 +49,9 @@ class CampaignFields:
 
     The target profile is either a catalogue profile (`profile_key`, see
     `campaigns.profile_catalogue.CATALOGUE`) or one of the tenant's own (`target_profile_id`).
-    Dates are timezone-aware; either may be None (open from creation, never closing).
+    Dates are timezone-aware; either may be None (open from creation, never closing). A form
+    gives the days as typed instead (`opens_on`, `closes_on`: YYYY-MM-DD, or empty for none),
+    which the service reads in the organization's time zone (`opening_time`, `closing_time`).
     """
 
     name: str
@@ -64,6 +68,42 @@ class CampaignFields:
     retake_delay_days: int = 0
     sso_required: bool = False
     consumes_seat: bool = True
+    opens_on: str | None = None
+    closes_on: str | None = None
+
+
+@dataclass(frozen=True)
+class ProfileSource:
+    """Where a campaign's frozen profile came from: a catalogue profile (`key`), or one of the
+    organization's own (`id`), at the `version` frozen and with its `name` then."""
+
+    kind: str
+    key: str | None = None
+    id: UUID | None = None
+    version: int | None = None
+    name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The source as stored in a campaign's snapshot (only the keys its kind has)."""
+        stored = {
+            "kind": self.kind,
+            "key": self.key,
+            "id": str(self.id) if self.id is not None else None,
+            "version": self.version,
+            "name": self.name,
+        }
+        return {key: value for key, value in stored.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProfileSource:
+        """The inverse of `to_json`."""
+        return cls(
+            kind=data["kind"],
+            key=data.get("key"),
+            id=UUID(data["id"]) if data.get("id") is not None else None,
+            version=data.get("version"),
+            name=data.get("name"),
+        )
 
 
 @dataclass(frozen=True)
@@ -76,7 +116,8 @@ class Campaign:
     code: str
     status: str
     profile: ProfileSpec
-    profile_source: dict[str, Any]
+    #: None only in a snapshot that did not record it
+    profile_source: ProfileSource | None
     target_profile_id: UUID | None
     bank_version: str
     locales: tuple[str, ...]
@@ -103,7 +144,7 @@ class Campaign:
         return CampaignFields(
             name=self.name,
             type=self.type,
-            profile_key=source.get("key") if source.get("kind") == "catalogue" else None,
+            profile_key=source.key if source and source.kind == "catalogue" else None,
             target_profile_id=self.target_profile_id,
             locales=self.locales,
             landing_text=self.landing_text,
@@ -139,6 +180,62 @@ class CampaignStats:
 
 
 # --- cleaning ----------------------------------------------------------------------------
+
+
+def _typed_day(typed: str, field: str) -> date | None:
+    typed = typed.strip()
+    if not typed:
+        return None
+    try:
+        day = date.fromisoformat(typed)
+    except ValueError:
+        raise Invalid("Enter a date as YYYY-MM-DD.", field=field) from None
+    # Years like 0001 or 9999 are typing slips, and 9999-12-31 has no next day to close at.
+    # The message is a translated text: change it with FIRST_YEAR and LAST_YEAR.
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise Invalid("Enter a date between the years 2000 and 2100.", field=field)
+    return day
+
+
+def _start_of(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def opening_time(typed: str, zone: tzinfo) -> datetime | None:
+    """When a campaign opens whose opening day was typed as `typed` (YYYY-MM-DD): the start
+    of that day in the organization's time zone `zone`, in UTC; None when nothing was typed.
+    `Invalid` (field `opens_at`) for another format or a year outside FIRST_YEAR–LAST_YEAR."""
+    day = _typed_day(typed, "opens_at")
+    return _start_of(day, zone) if day else None
+
+
+def closing_time(typed: str, zone: tzinfo) -> datetime | None:
+    """When a campaign closes whose closing day was typed as `typed` (YYYY-MM-DD): the end of
+    that day in `zone` (the start of the next), in UTC, so that a campaign closing on the 30th
+    is open all day on the 30th; None when nothing was typed. `Invalid` (field `closes_at`)
+    as for `opening_time`."""
+    day = _typed_day(typed, "closes_at")
+    return _start_of(day + timedelta(days=1), zone) if day else None
+
+
+def last_open_day(closes_at: datetime, zone: tzinfo) -> date:
+    """The day a campaign closing at `closes_at` is last open, in `zone`: what the form shows
+    for the closing date (the inverse of `closing_time`)."""
+    return (closes_at.astimezone(zone) - timedelta(days=1)).date()
+
+
+def _read_days(fields: CampaignFields, zone: tzinfo) -> CampaignFields:
+    """`fields` with the days typed in a form (if any) turned into the instants they mean."""
+    opens_at, closes_at = fields.opens_at, fields.closes_at
+    if fields.opens_on is not None:
+        if opens_at is not None:
+            raise ValueError("give opens_at or opens_on, not both")
+        opens_at = opening_time(fields.opens_on, zone)
+    if fields.closes_on is not None:
+        if closes_at is not None:
+            raise ValueError("give closes_at or closes_on, not both")
+        closes_at = closing_time(fields.closes_on, zone)
+    return replace(fields, opens_at=opens_at, closes_at=closes_at, opens_on=None, closes_on=None)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -196,13 +293,13 @@ def _clean_fields(
 
 async def _choose_profile(
     ctx: TenantContext, fields: CampaignFields, bank: Bank
-) -> tuple[ProfileSpec, dict[str, Any], UUID | None]:
+) -> tuple[ProfileSpec, ProfileSource, UUID | None]:
     """(profile, its source, target_profile_id) for the fields, inside the transaction."""
     if (fields.profile_key is None) == (fields.target_profile_id is None):
         raise Invalid("Choose one of the offered target profiles.", field="target_profile")
     if fields.profile_key is not None:
         entry = catalogue_profile(fields.profile_key, bank)
-        return entry.spec(bank), {"kind": "catalogue", "key": entry.key}, None
+        return entry.spec(bank), ProfileSource(kind="catalogue", key=entry.key), None
     try:
         own = await access_target_profile(ctx, str(fields.target_profile_id))
     except NotFound:
@@ -212,14 +309,14 @@ async def _choose_profile(
     spec = own.spec
     # The bank may have moved on since the profile was saved: check it again.
     spec = clean_spec(bank, spec.competences, spec.tubes, dict(spec.max_levels))
-    source = {"kind": "custom", "id": str(own.id), "version": own.version, "name": own.name}
+    source = ProfileSource(kind="custom", id=own.id, version=own.version, name=own.name)
     return spec, source, own.id
 
 
-def _snapshot(bank: Bank, spec: ProfileSpec, source: Mapping[str, Any]) -> str:
+def _snapshot(bank: Bank, spec: ProfileSpec, source: ProfileSource | None) -> str:
     return json.dumps(
         {
-            "profile": {**spec.to_json(), "source": dict(source)},
+            "profile": {**spec.to_json(), "source": source.to_json() if source else {}},
             "engine": assessment.engine_settings(bank, spec),
         },
         sort_keys=True,
@@ -231,6 +328,7 @@ def _snapshot(bank: Bank, spec: ProfileSpec, source: Mapping[str, Any]) -> str:
 
 def _campaign(row: Mapping[str, Any]) -> Campaign:
     snapshot = json.loads(row["profile_snapshot"])
+    source = snapshot["profile"].get("source")
     return Campaign(
         id=row["id"],
         name=row["name"],
@@ -238,7 +336,7 @@ def _campaign(row: Mapping[str, Any]) -> Campaign:
         code=row["code"],
         status=row["status"],
         profile=ProfileSpec.from_json(snapshot["profile"]),
-        profile_source=snapshot["profile"].get("source", {}),
+        profile_source=ProfileSource.from_json(source) if source else None,
         target_profile_id=row["target_profile_id"],
         bank_version=row["bank_version"],
         locales=tuple(row["locales"]),
@@ -335,7 +433,7 @@ async def _insert_campaign(
     ctx: TenantContext,
     values: Mapping[str, Any],
     spec: ProfileSpec,
-    source: Mapping[str, Any],
+    source: ProfileSource | None,
     target_profile_id: UUID | None,
     bank: Bank,
     status: str,
@@ -377,6 +475,7 @@ async def create_campaign(
     """A new campaign, active (or a draft), with a fresh code and the target profile frozen
     against the current bank version."""
     require_manager(ctx)
+    fields = _read_days(fields, ctx.tenant.zone)
     bank = current_bank()
     values = _clean_fields(fields, bank)
     async with tenant_transaction(ctx):
@@ -410,6 +509,7 @@ async def update_campaign(
     someone starts, the type and the profile may change; afterwards they are fixed. The code
     never changes."""
     require_manager(ctx)
+    fields = _read_days(fields, ctx.tenant.zone)
     async with tenant_transaction(ctx):
         current, started = await access_campaign(ctx, campaign_id, for_update=True)
         _refuse_archived(current)
@@ -569,19 +669,6 @@ async def get_campaign(ctx: TenantContext, campaign_id: UUID | str) -> Campaign:
     async with tenant_transaction(ctx):
         campaign, _ = await access_campaign(ctx, campaign_id)
     return campaign
-
-
-async def list_campaigns(ctx: TenantContext) -> list[dict[str, Any]]:
-    """The tenant's campaigns, newest first, with how many learners took part."""
-    require_reader(ctx)
-    async with tenant_transaction(ctx):
-        return await fetch(
-            """SELECT c.id, c.name, c.type, c.code, c.status, c.opens_at, c.closes_at,
-                      c.created_at, (SELECT count(DISTINCT p.learner_id) FROM participation p
-                        WHERE p.tenant_id = c.tenant_id AND p.campaign_id = c.id) AS participants
-               FROM campaign c WHERE c.tenant_id = $1 ORDER BY c.created_at DESC, c.id DESC""",
-            ctx.tenant_id,
-        )
 
 
 async def campaign_stats(ctx: TenantContext, campaign_id: UUID | str) -> CampaignStats:

@@ -200,7 +200,7 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.members.pending_invitation": "an invitation link, before any membership",
     "tenants.members.accept_invitation": "the invitee becomes a member",
     "tenants.tasks.starter_context": "the starter's organization, by id",
-    "tenants.webhooks.sweep_webhooks": "due deliveries of every tenant (the jalon.sweep policy)",
+    "tenants.webhooks.delivery.sweep_webhooks": "all tenants' due deliveries (jalon.sweep)",
     "campaigns.participation.landing.resolve_code": "a campaign code names its organization",
     "campaigns.participation.results.my_participations": "a person's own participations",
     "campaigns.problem_reports": "global flags, and samples read through content_triage",

@@ -352,6 +352,9 @@ S = TypeVar("S")
 
 
 def _convert(value: Any, kind: type[S]) -> S:
+    """The response model `kind` built from what a service returned (a dataclass or struct,
+    with the pages, lists and objects inside it): the one way handlers answer, so the models
+    are never copied field by field."""
     return msgspec.convert(value, kind, from_attributes=True)
 
 
@@ -375,8 +378,7 @@ async def list_campaigns(
     next page (null on the last) or `previous_cursor` for the one before (null on the first),
     with the same filters."""
     page = await listing.list_campaigns_page(ctx, cursor, limit, status=status)
-    items = [_convert(item, Campaign) for item in page.items]
-    return CampaignPage(items, page.next_cursor, page.previous_cursor)
+    return _convert(page, CampaignPage)
 
 
 @get("/campaigns/{campaign_id:str}", opt=CAMPAIGNS_READ, responses=ERRORS, tags=["campaigns"])
@@ -407,8 +409,7 @@ async def list_participations(
     page = await listing.list_participations(
         ctx, campaign_id, cursor, limit, status=status, search=search, group=group
     )
-    items = [_convert(item, Participation) for item in page.items]
-    return ParticipationPage(items, page.next_cursor, page.previous_cursor)
+    return _convert(page, ParticipationPage)
 
 
 @get(
@@ -430,8 +431,7 @@ async def list_results(
     page = await listing.list_shared_results(
         ctx, campaign_id, cursor, limit, search=search, group=group
     )
-    items = [_convert(item, SharedResult) for item in page.items]
-    return SharedResultPage(items, page.next_cursor, page.previous_cursor)
+    return _convert(page, SharedResultPage)
 
 
 @get("/learners", opt=LEARNERS_READ, responses=ERRORS, tags=["learners"])

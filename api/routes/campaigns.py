@@ -10,7 +10,6 @@ organization's id is the 404 of an unknown one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from litestar import Request, get, post
@@ -18,14 +17,13 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
 from api.routes import campaign_dashboard
-from campaigns import exports, service
+from campaigns import exports, listing, service
 from campaigns.content import current_bank, frozen_bank
 from campaigns.profile_catalogue import catalogue
 from campaigns.service import CAMPAIGN_TYPES, EXTERNAL_ID_FORMATS, CampaignFields
 from campaigns.target_profiles import list_target_profiles
 from core.errors import Invalid, UserError
 from core.i18n import LOCALES
-from core.settings import get_settings
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 from web.guards import Ctx
@@ -52,27 +50,9 @@ async def _profile_options(ctx: TenantContext, locale: str) -> list[tuple[str, s
     return options
 
 
-def _day(value: str, field: str, ctx: TenantContext, *, end: bool = False) -> datetime | None:
-    """A date typed in the organization's time zone: the start of that day, or with `end` the
-    start of the next (a campaign closing on the 30th is open all day on the 30th)."""
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise Invalid("Enter a date as YYYY-MM-DD.", field=field) from None
-    if not 2000 <= day.year <= 2100:
-        raise Invalid("Enter a date between the years 2000 and 2100.", field=field)
-    if end:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(), tzinfo=ctx.tenant.zone).astimezone(UTC)
-
-
-def _fields(
-    form: Any, ctx: TenantContext, current: service.Campaign | None = None
-) -> CampaignFields:
-    """The campaign's fields from the form (`current`: the campaign being edited)."""
+def _fields(form: Any, current: service.Campaign | None = None) -> CampaignFields:
+    """The campaign's fields from the form (`current`: the campaign being edited); the dates
+    go as typed, for the service to read in the organization's time zone."""
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     kind, _, ref = values.get("target_profile", "").partition(":")
     if kind not in ("catalogue", "custom") or not ref:
@@ -92,8 +72,8 @@ def _fields(
         landing_text=values.get("landing_text", ""),
         external_id_label=values.get("external_id_label") or None,
         external_id_format=values.get("external_id_format") or "text",
-        opens_at=_day(values.get("opens_at", ""), "opens_at", ctx),
-        closes_at=_day(values.get("closes_at", ""), "closes_at", ctx, end=True),
+        opens_on=values.get("opens_at", ""),
+        closes_on=values.get("closes_at", ""),
         retake_allowed=values.get("retake_allowed") == "yes",
         retake_delay_days=int(delay),
         consumes_seat=values.get("consumes_seat") == "yes",
@@ -109,7 +89,7 @@ async def _list_page(
     values: dict[str, Any] | None = None,
 ) -> Template:
     context: dict[str, Any] = {
-        "campaigns": await service.list_campaigns(ctx),
+        "campaigns": await listing.all_campaigns(ctx),
         "profiles": await _profile_options(ctx, locale_of(request)),
         "types": CAMPAIGN_TYPES,
         "formats": EXTERNAL_ID_FORMATS,
@@ -129,7 +109,7 @@ async def campaigns_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
 async def campaign_create(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
     form = await request.form()
     try:
-        campaign = await service.create_campaign(ctx, _fields(form, ctx))
+        campaign = await service.create_campaign(ctx, _fields(form))
     except UserError as error:
         values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
         values["locales"] = [v for v in form.getall("locales")] if "locales" in form else []
@@ -176,7 +156,7 @@ async def _campaign_page(
         "stats": stats,
         "link": f"{str(request.base_url).rstrip('/')}/c/{campaign.code}",
         "competences": _competence_rows(campaign, stats, locale_of(request)),
-        "export_in_background": _in_background(stats.shared),
+        "export_in_background": exports.runs_in_background(stats.shared),
     }
     board = await campaign_dashboard.dashboard(request, ctx, campaign.id)
     context.update(board.context)
@@ -255,7 +235,7 @@ def _edit_values(campaign: service.Campaign, ctx: TenantContext) -> dict[str, An
     date as the last open day."""
     fields = campaign.fields()
     zone = ctx.tenant.zone
-    closes = fields.closes_at.astimezone(zone) - timedelta(days=1) if fields.closes_at else None
+    closes = service.last_open_day(fields.closes_at, zone) if fields.closes_at else None
     return {
         "name": fields.name,
         "type": fields.type,
@@ -269,7 +249,7 @@ def _edit_values(campaign: service.Campaign, ctx: TenantContext) -> dict[str, An
         "external_id_label": fields.external_id_label or "",
         "external_id_format": fields.external_id_format,
         "opens_at": fields.opens_at.astimezone(zone).date().isoformat() if fields.opens_at else "",
-        "closes_at": closes.date().isoformat() if closes else "",
+        "closes_at": closes.isoformat() if closes else "",
         "retake_allowed": fields.retake_allowed,
         "retake_delay_days": str(fields.retake_delay_days),
         "consumes_seat": fields.consumes_seat,
@@ -310,7 +290,7 @@ async def campaign_edit(
     form = await request.form()
     current = await service.get_campaign(ctx, campaign_id)
     try:
-        campaign = await service.update_campaign(ctx, campaign_id, _fields(form, ctx, current))
+        campaign = await service.update_campaign(ctx, campaign_id, _fields(form, current))
     except UserError as error:
         if error.status_code == 404:
             raise
@@ -321,17 +301,12 @@ async def campaign_edit(
     return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign.id}")
 
 
-def _in_background(shared: int) -> bool:
-    """Exports of more shared results than the setting run as background tasks."""
-    return shared > get_settings().export_background_threshold
-
-
 async def _export(
     request: Request[Any, Any, Any], ctx: TenantContext, campaign_id: str, export_format: str
 ) -> Stream | Redirect:
     """A small export streams at once (bounded memory whatever its size); a large one is
     started from the campaign page's buttons, as a background task, and never by a GET."""
-    if _in_background(await exports.shared_count(ctx, campaign_id)):
+    if exports.runs_in_background(await exports.shared_count(ctx, campaign_id)):
         flash(request, "This campaign has many results: start its export with the buttons below.")
         return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign_id}")
     locale = ctx.tenant.default_locale

@@ -2,8 +2,9 @@
 enable, disable, delete, reveal or rotate the signing secret, send a test event) and each
 endpoint's delivery log, with a redeliver button.
 
-Owners and admins only (`org:webhooks:manage`). Ids go through `tenants.webhooks`' accessors,
-so another organization's endpoint or delivery is the 404 of an unknown one.
+Owners and admins only (`org:webhooks:manage`). Ids go through `tenants.webhooks.endpoints`'
+accessors, so another organization's endpoint or delivery is the 404 of an unknown one. The
+events offered are those registered (`tenants.webhooks.events`), read at each request.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from core.errors import UserError
-from tenants import webhooks
 from tenants.context import TenantContext
 from tenants.permissions import Permission
-from tenants.webhooks import EVENT_TYPES, EndpointFields
+from tenants.webhooks import endpoints
+from tenants.webhooks.delivery import MAX_ATTEMPTS
+from tenants.webhooks.endpoints import EndpointFields
+from tenants.webhooks.events import subscribable_events
 from web.guards import Ctx
 from web.pages import flash, form_error, redirect, render
 
 MANAGE = {"permission": Permission.WEBHOOKS_MANAGE}
-NEW_ENDPOINT: dict[str, Any] = {"events": list(EVENT_TYPES)}
 
 
 async def _fields(request: Request[Any, Any, Any]) -> tuple[EndpointFields, dict[str, Any]]:
@@ -47,11 +49,13 @@ async def _list_page(
     values: dict[str, Any] | None = None,
 ) -> Template:
     context: dict[str, Any] = {
-        "endpoints": await webhooks.list_endpoints(ctx),
-        "event_types": EVENT_TYPES,
+        "endpoints": await endpoints.list_endpoints(ctx),
+        "event_types": subscribable_events(),
     }
     if error is None:
-        return render(request, "console/webhooks.html", ctx=ctx, values=NEW_ENDPOINT, **context)
+        # a new endpoint subscribes to every event unless the admin unticks some
+        new: dict[str, Any] = {"events": list(subscribable_events())}
+        return render(request, "console/webhooks.html", ctx=ctx, values=new, **context)
     return form_error(request, "console/webhooks.html", error, values or {}, ctx=ctx, **context)
 
 
@@ -64,7 +68,7 @@ async def webhooks_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
 async def webhook_create(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
     fields, values = await _fields(request)
     try:
-        endpoint_id = await webhooks.create_endpoint(ctx, fields)
+        endpoint_id = await endpoints.create_endpoint(ctx, fields)
     except UserError as error:
         return await _list_page(request, ctx, error, values)
     flash(
@@ -83,23 +87,23 @@ async def _endpoint_page(
     values: dict[str, Any] | None = None,
     secret: str | None = None,
 ) -> Template:
-    endpoint = await webhooks.get_endpoint(ctx, endpoint_id)
+    endpoint = await endpoints.get_endpoint(ctx, endpoint_id)
     cursor = request.query_params.get("cursor") if error is None else None
-    page = await webhooks.list_deliveries(ctx, endpoint["id"], cursor)
+    page = await endpoints.list_deliveries(ctx, endpoint.id, cursor)
     context: dict[str, Any] = {
         "endpoint": endpoint,
         "deliveries": page.deliveries,
         "next_cursor": page.next_cursor,
         "first_page": not cursor,
-        "event_types": EVENT_TYPES,
+        "event_types": subscribable_events(),
         "secret": secret,
-        "max_attempts": webhooks.MAX_ATTEMPTS,
+        "max_attempts": MAX_ATTEMPTS,
     }
     if error is None:
         form = {
-            "url": endpoint["url"],
-            "description": endpoint["description"],
-            "events": list(endpoint["events"]),
+            "url": endpoint.url,
+            "description": endpoint.description,
+            "events": list(endpoint.events),
         }
         return render(request, "console/webhook.html", ctx=ctx, values=form, **context)
     if values is None:
@@ -126,7 +130,7 @@ async def webhook_update(
 ) -> Template | Redirect:
     fields, values = await _fields(request)
     try:
-        await webhooks.update_endpoint(ctx, endpoint_id, fields)
+        await endpoints.update_endpoint(ctx, endpoint_id, fields)
     except UserError as error:
         if error.status_code == 404:
             raise
@@ -143,23 +147,23 @@ async def _action(
     try:
         match action:
             case "enable":
-                await webhooks.set_enabled(ctx, endpoint_id, True)
+                await endpoints.set_enabled(ctx, endpoint_id, True)
                 flash(request, "The endpoint is enabled.")
             case "disable":
-                await webhooks.set_enabled(ctx, endpoint_id, False)
+                await endpoints.set_enabled(ctx, endpoint_id, False)
                 flash(request, "The endpoint is disabled: it receives no new event.")
             case "test":
-                await webhooks.send_test_event(ctx, endpoint_id)
+                await endpoints.send_test_event(ctx, endpoint_id)
                 flash(request, "A test event is on its way. Reload to see how it went.")
             case "delete":
-                await webhooks.delete_endpoint(ctx, endpoint_id)
+                await endpoints.delete_endpoint(ctx, endpoint_id)
                 flash(request, "The endpoint and its delivery log are deleted.")
                 return redirect(f"/o/{ctx.tenant.slug}/webhooks")
             case "reveal":
-                secret = await webhooks.reveal_secret(ctx, endpoint_id)
+                secret = await endpoints.reveal_secret(ctx, endpoint_id)
                 return await _endpoint_page(request, ctx, endpoint_id, secret=secret)
             case _:
-                secret = await webhooks.rotate_secret(ctx, endpoint_id)
+                secret = await endpoints.rotate_secret(ctx, endpoint_id)
                 return await _endpoint_page(request, ctx, endpoint_id, secret=secret)
     except UserError as error:
         if error.status_code == 404:
@@ -219,7 +223,7 @@ async def webhook_redeliver(
     delivery_id: FromPath[str],
 ) -> Template | Redirect:
     try:
-        await webhooks.redeliver(ctx, endpoint_id, delivery_id)
+        await endpoints.redeliver(ctx, endpoint_id, delivery_id)
     except UserError as error:
         if error.status_code == 404:
             raise

@@ -51,7 +51,7 @@ AUDIT_ACTIONS = (
     N_("learners.imported"),
     # background tasks (tenants/tasks.py)
     N_("task.started"),
-    # outgoing webhooks (tenants/webhooks.py)
+    # outgoing webhooks (tenants/webhooks/endpoints.py)
     N_("webhook.created"),
     N_("webhook.updated"),
     N_("webhook.enabled"),
@@ -67,5 +67,5 @@ AUDIT_ACTIONS = (
 TASK_KINDS = (N_("campaign.results_export"), N_("learners.import"))
 
 #: Webhook event types a delivery log shows with `_(event)` besides the audited ones
-#: (`tenants.webhooks.TEST_EVENT`).
+#: (`tenants.webhooks.events.TEST_EVENT`).
 WEBHOOK_EVENTS = (N_("ping"),)

@@ -186,6 +186,10 @@ async def test_the_campaign_page_counts_and_charts_shared_results(
     assert stats["shared their results"] == "1"
     assert "<svg" in shown.text
     assert "Learners per level, over shared results" in shown.text
+    listed = await browser.get(f"/o/{tenant_a.slug}/campaigns")
+    row = re.search(rf'campaigns/{campaign.id}">Counted</a></th>(.*?)</tr>', listed.text, re.S)
+    assert row is not None
+    assert re.findall(r"<td>([^<]*)</td>", row.group(1)) == ["Open", "2"]  # status, learners
 
 
 async def test_an_unknown_or_mangled_campaign_id_is_not_found(

@@ -47,8 +47,8 @@ async def test_the_demo_seeds_three_kinds_of_tenant_and_runs_again_unchanged(
         assert len(roles) >= 2
         assert invitations == 1
 
-    assert len(first["campaigns"]) == len(ORGANIZATIONS)
-    for line in first["campaigns"]:
+    assert len(first.campaigns) == len(ORGANIZATIONS)
+    for line in first.campaigns:
         landing = await resolve_code(line.split("/c/")[1].split()[0])  # open, or it raises
         assert landing.name in {demo.campaign.name for demo in ORGANIZATIONS}
 

@@ -38,7 +38,7 @@ from tenants.context import Actor
 from tenants.members import invite
 from tenants.organizations import SettingsChange, update_settings
 from tenants.tokens import create_token
-from tenants.webhooks import EndpointFields, create_endpoint, set_enabled
+from tenants.webhooks.endpoints import EndpointFields, create_endpoint, set_enabled
 from tests.api.conftest import Browser, audit_actions, bearer, browser_on, issue_token
 from tests.conftest import TenantFixture, make_tenant
 from tests.db import as_tenant

@@ -5,6 +5,7 @@ campaign's fields changed while its code stays."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from campaigns.content import current_bank
@@ -124,6 +125,8 @@ async def test_an_owner_edits_a_campaign_and_its_code_stays(
     assert saved.status_code == 303
     updated = await get_campaign(tenant_a.owner_ctx, campaign.id)
     assert (updated.name, updated.code) == ("Autumn 2026", campaign.code)
+    # Open all day on the 31st in Paris: closed from midnight there, 23:00 UTC in winter.
+    assert updated.closes_at == datetime(2099, 12, 31, 23, tzinfo=UTC)
     assert updated.consumes_seat
     again = await browser.get(edit)
     assert 'value="2099-12-31"' in again.text  # the last open day, as typed

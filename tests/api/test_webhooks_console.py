@@ -8,8 +8,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from core import database
-from tenants import webhooks
-from tenants.webhooks import EndpointFields
+from tenants.webhooks.delivery import MAX_ATTEMPTS, deliver_webhook
+from tenants.webhooks.endpoints import (
+    EndpointFields,
+    create_endpoint,
+    get_endpoint,
+    send_test_event,
+)
 from tests.api.conftest import Browser, audit_actions
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
@@ -24,7 +29,7 @@ async def _deliver_pending(tenant: TenantFixture) -> None:
             tenant.id,
         )
     for row in rows:
-        await webhooks.deliver_webhook({}, str(tenant.id), str(row["id"]))
+        await deliver_webhook({}, str(tenant.id), str(row["id"]))
 
 
 async def _endpoints(tenant: TenantFixture) -> list[dict[str, Any]]:
@@ -84,11 +89,9 @@ async def test_a_failed_delivery_can_be_sent_again(
 ) -> None:
     await browser.login(tenant_a.owner)
     async with receiving() as receiver:
-        receiver.statuses = [500] * webhooks.MAX_ATTEMPTS
-        endpoint_id = await webhooks.create_endpoint(
-            tenant_a.owner_ctx, EndpointFields(receiver.url())
-        )
-        delivery_id = await webhooks.send_test_event(tenant_a.owner_ctx, endpoint_id)
+        receiver.statuses = [500] * MAX_ATTEMPTS
+        endpoint_id = await create_endpoint(tenant_a.owner_ctx, EndpointFields(receiver.url()))
+        delivery_id = await send_test_event(tenant_a.owner_ctx, endpoint_id)
         await _deliver_pending(tenant_a)
         async with as_tenant(tenant_a.id):
             await database.execute(
@@ -106,6 +109,33 @@ async def test_a_failed_delivery_can_be_sent_again(
         await _deliver_pending(tenant_a)
         assert len(receiver.requests) == 2
     assert (await audit_actions(tenant_a.id))[-1] == "webhook.redelivered"
+
+
+async def test_the_forms_offer_every_registered_event(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    await browser.login(tenant_a.owner)
+    base = f"/o/{tenant_a.slug}/webhooks"
+    boxes = re.compile(r'name="events" value="([^"]+)" ?(checked)?')
+    new = await browser.get(base)
+    # a new endpoint: every event ticked, in the order campaigns registers them; never ping
+    assert boxes.findall(new.text) == [
+        ("participation.shared", "checked"),
+        ("campaign.closed", "checked"),
+    ]
+    endpoint_id = await create_endpoint(
+        tenant_a.owner_ctx, EndpointFields("https://example.org/a", "", ("campaign.closed",))
+    )
+    edit = await browser.get(f"{base}/{endpoint_id}")
+    assert boxes.findall(edit.text) == [
+        ("participation.shared", ""),
+        ("campaign.closed", "checked"),
+    ]
+    unknown = await browser.post(
+        base, {"url": "https://example.org/b", "events": "campaign.deleted"}, page=base
+    )
+    assert unknown.status_code == 422
+    assert "Unknown event: campaign.deleted." in unknown.text
 
 
 async def test_a_bad_address_is_shown_next_to_its_field(
@@ -129,9 +159,7 @@ async def test_endpoints_are_edited_disabled_and_deleted(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
     await browser.login(tenant_a.owner)
-    endpoint_id = await webhooks.create_endpoint(
-        tenant_a.owner_ctx, EndpointFields("https://example.org/a")
-    )
+    endpoint_id = await create_endpoint(tenant_a.owner_ctx, EndpointFields("https://example.org/a"))
     page = f"/o/{tenant_a.slug}/webhooks/{endpoint_id}"
     saved = await browser.post(
         page, {"url": "https://example.org/b", "events": "participation.shared"}, page=page
@@ -157,9 +185,7 @@ async def test_endpoints_are_edited_disabled_and_deleted(
 async def test_members_are_refused_the_webhooks_pages(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
-    endpoint_id = await webhooks.create_endpoint(
-        tenant_a.owner_ctx, EndpointFields("https://example.org/a")
-    )
+    endpoint_id = await create_endpoint(tenant_a.owner_ctx, EndpointFields("https://example.org/a"))
     await browser.login(tenant_a.member)
     for path in ("/webhooks", f"/webhooks/{endpoint_id}"):
         assert (await browser.get(f"/o/{tenant_a.slug}{path}")).status_code == 403
@@ -170,9 +196,7 @@ async def test_members_are_refused_the_webhooks_pages(
 async def test_another_organizations_endpoint_is_not_found(
     browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    theirs = await webhooks.create_endpoint(
-        tenant_b.owner_ctx, EndpointFields("https://example.org/b")
-    )
+    theirs = await create_endpoint(tenant_b.owner_ctx, EndpointFields("https://example.org/b"))
     await browser.login(tenant_a.owner)
     base = f"/o/{tenant_a.slug}/webhooks"
     foreign = await browser.get(f"{base}/{theirs}")
@@ -181,5 +205,5 @@ async def test_another_organizations_endpoint_is_not_found(
     for action in ("disable", "delete", "secret", "rotate", "test"):
         response = await browser.post(f"{base}/{theirs}/{action}", page=base)
         assert response.status_code == 404, action
-    assert (await webhooks.get_endpoint(tenant_b.owner_ctx, theirs))["enabled"] is True
+    assert (await get_endpoint(tenant_b.owner_ctx, theirs)).enabled is True
     assert isinstance(theirs, UUID)

@@ -21,6 +21,7 @@ from campaigns import exports
 from campaigns.service import Campaign
 from core import database, jobs
 from core.errors import Invalid, NotFound
+from core.settings import get_settings
 from tenants import tasks
 from tests.campaigns.conftest import make_campaign
 from tests.conftest import TenantFixture
@@ -168,6 +169,29 @@ async def test_another_tenants_campaign_is_not_found(
 async def test_an_unknown_format_is_refused(tenant_a: TenantFixture, campaign: Campaign) -> None:
     with pytest.raises(Invalid):
         await exports.start_export(tenant_a.owner_ctx, campaign.id, "pdf", "en")
+
+
+@pytest.mark.parametrize(
+    ("threshold", "shared", "background"),
+    [
+        (5000, 5000, False),
+        (5000, 5001, True),
+        (2, 2, False),
+        (2, 3, True),
+        (0, 0, False),
+        (0, 1, True),
+    ],
+)
+def test_an_export_of_more_results_than_the_threshold_runs_in_the_background(
+    monkeypatch: pytest.MonkeyPatch, threshold: int, shared: int, background: bool
+) -> None:
+    monkeypatch.setenv("JALON_EXPORT_BACKGROUND_THRESHOLD", str(threshold))
+    get_settings.cache_clear()
+    try:
+        assert exports.runs_in_background(shared) is background
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from campaigns import listing
+from campaigns.codes import new_code
 from campaigns.learner_import import import_learners
 from campaigns.listing import Page, decode_cursor, encode_cursor
 from campaigns.participation.results import share
@@ -346,6 +347,36 @@ async def test_campaigns_page_with_their_funnel(
     assert one == first
     drafts = await listing.list_campaigns_page(ctx, status="draft")
     assert drafts.items == []
+
+
+async def test_all_campaigns_reads_every_page_in_the_order_of_the_pages(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    newest = await make_campaign(tenant_a, name="Newest")
+    await seed(tenant_a, newest.id, 4)
+    await make_campaign(tenant_b, name="Theirs")
+    async with as_tenant(tenant_a.id):
+        # More than a page of the largest size: copies of the campaign, a minute apart, older.
+        await database.execute(
+            """INSERT INTO campaign (tenant_id, id, name, type, code, profile_snapshot,
+                   bank_version, locales, status, created_at, updated_at)
+               SELECT tenant_id, gen_random_uuid(), 'Copy ' || n, type, copy.code,
+                   profile_snapshot, bank_version, locales, status,
+                   created_at - n * interval '1 minute', updated_at
+               FROM campaign, unnest($3::text[]) WITH ORDINALITY AS copy(code, n)
+               WHERE tenant_id = $1 AND id = $2""",
+            tenant_a.id,
+            newest.id,
+            [new_code() for _ in range(listing.MAX_LIMIT + 5)],
+        )
+    ctx = tenant_a.member_ctx
+    every = await listing.all_campaigns(ctx)
+    pages = await every_page(lambda c, n: listing.list_campaigns_page(ctx, c, n), 50)
+    assert len(every) == listing.MAX_LIMIT + 6
+    assert every == [item for page in pages for item in page.items]
+    assert every[0] == await listing.campaign_summary(ctx, newest.id)
+    assert (every[0].started, every[0].completed, every[0].shared) == (4, 2, 1)
+    assert [c.name for c in every[1:4]] == ["Copy 1", "Copy 2", "Copy 3"]
 
 
 # --- learners ----------------------------------------------------------------------------

@@ -6,19 +6,21 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns import service
+from campaigns import listing, service
 from campaigns.codes import is_well_formed
 from campaigns.participation.answering import current_challenge
 from campaigns.participation.results import get_participation, share
 from campaigns.participation.start import start_or_resume
 from campaigns.service import (
     CampaignFields,
+    ProfileSource,
     activate_campaign,
     archive_campaign,
     campaign_stats,
@@ -26,7 +28,6 @@ from campaigns.service import (
     create_campaign,
     duplicate_campaign,
     get_campaign,
-    list_campaigns,
     update_campaign,
 )
 from campaigns.target_profiles import TargetProfileFields, create_target_profile
@@ -64,9 +65,10 @@ async def test_a_member_creates_an_active_campaign_with_a_code_and_a_frozen_prof
     assert is_well_formed(campaign.code)
     assert campaign.bank_version == test_bank.version
     assert campaign.profile.competences == ("1.1", "1.2", "4.1")
-    assert campaign.profile_source == {"kind": "catalogue", "key": "digcomp"}
+    assert campaign.profile_source == ProfileSource(kind="catalogue", key="digcomp")
     assert campaign.created_by == tenant_a.owner.id
     snapshot = json.loads(campaign.snapshot)
+    assert snapshot["profile"]["source"] == {"kind": "catalogue", "key": "digcomp"}
     assert snapshot["engine"]["max_length"] == 30
     assert snapshot["engine"]["one_per_tube"] is False  # nine topics: one per skill instead
     assert await _events(tenant_a, "campaign.") == ["campaign.created"]
@@ -151,6 +153,88 @@ async def test_campaign_fields_are_checked_with_clear_messages(
     assert (caught.value.field, caught.value.message) == (field, message)
 
 
+# --- dates typed in a form ----------------------------------------------------------------
+
+PARIS, NOUMEA = ZoneInfo("Europe/Paris"), ZoneInfo("Pacific/Noumea")
+
+
+def test_an_opening_day_starts_at_midnight_in_the_organizations_zone() -> None:
+    # 31 March 2030: Paris moves to summer time at 2:00, so its midnight is still UTC+1.
+    assert service.opening_time("2030-03-31", PARIS) == datetime(2030, 3, 30, 23, tzinfo=UTC)
+    assert service.opening_time(" 2030-07-14 ", PARIS) == datetime(2030, 7, 13, 22, tzinfo=UTC)
+    assert service.opening_time("2030-07-14", NOUMEA) == datetime(2030, 7, 13, 13, tzinfo=UTC)
+    assert service.opening_time("", PARIS) is None
+    assert service.opening_time("   ", PARIS) is None
+
+
+def test_a_closing_day_stays_open_until_its_end_in_the_organizations_zone() -> None:
+    # Closing on the 30th means open all day on the 30th: closed from midnight on the 31st.
+    assert service.closing_time("2030-12-30", PARIS) == datetime(2030, 12, 30, 23, tzinfo=UTC)
+    assert service.closing_time("2030-12-31", NOUMEA) == datetime(2030, 12, 31, 13, tzinfo=UTC)
+    assert service.closing_time("2100-12-31", UTC) == datetime(2101, 1, 1, tzinfo=UTC)
+    assert service.closing_time("", PARIS) is None
+
+
+@pytest.mark.parametrize("zone", [PARIS, NOUMEA, ZoneInfo("America/Los_Angeles"), UTC])
+@pytest.mark.parametrize("typed", ["2030-03-31", "2030-10-27", "2030-12-31", "2100-12-31"])
+def test_the_form_shows_the_closing_day_that_was_typed(zone: Any, typed: str) -> None:
+    closes_at = service.closing_time(typed, zone)
+    assert closes_at is not None
+    assert service.last_open_day(closes_at, zone) == date.fromisoformat(typed)
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("30/12/2030", "Enter a date as YYYY-MM-DD."),
+        ("2030-02-30", "Enter a date as YYYY-MM-DD."),
+        ("tomorrow", "Enter a date as YYYY-MM-DD."),
+        ("1999-12-31", "Enter a date between the years 2000 and 2100."),
+        ("2101-01-01", "Enter a date between the years 2000 and 2100."),
+        ("0001-01-01", "Enter a date between the years 2000 and 2100."),
+        ("9999-12-31", "Enter a date between the years 2000 and 2100."),
+    ],
+)
+def test_a_typed_day_outside_the_window_or_malformed_is_refused(typed: str, message: str) -> None:
+    for read, field in ((service.opening_time, "opens_at"), (service.closing_time, "closes_at")):
+        with pytest.raises(Invalid) as caught:
+            read(typed, PARIS)
+        assert (caught.value.field, caught.value.message) == (field, message)
+
+
+def test_the_window_includes_its_first_and_last_years() -> None:
+    assert service.opening_time("2000-01-01", UTC) == datetime(2000, 1, 1, tzinfo=UTC)
+    assert service.opening_time("2100-12-31", UTC) == datetime(2100, 12, 31, tzinfo=UTC)
+
+
+async def test_days_typed_in_the_form_are_read_in_the_organizations_zone(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    ctx = tenant_a.owner_ctx
+    assert ctx.tenant.zone == PARIS
+    typed = CampaignFields(
+        name="Typed", profile_key="digcomp", opens_on="2090-07-01", closes_on="2090-07-31"
+    )
+    campaign = await create_campaign(ctx, typed)
+    assert campaign.opens_at == datetime(2090, 6, 30, 22, tzinfo=UTC)
+    assert campaign.closes_at == datetime(2090, 7, 31, 22, tzinfo=UTC)
+    emptied = replace(typed, opens_on="", closes_on="")
+    updated = await update_campaign(ctx, campaign.id, emptied)
+    assert (updated.opens_at, updated.closes_at) == (None, None)
+    assert updated.fields().opens_on is None
+    with pytest.raises(Invalid) as caught:
+        await update_campaign(ctx, campaign.id, replace(typed, closes_on="2090-07-31x"))
+    assert (caught.value.field, caught.value.message) == (
+        "closes_at",
+        "Enter a date as YYYY-MM-DD.",
+    )
+    with pytest.raises(Invalid) as caught:
+        await create_campaign(ctx, replace(typed, opens_on="2090-08-01"))
+    assert caught.value.message == "The closing date must come after the opening date."
+    with pytest.raises(ValueError, match="not both"):
+        await create_campaign(ctx, replace(typed, opens_at=datetime(2090, 7, 1, tzinfo=UTC)))
+
+
 async def test_only_members_manage_campaigns(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
@@ -173,7 +257,7 @@ async def test_plain_members_read_campaigns_but_only_owners_and_admins_change_th
     member = tenant_a.member_ctx
     assert (await get_campaign(member, campaign.id)).id == campaign.id
     assert (await campaign_stats(member, campaign.id)).started == 0
-    assert [c["id"] for c in await list_campaigns(member)] == [campaign.id]
+    assert [c.id for c in await listing.all_campaigns(member)] == [campaign.id]
     with pytest.raises(Forbidden):
         await create_campaign(member, CampaignFields(name="No", profile_key="digcomp"))
     for change in (close_campaign, archive_campaign, duplicate_campaign):
@@ -199,7 +283,11 @@ async def test_a_custom_profile_is_frozen_at_its_version(
     assert campaign.profile.competences == ("1.2", "4.1")
     assert campaign.profile.tubes == ("1.2-t3", "4.1-t1", "4.1-t2")
     assert campaign.profile.max_level("4.1") == 3
-    assert campaign.profile_source == {
+    assert campaign.profile_source == ProfileSource(
+        kind="custom", id=profile.id, version=1, name="Safety basics"
+    )
+    stored = json.loads(campaign.snapshot)["profile"]["source"]
+    assert stored == {
         "kind": "custom",
         "id": str(profile.id),
         "version": 1,
@@ -354,9 +442,9 @@ async def test_get_and_list_stay_in_the_tenant(
         await get_campaign(tenant_a.owner_ctx, theirs.id)
     with pytest.raises(NotFound):
         await get_campaign(tenant_a.owner_ctx, "not-a-uuid")
-    listed = await list_campaigns(tenant_a.owner_ctx)
-    assert [row["id"] for row in listed] == [mine.id]
-    assert listed[0]["participants"] == 0
+    listed = await listing.all_campaigns(tenant_a.owner_ctx)
+    assert [row.id for row in listed] == [mine.id]
+    assert listed[0].started == 0
 
 
 # --- statistics ----------------------------------------------------------------------------

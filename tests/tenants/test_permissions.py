@@ -163,7 +163,7 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
             tenant.owner.id,
         )
     from campaigns.target_profiles import TargetProfileFields, create_target_profile
-    from tenants.webhooks import EndpointFields, create_endpoint
+    from tenants.webhooks.endpoints import EndpointFields, create_endpoint
 
     profile = await create_target_profile(tenant.owner_ctx, TargetProfileFields("Guarded", ["1.1"]))
     endpoint = await create_endpoint(tenant.owner_ctx, EndpointFields("https://example.org/g"))
