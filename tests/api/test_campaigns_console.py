@@ -70,7 +70,7 @@ async def test_bad_campaign_fields_are_shown_next_to_the_field_and_kept(
 ) -> None:
     await browser.login(tenant_a.owner)
     page = f"/o/{tenant_a.slug}/campaigns"
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"name": ""}, "This field is required."),
         ({"target_profile": "catalogue:nothing"}, "Choose one of the offered target profiles."),
         ({"target_profile": "bogus"}, "Choose one of the offered target profiles."),
