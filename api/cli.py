@@ -21,6 +21,7 @@ from core import database
 from core.errors import UserError
 from core.i18n import translate
 from core.settings import get_settings
+from tenants.permissions import StaffRole
 
 
 def _emit(payload: dict[str, Any]) -> None:
@@ -243,14 +244,13 @@ def staff() -> None:
 @staff.command("create")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option(
-    "--role", required=True, type=click.Choice(["account_manager", "content_editor", "superadmin"])
-)
+@click.option("--role", required=True, type=click.Choice([role.value for role in StaffRole]))
 @click.option("--locale", default="fr", show_default=True)
 @click.option("--password", default=None, help="omit to let the person use a reset link")
 def staff_create(email: str, name: str, role: str, locale: str, password: str | None) -> None:
     """Create (or promote) a staff account; prints it as JSON."""
-    from tenants.accounts import create_user, find_user_by_email, make_staff
+    from tenants.accounts import create_user, find_user_by_email
+    from tenants.staff import make_staff
 
     async def work() -> dict[str, Any]:
         user = await find_user_by_email(email)

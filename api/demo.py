@@ -11,7 +11,7 @@ from campaigns.listing import all_campaigns
 from campaigns.service import CampaignFields, create_campaign
 from core.errors import NotFound
 from core.settings import get_settings
-from tenants.accounts import UserAccount, create_user, find_user_by_email, make_staff
+from tenants.accounts import UserAccount, create_user, find_user_by_email
 from tenants.context import Actor
 from tenants.members import add_member, invite
 from tenants.organizations import (
@@ -20,6 +20,7 @@ from tenants.organizations import (
     member_context,
     tenant_by_slug,
 )
+from tenants.staff import make_staff
 
 PASSWORD = "jalon-demo-2026"  # noqa: S105 - published demo credential
 

@@ -319,15 +319,3 @@ async def update_profile(user: UserAccount, name: str, locale: str) -> UserAccou
         )
         rows = await fetch(_USER_SQL + " WHERE u.id = $1", user.id)
     return _account(rows[0])
-
-
-async def make_staff(user_id: UUID, role: str) -> None:
-    """Give a person a back-office role (account manager, content editor, superadmin)."""
-    async with global_transaction():
-        await execute(
-            """INSERT INTO staff_member (id, user_id, role) VALUES ($1, $2, $3)
-               ON CONFLICT (user_id) DO UPDATE SET role = excluded.role""",
-            uuid4(),
-            user_id,
-            role,
-        )

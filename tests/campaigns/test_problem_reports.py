@@ -31,7 +31,7 @@ from core import database
 from core.errors import Forbidden, Invalid, NotFound
 from core.settings import get_settings
 from engine import Bank
-from tenants.accounts import make_staff
+from tenants.staff import make_staff
 from tests.campaigns.conftest import (
     Participant,
     Simulee,

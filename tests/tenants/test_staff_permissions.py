@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from core.errors import Invalid
 from tenants.permissions import (
     STAFF_ROLE_PERMISSIONS,
     StaffPermission,
@@ -10,6 +13,7 @@ from tenants.permissions import (
     staff_permissions_of,
     staff_roles_with,
 )
+from tenants.staff import staff_role
 
 
 def test_every_staff_role_has_permissions_and_the_superadmin_all() -> None:
@@ -37,3 +41,11 @@ def test_no_role_or_an_unknown_one_grants_nothing() -> None:
     assert staff_permissions_of(None) == frozenset()
     assert staff_permissions_of("owner") == frozenset()  # a tenant role is not a staff role
     assert permissions_of("superadmin") == frozenset()  # and the reverse
+
+
+def test_only_a_staff_role_can_be_given() -> None:
+    assert staff_role("support") is StaffRole.SUPPORT
+    for wrong in ("owner", "Superadmin", "", "content-editor"):
+        with pytest.raises(Invalid) as refused:
+            staff_role(wrong)
+        assert refused.value.field == "role"

@@ -15,8 +15,8 @@ from litestar.params import FromPath
 from litestar.stores.memory import MemoryStore
 
 from core.settings import Settings
-from tenants.accounts import make_staff
 from tenants.permissions import Permission, StaffPermission
+from tenants.staff import make_staff
 from tests.api.running import asgi_transport
 from tests.conftest import TenantFixture, make_user
 from web.front import EXCEPTION_HANDLERS, session_middleware, template_config
@@ -177,3 +177,13 @@ async def test_a_superadmin_holds_every_staff_permission(
     await _as(visitor, chief.id)
     assert (await visitor.get("/staff/triage")).status_code == 200
     assert (await visitor.get("/staff/book")).text == "book superadmin"
+
+
+async def test_support_staff_are_refused_what_their_role_does_not_hold(
+    visitor: httpx.AsyncClient, db: str
+) -> None:
+    helper = await make_user("Support Person")
+    await make_staff(helper.id, "support")  # the table's check admits the fourth role
+    await _as(visitor, helper.id)
+    assert (await visitor.get("/staff/triage")).status_code == 403
+    assert (await visitor.get("/staff/book")).status_code == 403
