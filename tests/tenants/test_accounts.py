@@ -74,7 +74,7 @@ def test_refuses_what_each_form_refused_with_the_same_field_and_message(
 
 
 def test_differing_passwords_are_said_first_then_the_terms() -> None:
-    everything_wrong = {
+    everything_wrong: dict[str, Any] = {
         "name": "",
         "password": "short",
         "password_confirm": "other",
