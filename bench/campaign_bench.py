@@ -1,7 +1,7 @@
 """Campaign benchmarks: the answer → next challenge cycle (in-process and over HTTP) and the
 results export of 100,000 shared participations.
 
-Prints the latency of `campaigns.participation.answer` (persist the answer, replay the
+Prints the latency of `campaigns.participation.answering.answer` (persist the answer, replay the
 engine, store the next challenge: one transaction) as simulated participants take the demo
 bank's adaptive test; the time and the peak Python memory of streaming a campaign's CSV
 export of 100,000 shared results (10,000 with `--quick`); then the requests per second of the

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -44,7 +44,18 @@ SE_THRESHOLD = 0.3
 MAX_EXPOSURE = 0.25
 
 
-def engine_settings(bank: Bank, spec: ProfileSpec) -> dict[str, Any]:
+class EngineSnapshot(TypedDict):
+    """The engine part of a campaign's snapshot, stored as JSON with the campaign."""
+
+    min_length: int
+    max_length: int
+    se_threshold: float
+    one_per_tube: bool
+    exposure: str
+    max_exposure: float
+
+
+def engine_settings(bank: Bank, spec: ProfileSpec) -> EngineSnapshot:
     """The engine part of a new campaign's snapshot.
 
     One challenge per tube spreads a test over its topics, but a small profile would then stop

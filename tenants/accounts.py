@@ -124,7 +124,7 @@ async def _insert_user(
     return rows[0]
 
 
-async def create_user_in_transaction(
+async def insert_account(
     email: str, name: str, password: str | None, locale: str, *, verified: bool = False
 ) -> UserAccount:
     """Create an account inside the caller's transaction (signup, invitation acceptance)."""
@@ -141,7 +141,7 @@ async def create_user(
 ) -> UserAccount:
     """Create an account; an email already used (in any letter case) is a `Conflict`."""
     async with global_transaction():
-        return await create_user_in_transaction(email, name, password, locale, verified=verified)
+        return await insert_account(email, name, password, locale, verified=verified)
 
 
 async def get_user(user_id: UUID) -> UserAccount | None:

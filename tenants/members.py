@@ -26,7 +26,7 @@ from core.security import new_token, token_digest
 from core.settings import Settings
 from core.validation import clean_choice, clean_email, clean_slug
 from tenants import audit
-from tenants.accounts import NewAccount, UserAccount, create_user_in_transaction
+from tenants.accounts import NewAccount, UserAccount, insert_account
 from tenants.context import Actor, TenantContext, TenantSummary
 from tenants.organizations import summary
 from tenants.permissions import Permission, Role
@@ -565,7 +565,7 @@ async def accept_invitation(
             )
             if existing:
                 raise Conflict("An account already exists for this address.")
-            account = await create_user_in_transaction(
+            account = await insert_account(
                 invitation.email,
                 new_account.name,
                 new_account.password,

@@ -23,7 +23,7 @@ from core.database import (
 from core.errors import Conflict, Invalid, NotFound
 from core.validation import clean_choice, clean_colour, clean_locale, clean_slug, clean_text
 from tenants import audit
-from tenants.accounts import NewAccount, UserAccount, create_user_in_transaction
+from tenants.accounts import NewAccount, UserAccount, insert_account
 from tenants.context import Actor, TenantContext, TenantSummary
 from tenants.permissions import Permission, Role, permissions_of
 
@@ -114,7 +114,7 @@ def summary(row: dict[str, Any]) -> TenantSummary:
     )
 
 
-async def create_organization_in_transaction(
+async def insert_organization(
     fields: OrganizationFields, owner: UserAccount | None, actor: Actor, status: str = "trial"
 ) -> TenantSummary:
     """Create an organization (and its owner's membership) in the caller's transaction.
@@ -182,7 +182,7 @@ async def create_organization(
 ) -> TenantSummary:
     """Self-serve signup or operator creation: a new organization, starting in `trial`."""
     async with global_transaction(user_id=actor.user_id):
-        return await create_organization_in_transaction(fields, owner, actor, status)
+        return await insert_organization(fields, owner, actor, status)
 
 
 async def signup(
@@ -197,7 +197,7 @@ async def signup(
         if owner is None:
             if new_owner is None:
                 raise Invalid("Create your account to continue.")
-            owner = await create_user_in_transaction(
+            owner = await insert_account(
                 new_owner.email, new_owner.name, new_owner.password, new_owner.locale
             )
             actor = Actor(
@@ -207,7 +207,7 @@ async def signup(
                 ip=actor.ip,
                 user_agent=actor.user_agent,
             )
-        tenant = await create_organization_in_transaction(fields, owner, actor)
+        tenant = await insert_organization(fields, owner, actor)
     return owner, tenant
 
 

@@ -188,8 +188,9 @@ PRIMITIVES = {"transaction", "detached_transaction", "set_tenant", "set_user"}
 #: why. A function named `dangerously_*` may too: its name says it.
 TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.accounts": "global accounts, credentials and sign-in tokens",
+    "tenants.staff": "our staff are global, apart from every tenant",
     "tenants.organizations.create_organization": "a new organization, then switch to it",
-    "tenants.organizations.create_organization_in_transaction": "switch to the new tenant",
+    "tenants.organizations.insert_organization": "switch to the new tenant",
     "tenants.organizations.signup": "account and organization created together",
     "tenants.organizations.my_organizations": "a person's own memberships",
     "tenants.organizations.member_context": "resolve a slug to the person's membership",

@@ -34,7 +34,7 @@ AUDIT_ACTIONS = (
     N_("organization.updated"),
     N_("token.created"),
     N_("token.revoked"),
-    # campaigns (campaigns/service.py, campaigns/target_profiles.py, campaigns/participation.py)
+    # campaigns (campaigns/service.py, campaigns/target_profiles.py, campaigns/participation/)
     N_("campaign.created"),
     N_("campaign.updated"),
     N_("campaign.duplicated"),

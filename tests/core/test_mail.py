@@ -97,7 +97,7 @@ async def test_a_rolled_back_change_sends_no_mail(
     assert kept == []
 
 
-async def test_queue_mail_refuses_to_run_outside_a_transaction(db: str) -> None:
+async def test_queue_mail_refuses_to_run_on_its_own(db: str) -> None:
     with pytest.raises(RuntimeError, match="needs an open transaction"):
         await mail.queue_mail("ada@example.org", "Loose", "no transaction")
     async with database.global_transaction():
