@@ -295,7 +295,8 @@ async def dangerously_switch_tenant(
 
 
 def after_commit(work: Callable[[], Awaitable[None]]) -> None:
-    """Run `work` after the current transaction commits (immediately when none is open)."""
+    """Run `work` after the current transaction commits, never if it rolls back; outside a
+    transaction it refuses (RuntimeError): there is no commit to wait for."""
     pending = _after_commit.get()
     if pending is None:
         raise RuntimeError("after_commit() needs an open transaction()")

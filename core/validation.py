@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 
 from core.errors import Invalid
 from core.i18n import LOCALES
@@ -129,3 +130,27 @@ def clean_colour(value: str | None, field: str = "brand_colour") -> str | None:
     if not _COLOUR.match(colour):
         raise Invalid("Enter a colour as #rrggbb.", field=field)
     return colour
+
+
+#: The years a date typed by a person may fall in: enough for any real use, and far from the
+#: calendar's edges, where adding a day or a time zone would overflow.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def clean_day(value: str | None, field: str) -> date | None:
+    """A day typed as YYYY-MM-DD (None when empty); `Invalid` for any other form or a year
+    outside FIRST_YEAR–LAST_YEAR."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        if not _DAY.fullmatch(text):
+            raise ValueError(text)
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise Invalid("Enter a date as YYYY-MM-DD.", field=field) from None
+    # The message is a translated text: change it with FIRST_YEAR and LAST_YEAR.
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise Invalid("Enter a date between the years 2000 and 2100.", field=field)
+    return day

@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from core import tasks as runner
-from core.database import DB, fetch, global_transaction, tenant_transaction
+from core.database import DB, tenant_transaction
 from core.errors import Forbidden, Gone, NotFound, UserError
 from core.i18n import N_
 from core.ids import uuid_or_404
@@ -30,7 +30,7 @@ from core.tasks import Task
 from tenants.accounts import get_user
 from tenants.audit import record
 from tenants.context import Actor, TenantContext
-from tenants.organizations import dangerously_sweep_tenants, member_context
+from tenants.organizations import dangerously_sweep_tenants, member_context, tenant_by_id
 from tenants.permissions import Permission
 
 #: The most recent tasks listed.
@@ -74,13 +74,12 @@ async def starter_context(tenant_id: UUID, user_id: UUID) -> TenantContext:
     started (`@task_job(acting_as=starter_context)`): a `UserError` that fails the task when
     they are no longer a member."""
     user = await get_user(user_id)
-    async with global_transaction():
-        orgs = await fetch("SELECT slug FROM organization WHERE id = $1", tenant_id)
-    if user is None or not orgs:
+    if user is None:
         raise UserError(LEFT)
     actor = Actor(kind="user", user_id=user.id, label=user.email)
     try:
-        return await member_context(orgs[0]["slug"], user, actor)
+        tenant = await tenant_by_id(tenant_id)
+        return await member_context(tenant.slug, user, actor)
     except NotFound:
         raise UserError(LEFT) from None
 

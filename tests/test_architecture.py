@@ -51,19 +51,34 @@ def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
-def _imported_names(tree: ast.Module) -> Iterator[str]:
+def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str | None:
+    """The absolute module a `from … import` names, relative ones resolved from `module`."""
+    if node.level == 0:
+        return node.module
+    parts = module.split(".")
+    base = parts if is_package else parts[:-1]
+    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+    return ".".join([*base, *([node.module] if node.module else [])]) or None
+
+
+def _imported_names(tree: ast.Module, module: str = "", is_package: bool = False) -> Iterator[str]:
     """Every module name an import statement names, at any depth; for `from a import b`, both
-    `a` and `a.b` (which of them is a module is for the caller to know)."""
+    `a` and `a.b` (which of them is a module is for the caller to know). Relative imports are
+    resolved from `module`."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            source = _absolute(node, module, is_package)
+            if source:
+                yield source
+                yield from (f"{source}.{alias.name}" for alias in node.names)
 
 
 def _top_level_imports(path: Path) -> set[str]:
-    return {name.split(".")[0] for name in _imported_names(_tree(path))}
+    module = _name(path) if path.is_relative_to(ROOT) else path.stem
+    names = _imported_names(_tree(path), module, path.name == "__init__.py")
+    return {name.split(".")[0] for name in names}
 
 
 ALL_MODULES = {_name(path): path for package in OURS for path in _modules(package)}
@@ -87,9 +102,10 @@ def _module_graph() -> dict[str, set[str]]:
         for node in ast.walk(_tree(path)):
             if isinstance(node, ast.Import):
                 targets.update(_deepest_module(alias.name) for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                for alias in node.names:
-                    targets.add(_deepest_module(f"{node.module}.{alias.name}"))
+            elif isinstance(node, ast.ImportFrom):
+                source = _absolute(node, name, path.name == "__init__.py")
+                for alias in node.names if source else ():
+                    targets.add(_deepest_module(f"{source}.{alias.name}"))
         graph[name] = {target for target in targets if target and target != name}
     return graph
 
@@ -159,6 +175,14 @@ def test_imports_inside_functions_count(tmp_path: Path) -> None:
     assert {"campaigns", "billing"} <= _top_level_imports(sample)
 
 
+def test_relative_imports_are_resolved() -> None:
+    tree = ast.parse("from ..campaigns import service\nfrom .endpoints import x\n")
+    names = set(_imported_names(tree, "tenants.webhooks.delivery"))
+    assert {"tenants.campaigns", "tenants.webhooks.endpoints"} <= names
+    package = set(_imported_names(ast.parse("from . import events\n"), "tenants.webhooks", True))
+    assert "tenants.webhooks.events" in package
+
+
 def test_the_engine_does_no_io() -> None:
     wrong = {
         f"{path.relative_to(ROOT)} imports {name}"
@@ -179,10 +203,11 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 # --- how transactions are opened ------------------------------------------------------------
 
-#: Openers of a transaction without a tenant, and the switch of tenant inside one.
-TENANTLESS = {"global_transaction", "dangerously_switch_tenant"}
+#: Openers of a transaction without a tenant, the switch of tenant inside one, and the scope a
+#: job or a sweep builds from a tenant id it holds (never from what a person sends).
+TENANTLESS = {"global_transaction", "dangerously_switch_tenant", "SystemScope"}
 #: The primitive under them: core's alone.
-PRIMITIVES = {"transaction", "detached_transaction", "set_tenant", "set_user"}
+PRIMITIVES = {"transaction"}
 
 #: Where application code may open a tenantless transaction or switch tenant inside one, and
 #: why. A function named `dangerously_*` may too: its name says it.
@@ -200,7 +225,8 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.members._pending_by_token": "an invitation link names its organization",
     "tenants.members.pending_invitation": "an invitation link, before any membership",
     "tenants.members.accept_invitation": "the invitee becomes a member",
-    "tenants.tasks.starter_context": "the starter's organization, by id",
+    "tenants.tokens.token_context": "the token names its tenant; its secret's digest must match",
+    "tenants.webhooks.delivery.deliver_webhook": "a job holds the tenant id it was queued with",
     "tenants.webhooks.delivery.sweep_webhooks": "all tenants' due deliveries (jalon.sweep)",
     "campaigns.participation.landing.resolve_code": "a campaign code names its organization",
     "campaigns.participation.results.my_participations": "a person's own participations",
@@ -269,6 +295,20 @@ def test_only_core_calls_the_transaction_primitives() -> None:
         if call.name in PRIMITIVES
     ]
     assert wrong == []
+
+
+def test_the_tracked_names_are_never_imported_under_another_name() -> None:
+    tracked = TENANTLESS | PRIMITIVES | {"tenant_transaction"}
+    aliased = [
+        f"{_name(path)} imports {alias.name} as {alias.asname}"
+        for package in OURS
+        for path in _modules(package)
+        for node in ast.walk(_tree(path))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name in tracked and alias.asname
+    ]
+    assert aliased == []
 
 
 def test_every_allow_listed_place_exists() -> None:

@@ -5,6 +5,7 @@ server-side sessions, and error pages in the user's language."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,14 +61,15 @@ def static_files() -> Router:
 
 
 def csrf_config(settings: Settings, exclude: Sequence[str]) -> CSRFConfig:
-    """CSRF protection of every form, except under the paths in `exclude` (token-authenticated
-    APIs, health probes)."""
+    """CSRF protection of every form, except for the paths in `exclude` (token-authenticated
+    APIs, health probes) and what lies under them. Litestar searches the patterns anywhere in a
+    path, so each is anchored here: `/healthz` must not exempt `/o/healthz-corp/settings`."""
     return CSRFConfig(
         secret=settings.secret_key,
         cookie_name="jalon_csrf",
         cookie_secure=settings.secure_cookies,
         cookie_httponly=True,
-        exclude=list(exclude),
+        exclude=[f"^{re.escape(path)}(/|$)" for path in exclude],
     )
 
 

@@ -2,13 +2,16 @@
 
 `signed_in` is a guard as it is. `tenant_member(permission)` and `staff_member(permission)`
 make guards: the first resolves `/o/{slug}/…` to the person's context in that organization, the
-second the person's staff context; each checks `permission` (or, when none is given, the one a
-handler declares in `opt={"permission": …}`) and keeps the context for the handler (`Ctx`,
-`StaffCtx`).
+second the person's staff context; each keeps the context for the handler (`Ctx`, `StaffCtx`).
+
+They fail closed: the person must hold every permission named, the guard's and the one a
+handler declares in `opt={"permission": …}` alike (a section's guard never stands in for a
+stricter handler's), and a handler behind them that names none at all is refused.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +27,8 @@ from tenants.context import StaffContext, TenantContext
 from tenants.organizations import member_context
 from tenants.permissions import Permission, StaffPermission, staff_permissions_of
 from web.pages import actor_for, current_user
+
+log = logging.getLogger(__name__)
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
@@ -49,9 +54,21 @@ async def _close_uploads(connection: ASGIConnection[Any, Any, Any, Any]) -> None
         await FormMultiDict.from_form_data(form).close()
 
 
+def _required(
+    permission: Permission | StaffPermission | None, handler: BaseRouteHandler
+) -> list[Any]:
+    """Every permission the guard and the handler name; a handler that names none at all is
+    refused (logged: it is a programming error), never let through."""
+    required = [p for p in (permission, handler.opt.get("permission")) if p is not None]
+    if not required:
+        log.error("%s is behind a permission guard but names no permission", handler)
+        raise Forbidden()
+    return required
+
+
 def tenant_member(permission: Permission | None = None) -> Guard:
-    """A guard: the signed-in person's context in `/o/{slug}/…`, holding `permission` (or the
-    handler's `opt["permission"]`). Not a member and no such organization both answer 404."""
+    """A guard: the signed-in person's context in `/o/{slug}/…`, holding `permission` and the
+    handler's `opt["permission"]`. Not a member and no such organization both answer 404."""
 
     async def guard(
         connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
@@ -62,8 +79,7 @@ def tenant_member(permission: Permission | None = None) -> Guard:
                 raise LoginRequired()
             actor = actor_for(connection, user)
             ctx = await member_context(connection.path_params["slug"], user, actor)
-            needed: Permission | None = permission or handler.opt.get("permission")
-            if needed is not None and not ctx.can(needed):
+            if not all(ctx.can(needed) for needed in _required(permission, handler)):
                 raise Forbidden()
         except UserError:
             await _close_uploads(connection)
@@ -75,8 +91,8 @@ def tenant_member(permission: Permission | None = None) -> Guard:
 
 def staff_member(permission: StaffPermission | None = None) -> Guard:
     """A guard: the signed-in person's staff context, holding `permission` (or the handler's
-    `opt["permission"]`). A person who is not staff gets a 404: the back office does not
-    say it exists to them."""
+    `opt["permission"]`). A signed-in person who is not staff gets a 404 (the back office does
+    not say it exists to them), a staff member without the permission a 403."""
 
     async def guard(
         connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
@@ -92,8 +108,7 @@ def staff_member(permission: StaffPermission | None = None) -> Guard:
                 role=user.staff_role,
                 permissions=staff_permissions_of(user.staff_role),
             )
-            needed: StaffPermission | None = permission or handler.opt.get("permission")
-            if needed is not None and not staff.can(needed):
+            if not all(staff.can(needed) for needed in _required(permission, handler)):
                 raise Forbidden()
         except UserError:
             await _close_uploads(connection)

@@ -10,7 +10,6 @@ a form error.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from litestar import Request, Router, get, post
@@ -24,7 +23,7 @@ from api.routes import campaigns, learners, target_profiles, tasks, webhooks
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from core.settings import get_settings
-from core.validation import clean_text
+from core.validation import clean_day, clean_text
 from tenants import audit, members, tokens
 from tenants.organizations import (
     LOGO_MAX_BYTES,
@@ -232,21 +231,12 @@ async def settings_update(request: Request[Any, Any, Any], ctx: Ctx) -> Template
     return redirect(f"/o/{ctx.tenant.slug}/settings")
 
 
-def _parse_day(value: str, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise Invalid("Enter a date as YYYY-MM-DD.", field=field) from None
-
-
 def _audit_filter(values: dict[str, str]) -> audit.AuditFilter:
     return audit.AuditFilter(
         action=clean_text(values["action"], "action", max_length=100, required=False) or None,
         actor=clean_text(values["actor"], "actor", max_length=200, required=False) or None,
-        since=_parse_day(values["since"].strip(), "since"),
-        until=_parse_day(values["until"].strip(), "until"),
+        since=clean_day(values["since"], "since"),
+        until=clean_day(values["until"], "until"),
     )
 
 

@@ -6,7 +6,7 @@ security.
 
 One deliberate read across tenants: the sweep that re-queues due deliveries runs with no
 tenant set. The `due_sweep` policy lets it SELECT deliveries only while no tenant is set and
-`jalon.sweep` names this table; `tenants.webhooks.dangerously_due_deliveries` is the one
+`jalon.sweep` names this table; `tenants.webhooks.delivery.dangerously_due_deliveries` is the one
 place that sets it, and reads ids only.
 """
 

@@ -19,8 +19,9 @@ import pytest
 from litestar import Litestar
 
 from core import database
+from tenants.context import Actor
 from tenants.members import add_member
-from tenants.organizations import LOGO_MAX_BYTES
+from tenants.organizations import LOGO_MAX_BYTES, OrganizationFields, create_organization
 from tests.api.conftest import Browser, audit_actions, bearer, browser_on, issue_token
 from tests.conftest import TenantFixture, make_tenant, make_user
 from tests.db import as_tenant
@@ -611,6 +612,10 @@ async def test_audit_log_filters_by_action_actor_and_days(
     [
         ({"since": "yesterday"}, 422, "Enter a date as YYYY-MM-DD."),
         ({"until": "2031-02-30"}, 422, "Enter a date as YYYY-MM-DD."),
+        ({"since": "2024-W01-1"}, 422, "Enter a date as YYYY-MM-DD."),
+        # at the calendar's edges a day's end, or its midnight in the zone, would overflow
+        ({"until": "9999-12-31"}, 422, "Enter a date between the years 2000 and 2100."),
+        ({"since": "0001-01-01"}, 422, "Enter a date between the years 2000 and 2100."),
         ({"cursor": "forged"}, 422, "This page link is not valid."),
         ({"cursor": "MjAzMS0wMS0wMXxub3QtYS11dWlk"}, 422, "This page link is not valid."),
         ({"actor": "x" * 201}, 422, "This field is too long"),
@@ -768,6 +773,22 @@ async def test_a_forged_csrf_token_is_refused_in_the_users_language_and_writes_n
         assert (
             await database.fetch("SELECT 1 FROM api_token WHERE tenant_id = $1", tenant_a.id) == []
         )
+
+
+async def test_a_slug_that_names_an_exempt_path_is_still_protected_from_forgery(
+    browser: Browser, db: str
+) -> None:
+    # The health probes and the token API are exempt from CSRF; an organization whose slug
+    # starts like one of them is not.
+    owner = await make_user("Health Owner")
+    slug = f"healthz-{uuid4().hex[:6]}"
+    actor = Actor(kind="user", user_id=owner.id, label=owner.email)
+    fields = OrganizationFields(name="Health Corp", slug=slug, kind="company", country="FR")
+    await create_organization(fields, owner, actor)
+    await browser.login(owner)
+    forged = await browser.client.post(f"/o/{slug}/settings", data=_settings_form(name="Forged"))
+    assert forged.status_code == 403
+    assert "This form has expired." in forged.text
 
 
 async def test_the_csrf_refusal_follows_the_signed_in_persons_language(

@@ -58,6 +58,16 @@ async def declared(ctx: Ctx) -> str:
     return f"invite {ctx.tenant.slug}"
 
 
+@get("/strict", opt={"permission": Permission.CAMPAIGNS_MANAGE})
+async def strict(ctx: Ctx) -> str:
+    return f"strict {ctx.tenant.slug}"
+
+
+@get("/unnamed")
+async def unnamed(ctx: Ctx) -> str:
+    return f"nothing asked in {ctx.tenant.slug}"
+
+
 @get("/triage", guards=[staff_member(StaffPermission.CONTENT_TRIAGE)])
 async def triage(staff: StaffCtx) -> str:
     return f"{staff.role} {staff.actor.kind}"
@@ -83,7 +93,13 @@ def guarded_app(settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
             Router(
                 path="/o/{slug:str}",
                 guards=[tenant_member()],
-                route_handlers=[declared],
+                route_handlers=[declared, unnamed],
+                dependencies={"ctx": Provide(tenant_context, sync_to_thread=False)},
+            ),
+            Router(
+                path="/o/{slug:str}/section",
+                guards=[tenant_member(Permission.CAMPAIGNS_READ)],
+                route_handlers=[strict],
                 dependencies={"ctx": Provide(tenant_context, sync_to_thread=False)},
             ),
             Router(
@@ -187,3 +203,19 @@ async def test_support_staff_are_refused_what_their_role_does_not_hold(
     await _as(visitor, helper.id)
     assert (await visitor.get("/staff/triage")).status_code == 403
     assert (await visitor.get("/staff/book")).status_code == 403
+
+
+async def test_a_sections_guard_never_stands_in_for_a_stricter_handler(
+    visitor: httpx.AsyncClient, tenant_a: TenantFixture
+) -> None:
+    await _as(visitor, tenant_a.member.id)  # reads campaigns, does not manage them
+    assert (await visitor.get(f"/o/{tenant_a.slug}/section/strict")).status_code == 403
+    await _as(visitor, tenant_a.owner.id)
+    assert (await visitor.get(f"/o/{tenant_a.slug}/section/strict")).status_code == 200
+
+
+async def test_a_guarded_handler_that_names_no_permission_is_refused(
+    visitor: httpx.AsyncClient, tenant_a: TenantFixture
+) -> None:
+    await _as(visitor, tenant_a.owner.id)  # holds every permission, yet nothing was asked
+    assert (await visitor.get(f"/o/{tenant_a.slug}/unnamed")).status_code == 403
