@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install browsers demo serve test test-fast test-browser lint format bench load worker migrate clean
+.PHONY: help install browsers demo serve test test-citus test-fast test-browser lint format bench load worker migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -40,6 +40,14 @@ browsers: install ## Install headless Chromium for the browser tests (Debian pac
 
 test: install browsers ## Run the whole test suite against real PostgreSQL (and Redis when REDIS_URL is set)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-citus: install browsers ## Run the whole suite on a local Citus cluster (coordinator and two workers; needs Citus installed)
+	@bash scripts/citus-cluster.sh start
+	@status=0; \
+	DATABASE_URL=$$(bash scripts/citus-cluster.sh url) \
+	JALON_TEST_CITUS_WORKERS=$$(bash scripts/citus-cluster.sh workers) \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	bash scripts/citus-cluster.sh stop; exit $$status
 
 test-fast: install ## Run the suite without the slow and browser groups
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)

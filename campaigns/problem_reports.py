@@ -300,7 +300,8 @@ class Flag:
 
 async def _require_triage(staff_user_id: UUID) -> None:
     """`Forbidden` unless the person is a content editor or superadmin (in the open
-    transaction)."""
+    transaction); then the transaction may read reports across tenants (the `content_triage`
+    policy asks for `jalon.triage`, which only this function sets)."""
     rows = await fetch(
         "SELECT 1 FROM staff_member WHERE user_id = $1 AND role = ANY($2::text[])",
         staff_user_id,
@@ -308,6 +309,7 @@ async def _require_triage(staff_user_id: UUID) -> None:
     )
     if not rows:
         raise Forbidden()
+    await execute("SET LOCAL jalon.triage = 'challenge_report'")
 
 
 _FLAGS_SQL = """

@@ -22,6 +22,7 @@ from uuid import UUID
 import asyncpg
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 
+from core import citus
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,8 @@ async def ensure_roles(owner: str, runtime_role: str, runtime_password: str | No
 async def migrate(
     owner: str, runtime_role: str, runtime_password: str | None, piccolo_conf: str
 ) -> None:
-    """Run every pending Piccolo migration as the owner, then restore the runtime engine.
+    """Run every pending Piccolo migration as the owner, then restore the runtime engine. On a
+    Citus cluster, then place every new table (`core.citus.distribute`).
 
     `piccolo_conf` names the module holding Piccolo's `APP_REGISTRY` (the entry point
     assembles the apps, so `core` need not know them).
@@ -182,6 +184,12 @@ async def migrate(
             raise RuntimeError(f"migration failed: {result.message}")
     finally:
         DB.config = previous
+    conn = await asyncpg.connect(owner)
+    try:
+        if await citus.has_citus(conn):
+            await citus.distribute(conn)
+    finally:
+        await conn.close()
 
 
 def _parse_uuid(value: UUID | str) -> UUID:

@@ -20,7 +20,13 @@ from campaigns.participation.views import (
     participation_view,
 )
 from campaigns.profile_catalogue import ProfileSpec
-from core.database import execute, fetch, global_transaction, tenant_transaction
+from core.database import (
+    SystemScope,
+    execute,
+    fetch,
+    global_transaction,
+    tenant_transaction,
+)
 from core.errors import Conflict, Gone, Invalid, NotFound
 from core.ids import uuid_or_404
 from tenants import audit
@@ -210,21 +216,32 @@ class OwnParticipation:
     score: int | None
 
 
+_OWN_ORGANIZATIONS = "SELECT DISTINCT tenant_id FROM learner WHERE user_id = $1"
+
+_OWN_PARTICIPATIONS = """
+SELECT p.id, p.attempt, p.status, p.created_at, p.completed_at, p.shared_at,
+       c.name AS campaign_name, c.type AS campaign_type, o.slug, o.name AS organization_name,
+       r.level, r.score
+FROM learner l
+JOIN participation p ON p.tenant_id = l.tenant_id AND p.learner_id = l.id
+JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+JOIN organization o ON o.id = p.tenant_id
+LEFT JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+WHERE l.tenant_id = $1 AND l.user_id = $2 AND c.status <> 'archived'
+"""
+
+
 async def my_participations(user_id: UUID) -> list[OwnParticipation]:
     """Every participation of the person, in every organization, newest first, except those of
-    archived campaigns. Read through the `own_rows` policies (no tenant is set): one query."""
+    archived campaigns. The organizations come from the person's learner rows (their
+    `own_rows` policy, no tenant set); each organization's participations are then read in its
+    own transaction, under the tenant policy alone: one query per organization, each on one
+    shard when the database is distributed."""
     async with global_transaction(user_id=user_id):
-        rows = await fetch(
-            """SELECT p.id, p.attempt, p.status, p.created_at, p.completed_at, p.shared_at,
-                      c.name AS campaign_name, c.type AS campaign_type, o.slug, o.name AS
-                      organization_name, r.level, r.score
-               FROM learner l
-               JOIN participation p ON p.tenant_id = l.tenant_id AND p.learner_id = l.id
-               JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
-               JOIN organization o ON o.id = p.tenant_id
-               LEFT JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
-               WHERE l.user_id = $1 AND c.status <> 'archived'
-               ORDER BY p.created_at DESC, p.id DESC""",
-            user_id,
-        )
-    return [OwnParticipation(**row) for row in rows]
+        organizations = [row["tenant_id"] for row in await fetch(_OWN_ORGANIZATIONS, user_id)]
+    found: list[OwnParticipation] = []
+    for tenant_id in organizations:
+        async with tenant_transaction(SystemScope(tenant_id, user_id)):
+            rows = await fetch(_OWN_PARTICIPATIONS, tenant_id, user_id)
+        found.extend(OwnParticipation(**row) for row in rows)
+    return sorted(found, key=lambda p: (p.created_at, p.id), reverse=True)
