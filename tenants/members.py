@@ -26,7 +26,7 @@ from core.security import new_token, token_digest
 from core.settings import Settings
 from core.validation import clean_choice, clean_email, clean_slug
 from tenants import audit
-from tenants.accounts import NewAccount, UserAccount, insert_account
+from tenants.accounts import UserAccount, check_new_account, insert_account
 from tenants.context import Actor, TenantContext, TenantSummary
 from tenants.organizations import summary
 from tenants.permissions import Permission, Role
@@ -534,18 +534,33 @@ async def pending_invitation(slug: str, token: str) -> PendingInvitation:
     )
 
 
+@dataclass(frozen=True)
+class InviteeAccountForm:
+    """What a signed-out invitee typed to create their account, unchecked, and the language
+    given when they chose none: `accept_invitation` checks it once the link allows it."""
+
+    name: str | None
+    password: str | None
+    password_confirm: str | None
+    locale: str | None
+    default_locale: str
+
+
 async def accept_invitation(
     slug: str,
     token: str,
     user: UserAccount | None,
-    new_account: NewAccount | None,
+    typed: InviteeAccountForm | None,
     actor: Actor,
 ) -> tuple[UserAccount, str]:
     """Join the organization, creating the account when the invitee has none.
 
     A signed-in person accepts as themselves, and only when their email is the invited one
-    (in any letter case); a signed-out person creates the account of the invited email with
-    `new_account` (as `accounts.check_new_account` accepted it). Returns (account, slug).
+    (in any letter case); a signed-out person creates the account of the invited email from
+    what they `typed`. The errors come in this order: `Gone` for a link that is no longer
+    valid, then `Conflict` when the invited address already has an account (the form offers
+    to sign in), then `Invalid` for the new account's details, checked by
+    `accounts.check_new_account`. Returns (account, slug).
     """
     async with global_transaction():
         org, invitation = await _pending_by_token(slug, token)
@@ -557,7 +572,7 @@ async def accept_invitation(
                 )
             account = user
         else:
-            if new_account is None:
+            if typed is None:
                 raise Invalid("Sign in with the invited email address to accept.")
             # Said here, without a field: the form offers to sign in, not to type an email.
             existing = await fetch(
@@ -565,6 +580,14 @@ async def accept_invitation(
             )
             if existing:
                 raise Conflict("An account already exists for this address.")
+            # The invitation names the address; accepting it asks no terms.
+            new_account = check_new_account(
+                name=typed.name,
+                password=typed.password,
+                password_confirm=typed.password_confirm,
+                locale=typed.locale,
+                default_locale=typed.default_locale,
+            )
             account = await insert_account(
                 invitation.email,
                 new_account.name,

@@ -13,7 +13,7 @@ from core.settings import get_settings
 from core.validation import clean_email, slugify
 from tenants import accounts
 from tenants.accounts import UserAccount
-from tenants.members import accept_invitation, pending_invitation
+from tenants.members import InviteeAccountForm, accept_invitation, pending_invitation
 from tenants.organizations import KINDS, OrganizationFields
 from tenants.organizations import signup as signup_service
 from web.guards import signed_in
@@ -230,19 +230,18 @@ async def invitation_accept(
 ) -> Template | Redirect:
     form = await form_of(request)
     user = await current_user(request)
-    new_account = None
+    typed = None
+    if user is None:
+        typed = InviteeAccountForm(
+            name=form.get("name"),
+            password=form.get("password"),
+            password_confirm=form.get("password_confirm"),
+            locale=form.get("locale"),
+            default_locale=get_settings().default_locale,
+        )
     try:
-        if user is None:
-            # The invitation names the address; accepting it asks no terms.
-            new_account = accounts.check_new_account(
-                name=form.get("name"),
-                password=form.get("password"),
-                password_confirm=form.get("password_confirm"),
-                locale=form.get("locale"),
-                default_locale=get_settings().default_locale,
-            )
         account, org_slug = await accept_invitation(
-            slug, token, user, new_account, actor_for(request, user)
+            slug, token, user, typed, actor_for(request, user)
         )
     except Gone as error:
         return form_error(request, "message.html", error, {}, title="Invitation")

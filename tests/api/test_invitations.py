@@ -260,15 +260,25 @@ async def test_a_signed_in_person_accepts_an_invitation_to_their_address_in_any_
     assert await audit_actions(tenant_a.id) == [*before, "invitation.accepted"]
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        # The address's account is told before the details typed for a new one.
+        {"password": "short", "password_confirm": "short"},
+        {"password_confirm": "something else entirely"},
+        {"name": ""},
+    ],
+)
 async def test_creating_an_account_that_exists_is_refused_and_nothing_is_written(
-    browser: Browser, app: Litestar, tenant_a: TenantFixture
+    browser: Browser, app: Litestar, tenant_a: TenantFixture, change: dict[str, str]
 ) -> None:
     person = await make_user("Existing Person")
     await browser.login(tenant_a.owner)
     link = await _invite(browser, tenant_a, person.email)
     before = await audit_actions(tenant_a.id)
     async with browser_on(app) as stranger:
-        response = await stranger.post(link, NEW_ACCOUNT, page=link)
+        response = await stranger.post(link, {**NEW_ACCOUNT, **change}, page=link)
     assert response.status_code == 409
     assert '<div class="notice error" role="alert">An account already exists for this address.' in (
         response.text
@@ -413,6 +423,9 @@ async def test_a_revoked_link_is_gone_and_cannot_be_revoked_twice(
         assert "This invitation link is not valid any more." in page.text
         accept = await invitee.post(link, NEW_ACCOUNT, page="/login")
         assert accept.status_code == 410
+        # A dead link is told before the details typed for a new account.
+        short = {**NEW_ACCOUNT, "password": "short", "password_confirm": "short"}
+        assert (await invitee.post(link, short, page="/login")).status_code == 410
     assert await _account_exists("revoked@example.org") is False
     twice = await browser.post(revoke, page=members)
     assert twice.status_code == 409
@@ -440,6 +453,10 @@ async def test_an_expired_link_is_gone_in_the_visitors_language(
         assert "Cette invitation a expiré. Demandez-en une nouvelle." in french.text
         accept = await invitee.post(link, NEW_ACCOUNT, page="/login")
         assert accept.status_code == 410
+        mismatched = {**NEW_ACCOUNT, "password_confirm": "something else entirely"}
+        refused = await invitee.post(link, mismatched, page="/login")
+        assert refused.status_code == 410
+        assert "This invitation has expired. Ask for a new one." in refused.text
     assert await _account_exists("late@example.org") is False
     assert await audit_actions(tenant_a.id) == before
     members = await browser.get(f"/o/{tenant_a.slug}/members")
