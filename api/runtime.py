@@ -18,7 +18,7 @@ JOB_MODULES = (
     "core.mail",
     "tenants.tasks",
     "campaigns.exports",
-    "campaigns.jobs",
+    "campaigns.learner_import",
     "campaigns.exposure",
     "tenants.webhooks.delivery",
 )

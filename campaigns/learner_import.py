@@ -5,13 +5,16 @@ organization's learners (an email and an external id naming two different learne
 and, only when no row is bad, upserts them in bulk in one transaction: a row matches the
 learner with the same email (case-insensitive), else the one with the same external id,
 else it creates one. Large files (more than `SYNC_MAX_ROWS` rows) are checked just the same,
-then written by the `import_learners_file` job (`campaigns.jobs`) through `write_import`,
-in batches, with progress.
+then written by the `import_learners_file` job, registered here, through `write_import`, in
+batches, with progress: a task of `core.tasks` started by `tenants.tasks.start_task`, whose
+input is the uploaded file, whose progress shows at `/o/{slug}/tasks/{id}`, and which runs as
+the person who started it, with their permissions as they are when it runs.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,9 +26,10 @@ from campaigns.learners import require_learners_importer
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Invalid
 from core.i18n import N_
+from core.tasks import TaskRun, read_input, task_job
 from tenants import audit
 from tenants.context import TenantContext
-from tenants.tasks import start_task
+from tenants.tasks import start_task, starter_context
 
 #: The kind of the task that writes a large import, shown on its page.
 LEARNER_IMPORT = N_("learners.import")
@@ -33,6 +37,10 @@ LEARNER_IMPORT = N_("learners.import")
 SYNC_MAX_ROWS = 2_000
 #: Rows written per statement (and per transaction in the job).
 BATCH_SIZE = 1_000
+#: The uploaded file's name is kept (audit log, task) up to this length.
+FILENAME_MAX_LENGTH = 200
+#: The name kept for a file whose name has nothing else than control characters.
+DEFAULT_FILENAME = "learners.csv"
 #: Joins a learner's groups in one text value for `unnest` (never inside a group: a control
 #: character, refused in group names).
 _UNIT = "\x1f"
@@ -68,6 +76,14 @@ class ImportResult:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def clean_filename(name: str) -> str:
+    """The uploaded file's name as the import keeps it (in its audit event and its task):
+    without control or format characters (jsonb refuses a NUL), without surrounding spaces, at
+    most `FILENAME_MAX_LENGTH` characters, `DEFAULT_FILENAME` when nothing is left."""
+    kept = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    return kept.strip()[:FILENAME_MAX_LENGTH].strip() or DEFAULT_FILENAME
 
 
 # --- comparing with stored learners -------------------------------------------------------
@@ -241,9 +257,10 @@ async def import_learners(
     Otherwise the rows are upserted in one transaction and one `learners.imported` event is
     recorded, or, for a file of more than `SYNC_MAX_ROWS` rows, handed to a background task
     (`task_id`) that writes them in batches. `dry_run` checks and counts without writing.
-    File-level faults raise `Invalid`.
+    File-level faults raise `Invalid`. `filename` is kept as `clean_filename` makes it.
     """
     require_learners_importer(ctx)
+    filename = clean_filename(filename)
     parsed = parse_learner_csv(data)
     total = len(parsed.rows) + len({p.line for p in parsed.problems})
 
@@ -268,7 +285,7 @@ async def import_learners(
             task_id = await start_task(
                 ctx,
                 LEARNER_IMPORT,
-                "import_learners_file",  # campaigns.jobs, which imports this module
+                "import_learners_file",  # registered below; queued jobs know it by name
                 [filename],
                 input=data,
                 total=len(parsed.rows),
@@ -276,7 +293,7 @@ async def import_learners(
             return result(task_id=task_id, **counts)
         await _write(ctx, plan)
         await audit.record(
-            ctx, "learners.imported", "learner", "", file=filename[:200], rows=total, **counts
+            ctx, "learners.imported", "learner", "", file=filename, rows=total, **counts
         )
     return result(**counts)
 
@@ -289,6 +306,7 @@ async def write_import(
     batch by batch, telling `progress`; one `learners.imported` event. A row that no longer
     fits fails the whole import with `Invalid`: nothing is written."""
     require_learners_importer(ctx)
+    filename = clean_filename(filename)  # again: a job queued before names were cleaned
     parsed = parse_learner_csv(data)
     async with tenant_transaction(ctx):
         plan = await _checked_plan(ctx, parsed)
@@ -306,7 +324,7 @@ async def write_import(
             "learners.imported",
             "learner",
             "",
-            file=filename[:200],
+            file=filename,
             rows=len(parsed.rows),
             **counts,
         )
@@ -336,3 +354,12 @@ async def describe_task(ctx: TenantContext, task_id: UUID, result: ImportResult)
                 }
             ),
         )
+
+
+@task_job(acting_as=starter_context)
+async def import_learners_file(run: TaskRun[TenantContext], filename: str) -> None:
+    """Write the learners of the task's file, all in one transaction, reporting progress
+    after each batch. Run twice, it finds them written and changes nothing more."""
+    data = await read_input(run.tenant_id, run.task_id)
+    result = await write_import(run.ctx, data, filename, run.progress)
+    await describe_task(run.ctx, run.task_id, result)

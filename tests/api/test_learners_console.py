@@ -280,3 +280,41 @@ async def test_a_large_file_goes_to_a_task_page(
     assert "Learner import" in task.text
     assert f"Import done: {count} created, 0 updated, 0 unchanged." in task.text
     assert len(await _names(tenant_a)) == count
+
+
+@pytest.mark.parametrize(
+    ("filename", "recorded"),
+    [("a\x00b.csv", "ab.csv"), ("\x00\x1f\x7f", "learners.csv"), ("x" * 300 + ".csv", "x" * 200)],
+)
+async def test_a_file_name_with_control_characters_is_cleaned_in_the_audit_log(
+    browser: Browser, tenant_a: TenantFixture, filename: str, recorded: str
+) -> None:
+    # The name goes into the audit entry's jsonb, which refuses a NUL: this was a 500.
+    await browser.login(tenant_a.owner)
+    page = f"/o/{tenant_a.slug}/learners"
+    await browser.get(page)
+    # Written by hand: httpx would percent-encode the control characters of the name.
+    body = b"".join(
+        [
+            b'--b\r\nContent-Disposition: form-data; name="_csrf_token"\r\n\r\n',
+            browser.csrf.encode(),
+            b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="',
+            filename.encode(),
+            b'"\r\nContent-Type: text/csv\r\n\r\n',
+            GOOD,
+            b"\r\n--b--\r\n",
+        ]
+    )
+    response = await browser.client.post(
+        f"{page}/import",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 303, response.text
+    async with as_tenant(tenant_a.id):
+        rows = await database.fetch(
+            "SELECT details->>'file' AS file FROM audit_event "
+            "WHERE tenant_id = $1 AND action = 'learners.imported'",
+            tenant_a.id,
+        )
+    assert [row["file"] for row in rows] == [recorded]

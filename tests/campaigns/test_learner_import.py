@@ -4,12 +4,23 @@ large file is written by a task with progress."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from campaigns.learner_import import SYNC_MAX_ROWS, ImportResult, import_learners, write_import
+from campaigns.learner_import import (
+    DEFAULT_FILENAME,
+    FILENAME_MAX_LENGTH,
+    SYNC_MAX_ROWS,
+    ImportResult,
+    clean_filename,
+    import_learners,
+    write_import,
+)
 from core import database, jobs
 from core.errors import Forbidden
 from tenants.tasks import get_task
@@ -169,3 +180,58 @@ async def test_a_large_file_is_written_by_a_task_with_progress(
 
 async def _no_progress(done: int, total: int) -> None:
     return None
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("learners 2026.csv", "learners 2026.csv"),
+        ("a\x00b.csv", "ab.csv"),
+        ("tab\there\r\n.csv", "tabhere.csv"),
+        ("\u202eevil\u200b.csv", "evil.csv"),  # format characters too: no reversed names
+        ("Élèves été.csv", "Élèves été.csv"),
+        ("  spaced.csv  ", "spaced.csv"),
+        ("", DEFAULT_FILENAME),
+        ("\x00\x1f\x7f", DEFAULT_FILENAME),
+        ("   ", DEFAULT_FILENAME),
+        ("x" * 300, "x" * FILENAME_MAX_LENGTH),
+    ],
+)
+def test_the_file_name_is_kept_without_control_characters_and_bounded(name: str, kept: str) -> None:
+    assert clean_filename(name) == kept
+
+
+async def test_a_large_file_with_a_nul_in_its_name_is_written_by_its_task(
+    tenant_a: TenantFixture, queue: jobs.InProcessQueue
+) -> None:
+    count = SYNC_MAX_ROWS + 1
+    data = "name,email\n" + "".join(f"P{i},p{i}@example.org\n" for i in range(count))
+    result = await import_learners(tenant_a.owner_ctx, data.encode(), filename="big\x00.csv")
+    assert result.task_id is not None
+    await queue.drain()
+    task = await get_task(tenant_a.owner_ctx, result.task_id)
+    assert task.status == "done"
+    async with as_tenant(tenant_a.id):
+        rows = await database.fetch(
+            "SELECT details->>'file' AS file FROM audit_event "
+            "WHERE tenant_id = $1 AND action = 'learners.imported'",
+            tenant_a.id,
+        )
+    assert [row["file"] for row in rows] == ["big.csv"]
+
+
+def test_the_module_that_queues_the_import_job_registers_it() -> None:
+    # A fresh process that imports only the import (a web process, say) can queue its job.
+    script = (
+        "from core.jobs import REGISTRY\n"
+        "import campaigns.learner_import\n"
+        "print('import_learners_file' in REGISTRY)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.strip() == "True"
