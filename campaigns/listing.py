@@ -1,10 +1,14 @@
-"""Paged reads of campaigns, participations, shared results and learners: the one read path
-of the console, the campaign dashboard and the JSON API.
+"""Reads of campaigns, participations, shared results and learners: the one read path of the
+console, the campaign dashboard, the JSON API and the demo.
 
-Every listing is a keyset page: rows in a fixed order (newest first, then id), `limit` at a
-time, resumed from an opaque cursor that names the boundary row and the direction. Each page
-costs one query (two when it is under a campaign: the campaign's accessor first), whatever
-`limit` is: counts, learners and results come joined, never row by row.
+The listings are keyset pages: rows in a fixed order, `limit` at a time, resumed from an
+opaque cursor that names the boundary row. Campaigns, participations, shared results and the
+JSON API's learners come newest first (then by id), and their cursors go both ways; the
+console's learners come by name (case-insensitive, then id), forward only, with cursors of
+their own. Each page costs one query (two when it is under a campaign: the campaign's
+accessor first), whatever `limit` is: counts, learners and results come joined, never row by
+row. The console's list of campaigns is not paged: `all_campaigns` reads every campaign, with
+the same rows in the same order, in one query.
 
 Results appear only for participations their owners shared: an unshared result is never
 read, not even to be filtered out afterwards. Who reads what: `org:campaigns:read` for
@@ -21,6 +25,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
+from campaigns.learner_rows import GROUP_MAX_LENGTH, NAME_MAX_LENGTH
 from core import keyset
 from core.database import contains_pattern, fetch, tenant_transaction
 from core.errors import Invalid, NotFound
@@ -208,12 +213,12 @@ def check_limit(limit: int) -> int:
 
 
 def _search_pattern(search: str | None) -> str | None:
-    text = clean_text(search, "search", max_length=200, required=False)
+    text = clean_text(search, "search", max_length=NAME_MAX_LENGTH, required=False)
     return contains_pattern(text) if text else None
 
 
 def _clean_group(group: str | None) -> str | None:
-    return clean_text(group, "group", max_length=100, required=False) or None
+    return clean_text(group, "group", max_length=GROUP_MAX_LENGTH, required=False) or None
 
 
 def _clean_status(status: str | None) -> str | None:
@@ -334,6 +339,8 @@ FROM campaign c, LATERAL (
     FROM participation p WHERE p.tenant_id = c.tenant_id AND p.campaign_id = c.id) n
 WHERE c.tenant_id = $1{resume}
 """
+#: The campaigns' order, newest first: (timestamp, id) columns of the keyset.
+_CAMPAIGN_KEY = ("c.created_at", "c.id")
 
 
 def _campaign(row: Mapping[str, Any]) -> CampaignSummary:
@@ -373,23 +380,19 @@ async def list_campaigns_page(
         query.where(f"c.status = {query.param(status)}")
     select = _CAMPAIGNS + " ORDER BY {order} LIMIT {limit}"
     async with tenant_transaction(ctx):
-        return await _keyset(
-            select, query, ("c.created_at", "c.id"), at, limit, _campaign, "created_at"
-        )
+        return await _keyset(select, query, _CAMPAIGN_KEY, at, limit, _campaign, "created_at")
 
 
 async def all_campaigns(ctx: TenantContext) -> list[CampaignSummary]:
-    """Every campaign of the tenant, newest first, each with its funnel: the pages of
-    `list_campaigns_page` one after the other (one query per `MAX_LIMIT` campaigns), for the
-    console's list, which shows them all on one page."""
-    campaigns: list[CampaignSummary] = []
-    cursor: str | None = None
-    while True:
-        page = await list_campaigns_page(ctx, cursor, MAX_LIMIT)
-        campaigns += page.items
-        if page.next_cursor is None:
-            return campaigns
-        cursor = page.next_cursor
+    """Every campaign of the tenant, newest first, each with its funnel: what the pages of
+    `list_campaigns_page` hold one after the other, in one query whatever their number, for
+    the console's list (which shows them all on one page) and the demo."""
+    _require(ctx, Permission.CAMPAIGNS_READ)
+    stamp, ident = _CAMPAIGN_KEY
+    select = _CAMPAIGNS.format(resume="") + f" ORDER BY {stamp} DESC, {ident} DESC"
+    async with tenant_transaction(ctx):
+        rows = await fetch(select, ctx.tenant_id)
+    return [_campaign(row) for row in rows]
 
 
 async def campaign_summary(ctx: TenantContext, campaign_id: UUID | str) -> CampaignSummary:
@@ -595,7 +598,7 @@ def _decode_name_cursor(cursor: str | None) -> tuple[str, UUID] | None:
     if parts is None:
         return None
     ident, sort_key = parts
-    if len(sort_key) > 200:  # a learner's name as stored is no longer
+    if len(sort_key) > NAME_MAX_LENGTH:  # a learner's name as stored is no longer
         raise Invalid("This page link is not valid.", field="cursor")
     return sort_key, keyset.parse_id(ident)
 

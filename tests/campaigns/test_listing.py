@@ -349,26 +349,13 @@ async def test_campaigns_page_with_their_funnel(
     assert drafts.items == []
 
 
-async def test_all_campaigns_reads_every_page_in_the_order_of_the_pages(
+async def test_all_campaigns_lists_what_the_pages_list_in_their_order(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     newest = await make_campaign(tenant_a, name="Newest")
     await seed(tenant_a, newest.id, 4)
     await make_campaign(tenant_b, name="Theirs")
-    async with as_tenant(tenant_a.id):
-        # More than a page of the largest size: copies of the campaign, a minute apart, older.
-        await database.execute(
-            """INSERT INTO campaign (tenant_id, id, name, type, code, profile_snapshot,
-                   bank_version, locales, status, created_at, updated_at)
-               SELECT tenant_id, gen_random_uuid(), 'Copy ' || n, type, copy.code,
-                   profile_snapshot, bank_version, locales, status,
-                   created_at - n * interval '1 minute', updated_at
-               FROM campaign, unnest($3::text[]) WITH ORDINALITY AS copy(code, n)
-               WHERE tenant_id = $1 AND id = $2""",
-            tenant_a.id,
-            newest.id,
-            [new_code() for _ in range(listing.MAX_LIMIT + 5)],
-        )
+    await _copy_campaign(tenant_a, newest.id, listing.MAX_LIMIT + 5)
     ctx = tenant_a.member_ctx
     every = await listing.all_campaigns(ctx)
     pages = await every_page(lambda c, n: listing.list_campaigns_page(ctx, c, n), 50)
@@ -377,6 +364,40 @@ async def test_all_campaigns_reads_every_page_in_the_order_of_the_pages(
     assert every[0] == await listing.campaign_summary(ctx, newest.id)
     assert (every[0].started, every[0].completed, every[0].shared) == (4, 2, 1)
     assert [c.name for c in every[1:4]] == ["Copy 1", "Copy 2", "Copy 3"]
+
+
+async def test_all_campaigns_cost_the_same_statements_whatever_their_number(
+    tenant_a: TenantFixture, statements: list[str]
+) -> None:
+    first = await make_campaign(tenant_a, name="First")
+    await seed(tenant_a, first.id, 3)
+    counts = []
+    for copies in (0, 2 * listing.MAX_LIMIT):
+        await _copy_campaign(tenant_a, first.id, copies)
+        statements.clear()
+        listed = await listing.all_campaigns(tenant_a.owner_ctx)
+        await asyncio.sleep(0)  # asyncpg calls query loggers on the next loop iteration
+        assert len(listed) == 1 + copies
+        counts.append(len(statements))
+    # BEGIN, two SET LOCAL, every campaign with its funnel, COMMIT
+    assert counts == [5, 5]
+
+
+async def _copy_campaign(tenant: TenantFixture, campaign_id: UUID, copies: int) -> None:
+    """`copies` copies of the campaign, named "Copy n", n minutes older than it."""
+    async with as_tenant(tenant.id):
+        await database.execute(
+            """INSERT INTO campaign (tenant_id, id, name, type, code, profile_snapshot,
+                   bank_version, locales, status, created_at, updated_at)
+               SELECT tenant_id, gen_random_uuid(), 'Copy ' || n, type, copy.code,
+                   profile_snapshot, bank_version, locales, status,
+                   created_at - n * interval '1 minute', updated_at
+               FROM campaign, unnest($3::text[]) WITH ORDINALITY AS copy(code, n)
+               WHERE tenant_id = $1 AND id = $2""",
+            tenant.id,
+            campaign_id,
+            [new_code() for _ in range(copies)],
+        )
 
 
 # --- learners ----------------------------------------------------------------------------
