@@ -9,9 +9,11 @@ from tenants.context import TenantContext
 from tenants.permissions import Permission
 
 
-def _require_member(ctx: TenantContext, permission: Permission) -> None:
-    # The console's services are a people's matter: a context without a role is refused.
-    # The JSON API reads campaigns through `campaigns.listing`, which checks token scopes.
+def require_member(ctx: TenantContext, permission: Permission) -> None:
+    """`Forbidden` unless a member of the organization (someone with a role) holding
+    `permission` acts: the console's services on campaigns and learners are a people's matter,
+    so API tokens and participants are refused whatever they hold. (The JSON API reads
+    campaigns and learners through `campaigns.listing`, which checks a token's scopes.)"""
     if ctx.role is None:
         raise Forbidden()
     ctx.require(permission)
@@ -20,13 +22,13 @@ def _require_member(ctx: TenantContext, permission: Permission) -> None:
 def require_reader(ctx: TenantContext) -> None:
     """Campaigns, their statistics and target profiles are read by every member of the
     organization, whatever their role; API tokens and participants are refused."""
-    _require_member(ctx, Permission.CAMPAIGNS_READ)
+    require_member(ctx, Permission.CAMPAIGNS_READ)
 
 
 def require_manager(ctx: TenantContext) -> None:
     """Campaigns and target profiles are created and changed by the organization's owners and
     admins (`org:campaigns:manage`); plain members, API tokens and participants are refused."""
-    _require_member(ctx, Permission.CAMPAIGNS_MANAGE)
+    require_member(ctx, Permission.CAMPAIGNS_MANAGE)
 
 
 def participant_id(ctx: TenantContext) -> UUID:

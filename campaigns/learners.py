@@ -3,33 +3,27 @@ console shows beside their list.
 
 The list itself (the console's, by name, and the JSON API's, newest first) is one read,
 `campaigns.listing.list_learners`; an import is `campaigns.learner_import`'s, the file it
-reads `campaigns.learner_csv`'s.
+reads `campaigns.learner_csv`'s. Learners are people's personal data, read and imported by
+members in the console; an API token (no role) reads them only through `campaigns.listing`,
+as its scopes allow.
 """
 
 from __future__ import annotations
 
+from campaigns.access import require_member
 from core.database import fetch, tenant_transaction
-from core.errors import Forbidden
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 
 
-def _require(ctx: TenantContext, permission: Permission) -> None:
-    # Learners are people's personal data, imported by members in the console; an API token
-    # (no role) reads them only through `campaigns.listing`, as its scopes allow.
-    if ctx.role is None:
-        raise Forbidden()
-    ctx.require(permission)
-
-
 def require_learners_reader(ctx: TenantContext) -> None:
     """Every member of the organization reads its learners (`org:learners:read`)."""
-    _require(ctx, Permission.LEARNERS_READ)
+    require_member(ctx, Permission.LEARNERS_READ)
 
 
 def require_learners_importer(ctx: TenantContext) -> None:
     """Owners and admins import learners (`org:learners:import`)."""
-    _require(ctx, Permission.LEARNERS_IMPORT)
+    require_member(ctx, Permission.LEARNERS_IMPORT)
 
 
 async def learner_groups(ctx: TenantContext) -> list[str]:

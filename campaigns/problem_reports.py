@@ -26,8 +26,9 @@ from uuid import UUID, uuid4
 from campaigns import assessment
 from campaigns.access import participant_id
 from campaigns.content import frozen_bank
+from campaigns.participation.rules import refuse_if_archived
 from core.database import after_commit, execute, fetch, global_transaction, tenant_transaction
-from core.errors import Forbidden, Gone, Invalid, NotFound
+from core.errors import Forbidden, Invalid, NotFound
 from core.ids import uuid_or_404
 from core.settings import get_settings
 from core.validation import clean_multiline
@@ -45,7 +46,6 @@ TRIAGE_ROLES = tuple(sorted(staff_roles_with(StaffPermission.CONTENT_TRIAGE)))
 SAMPLE_COMMENTS = 3
 
 NOT_SERVED_MESSAGE = "This question is not part of your test."
-CLOSED_MESSAGE = "This campaign is closed."
 
 
 # --- the withdrawn set, cached per process ------------------------------------------------
@@ -207,8 +207,7 @@ async def report_problem(
         if not rows:
             raise NotFound()
         row = rows[0]
-        if row["campaign_status"] == "archived":
-            raise Gone(CLOSED_MESSAGE)
+        refuse_if_archived(row["campaign_status"])
         current = row["status"] == "started" and row["current_challenge_id"] == challenge_id
         if row["locale"] is None or not (current or row["answer_id"] is not None):
             raise NotFound(NOT_SERVED_MESSAGE)

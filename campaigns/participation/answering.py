@@ -15,10 +15,10 @@ from campaigns import assessment
 from campaigns.access import participant_id
 from campaigns.content import frozen_bank
 from campaigns.exposure import exposure_ledgers, ledger_for
-from campaigns.participation.rules import CLOSED_MESSAGE, is_late, seconds_left
+from campaigns.participation.rules import is_late, refuse_if_archived, seconds_left
 from campaigns.problem_reports import withdrawn_challenges
 from core.database import execute, fetch, tenant_transaction
-from core.errors import Conflict, Gone, NotFound
+from core.errors import Conflict, NotFound
 from core.ids import uuid_or_404
 from engine import Bank, Challenge
 from tenants.context import TenantContext
@@ -137,8 +137,7 @@ def _view(
 
 
 def _check_state(row: Mapping[str, Any]) -> None:
-    if row["campaign_status"] == "archived":
-        raise Gone(CLOSED_MESSAGE)
+    refuse_if_archived(row["campaign_status"])
     if row["type"] != "assessment" or row["seed"] is None:
         raise Conflict("This campaign has no test.")
 

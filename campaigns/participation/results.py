@@ -13,7 +13,7 @@ from uuid import UUID
 from campaigns import events
 from campaigns.access import participant_id
 from campaigns.content import frozen_bank
-from campaigns.participation.rules import CLOSED_MESSAGE
+from campaigns.participation.rules import refuse_if_archived
 from campaigns.participation.views import (
     ParticipationView,
     own_participation,
@@ -27,7 +27,7 @@ from core.database import (
     global_transaction,
     tenant_transaction,
 )
-from core.errors import Conflict, Gone, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from core.ids import uuid_or_404
 from tenants import audit
 from tenants.context import TenantContext
@@ -65,8 +65,7 @@ async def share(
         if not rows:
             raise NotFound()
         row = rows[0]
-        if row["campaign_status"] == "archived":
-            raise Gone(CLOSED_MESSAGE)
+        refuse_if_archived(row["campaign_status"])
         if row["status"] == "started":
             raise Conflict("Finish the test before sharing your results.")
         if row["status"] == "completed":

@@ -2,7 +2,8 @@
 own (the caller passes `now` and the seconds a challenge has been shown).
 
 They raise the participant's errors (`NotFound`, `Gone`, `Conflict`) with the messages the
-pages show, so the use cases of this package state each rule once.
+pages show, so the use cases of this package (and a participant's problem reports,
+`campaigns.problem_reports`) state each rule once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def refuse_unless_accepting(
         raise Conflict("This campaign opens on {date}.", date=opens_at.date().isoformat())
     if closes_at is not None and closes_at <= now:
         raise Gone("This campaign has ended.")
+
+
+def refuse_if_archived(status: str) -> None:
+    """Raise `Gone` when a campaign in `status` is archived: its participants no longer reach
+    their participations (to resume, answer, share or report a problem), whereas a closed
+    campaign still lets them finish and share what they started."""
+    if status == "archived":
+        raise Gone(CLOSED_MESSAGE)
 
 
 # --- retakes ---------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from campaigns.access import participant_id
 from campaigns.content import frozen_bank
 from campaigns.exposure import exposure_ledgers, ledger_for
 from campaigns.participation.rules import (
-    CLOSED_MESSAGE,
     choose_locale,
+    refuse_if_archived,
     refuse_retake_unless_due,
     refuse_unless_accepting,
     returns_latest,
@@ -30,7 +30,7 @@ from campaigns.participation.views import (
 from campaigns.problem_reports import withdrawn_challenges
 from campaigns.profile_catalogue import ProfileSpec
 from core.database import execute, fetch, tenant_transaction
-from core.errors import Forbidden, Gone, Invalid, NotFound, Unauthenticated
+from core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from core.ids import uuid_or_404
 from core.validation import clean_email, clean_text
 from engine import Bank
@@ -134,8 +134,7 @@ async def start_or_resume(
         if not rows:
             raise NotFound()
         row = rows[0]
-        if row["campaign_status"] == "archived":
-            raise Gone(CLOSED_MESSAGE)
+        refuse_if_archived(row["campaign_status"])
         latest_status = None if row["id"] is None else row["status"]
         if returns_latest(latest_status, retake=retake):
             return participation_view(row, resumed=latest_status == "started")

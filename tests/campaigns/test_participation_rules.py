@@ -13,6 +13,7 @@ from campaigns.participation.rules import (
     UNKNOWN_CODE_MESSAGE,
     choose_locale,
     is_late,
+    refuse_if_archived,
     refuse_retake_unless_due,
     refuse_unless_accepting,
     returns_latest,
@@ -41,6 +42,15 @@ def test_a_draft_is_not_found_like_an_unknown_code() -> None:
 def test_a_closed_or_archived_campaign_is_gone(status: str) -> None:
     with pytest.raises(Gone) as caught:
         refuse_unless_accepting(status, None, None, NOW)
+    assert caught.value.message == CLOSED_MESSAGE
+
+
+def test_only_an_archived_campaign_shuts_its_participants_out() -> None:
+    # A closed campaign still lets its participants finish, share and report.
+    for status in ("draft", "active", "closed"):
+        refuse_if_archived(status)
+    with pytest.raises(Gone) as caught:
+        refuse_if_archived("archived")
     assert caught.value.message == CLOSED_MESSAGE
 
 
