@@ -112,16 +112,20 @@ async def test_a_retake_in_another_campaign_does_not_count(
 async def test_a_persons_rows_elsewhere_stay_hidden_inside_a_tenant(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    """A person's results are read across organizations only with no tenant set: inside
-    tenant A's transaction, their participation in tenant B is invisible."""
+    """Across organizations a person sees only their learner rows, and only with no tenant
+    set (that is how "my results" finds their organizations, then reads each in its own
+    transaction); participations are never read without their tenant. Inside tenant A's
+    transaction, their learner and participation in tenant B are invisible."""
     person = await make_participant(tenant_b)
     campaign_b = await make_campaign(tenant_b)
     await start_or_resume(person.ctx, campaign_b.id)
     async with database.global_transaction(user_id=person.user_id):
-        everywhere = await database.fetch("SELECT tenant_id FROM participation")
+        learners_everywhere = await database.fetch("SELECT tenant_id FROM learner")
+        participations_everywhere = await database.fetch("SELECT tenant_id FROM participation")
     async with as_tenant(tenant_a.id, person.user_id):
         in_a = await database.fetch("SELECT tenant_id FROM participation")
         learners_in_a = await database.fetch("SELECT tenant_id FROM learner")
-    assert [row["tenant_id"] for row in everywhere] == [tenant_b.id]
+    assert [row["tenant_id"] for row in learners_everywhere] == [tenant_b.id]
+    assert participations_everywhere == []
     assert tenant_b.id not in {row["tenant_id"] for row in in_a}
     assert tenant_b.id not in {row["tenant_id"] for row in learners_in_a}
