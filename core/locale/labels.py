@@ -47,7 +47,7 @@ AUDIT_ACTIONS = (
     N_("participation.shared"),
     # problem reports on challenges (campaigns/problem_reports.py)
     N_("challenge.reported"),
-    # learners (campaigns/learner_import.py, campaigns/jobs.py)
+    # learners (campaigns/learner_import.py)
     N_("learners.imported"),
     # background tasks (tenants/tasks.py)
     N_("task.started"),
