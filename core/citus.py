@@ -15,6 +15,7 @@ table is placed, all in one transaction: a failure leaves the schema as it was.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -109,3 +110,36 @@ async def distribute(conn: asyncpg.Connection) -> list[str]:
             )
     log.info("citus: placed %s", ", ".join(done))
     return done
+
+
+def _in_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+async def join_workers(coordinator_url: str, worker_urls: list[str]) -> None:
+    """Make the coordinator's database (already created, and propagated to the workers by
+    `citus.enable_create_database_propagation`) a cluster: the extension on every node, the
+    coordinator told where it and its workers are. For tests, benchmarks and rehearsals; an
+    operator runs the same statements once (docs/scaling.md)."""
+    database = urlsplit(coordinator_url).path.lstrip("/")
+    for worker in worker_urls:
+        conn = await asyncpg.connect(_in_database(worker, database))
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
+        finally:
+            await conn.close()
+    coordinator = await asyncpg.connect(coordinator_url)
+    try:
+        await coordinator.execute("CREATE EXTENSION IF NOT EXISTS citus")
+        here = urlsplit(coordinator_url)
+        await coordinator.execute(
+            "SELECT citus_set_coordinator_host($1, $2)", here.hostname, here.port or 5432
+        )
+        for worker in worker_urls:
+            node = urlsplit(worker)
+            await coordinator.execute(
+                "SELECT citus_add_node($1, $2)", node.hostname, node.port or 5432
+            )
+    finally:
+        await coordinator.close()

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from uuid import uuid4
 
 import asyncpg
 import pytest
 
 from api.runtime import import_jobs
-from core import database, jobs
+from core import citus, database, jobs
 from core.settings import Settings, load_settings
 from tenants.accounts import UserAccount, create_user
 from tenants.context import Actor, TenantContext
@@ -27,8 +26,9 @@ from tenants.organizations import OrganizationFields, create_organization, membe
 #: CI) never drop each other's; it is dropped when the run ends.
 TEST_DATABASE = f"jalon_test_{os.getpid()}"
 IN_CI = os.environ.get("CI") == "true"
-#: Set by `make test-citus`: the owner URLs of the workers of the Citus cluster whose
-#: coordinator `DATABASE_URL` names. The suite then runs, unchanged, on a distributed database.
+#: `JALON_TEST_CITUS_WORKERS`, set by `make test-citus`: the owner URLs of the workers of the
+#: Citus cluster whose coordinator `DATABASE_URL` names. The suite then runs, unchanged, on
+#: a distributed database.
 CITUS_WORKERS = [url for url in os.environ.get("JALON_TEST_CITUS_WORKERS", "").split(",") if url]
 
 
@@ -85,7 +85,7 @@ async def owner_url(settings: Settings) -> AsyncIterator[str]:
         await admin.close()
     url = database.with_database(server_url, TEST_DATABASE)
     if CITUS_WORKERS:
-        await _join_citus_workers(url)
+        await citus.join_workers(url, CITUS_WORKERS)
     await database.migrate(
         url, settings.runtime_role, settings.runtime_password, "api.piccolo_conf"
     )
@@ -95,31 +95,6 @@ async def owner_url(settings: Settings) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
     finally:
         await admin.close()
-
-
-async def _join_citus_workers(url: str) -> None:
-    """Make the new test database a Citus cluster: the extension on every node (the cluster
-    propagates CREATE DATABASE to the workers), the coordinator told where it and they are."""
-    for worker in CITUS_WORKERS:
-        conn = await asyncpg.connect(database.with_database(worker, TEST_DATABASE))
-        try:
-            await conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
-        finally:
-            await conn.close()
-    coordinator = await asyncpg.connect(url)
-    try:
-        await coordinator.execute("CREATE EXTENSION IF NOT EXISTS citus")
-        parts = urlsplit(url)
-        await coordinator.execute(
-            "SELECT citus_set_coordinator_host($1, $2)", parts.hostname, parts.port or 5432
-        )
-        for worker in CITUS_WORKERS:
-            node = urlsplit(worker)
-            await coordinator.execute(
-                "SELECT citus_add_node($1, $2)", node.hostname, node.port or 5432
-            )
-    finally:
-        await coordinator.close()
 
 
 @pytest.fixture(scope="session")
