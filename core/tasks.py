@@ -386,13 +386,15 @@ async def _claim(tenant_id: UUID, task_id: UUID) -> UUID | None:
     """Mark the task running (again, after a retry: progress starts over); who started it.
     None when it is missing or has already ended."""
     async with tenant_transaction(SystemScope(tenant_id)):
+        # The time is a parameter: Citus refuses now() inside COALESCE of an UPDATE (ADR 0002).
         rows = await fetch(
             """UPDATE task SET status = 'running', done = 0,
-                   started_at = coalesce(started_at, now()), updated_at = now()
+                   started_at = coalesce(started_at, $3), updated_at = $3
                WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running')
                RETURNING created_by""",
             tenant_id,
             task_id,
+            datetime.now(UTC),
         )
     if not rows or rows[0]["created_by"] is None:
         return None

@@ -287,9 +287,10 @@ SELECT c.*, e.url, e.secret, e.enabled
 FROM claimed c JOIN webhook_endpoint e ON e.tenant_id = $1 AND e.id = c.endpoint_id
 """
 
+# The delivery time is a parameter ($9, None unless delivered), not `CASE … now()`: Citus
+# refuses non-immutable functions inside CASE or COALESCE of an UPDATE (ADR 0002).
 _RECORD = """
-UPDATE webhook_delivery SET status = $3, next_attempt_at = $4,
-    delivered_at = CASE WHEN $3 = 'delivered' THEN now() END,
+UPDATE webhook_delivery SET status = $3, next_attempt_at = $4, delivered_at = $9,
     last_response_code = $5, last_error = $6, last_duration_ms = $7, updated_at = now()
 WHERE tenant_id = $1 AND id = $2 AND status = 'pending' AND attempts = $8
 """
@@ -333,6 +334,7 @@ async def deliver_webhook(ctx: dict[str, Any], tenant_id: str, delivery_id: str)
         outcome = await get_sender().send(request)
         retry_at = None if outcome.delivered else next_attempt(claim["attempts"], datetime.now(UTC))
         status = "delivered" if outcome.delivered else "pending" if retry_at else "failed"
+    delivered_at = datetime.now(UTC) if status == "delivered" else None
     async with tenant_transaction(SystemScope(UUID(tenant_id))):
         await execute(
             _RECORD,
@@ -344,6 +346,7 @@ async def deliver_webhook(ctx: dict[str, Any], tenant_id: str, delivery_id: str)
             outcome.error,
             outcome.duration_ms,
             claim["attempts"],
+            delivered_at,
         )
     return status
 
@@ -363,6 +366,8 @@ async def dangerously_due_deliveries(limit: int = 500) -> list[DueDelivery]:
     The one read across tenants of the webhooks, through the `due_sweep` policy (ids only);
     call inside a transaction with no tenant set.
     """
+    # On Citus this read fans out to every shard, as a read may (it locks no row), and the
+    # SET LOCALs reach the workers' connections (citus.propagate_set_commands = 'local').
     await execute("SET LOCAL jalon.sweep = 'webhook_delivery'")
     rows = await fetch(
         """SELECT tenant_id, id, attempts FROM webhook_delivery

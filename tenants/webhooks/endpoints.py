@@ -312,17 +312,20 @@ async def list_endpoints(ctx: TenantContext) -> list[EndpointSummary]:
     failed, and when the last one was delivered."""
     ctx.require(Permission.WEBHOOKS_MANAGE)
     async with tenant_transaction(ctx):
+        # An aggregate without GROUP BY gives one row for every endpoint (zeros and NULL for
+        # none), so an inner lateral join keeps them all; Citus refuses the outer join
+        # (`LEFT JOIN … ON true`) next to row-level security's conditions, and routes the
+        # query to one shard only with the tenant filter inside the subquery (ADR 0002).
         rows = await fetch(
             """SELECT e.id, e.url, e.description, e.events, e.enabled, e.created_at,
-                      coalesce(s.pending, 0) AS pending, coalesce(s.failed, 0) AS failed,
-                      s.last_delivered_at
+                      s.pending, s.failed, s.last_delivered_at
                FROM webhook_endpoint e
-               LEFT JOIN LATERAL (
+               CROSS JOIN LATERAL (
                    SELECT count(*) FILTER (WHERE d.status = 'pending') AS pending,
                           count(*) FILTER (WHERE d.status = 'failed') AS failed,
                           max(d.delivered_at) AS last_delivered_at
                    FROM webhook_delivery d
-                   WHERE d.tenant_id = e.tenant_id AND d.endpoint_id = e.id) s ON true
+                   WHERE d.tenant_id = $1 AND d.endpoint_id = e.id) s
                WHERE e.tenant_id = $1
                ORDER BY e.created_at DESC, e.id DESC""",
             ctx.tenant_id,

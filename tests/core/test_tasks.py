@@ -342,11 +342,14 @@ async def test_a_crash_is_retried_and_fails_the_task_after_the_last_try(
     job = REGISTRY["_test_counting_task"]
     with pytest.raises(RuntimeError):
         await job({"job_try": 1}, *args)
-    assert (await _task(tenant_a.id, task_id)).status == "running"  # the queue retries it
+    first = await _task(tenant_a.id, task_id)
+    assert first.status == "running"  # the queue retries it
+    assert first.started_at is not None
     with pytest.raises(RuntimeError):
         await job({"job_try": MAX_TRIES}, *args)
     task = await _task(tenant_a.id, task_id)
     assert (task.status, task.message) == ("failed", tasks.FAILED)
+    assert task.started_at == first.started_at  # a retry keeps when the task first started
     await job({"job_try": 1}, *args)  # a stray retry finds the task ended and does nothing
     assert (await _task(tenant_a.id, task_id)).status == "failed"
 

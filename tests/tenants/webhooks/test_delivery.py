@@ -149,6 +149,7 @@ async def test_a_failed_attempt_is_retried_after_its_back_off_then_delivered(
     assert first["attempts"] == 1
     assert first["last_response_code"] == 500
     assert first["last_error"] == NOT_2XX_ERROR
+    assert first["delivered_at"] is None
     wait = first["next_attempt_at"] - first["last_attempt_at"]
     assert timedelta(seconds=59) < wait < timedelta(seconds=70)
 
@@ -166,6 +167,8 @@ async def test_a_failed_attempt_is_retried_after_its_back_off_then_delivered(
     assert second["attempts"] == 2
     assert second["last_response_code"] == 200
     assert second["last_error"] is None
+    # delivered when the answer came: after the attempt began, before the test read it
+    assert second["last_attempt_at"] <= second["delivered_at"] <= datetime.now(UTC)
     assert [r.headers["jalon-delivery"] for r in receiver.requests] == [str(delivery_id)] * 2
     assert receiver.requests[0].json()["type"] == "ping"
     assert receiver.requests[0].body == receiver.requests[1].body
