@@ -27,9 +27,9 @@ SELECT p.id, p.attempt, p.external_id, p.completed_at, p.shared_at, c.id AS camp
        c.code, c.name, l.external_id AS learner_external_id, l.email, r.level, r.score,
        r.competences
 FROM participation p
-JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
-JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
-LEFT JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
+JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
+LEFT JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
 WHERE p.tenant_id = $1 AND p.id = $2
 """
 
@@ -75,9 +75,9 @@ async def campaign_closed(ctx: TenantContext, campaign_id: UUID) -> None:
     """Announce `campaign.closed`: the campaign and how many learners took part."""
     rows = await fetch(
         """SELECT c.id, c.code, c.name, c.closed_at,
-                  (SELECT count(*) FROM participation p WHERE p.tenant_id = c.tenant_id
+                  (SELECT count(*) FROM participation p WHERE p.tenant_id = $1
                        AND p.campaign_id = c.id) AS participations,
-                  (SELECT count(*) FROM participation p WHERE p.tenant_id = c.tenant_id
+                  (SELECT count(*) FROM participation p WHERE p.tenant_id = $1
                        AND p.campaign_id = c.id AND p.status = 'shared') AS shared
            FROM campaign c WHERE c.tenant_id = $1 AND c.id = $2""",
         ctx.tenant_id,

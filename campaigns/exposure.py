@@ -96,8 +96,8 @@ def ledger_for(bank: Bank, ledgers: dict[str, StoredLedger]) -> ExposureLedger |
 _TENANT_TESTS = """
 SELECT c.bank_version, count(*) AS tests
 FROM assessment s
-JOIN participation p ON p.tenant_id = s.tenant_id AND p.id = s.participation_id
-JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+JOIN participation p ON p.tenant_id = $1 AND p.id = s.participation_id
+JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
 WHERE s.tenant_id = $1 AND s.created_at > now() - make_interval(days => $2)
 GROUP BY c.bank_version
 """
@@ -105,9 +105,9 @@ GROUP BY c.bank_version
 _TENANT_SERVED = """
 SELECT c.bank_version, a.challenge_id, count(*) AS served
 FROM answer a
-JOIN participation p ON p.tenant_id = a.tenant_id AND p.id = a.participation_id
-JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
-JOIN assessment s ON s.tenant_id = p.tenant_id AND s.participation_id = p.id
+JOIN participation p ON p.tenant_id = $1 AND p.id = a.participation_id
+JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
+JOIN assessment s ON s.tenant_id = $1 AND s.participation_id = p.id
 WHERE a.tenant_id = $1 AND NOT a.pretest AND s.created_at > now() - make_interval(days => $2)
 GROUP BY c.bank_version, a.challenge_id
 """

@@ -111,11 +111,11 @@ SELECT p.id, p.status, p.learner_id, c.status AS campaign_status, c.bank_version
        s.locale, s.current_challenge_id, a.id AS answer_id, a.value AS answer_value,
        a.correct AS answer_correct, u.email_verified AS verified
 FROM participation p
-JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
+JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
 JOIN user_account u ON u.id = l.user_id
-JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
-LEFT JOIN assessment s ON s.tenant_id = p.tenant_id AND s.participation_id = p.id
-LEFT JOIN answer a ON a.tenant_id = p.tenant_id AND a.participation_id = p.id
+JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
+LEFT JOIN assessment s ON s.tenant_id = $1 AND s.participation_id = p.id
+LEFT JOIN answer a ON a.tenant_id = $1 AND a.participation_id = p.id
     AND a.challenge_id = $4
 WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3
 """
@@ -129,25 +129,27 @@ RETURNING id
 """
 
 # The upsert locks the flag's row: concurrent reports of one challenge (from any tenant)
-# queue here, so each counts the events the previous ones committed.
+# queue here, so each counts the events the previous ones committed. Citus refuses now() in
+# an upsert's SET clause and in a CASE of an UPDATE: the upsert takes the time from EXCLUDED
+# (the column's default), the count from the event's own time ($4, the database's clock).
 _UPSERT_FLAG = """
 INSERT INTO challenge_flag (challenge_id) VALUES ($1)
-ON CONFLICT (challenge_id) DO UPDATE SET last_reported_at = now()
+ON CONFLICT (challenge_id) DO UPDATE SET last_reported_at = EXCLUDED.last_reported_at
 """
 
 _COUNT_AND_WITHDRAW = """
 WITH recent AS (
     SELECT count(*)::int AS n FROM challenge_flag_event e, challenge_flag f
     WHERE f.challenge_id = $1 AND e.challenge_id = $1
-      AND e.reported_at > now() - make_interval(days => $3)
+      AND e.reported_at > $4::timestamptz - make_interval(days => $3)
       AND e.reported_at > coalesce(f.reviewed_at, '-infinity'))
 UPDATE challenge_flag f SET recent_reports = recent.n,
     status = CASE WHEN f.status IN ('open', 'reviewed') AND recent.n >= $2
                   THEN 'withdrawn' ELSE f.status END,
     withdrawn_at = CASE WHEN f.status IN ('open', 'reviewed') AND recent.n >= $2
-                        THEN now() ELSE f.withdrawn_at END
+                        THEN $4::timestamptz ELSE f.withdrawn_at END
 FROM recent WHERE f.challenge_id = $1
-RETURNING f.status, f.withdrawn_at = now() AS just_withdrawn
+RETURNING f.status, f.withdrawn_at = $4::timestamptz AS just_withdrawn
 """
 
 
@@ -242,9 +244,9 @@ async def report_problem(
             # spot with made-up addresses must not take a challenge out for every tenant.
             return ReportOutcome(recorded=True, withdrawn=False)
         await execute(_UPSERT_FLAG, challenge_id)
-        await execute(
+        events = await fetch(
             """INSERT INTO challenge_flag_event (id, challenge_id, locale, category)
-               VALUES ($1, $2, $3, $4)""",
+               VALUES ($1, $2, $3, $4) RETURNING reported_at""",
             uuid4(),
             challenge_id,
             row["locale"],
@@ -255,6 +257,7 @@ async def report_problem(
             challenge_id,
             settings.report_threshold,
             settings.report_window_days,
+            events[0]["reported_at"],
         )
         if flags[0]["just_withdrawn"]:
             _forget_after_commit()
@@ -331,6 +334,8 @@ LIMIT $2
 """
 
 # Read through the `content_triage` policy (no tenant set, the acting user a content editor).
+# On Citus the window (per challenge, across tenants) runs on the coordinator over the rows
+# the shards return: the commented reports of the listed challenges since their last review.
 _SAMPLES_SQL = """
 SELECT * FROM (
     SELECT r.challenge_id, r.locale, r.category, r.comment, r.answer, r.answer_submitted,

@@ -383,7 +383,7 @@ async def access_campaign(
         )
         return _campaign(rows[0]), bool(started[0]["has_participants"])
     rows = await fetch(
-        """SELECT c.*, EXISTS (SELECT 1 FROM participation p WHERE p.tenant_id = c.tenant_id
+        """SELECT c.*, EXISTS (SELECT 1 FROM participation p WHERE p.tenant_id = $1
                AND p.campaign_id = c.id) AS has_participants
            FROM campaign c WHERE c.tenant_id = $1 AND c.id = $2""",
         ctx.tenant_id,
@@ -686,7 +686,7 @@ async def campaign_stats(ctx: TenantContext, campaign_id: UUID | str) -> Campaig
                        count(DISTINCT p.learner_id) FILTER (WHERE p.status <> 'started')
                            AS completed,
                        count(DISTINCT p.learner_id) FILTER (WHERE p.status = 'shared') AS shared
-                   FROM participation p WHERE p.tenant_id = c.tenant_id
+                   FROM participation p WHERE p.tenant_id = $1
                        AND p.campaign_id = c.id) n
                WHERE c.tenant_id = $1 AND c.id = $2""",
             ctx.tenant_id,
@@ -698,7 +698,7 @@ async def campaign_stats(ctx: TenantContext, campaign_id: UUID | str) -> Campaig
             """WITH latest AS (
                    SELECT DISTINCT ON (p.learner_id) r.level, r.score, r.competences
                    FROM participation p JOIN result r
-                       ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+                       ON r.tenant_id = $1 AND r.participation_id = p.id
                    WHERE p.tenant_id = $1 AND p.campaign_id = $2 AND p.status = 'shared'
                    ORDER BY p.learner_id, p.attempt DESC),
                cells AS (

@@ -60,9 +60,9 @@ SELECT p.id, p.status, c.status AS campaign_status, c.type, c.bank_version,
        s.current_challenge_id, s.current_pretest,
        extract(epoch FROM now() - s.current_shown_at) AS seconds_shown{answers}
 FROM participation p
-JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
-JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
-LEFT JOIN assessment s ON s.tenant_id = p.tenant_id AND s.participation_id = p.id
+JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
+JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
+LEFT JOIN assessment s ON s.tenant_id = $1 AND s.participation_id = p.id
 {join}
 WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3
 {lock}
@@ -71,13 +71,16 @@ WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3
 _CURRENT_SQL = _STATE.format(answers="", join="", lock="")
 
 # The answers so far come with the state, and the participation is locked: two submissions
-# of the same participation queue here, and the second sees the first's answer.
+# of the same participation queue here, and the second sees the first's answer. Every table,
+# the lateral subquery's too, is filtered on the tenant parameter ($1) so that Citus routes
+# the statement and its row lock to the tenant's shard. (An aggregate without GROUP BY always
+# yields its one row: the lateral is an inner join.)
 _ANSWER_STATE_SQL = _STATE.format(
     answers=", coalesce(x.ids, '{}') AS answer_ids, coalesce(x.scores, '{}') AS answer_scores",
-    join="""LEFT JOIN LATERAL (
+    join="""CROSS JOIN LATERAL (
     SELECT array_agg(a.challenge_id ORDER BY a.position) AS ids,
            array_agg(a.correct::int ORDER BY a.position) AS scores
-    FROM answer a WHERE a.tenant_id = p.tenant_id AND a.participation_id = p.id) x ON true""",
+    FROM answer a WHERE a.tenant_id = $1 AND a.participation_id = p.id) x""",
     lock="FOR UPDATE OF p",
 )
 

@@ -55,8 +55,8 @@ async def share(
     async with tenant_transaction(ctx):
         rows = await fetch(
             """SELECT p.id, p.status, c.status AS campaign_status, c.name FROM participation p
-               JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
-               JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+               JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
+               JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
                WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3 FOR UPDATE OF p""",
             ctx.tenant_id,
             uuid_or_404(participation_id),
@@ -124,15 +124,15 @@ SELECT p.*, r.theta, r.se, r.level, r.score, r.competences, r.mastered_skills,
        s.locale AS test_locale, coalesce(x.ids, '{}') AS missed_ids,
        coalesce(x.skipped, '{}') AS missed_skipped
 FROM participation p
-JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
-JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
-LEFT JOIN assessment s ON s.tenant_id = p.tenant_id AND s.participation_id = p.id
-LEFT JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
-LEFT JOIN LATERAL (
+JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
+JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
+LEFT JOIN assessment s ON s.tenant_id = $1 AND s.participation_id = p.id
+LEFT JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
+CROSS JOIN LATERAL (
     SELECT array_agg(a.challenge_id ORDER BY a.position) AS ids,
            array_agg(a.skipped ORDER BY a.position) AS skipped
-    FROM answer a WHERE a.tenant_id = p.tenant_id AND a.participation_id = p.id
-        AND NOT a.correct AND NOT a.pretest) x ON true
+    FROM answer a WHERE a.tenant_id = $1 AND a.participation_id = p.id
+        AND NOT a.correct AND NOT a.pretest) x
 WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3
 """
 
@@ -222,10 +222,10 @@ SELECT p.id, p.attempt, p.status, p.created_at, p.completed_at, p.shared_at,
        c.name AS campaign_name, c.type AS campaign_type, o.slug, o.name AS organization_name,
        r.level, r.score
 FROM learner l
-JOIN participation p ON p.tenant_id = l.tenant_id AND p.learner_id = l.id
-JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
-JOIN organization o ON o.id = p.tenant_id
-LEFT JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+JOIN participation p ON p.tenant_id = $1 AND p.learner_id = l.id
+JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
+JOIN organization o ON o.id = $1
+LEFT JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
 WHERE l.tenant_id = $1 AND l.user_id = $2 AND c.status <> 'archived'
 """
 

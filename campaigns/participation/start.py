@@ -48,6 +48,9 @@ def _clean_external_id(value: str | None, fmt: str) -> str:
 
 # The campaign row is key-share locked: a start waits for an edit of the campaign in progress
 # (which locks it FOR UPDATE) and then reads its new profile, never a half-changed one.
+# Every table is filtered on the tenant parameter itself, the lateral subquery too, so that
+# Citus routes the statement (and its row lock) to the tenant's shard; the lateral is joined
+# on a real condition rather than ON true, which Citus refuses beside the RLS conditions.
 _LATEST_PARTICIPATION = """
 SELECT c.id AS campaign_id, c.status AS campaign_status, c.type, c.opens_at, c.closes_at,
        c.locales, c.profile_snapshot, c.bank_version, c.external_id_label,
@@ -56,18 +59,19 @@ SELECT c.id AS campaign_id, c.status AS campaign_status, c.type, c.opens_at, c.c
        p.completed_at, p.shared_at, r.theta, r.se, r.level, r.score, r.competences,
        r.mastered_skills, (SELECT u.locale FROM user_account u WHERE u.id = $3) AS user_locale
 FROM campaign c
-LEFT JOIN learner l ON l.tenant_id = c.tenant_id AND l.user_id = $3
+LEFT JOIN learner l ON l.tenant_id = $1 AND l.user_id = $3
 LEFT JOIN LATERAL (
-    SELECT * FROM participation p WHERE p.tenant_id = c.tenant_id AND p.campaign_id = c.id
-        AND p.learner_id = l.id ORDER BY p.attempt DESC LIMIT 1) p ON true
-LEFT JOIN result r ON r.tenant_id = c.tenant_id AND r.participation_id = p.id
+    SELECT * FROM participation p WHERE p.tenant_id = $1 AND p.campaign_id = c.id
+        AND p.learner_id = l.id ORDER BY p.attempt DESC LIMIT 1) p ON p.tenant_id = $1
+LEFT JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
 WHERE c.tenant_id = $1 AND c.id = $2 AND c.status <> 'draft'
 FOR KEY SHARE OF c
 """
 
 #: The participant's learner row: theirs if they have one; else a learner the organization
 #: imported with their verified email (claimed, so the import and the test are one person);
-#: else a new one. One statement.
+#: else a new one. One statement. The upsert's SET takes the time from EXCLUDED (the column's
+#: default): Citus refuses now() in an upsert's SET clause.
 _UPSERT_LEARNER = """
 WITH person AS (SELECT id, name, email, email_verified FROM user_account WHERE id = $3),
 claimed AS (
@@ -87,7 +91,8 @@ upserted AS (
     SELECT $1, $2, person.id, person.name, person.email, $4 FROM person
     WHERE NOT EXISTS (SELECT 1 FROM claimed)
     ON CONFLICT (tenant_id, user_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
-        external_id = coalesce(EXCLUDED.external_id, learner.external_id), updated_at = now()
+        external_id = coalesce(EXCLUDED.external_id, learner.external_id),
+        updated_at = EXCLUDED.updated_at
     RETURNING id)
 SELECT id FROM claimed UNION ALL SELECT id FROM upserted
 """
@@ -180,7 +185,7 @@ async def start_or_resume(
         participation = created[0]
         seen = await fetch(
             """SELECT a.challenge_id FROM answer a JOIN participation p
-                   ON p.tenant_id = a.tenant_id AND p.id = a.participation_id
+                   ON p.tenant_id = $1 AND p.id = a.participation_id
                WHERE a.tenant_id = $1 AND p.campaign_id = $2 AND p.learner_id = $3
                  AND p.attempt < $4""",
             ctx.tenant_id,
@@ -269,8 +274,8 @@ async def _collect_profile(
     participation = created[0]
     earlier = await fetch(
         """SELECT r.competences FROM result r JOIN participation p
-               ON p.tenant_id = r.tenant_id AND p.id = r.participation_id
-           JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+               ON p.tenant_id = $1 AND p.id = r.participation_id
+           JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
            WHERE r.tenant_id = $1 AND p.learner_id = $2 AND c.type = 'assessment'
              AND p.status <> 'started'
            ORDER BY p.completed_at DESC""",
@@ -304,7 +309,7 @@ async def _attempt(
     rows = await fetch(
         """SELECT p.*, r.theta, r.se, r.level, r.score, r.competences, r.mastered_skills
            FROM participation p
-           LEFT JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+           LEFT JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
            WHERE p.tenant_id = $1 AND p.campaign_id = $2 AND p.learner_id = $3
              AND p.attempt = $4""",
         ctx.tenant_id,

@@ -77,8 +77,8 @@ def participation_view(row: Mapping[str, Any], *, resumed: bool = False) -> Part
 _OWN_PARTICIPATION = """
 SELECT p.*, r.theta, r.se, r.level, r.score, r.competences, r.mastered_skills
 FROM participation p
-JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
-LEFT JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
+LEFT JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
 WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3
 """
 

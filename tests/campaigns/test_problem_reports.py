@@ -374,7 +374,7 @@ async def test_a_withdrawn_challenge_already_shown_can_still_be_answered(
             """INSERT INTO challenge_flag (challenge_id, status, withdrawn_at)
                VALUES ($1, 'withdrawn', now())
                ON CONFLICT (challenge_id) DO UPDATE SET status = 'withdrawn',
-                   withdrawn_at = now()""",
+                   withdrawn_at = EXCLUDED.withdrawn_at""",
             view.challenge_id,
         )
     forget()
