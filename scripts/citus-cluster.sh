@@ -3,7 +3,9 @@
 # PostgreSQL server on 127.0.0.1 (trust authentication, TLS off, durability off: test data).
 #
 #   scripts/citus-cluster.sh start    create (first time) and start the three servers, join them
-#   scripts/citus-cluster.sh stop     stop them (the data directories stay, in $CITUS_DIR)
+#   scripts/citus-cluster.sh stop     stop them (the data directories stay, in $CITUS_DIR:
+#                                     /tmp/jalon-citus by default, outside the clone, so that
+#                                     the `postgres` user can reach it wherever the clone is)
 #   scripts/citus-cluster.sh url      print the coordinator's owner URL
 #   scripts/citus-cluster.sh workers  print the workers' owner URLs, comma-separated
 #
@@ -13,7 +15,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-CITUS_DIR=${CITUS_DIR:-$PWD/var/citus}
+CITUS_DIR=${CITUS_DIR:-${TMPDIR:-/tmp}/jalon-citus}
 COORDINATOR_PORT=${CITUS_COORDINATOR_PORT:-9700}
 WORKER_PORTS=${CITUS_WORKER_PORTS:-"9701 9702"}
 PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}

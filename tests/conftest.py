@@ -77,9 +77,9 @@ def redis_url() -> str:
 async def owner_url(settings: Settings) -> AsyncIterator[str]:
     """A freshly created, migrated test database; the URL of its owner connection."""
     server_url = database.owner_url(settings)
+    await _drop_test_database(server_url)
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
     finally:
         await admin.close()
@@ -90,11 +90,21 @@ async def owner_url(settings: Settings) -> AsyncIterator[str]:
         url, settings.runtime_role, settings.runtime_password, "api.piccolo_conf"
     )
     yield url
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _drop_test_database(server_url)
+
+
+async def _drop_test_database(server_url: str) -> None:
+    """Drop the run's database. On a Citus cluster, node by node, the coordinator first: a
+    propagated drop can fail half-way while a worker still holds one of Citus's own sessions
+    to it, and leave the database on some nodes only."""
+    for node in [server_url, *CITUS_WORKERS]:
+        admin = await asyncpg.connect(node)
+        try:
+            if CITUS_WORKERS:
+                await admin.execute("SET citus.enable_create_database_propagation = off")
+            await admin.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture(scope="session")
