@@ -4,7 +4,10 @@ Only participations their owners shared appear (the same rule as the dashboard).
 have the same columns, built in one place (`_layout` and `_rows`): headers in the
 organization's language, one column per competence of the campaign's profile and one per
 area (the mean level of its competences in the profile). Rows come from a server-side
-cursor, so 100,000 participations never sit in memory together.
+cursor, so 100,000 participations never sit in memory together. On Citus the query, filtered
+on the tenant in every table, goes to the tenant's shard; the coordinator gathers its rows in a
+tuple store (spilled to disk past `work_mem`) and the cursor still hands them over a batch at
+a time.
 
 - CSV is UTF-8 with a byte-order mark (so spreadsheet software opens accents right).
 - XLSX is written by openpyxl in write-only mode (rows go to a temporary file): numbers are
@@ -77,8 +80,8 @@ _SHARED_RESULTS = """
 SELECT l.name, l.email, p.external_id, p.attempt, p.created_at, p.completed_at, p.shared_at,
        r.level, r.score, r.competences
 FROM participation p
-JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
-JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
+JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
 WHERE p.tenant_id = $1 AND p.campaign_id = $2 AND p.status = 'shared'
 ORDER BY p.shared_at, p.id
 """

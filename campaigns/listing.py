@@ -14,6 +14,10 @@ Results appear only for participations their owners shared: an unshared result i
 read, not even to be filtered out afterwards. Who reads what: `org:campaigns:read` for
 campaigns, `org:learners:read` for learners and participations (they name people),
 `org:results:read` for shared results. Design: docs/adr/0015-paged-listings-and-cursors.md.
+
+Every table a query reads, joined or in a lateral or scalar subquery, is filtered on the
+tenant's own parameter (`tenant_id = $1`, not only on a join to another row's tenant), so that
+Citus sends the whole query to the tenant's shard (ADR 0002).
 """
 
 from __future__ import annotations
@@ -336,7 +340,7 @@ FROM campaign c, LATERAL (
     SELECT count(DISTINCT p.learner_id) AS started,
            count(DISTINCT p.learner_id) FILTER (WHERE p.status <> 'started') AS completed,
            count(DISTINCT p.learner_id) FILTER (WHERE p.status = 'shared') AS shared
-    FROM participation p WHERE p.tenant_id = c.tenant_id AND p.campaign_id = c.id) n
+    FROM participation p WHERE p.tenant_id = $1 AND p.campaign_id = c.id) n
 WHERE c.tenant_id = $1{resume}
 """
 #: The campaigns' order, newest first: (timestamp, id) columns of the keyset.
@@ -414,9 +418,9 @@ SELECT p.id, p.campaign_id, p.learner_id, l.name, l.email,
        coalesce(p.external_id, l.external_id) AS external_id, l.groups, p.attempt, p.status,
        p.created_at, p.completed_at, p.shared_at, r.level, r.score
 FROM participation p
-JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
+JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
 LEFT JOIN result r ON p.status = 'shared'
-    AND r.tenant_id = p.tenant_id AND r.participation_id = p.id
+    AND r.tenant_id = $1 AND r.participation_id = p.id
 WHERE p.tenant_id = $1 AND p.campaign_id = $2{resume}
 ORDER BY {order} LIMIT {limit}
 """
@@ -491,7 +495,7 @@ async def campaign_groups(ctx: TenantContext, campaign_id: UUID | str) -> list[s
         campaign = await _campaign_id(ctx, campaign_id)
         rows = await fetch(
             """SELECT DISTINCT g.name FROM participation p
-               JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id,
+               JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id,
                unnest(l.groups) AS g(name)
                WHERE p.tenant_id = $1 AND p.campaign_id = $2 ORDER BY g.name""",
             ctx.tenant_id,
@@ -507,8 +511,8 @@ SELECT p.id, p.campaign_id, p.learner_id, l.name, l.email,
        coalesce(p.external_id, l.external_id) AS external_id, p.attempt, p.completed_at,
        p.shared_at, r.level, r.score, r.competences
 FROM participation p
-JOIN learner l ON l.tenant_id = p.tenant_id AND l.id = p.learner_id
-JOIN result r ON r.tenant_id = p.tenant_id AND r.participation_id = p.id
+JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
+JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
 WHERE p.tenant_id = $1 AND p.campaign_id = $2 AND p.status = 'shared'{resume}
 ORDER BY {order} LIMIT {limit}
 """
@@ -566,7 +570,7 @@ _LEARNERS = """
 SELECT l.id, l.name, l.email, l.external_id, l.groups, l.created_at, l.user_id,
        lower(l.name) AS sort_key,
        (SELECT count(*) FROM participation p
-        WHERE p.tenant_id = l.tenant_id AND p.learner_id = l.id) AS participations
+        WHERE p.tenant_id = $1 AND p.learner_id = l.id) AS participations
 FROM learner l
 WHERE l.tenant_id = $1{resume}
 ORDER BY {order} LIMIT {limit}
@@ -672,9 +676,9 @@ async def get_learner(ctx: TenantContext, learner_id: UUID | str) -> LearnerDeta
             """SELECT p.id, p.campaign_id, c.name AS campaign_name, p.attempt, p.status,
                       p.created_at, p.completed_at, p.shared_at, r.level
                FROM participation p
-               JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+               JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
                LEFT JOIN result r ON p.status = 'shared'
-                   AND r.tenant_id = p.tenant_id AND r.participation_id = p.id
+                   AND r.tenant_id = $1 AND r.participation_id = p.id
                WHERE p.tenant_id = $1 AND p.learner_id = $2
                ORDER BY p.created_at DESC, p.id DESC""",
             ctx.tenant_id,

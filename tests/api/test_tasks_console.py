@@ -16,6 +16,7 @@ from core.settings import get_settings
 from core.tasks import INTERRUPTED, fail
 from tenants import tasks
 from tests.api.conftest import Browser, audit_actions
+from tests.campaigns.test_exports import add_shared_results
 from tests.conftest import TenantFixture
 from tests.core.test_tasks import HeldQueue
 from tests.db import as_tenant
@@ -59,23 +60,7 @@ async def _campaign_with_results(tenant: TenantFixture, count: int) -> Any:
     campaign = await create_campaign(
         tenant.owner_ctx, CampaignFields(name="Big one", profile_key="digcomp")
     )
-    async with as_tenant(tenant.id):
-        await database.execute(
-            """WITH people AS (
-                   INSERT INTO learner (tenant_id, id, name, email)
-                   SELECT $1, gen_random_uuid(), 'Learner ' || n, 'l' || n || '@example.org'
-                   FROM generate_series(1, $3::int) AS n RETURNING id),
-               taken AS (
-                   INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt,
-                                              status, completed_at, shared_at)
-                   SELECT $1, gen_random_uuid(), $2, id, 1, 'shared', now(), now()
-                   FROM people RETURNING id)
-               INSERT INTO result (tenant_id, id, participation_id, level, score, competences)
-               SELECT $1, gen_random_uuid(), id, 2, 200, '{"1.1": {"level": 3}}' FROM taken""",
-            tenant.id,
-            campaign.id,
-            count,
-        )
+    await add_shared_results(tenant.id, campaign.id, count)
     return campaign
 
 

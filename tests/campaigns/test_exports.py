@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import struct
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-from uuid import UUID
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -26,6 +27,7 @@ from tenants import tasks
 from tests.campaigns.conftest import make_campaign
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
+from tests.seeding import insert_rows
 
 FRENCH_HEADERS = [
     "Nom",
@@ -43,6 +45,9 @@ FRENCH_HEADERS = [
     "1 Information",
     "4 Sécurité",
 ]
+#: When the seeded learners started, and when the first of them shared.
+STARTED = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+FIRST_SHARE = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)
 
 
 async def add_shared_results(
@@ -50,28 +55,46 @@ async def add_shared_results(
 ) -> None:
     """`count` learners who shared a result (1.1 at level 3, 1.2 at 4, 4.1 missing), named
     `name 1`, `name 2`…, who shared in that order, `later` minutes after the first batch."""
-    async with as_tenant(tenant_id):
-        await database.execute(
-            """WITH people AS (
-                   INSERT INTO learner (tenant_id, id, name, email)
-                   SELECT $1, gen_random_uuid(), $4 || ' ' || n, 'l' || n || '@example.org'
-                   FROM generate_series(1, $3::int) AS n RETURNING id, name),
-               taken AS (
-                   INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt,
-                                              status, created_at, completed_at, shared_at)
-                   SELECT $1, gen_random_uuid(), $2, id, 1, 'shared',
-                          '2026-03-01T08:00:00Z', '2026-03-01T08:30:00Z',
-                          '2026-03-02T23:30:00Z'::timestamptz + make_interval(
-                              mins => $5, secs => split_part(name, ' ', 2)::int)
-                   FROM people RETURNING id)
-               INSERT INTO result (tenant_id, id, participation_id, level, score, competences)
-               SELECT $1, gen_random_uuid(), id, 2, 250,
-                      '{"1.1": {"level": 3}, "1.2": {"level": 4}}' FROM taken""",
+    learners = [
+        (tenant_id, uuid4(), f"{name} {n}", f"l{n}@example.org") for n in range(1, count + 1)
+    ]
+    participations = [
+        (
             tenant_id,
+            uuid4(),
             campaign_id,
-            count,
-            name,
-            later,
+            learner,
+            1,
+            "shared",
+            STARTED,
+            STARTED + timedelta(minutes=30),
+            FIRST_SHARE + timedelta(minutes=later, seconds=n),
+        )
+        for n, (_, learner, _, _) in enumerate(learners, start=1)
+    ]
+    competences = json.dumps({"1.1": {"level": 3}, "1.2": {"level": 4}})
+    results = [(tenant_id, uuid4(), p[1], 2, 250, competences) for p in participations]
+    async with as_tenant(tenant_id):
+        await insert_rows("learner", ("tenant_id", "id", "name", "email"), learners)
+        await insert_rows(
+            "participation",
+            (
+                "tenant_id",
+                "id",
+                "campaign_id",
+                "learner_id",
+                "attempt",
+                "status",
+                "created_at",
+                "completed_at",
+                "shared_at",
+            ),
+            participations,
+        )
+        await insert_rows(
+            "result",
+            ("tenant_id", "id", "participation_id", "level", "score", "competences"),
+            results,
         )
 
 

@@ -4,6 +4,7 @@ large file is written by a task with progress."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,12 +14,15 @@ from typing import Any
 import pytest
 
 from campaigns.learner_import import (
+    BATCH_SIZE,
     DEFAULT_FILENAME,
     FILENAME_MAX_LENGTH,
+    MAX_PARAMETERS,
     SYNC_MAX_ROWS,
     ImportResult,
     clean_filename,
     import_learners,
+    insert_sql,
     write_import,
 )
 from core import database, jobs
@@ -149,6 +153,37 @@ async def test_the_same_emails_in_another_tenant_are_other_learners(
     assert (result.created, result.updated) == (2, 0)
     assert await _learners(tenant_a) == before
     assert [r["name"] for r in await _learners(tenant_b)] == ["Camille in B", "Karim Benali"]
+
+
+async def test_new_learners_are_written_one_statement_per_batch(
+    tenant_a: TenantFixture, statements: list[str]
+) -> None:
+    count = BATCH_SIZE + 1
+    data = "name,email,groups\n" + "".join(
+        f"Person {i:05},p{i}@example.org,{'' if i % 2 else 'even'}\n" for i in range(count)
+    )
+    result = await import_learners(tenant_a.owner_ctx, data.encode())
+    assert result.created == count
+    await asyncio.sleep(0)  # asyncpg calls query loggers on the next loop iteration
+    inserts = [sql for sql in statements if "INSERT INTO learner" in sql]
+    assert [sql.count("($1, ") for sql in inserts] == [BATCH_SIZE, 1]
+    learners = await _learners(tenant_a)
+    assert len(learners) == count
+    assert learners[0]["groups"] == ["even"]
+    assert learners[1]["groups"] == []
+
+
+def test_the_insert_of_new_learners_numbers_their_parameters_row_after_row() -> None:
+    assert insert_sql(2) == (
+        "INSERT INTO learner (tenant_id, id, name, email, external_id, groups)\n"
+        "VALUES ($1, $2, $3, $4, $5, $6::text[]),\n($1, $7, $8, $9, $10, $11::text[])"
+    )
+    # A whole batch binds fewer parameters than PostgreSQL allows; more rows are refused.
+    assert f"${1 + 5 * BATCH_SIZE}::text[])" in insert_sql(BATCH_SIZE)
+    assert 1 + 5 * BATCH_SIZE <= MAX_PARAMETERS
+    for rows in (0, (MAX_PARAMETERS - 1) // 5 + 1):
+        with pytest.raises(ValueError, match="cannot insert"):
+            insert_sql(rows)
 
 
 async def test_a_plain_member_may_not_import(tenant_a: TenantFixture) -> None:

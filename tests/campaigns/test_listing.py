@@ -30,6 +30,7 @@ from tenants.permissions import Permission
 from tests.campaigns.conftest import Simulee, make_campaign, make_participant, take_test
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
+from tests.seeding import insert_rows
 
 #: Seeded rows start here, long before anything the tests create through the service.
 T0 = datetime(2021, 3, 2, 9, 0, tzinfo=UTC)
@@ -385,18 +386,29 @@ async def test_all_campaigns_cost_the_same_statements_whatever_their_number(
 
 async def _copy_campaign(tenant: TenantFixture, campaign_id: UUID, copies: int) -> None:
     """`copies` copies of the campaign, named "Copy n", n minutes older than it."""
+    columns = ("type", "profile_snapshot", "bank_version", "locales", "status", "created_at")
     async with as_tenant(tenant.id):
-        await database.execute(
-            """INSERT INTO campaign (tenant_id, id, name, type, code, profile_snapshot,
-                   bank_version, locales, status, created_at, updated_at)
-               SELECT tenant_id, gen_random_uuid(), 'Copy ' || n, type, copy.code,
-                   profile_snapshot, bank_version, locales, status,
-                   created_at - n * interval '1 minute', updated_at
-               FROM campaign, unnest($3::text[]) WITH ORDINALITY AS copy(code, n)
-               WHERE tenant_id = $1 AND id = $2""",
+        [campaign] = await database.fetch(
+            f"""SELECT {", ".join(columns)}, updated_at FROM campaign
+                WHERE tenant_id = $1 AND id = $2""",  # noqa: S608 - constant columns
             tenant.id,
             campaign_id,
-            [new_code() for _ in range(copies)],
+        )
+        await insert_rows(
+            "campaign",
+            ("tenant_id", "id", "name", "code", *columns, "updated_at"),
+            [
+                (
+                    tenant.id,
+                    uuid4(),
+                    f"Copy {n}",
+                    new_code(),
+                    *(campaign[column] for column in columns[:-1]),
+                    campaign["created_at"] - timedelta(minutes=n),
+                    campaign["updated_at"],
+                )
+                for n in range(1, copies + 1)
+            ],
         )
 
 
