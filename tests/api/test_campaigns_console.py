@@ -18,6 +18,7 @@ from tenants.accounts import create_user
 from tenants.context import Actor
 from tests.api.conftest import Browser, audit_actions
 from tests.api.test_participant import shorten
+from tests.campaigns.test_exports import add_shared_results
 from tests.conftest import TenantFixture, make_user
 from tests.db import as_tenant
 
@@ -245,22 +246,7 @@ async def test_the_export_streams_every_shared_row(
     campaign = await create_campaign(
         tenant_a.owner_ctx, CampaignFields(name="Large", profile_key="digcomp")
     )
-    async with as_tenant(tenant_a.id):
-        await database.execute(
-            """WITH people AS (
-                   INSERT INTO learner (tenant_id, id, name, email)
-                   SELECT $1, gen_random_uuid(), 'Learner ' || n, 'l' || n || '@example.org'
-                   FROM generate_series(1, 1200) AS n RETURNING id),
-               taken AS (
-                   INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt,
-                                              status, completed_at, shared_at)
-                   SELECT $1, gen_random_uuid(), $2, id, 1, 'shared', now(), now()
-                   FROM people RETURNING id)
-               INSERT INTO result (tenant_id, id, participation_id, level, score, competences)
-               SELECT $1, gen_random_uuid(), id, 2, 200, '{"1.1": {"level": 3}}' FROM taken""",
-            tenant_a.id,
-            campaign.id,
-        )
+    await add_shared_results(tenant_a.id, campaign.id, 1200)
     await browser.login(tenant_a.owner)
     response = await browser.client.get(f"/o/{tenant_a.slug}/campaigns/{campaign.id}/results.csv")
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
