@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install browsers demo serve test test-citus test-fast test-browser lint format bench load worker migrate clean
+.PHONY: help install browsers demo serve test test-citus bench-citus test-fast test-browser lint format bench load worker migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -67,6 +67,14 @@ format: install ## Apply ruff's formatting and safe fixes
 bench: install ## Print the engine and hot-path benchmarks (BENCH_ARGS=--quick for a short run)
 	$(BIN)/python -m bench.engine_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.campaign_bench $(BENCH_ARGS)
+
+bench-citus: install ## The campaign benchmark through a local Citus coordinator and two workers (needs Citus installed)
+	@bash scripts/citus-cluster.sh start
+	@status=0; \
+	DATABASE_URL=$$(bash scripts/citus-cluster.sh url) \
+	JALON_CITUS_WORKERS=$$(bash scripts/citus-cluster.sh workers) \
+	$(BIN)/python -m bench.campaign_bench $(BENCH_ARGS) || status=$$?; \
+	bash scripts/citus-cluster.sh stop; exit $$status
 
 load: install ## Run the Locust load test against a local server and print its figures
 	$(BIN)/python -m loadtests.run

@@ -9,7 +9,9 @@ answer cycle through the web server (POST the answer, GET the next challenge pag
 concurrent signed-in participants.
 
 The database is a fresh `jalon_bench` on the `DATABASE_URL` server (the embedded one when
-unset), dropped at the end. `--quick` runs fewer tests and a shorter HTTP window.
+unset), dropped at the end. `--quick` runs fewer tests and a shorter HTTP window. With
+`JALON_CITUS_WORKERS` (comma-separated owner URLs of the workers; `make bench-citus` sets it),
+`DATABASE_URL` is a Citus coordinator and the database is distributed over the workers.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from campaigns.participation.answering import answer, current_challenge
 from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
 from campaigns.service import Campaign, CampaignFields, create_campaign
-from core import database, jobs
+from core import citus, database, jobs
 from core.settings import load_settings
 from engine import Bank, Challenge, get_bank
 from tenants.accounts import UserAccount, create_user
@@ -357,6 +359,10 @@ async def main_async(quick: bool) -> None:
     finally:
         await admin.close()
     owner = database.with_database(server_url, BENCH_DATABASE)
+    workers = [url for url in os.environ.get("JALON_CITUS_WORKERS", "").split(",") if url]
+    if workers:
+        await citus.join_workers(owner, workers)
+        print(f"On Citus: a coordinator and {len(workers)} workers")
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             await database.migrate(

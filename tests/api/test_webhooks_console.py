@@ -7,7 +7,8 @@ import re
 from typing import Any
 from uuid import UUID, uuid4
 
-from core import database
+from core import database, jobs
+from core.jobs import InProcessQueue
 from tenants.webhooks.delivery import MAX_ATTEMPTS, deliver_webhook
 from tenants.webhooks.endpoints import (
     EndpointFields,
@@ -22,7 +23,12 @@ from tests.tenants.receiver import receiving, verify
 
 
 async def _deliver_pending(tenant: TenantFixture) -> None:
-    """Run the delivery jobs the console queued (the app's queue may be Redis, no worker)."""
+    """Run the delivery jobs the console queued (the app's queue may be Redis, no worker). An
+    in-process queue may be running one already: let it finish first, or the two attempts race
+    for the same delivery."""
+    queue = jobs.get_queue()
+    if isinstance(queue, InProcessQueue):
+        await queue.drain()
     async with as_tenant(tenant.id):
         rows = await database.fetch(
             "SELECT id FROM webhook_delivery WHERE tenant_id = $1 AND status = 'pending'",
