@@ -1,9 +1,10 @@
 """Background jobs: arq on Redis, or in-process after commit when `REDIS_URL` is unset.
 
 Job functions live in the domain packages, beside the work that enqueues them (the module
-that enqueues a job is the one that registers it), and register here with `@job`; they take arq's `ctx` first and ids after, never ORM objects, and are idempotent.
-`enqueue()` defers the enqueue until the current transaction commits, with a `_job_id`
-derived from what the job does, so a retried request cannot queue the same work twice.
+that enqueues a job is the one that registers it), and register here with `@job`; they take
+arq's `ctx` first and ids after, never ORM objects, and are idempotent. `enqueue()` defers the
+enqueue until the current transaction commits, with a `_job_id` derived from what the job
+does, so a retried request cannot queue the same work twice.
 """
 
 from __future__ import annotations
