@@ -13,7 +13,8 @@ from core.errors import NotFound
 from core.settings import get_settings
 from tenants.accounts import UserAccount, create_user, find_user_by_email
 from tenants.context import Actor
-from tenants.members import add_member, invite
+from tenants.invitations import invite
+from tenants.members import add_member
 from tenants.organizations import (
     OrganizationFields,
     create_organization,

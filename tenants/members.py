@@ -1,46 +1,30 @@
-"""Memberships and invitations. An organization always keeps at least one owner."""
+"""Memberships: who belongs to an organization, with which role. An organization always keeps
+at least one owner. (Invitations, which make new members, are `tenants.invitations`.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from core.database import (
-    dangerously_switch_tenant,
-    execute,
-    fetch,
-    global_transaction,
-    tenant_transaction,
-)
-from core.errors import Conflict, Forbidden, Gone, Invalid, NotFound
-from core.i18n import translate
+from core.database import execute, fetch, tenant_transaction
+from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.ids import uuid_or_404
-from core.keyset import decode_cursor, encode_cursor, pack, parse_id, unpack
-from core.mail import queue_mail
-from core.security import new_token, token_digest
-from core.settings import Settings
-from core.validation import clean_choice, clean_email, clean_slug
+from core.keyset import decode_cursor, encode_cursor
+from core.validation import clean_choice
 from tenants import audit
-from tenants.accounts import UserAccount, check_new_account, insert_account
-from tenants.context import Actor, TenantContext, TenantSummary
-from tenants.organizations import summary
+from tenants.accounts import UserAccount
+from tenants.context import TenantContext
 from tenants.permissions import Permission, Role
 
-INVITATION_TTL = timedelta(days=7)
-_INVITATION_STATUS = """CASE WHEN accepted_at IS NOT NULL THEN 'accepted'
-    WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at < now() THEN 'expired'
-    ELSE 'pending' END"""
 ROLES = tuple(role.value for role in Role)
 #: Owners first, then admins, then members: how the console lists people.
 _ROLE_RANK = "array_position(ARRAY['owner', 'admin', 'member'], m.role)"
 _MEMBER_COLUMNS = "m.id, m.user_id, m.role, m.created_at, u.email, u.name"
-_INVITATION_COLUMNS = f"""id, email, role, created_at, expires_at, last_sent_at, send_count,
-    accepted_at, revoked_at, expires_at < now() AS expired, {_INVITATION_STATUS} AS status"""
 
 
 @dataclass(frozen=True)
@@ -56,24 +40,6 @@ class Member:
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class Invitation:
-    """An invitation to join the organization, as its members see it."""
-
-    id: UUID
-    email: str
-    role: str
-    created_at: datetime
-    expires_at: datetime
-    last_sent_at: datetime
-    send_count: int
-    accepted_at: datetime | None
-    revoked_at: datetime | None
-    expired: bool
-    #: pending, expired, accepted or revoked
-    status: str
-
-
 def _member(row: dict[str, Any]) -> Member:
     return Member(
         id=row["id"],
@@ -82,22 +48,6 @@ def _member(row: dict[str, Any]) -> Member:
         name=row["name"],
         role=row["role"],
         created_at=row["created_at"],
-    )
-
-
-def _invitation(row: dict[str, Any]) -> Invitation:
-    return Invitation(
-        id=row["id"],
-        email=row["email"],
-        role=row["role"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        last_sent_at=row["last_sent_at"],
-        send_count=row["send_count"],
-        accepted_at=row["accepted_at"],
-        revoked_at=row["revoked_at"],
-        expired=row["expired"],
-        status=row["status"],
     )
 
 
@@ -125,32 +75,17 @@ async def access_membership(
     return _member(rows[0])
 
 
-async def access_invitation(
-    ctx: TenantContext, invitation_id: UUID | str, *, for_update: bool = True
-) -> Invitation:
-    """The invitation `invitation_id` of this tenant (locked for update unless asked not to);
-    404 alike for an unknown id and another tenant's. Call inside the tenant's transaction."""
-    lock = "FOR UPDATE" if for_update else ""
-    rows = await fetch(
-        f"""SELECT {_INVITATION_COLUMNS} FROM invitation
-            WHERE tenant_id = $1 AND id = $2 {lock}""",  # noqa: S608 - constant clauses
-        ctx.tenant_id,
-        uuid_or_404(invitation_id),
-    )
-    if not rows:
-        raise NotFound()
-    return _invitation(rows[0])
-
-
 # --- members ---------------------------------------------------------------------------
 
 
 class MemberOrder(StrEnum):
-    """How a listing of members is ordered; either order pages by keyset."""
+    """How a listing of members is ordered."""
 
-    #: joining time, then id: members joining later land on later pages (the JSON API)
+    #: joining time, then id, paged by keyset: members joining later land on later pages (the
+    #: JSON API)
     JOINED = "joined"
-    #: owners first, then admins, then members, each by name (the console)
+    #: owners first, then admins, then members, each by name; only ever the whole list (the
+    #: console)
     ROLE = "role"
 
 
@@ -165,59 +100,42 @@ class MemberPage:
 MEMBER_PAGE_MAX = 200
 
 
-def _member_cursor(order: MemberOrder, row: dict[str, Any]) -> str:
-    """The cursor resuming after `row` in `order` (a joining-order cursor is the usual
-    (timestamp, id) pair, as the API has always given)."""
-    if order is MemberOrder.JOINED:
-        return encode_cursor(row["created_at"], row["id"])
-    # The name goes last: it is the one part that may hold the separator.
-    return pack(str(row["role_rank"]), str(row["id"]), row["name"])
-
-
-def _member_resume(order: MemberOrder, cursor: str | None) -> tuple[str, list[Any]]:
-    """The SQL condition (on parameters $3 on) and its values that resume after `cursor`;
-    `Invalid` for a forged cursor or one of the other order."""
-    if order is MemberOrder.JOINED:
-        after = decode_cursor(cursor)
-        if after is None:
-            return "", []
-        return "AND (m.created_at, m.id) > ($3, $4)", list(after)
-    parts = unpack(cursor, 3)
-    if parts is None:
-        return "", []
-    rank, ident, name = parts
-    if not rank.isascii() or not rank.isdigit() or len(rank) > 2:
-        raise Invalid("This page link is not valid.", field="cursor")
-    return (
-        f"AND ({_ROLE_RANK}, u.name, m.id) > ($3::int, $5::text, $4::uuid)",
-        [int(rank), parse_id(ident), name],
-    )
-
-
 async def list_members(
     ctx: TenantContext,
     cursor: str | None = None,
     limit: int | None = 50,
     order: MemberOrder = MemberOrder.JOINED,
 ) -> MemberPage:
-    """Members with their account's email and name, in `order`, one keyset page of `limit`
-    (1 to 200) at a time; `limit` None is every member on one page (the console's list).
+    """Members with their account's email and name, in `order`.
 
-    The cursor names the last row of the previous page, so members joining or leaving between
-    two pages neither repeat nor skip anyone else.
+    In joining order, one keyset page of `limit` (1 to 200) at a time, or every member on one
+    page when `limit` is None (the console's list). The cursor names the last row of the
+    previous page, so members joining or leaving between two pages neither repeat nor skip
+    anyone else. In role order, only every member at once: a cursor or a `limit` there is
+    `Invalid`, like a forged cursor.
     """
     ctx.require(Permission.MEMBERS_READ)
-    if limit is not None and not 1 <= limit <= MEMBER_PAGE_MAX:
-        raise Invalid(
-            "Ask for between 1 and {max} items per page.", field="limit", max=MEMBER_PAGE_MAX
-        )
-    resume, after = _member_resume(order, cursor)
-    sort = "m.created_at, m.id" if order is MemberOrder.JOINED else f"{_ROLE_RANK}, u.name, m.id"
+    resume = ""
+    after: list[Any] = []
+    if order is MemberOrder.ROLE:
+        # Nothing pages by role: the console shows everyone at once.
+        if cursor or limit is not None:
+            raise Invalid("This page link is not valid.", field="cursor")
+        sort = f"{_ROLE_RANK}, u.name, m.id"
+    else:
+        if limit is not None and not 1 <= limit <= MEMBER_PAGE_MAX:
+            raise Invalid(
+                "Ask for between 1 and {max} items per page.", field="limit", max=MEMBER_PAGE_MAX
+            )
+        sort = "m.created_at, m.id"
+        position = decode_cursor(cursor)
+        if position is not None:
+            resume, after = "AND (m.created_at, m.id) > ($3, $4)", list(position)
     # `LIMIT NULL` is no limit at all.
     args: list[Any] = [ctx.tenant_id, None if limit is None else limit + 1, *after]
     async with tenant_transaction(ctx):
         rows = await fetch(
-            f"""SELECT {_MEMBER_COLUMNS}, {_ROLE_RANK} AS role_rank
+            f"""SELECT {_MEMBER_COLUMNS}
                 FROM membership m JOIN user_account u ON u.id = m.user_id
                 WHERE m.tenant_id = $1 {resume}
                 ORDER BY {sort} LIMIT $2""",  # noqa: S608 - constant clauses
@@ -226,7 +144,7 @@ async def list_members(
     next_cursor = None
     if limit is not None and len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = _member_cursor(order, rows[-1])
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
     return MemberPage([_member(row) for row in rows], next_cursor)
 
 
@@ -329,307 +247,3 @@ async def add_member(ctx: TenantContext, user: UserAccount, role: str) -> UUID:
             ctx, "member.added", "membership", membership_id, email=user.email, role=role
         )
     return membership_id
-
-
-# --- invitations -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PendingInvitation:
-    """An invitation as shown to the person who received it."""
-
-    tenant_id: UUID
-    tenant_slug: str
-    tenant_name: str
-    invitation_id: UUID
-    email: str
-    role: str
-    account_exists: bool
-
-
-def _invitation_link(settings: Settings, slug: str, token: str) -> str:
-    return f"{settings.base_url}/invitations/{slug}/{token}"
-
-
-async def _mail_invitation(
-    ctx: TenantContext, email: str, role: str, token: str, settings: Settings, locale: str
-) -> None:
-    link = _invitation_link(settings, ctx.tenant.slug, token)
-    await queue_mail(
-        email,
-        translate(
-            locale, "You are invited to join {organization} on Jalon", organization=ctx.tenant.name
-        ),
-        translate(
-            locale,
-            "Hello,\n\n{inviter} invites you to join {organization} on Jalon as {role}.\n"
-            "Accept within 7 days:\n{link}\n",
-            inviter=ctx.actor.label or ctx.tenant.name,
-            organization=ctx.tenant.name,
-            role=translate(locale, role),
-            link=link,
-        ),
-    )
-
-
-async def list_invitations(ctx: TenantContext) -> list[Invitation]:
-    """Pending invitations (not accepted, not revoked; expired ones included), newest first."""
-    ctx.require(Permission.MEMBERS_READ)
-    async with tenant_transaction(ctx):
-        rows = await fetch(
-            f"""SELECT {_INVITATION_COLUMNS}
-               FROM invitation WHERE tenant_id = $1 AND accepted_at IS NULL
-                 AND revoked_at IS NULL
-               ORDER BY created_at DESC""",  # noqa: S608 - constant clauses
-            ctx.tenant_id,
-        )
-    return [_invitation(row) for row in rows]
-
-
-async def get_invitation(ctx: TenantContext, invitation_id: UUID | str) -> Invitation:
-    """One invitation, whatever its status; `NotFound` for ids not of this tenant."""
-    ctx.require(Permission.MEMBERS_READ)
-    async with tenant_transaction(ctx):
-        return await access_invitation(ctx, invitation_id, for_update=False)
-
-
-async def invite(ctx: TenantContext, email: str, role: str, settings: Settings) -> UUID:
-    """Invite `email` with `role`; mails a link valid 7 days. Members and pending
-    invitations of the same address (in any letter case) are a `Conflict`."""
-    ctx.require(Permission.MEMBERS_INVITE)
-    email = clean_email(email)
-    role = clean_choice(role, ROLES, "role")
-    if role == Role.OWNER and not ctx.can(Permission.OWNERS_MANAGE):
-        raise Forbidden("Only an owner can appoint or change an owner.")
-    token = new_token()
-    invitation_id = uuid4()
-    async with tenant_transaction(ctx):
-        existing = await fetch(
-            """SELECT 1 FROM membership m JOIN user_account u ON u.id = m.user_id
-               WHERE m.tenant_id = $1 AND lower(u.email) = lower($2)""",
-            ctx.tenant_id,
-            email,
-        )
-        if existing:
-            raise Conflict("This person is already a member.", field="email")
-        # An expired invitation of the same address makes way for the new one.
-        await execute(
-            """UPDATE invitation SET revoked_at = now() WHERE tenant_id = $1
-               AND lower(email) = lower($2) AND accepted_at IS NULL AND revoked_at IS NULL
-               AND expires_at < now()""",
-            ctx.tenant_id,
-            email,
-        )
-        try:
-            await execute(
-                """INSERT INTO invitation (tenant_id, id, email, role, token_hash, invited_by,
-                       expires_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)""",
-                ctx.tenant_id,
-                invitation_id,
-                email,
-                role,
-                token_digest(token),
-                ctx.actor.user_id,
-                INVITATION_TTL,
-            )
-        except asyncpg.UniqueViolationError:
-            raise Conflict(
-                "An invitation is already pending for this address.", field="email"
-            ) from None
-        await audit.record(
-            ctx, "member.invited", "invitation", invitation_id, email=email, role=role
-        )
-        await _mail_invitation(ctx, email, role, token, settings, ctx.tenant.default_locale)
-    return invitation_id
-
-
-async def resend_invitation(
-    ctx: TenantContext, invitation_id: UUID | str, settings: Settings
-) -> None:
-    """Send a fresh link (the old one stops working) and extend the expiry."""
-    ctx.require(Permission.MEMBERS_INVITE)
-    token = new_token()
-    async with tenant_transaction(ctx):
-        invitation = await access_invitation(ctx, invitation_id)
-        if invitation.accepted_at or invitation.revoked_at:
-            raise Conflict("This invitation is no longer pending.")
-        await execute(
-            """UPDATE invitation SET token_hash = $3, expires_at = now() + $4::interval,
-                   last_sent_at = now(), send_count = send_count + 1
-               WHERE tenant_id = $1 AND id = $2""",
-            ctx.tenant_id,
-            invitation.id,
-            token_digest(token),
-            INVITATION_TTL,
-        )
-        await audit.record(
-            ctx, "invitation.resent", "invitation", invitation.id, email=invitation.email
-        )
-        await _mail_invitation(
-            ctx, invitation.email, invitation.role, token, settings, ctx.tenant.default_locale
-        )
-
-
-async def revoke_invitation(ctx: TenantContext, invitation_id: UUID | str) -> None:
-    """Withdraw a pending invitation; its link stops working."""
-    ctx.require(Permission.MEMBERS_INVITE)
-    async with tenant_transaction(ctx):
-        invitation = await access_invitation(ctx, invitation_id)
-        if invitation.accepted_at or invitation.revoked_at:
-            raise Conflict("This invitation is no longer pending.")
-        await execute(
-            "UPDATE invitation SET revoked_at = now() WHERE tenant_id = $1 AND id = $2",
-            ctx.tenant_id,
-            invitation.id,
-        )
-        await audit.record(
-            ctx, "invitation.revoked", "invitation", invitation.id, email=invitation.email
-        )
-
-
-async def _pending_by_token(slug: str, token: str) -> tuple[TenantSummary, Invitation]:
-    """(organization, invitation) for a link, inside the caller's transaction."""
-    try:
-        slug = clean_slug(slug)
-    except Invalid:  # no organization has it: the link is as dead as a revoked one
-        raise Gone("This invitation link is not valid any more.") from None
-    orgs = await fetch(
-        "SELECT id, slug, name, status, default_locale, timezone, brand_colour, "
-        "logo_data_url IS NOT NULL AS has_logo FROM organization WHERE slug = $1",
-        slug,
-    )
-    if not orgs or orgs[0]["status"] in ("closed", "suspended"):
-        raise Gone("This invitation link is not valid any more.")
-    org = summary(orgs[0])
-    await dangerously_switch_tenant(org.id)
-    rows = await fetch(
-        f"""SELECT {_INVITATION_COLUMNS} FROM invitation
-           WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE""",  # noqa: S608 - constant
-        org.id,
-        token_digest(token),
-    )
-    if not rows or rows[0]["accepted_at"] or rows[0]["revoked_at"]:
-        raise Gone("This invitation link is not valid any more.")
-    if rows[0]["expired"]:
-        raise Gone("This invitation has expired. Ask for a new one.")
-    return org, _invitation(rows[0])
-
-
-async def pending_invitation(slug: str, token: str) -> PendingInvitation:
-    """What an invitation link offers, or `Gone` for expired, used or revoked links."""
-    async with global_transaction():
-        org, invitation = await _pending_by_token(slug, token)
-        accounts = await fetch(
-            "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", invitation.email
-        )
-    return PendingInvitation(
-        tenant_id=org.id,
-        tenant_slug=org.slug,
-        tenant_name=org.name,
-        invitation_id=invitation.id,
-        email=invitation.email,
-        role=invitation.role,
-        account_exists=bool(accounts),
-    )
-
-
-@dataclass(frozen=True)
-class InviteeAccountForm:
-    """What a signed-out invitee typed to create their account, unchecked, and the language
-    given when they chose none: `accept_invitation` checks it once the link allows it."""
-
-    name: str | None
-    password: str | None
-    password_confirm: str | None
-    locale: str | None
-    default_locale: str
-
-
-async def accept_invitation(
-    slug: str,
-    token: str,
-    user: UserAccount | None,
-    typed: InviteeAccountForm | None,
-    actor: Actor,
-) -> tuple[UserAccount, str]:
-    """Join the organization, creating the account when the invitee has none.
-
-    A signed-in person accepts as themselves, and only when their email is the invited one
-    (in any letter case); a signed-out person creates the account of the invited email from
-    what they `typed`. The errors come in this order: `Gone` for a link that is no longer
-    valid, then `Conflict` when the invited address already has an account (the form offers
-    to sign in), then `Invalid` for the new account's details, checked by
-    `accounts.check_new_account`. Returns (account, slug).
-    """
-    async with global_transaction():
-        org, invitation = await _pending_by_token(slug, token)
-        if user is not None:
-            if user.email.lower() != invitation.email.lower():
-                raise Invalid(
-                    "This invitation was sent to another email address. "
-                    "Sign out, then open the link again."
-                )
-            account = user
-        else:
-            if typed is None:
-                raise Invalid("Sign in with the invited email address to accept.")
-            # Said here, without a field: the form offers to sign in, not to type an email.
-            existing = await fetch(
-                "SELECT 1 FROM user_account WHERE lower(email) = lower($1)", invitation.email
-            )
-            if existing:
-                raise Conflict("An account already exists for this address.")
-            # The invitation names the address; accepting it asks no terms.
-            new_account = check_new_account(
-                name=typed.name,
-                password=typed.password,
-                password_confirm=typed.password_confirm,
-                locale=typed.locale,
-                default_locale=typed.default_locale,
-            )
-            account = await insert_account(
-                invitation.email,
-                new_account.name,
-                new_account.password,
-                new_account.locale,
-                verified=True,
-            )
-        await dangerously_switch_tenant(org.id, account.id)
-        membership_id = uuid4()
-        try:
-            await execute(
-                "INSERT INTO membership (tenant_id, id, user_id, role) VALUES ($1, $2, $3, $4)",
-                org.id,
-                membership_id,
-                account.id,
-                invitation.role,
-            )
-        except asyncpg.UniqueViolationError:
-            raise Conflict("You are already a member of this organization.") from None
-        await execute(
-            """UPDATE invitation SET accepted_at = now(), accepted_by = $3
-               WHERE tenant_id = $1 AND id = $2""",
-            org.id,
-            invitation.id,
-            account.id,
-        )
-        ctx = TenantContext(
-            tenant=org,
-            actor=Actor(
-                kind="user",
-                user_id=account.id,
-                label=account.email,
-                ip=actor.ip,
-                user_agent=actor.user_agent,
-            ),
-        )
-        await audit.record(
-            ctx,
-            "invitation.accepted",
-            "membership",
-            membership_id,
-            email=account.email,
-            role=invitation.role,
-        )
-    return account, org.slug

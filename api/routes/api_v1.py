@@ -24,7 +24,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from campaigns import listing
 from core.errors import Forbidden, Unauthenticated
 from core.settings import get_settings
-from tenants import members
+from tenants import invitations, members
 from tenants.context import TenantContext
 from tenants.organizations import get_organization
 from tenants.permissions import Permission
@@ -306,7 +306,9 @@ async def remove_member(ctx: Ctx, membership_id: FromPath[str]) -> None:
 @get("/invitations", opt={"permission": Permission.MEMBERS_READ}, responses=ERRORS)
 async def list_invitations(ctx: Ctx) -> list[Invitation]:
     """Invitations not yet accepted or revoked (expired ones included), newest first."""
-    return [_convert(invitation, Invitation) for invitation in await members.list_invitations(ctx)]
+    return [
+        _convert(invitation, Invitation) for invitation in await invitations.list_invitations(ctx)
+    ]
 
 
 @get(
@@ -316,14 +318,14 @@ async def list_invitations(ctx: Ctx) -> list[Invitation]:
 )
 async def get_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> Invitation:
     """One invitation, whatever its status."""
-    return _convert(await members.get_invitation(ctx, invitation_id), Invitation)
+    return _convert(await invitations.get_invitation(ctx, invitation_id), Invitation)
 
 
 @post("/invitations", opt={"permission": Permission.MEMBERS_INVITE}, responses=ERRORS)
 async def create_invitation(ctx: Ctx, data: JSONBody[NewInvitation]) -> CreatedInvitation:
     """Invite someone by email; they receive a link valid 7 days. 409 when they are already a
     member or already invited (in any letter case)."""
-    invitation_id = await members.invite(ctx, data.email, data.role, get_settings())
+    invitation_id = await invitations.invite(ctx, data.email, data.role, get_settings())
     return CreatedInvitation(invitation_id)
 
 
@@ -335,7 +337,7 @@ async def create_invitation(ctx: Ctx, data: JSONBody[NewInvitation]) -> CreatedI
 )
 async def resend_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> None:
     """Mail a fresh link, valid 7 days; the previous link stops working."""
-    await members.resend_invitation(ctx, invitation_id, get_settings())
+    await invitations.resend_invitation(ctx, invitation_id, get_settings())
 
 
 @delete(
@@ -345,7 +347,7 @@ async def resend_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> None:
 )
 async def revoke_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> None:
     """Revoke a pending invitation; its link stops working."""
-    await members.revoke_invitation(ctx, invitation_id)
+    await invitations.revoke_invitation(ctx, invitation_id)
 
 
 S = TypeVar("S")

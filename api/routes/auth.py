@@ -13,7 +13,7 @@ from core.settings import get_settings
 from core.validation import clean_email, slugify
 from tenants import accounts
 from tenants.accounts import UserAccount
-from tenants.members import InviteeAccountForm, accept_invitation, pending_invitation
+from tenants.invitations import InviteeAccountForm, accept_invitation, pending_invitation
 from tenants.organizations import KINDS, OrganizationFields
 from tenants.organizations import signup as signup_service
 from web.guards import signed_in

@@ -24,7 +24,7 @@ from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from core.settings import get_settings
 from core.validation import clean_day, clean_text
-from tenants import audit, members, tokens
+from tenants import audit, invitations, members, tokens
 from tenants.organizations import (
     LOGO_MAX_BYTES,
     Organization,
@@ -53,7 +53,7 @@ async def organizations(request: Request[Any, Any, Any]) -> Template | Redirect:
 async def dashboard(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     org = await get_organization(ctx)
     people = await members.list_members(ctx, limit=None)
-    pending = await members.list_invitations(ctx)
+    pending = await invitations.list_invitations(ctx)
     recent = (
         (await audit.list_events(ctx, audit.AuditFilter(), limit=5)).events
         if ctx.can(Permission.AUDIT_READ)
@@ -85,7 +85,7 @@ async def _members_page(
     if isinstance(error, NotFound):
         raise error
     people = await members.list_members(ctx, limit=None, order=members.MemberOrder.ROLE)
-    pending = await members.list_invitations(ctx)
+    pending = await invitations.list_invitations(ctx)
     context: dict[str, Any] = {
         "members": people.items,
         "invitations": pending,
@@ -116,7 +116,9 @@ async def members_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
 async def invite(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
     form = await form_of(request)
     try:
-        await members.invite(ctx, form.get("email", ""), form.get("role", "member"), get_settings())
+        await invitations.invite(
+            ctx, form.get("email", ""), form.get("role", "member"), get_settings()
+        )
     except UserError as error:
         return await _members_page(request, ctx, error, form)
     flash(request, "Invitation sent to {email}.", email=form.get("email", "").strip())
@@ -157,7 +159,7 @@ async def resend(
     request: Request[Any, Any, Any], ctx: Ctx, invitation_id: FromPath[str]
 ) -> Template | Redirect:
     try:
-        await members.resend_invitation(ctx, invitation_id, get_settings())
+        await invitations.resend_invitation(ctx, invitation_id, get_settings())
     except UserError as error:
         return await _members_page(request, ctx, error)
     flash(request, "The invitation has been sent again.")
@@ -169,7 +171,7 @@ async def revoke(
     request: Request[Any, Any, Any], ctx: Ctx, invitation_id: FromPath[str]
 ) -> Template | Redirect:
     try:
-        await members.revoke_invitation(ctx, invitation_id)
+        await invitations.revoke_invitation(ctx, invitation_id)
     except UserError as error:
         return await _members_page(request, ctx, error)
     flash(request, "The invitation has been revoked.")

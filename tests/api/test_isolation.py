@@ -35,7 +35,7 @@ from campaigns.target_profiles import TargetProfileFields, create_target_profile
 from core import database, jobs
 from core.settings import get_settings
 from tenants.context import Actor
-from tenants.members import invite
+from tenants.invitations import invite
 from tenants.organizations import SettingsChange, update_settings
 from tenants.tokens import create_token
 from tenants.webhooks.endpoints import EndpointFields, create_endpoint, set_enabled

@@ -148,7 +148,7 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
     """Ids of the tenant's objects that the refused requests aim at."""
     from campaigns.service import CampaignFields, create_campaign
     from core.settings import get_settings
-    from tenants.members import invite
+    from tenants.invitations import invite
     from tenants.tokens import create_token
 
     invitation = await invite(tenant.owner_ctx, "guarded@example.org", "member", get_settings())
