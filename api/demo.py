@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from campaigns.listing import all_campaigns
-from campaigns.service import CampaignFields, create_campaign
+from campaigns.campaign_fields import CampaignFields
+from campaigns.campaign_listing import all_campaigns
+from campaigns.service import create_campaign
 from core.errors import NotFound
 from core.settings import get_settings
 from tenants.accounts import UserAccount, create_user, find_user_by_email

@@ -41,10 +41,11 @@ import httpx
 import numpy as np
 
 from campaigns import content, exports
+from campaigns.campaign_fields import Campaign, CampaignFields
 from campaigns.participation.answering import answer, current_challenge
 from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
-from campaigns.service import Campaign, CampaignFields, create_campaign
+from campaigns.service import create_campaign
 from core import citus, database, jobs
 from core.settings import load_settings
 from engine import Bank, Challenge, get_bank

@@ -2,9 +2,13 @@
 assessments, answers and results.
 
 Organizers' campaigns and what they read:
-- `service` — organizers' use cases: create, edit, duplicate, open, close, archive, statistics;
-- `listing` — the one read path of listings (campaigns, participations, shared results,
-  learners, progress over time) for the console, the dashboard, the JSON API and the demo;
+- `service` — organizers' use cases: create, edit, duplicate, open, close, archive;
+- `campaign_fields` — a campaign's fields as chosen and as stored, and their rules, pure: the
+  dates typed in a form read in the organization's time zone, the checks before storing;
+- `campaign_stats` — a campaign's funnel and the levels of its shared results;
+- `campaign_listing` — the one read path of campaigns with their funnel, a campaign's
+  participations, shared results and progress over time (console, dashboard, JSON API, demo);
+- `paging` — keyset pages shared by the listings: `Page`, limits, cursors both ways;
 - `exports` — a campaign's shared results as CSV or XLSX, streamed or as a background task;
 - `events` — the campaign events announced to webhooks (importing it registers them);
 - `access` — who may act on campaigns and learners, and a participant's id;
@@ -20,6 +24,8 @@ Target profiles and content:
 
 Learners (ADR 0011):
 - `learners` — who may read and import learners, their groups and count;
+- `learner_listing` — the one read path of learners (newest first, or by name), one learner
+  with their participations, and the search and group filters of every list of people;
 - `learner_csv` — reading a learners file, pure: bytes in, checked rows and problems out;
 - `learner_rows` — one row of the file checked cell by cell, and the fields' limits;
 - `learner_import` — the all-or-nothing import, and the job that writes a large file.

@@ -13,7 +13,8 @@ def require_member(ctx: TenantContext, permission: Permission) -> None:
     """`Forbidden` unless a member of the organization (someone with a role) holding
     `permission` acts: the console's services on campaigns and learners are a people's matter,
     so API tokens and participants are refused whatever they hold. (The JSON API reads
-    campaigns and learners through `campaigns.listing`, which checks a token's scopes.)"""
+    campaigns and learners through `campaigns.campaign_listing` and
+    `campaigns.learner_listing`, which check a token's scopes.)"""
     if ctx.role is None:
         raise Forbidden()
     ctx.require(permission)

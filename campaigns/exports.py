@@ -37,8 +37,9 @@ from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from campaigns.access import require_reader
+from campaigns.campaign_fields import Campaign
 from campaigns.content import frozen_bank
-from campaigns.service import Campaign, access_campaign
+from campaigns.service import access_campaign
 from core.database import fetch, stream, tenant_transaction
 from core.errors import Invalid
 from core.i18n import N_, translate

@@ -2,10 +2,10 @@
 console shows beside their list.
 
 The list itself (the console's, by name, and the JSON API's, newest first) is one read,
-`campaigns.listing.list_learners`; an import is `campaigns.learner_import`'s, the file it
-reads `campaigns.learner_csv`'s. Learners are people's personal data, read and imported by
-members in the console; an API token (no role) reads them only through `campaigns.listing`,
-as its scopes allow.
+`campaigns.learner_listing.list_learners`; an import is `campaigns.learner_import`'s, the
+file it reads `campaigns.learner_csv`'s. Learners are people's personal data, read and
+imported by members in the console; an API token (no role) reads them only through
+`campaigns.learner_listing` and `campaigns.campaign_listing`, as its scopes allow.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Campaign use cases for organizers: create, edit, duplicate, open, close and archive
-campaigns, and read their statistics. Participants' use cases are in `campaigns.participation`.
+campaigns. Their fields and the rules those follow are in `campaigns.campaign_fields`, their
+statistics in `campaigns.campaign_stats`; participants' use cases in `campaigns.participation`.
 
 Every function takes the tenant context first, checks that the actor is a member who may
 change campaigns (`require_manager`) or read them (`require_reader`), and runs in one
@@ -11,284 +12,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from campaigns import assessment, events
 from campaigns.access import require_manager, require_reader
+from campaigns.campaign_fields import (
+    Campaign,
+    CampaignFields,
+    ProfileSource,
+    clean_fields,
+    read_days,
+)
 from campaigns.codes import new_code
 from campaigns.content import current_bank, frozen_bank
 from campaigns.profile_catalogue import ProfileSpec, catalogue_profile, check_servable, clean_spec
 from campaigns.target_profiles import access_target_profile
 from core.database import fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
-from core.i18n import LOCALES
 from core.ids import uuid_or_404
-from core.validation import clean_choice, clean_multiline, clean_text
 from engine import Bank
 from tenants import audit
 from tenants.context import TenantContext
 
-CAMPAIGN_TYPES = ("assessment", "profiles_collection")
-EXTERNAL_ID_FORMATS = ("text", "digits", "email")
-STATUSES = ("draft", "active", "closed", "archived")
-MAX_RETAKE_DELAY_DAYS = 3650
 CODE_ATTEMPTS = 5
-#: The years a campaign date typed in a form may fall in (both included).
-FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
-# --- views -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CampaignFields:
-    """What an organizer chooses for a campaign.
-
-    The target profile is either a catalogue profile (`profile_key`, see
-    `campaigns.profile_catalogue.CATALOGUE`) or one of the tenant's own (`target_profile_id`).
-    Dates are timezone-aware; either may be None (open from creation, never closing). A form
-    gives the days as typed instead (`opens_on`, `closes_on`: YYYY-MM-DD, or empty for none),
-    which the service reads in the organization's time zone (`opening_time`, `closing_time`).
-    """
-
-    name: str
-    type: str = "assessment"
-    profile_key: str | None = None
-    target_profile_id: UUID | str | None = None
-    locales: tuple[str, ...] = LOCALES
-    landing_text: str = ""
-    external_id_label: str | None = None
-    external_id_format: str = "text"
-    opens_at: datetime | None = None
-    closes_at: datetime | None = None
-    retake_allowed: bool = False
-    retake_delay_days: int = 0
-    sso_required: bool = False
-    consumes_seat: bool = True
-    opens_on: str | None = None
-    closes_on: str | None = None
-
-
-@dataclass(frozen=True)
-class ProfileSource:
-    """Where a campaign's frozen profile came from: a catalogue profile (`key`), or one of the
-    organization's own (`id`), at the `version` frozen and with its `name` then."""
-
-    kind: str
-    key: str | None = None
-    id: UUID | None = None
-    version: int | None = None
-    name: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The source as stored in a campaign's snapshot (only the keys its kind has)."""
-        stored = {
-            "kind": self.kind,
-            "key": self.key,
-            "id": str(self.id) if self.id is not None else None,
-            "version": self.version,
-            "name": self.name,
-        }
-        return {key: value for key, value in stored.items() if value is not None}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ProfileSource:
-        """The inverse of `to_json`."""
-        return cls(
-            kind=data["kind"],
-            key=data.get("key"),
-            id=UUID(data["id"]) if data.get("id") is not None else None,
-            version=data.get("version"),
-            name=data.get("name"),
-        )
-
-
-@dataclass(frozen=True)
-class Campaign:
-    """A campaign as stored, with its frozen profile."""
-
-    id: UUID
-    name: str
-    type: str
-    code: str
-    status: str
-    profile: ProfileSpec
-    #: None only in a snapshot that did not record it
-    profile_source: ProfileSource | None
-    target_profile_id: UUID | None
-    bank_version: str
-    locales: tuple[str, ...]
-    landing_text: str
-    external_id_label: str | None
-    external_id_format: str
-    opens_at: datetime | None
-    closes_at: datetime | None
-    retake_allowed: bool
-    retake_delay_days: int
-    sso_required: bool
-    consumes_seat: bool
-    created_by: UUID | None
-    duplicated_from: UUID | None
-    created_at: datetime
-    closed_at: datetime | None
-    archived_at: datetime | None
-    #: the frozen profile and engine settings, as stored (JSON text)
-    snapshot: str = field(default="{}", repr=False)
-
-    def fields(self) -> CampaignFields:
-        """The fields this campaign was made from (to edit or duplicate it)."""
-        source = self.profile_source
-        return CampaignFields(
-            name=self.name,
-            type=self.type,
-            profile_key=source.key if source and source.kind == "catalogue" else None,
-            target_profile_id=self.target_profile_id,
-            locales=self.locales,
-            landing_text=self.landing_text,
-            external_id_label=self.external_id_label,
-            external_id_format=self.external_id_format,
-            opens_at=self.opens_at,
-            closes_at=self.closes_at,
-            retake_allowed=self.retake_allowed,
-            retake_delay_days=self.retake_delay_days,
-            sso_required=self.sso_required,
-            consumes_seat=self.consumes_seat,
-        )
-
-
-@dataclass(frozen=True)
-class CompetenceStats:
-    """Shared results of one competence: mean level and learners per level 0–8."""
-
-    average_level: float
-    distribution: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class CampaignStats:
-    """Learners who started, completed and shared; over the latest shared result of each
-    learner: average global score, and each competence's average level and distribution."""
-
-    started: int
-    completed: int
-    shared: int
-    average_score: float | None
-    competences: dict[str, CompetenceStats]
-
-
-# --- cleaning ----------------------------------------------------------------------------
-
-
-def _typed_day(typed: str, field: str) -> date | None:
-    typed = typed.strip()
-    if not typed:
-        return None
-    try:
-        day = date.fromisoformat(typed)
-    except ValueError:
-        raise Invalid("Enter a date as YYYY-MM-DD.", field=field) from None
-    # Years like 0001 or 9999 are typing slips, and 9999-12-31 has no next day to close at.
-    # The message is a translated text: change it with FIRST_YEAR and LAST_YEAR.
-    if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise Invalid("Enter a date between the years 2000 and 2100.", field=field)
-    return day
-
-
-def _start_of(day: date, zone: tzinfo) -> datetime:
-    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
-
-
-def opening_time(typed: str, zone: tzinfo) -> datetime | None:
-    """When a campaign opens whose opening day was typed as `typed` (YYYY-MM-DD): the start
-    of that day in the organization's time zone `zone`, in UTC; None when nothing was typed.
-    `Invalid` (field `opens_at`) for another format or a year outside FIRST_YEAR–LAST_YEAR."""
-    day = _typed_day(typed, "opens_at")
-    return _start_of(day, zone) if day else None
-
-
-def closing_time(typed: str, zone: tzinfo) -> datetime | None:
-    """When a campaign closes whose closing day was typed as `typed` (YYYY-MM-DD): the end of
-    that day in `zone` (the start of the next), in UTC, so that a campaign closing on the 30th
-    is open all day on the 30th; None when nothing was typed. `Invalid` (field `closes_at`)
-    as for `opening_time`."""
-    day = _typed_day(typed, "closes_at")
-    return _start_of(day + timedelta(days=1), zone) if day else None
-
-
-def last_open_day(closes_at: datetime, zone: tzinfo) -> date:
-    """The day a campaign closing at `closes_at` is last open, in `zone`: what the form shows
-    for the closing date (the inverse of `closing_time`)."""
-    return (closes_at.astimezone(zone) - timedelta(days=1)).date()
-
-
-def _read_days(fields: CampaignFields, zone: tzinfo) -> CampaignFields:
-    """`fields` with the days typed in a form (if any) turned into the instants they mean."""
-    opens_at, closes_at = fields.opens_at, fields.closes_at
-    if fields.opens_on is not None:
-        if opens_at is not None:
-            raise ValueError("give opens_at or opens_on, not both")
-        opens_at = opening_time(fields.opens_on, zone)
-    if fields.closes_on is not None:
-        if closes_at is not None:
-            raise ValueError("give closes_at or closes_on, not both")
-        closes_at = closing_time(fields.closes_on, zone)
-    return replace(fields, opens_at=opens_at, closes_at=closes_at, opens_on=None, closes_on=None)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("campaign dates must be timezone-aware")
-    return value
-
-
-def _clean_fields(
-    fields: CampaignFields, bank: Bank, previous: Campaign | None = None
-) -> dict[str, Any]:
-    locales = tuple(dict.fromkeys(fields.locales))
-    if not locales:
-        raise Invalid("Choose at least one language.", field="locales")
-    for locale in locales:
-        if locale not in LOCALES or locale not in bank.locales:
-            raise Invalid("Choose one of the offered languages.", field="locales")
-    opens_at, closes_at = _aware(fields.opens_at), _aware(fields.closes_at)
-    if opens_at and closes_at and closes_at <= opens_at:
-        raise Invalid("The closing date must come after the opening date.", field="closes_at")
-    moved = previous is None or closes_at != previous.closes_at
-    if closes_at and moved and closes_at <= datetime.now(UTC):
-        raise Invalid("The closing date is already past.", field="closes_at")
-    delay = fields.retake_delay_days
-    if (
-        isinstance(delay, bool)
-        or not isinstance(delay, int)
-        or not 0 <= delay <= MAX_RETAKE_DELAY_DAYS
-    ):
-        raise Invalid(
-            "Choose a delay between 0 and {max} days.",
-            field="retake_delay_days",
-            max=MAX_RETAKE_DELAY_DAYS,
-        )
-    label = clean_text(
-        fields.external_id_label, "external_id_label", max_length=100, required=False
-    )
-    return {
-        "name": clean_text(fields.name, "name", max_length=200),
-        "type": clean_choice(fields.type, CAMPAIGN_TYPES, "type"),
-        "locales": list(locales),
-        "landing_text": clean_multiline(fields.landing_text, "landing_text", max_length=5000),
-        "external_id_label": label or None,
-        "external_id_format": clean_choice(
-            fields.external_id_format, EXTERNAL_ID_FORMATS, "external_id_format"
-        ),
-        "opens_at": opens_at,
-        "closes_at": closes_at,
-        "retake_allowed": bool(fields.retake_allowed),
-        "retake_delay_days": delay,
-        "sso_required": bool(fields.sso_required),
-        "consumes_seat": bool(fields.consumes_seat),
-    }
+# --- the profile and its snapshot ----------------------------------------------------------
 
 
 async def _choose_profile(
@@ -431,7 +183,7 @@ RETURNING *, false AS has_participants
 
 async def _insert_campaign(
     ctx: TenantContext,
-    values: Mapping[str, Any],
+    values: CampaignFields,
     spec: ProfileSpec,
     source: ProfileSource | None,
     target_profile_id: UUID | None,
@@ -439,29 +191,29 @@ async def _insert_campaign(
     status: str,
     duplicated_from: UUID | None = None,
 ) -> Campaign:
-    check_servable(bank, spec, values["locales"])
+    check_servable(bank, spec, values.locales)
     campaign_id = uuid4()
     code = await claim_code(ctx.tenant_id, campaign_id, _fresh_codes())
     rows = await fetch(
         _INSERT_CAMPAIGN,
         ctx.tenant_id,
         campaign_id,
-        values["name"],
-        values["type"],
+        values.name,
+        values.type,
         code,
         target_profile_id,
         _snapshot(bank, spec, source),
         bank.version,
-        values["external_id_label"],
-        values["external_id_format"],
-        values["opens_at"],
-        values["closes_at"],
-        values["locales"],
-        values["landing_text"],
-        values["retake_allowed"],
-        values["retake_delay_days"],
-        values["sso_required"],
-        values["consumes_seat"],
+        values.external_id_label,
+        values.external_id_format,
+        values.opens_at,
+        values.closes_at,
+        list(values.locales),
+        values.landing_text,
+        values.retake_allowed,
+        values.retake_delay_days,
+        values.sso_required,
+        values.consumes_seat,
         status,
         ctx.actor.user_id,
         duplicated_from,
@@ -475,9 +227,9 @@ async def create_campaign(
     """A new campaign, active (or a draft), with a fresh code and the target profile frozen
     against the current bank version."""
     require_manager(ctx)
-    fields = _read_days(fields, ctx.tenant.zone)
+    fields = read_days(fields, ctx.tenant.zone)
     bank = current_bank()
-    values = _clean_fields(fields, bank)
+    values = clean_fields(fields, bank)
     async with tenant_transaction(ctx):
         spec, source, profile_id = await _choose_profile(ctx, fields, bank)
         campaign = await _insert_campaign(
@@ -509,7 +261,7 @@ async def update_campaign(
     someone starts, the type and the profile may change; afterwards they are fixed. The code
     never changes."""
     require_manager(ctx)
-    fields = _read_days(fields, ctx.tenant.zone)
+    fields = read_days(fields, ctx.tenant.zone)
     async with tenant_transaction(ctx):
         current, started = await access_campaign(ctx, campaign_id, for_update=True)
         _refuse_archived(current)
@@ -523,14 +275,14 @@ async def update_campaign(
             )
         if same_profile:
             bank = frozen_bank(current.bank_version)
-            values = _clean_fields(fields, bank, current)
-            check_servable(bank, current.profile, values["locales"])
+            values = clean_fields(fields, bank, current)
+            check_servable(bank, current.profile, values.locales)
             snapshot, profile_id = current.snapshot, current.target_profile_id
         else:
             bank = current_bank()
-            values = _clean_fields(fields, bank, current)
+            values = clean_fields(fields, bank, current)
             spec, source, profile_id = await _choose_profile(ctx, fields, bank)
-            check_servable(bank, spec, values["locales"])
+            check_servable(bank, spec, values.locales)
             snapshot = _snapshot(bank, spec, source)
         rows = await fetch(
             """UPDATE campaign SET name = $3, type = $4, target_profile_id = $5,
@@ -541,21 +293,21 @@ async def update_campaign(
                WHERE tenant_id = $1 AND id = $2 RETURNING *""",
             ctx.tenant_id,
             current.id,
-            values["name"],
-            values["type"],
+            values.name,
+            values.type,
             profile_id,
             snapshot,
             bank.version,
-            values["external_id_label"],
-            values["external_id_format"],
-            values["opens_at"],
-            values["closes_at"],
-            values["locales"],
-            values["landing_text"],
-            values["retake_allowed"],
-            values["retake_delay_days"],
-            values["sso_required"],
-            values["consumes_seat"],
+            values.external_id_label,
+            values.external_id_format,
+            values.opens_at,
+            values.closes_at,
+            list(values.locales),
+            values.landing_text,
+            values.retake_allowed,
+            values.retake_delay_days,
+            values.sso_required,
+            values.consumes_seat,
         )
         updated = _campaign(rows[0])
         changed = sorted(
@@ -582,7 +334,7 @@ async def duplicate_campaign(
     async with tenant_transaction(ctx):
         source, _ = await access_campaign(ctx, campaign_id)
         fields = replace(source.fields(), opens_at=None, closes_at=None, name=name or source.name)
-        values = _clean_fields(fields, bank)
+        values = clean_fields(fields, bank)
         spec = clean_spec(
             bank, source.profile.competences, source.profile.tubes, dict(source.profile.max_levels)
         )
@@ -669,70 +421,3 @@ async def get_campaign(ctx: TenantContext, campaign_id: UUID | str) -> Campaign:
     async with tenant_transaction(ctx):
         campaign, _ = await access_campaign(ctx, campaign_id)
     return campaign
-
-
-async def campaign_stats(ctx: TenantContext, campaign_id: UUID | str) -> CampaignStats:
-    """Participation funnel and shared results of a campaign, in two queries whatever the
-    number of participants (one for the campaign and its counts, one for the levels).
-
-    Counts are of learners (several attempts count once). Levels come only from results
-    their owners shared, the latest shared attempt of each learner.
-    """
-    require_reader(ctx)
-    async with tenant_transaction(ctx):
-        rows = await fetch(
-            """SELECT c.id, n.started, n.completed, n.shared FROM campaign c,
-                   LATERAL (SELECT count(DISTINCT p.learner_id) AS started,
-                       count(DISTINCT p.learner_id) FILTER (WHERE p.status <> 'started')
-                           AS completed,
-                       count(DISTINCT p.learner_id) FILTER (WHERE p.status = 'shared') AS shared
-                   FROM participation p WHERE p.tenant_id = $1
-                       AND p.campaign_id = c.id) n
-               WHERE c.tenant_id = $1 AND c.id = $2""",
-            ctx.tenant_id,
-            uuid_or_404(campaign_id),
-        )
-        if not rows:
-            raise NotFound()
-        cells = await fetch(
-            """WITH latest AS (
-                   SELECT DISTINCT ON (p.learner_id) r.level, r.score, r.competences
-                   FROM participation p JOIN result r
-                       ON r.tenant_id = $1 AND r.participation_id = p.id
-                   WHERE p.tenant_id = $1 AND p.campaign_id = $2 AND p.status = 'shared'
-                   ORDER BY p.learner_id, p.attempt DESC),
-               cells AS (
-                   SELECT c.key AS code, (c.value ->> 'level')::int AS level, 0 AS score
-                   FROM latest, jsonb_each(latest.competences) c
-                   UNION ALL SELECT '', level, score FROM latest)
-               SELECT code, level, count(*) AS learners, sum(score) AS score_sum
-               FROM cells GROUP BY code, level ORDER BY code, level""",
-            ctx.tenant_id,
-            rows[0]["id"],
-        )
-    return _stats(rows[0], cells)
-
-
-def _stats(counts: Mapping[str, Any], cells: list[dict[str, Any]]) -> CampaignStats:
-    distributions: dict[str, list[int]] = {}
-    learners = score_sum = 0
-    for cell in cells:
-        if cell["code"] == "":
-            learners += cell["learners"]
-            score_sum += cell["score_sum"]
-            continue
-        distributions.setdefault(cell["code"], [0] * 9)[cell["level"]] += cell["learners"]
-    competences = {
-        code: CompetenceStats(
-            average_level=sum(level * n for level, n in enumerate(dist)) / sum(dist),
-            distribution=tuple(dist),
-        )
-        for code, dist in distributions.items()
-    }
-    return CampaignStats(
-        started=counts["started"],
-        completed=counts["completed"],
-        shared=counts["shared"],
-        average_score=score_sum / learners if learners else None,
-        competences=competences,
-    )

@@ -21,7 +21,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import SecurityScheme
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from campaigns import listing
+from campaigns import campaign_listing, learner_listing
+from campaigns.paging import DEFAULT_LIMIT
 from core.errors import Forbidden, Unauthenticated
 from core.settings import get_settings
 from tenants import invitations, members
@@ -369,7 +370,7 @@ RESULTS_READ = {"permission": Permission.RESULTS_READ}
 async def list_campaigns(
     ctx: Ctx,
     cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = listing.DEFAULT_LIMIT,
+    limit: FromQuery[int] = DEFAULT_LIMIT,
     status: FromQuery[str | None] = None,
 ) -> CampaignPage:
     """Campaigns, newest first, each with how many learners started, completed and shared;
@@ -379,14 +380,14 @@ async def list_campaigns(
     items (1 to 100, 50 by default) at a time; pass `next_cursor` back as `cursor` for the
     next page (null on the last) or `previous_cursor` for the one before (null on the first),
     with the same filters."""
-    page = await listing.list_campaigns_page(ctx, cursor, limit, status=status)
+    page = await campaign_listing.list_campaigns_page(ctx, cursor, limit, status=status)
     return _convert(page, CampaignPage)
 
 
 @get("/campaigns/{campaign_id:str}", opt=CAMPAIGNS_READ, responses=ERRORS, tags=["campaigns"])
 async def get_campaign(ctx: Ctx, campaign_id: FromPath[str]) -> Campaign:
     """One campaign with its participation funnel."""
-    return _convert(await listing.campaign_summary(ctx, campaign_id), Campaign)
+    return _convert(await campaign_listing.campaign_summary(ctx, campaign_id), Campaign)
 
 
 @get(
@@ -399,7 +400,7 @@ async def list_participations(
     ctx: Ctx,
     campaign_id: FromPath[str],
     cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = listing.DEFAULT_LIMIT,
+    limit: FromQuery[int] = DEFAULT_LIMIT,
     status: FromQuery[str | None] = None,
     search: FromQuery[str | None] = None,
     group: FromQuery[str | None] = None,
@@ -408,7 +409,7 @@ async def list_participations(
     people). `status`: started, completed (finished, not shared) or shared; `search`: part of
     the learner's name, email or external id; `group`: one of the learner's groups. `level`
     and `score` stay null until the learner shares their results."""
-    page = await listing.list_participations(
+    page = await campaign_listing.list_participations(
         ctx, campaign_id, cursor, limit, status=status, search=search, group=group
     )
     return _convert(page, ParticipationPage)
@@ -424,13 +425,13 @@ async def list_results(
     ctx: Ctx,
     campaign_id: FromPath[str],
     cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = listing.DEFAULT_LIMIT,
+    limit: FromQuery[int] = DEFAULT_LIMIT,
     search: FromQuery[str | None] = None,
     group: FromQuery[str | None] = None,
 ) -> SharedResultPage:
     """The results learners shared with the organization, most recently shared first, with
     each competence's level (needs `org:results:read`). Results not shared never appear."""
-    page = await listing.list_shared_results(
+    page = await campaign_listing.list_shared_results(
         ctx, campaign_id, cursor, limit, search=search, group=group
     )
     return _convert(page, SharedResultPage)
@@ -440,13 +441,13 @@ async def list_results(
 async def list_learners(
     ctx: Ctx,
     cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = listing.DEFAULT_LIMIT,
+    limit: FromQuery[int] = DEFAULT_LIMIT,
     search: FromQuery[str | None] = None,
     group: FromQuery[str | None] = None,
 ) -> LearnerPage:
     """The people who took part in the organization's campaigns, newest first. `search`:
     part of a name, email or external id; `group`: one of their groups."""
-    page = await listing.list_learners(
+    page = await learner_listing.list_learners(
         ctx, cursor, limit, search=search, group=group, order="newest"
     )
     return _convert(page, LearnerPage)
@@ -455,7 +456,7 @@ async def list_learners(
 @get("/learners/{learner_id:str}", opt=LEARNERS_READ, responses=ERRORS, tags=["learners"])
 async def get_learner(ctx: Ctx, learner_id: FromPath[str]) -> LearnerDetail:
     """One learner with every participation, newest first; levels only of shared ones."""
-    return _convert(await listing.get_learner(ctx, learner_id), LearnerDetail)
+    return _convert(await learner_listing.get_learner(ctx, learner_id), LearnerDetail)
 
 
 api_router = Router(

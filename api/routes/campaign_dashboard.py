@@ -1,9 +1,10 @@
 """The campaign page's dashboard: the participants table (search, status and group filters,
 keyset pages as plain links) and the charts' geometry (progress over time, levels).
 
-Everything here is delivery: figures come from `campaigns.listing` (a fixed number of queries
-whatever the number of participants); this module turns them into what the template draws.
-Filters are a GET form, so the table works without JavaScript and every view is a link.
+Everything here is delivery: figures come from `campaigns.campaign_listing` (a fixed number
+of queries whatever the number of participants); this module turns them into what the
+template draws. Filters are a GET form, so the table works without JavaScript and every
+view is a link.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from urllib.parse import urlencode
 from babel.dates import format_date
 from litestar import Request
 
-from campaigns import listing
-from campaigns.listing import Page, ParticipationRow, ProgressDay
+from campaigns import campaign_listing
+from campaigns.campaign_listing import ParticipationRow, ProgressDay
+from campaigns.paging import Page
 from core.errors import Invalid
 from tenants.context import TenantContext
 from web.pages import locale_of
@@ -127,7 +129,7 @@ async def dashboard(
     base = f"/o/{ctx.tenant.slug}/campaigns/{campaign_id}"
     error: Invalid | None = None
     try:
-        page: Page[ParticipationRow] = await listing.list_participations(
+        page: Page[ParticipationRow] = await campaign_listing.list_participations(
             ctx,
             campaign_id,
             request.query_params.get("cursor") or None,
@@ -138,15 +140,15 @@ async def dashboard(
         )
     except Invalid as refused:
         error, page = refused, Page([], None, None)
-    groups = await listing.campaign_groups(ctx, campaign_id)
-    days = await listing.campaign_progress(ctx, campaign_id)
+    groups = await campaign_listing.campaign_groups(ctx, campaign_id)
+    days = await campaign_listing.campaign_progress(ctx, campaign_id)
     context = {
         "participants": page,
         "filters": filters,
         "filtered": bool(filters),
         "groups": groups,
         "group_options": [(group, group) for group in groups],
-        "participation_statuses": listing.PARTICIPATION_STATUSES,
+        "participation_statuses": campaign_listing.PARTICIPATION_STATUSES,
         "next_link": _link(base, filters, page.next_cursor),
         "previous_link": _link(base, filters, page.previous_cursor),
         "progress": progress_chart(days, locale_of(request)),

@@ -17,10 +17,17 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
 from api.routes import campaign_dashboard
-from campaigns import exports, listing, service
+from campaigns import campaign_listing, exports, service
+from campaigns.campaign_fields import (
+    CAMPAIGN_TYPES,
+    EXTERNAL_ID_FORMATS,
+    Campaign,
+    CampaignFields,
+    last_open_day,
+)
+from campaigns.campaign_stats import CampaignStats, campaign_stats
 from campaigns.content import current_bank, frozen_bank
 from campaigns.profile_catalogue import catalogue
-from campaigns.service import CAMPAIGN_TYPES, EXTERNAL_ID_FORMATS, CampaignFields
 from campaigns.target_profiles import list_target_profiles
 from core.errors import Invalid, UserError
 from core.i18n import LOCALES
@@ -50,7 +57,7 @@ async def _profile_options(ctx: TenantContext, locale: str) -> list[tuple[str, s
     return options
 
 
-def _fields(form: Any, current: service.Campaign | None = None) -> CampaignFields:
+def _fields(form: Any, current: Campaign | None = None) -> CampaignFields:
     """The campaign's fields from the form (`current`: the campaign being edited); the dates
     go as typed, for the service to read in the organization's time zone."""
     values = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -89,7 +96,7 @@ async def _list_page(
     values: dict[str, Any] | None = None,
 ) -> Template:
     context: dict[str, Any] = {
-        "campaigns": await listing.all_campaigns(ctx),
+        "campaigns": await campaign_listing.all_campaigns(ctx),
         "profiles": await _profile_options(ctx, locale_of(request)),
         "types": CAMPAIGN_TYPES,
         "formats": EXTERNAL_ID_FORMATS,
@@ -123,9 +130,7 @@ async def campaign_create(request: Request[Any, Any, Any], ctx: Ctx) -> Template
     return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign.id}")
 
 
-def _competence_rows(
-    campaign: service.Campaign, stats: service.CampaignStats, locale: str
-) -> list[dict[str, Any]]:
+def _competence_rows(campaign: Campaign, stats: CampaignStats, locale: str) -> list[dict[str, Any]]:
     bank = frozen_bank(campaign.bank_version)
     rows = []
     for code in campaign.profile.competences:
@@ -150,7 +155,7 @@ async def _campaign_page(
     error: UserError | None = None,
 ) -> Template:
     campaign = await service.get_campaign(ctx, campaign_id)
-    stats = await service.campaign_stats(ctx, campaign.id)
+    stats = await campaign_stats(ctx, campaign.id)
     context: dict[str, Any] = {
         "campaign": campaign,
         "stats": stats,
@@ -230,12 +235,12 @@ async def campaign_duplicate(
     return await _change(request, ctx, campaign_id, "duplicate")
 
 
-def _edit_values(campaign: service.Campaign, ctx: TenantContext) -> dict[str, Any]:
+def _edit_values(campaign: Campaign, ctx: TenantContext) -> dict[str, Any]:
     """The campaign as the form shows it: dates in the organization's time zone, the closing
     date as the last open day."""
     fields = campaign.fields()
     zone = ctx.tenant.zone
-    closes = service.last_open_day(fields.closes_at, zone) if fields.closes_at else None
+    closes = last_open_day(fields.closes_at, zone) if fields.closes_at else None
     return {
         "name": fields.name,
         "type": fields.type,
@@ -259,11 +264,11 @@ def _edit_values(campaign: service.Campaign, ctx: TenantContext) -> dict[str, An
 async def _edit_page(
     request: Request[Any, Any, Any],
     ctx: TenantContext,
-    campaign: service.Campaign,
+    campaign: Campaign,
     values: dict[str, Any],
     error: UserError | None = None,
 ) -> Template:
-    stats = await service.campaign_stats(ctx, campaign.id)
+    stats = await campaign_stats(ctx, campaign.id)
     context: dict[str, Any] = {
         "campaign": campaign,
         "profiles": await _profile_options(ctx, locale_of(request)),

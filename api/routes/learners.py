@@ -16,11 +16,11 @@ from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.response import Redirect, Response, Template
 
-from campaigns import listing
+from campaigns import learner_listing
 from campaigns.learner_csv import MAX_BYTES, MAX_ROWS, template_csv
 from campaigns.learner_import import ImportResult, import_learners
+from campaigns.learner_listing import LearnerRow
 from campaigns.learners import count_learners, learner_groups
-from campaigns.listing import LearnerRow
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from tenants.context import TenantContext
@@ -46,7 +46,7 @@ async def learners_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     learners: list[LearnerRow] = []
     next_cursor: str | None = None
     try:
-        page = await listing.list_learners(
+        page = await learner_listing.list_learners(
             ctx, query.get("cursor"), search=values["q"], group=values["group"], order="name"
         )
         learners, next_cursor = page.items, page.next_cursor

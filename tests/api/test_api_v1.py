@@ -201,8 +201,9 @@ SCOPED_REQUESTS = [
 @pytest.fixture(scope="module")
 async def shared_campaign(shared: TenantFixture) -> dict[str, str]:
     """A campaign of the shared tenant with one learner who took part."""
-    from campaigns.service import CampaignFields, create_campaign
-    from tests.campaigns.test_listing import seed
+    from campaigns.campaign_fields import CampaignFields
+    from campaigns.service import create_campaign
+    from tests.campaigns.listing_helpers import seed
 
     campaign = await create_campaign(
         shared.owner_ctx, CampaignFields(name="Scoped", profile_key="digcomp")

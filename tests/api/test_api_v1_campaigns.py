@@ -10,10 +10,11 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from campaigns.service import Campaign, CampaignFields, create_campaign
+from campaigns.campaign_fields import Campaign, CampaignFields
+from campaigns.service import create_campaign
 from core import database
 from tests.api.conftest import bearer, issue_token
-from tests.campaigns.test_listing import seed
+from tests.campaigns.listing_helpers import seed
 from tests.conftest import TenantFixture, make_tenant
 from tests.db import as_tenant
 

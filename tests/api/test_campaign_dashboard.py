@@ -15,10 +15,11 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from campaigns.service import Campaign, CampaignFields, create_campaign
+from campaigns.campaign_fields import Campaign, CampaignFields
+from campaigns.service import create_campaign
 from tests.api.conftest import Browser, browser_on
 from tests.campaigns.conftest import statements  # noqa: F401 - fixture
-from tests.campaigns.test_listing import seed
+from tests.campaigns.listing_helpers import seed
 from tests.conftest import TenantFixture, make_tenant
 
 _ROW = re.compile(

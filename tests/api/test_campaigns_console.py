@@ -9,10 +9,11 @@ import re
 from typing import Any
 from uuid import uuid4
 
+from campaigns.campaign_fields import CampaignFields
 from campaigns.participation.landing import participant_context
 from campaigns.participation.results import share
 from campaigns.participation.start import start_or_resume
-from campaigns.service import CampaignFields, create_campaign
+from campaigns.service import create_campaign
 from core import database
 from tenants.accounts import create_user
 from tenants.context import Actor

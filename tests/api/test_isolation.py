@@ -26,11 +26,12 @@ import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
+from campaigns.campaign_fields import CampaignFields
 from campaigns.exports import start_export
 from campaigns.participation.answering import answer, current_challenge
 from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
-from campaigns.service import CampaignFields, close_campaign, create_campaign
+from campaigns.service import close_campaign, create_campaign
 from campaigns.target_profiles import TargetProfileFields, create_target_profile
 from core import database, jobs
 from core.settings import get_settings

@@ -11,8 +11,9 @@ from uuid import UUID
 import pytest
 
 from api.routes.participant import CODE_LENGTH_MESSAGE, MISTYPED_MESSAGE
+from campaigns.campaign_fields import Campaign, CampaignFields
 from campaigns.content import current_bank
-from campaigns.service import Campaign, CampaignFields, close_campaign, create_campaign
+from campaigns.service import close_campaign, create_campaign
 from core import database
 from tests.api.conftest import PASSWORD, Browser, audit_actions
 from tests.conftest import TenantFixture, make_user

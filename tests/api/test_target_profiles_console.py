@@ -8,10 +8,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from campaigns.campaign_fields import CampaignFields
 from campaigns.content import current_bank
 from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
-from campaigns.service import CampaignFields, create_campaign, get_campaign
+from campaigns.service import create_campaign, get_campaign
 from campaigns.target_profiles import list_target_profiles
 from tenants.context import Actor
 from tests.api.conftest import Browser, audit_actions

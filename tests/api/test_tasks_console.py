@@ -10,7 +10,8 @@ from typing import Any
 import openpyxl
 import pytest
 
-from campaigns.service import CampaignFields, create_campaign
+from campaigns.campaign_fields import CampaignFields
+from campaigns.service import create_campaign
 from core import database, jobs
 from core.settings import get_settings
 from core.tasks import INTERRUPTED, fail

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page
 
-from campaigns.service import CampaignFields, create_campaign
+from campaigns.campaign_fields import CampaignFields
+from campaigns.service import create_campaign
 from tests.api.conftest import PASSWORD
 from tests.api.test_participant import shorten
 from tests.browser.test_pages import _audit

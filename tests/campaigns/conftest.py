@@ -18,6 +18,7 @@ import pytest
 from asyncpg.connection import LoggedQuery
 
 from campaigns import content
+from campaigns.campaign_fields import Campaign, CampaignFields
 from campaigns.participation.answering import (
     AnswerOutcome,
     ChallengeView,
@@ -25,7 +26,7 @@ from campaigns.participation.answering import (
     current_challenge,
 )
 from campaigns.participation.landing import participant_context
-from campaigns.service import Campaign, CampaignFields, create_campaign
+from campaigns.service import create_campaign
 from core import database
 from engine import Bank, Challenge, get_bank
 from tenants.context import Actor, TenantContext

@@ -19,7 +19,7 @@ import openpyxl
 import pytest
 
 from campaigns import exports
-from campaigns.service import Campaign
+from campaigns.campaign_fields import Campaign
 from core import database, jobs
 from core.errors import Invalid, NotFound
 from core.settings import get_settings

@@ -12,6 +12,7 @@ from uuid import uuid4
 
 import pytest
 
+from campaigns.campaign_fields import Campaign, CampaignFields
 from campaigns.participation.answering import answer, current_challenge
 from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
@@ -25,7 +26,7 @@ from campaigns.problem_reports import (
     retire,
     withdrawn_challenges,
 )
-from campaigns.service import Campaign, CampaignFields, create_campaign
+from campaigns.service import create_campaign
 from campaigns.target_profiles import TargetProfileFields, create_target_profile
 from core import database
 from core.errors import Forbidden, Invalid, NotFound

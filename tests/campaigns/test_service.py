@@ -1,29 +1,29 @@
-"""Organizers: creating, editing, duplicating, closing and archiving campaigns, and their
-statistics. Two tenants in every test; each function has a cross-tenant case."""
+"""Organizers: creating, editing, duplicating, closing and archiving campaigns. Two tenants
+in every test; each function has a cross-tenant case. The fields' rules without a database are
+in test_campaign_fields.py, the statistics in test_campaign_stats.py."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns import listing, service
+from campaigns import service
+from campaigns.campaign_fields import CampaignFields, ProfileSource
+from campaigns.campaign_listing import all_campaigns
+from campaigns.campaign_stats import campaign_stats
 from campaigns.codes import is_well_formed
 from campaigns.participation.answering import current_challenge
 from campaigns.participation.results import get_participation, share
 from campaigns.participation.start import start_or_resume
 from campaigns.service import (
-    CampaignFields,
-    ProfileSource,
     activate_campaign,
     archive_campaign,
-    campaign_stats,
     close_campaign,
     create_campaign,
     duplicate_campaign,
@@ -153,58 +153,7 @@ async def test_campaign_fields_are_checked_with_clear_messages(
     assert (caught.value.field, caught.value.message) == (field, message)
 
 
-# --- dates typed in a form ----------------------------------------------------------------
-
-PARIS, NOUMEA = ZoneInfo("Europe/Paris"), ZoneInfo("Pacific/Noumea")
-
-
-def test_an_opening_day_starts_at_midnight_in_the_organizations_zone() -> None:
-    # 31 March 2030: Paris moves to summer time at 2:00, so its midnight is still UTC+1.
-    assert service.opening_time("2030-03-31", PARIS) == datetime(2030, 3, 30, 23, tzinfo=UTC)
-    assert service.opening_time(" 2030-07-14 ", PARIS) == datetime(2030, 7, 13, 22, tzinfo=UTC)
-    assert service.opening_time("2030-07-14", NOUMEA) == datetime(2030, 7, 13, 13, tzinfo=UTC)
-    assert service.opening_time("", PARIS) is None
-    assert service.opening_time("   ", PARIS) is None
-
-
-def test_a_closing_day_stays_open_until_its_end_in_the_organizations_zone() -> None:
-    # Closing on the 30th means open all day on the 30th: closed from midnight on the 31st.
-    assert service.closing_time("2030-12-30", PARIS) == datetime(2030, 12, 30, 23, tzinfo=UTC)
-    assert service.closing_time("2030-12-31", NOUMEA) == datetime(2030, 12, 31, 13, tzinfo=UTC)
-    assert service.closing_time("2100-12-31", UTC) == datetime(2101, 1, 1, tzinfo=UTC)
-    assert service.closing_time("", PARIS) is None
-
-
-@pytest.mark.parametrize("zone", [PARIS, NOUMEA, ZoneInfo("America/Los_Angeles"), UTC])
-@pytest.mark.parametrize("typed", ["2030-03-31", "2030-10-27", "2030-12-31", "2100-12-31"])
-def test_the_form_shows_the_closing_day_that_was_typed(zone: Any, typed: str) -> None:
-    closes_at = service.closing_time(typed, zone)
-    assert closes_at is not None
-    assert service.last_open_day(closes_at, zone) == date.fromisoformat(typed)
-
-
-@pytest.mark.parametrize(
-    ("typed", "message"),
-    [
-        ("30/12/2030", "Enter a date as YYYY-MM-DD."),
-        ("2030-02-30", "Enter a date as YYYY-MM-DD."),
-        ("tomorrow", "Enter a date as YYYY-MM-DD."),
-        ("1999-12-31", "Enter a date between the years 2000 and 2100."),
-        ("2101-01-01", "Enter a date between the years 2000 and 2100."),
-        ("0001-01-01", "Enter a date between the years 2000 and 2100."),
-        ("9999-12-31", "Enter a date between the years 2000 and 2100."),
-    ],
-)
-def test_a_typed_day_outside_the_window_or_malformed_is_refused(typed: str, message: str) -> None:
-    for read, field in ((service.opening_time, "opens_at"), (service.closing_time, "closes_at")):
-        with pytest.raises(Invalid) as caught:
-            read(typed, PARIS)
-        assert (caught.value.field, caught.value.message) == (field, message)
-
-
-def test_the_window_includes_its_first_and_last_years() -> None:
-    assert service.opening_time("2000-01-01", UTC) == datetime(2000, 1, 1, tzinfo=UTC)
-    assert service.opening_time("2100-12-31", UTC) == datetime(2100, 12, 31, tzinfo=UTC)
+PARIS = ZoneInfo("Europe/Paris")
 
 
 async def test_days_typed_in_the_form_are_read_in_the_organizations_zone(
@@ -257,7 +206,7 @@ async def test_plain_members_read_campaigns_but_only_owners_and_admins_change_th
     member = tenant_a.member_ctx
     assert (await get_campaign(member, campaign.id)).id == campaign.id
     assert (await campaign_stats(member, campaign.id)).started == 0
-    assert [c.id for c in await listing.all_campaigns(member)] == [campaign.id]
+    assert [c.id for c in await all_campaigns(member)] == [campaign.id]
     with pytest.raises(Forbidden):
         await create_campaign(member, CampaignFields(name="No", profile_key="digcomp"))
     for change in (close_campaign, archive_campaign, duplicate_campaign):
@@ -442,76 +391,9 @@ async def test_get_and_list_stay_in_the_tenant(
         await get_campaign(tenant_a.owner_ctx, theirs.id)
     with pytest.raises(NotFound):
         await get_campaign(tenant_a.owner_ctx, "not-a-uuid")
-    listed = await listing.all_campaigns(tenant_a.owner_ctx)
+    listed = await all_campaigns(tenant_a.owner_ctx)
     assert [row.id for row in listed] == [mine.id]
     assert listed[0].started == 0
-
-
-# --- statistics ----------------------------------------------------------------------------
-
-
-async def test_stats_count_learners_and_average_shared_results_only(
-    tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
-) -> None:
-    campaign = await make_campaign(tenant_a, retake_allowed=True)
-    shared_levels = []
-    for i, theta in enumerate((-1.5, 0.0, 1.5)):
-        person = await make_participant(tenant_a, f"Sharer {i}")
-        participation = await start_or_resume(person.ctx, campaign.id)
-        await take_test(person.ctx, participation.id, Simulee(test_bank, theta, seed=i))
-        view = await share(person.ctx, participation.id, consent=True)
-        assert view.result is not None
-        shared_levels.append(view.result)
-    keeper = await make_participant(tenant_a, "Keeper")
-    kept = await start_or_resume(keeper.ctx, campaign.id)
-    await take_test(keeper.ctx, kept.id, Simulee(test_bank, 3.0))
-    starter = await make_participant(tenant_a, "Starter")
-    await start_or_resume(starter.ctx, campaign.id)
-    other = await make_campaign(tenant_b)  # another tenant's campaign, with a sharer
-    outsider = await make_participant(tenant_b, "Outsider")
-    theirs = await start_or_resume(outsider.ctx, other.id)
-    await take_test(outsider.ctx, theirs.id, Simulee(test_bank, 0.0))
-    await share(outsider.ctx, theirs.id, consent=True)
-
-    stats = await campaign_stats(tenant_a.owner_ctx, campaign.id)
-    assert (stats.started, stats.completed, stats.shared) == (5, 4, 3)
-    assert stats.average_score == pytest.approx(sum(r.score for r in shared_levels) / 3)
-    assert set(stats.competences) == {"1.1", "1.2", "4.1"}
-    for code, comp in stats.competences.items():
-        levels = [r.competences[code]["level"] for r in shared_levels]
-        assert comp.average_level == pytest.approx(sum(levels) / 3)
-        assert len(comp.distribution) == 9
-        assert sum(comp.distribution) == 3
-        assert all(comp.distribution[level] >= 1 for level in levels)
-    with pytest.raises(NotFound):
-        await campaign_stats(tenant_b.owner_ctx, campaign.id)
-
-
-async def test_stats_of_a_campaign_nobody_took(
-    tenant_a: TenantFixture, tenant_b: TenantFixture
-) -> None:
-    campaign = await make_campaign(tenant_a)
-    stats = await campaign_stats(tenant_a.owner_ctx, campaign.id)
-    assert (stats.started, stats.completed, stats.shared) == (0, 0, 0)
-    assert stats.average_score is None
-    assert stats.competences == {}
-
-
-async def test_stats_cost_a_fixed_number_of_statements(
-    tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank, statements: list[str]
-) -> None:
-    campaign = await make_campaign(tenant_a)
-    counts = []
-    for i in range(3):
-        person = await make_participant(tenant_a, f"Person {i}")
-        participation = await start_or_resume(person.ctx, campaign.id)
-        await take_test(person.ctx, participation.id, Simulee(test_bank, 0.0, seed=i))
-        await share(person.ctx, participation.id, consent=True)
-        statements.clear()
-        await campaign_stats(tenant_a.owner_ctx, campaign.id)
-        await asyncio.sleep(0)  # asyncpg calls query loggers on the next loop iteration
-        counts.append(len(statements))
-    assert counts == [6, 6, 6]  # BEGIN, two SET LOCAL, counts, levels, COMMIT
 
 
 # --- profiles collection -------------------------------------------------------------------

@@ -146,7 +146,8 @@ async def member(app: Litestar, tenant: TenantFixture) -> AsyncIterator[Browser]
 @pytest.fixture(scope="module")
 async def targets(tenant: TenantFixture) -> dict[str, str]:
     """Ids of the tenant's objects that the refused requests aim at."""
-    from campaigns.service import CampaignFields, create_campaign
+    from campaigns.campaign_fields import CampaignFields
+    from campaigns.service import create_campaign
     from core.settings import get_settings
     from tenants.invitations import invite
     from tenants.tokens import create_token

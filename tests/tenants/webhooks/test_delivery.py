@@ -12,11 +12,12 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from campaigns.campaign_fields import CampaignFields
 from campaigns.participation.answering import answer, current_challenge
 from campaigns.participation.landing import participant_context
 from campaigns.participation.results import share
 from campaigns.participation.start import start_or_resume
-from campaigns.service import CampaignFields, close_campaign, create_campaign
+from campaigns.service import close_campaign, create_campaign
 from core import database, jobs
 from core.jobs import InProcessQueue
 from tenants.context import Actor
