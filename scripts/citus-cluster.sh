@@ -28,7 +28,7 @@ as_owner() {
 node_dir() { echo "$CITUS_DIR/node-$1"; }
 
 sql() { # port, database, statement
-    as_owner "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U "$SUPERUSER" -d "$2" -c "$3"
+    PGOPTIONS="-c client_min_messages=warning" as_owner "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U "$SUPERUSER" -d "$2" -c "$3"
 }
 
 init_node() {
