@@ -181,6 +181,23 @@ RETURNING *, false AS has_participants
 """
 
 
+def _settings(values: CampaignFields) -> tuple[Any, ...]:
+    """The settings a campaign is created and edited with, in the order of the INSERT's and
+    the UPDATE's parameters that follow the profile and the bank version."""
+    return (
+        values.external_id_label,
+        values.external_id_format,
+        values.opens_at,
+        values.closes_at,
+        list(values.locales),
+        values.landing_text,
+        values.retake_allowed,
+        values.retake_delay_days,
+        values.sso_required,
+        values.consumes_seat,
+    )
+
+
 async def _insert_campaign(
     ctx: TenantContext,
     values: CampaignFields,
@@ -204,16 +221,7 @@ async def _insert_campaign(
         target_profile_id,
         _snapshot(bank, spec, source),
         bank.version,
-        values.external_id_label,
-        values.external_id_format,
-        values.opens_at,
-        values.closes_at,
-        list(values.locales),
-        values.landing_text,
-        values.retake_allowed,
-        values.retake_delay_days,
-        values.sso_required,
-        values.consumes_seat,
+        *_settings(values),
         status,
         ctx.actor.user_id,
         duplicated_from,
@@ -298,16 +306,7 @@ async def update_campaign(
             profile_id,
             snapshot,
             bank.version,
-            values.external_id_label,
-            values.external_id_format,
-            values.opens_at,
-            values.closes_at,
-            list(values.locales),
-            values.landing_text,
-            values.retake_allowed,
-            values.retake_delay_days,
-            values.sso_required,
-            values.consumes_seat,
+            *_settings(values),
         )
         updated = _campaign(rows[0])
         changed = sorted(
