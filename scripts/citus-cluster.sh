@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A local Citus cluster for tests and rehearsals: a coordinator and two workers, each its own
-# PostgreSQL server on 127.0.0.1 (trust authentication, TLS off, durability off: test data).
+# PostgreSQL server on 127.0.0.1 (trust authentication, durability off: test data).
 #
 #   scripts/citus-cluster.sh start    create (first time) and start the three servers, join them
 #   scripts/citus-cluster.sh stop     stop them (the data directories stay, in $CITUS_DIR:
@@ -44,13 +44,15 @@ shared_preload_libraries = 'citus'
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
-ssl = off
 max_connections = 300
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 citus.propagate_set_commands = 'local'
 citus.enable_create_database_propagation = on
+# Citus's default, sslmode=require between nodes, breaks the cluster as soon as TLS is off on
+# one of them (as here); the nodes use TLS when a node offers it.
+citus.node_conninfo = 'sslmode=prefer'
 CONF
     echo "host all all 127.0.0.1/32 trust" >"$dir/pg_hba.conf"
     echo "local all all trust" >>"$dir/pg_hba.conf"
