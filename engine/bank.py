@@ -502,7 +502,11 @@ def _parse(path: Path) -> tuple[Bank | None, list[BankError]]:
     levels = []
     for i, lv in enumerate(chk.lst(man.get("levels", []), f"{src}: levels")):
         ld = chk.obj(lv, f"{src}: levels[{i}]")
-        levels.append(Level(int(ld.get("level", 0)), ld.get("band") or {}))
+        level = ld.get("level", 0)
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 8:
+            chk.err(f"{src}: levels[{i}].level", "must be an integer in 1..8")
+            continue
+        levels.append(Level(level, ld.get("band") or {}))
     # (source, area list, challenge list) for each part, or the manifest itself
     parts: list[tuple[str, list[Any], list[Any]]] = []
     if "parts" in man:

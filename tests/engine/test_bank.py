@@ -104,6 +104,14 @@ def test_framework_errors_are_reported_too(tmp_path: Path) -> None:
     assert any(e.startswith("bank.json: areas[1].competences[0].code: duplicate") for e in errors)
 
 
+def test_a_manifest_level_that_is_not_1_to_8_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    data = _single()
+    data["levels"] = [{"level": "two"}, {"band": {}}, {"level": 9}, {"level": True}]
+    errors = _errors(tmp_path, data)
+    for i in range(4):
+        assert f"bank.json: levels[{i}].level: must be an integer in 1..8" in errors
+
+
 def test_choice_and_short_text_shapes_are_checked(tmp_path: Path) -> None:
     data = _single()
     chs = data["challenges"]
