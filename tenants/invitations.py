@@ -28,7 +28,7 @@ from tenants import audit
 from tenants.accounts import UserAccount, check_new_account, insert_account
 from tenants.context import Actor, TenantContext, TenantSummary
 from tenants.members import ROLES
-from tenants.organizations import _SUMMARY_SQL, summary
+from tenants.organizations import SUMMARY_SQL, summary
 from tenants.permissions import Permission, Role
 
 INVITATION_TTL = timedelta(days=7)
@@ -259,7 +259,7 @@ async def _pending_by_token(slug: str, token: str) -> tuple[TenantSummary, Invit
         slug = clean_slug(slug)
     except Invalid:  # no organization has it: the link is as dead as a revoked one
         raise Gone("This invitation link is not valid any more.") from None
-    orgs = await fetch(_SUMMARY_SQL + " WHERE slug = $1", slug)
+    orgs = await fetch(SUMMARY_SQL + " WHERE slug = $1", slug)
     if not orgs or orgs[0]["status"] in ("closed", "suspended"):
         raise Gone("This invitation link is not valid any more.")
     org = summary(orgs[0])

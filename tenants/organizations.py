@@ -32,7 +32,8 @@ STATUSES = ("trial", "active", "suspended", "closed")
 LOGO_TYPES = {"image/png", "image/jpeg", "image/svg+xml", "image/webp"}
 LOGO_MAX_BYTES = 100_000
 
-_SUMMARY_SQL = (
+#: What requests need of an organization (`TenantSummary`), for any module to narrow down.
+SUMMARY_SQL = (
     "SELECT id, slug, name, status, default_locale, timezone, brand_colour, "
     "logo_data_url IS NOT NULL AS has_logo FROM organization"
 )
@@ -101,7 +102,7 @@ def _slug_or_none(text: str) -> str | None:
 
 
 def summary(row: dict[str, Any]) -> TenantSummary:
-    """The summary of an organization from a row of `_SUMMARY_SQL`'s columns."""
+    """The summary of an organization from a row of `SUMMARY_SQL`'s columns."""
     return TenantSummary(
         id=row["id"],
         slug=row["slug"],
@@ -152,7 +153,7 @@ async def insert_organization(
         raise Conflict("This identifier is already taken.", field="slug") from None
     await dangerously_switch_tenant(org_id)
     ctx = TenantContext(
-        tenant=summary((await fetch(_SUMMARY_SQL + " WHERE id = $1", org_id))[0]), actor=actor
+        tenant=summary((await fetch(SUMMARY_SQL + " WHERE id = $1", org_id))[0]), actor=actor
     )
     await audit.record(
         ctx,
@@ -219,7 +220,7 @@ async def member_context(slug: str, user: UserAccount, actor: Actor) -> TenantCo
     if _slug_or_none(slug) is None:
         raise NotFound()
     async with global_transaction(user_id=user.id):
-        orgs = await fetch(_SUMMARY_SQL + " WHERE slug = $1", slug.lower())
+        orgs = await fetch(SUMMARY_SQL + " WHERE slug = $1", slug.lower())
         if not orgs or orgs[0]["status"] == "closed":
             raise NotFound()
         tenant = summary(orgs[0])
@@ -360,7 +361,7 @@ async def update_settings(ctx: TenantContext, change: SettingsChange) -> TenantS
     colour = clean_colour(change.brand_colour)
     logo_url = _logo_data_url(*change.logo) if change.logo else None
     async with tenant_transaction(ctx):
-        before = (await fetch(_SUMMARY_SQL + " WHERE id = $1 FOR UPDATE", ctx.tenant_id))[0]
+        before = (await fetch(SUMMARY_SQL + " WHERE id = $1 FOR UPDATE", ctx.tenant_id))[0]
         await execute(
             """UPDATE organization SET name = $2, default_locale = $3, brand_colour = $4,
                    logo_data_url = CASE WHEN $5 THEN NULL ELSE coalesce($6, logo_data_url) END,
@@ -386,7 +387,7 @@ async def update_settings(ctx: TenantContext, change: SettingsChange) -> TenantS
             await audit.record(
                 ctx, "organization.updated", "organization", ctx.tenant_id, changes=changed
             )
-        after = (await fetch(_SUMMARY_SQL + " WHERE id = $1", ctx.tenant_id))[0]
+        after = (await fetch(SUMMARY_SQL + " WHERE id = $1", ctx.tenant_id))[0]
     return summary(after)
 
 
@@ -419,7 +420,7 @@ async def tenant_by_slug(slug: str) -> TenantSummary:
     if _slug_or_none(slug) is None:
         raise NotFound()
     async with global_transaction():
-        rows = await fetch(_SUMMARY_SQL + " WHERE slug = $1", slug.lower())
+        rows = await fetch(SUMMARY_SQL + " WHERE slug = $1", slug.lower())
     if not rows:
         raise NotFound()
     return summary(rows[0])
@@ -428,7 +429,7 @@ async def tenant_by_slug(slug: str) -> TenantSummary:
 async def tenant_by_id(tenant_id: UUID) -> TenantSummary:
     """The organization with this id; `NotFound` otherwise."""
     async with global_transaction():
-        rows = await fetch(_SUMMARY_SQL + " WHERE id = $1", tenant_id)
+        rows = await fetch(SUMMARY_SQL + " WHERE id = $1", tenant_id)
     if not rows:
         raise NotFound()
     return summary(rows[0])

@@ -18,7 +18,7 @@ from core.security import new_token, token_digest
 from core.validation import clean_text
 from tenants import audit
 from tenants.context import Actor, TenantContext
-from tenants.organizations import summary
+from tenants.organizations import SUMMARY_SQL, summary
 from tenants.permissions import TOKEN_SCOPES, Permission
 
 PREFIX = "jalon_"
@@ -181,11 +181,7 @@ async def token_context(raw: str, ip: str | None, user_agent: str) -> TenantCont
             tenant_id,
             token_digest(raw),
         )
-        orgs = await fetch(
-            "SELECT id, slug, name, status, default_locale, timezone, brand_colour, "
-            "logo_data_url IS NOT NULL AS has_logo FROM organization WHERE id = $1",
-            tenant_id,
-        )
+        orgs = await fetch(SUMMARY_SQL + " WHERE id = $1", tenant_id)
     if not rows or not orgs or orgs[0]["status"] in ("suspended", "closed"):
         raise refused
     token = rows[0]

@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -16,6 +17,7 @@ import pytest
 
 from api.runtime import import_jobs
 from core import citus, database, jobs
+from core.jobs import REGISTRY
 from core.settings import Settings, load_settings
 from tenants.accounts import UserAccount, create_user
 from tenants.context import Actor, TenantContext
@@ -170,3 +172,47 @@ async def tenant_a(db: str) -> TenantFixture:
 @pytest.fixture
 async def tenant_b(db: str) -> TenantFixture:
     return await make_tenant("Beta")
+
+
+# --- job queues a test controls ----------------------------------------------------------
+
+
+class HeldQueue:
+    """A job queue that keeps what it is given, for the test to run when it chooses."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def enqueue(self, name: str, *args: Any, job_id: str) -> None:
+        self.held.append((name, args))
+
+    async def close(self) -> None:
+        pass
+
+    async def run(self, job_try: int = 1) -> None:
+        held, self.held = self.held, []
+        for name, args in held:
+            await REGISTRY[name]({"job_try": job_try}, *args)
+
+
+@pytest.fixture
+async def in_process(db: str) -> AsyncIterator[jobs.InProcessQueue]:
+    """Jobs run in this process, whatever queue was there (the application's lifespan may have
+    set Redis up, and no worker runs in the tests); drained at the end. A module whose tests
+    all need it says `pytestmark = pytest.mark.usefixtures("in_process")`."""
+    previous = jobs.get_queue()
+    queue = jobs.InProcessQueue()
+    jobs.use_queue(queue)
+    yield queue
+    await queue.drain()
+    jobs.use_queue(previous)
+
+
+@pytest.fixture
+def held(in_process: jobs.InProcessQueue) -> Iterator[HeldQueue]:
+    """Jobs kept, not run: the test runs them with `held.run()`."""
+    previous = jobs.get_queue()
+    queue = HeldQueue()
+    jobs.use_queue(queue)
+    yield queue
+    jobs.use_queue(previous)

@@ -4,7 +4,7 @@ progress and refreshes itself while it runs, then offers the file; who may see w
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import openpyxl
@@ -18,9 +18,10 @@ from core.tasks import INTERRUPTED, fail
 from tenants import tasks
 from tests.api.conftest import Browser, audit_actions
 from tests.campaigns.test_exports import add_shared_results
-from tests.conftest import TenantFixture
-from tests.core.test_tasks import HeldQueue
+from tests.conftest import HeldQueue, TenantFixture
 from tests.db import as_tenant
+
+pytestmark = pytest.mark.usefixtures("in_process")
 
 REFRESH = '<meta http-equiv="refresh" content="2">'
 
@@ -34,27 +35,6 @@ def low_threshold(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     get_settings.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-async def in_process(db: str) -> AsyncIterator[jobs.InProcessQueue]:
-    """Jobs run in this process: the application's lifespan set Redis up, and no worker
-    runs in the tests."""
-    previous = jobs.get_queue()
-    queue = jobs.InProcessQueue()
-    jobs.use_queue(queue)
-    yield queue
-    await queue.drain()
-    jobs.use_queue(previous)
-
-
-@pytest.fixture
-def held(in_process: jobs.InProcessQueue) -> Iterator[HeldQueue]:
-    previous = jobs.get_queue()
-    queue = jobs.use_queue(HeldQueue())
-    assert isinstance(queue, HeldQueue)
-    yield queue
-    jobs.use_queue(previous)
 
 
 async def _campaign_with_results(tenant: TenantFixture, count: int) -> Any:

@@ -11,7 +11,7 @@ import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -26,6 +26,8 @@ from campaigns.participation.answering import (
     current_challenge,
 )
 from campaigns.participation.landing import participant_context
+from campaigns.participation.start import start_or_resume
+from campaigns.participation.views import ParticipationView
 from campaigns.service import create_campaign
 from core import database
 from engine import Bank, Challenge, get_bank
@@ -59,6 +61,26 @@ async def make_participant(tenant: TenantFixture, name: str = "Paula Participant
         tenant.owner_ctx.tenant, Actor(kind="user", user_id=user.id, label=user.email)
     )
     return Participant(ctx, user.id, user.email)
+
+
+class StartedTest(NamedTuple):
+    """A campaign of the tenant, a participant, their test just started, its first question."""
+
+    campaign: Campaign
+    participant: Participant
+    participation: ParticipationView
+    view: ChallengeView
+
+
+async def start_a_test(tenant: TenantFixture) -> StartedTest:
+    """What most participation tests begin with: a campaign, Paula, her test started and the
+    challenge it shows first."""
+    campaign = await make_campaign(tenant)
+    paula = await make_participant(tenant)
+    participation = await start_or_resume(paula.ctx, campaign.id)
+    view = await current_challenge(paula.ctx, participation.id)
+    assert view is not None
+    return StartedTest(campaign, paula, participation, view)
 
 
 async def make_campaign(tenant: TenantFixture, **overrides: Any) -> Campaign:

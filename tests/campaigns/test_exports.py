@@ -29,6 +29,8 @@ from tests.conftest import TenantFixture
 from tests.db import as_tenant
 from tests.seeding import insert_rows
 
+pytestmark = pytest.mark.usefixtures("in_process")
+
 FRENCH_HEADERS = [
     "Nom",
     "Adresse e-mail",
@@ -215,17 +217,6 @@ def test_an_export_of_more_results_than_the_threshold_runs_in_the_background(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-async def in_process(db: str) -> AsyncIterator[jobs.InProcessQueue]:
-    """Jobs run in this process (the application's lifespan may have set Redis up)."""
-    previous = jobs.get_queue()
-    queue = jobs.InProcessQueue()
-    jobs.use_queue(queue)
-    yield queue
-    await queue.drain()
-    jobs.use_queue(previous)
 
 
 async def _drained() -> None:

@@ -20,7 +20,13 @@ from campaigns.participation.start import start_or_resume
 from core import database
 from core.errors import NotFound
 from engine import Bank
-from tests.campaigns.conftest import Simulee, make_campaign, make_participant, take_test
+from tests.campaigns.conftest import (
+    Simulee,
+    make_campaign,
+    make_participant,
+    start_a_test,
+    take_test,
+)
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
 
@@ -30,11 +36,7 @@ from tests.db import as_tenant
 async def test_participant_functions_answer_not_found_across_tenants(
     tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    campaign, paula, participation, view = await start_a_test(tenant_a)
     # The same person, acting in tenant B, with tenant A's ids.
     in_b = participant_context(tenant_b.owner_ctx.tenant, paula.ctx.actor)
     with pytest.raises(NotFound):

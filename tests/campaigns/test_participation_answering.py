@@ -23,6 +23,7 @@ from tests.campaigns.conftest import (
     make_campaign,
     make_participant,
     right_answer,
+    start_a_test,
     take_test,
 )
 from tests.conftest import TenantFixture
@@ -83,11 +84,7 @@ async def test_abilities_order_the_results(
 async def test_a_skipped_challenge_counts_as_wrong(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     outcome = await answer(paula.ctx, participation.id, view.challenge_id, skipped=True)
     assert (outcome.correct, outcome.position) == (False, 1)
     async with as_tenant(tenant_a.id):
@@ -100,11 +97,7 @@ async def test_a_skipped_challenge_counts_as_wrong(
 async def test_a_malformed_answer_is_refused_and_not_recorded(
     tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     bad = "some text" if view.type != "short_text" else 3
     with pytest.raises(Invalid):
         await answer(paula.ctx, participation.id, view.challenge_id, bad)
@@ -114,11 +107,7 @@ async def test_a_malformed_answer_is_refused_and_not_recorded(
 async def test_a_second_submission_is_refused_and_recorded_once(
     tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     value = right_answer(test_bank.challenge_by_id[view.challenge_id])
     outcome = await answer(paula.ctx, participation.id, view.challenge_id, value)
     with pytest.raises(Conflict, match="already been answered"):
@@ -141,11 +130,7 @@ async def test_a_second_submission_is_refused_and_recorded_once(
 async def test_simultaneous_submissions_record_one_answer(
     tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     value = right_answer(test_bank.challenge_by_id[view.challenge_id])
     results = await asyncio.gather(
         *(answer(paula.ctx, participation.id, view.challenge_id, value) for _ in range(3)),
@@ -163,11 +148,7 @@ async def test_simultaneous_submissions_record_one_answer(
 async def test_the_database_refuses_a_second_answer_at_the_same_position(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     await answer(paula.ctx, participation.id, view.challenge_id, skipped=True)
     with pytest.raises(asyncpg.UniqueViolationError):
         async with as_tenant(tenant_a.id):

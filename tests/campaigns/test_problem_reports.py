@@ -39,6 +39,7 @@ from tests.campaigns.conftest import (
     make_campaign,
     make_participant,
     right_answer,
+    start_a_test,
     take_test,
     wrong_answer,
 )
@@ -188,11 +189,7 @@ async def test_a_report_is_stored_with_the_challenge_locale_and_answer_in_progre
 async def test_an_answered_challenge_is_reported_with_the_recorded_answer(
     tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     challenge = test_bank.challenge_by_id[view.challenge_id]
     await answer(paula.ctx, participation.id, view.challenge_id, right_answer(challenge))
     # What the form sends along is ignored: the recorded answer is the one given.
@@ -214,11 +211,7 @@ async def test_an_answered_challenge_is_reported_with_the_recorded_answer(
 async def test_a_report_without_an_answer_in_progress_keeps_none(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     await report_problem(paula.ctx, participation.id, view.challenge_id, "accessibility")
     [report] = await _reports(tenant_a)
     assert (report["answer"], report["answer_submitted"], report["comment"]) == (None, False, "")
@@ -227,11 +220,7 @@ async def test_a_report_without_an_answer_in_progress_keeps_none(
 async def test_only_a_challenge_served_in_this_participation_can_be_reported(
     tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     never_shown = next(c.id for c in test_bank.challenges if c.id != view.challenge_id)
     for challenge_id in (never_shown, "no-such-challenge", ""):
         with pytest.raises(NotFound):
@@ -242,11 +231,7 @@ async def test_only_a_challenge_served_in_this_participation_can_be_reported(
 async def test_another_persons_or_tenants_participation_is_not_found(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     peter = await make_participant(tenant_a, "Peter Other")
     # Paula herself, acting in tenant B: her tenant-A participation does not exist there.
     paula_in_b = participant_context(tenant_b.owner_ctx.tenant, paula.ctx.actor)
@@ -264,11 +249,7 @@ async def test_another_persons_or_tenants_participation_is_not_found(
 async def test_the_category_is_required_and_the_comment_capped(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     for category in (None, "", "rude_question"):
         with pytest.raises(Invalid) as refused:
             await report_problem(paula.ctx, participation.id, view.challenge_id, category)
@@ -287,11 +268,7 @@ async def test_the_category_is_required_and_the_comment_capped(
 async def test_a_second_report_by_the_same_participant_counts_once(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     first = await report_problem(paula.ctx, participation.id, view.challenge_id, "broken_media")
     second = await report_problem(
         paula.ctx, participation.id, view.challenge_id, "unclear_statement", "Again!"
@@ -365,11 +342,7 @@ async def test_enough_distinct_reports_withdraw_a_challenge_until_it_is_reviewed
 async def test_a_withdrawn_challenge_already_shown_can_still_be_answered(
     tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     async with database.global_transaction():
         await database.execute(
             """INSERT INTO challenge_flag (challenge_id, status, withdrawn_at)
@@ -389,11 +362,7 @@ async def test_a_withdrawn_challenge_already_shown_can_still_be_answered(
 async def test_a_retired_challenge_stays_out_until_reviewed(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     await report_problem(paula.ctx, participation.id, view.challenge_id, "wrong_answer_key")
     assert view.challenge_id not in await withdrawn_challenges()
     editor = await _editor()
@@ -408,11 +377,7 @@ async def test_a_retired_challenge_stays_out_until_reviewed(
 async def test_only_content_editors_triage(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    campaign = await make_campaign(tenant_a)
-    paula = await make_participant(tenant_a)
-    participation = await start_or_resume(paula.ctx, campaign.id)
-    view = await current_challenge(paula.ctx, participation.id)
-    assert view is not None
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
     await report_problem(paula.ctx, participation.id, view.challenge_id, "unclear_statement", "?")
     manager = await make_user("Max Manager")
     await make_staff(manager.id, "account_manager")

@@ -5,7 +5,6 @@ between tenants. Who sees a task, the audit log and the console are `tests/tenan
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,8 +19,10 @@ from core.errors import UserError
 from core.jobs import MAX_TRIES, REGISTRY
 from core.piccolo_app import APP_CONFIG
 from core.tasks import Task, TaskRun, task_job
-from tests.conftest import TenantFixture
+from tests.conftest import HeldQueue, TenantFixture
 from tests.db import as_tenant
+
+pytestmark = pytest.mark.usefixtures("in_process")
 
 #: What the test job saw of its own task while running, by task id.
 SEEN: dict[UUID, dict[str, Any]] = {}
@@ -64,44 +65,6 @@ async def _test_counting_task(run: TaskRun[SystemScope], total: int, outcome: st
             raise RuntimeError("disk on fire")
         case _:
             pass  # ends without a file
-
-
-class HeldQueue:
-    """A job queue that keeps what it is given, for the test to run when it chooses."""
-
-    def __init__(self) -> None:
-        self.held: list[tuple[str, tuple[Any, ...]]] = []
-
-    async def enqueue(self, name: str, *args: Any, job_id: str) -> None:
-        self.held.append((name, args))
-
-    async def close(self) -> None:
-        pass
-
-    async def run(self, job_try: int = 1) -> None:
-        held, self.held = self.held, []
-        for name, args in held:
-            await REGISTRY[name]({"job_try": job_try}, *args)
-
-
-@pytest.fixture(autouse=True)
-async def in_process(db: str) -> AsyncIterator[jobs.InProcessQueue]:
-    """Jobs run in this process (the application's lifespan may have set Redis up)."""
-    previous = jobs.get_queue()
-    queue = jobs.InProcessQueue()
-    jobs.use_queue(queue)
-    yield queue
-    await queue.drain()
-    jobs.use_queue(previous)
-
-
-@pytest.fixture
-def held(in_process: jobs.InProcessQueue) -> Iterator[HeldQueue]:
-    previous = jobs.get_queue()
-    queue = HeldQueue()
-    jobs.use_queue(queue)
-    yield queue
-    jobs.use_queue(previous)
 
 
 LARGE = bytes(range(256)) * (10 * 1024 + 7)  # 2.5 MiB and a bit: three parts

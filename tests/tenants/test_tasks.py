@@ -4,7 +4,6 @@ purged in every organization. The runner itself is `tests/core/test_tasks.py`'s.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from uuid import UUID, uuid4
 
@@ -18,9 +17,11 @@ from tenants.context import Actor, TenantContext
 from tenants.members import remove_member
 from tenants.permissions import Permission
 from tenants.tasks import starter_context
-from tests.conftest import TenantFixture
-from tests.core.test_tasks import A_TASK, HeldQueue
+from tests.conftest import HeldQueue, TenantFixture
+from tests.core.test_tasks import A_TASK
 from tests.db import as_tenant
+
+pytestmark = pytest.mark.usefixtures("in_process")
 
 #: The role each test job acted with, by task id.
 ROLES: dict[UUID, str | None] = {}
@@ -37,26 +38,6 @@ async def _test_member_task(run: TaskRun[TenantContext], outcome: str) -> None:
             raise UserError("Nothing to count in {place}.", place="the void")
         case _:
             pass  # ends without a file
-
-
-@pytest.fixture(autouse=True)
-async def in_process(db: str) -> AsyncIterator[jobs.InProcessQueue]:
-    """Jobs run in this process (the application's lifespan may have set Redis up)."""
-    previous = jobs.get_queue()
-    queue = jobs.InProcessQueue()
-    jobs.use_queue(queue)
-    yield queue
-    await queue.drain()
-    jobs.use_queue(previous)
-
-
-@pytest.fixture
-def held(in_process: jobs.InProcessQueue) -> Iterator[HeldQueue]:
-    previous = jobs.get_queue()
-    queue = HeldQueue()
-    jobs.use_queue(queue)
-    yield queue
-    jobs.use_queue(previous)
 
 
 async def _run(ctx: TenantContext, outcome: str = "file") -> UUID:
