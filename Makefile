@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install browsers demo serve test test-citus bench-citus test-fast test-browser lint format bench load worker migrate clean
+.PHONY: help install system peers demo serve test test-citus bench-citus test-fast test-browser lint format bench load worker migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -35,13 +35,18 @@ migrate: install ## Apply database migrations
 worker: install ## Run a background job worker (needs REDIS_URL)
 	$(BIN)/jalon worker
 
-browsers: install ## Install headless Chromium for the browser tests (Debian package, as root)
-	@bash scripts/install-browser.sh
+system: ## Install the Debian packages the tests drive: Chromium, xmlsec1, poppler-utils, Pango (as root)
+	@bash scripts/install-system.sh
 
-test: install browsers ## Run the whole test suite against real PostgreSQL (and Redis when REDIS_URL is set)
+peers: ## Install the test peers from the npm registry (the OpenID provider), from their lock files
+	@for dir in tests/peers/*/; do \
+	  if [ -f "$$dir/package-lock.json" ]; then npm ci --silent --no-audit --no-fund --prefix "$$dir"; fi; \
+	done
+
+test: install system peers ## Run the whole test suite against real PostgreSQL (and Redis when REDIS_URL is set)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-citus: install browsers ## Run the whole suite on a local Citus cluster (coordinator and two workers; needs Citus installed)
+test-citus: install system peers ## Run the whole suite on a local Citus cluster (coordinator and two workers; needs Citus installed)
 	@bash scripts/citus-cluster.sh start
 	@status=0; \
 	DATABASE_URL=$$(bash scripts/citus-cluster.sh url) \
@@ -52,7 +57,7 @@ test-citus: install browsers ## Run the whole suite on a local Citus cluster (co
 test-fast: install ## Run the suite without the slow and browser groups
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
-test-browser: install browsers ## Run only the headless Chromium tests
+test-browser: install system peers ## Run only the headless Chromium tests
 	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check) and mypy --strict

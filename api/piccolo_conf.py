@@ -8,6 +8,8 @@ APP_REGISTRY = AppRegistry(
     apps=[
         "core.piccolo_app",
         "tenants.piccolo_app",
+        "sso.piccolo_app",
+        "billing.piccolo_app",
         "campaigns.piccolo_app",
     ]
 )

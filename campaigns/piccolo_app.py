@@ -38,5 +38,5 @@ APP_CONFIG = AppConfig(
         BankExposure,
         ChallengeExposure,
     ],
-    migration_dependencies=["tenants.piccolo_app"],
+    migration_dependencies=["tenants.piccolo_app", "sso.piccolo_app", "billing.piccolo_app"],
 )

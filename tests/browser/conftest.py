@@ -28,7 +28,7 @@ def _chromium() -> str:
     if not path:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true needs chromium (make test installs it)")
-        pytest.skip("chromium is not installed (make browsers installs it)")
+        pytest.skip("chromium is not installed (make system installs it)")
     return path
 
 

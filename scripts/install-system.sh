@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The Debian packages the tests drive, installed when missing (as root; otherwise it says what
+# to install): headless Chromium (Playwright drives it through executable_path; its own browser
+# download is not used), xmlsec1 (pysaml2 signs and verifies SAML with it), poppler-utils
+# (pdftotext reads invoices back) and Pango (WeasyPrint renders invoice PDFs with it).
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
+command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != "0" ]; then
+  echo "missing system packages: sudo apt-get install ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+command -v chromium >/dev/null && command -v xmlsec1 >/dev/null && command -v pdftotext >/dev/null

@@ -1,0 +1,12 @@
+"""Piccolo app for the sso package (its tables and migrations)."""
+
+import os
+
+from piccolo.conf.apps import AppConfig
+
+APP_CONFIG = AppConfig(
+    app_name="sso",
+    migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
+    table_classes=[],
+    migration_dependencies=["tenants.piccolo_app"],
+)
