@@ -30,6 +30,11 @@ class Permission(StrEnum):
     WEBHOOKS_MANAGE = "org:webhooks:manage"
     LEARNERS_READ = "org:learners:read"
     RESULTS_READ = "org:results:read"
+    #: Identity-provider connections, verified domains, the sign-in policy and SCIM tokens.
+    SSO_MANAGE = "org:sso:manage"
+    #: The subscription, seats, invoices and billing details (admins and owners only).
+    BILLING_READ = "org:billing:read"
+    BILLING_MANAGE = "org:billing:manage"
 
 
 _MEMBER = frozenset(
@@ -53,6 +58,9 @@ _ADMIN = _MEMBER | {
     Permission.TOKENS_MANAGE,
     Permission.WEBHOOKS_MANAGE,
     Permission.TASKS_READ,
+    Permission.SSO_MANAGE,
+    Permission.BILLING_READ,
+    Permission.BILLING_MANAGE,
 }
 _OWNER = _ADMIN | {Permission.OWNERS_MANAGE}
 
