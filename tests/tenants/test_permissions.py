@@ -55,6 +55,9 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.RESULTS_READ,
             P.TASKS_READ,
             P.WEBHOOKS_MANAGE,
+            P.SSO_MANAGE,
+            P.BILLING_READ,
+            P.BILLING_MANAGE,
         },
         Role.ADMIN: {
             P.ORGANIZATION_READ,
@@ -72,6 +75,9 @@ def test_roles_map_to_exactly_these_permissions() -> None:
             P.RESULTS_READ,
             P.TASKS_READ,
             P.WEBHOOKS_MANAGE,
+            P.SSO_MANAGE,
+            P.BILLING_READ,
+            P.BILLING_MANAGE,
         },
         Role.MEMBER: {
             P.ORGANIZATION_READ,
