@@ -6,6 +6,7 @@ Every variable is listed with a comment in `.env.example`. Nothing else in Jalon
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -72,6 +73,19 @@ class Settings:
     #: Outgoing webhooks may target private, loopback and link-local addresses. Always true
     #: outside production; in production only when set (an intranet receiver, say).
     webhooks_allow_private_networks: bool = False
+    #: Stripe's secret API key (`sk_live_…`/`sk_test_…`). Unset: no Stripe gateway; every
+    #: subscription is on the manual (bank transfer) gateway.
+    stripe_secret_key: str | None = None
+    #: Signing secret of the Stripe webhook endpoint (`whsec_…`); unset: inbound Stripe
+    #: webhooks are refused (400), none is trusted unsigned.
+    stripe_webhook_secret: str | None = None
+    #: Base URL of Stripe's API; tests point it at their local Stripe-compatible server.
+    stripe_api_base: str = "https://api.stripe.com"
+    #: Keys that encrypt SSO secrets at rest (AES-256-GCM, base64 of 32 bytes each): the first
+    #: encrypts, every one decrypts (rotation: put the new key first, run
+    #: `jalon sso rotate-keys`, then drop the old). Generated into the data directory outside
+    #: production; empty in production unless set, and then no SSO secret can be stored.
+    sso_keys: tuple[str, ...] = ()
 
     @property
     def embedded_database(self) -> bool:
@@ -114,6 +128,24 @@ def _secret_key(data_dir: Path) -> str:
     return key
 
 
+def _sso_keys(environment: str, data_dir: Path) -> tuple[str, ...]:
+    configured = _env("JALON_SSO_KEYS")
+    if configured:
+        return tuple(key.strip() for key in configured.split(",") if key.strip())
+    if environment == "production":
+        # Never a generated key in production: a key lost with a container's disk would
+        # lose every connection's secret with it.
+        return ()
+    path = data_dir / "sso_keys"
+    if path.exists():
+        return tuple(key for key in path.read_text().split() if key)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return (key,)
+
+
 def load_settings() -> Settings:
     """Read the environment into a `Settings`; production without a secret key is refused."""
     environment = _env("JALON_ENV", "development") or "development"
@@ -153,6 +185,12 @@ def load_settings() -> Settings:
         report_window_days=_env_int("JALON_REPORT_WINDOW_DAYS", 30),
         task_file_days=_env_int("JALON_TASK_FILE_DAYS", 7),
         export_background_threshold=_env_int("JALON_EXPORT_BACKGROUND_THRESHOLD", 5000),
+        stripe_secret_key=_env("JALON_STRIPE_SECRET_KEY"),
+        stripe_webhook_secret=_env("JALON_STRIPE_WEBHOOK_SECRET"),
+        stripe_api_base=(
+            _env("JALON_STRIPE_API_BASE", Settings.stripe_api_base) or Settings.stripe_api_base
+        ).rstrip("/"),
+        sso_keys=_sso_keys(environment, data_dir),
         webhooks_allow_private_networks=(
             environment != "production" or _env_bool("JALON_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)
         ),

@@ -4,9 +4,11 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
+from sso.tables import SsoConnection
+
 APP_CONFIG = AppConfig(
     app_name="sso",
     migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
-    table_classes=[],
+    table_classes=[SsoConnection],
     migration_dependencies=["tenants.piccolo_app"],
 )
