@@ -4,9 +4,11 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
+from billing.tables import BillingProfile, PendingCharge, Plan, PlanPrice, Subscription
+
 APP_CONFIG = AppConfig(
     app_name="billing",
     migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
-    table_classes=[],
+    table_classes=[Plan, PlanPrice, Subscription, BillingProfile, PendingCharge],
     migration_dependencies=["tenants.piccolo_app"],
 )

@@ -1,3 +1,92 @@
 """Piccolo tables of the billing package. The tables themselves are made by hand-written SQL
 migrations (ADR 0002: composite keys, row-level security); these classes name them for
 Piccolo's app registry."""
+
+from piccolo.columns import JSONB, UUID, BigInt, Boolean, Integer, Text, Timestamptz, Varchar
+from piccolo.table import Table
+
+from core.database import DB
+
+
+class Plan(Table, tablename="plan", db=DB):
+    id = UUID(primary_key=True)
+    code = Text()
+    kind = Text()
+    names = JSONB()
+    descriptions = JSONB(default={})
+    interval = Text()
+    trial_days = Integer(default=0)
+    overage_policy = Text()
+    included_seats = Integer(null=True, default=None)
+    pack_seats = Integer(null=True, default=None)
+    pack_validity_months = Integer(null=True, default=None)
+    retired_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class PlanPrice(Table, tablename="plan_price", db=DB):
+    # The key in SQL is (plan_id, currency, category); Piccolo wants one column.
+    plan_id = UUID(primary_key=True)
+    currency = Varchar(length=3)
+    category = Text(default="standard")
+    unit_amount = BigInt()
+    overage_unit_amount = BigInt(null=True, default=None)
+
+
+class Subscription(Table, tablename="subscription", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    plan_id = UUID()
+    status = Text()
+    quantity = Integer()
+    currency = Varchar(length=3)
+    price_category = Text(default="standard")
+    current_period_start = Timestamptz()
+    current_period_end = Timestamptz()
+    trial_end = Timestamptz(null=True, default=None)
+    collection_method = Text(default="send_invoice")
+    net_terms_days = Integer(default=30)
+    po_number = Text(default="")
+    cancel_at_period_end = Boolean(default=False)
+    proration = Text(default="prorate")
+    gateway = Text(default="manual")
+    gateway_customer_id = Text(null=True, default=None)
+    gateway_subscription_id = Text(null=True, default=None)
+    gateway_synced_at = Timestamptz(null=True, default=None)
+    past_due_since = Timestamptz(null=True, default=None)
+    status_changed_at = Timestamptz()
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class BillingProfile(Table, tablename="billing_profile", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    legal_name = Text(default="")
+    address_line1 = Text(default="")
+    address_line2 = Text(default="")
+    postal_code = Text(default="")
+    city = Text(default="")
+    country = Varchar(length=2)
+    billing_email = Text(default="")
+    vat_number = Text(default="")
+    buyer_kind = Text(default="business")
+    siret = Text(default="")
+    chorus_service_code = Text(default="")
+    updated_at = Timestamptz()
+
+
+class PendingCharge(Table, tablename="pending_charge", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    subscription_id = UUID()
+    kind = Text()
+    description = Text()
+    quantity = Integer(default=1)
+    amount = BigInt()
+    currency = Varchar(length=3)
+    period_start = Timestamptz()
+    period_end = Timestamptz()
+    created_at = Timestamptz()
+    invoice_id = UUID(null=True, default=None)
+    invoiced_at = Timestamptz(null=True, default=None)
