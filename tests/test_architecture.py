@@ -232,6 +232,7 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "campaigns.participation.results.my_participations": "a person's own participations",
     "campaigns.problem_reports": "global flags, and samples read through content_triage",
     "campaigns.exposure": "the global, anonymous exposure ledger",
+    "billing.catalogue": "the catalogue of plans and prices is global, the same for all",
 }
 
 
