@@ -22,3 +22,28 @@ class SsoConnection(Table, tablename="sso_connection", db=DB):
     allow_idp_initiated = Boolean(default=False)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+
+
+class SsoDomain(Table, tablename="sso_domain", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    domain = Text()
+    token = Text()
+    verified_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class VerifiedDomain(Table, tablename="verified_domain", db=DB):
+    """Global: each verified domain once, with the organization that verified it."""
+
+    domain = Text(primary_key=True)
+    organization_id = UUID()
+    verified_at = Timestamptz()
+
+
+class SsoPolicy(Table, tablename="sso_policy", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    sso_required_for_members = Boolean(default=False)
+    break_glass_user_id = UUID(null=True, default=None)
+    updated_at = Timestamptz()

@@ -228,6 +228,7 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.tokens.token_context": "the token names its tenant; its secret's digest must match",
     "tenants.webhooks.delivery.deliver_webhook": "a job holds the tenant id it was queued with",
     "tenants.webhooks.delivery.sweep_webhooks": "all tenants' due deliveries (jalon.sweep)",
+    "sso.provisioning.admit": "a proven identity names its tenant; its account is global",
     "campaigns.participation.landing.resolve_code": "a campaign code names its organization",
     "campaigns.participation.results.my_participations": "a person's own participations",
     "campaigns.problem_reports": "global flags, and samples read through content_triage",

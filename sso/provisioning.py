@@ -1,0 +1,398 @@
+"""Just-in-time provisioning: who a proven identity signs in as, and what it may create.
+
+The rules (issue 10), in the order `admit` applies them:
+
+- The connection must be enabled and its organization open (not suspended, not closed).
+- An account exists for the email: it is linked only when the provider verified the email
+  (`provisioning.unverified_email` otherwise), and only when its owner is already a member,
+  holds a pending invitation, or the email is in one of the organization's verified domains
+  (`provisioning.domain` otherwise). A disabled account is refused.
+- No account exists: one is minted (no password; the email marked verified when the provider
+  says so) only for an email in the organization's verified domains, or for a pending
+  invitation whose email the provider verified.
+- Membership: a member stays one (an explicit group mapping brings their role up to date,
+  an owner's aside); a pending invitation is accepted with its role; anyone else from a
+  verified domain becomes a member with the mapped role (the first group of the connection's
+  `role_mapping` that the person belongs to, else its `default_role`). A campaign sign-in
+  makes no membership: the campaign's start makes the learner.
+
+Never an account for a domain the organization has not verified, never a link to an
+account the provider did not vouch for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from core.database import (
+    dangerously_switch_tenant,
+    execute,
+    fetch,
+    global_transaction,
+    tenant_transaction,
+)
+from core.errors import Invalid, NotFound
+from sso.domains import email_domain
+from sso.errors import SignInRefused
+from sso.identity import ProvenIdentity
+from tenants import audit
+from tenants.accounts import UserAccount, insert_account
+from tenants.context import Actor, TenantContext, TenantSummary
+from tenants.organizations import SUMMARY_SQL, summary, tenant_by_id
+from tenants.permissions import Role, permissions_of
+
+_ASSIGNABLE = (Role.ADMIN.value, Role.MEMBER.value)
+
+
+@dataclass(frozen=True)
+class ConnectionRules:
+    """What provisioning reads of a connection."""
+
+    id: UUID
+    enabled: bool
+    role_mapping: dict[str, str]
+    default_role: str
+    external_id_claim: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Who a proven identity is signed in as, and what provisioning did for it."""
+
+    user: UserAccount
+    tenant: TenantSummary
+    #: the membership in the connection's organization (None for a campaign participant who
+    #: is not a member)
+    membership_id: UUID | None
+    role: str | None
+    account_created: bool
+    membership_created: bool
+    #: the value of the connection's `external_id_claim` in the claims ("" when none)
+    external_id: str
+
+
+def mapped_role(rules: ConnectionRules, groups: tuple[str, ...]) -> tuple[str, bool]:
+    """(role, whether a group mapping chose it): the first of the connection's mapped groups
+    the person belongs to, in the mapping's order, else the default role."""
+    member_of = set(groups)
+    for group, role in rules.role_mapping.items():
+        if group in member_of and role in _ASSIGNABLE:
+            return role, True
+    default = rules.default_role if rules.default_role in _ASSIGNABLE else Role.MEMBER.value
+    return default, False
+
+
+def external_id_of(identity: ProvenIdentity, claim: str) -> str:
+    """The connection's external-id claim as text ("" when unset or absent)."""
+    if not claim:
+        return ""
+    value: Any = identity.claims.get(claim)
+    if isinstance(value, list | tuple):
+        value = value[0] if value else ""
+    if value is None or isinstance(value, dict):
+        return ""
+    return str(value).strip()[:200]
+
+
+async def _connection(tenant_id: UUID, connection_id: UUID) -> ConnectionRules | None:
+    rows = await fetch(
+        """SELECT id, enabled, role_mapping, default_role, external_id_claim
+           FROM sso_connection WHERE tenant_id = $1 AND id = $2""",
+        tenant_id,
+        connection_id,
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    mapping = row["role_mapping"]
+    if isinstance(mapping, str):
+        mapping = json.loads(mapping)
+    return ConnectionRules(
+        id=row["id"],
+        enabled=row["enabled"],
+        role_mapping={str(k): str(v) for k, v in dict(mapping or {}).items()},
+        default_role=row["default_role"],
+        external_id_claim=row["external_id_claim"],
+    )
+
+
+def _refuse(reason: str, detail: str) -> SignInRefused:
+    return SignInRefused(reason, detail)
+
+
+async def admit(
+    identity: ProvenIdentity,
+    *,
+    campaign: bool = False,
+    ip: str | None = None,
+    user_agent: str = "",
+) -> Admission:
+    """The account (and membership) `identity` signs in as, created as the rules of this
+    module allow, in one transaction with its audit entries; `SignInRefused` (with its
+    reason code) when the rules refuse it. `campaign`: a participant's sign-in, which makes
+    no membership."""
+    async with global_transaction():
+        await dangerously_switch_tenant(identity.tenant_id)
+        orgs = await fetch(SUMMARY_SQL + " WHERE id = $1", identity.tenant_id)
+        if not orgs or orgs[0]["status"] in ("suspended", "closed"):
+            raise _refuse("provisioning.organization", "the organization is not open")
+        tenant = summary(orgs[0])
+        rules = await _connection(identity.tenant_id, identity.connection_id)
+        if rules is None or not rules.enabled:
+            raise _refuse("provisioning.connection", "the connection is missing or disabled")
+        try:
+            domain = email_domain(identity.email)
+        except Invalid:
+            raise _refuse(
+                "provisioning.email", f"the provider gave no valid email ({identity.email!r})"
+            ) from None
+        verified = await fetch(
+            """SELECT 1 FROM sso_domain
+               WHERE tenant_id = $1 AND domain = $2 AND verified_at IS NOT NULL""",
+            identity.tenant_id,
+            domain,
+        )
+        in_verified_domain = bool(verified)
+        users = await fetch(
+            """SELECT id, is_active FROM user_account WHERE lower(email) = lower($1)""",
+            identity.email,
+        )
+        user_row = users[0] if users else None
+        membership = None
+        if user_row is not None:
+            rows = await fetch(
+                "SELECT id, role FROM membership WHERE tenant_id = $1 AND user_id = $2",
+                identity.tenant_id,
+                user_row["id"],
+            )
+            membership = rows[0] if rows else None
+        invitations = await fetch(
+            """SELECT id, role FROM invitation
+               WHERE tenant_id = $1 AND lower(email) = lower($2) AND accepted_at IS NULL
+                 AND revoked_at IS NULL AND expires_at > now()""",
+            identity.tenant_id,
+            identity.email,
+        )
+        invitation = invitations[0] if invitations else None
+
+        if user_row is not None and not identity.email_verified:
+            raise _refuse(
+                "provisioning.unverified_email",
+                f"an account exists for {identity.email} and the provider did not verify it",
+            )
+        if user_row is not None and not user_row["is_active"]:
+            raise _refuse("provisioning.disabled", f"the account of {identity.email} is disabled")
+        if not (in_verified_domain or membership is not None or invitation is not None):
+            raise _refuse(
+                "provisioning.domain",
+                f"{domain} is not a verified domain of the organization, and "
+                f"{identity.email} is neither a member nor invited",
+            )
+        if user_row is None and not in_verified_domain and not identity.email_verified:
+            raise _refuse(
+                "provisioning.unverified_email",
+                f"{identity.email} is invited, but the provider did not verify it",
+            )
+
+        account_created = user_row is None
+        if user_row is None:
+            try:
+                account = await insert_account(
+                    identity.email,
+                    (identity.name or identity.email)[:200],
+                    None,
+                    tenant.default_locale,
+                    verified=identity.email_verified,
+                )
+            except Invalid as error:
+                raise _refuse("provisioning.email", f"the account was refused: {error}") from None
+            user_id = account.id
+        else:
+            user_id = user_row["id"]
+        await dangerously_switch_tenant(identity.tenant_id, user_id)
+        await execute(
+            "UPDATE user_account SET last_login_at = now() WHERE id = $1",
+            user_id,
+        )
+        account_rows = await fetch(
+            """SELECT u.id, u.email, u.name, u.locale, u.email_verified, s.role AS staff_role
+               FROM user_account u LEFT JOIN staff_member s ON s.user_id = u.id
+               WHERE u.id = $1""",
+            user_id,
+        )
+        user = _user(account_rows[0])
+        ctx = TenantContext(
+            tenant=tenant,
+            actor=Actor(
+                kind="user", user_id=user.id, label=user.email, ip=ip, user_agent=user_agent
+            ),
+            permissions=permissions_of(Role.MEMBER),
+        )
+        if account_created:
+            await audit.record(
+                ctx,
+                "sso.account_created",
+                "user",
+                user.id,
+                email=user.email,
+                connection_id=str(identity.connection_id),
+                email_verified=identity.email_verified,
+            )
+        membership_id: UUID | None = membership["id"] if membership else None
+        role: str | None = membership["role"] if membership else None
+        membership_created = False
+        if membership is not None:
+            role = await _sync_role(ctx, membership, rules, identity)
+        elif invitation is not None:
+            membership_id, role = await _join(ctx, user, invitation["role"], identity)
+            membership_created = True
+            await execute(
+                """UPDATE invitation SET accepted_at = now(), accepted_by = $3
+                   WHERE tenant_id = $1 AND id = $2""",
+                identity.tenant_id,
+                invitation["id"],
+                user.id,
+            )
+            await audit.record(
+                ctx, "invitation.accepted", "invitation", invitation["id"], email=user.email
+            )
+        elif not campaign:
+            new_role, _ = mapped_role(rules, identity.groups)
+            membership_id, role = await _join(ctx, user, new_role, identity)
+            membership_created = True
+        await audit.record(
+            ctx,
+            "sso.sign_in",
+            "sso_connection",
+            identity.connection_id,
+            email=user.email,
+            subject=identity.subject,
+            campaign=campaign,
+        )
+    return Admission(
+        user=user,
+        tenant=tenant,
+        membership_id=membership_id,
+        role=role,
+        account_created=account_created,
+        membership_created=membership_created,
+        external_id=external_id_of(identity, rules.external_id_claim),
+    )
+
+
+def _user(row: dict[str, Any]) -> UserAccount:
+    return UserAccount(
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        locale=row["locale"],
+        email_verified=row["email_verified"],
+        is_staff=row.get("staff_role") is not None,
+        staff_role=row.get("staff_role"),
+    )
+
+
+async def _join(
+    ctx: TenantContext, user: UserAccount, role: str, identity: ProvenIdentity
+) -> tuple[UUID, str]:
+    membership_id = uuid4()
+    try:
+        await execute(
+            "INSERT INTO membership (tenant_id, id, user_id, role) VALUES ($1, $2, $3, $4)",
+            ctx.tenant_id,
+            membership_id,
+            user.id,
+            role,
+        )
+    except asyncpg.UniqueViolationError:
+        # Two first sign-ins at once: the other one made the membership.
+        raise _refuse(
+            "provisioning.race", "the membership was made meanwhile; sign in again"
+        ) from None
+    await audit.record(
+        ctx,
+        "member.added",
+        "membership",
+        membership_id,
+        email=user.email,
+        role=role,
+        via="sso",
+        connection_id=str(identity.connection_id),
+    )
+    return membership_id, role
+
+
+async def _sync_role(
+    ctx: TenantContext,
+    membership: dict[str, Any],
+    rules: ConnectionRules,
+    identity: ProvenIdentity,
+) -> str:
+    """A member's role after sign-in: an explicit group mapping updates it (never an owner's,
+    and never to owner); the default role never overrides a role given in the console."""
+    current: str = membership["role"]
+    role, by_group = mapped_role(rules, identity.groups)
+    if not by_group or current == Role.OWNER.value or role == current:
+        return current
+    await execute(
+        "UPDATE membership SET role = $3 WHERE tenant_id = $1 AND id = $2",
+        ctx.tenant_id,
+        membership["id"],
+        role,
+    )
+    await audit.record(
+        ctx,
+        "member.role_changed",
+        "membership",
+        membership["id"],
+        email=ctx.actor.label,
+        old_role=current,
+        new_role=role,
+        via="sso",
+        connection_id=str(identity.connection_id),
+    )
+    return role
+
+
+async def record_refusal(
+    tenant_id: UUID,
+    connection_id: UUID,
+    reason: str,
+    detail: str,
+    *,
+    email: str = "",
+    user_id: UUID | None = None,
+    ip: str | None = None,
+    user_agent: str = "",
+) -> None:
+    """Append `sso.refused` (reason code and detail) to the organization's audit log, in a
+    transaction of its own (the refused sign-in's work, if any, was rolled back)."""
+    try:
+        tenant = await tenant_by_id(tenant_id)
+    except NotFound:
+        return
+    ctx = TenantContext(
+        tenant=tenant,
+        actor=Actor(
+            kind="user" if user_id else "system",
+            user_id=user_id,
+            label=email[:254],
+            ip=ip,
+            user_agent=user_agent,
+        ),
+    )
+    async with tenant_transaction(ctx):
+        await audit.record(
+            ctx,
+            "sso.refused",
+            "sso_connection",
+            connection_id,
+            reason=reason,
+            detail=detail[:1000],
+            email=email[:254],
+        )
