@@ -87,6 +87,23 @@ class Settings:
     #: production; empty in production unless set, and then no SSO secret can be stored.
     sso_keys: tuple[str, ...] = ()
 
+    #: The selling entity on invoices. `billing_issuer` names its gapless numbering series
+    #: (numbers are `<issuer>-<year>-<000001>`); the rest is printed on every invoice.
+    billing_issuer: str = "JALON"
+    billing_seller_name: str = "Jalon"
+    billing_seller_address: str = ""
+    billing_seller_postal_code: str = ""
+    billing_seller_city: str = ""
+    billing_seller_country: str = "FR"
+    billing_seller_vat_number: str = ""
+    billing_seller_siret: str = ""
+    billing_seller_email: str = ""
+    #: Where bank transfers are paid (printed on invoices paid by transfer).
+    billing_seller_iban: str = ""
+    billing_seller_bic: str = ""
+    #: The seller's standard VAT rate in basis points (2000 is 20 %).
+    billing_vat_rate: int = 2000
+
     @property
     def embedded_database(self) -> bool:
         """True when Jalon runs its own PostgreSQL in `data_dir`."""
@@ -191,6 +208,18 @@ def load_settings() -> Settings:
             _env("JALON_STRIPE_API_BASE", Settings.stripe_api_base) or Settings.stripe_api_base
         ).rstrip("/"),
         sso_keys=_sso_keys(environment, data_dir),
+        billing_issuer=_env("JALON_BILLING_ISSUER", "JALON") or "JALON",
+        billing_seller_name=_env("JALON_BILLING_SELLER_NAME", "Jalon") or "Jalon",
+        billing_seller_address=_env("JALON_BILLING_SELLER_ADDRESS", "") or "",
+        billing_seller_postal_code=_env("JALON_BILLING_SELLER_POSTAL_CODE", "") or "",
+        billing_seller_city=_env("JALON_BILLING_SELLER_CITY", "") or "",
+        billing_seller_country=_env("JALON_BILLING_SELLER_COUNTRY", "FR") or "FR",
+        billing_seller_vat_number=_env("JALON_BILLING_SELLER_VAT_NUMBER", "") or "",
+        billing_seller_siret=_env("JALON_BILLING_SELLER_SIRET", "") or "",
+        billing_seller_email=_env("JALON_BILLING_SELLER_EMAIL", "") or "",
+        billing_seller_iban=_env("JALON_BILLING_SELLER_IBAN", "") or "",
+        billing_seller_bic=_env("JALON_BILLING_SELLER_BIC", "") or "",
+        billing_vat_rate=_env_int("JALON_BILLING_VAT_RATE", 2000),
         webhooks_allow_private_networks=(
             environment != "production" or _env_bool("JALON_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)
         ),
