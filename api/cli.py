@@ -349,6 +349,20 @@ def reports_retire(editor: str, challenge_id: str) -> None:
         _fail(error)
 
 
+@main.group()
+def sso() -> None:
+    """Single sign-on connections."""
+
+
+@sso.command("rotate-keys")
+def sso_rotate_keys() -> None:
+    """Re-encrypt every SSO connection secret under the first key of JALON_SSO_KEYS (the
+    others still decrypt); then the old keys can be removed. Prints how many changed."""
+    from sso.connections import rotate_keys
+
+    _emit({"reencrypted": run(rotate_keys)})
+
+
 main.add_command(engine_cli)
 
 

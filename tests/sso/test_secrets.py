@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from core.settings import load_settings
 from sso.secrets import Keyring, KeysMissing, SecretUnreadable
 
 
@@ -76,3 +77,23 @@ def test_no_key_means_no_secret_is_stored() -> None:
 def test_a_malformed_key_is_a_configuration_error(bad: str) -> None:
     with pytest.raises(ValueError, match="key 1"):
         Keyring.from_base64([bad])
+
+
+def test_production_never_generates_a_key_and_development_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.delenv("JALON_SSO_KEYS", raising=False)
+    monkeypatch.setenv("JALON_DATA_DIR", str(tmp_path))
+    development = load_settings()
+    assert len(development.sso_keys) == 1
+    assert load_settings().sso_keys == development.sso_keys  # kept in the data directory
+    for name, value in {
+        "JALON_ENV": "production",
+        "JALON_SECRET_KEY": "k" * 64,
+        "DATABASE_URL": "postgresql://owner@db/jalon",
+        "JALON_SMTP_URL": "smtps://mailer:pw@smtp.example.org",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().sso_keys == ()
+    monkeypatch.setenv("JALON_SSO_KEYS", f" {_key()} , {_key()} ")
+    assert len(load_settings().sso_keys) == 2
