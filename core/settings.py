@@ -86,6 +86,9 @@ class Settings:
     #: `jalon sso rotate-keys`, then drop the old). Generated into the data directory outside
     #: production; empty in production unless set, and then no SSO secret can be stored.
     sso_keys: tuple[str, ...] = ()
+    #: The nameserver ("host:port", or "host" for port 53) that verifies SSO email domains'
+    #: TXT records; empty: the system's resolvers.
+    dns_resolver: str = ""
 
     #: The selling entity on invoices. `billing_issuer` names its gapless numbering series
     #: (numbers are `<issuer>-<year>-<000001>`); the rest is printed on every invoice.
@@ -208,6 +211,7 @@ def load_settings() -> Settings:
             _env("JALON_STRIPE_API_BASE", Settings.stripe_api_base) or Settings.stripe_api_base
         ).rstrip("/"),
         sso_keys=_sso_keys(environment, data_dir),
+        dns_resolver=_env("JALON_DNS_RESOLVER", "") or "",
         billing_issuer=_env("JALON_BILLING_ISSUER", "JALON") or "JALON",
         billing_seller_name=_env("JALON_BILLING_SELLER_NAME", "Jalon") or "Jalon",
         billing_seller_address=_env("JALON_BILLING_SELLER_ADDRESS", "") or "",
