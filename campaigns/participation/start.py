@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from billing import seats
 from campaigns import assessment
 from campaigns.access import participant_id
 from campaigns.content import frozen_bank
@@ -51,10 +52,13 @@ def _clean_external_id(value: str | None, fmt: str) -> str:
 # Every table is filtered on the tenant parameter itself, the lateral subquery too, so that
 # Citus routes the statement (and its row lock) to the tenant's shard; the lateral is joined
 # on a real condition rather than ON true, which Citus refuses beside the RLS conditions.
-_LATEST_PARTICIPATION = """
+# It also reads the tenant's subscription status (billing's subquery): whether the tenant is
+# billed at all, and still takes new participants, at no statement of its own.
+_LATEST_PARTICIPATION = f"""
 SELECT c.id AS campaign_id, c.status AS campaign_status, c.type, c.opens_at, c.closes_at,
        c.locales, c.profile_snapshot, c.bank_version, c.external_id_label,
        c.external_id_format, c.retake_allowed, c.retake_delay_days, c.sso_required,
+       c.consumes_seat, ({seats.SUBSCRIPTION_STATUS_SQL}) AS subscription_status,
        l.id AS learner_id, p.id, p.attempt, p.status, p.external_id, p.created_at,
        p.completed_at, p.shared_at, r.theta, r.se, r.level, r.score, r.competences,
        r.mastered_skills, (SELECT u.locale FROM user_account u WHERE u.id = $3) AS user_locale
@@ -66,7 +70,7 @@ LEFT JOIN LATERAL (
 LEFT JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
 WHERE c.tenant_id = $1 AND c.id = $2 AND c.status <> 'draft'
 FOR KEY SHARE OF c
-"""
+"""  # noqa: S608 - constant clauses
 
 #: The participant's learner row: theirs if they have one; else a learner the organization
 #: imported with their verified email (claimed, so the import and the test are one person);
@@ -130,7 +134,34 @@ async def start_or_resume(
     (a retake reuses the previous one), and a sign-in through the organization's SSO
     (`via_sso`) when required. The test is in `locale` when the campaign offers it, else in
     the participant's account language if offered, else in the campaign's first language.
+
+    When the tenant is billed, a new participation needs its subscription in good standing
+    and, in a seat-consuming campaign, a seat (`billing.seats.consume_seat`, in the same
+    transaction): a refusal rolls the start back, then is recorded and told to the admins.
     """
+    try:
+        return await _start_or_resume(
+            ctx,
+            campaign_id,
+            external_id=external_id,
+            locale=locale,
+            retake=retake,
+            via_sso=via_sso,
+        )
+    except seats.SeatsExhausted as refused:
+        await seats.record_refusal(ctx, refused.outcome, datetime.now(UTC))
+        raise
+
+
+async def _start_or_resume(
+    ctx: TenantContext,
+    campaign_id: UUID | str,
+    *,
+    external_id: str | None,
+    locale: str | None,
+    retake: bool,
+    via_sso: bool,
+) -> ParticipationView:
     user_id = participant_id(ctx)
     withdrawn = await withdrawn_challenges()  # cached: no query on most calls
     ledgers = await exposure_ledgers()  # cached likewise
@@ -145,6 +176,7 @@ async def start_or_resume(
             return participation_view(row, resumed=latest_status == "started")
         now = datetime.now(UTC)
         refuse_unless_accepting(row["campaign_status"], row["opens_at"], row["closes_at"], now)
+        seats.refuse_unless_taking_participants(row["subscription_status"])
         if row["sso_required"] and not via_sso:
             raise Forbidden("This campaign asks you to sign in with your organization's account.")
         if row["id"] is not None:
@@ -164,6 +196,12 @@ async def start_or_resume(
         learners = await fetch(_UPSERT_LEARNER, ctx.tenant_id, uuid4(), user_id, ext)
         if not learners:
             raise Unauthenticated("Sign in to continue.")
+        if row["consumes_seat"] and row["subscription_status"] is not None:
+            # After the learner upsert, which holds the learner's row until commit: two
+            # starts by one person cannot both count a seat.
+            seat = await seats.consume_seat(ctx, learners[0]["id"], row["campaign_id"], now)
+            if not seat.admitted:
+                raise seats.SeatsExhausted(seat)
         attempt = (row["attempt"] or 0) + 1
         if row["type"] == "profiles_collection":
             return await _collect_profile(ctx, row, learners[0]["id"], attempt, ext)
