@@ -150,8 +150,9 @@ def check_profile(fields: ProfileFields) -> ProfileFields:
     siret = clean_siret(fields.siret)
     if buyer == BuyerKind.PUBLIC and country == "FR" and not siret:
         raise Invalid(SIRET_REQUIRED, field="siret")
-    chorus = clean_text(fields.chorus_service_code, "chorus_service_code", max_length=10_000,
-                        required=False)  # fmt: skip
+    chorus = clean_text(
+        fields.chorus_service_code, "chorus_service_code", max_length=10_000, required=False
+    )
     if len(chorus) > MAX_CHORUS_CODE:
         raise Invalid(LONG_CHORUS, field="chorus_service_code", max=MAX_CHORUS_CODE)
     return ProfileFields(

@@ -185,7 +185,9 @@ async def joined(ctx: TenantContext) -> AsyncIterator[None]:
         yield
 
 
-async def _read(ctx: TenantContext) -> Subscription | None:
+async def read_in_transaction(ctx: TenantContext) -> Subscription | None:
+    """The tenant's subscription, read in the caller's open transaction (after it has locked
+    the row, when it means to change it)."""
     rows = await fetch(SELECT_SQL, ctx.tenant_id)
     return _subscription(rows[0]) if rows else None
 
@@ -194,7 +196,7 @@ async def current_subscription(ctx: TenantContext) -> Subscription | None:
     """The tenant's subscription, canceled ones included; None when it has never had one
     (then it is not billed). Anyone of the tenant may ask: seat limits read it."""
     async with joined(ctx):
-        return await _read(ctx)
+        return await read_in_transaction(ctx)
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -263,18 +265,17 @@ async def transition(
                 reason=reason,
                 previous=current.value,
             )
-        updated = await _read(ctx)
+        updated = await read_in_transaction(ctx)
     assert updated is not None
     return updated
 
 
 def seats_for(plan: Plan, quantity: int) -> int:
     """The quantity a subscription to `plan` records: seats billed for a per-seat plan, the
-    licence's seats for a licence, 0 for seat packs (packs live in the seat ledger)."""
+    licence's seats for a licence, packs bought with the subscription for seat packs (the
+    seat ledger holds each pack and its validity)."""
     if plan.kind == PlanKind.LICENSE:
         return plan.included_seats or 0
-    if plan.kind == PlanKind.SEAT_PACK:
-        return 0
     return check_seats(quantity, low=1)
 
 
@@ -308,7 +309,7 @@ async def subscribe(
         if await plan_price(plan.id, currency, price_category) is None:
             raise Invalid(NO_PRICE, field="currency", currency=currency)
         seats = seats_for(plan, quantity)
-        existing = await _read(ctx)
+        existing = await read_in_transaction(ctx)
         if existing is not None and existing.status != S.CANCELED:
             raise Conflict(ALREADY_SUBSCRIBED)
         trialing = trial and plan.trial_days > 0
@@ -365,6 +366,6 @@ async def subscribe(
             quantity=seats,
             currency=currency,
         )
-        created = await _read(ctx)
+        created = await read_in_transaction(ctx)
     assert created is not None
     return created
