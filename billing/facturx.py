@@ -24,9 +24,9 @@ for _prefix, _uri in (("rsm", RSM), ("ram", RAM), ("udt", UDT), ("qdt", QDT)):
     ET.register_namespace(_prefix, _uri)
 
 #: EN 16931's VAT category of each tax treatment.
-VAT_CATEGORY = {"standard": "S", "reverse_charge": "AE", "exempt": "E"}
+VAT_CATEGORY = {"standard": "S", "reverse_charge": "AE", "out_of_scope": "O"}
 #: The exemption reason codes (VATEX) of the categories without VAT.
-VATEX = {"reverse_charge": "VATEX-EU-AE"}
+VATEX = {"reverse_charge": "VATEX-EU-AE", "out_of_scope": "VATEX-EU-O"}
 INVOICE_TYPE = "380"
 CREDIT_NOTE_TYPE = "381"
 #: UNTDID 4461: 58 is a SEPA credit transfer, 30 any other credit transfer.
@@ -110,7 +110,8 @@ def _line(parent: ET.Element, invoice: Invoice, line: InvoiceLine, category: str
     tax = _el(settlement, "ram:ApplicableTradeTax")
     _el(tax, "ram:TypeCode", "VAT")
     _el(tax, "ram:CategoryCode", category)
-    _el(tax, "ram:RateApplicablePercent", _percent(line.tax_rate))
+    if category != "O":  # outside the scope of VAT: no rate at all (EN 16931, BR-O-05)
+        _el(tax, "ram:RateApplicablePercent", _percent(line.tax_rate))
     _period(settlement, line.period_start, line.period_end)
     summation = _el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation")
     _el(summation, "ram:LineTotalAmount", _amount(invoice, line.amount))
@@ -175,11 +176,9 @@ def cii_xml(
     _el(tax, "ram:CategoryCode", category)
     if invoice.tax_treatment in VATEX:
         _el(tax, "ram:ExemptionReasonCode", VATEX[invoice.tax_treatment])
-    _el(
-        tax,
-        "ram:RateApplicablePercent",
-        _percent(invoice.lines[0].tax_rate if invoice.lines else 0),
-    )
+    if category != "O":
+        rate = invoice.lines[0].tax_rate if invoice.lines else 0
+        _el(tax, "ram:RateApplicablePercent", _percent(rate))
     _period(settlement, invoice.period_start, invoice.period_end)
     if invoice.due_on is not None and not invoice.is_credit_note:
         terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")

@@ -19,9 +19,8 @@ from fractions import Fraction
 from typing import Any
 from uuid import UUID, uuid4
 
-from stdnum.eu.vat import MEMBER_STATES
-
 from billing.money import Money, currency_code
+from billing.profiles import ProfileFields, TaxKind, tax_treatment
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
 from core.ids import uuid_or_404
@@ -32,13 +31,9 @@ from tenants.permissions import Permission
 
 LINE_KINDS = ("subscription", "seat_pack", "license", "proration", "overage", "adjustment")
 STATUSES = ("draft", "open", "paid", "void", "uncollectible")
-#: The legal mention of an EU reverse charge (both VAT numbers are printed beside it).
-REVERSE_CHARGE_NOTE = (
-    "Autoliquidation / Reverse charge – article 196 de la directive 2006/112/CE "
-    "(Article 196 of Council Directive 2006/112/EC)"
-)
-#: Services to a business outside the EU: not subject to French VAT.
-EXPORT_NOTE = "TVA non applicable, article 259-1 du CGI / VAT not applicable (article 259-1 CGI)"
+#: The legal mention of an EU reverse charge, in the two languages of our invoices; both
+#: VAT numbers follow it.
+REVERSE_CHARGE_NOTE = "Autoliquidation / Reverse charge"
 
 
 # --- pure computation --------------------------------------------------------------------
@@ -159,33 +154,35 @@ class Party:
 
 @dataclass(frozen=True)
 class Taxation:
-    """How VAT applies to one buyer: `treatment` standard, reverse_charge or exempt, the
-    rate in basis points, and the legal mention printed on the invoice."""
+    """How VAT applies to one buyer: `treatment` (standard, reverse_charge, out_of_scope),
+    the rate in basis points, and the legal mention printed on the invoice."""
 
     treatment: str
     rate: int
     note: str
 
 
-def taxation_for(buyer: Party, seller: Party, standard_rate: int) -> Taxation:
-    """The VAT of a sale of services from `seller` to `buyer`: the seller's standard rate at
-    home and for individuals; reverse charge for a business (or public body) with a VAT
-    number in another EU member state; none for a business outside the EU."""
-    home = seller.country.upper()
-    country = buyer.country.upper()
-    if buyer.kind == "individual" or not country or country == home:
-        return Taxation("standard", standard_rate, "")
-    in_eu = country.lower() in MEMBER_STATES or (country == "GR" and "el" in MEMBER_STATES)
-    if in_eu:
-        if buyer.vat_number:
-            note = (
-                f"{REVERSE_CHARGE_NOTE}. "
-                f"TVA vendeur / Seller VAT: {seller.vat_number or '—'}; "
-                f"TVA acheteur / Buyer VAT: {buyer.vat_number}"
-            )
-            return Taxation("reverse_charge", 0, note)
-        return Taxation("standard", standard_rate, "")
-    return Taxation("exempt", 0, EXPORT_NOTE)
+def taxation_for(buyer: Party, seller: Party) -> Taxation:
+    """The VAT of a sale from `seller` to `buyer`, as `billing.profiles.tax_treatment` rules
+    (the seller's standard rate; the reverse charge for a business of another EU member
+    state with a valid VAT number; none outside the EU), with the mention the invoice
+    prints: for a reverse charge, "Autoliquidation / Reverse charge" and both VAT numbers."""
+    fields = ProfileFields(
+        legal_name=buyer.name,
+        country=buyer.country.upper(),
+        billing_email=buyer.email,
+        vat_number=buyer.vat_number,
+        buyer_kind=buyer.kind or "business",
+    )
+    treatment = tax_treatment(fields, seller.country or "FR")
+    note = treatment.mention
+    if treatment.kind == TaxKind.REVERSE_CHARGE:
+        note = (
+            f"{REVERSE_CHARGE_NOTE}. {treatment.mention} "
+            f"TVA vendeur / Seller VAT: {seller.vat_number or '—'}; "
+            f"TVA acheteur / Buyer VAT: {buyer.vat_number}"
+        )
+    return Taxation(treatment.kind.value, treatment.rate_basis_points, note)
 
 
 def seller_of(settings: Settings) -> Party:
@@ -465,7 +462,7 @@ async def insert_draft(
             return await load_invoice(ctx.tenant_id, existing[0]["id"])
     seller = seller_of(settings)
     buyer = await _buyer(ctx.tenant_id, ctx.tenant.name)
-    tax = taxation_for(buyer, seller, settings.billing_vat_rate)
+    tax = taxation_for(buyer, seller)
     priced = price_lines(cleaned, tax.rate)
     sums = totals(priced)
     invoice_id = uuid4()

@@ -91,7 +91,8 @@ class Settings:
     dns_resolver: str = ""
 
     #: The selling entity on invoices. `billing_issuer` names its gapless numbering series
-    #: (numbers are `<issuer>-<year>-<000001>`); the rest is printed on every invoice.
+    #: (numbers are `<issuer>-<year>-<000001>`); the rest is printed on every invoice, and
+    #: the country sets the VAT (its standard rate, `billing.profiles.EU_VAT_RATES`).
     billing_issuer: str = "JALON"
     billing_seller_name: str = "Jalon"
     billing_seller_address: str = ""
@@ -104,8 +105,6 @@ class Settings:
     #: Where bank transfers are paid (printed on invoices paid by transfer).
     billing_seller_iban: str = ""
     billing_seller_bic: str = ""
-    #: The seller's standard VAT rate in basis points (2000 is 20 %).
-    billing_vat_rate: int = 2000
 
     @property
     def embedded_database(self) -> bool:
@@ -223,7 +222,6 @@ def load_settings() -> Settings:
         billing_seller_email=_env("JALON_BILLING_SELLER_EMAIL", "") or "",
         billing_seller_iban=_env("JALON_BILLING_SELLER_IBAN", "") or "",
         billing_seller_bic=_env("JALON_BILLING_SELLER_BIC", "") or "",
-        billing_vat_rate=_env_int("JALON_BILLING_VAT_RATE", 2000),
         webhooks_allow_private_networks=(
             environment != "production" or _env_bool("JALON_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)
         ),

@@ -54,7 +54,7 @@ CREATE TABLE invoice (
     buyer jsonb NOT NULL DEFAULT '{{}}',
     seller jsonb NOT NULL DEFAULT '{{}}',
     tax_treatment text NOT NULL DEFAULT 'standard'
-        CHECK (tax_treatment IN ('standard', 'reverse_charge', 'exempt')),
+        CHECK (tax_treatment IN ('standard', 'reverse_charge', 'out_of_scope')),
     tax_note text NOT NULL DEFAULT '',
     gateway text NOT NULL DEFAULT 'manual' CHECK (gateway IN ('manual', 'stripe')),
     gateway_invoice_id text,

@@ -135,3 +135,8 @@ async def test_reverse_charge_xml_says_ae_with_no_vat(tenant_a: TenantFixture) -
     assert facturx_lib.xml_check_xsd(xml, flavor="factur-x", level="en16931")
     assert b"<ram:CategoryCode>AE</ram:CategoryCode>" in xml
     assert b"VATEX-EU-AE" in xml
+    outside = invoices.Invoice(**{**foreign.__dict__, "tax_treatment": "out_of_scope"})
+    xml = cii_xml(outside)
+    assert facturx_lib.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    assert b"<ram:CategoryCode>O</ram:CategoryCode>" in xml
+    assert b"RateApplicablePercent" not in xml

@@ -61,15 +61,16 @@ def test_vat_is_rounded_half_away_from_zero() -> None:
 def test_reverse_charge_for_an_eu_business_names_both_vat_numbers() -> None:
     seller = Party(name="Jalon", country="FR", vat_number="FR40303265045")
     buyer = Party(name="GmbH", country="DE", vat_number="DE136695976", kind="business")
-    tax = taxation_for(buyer, seller, 2000)
+    tax = taxation_for(buyer, seller)
     assert (tax.treatment, tax.rate) == ("reverse_charge", 0)
     assert "Autoliquidation / Reverse charge" in tax.note
     assert "FR40303265045" in tax.note
     assert "DE136695976" in tax.note
-    assert taxation_for(Party(name="x", country="FR"), seller, 2000).rate == 2000
-    # an individual elsewhere in the EU pays the seller's VAT; a business outside is exempt
-    assert taxation_for(Party(name="x", country="DE", kind="individual"), seller, 2000).rate == 2000
-    assert taxation_for(Party(name="x", country="NO"), seller, 2000).treatment == "exempt"
+    assert taxation_for(Party(name="x", country="FR"), seller).rate == 2000
+    # an individual elsewhere in the EU pays the seller's VAT; a buyer outside the EU none
+    assert taxation_for(Party(name="x", country="DE", kind="individual"), seller).rate == 2000
+    outside = taxation_for(Party(name="x", country="NO"), seller)
+    assert (outside.treatment, outside.rate) == ("out_of_scope", 0)
 
 
 async def subscribed(tenant: TenantFixture, seats: int = 3, amount: int = 500) -> None:
