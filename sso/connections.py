@@ -268,9 +268,9 @@ async def create_connection(ctx: TenantContext, fields: ConnectionFields) -> UUI
 
 async def update_connection(
     ctx: TenantContext, connection_id: UUID | str, fields: ConnectionFields
-) -> None:
+) -> UUID:
     """Change a connection's settings; its protocol stays, its secret too unless a new one is
-    given. `NotFound` for an unknown or another organization's connection."""
+    given; its id. `NotFound` for an unknown or another organization's connection."""
     clean = _clean(fields)
     async with tenant_transaction(ctx):
         current = await access_connection(ctx, connection_id, for_update=True)
@@ -301,6 +301,7 @@ async def update_connection(
         await audit.record(
             ctx, "sso.connection.updated", "sso_connection", current.id, **_audited(clean)
         )
+    return current.id
 
 
 async def set_enabled(ctx: TenantContext, connection_id: UUID | str, enabled: bool) -> None:
