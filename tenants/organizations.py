@@ -226,7 +226,9 @@ async def member_context(slug: str, user: UserAccount, actor: Actor) -> TenantCo
         tenant = summary(orgs[0])
         await dangerously_switch_tenant(tenant.id)
         rows = await fetch(
-            "SELECT role FROM membership WHERE tenant_id = $1 AND user_id = $2",
+            # A suspended member (a directory deactivated them) acts nowhere, like a stranger.
+            """SELECT role FROM membership
+               WHERE tenant_id = $1 AND user_id = $2 AND suspended_at IS NULL""",
             tenant.id,
             user.id,
         )
@@ -249,13 +251,14 @@ class MyOrganization:
 
 
 async def my_organizations(user_id: UUID) -> list[MyOrganization]:
-    """The organizations a person belongs to (closed ones aside) by name, with their role
-    (read through `own_rows`)."""
+    """The organizations a person belongs to (closed ones and suspended memberships aside) by
+    name, with their role (read through `own_rows`)."""
     async with global_transaction(user_id=user_id):
         rows = await fetch(
             """SELECT o.id, o.slug, o.name, o.kind, o.status, m.role
                FROM membership m JOIN organization o ON o.id = m.tenant_id
-               WHERE m.user_id = $1 AND o.status <> 'closed' ORDER BY o.name""",
+               WHERE m.user_id = $1 AND m.suspended_at IS NULL AND o.status <> 'closed'
+               ORDER BY o.name""",
             user_id,
         )
     return [

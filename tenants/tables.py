@@ -77,6 +77,7 @@ class Membership(Table, tablename="membership", db=DB):
     user_id = UUID()
     role = Text()
     created_at = Timestamptz()
+    suspended_at = Timestamptz(null=True, default=None)
 
 
 class Invitation(Table, tablename="invitation", db=DB):
