@@ -13,7 +13,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
-from api.routes import api_v1, auth, console, participant, public
+from api.routes import (
+    api_v1,
+    auth,
+    billing_console,
+    billing_stripe,
+    console,
+    participant,
+    public,
+    scim,
+    sso_oidc,
+)
 from api.runtime import connect, import_jobs
 from core import database, jobs
 from core.mail import configure_mailer, get_mailer, use_mailer
@@ -89,15 +99,26 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             # Pages for people: not part of the documented JSON API.
             Router(
                 path="/",
-                route_handlers=[*public.handlers, *auth.handlers, *participant.handlers],
+                route_handlers=[
+                    *public.handlers,
+                    *billing_console.public_handlers,
+                    *auth.handlers,
+                    *participant.handlers,
+                    *sso_oidc.handlers,
+                ],
                 include_in_schema=False,
             ),
             *console.handlers,
+            *billing_stripe.webhook_handlers(settings),
             api_v1.api_router,
+            scim.scim_router,
             static_files(),
         ],
         lifespan=[lifespan],
-        csrf_config=csrf_config(settings, exclude=["/api/v1", "/healthz", "/readyz"]),
+        csrf_config=csrf_config(
+            settings,
+            exclude=["/api/v1", "/scim/v2", "/healthz", "/readyz", billing_stripe.WEBHOOK_PATH],
+        ),
         middleware=[session_middleware(settings, sessions)],
         template_config=template_config(HERE / "templates"),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -21,6 +21,8 @@ JOB_MODULES = (
     "campaigns.learner_import",
     "campaigns.exposure",
     "tenants.webhooks.delivery",
+    "billing.inbox",
+    "billing.jobs",
 )
 #: Every module that registers webhook events (`tenants.webhooks.events`): the endpoint form,
 #: the API and the worker list or check them by name, so every process needs them imported.

@@ -11,6 +11,7 @@ done here open and close their own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -103,6 +104,20 @@ def tax_id_type(vat_number: str) -> str | None:
     return _VAT_TYPES.get(prefix)
 
 
+class _HTTPXClient(stripe.HTTPXClient):
+    """Stripe's asynchronous httpx client, handing the encoded form to httpx as `content`:
+    the SDK passes raw bytes as `data`, which httpx deprecates (a warning on every call)."""
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        data = kwargs.pop("data", None)
+        if data:
+            kwargs["content"] = data
+        return [args, kwargs]
+
+
 @dataclass(frozen=True)
 class StripeSubscriptionState:
     """A Stripe subscription as Jalon applies it: what `customer.subscription.*` webhooks and
@@ -129,6 +144,8 @@ class StripeSubscriptionState:
 
 def subscription_state(subscription: Any) -> StripeSubscriptionState:
     """The state of a Stripe subscription object (from the SDK or a webhook's payload)."""
+    if isinstance(subscription, stripe.StripeObject):
+        subscription = subscription.to_dict()
     items = subscription["items"]["data"]
     item = items[0] if items else None
     price = item["price"] if item else None
@@ -174,7 +191,7 @@ class StripeGateway:
         client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses={"api": base, "files": base, "connect": base},
-            http_client=stripe.HTTPXClient(),
+            http_client=_HTTPXClient(),
             max_network_retries=2,
         )
         return cls(client)

@@ -1,0 +1,398 @@
+"""Inbound payment-gateway webhooks: the inbox, and the job that applies each event once.
+
+The endpoint (`api/routes/billing_stripe.py`) hands the raw body and its signature header to
+`receive_stripe_webhook`: the signature is checked with Stripe's SDK inside its tolerance
+window, the event goes into the global `gateway_event` inbox (its id is the key: a
+redelivery stores nothing and queues nothing), and the endpoint answers at once. The job
+`process_gateway_event` then applies it, idempotently and whatever the order of arrival:
+
+- the tenant is the one `gateway_customer` maps the event's customer to (never a scan of
+  the tenants, never the payload's word alone); an unknown customer's event is ignored;
+- an event that concerns a subscription (the subscription's own events, Checkout's
+  completion, an invoice's) does not apply its payload, which may be older than what Jalon
+  already knows: it re-reads the subscription from Stripe and applies that, unless a later
+  read was applied already (`subscription.gateway_synced_at` holds the time of the read
+  applied last). Duplicates, replays and shuffled deliveries thus end in Stripe's state;
+- the event row is claimed (`processed_at`) in the same transaction as the change, so a
+  job run twice changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import stripe
+
+from billing.gateways.base import GatewayError
+from billing.gateways.stripe import StripeGateway, StripeSubscriptionState
+from billing.subscriptions import SubscriptionStatus, transition
+from core.database import execute, fetch, global_transaction, tenant_transaction
+from core.errors import Conflict, UserError
+from core.jobs import enqueue, every, get_queue, job
+from core.settings import get_settings
+from tenants.context import TenantContext
+from tenants.organizations import system_context, tenant_by_id
+
+log = logging.getLogger(__name__)
+
+#: How old a signed webhook may be (seconds), as Stripe's SDK counts by default: an older
+#: one is a replay and is refused.
+TOLERANCE_SECONDS = 300
+#: Events left unprocessed this long (their job lost, say) are queued again by the sweep.
+RETRY_AFTER = timedelta(minutes=10)
+
+REFUSED = "The webhook was refused: its signature is missing, wrong or too old."
+MALFORMED = "The webhook was refused: it is not a Stripe event."
+
+#: The events Jalon acts on; any other is stored and marked processed, nothing more.
+HANDLED = frozenset(
+    {
+        "checkout.session.completed",
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_failed",
+    }
+)
+
+
+class WebhookRefused(UserError):
+    """A webhook that is not Stripe's, or no longer fresh: 400, and nothing stored."""
+
+    status_code = 400
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """An event accepted into the inbox; `new` is false for a redelivery."""
+
+    gateway: str
+    event_id: str
+    type: str
+    created_at: datetime
+    new: bool
+
+
+def verify_stripe_event(
+    payload: bytes, signature: str | None, secret: str | None, *, tolerance: int = TOLERANCE_SECONDS
+) -> dict[str, Any]:
+    """The event `payload` carries, once its `Stripe-Signature` header is checked against
+    `secret` within `tolerance` seconds; `WebhookRefused` otherwise (and always without a
+    configured secret: nothing is trusted unsigned)."""
+    if not secret or not signature:
+        raise WebhookRefused(REFUSED)
+    try:
+        text = payload.decode("utf-8")
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
+        event = json.loads(text)
+    except (UnicodeDecodeError, ValueError, stripe.SignatureVerificationError) as error:
+        raise WebhookRefused(REFUSED) from error
+    if not (
+        isinstance(event, dict)
+        and isinstance(event.get("id"), str)
+        and 0 < len(event["id"]) <= 255
+        and isinstance(event.get("type"), str)
+        and 0 < len(event["type"]) <= 255
+        and isinstance(event.get("created"), int)
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+    ):
+        raise WebhookRefused(MALFORMED)
+    return event
+
+
+async def receive_stripe_webhook(
+    payload: bytes, signature: str | None, secret: str | None
+) -> ReceivedEvent:
+    """Check a Stripe webhook and put it in the inbox; its processing is queued after
+    commit, once per event id. `WebhookRefused` (nothing stored) when it does not check."""
+    event = verify_stripe_event(payload, signature, secret)
+    return await dangerously_store_event("stripe", event)
+
+
+def _job_id(gateway: str, event_id: str) -> str:
+    return f"gateway_event:{gateway}:{event_id}"
+
+
+async def dangerously_store_event(gateway: str, event: dict[str, Any]) -> ReceivedEvent:
+    """Insert a verified event into the global inbox (its tenant is not known yet: the job
+    finds it), and queue its processing if it is new."""
+    created_at = datetime.fromtimestamp(event["created"], UTC)
+    async with global_transaction():
+        rows = await fetch(
+            """
+            INSERT INTO gateway_event (gateway, event_id, type, created_at, payload)
+            VALUES ($1, $2, $3, $4, $5::jsonb)
+            ON CONFLICT (gateway, event_id) DO NOTHING
+            RETURNING event_id
+            """,
+            gateway,
+            event["id"],
+            event["type"],
+            created_at,
+            json.dumps(event),
+        )
+        if rows:
+            enqueue(
+                "process_gateway_event",
+                gateway,
+                event["id"],
+                job_id=_job_id(gateway, event["id"]),
+            )
+    return ReceivedEvent(gateway, event["id"], event["type"], created_at, new=bool(rows))
+
+
+# -- processing -------------------------------------------------------------------------
+
+_stripe: StripeGateway | None = None
+
+
+def use_stripe_gateway(gateway: StripeGateway | None) -> None:
+    """The Stripe gateway the jobs read subscriptions through (None: the configured one)."""
+    global _stripe
+    _stripe = gateway
+
+
+def stripe_gateway() -> StripeGateway:
+    return _stripe or StripeGateway.from_settings(get_settings())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing an event did, as the inbox records it."""
+
+    event_id: str
+    outcome: str
+    tenant_id: UUID | None = None
+
+
+async def dangerously_pending_event(gateway: str, event_id: str) -> dict[str, Any] | None:
+    """The payload of an inbox event not processed yet (None: unknown or done)."""
+    async with global_transaction():
+        rows = await fetch(
+            "SELECT payload FROM gateway_event"
+            " WHERE gateway = $1 AND event_id = $2 AND processed_at IS NULL",
+            gateway,
+            event_id,
+        )
+    if not rows:
+        return None
+    payload = rows[0]["payload"]
+    return json.loads(payload) if isinstance(payload, str) else dict(payload)
+
+
+async def dangerously_tenant_of_customer(gateway: str, customer_id: str) -> UUID | None:
+    """The organization whose gateway customer this is (the map `ensure_customer` keeps)."""
+    async with global_transaction():
+        rows = await fetch(
+            "SELECT organization_id FROM gateway_customer WHERE gateway = $1 AND customer_id = $2",
+            gateway,
+            customer_id,
+        )
+    return rows[0]["organization_id"] if rows else None
+
+
+async def dangerously_finish_event(gateway: str, event_id: str, outcome: str) -> None:
+    """Mark an event that concerns no tenant as processed, with why."""
+    async with global_transaction():
+        await execute(
+            """
+            UPDATE gateway_event SET processed_at = $3, outcome = $4
+            WHERE gateway = $1 AND event_id = $2 AND processed_at IS NULL
+            """,
+            gateway,
+            event_id,
+            datetime.now(UTC),
+            outcome[:500],
+        )
+
+
+def _id_of(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return str(value["id"])
+    return None
+
+
+def customer_of(event: dict[str, Any]) -> str | None:
+    """The Stripe customer an event concerns."""
+    return _id_of(event["data"]["object"].get("customer"))
+
+
+def subscription_of(event: dict[str, Any]) -> str | None:
+    """The Stripe subscription an event concerns, if any."""
+    obj = event["data"]["object"]
+    kind = event["type"]
+    if kind.startswith("customer.subscription."):
+        return _id_of(obj.get("id"))
+    if kind.startswith("checkout.session."):
+        return _id_of(obj.get("subscription"))
+    if kind.startswith("invoice."):
+        parent = obj.get("parent") or {}
+        details = parent.get("subscription_details") or {}
+        return _id_of(details.get("subscription")) or _id_of(obj.get("subscription"))
+    return None
+
+
+async def process_stripe_event(event_id: str, gateway: StripeGateway | None = None) -> Outcome:
+    """Apply one inbox event (see the module's documentation); safe to run any number of
+    times, in any order with the others. A Stripe read that fails raises (the job retries)."""
+    event = await dangerously_pending_event("stripe", event_id)
+    if event is None:
+        return Outcome(event_id, "already processed")
+    if event["type"] not in HANDLED:
+        await dangerously_finish_event("stripe", event_id, "not handled")
+        return Outcome(event_id, "not handled")
+    customer = customer_of(event)
+    tenant_id = await dangerously_tenant_of_customer("stripe", customer) if customer else None
+    if tenant_id is None:
+        await dangerously_finish_event("stripe", event_id, "ignored: unknown customer")
+        return Outcome(event_id, "ignored: unknown customer")
+    state: StripeSubscriptionState | None = None
+    read_at = datetime.now(UTC)
+    subscription_id = subscription_of(event)
+    if subscription_id:
+        try:
+            state = await (gateway or stripe_gateway()).fetch_subscription(subscription_id)
+        except GatewayError as error:
+            if "No such subscription" not in str(error):
+                raise
+    ctx = system_context(await tenant_by_id(tenant_id), "stripe")
+    async with tenant_transaction(ctx):
+        claimed = await fetch(
+            """
+            UPDATE gateway_event SET processed_at = $2, organization_id = $3
+            WHERE gateway = 'stripe' AND event_id = $1 AND processed_at IS NULL
+            RETURNING event_id
+            """,
+            event_id,
+            datetime.now(UTC),
+            tenant_id,
+        )
+        if not claimed:
+            return Outcome(event_id, "already processed", tenant_id)
+        if state is None:
+            outcome = "no subscription to apply" if subscription_id is None else "gone on Stripe"
+        else:
+            outcome = await _apply_subscription(ctx, event, state, read_at)
+        await execute(
+            "UPDATE gateway_event SET outcome = $2 WHERE gateway = 'stripe' AND event_id = $1",
+            event_id,
+            outcome[:500],
+        )
+    return Outcome(event_id, outcome, tenant_id)
+
+
+async def _apply_subscription(
+    ctx: TenantContext, event: dict[str, Any], state: StripeSubscriptionState, read_at: datetime
+) -> str:
+    """Apply Stripe's subscription as read at `read_at` to the tenant's subscription."""
+    rows = await fetch(
+        """
+        SELECT id, plan_id, status, gateway_subscription_id, gateway_synced_at,
+            current_period_start, current_period_end
+        FROM subscription WHERE tenant_id = $1 FOR UPDATE
+        """,
+        ctx.tenant_id,
+    )
+    if not rows:
+        return "ignored: no subscription"
+    row = rows[0]
+    linked = row["gateway_subscription_id"]
+    if linked not in (None, state.id) and event["type"] != "checkout.session.completed":
+        return f"ignored: another subscription than {linked}"
+    if row["gateway_synced_at"] is not None and read_at < row["gateway_synced_at"]:
+        return "stale: a later read was applied"
+    plan_id = row["plan_id"]
+    category: str | None = None
+    if state.plan_id:
+        known = await fetch("SELECT id FROM plan WHERE id = $1::uuid", state.plan_id)
+        if known:
+            plan_id, category = known[0]["id"], state.price_category
+    kind = (await fetch("SELECT kind FROM plan WHERE id = $1", plan_id))[0]["kind"]
+    start, end = state.current_period_start, state.current_period_end
+    if start is None or end is None or end <= start:
+        start, end = row["current_period_start"], row["current_period_end"]
+    await execute(
+        """
+        UPDATE subscription
+        SET gateway = 'stripe', gateway_customer_id = $2, gateway_subscription_id = $3,
+            gateway_synced_at = $4, plan_id = $5,
+            price_category = coalesce($6, price_category),
+            quantity = coalesce($7, quantity),
+            current_period_start = $8, current_period_end = $9, trial_end = $10,
+            cancel_at_period_end = $11, updated_at = $4
+        WHERE tenant_id = $1
+        """,
+        ctx.tenant_id,
+        state.customer_id,
+        state.id,
+        read_at,
+        plan_id,
+        category,
+        # a seat pack or a licence is one unit on Stripe: Jalon's count stays
+        state.quantity if kind == "per_seat" else None,
+        start,
+        end,
+        state.trial_end,
+        state.cancel_at_period_end,
+    )
+    status = state.status
+    if status is None:
+        return f"synced ({state.stripe_status}: status unchanged)"
+    try:
+        await transition(
+            ctx,
+            SubscriptionStatus(status),
+            reason=f"stripe:{event['type']}:{event['id']}",
+            at=read_at,
+        )
+    except Conflict:
+        return f"synced; {row['status']} cannot become {status}"
+    return f"synced: {status}"
+
+
+@job
+async def process_gateway_event(ctx: dict[str, Any], gateway: str, event_id: str) -> str:
+    """Apply one inbox event (the webhook endpoint queues it once per event id)."""
+    if gateway != "stripe":
+        raise ValueError(f"no webhook processing for gateway {gateway!r}")
+    outcome = await process_stripe_event(event_id)
+    return outcome.outcome
+
+
+async def dangerously_unprocessed_events(older_than: datetime) -> list[tuple[str, str]]:
+    """Inbox events still unprocessed since before `older_than` (their job lost)."""
+    async with global_transaction():
+        rows = await fetch(
+            """
+            SELECT gateway, event_id FROM gateway_event
+            WHERE processed_at IS NULL AND received_at < $1
+            ORDER BY received_at LIMIT 1000
+            """,
+            older_than,
+        )
+    return [(row["gateway"], row["event_id"]) for row in rows]
+
+
+@every(15)
+async def retry_gateway_events(ctx: dict[str, Any]) -> int:
+    """Queue again the events whose processing was lost (a worker that died, Redis flushed)."""
+    pending = await dangerously_unprocessed_events(datetime.now(UTC) - RETRY_AFTER)
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M")
+    for gateway, event_id in pending:
+        await get_queue().enqueue(
+            "process_gateway_event",
+            gateway,
+            event_id,
+            job_id=f"{_job_id(gateway, event_id)}:retry:{stamp}",
+        )
+    return len(pending)

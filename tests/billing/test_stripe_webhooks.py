@@ -1,0 +1,214 @@
+"""`POST /billing/stripe/webhook`: only events Stripe signed, recently, are stored; each is
+stored once and applied once, and whatever the order of delivery the subscription ends as
+Stripe has it."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+import stripe
+
+from billing.gateways.stripe import StripeGateway
+from billing.inbox import process_stripe_event
+from billing.profiles import ProfileFields, save_profile
+from billing.subscriptions import Subscription, current_subscription, subscribe
+from core.database import fetch
+from core.jobs import InProcessQueue
+from tests.billing.conftest import WEBHOOK, WEBHOOK_SECRET, deliver, signed
+from tests.billing.plans import per_seat_plan
+from tests.billing.stripe_server import StripeServer
+from tests.conftest import TenantFixture
+from tests.db import as_tenant
+
+pytestmark = pytest.mark.usefixtures("in_process")
+
+
+async def _stored(*event_ids: str) -> list[dict[str, Any]]:
+    async with as_tenant(UUID(int=0)):
+        return await fetch(
+            "SELECT event_id, processed_at, outcome, organization_id FROM gateway_event"
+            " WHERE gateway = 'stripe' AND event_id = ANY($1::text[]) ORDER BY event_id",
+            list(event_ids),
+        )
+
+
+async def _on_stripe(
+    tenant: TenantFixture, gateway: StripeGateway, *, seats: int = 10
+) -> tuple[Subscription, str]:
+    """The tenant subscribed on Stripe, charged automatically (no trial); its Stripe id."""
+    from billing.catalogue import plan_price
+
+    plan = await per_seat_plan(500, trial_days=0)
+    sub = await subscribe(
+        tenant.owner_ctx,
+        plan.code,
+        at=_now(),
+        quantity=seats,
+        trial=False,
+        collection_method="automatic",
+        gateway="stripe",
+    )
+    profile = await save_profile(
+        tenant.owner_ctx,
+        ProfileFields(
+            legal_name=tenant.owner_ctx.tenant.name,
+            country="FR",
+            billing_email="billing@example.org",
+            address_line1="1 rue de la Paix",
+            postal_code="75002",
+            city="Paris",
+            vat_number="FR40303265045",
+        ),
+    )
+    await gateway.ensure_customer(tenant.owner_ctx, profile)
+    price = await plan_price(plan.id, "EUR")
+    assert price is not None
+    started = await gateway.start_subscription(tenant.owner_ctx, sub, price)
+    assert started.gateway_subscription_id is not None
+    return sub, started.gateway_subscription_id
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _event(server: StripeServer, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    event = server.event(kind, obj)
+    server.take_events()
+    return event
+
+
+async def _post(client: httpx.AsyncClient, body: bytes, header: str | None) -> httpx.Response:
+    headers = {"content-type": "application/json"}
+    if header is not None:
+        headers["stripe-signature"] = header
+    return await client.post(WEBHOOK, content=body, headers=headers)
+
+
+async def test_a_signed_event_is_stored_once_and_acknowledged(
+    webhook_client: httpx.AsyncClient, stripe_server: StripeServer, db: str
+) -> None:
+    event = _event(stripe_server, "customer.created", {"id": "cus_nobody", "customer": None})
+    first = await deliver(webhook_client, event)
+    again = await deliver(webhook_client, event)
+    assert first.json() == {"received": True, "duplicate": False}
+    assert again.json() == {"received": True, "duplicate": True}
+    assert len(await _stored(event["id"])) == 1
+
+
+@pytest.mark.parametrize("case", ["tampered", "wrong secret", "stale", "unsigned", "not json"])
+async def test_a_tampered_or_stale_webhook_is_refused_and_nothing_is_stored(
+    webhook_client: httpx.AsyncClient, stripe_server: StripeServer, case: str
+) -> None:
+    event = _event(stripe_server, "invoice.paid", {"id": "in_x", "customer": "cus_x"})
+    body, header = signed(event)
+    if case == "tampered":
+        body = body.replace(b'"invoice.paid"', b'"invoice.voided"')
+    elif case == "wrong secret":
+        body, header = signed(event, secret="whsec_someone_else")
+    elif case == "stale":
+        body, header = signed(event, timestamp=int(time.time()) - 3600)
+    elif case == "not json":
+        body = b"not json"
+        header = stripe.WebhookSignature.generate_signature_header("not json", WEBHOOK_SECRET)
+    response = await _post(webhook_client, body, None if case == "unsigned" else header)
+    assert response.status_code == 400
+    assert await _stored(event["id"]) == []
+
+
+async def test_an_event_about_an_unknown_customer_changes_nothing(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    in_process: InProcessQueue,
+    stripe_gateway: StripeGateway,
+) -> None:
+    event = _event(
+        stripe_server,
+        "customer.subscription.updated",
+        {"id": "sub_unknown", "customer": "cus_unknown", "status": "active"},
+    )
+    await deliver(webhook_client, event)
+    await in_process.drain()
+    [row] = await _stored(event["id"])
+    assert row["processed_at"] is not None
+    assert row["outcome"] == "ignored: unknown customer"
+    assert row["organization_id"] is None
+
+
+async def test_the_same_webhook_twice_and_out_of_order_ends_as_stripe_has_it(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    in_process: InProcessQueue,
+    tenant_a: TenantFixture,
+    tenant_b: TenantFixture,
+) -> None:
+    _sub, stripe_id = await _on_stripe(tenant_a, stripe_gateway)
+    customer = (await stripe_gateway.fetch_subscription(stripe_id)).customer_id
+    stripe_server.fail_payments(customer)
+    stripe_server.renew(stripe_id)  # past_due
+    invoice = stripe_server.state.objects[stripe_id]["latest_invoice"]
+    stripe_server.pay_invoice(invoice)  # active again
+    events = stripe_server.take_events()
+    # newest first, every one twice
+    for event in [*reversed(events), *events]:
+        await deliver(webhook_client, event)
+    await in_process.drain()
+    rows = await _stored(*[event["id"] for event in events])
+    assert len(rows) == len(events)
+    assert all(row["processed_at"] is not None for row in rows)
+    assert {row["organization_id"] for row in rows} == {tenant_a.id}
+    now = await current_subscription(tenant_a.owner_ctx)
+    assert now is not None
+    assert now.status == "active"
+    assert now.gateway_subscription_id == stripe_id
+    assert now.gateway_customer_id == customer
+    assert await current_subscription(tenant_b.owner_ctx) is None
+    # processing an event again (a retried job) changes nothing and says so
+    again = await process_stripe_event(events[0]["id"])
+    assert again.outcome == "already processed"
+
+
+async def test_a_burst_of_a_thousand_deliveries_with_duplicates_converges(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    in_process: InProcessQueue,
+    tenant_a: TenantFixture,
+) -> None:
+    _sub, stripe_id = await _on_stripe(tenant_a, stripe_gateway, seats=1)
+    item = stripe_server.state.objects[stripe_id]["items"]["data"][0]["id"]
+    for seats in range(2, 202):
+        stripe_server.handle(
+            "POST",
+            f"/v1/subscriptions/{stripe_id}",
+            f"items[0][id]={item}&items[0][quantity]={seats}&proration_behavior=none",
+        )
+    events = stripe_server.take_events()
+    assert len(events) >= 200
+    deliveries = (events * 5)[:1000]
+    random.Random(11).shuffle(deliveries)
+    answers = [await deliver(webhook_client, event) for event in deliveries]
+    await in_process.drain()
+    assert sum(not answer.json()["duplicate"] for answer in answers) == len(
+        {event["id"] for event in deliveries}
+    )
+    now = await current_subscription(tenant_a.owner_ctx)
+    assert now is not None
+    assert now.quantity == 201
+    rows = await _stored(*{event["id"] for event in deliveries})
+    assert all(row["processed_at"] is not None for row in rows)
+
+
+def test_event_payloads_keep_their_stripe_shape(stripe_server: StripeServer) -> None:
+    event = _event(stripe_server, "invoice.paid", {"id": "in_1", "customer": "cus_1"})
+    assert event["object"] == "event"
+    assert json.loads(signed(event)[0])["type"] == "invoice.paid"
