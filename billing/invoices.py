@@ -21,6 +21,8 @@ from uuid import UUID, uuid4
 
 from billing.money import Money, currency_code
 from billing.profiles import ProfileFields, TaxKind, tax_treatment
+from billing.seats import overage_for_period
+from billing.subscriptions import add_months
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
 from core.ids import uuid_or_404
@@ -648,13 +650,17 @@ class BillableSubscription:
     net_terms_days: int
     po_number: str
     gateway: str
+    interval: str = "month"
+    overage_policy: str = "block"
+    overage_unit_amount: int | None = None
 
 
 async def _billable(tenant_id: UUID) -> BillableSubscription | None:
     rows = await fetch(
         """SELECT s.id, s.status, p.kind, p.code, p.names, s.quantity, s.currency,
                   pp.unit_amount, s.current_period_start, s.current_period_end,
-                  s.collection_method, s.net_terms_days, s.po_number, s.gateway
+                  s.collection_method, s.net_terms_days, s.po_number, s.gateway, p.interval,
+                  p.overage_policy, pp.overage_unit_amount
            FROM subscription s
            JOIN plan p ON p.id = s.plan_id
            JOIN plan_price pp ON pp.plan_id = s.plan_id AND pp.currency = s.currency
@@ -681,6 +687,9 @@ async def _billable(tenant_id: UUID) -> BillableSubscription | None:
         net_terms_days=row["net_terms_days"],
         po_number=row["po_number"],
         gateway=row["gateway"],
+        interval=row["interval"],
+        overage_policy=row["overage_policy"],
+        overage_unit_amount=row["overage_unit_amount"],
     )
 
 
@@ -731,6 +740,28 @@ def _charge_line(row: dict[str, Any]) -> LineInput:
     )
 
 
+async def _overage_line(ctx: TenantContext, sub: BillableSubscription) -> LineInput | None:
+    """The seats used beyond the allowance in the period before this one, under the `bill`
+    policy, at the plan's overage price (billed in arrears with the period in advance)."""
+    if sub.overage_policy != "bill" or not sub.overage_unit_amount:
+        return None
+    previous = add_months(sub.period_start, -12 if sub.interval == "year" else -1)
+    overage = await overage_for_period(ctx, previous)
+    if overage.seats <= 0:
+        return None
+    return LineInput(
+        kind="overage",
+        description=(
+            f"Sièges au-delà de l'allocation / Seats beyond the allowance "
+            f"({previous:%Y-%m-%d} – {sub.period_start:%Y-%m-%d})"
+        ),
+        quantity=overage.seats,
+        unit_amount=sub.overage_unit_amount,
+        period_start=previous,
+        period_end=sub.period_start,
+    )
+
+
 async def bill_period(
     ctx: TenantContext, *, at: datetime | None = None, locale: str = "fr"
 ) -> Invoice | None:
@@ -746,8 +777,14 @@ async def bill_period(
             return None
         key = f"period:{sub.id}:{sub.period_start.isoformat()}"
         charges = await _pending_charges(ctx.tenant_id, sub.id)
-        lines = [_plan_line(sub, locale)]
+        plan_line = _plan_line(sub, locale)
+        # a seat-pack plan bills its packs when they are added, not per period
+        lines = [plan_line] if plan_line.quantity else []
+        overage = await _overage_line(ctx, sub)
+        lines += [overage] if overage else []
         lines += [_charge_line(row) for row in charges if row["currency"].strip() == sub.currency]
+        if not lines:
+            return None
         draft = await insert_draft(
             ctx,
             lines,

@@ -1,0 +1,86 @@
+"""Payments received against invoices: bank transfers recorded by our account managers (the
+back office and `jalon billing record-payment`), and payments a gateway reports.
+
+A tenant's own people never record payments: the function takes a staff member, or a context
+whose actor is the system (a gateway's webhook job). A payment that settles what was overdue
+makes a past-due or suspended subscription active again, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+from billing.dunning import settle
+from billing.invoices import PaymentApplied, apply_payment
+from billing.money import minor_digits
+from core.database import fetch, tenant_transaction
+from core.errors import Forbidden, Invalid, NotFound
+from core.i18n import N_
+from core.ids import uuid_or_404
+from tenants.context import StaffContext, TenantContext
+from tenants.permissions import StaffPermission
+
+BAD_AMOUNT = N_("Give the amount received, such as 1200.50.")
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """`"1200.50"` in `currency` as minor units (120050 for EUR); `Invalid` for anything that
+    is not a positive amount with at most the currency's decimals."""
+    try:
+        value = Decimal(text.strip().replace(",", "."))
+    except InvalidOperation:
+        raise Invalid(BAD_AMOUNT, field="amount") from None
+    minor = value.scaleb(minor_digits(currency))
+    if not value.is_finite() or value <= 0 or minor != minor.to_integral_value():
+        raise Invalid(BAD_AMOUNT, field="amount")
+    return int(minor)
+
+
+async def record_payment(
+    ctx: TenantContext,
+    staff: StaffContext | None,
+    invoice_id: str,
+    *,
+    amount: int,
+    method: str = "bank_transfer",
+    reference: str = "",
+    received_on: date | None = None,
+    at: datetime | None = None,
+) -> PaymentApplied:
+    """Record `amount` (minor units of the invoice's currency) received for one of the
+    tenant's invoices, by `staff` (who needs `staff:billing:manage`; the audit log names
+    them) or, without staff, by the system. Once per non-empty bank `reference`."""
+    if staff is not None:
+        staff.require(StaffPermission.BILLING_MANAGE)
+        ctx = replace(ctx, actor=staff.actor)
+    elif ctx.actor.kind != "system":
+        raise Forbidden()
+    moment = at or datetime.now(UTC)
+    async with tenant_transaction(ctx):
+        applied = await apply_payment(
+            ctx,
+            uuid_or_404(invoice_id),
+            amount=amount,
+            method=method,
+            reference=reference,
+            received_on=received_on or moment.date(),
+            at=moment,
+        )
+        if applied.payment is not None and applied.invoice.status == "paid":
+            await settle(ctx, at=moment)
+    return applied
+
+
+async def invoice_id_by_number(ctx: TenantContext, number: str) -> str:
+    """The id of the tenant's invoice numbered `number`; `NotFound` otherwise."""
+    async with tenant_transaction(ctx):
+        rows = await fetch(
+            "SELECT id FROM invoice WHERE tenant_id = $1 AND number = $2",
+            ctx.tenant_id,
+            number.strip(),
+        )
+    if not rows:
+        raise NotFound()
+    return str(rows[0]["id"])

@@ -1,0 +1,254 @@
+"""Dunning scenarios, end to end: a bank-transfer invoice issued, overdue, then paid; a
+suspension after the grace period, then reactivation; a failed card payment; and the hourly
+sweep. Every step run twice sends nothing twice."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from billing import dunning, invoices
+from billing.gateways.manual import ManualGateway
+from billing.jobs import queue_dunning
+from billing.payments import invoice_id_by_number, parse_amount, record_payment
+from billing.subscriptions import current_subscription, subscribe
+from core.database import fetch
+from core.errors import Forbidden, Invalid
+from core.mail import recent_mail
+from core.settings import get_settings
+from tenants.context import Actor, StaffContext, TenantContext
+from tenants.organizations import system_context
+from tenants.permissions import staff_permissions_of
+from tests.billing.plans import per_seat_plan
+from tests.billing.test_invoices import set_profile
+from tests.conftest import HeldQueue, TenantFixture
+from tests.db import as_tenant
+
+pytestmark = pytest.mark.usefixtures("in_process")
+
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+def system(tenant: TenantFixture) -> TenantContext:
+    return system_context(tenant.owner_ctx.tenant, "tests")
+
+
+def account_manager(tenant: TenantFixture, role: str = "account_manager") -> StaffContext:
+    person = tenant.owner  # any real person will do: the audit log names them
+    return StaffContext(
+        actor=Actor(kind="staff", user_id=person.id, label="am@jalon.example.org"),
+        role=role,
+        permissions=staff_permissions_of(role),
+    )
+
+
+async def billed(
+    tenant: TenantFixture, *, at: datetime = NOW, gateway: str = "manual"
+) -> tuple[invoices.Invoice, str]:
+    """A per-seat subscription invoiced by bank transfer (30 days) at `at`; the invoice and
+    the billing email it is mailed to."""
+    plan = await per_seat_plan(1000, trial_days=0)
+    collection = "send_invoice" if gateway == "manual" else "automatic"
+    await subscribe(
+        tenant.owner_ctx,
+        plan.code,
+        at=at,
+        quantity=5,
+        trial=False,
+        gateway=gateway,
+        collection_method=collection,
+    )
+    email = f"compta-{uuid4().hex[:8]}@example.org"
+    await set_profile(tenant, billing_email=email)
+    invoice = await invoices.bill_period(tenant.owner_ctx, at=at)
+    assert invoice is not None
+    return invoice, email
+
+
+async def mail_to(email: str) -> list[str]:
+    """Subjects of the mail queued to `email`, oldest first."""
+    newest_first = [mail for mail in await recent_mail(500) if mail.to_address == email]
+    return [mail.subject for mail in reversed(newest_first)]
+
+
+async def status(tenant: TenantFixture) -> str | None:
+    sub = await current_subscription(tenant.owner_ctx)
+    return None if sub is None else sub.status.value
+
+
+async def test_a_bank_transfer_invoice_issued_overdue_then_marked_paid(
+    tenant_a: TenantFixture,
+) -> None:
+    invoice, email = await billed(tenant_a)
+    assert invoice.due_on is not None
+    due = datetime.combine(invoice.due_on, datetime.min.time(), UTC)
+    ctx = system(tenant_a)
+
+    on_time = await dunning.run_dunning(ctx, at=due + timedelta(hours=12))
+    assert on_time == dunning.DunningOutcome("active")
+    late = await dunning.run_dunning(ctx, at=due + timedelta(days=1, hours=1))
+    again = await dunning.run_dunning(ctx, at=due + timedelta(days=1, hours=2))
+    assert late == dunning.DunningOutcome("past_due", ("overdue",))
+    assert again == dunning.DunningOutcome("past_due")
+    reminder = await dunning.run_dunning(ctx, at=due + timedelta(days=16))
+    assert reminder.notices == ("reminder_15",)
+    assert await mail_to(email) == [
+        f"Invoice {invoice.number} is overdue",
+        f"Invoice {invoice.number} is overdue",
+    ]
+
+    assert invoice.number is not None
+    invoice_id = await invoice_id_by_number(ctx, invoice.number)
+    half = parse_amount("33", "EUR")
+    first = await record_payment(
+        ctx, account_manager(tenant_a), invoice_id, amount=half, reference="VIR 1"
+    )
+    assert first.invoice.status == "open"
+    assert await status(tenant_a) == "past_due"
+    rest = await record_payment(
+        ctx,
+        account_manager(tenant_a),
+        invoice_id,
+        amount=invoice.total - half,
+        reference="VIR 2",
+        at=due + timedelta(days=17),
+    )
+    twice = await record_payment(
+        ctx, account_manager(tenant_a), invoice_id, amount=1, reference="VIR 2"
+    )
+    assert rest.invoice.status == "paid"
+    assert rest.invoice.amount_paid == invoice.total == 6000
+    assert twice.payment is None
+    assert twice.invoice.amount_paid == invoice.total
+    assert await status(tenant_a) == "active"
+    assert (await mail_to(email))[
+        -1
+    ] == f"Subscription active again for {tenant_a.owner_ctx.tenant.name}"
+    async with as_tenant(tenant_a.id):
+        actions = [
+            row["action"]
+            for row in await fetch(
+                "SELECT action FROM audit_event WHERE tenant_id = $1 ORDER BY occurred_at",
+                tenant_a.id,
+            )
+        ]
+    assert actions.count("billing.payment.recorded") == 2
+    assert "billing.subscription.past_due" in actions
+    assert "billing.subscription.active" in actions
+
+
+async def test_unpaid_past_the_grace_period_suspends_then_payment_reactivates(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    invoice, email = await billed(tenant_a)
+    assert invoice.due_on is not None
+    due = datetime.combine(invoice.due_on, datetime.min.time(), UTC)
+    ctx = system(tenant_a)
+    late = due + timedelta(days=dunning.TRANSFER_GRACE_DAYS, hours=1)
+    outcome = await dunning.run_dunning(ctx, at=late)
+    # the sweep missed every earlier day: only the latest reminder goes out, then suspension
+    assert outcome == dunning.DunningOutcome("suspended", ("final_45", "suspended"))
+    assert await dunning.run_dunning(ctx, at=late) == dunning.DunningOutcome("suspended")
+    sub = await current_subscription(tenant_a.owner_ctx)
+    assert sub is not None
+    assert not sub.in_good_standing
+    assert len(await mail_to(email)) == 2
+    assert await status(tenant_b) is None  # the other tenant is untouched
+
+    await record_payment(
+        ctx, account_manager(tenant_a), str(invoice.id), amount=invoice.total, at=late
+    )
+    assert await status(tenant_a) == "active"
+    assert (await dunning.run_dunning(ctx, at=late + timedelta(days=1))).notices == ()
+
+
+async def test_a_voided_overdue_invoice_lifts_the_dunning(tenant_a: TenantFixture) -> None:
+    invoice, _ = await billed(tenant_a)
+    assert invoice.due_on is not None
+    late = datetime.combine(invoice.due_on, datetime.min.time(), UTC) + timedelta(days=2)
+    ctx = system(tenant_a)
+    assert (await dunning.run_dunning(ctx, at=late)).status == "past_due"
+    await invoices.credit_invoice(tenant_a.owner_ctx, invoice.id, reason="billed in error")
+    assert (await dunning.run_dunning(ctx, at=late)).status == "active"
+
+
+async def test_a_failed_card_payment_reminds_suspends_and_recovers(
+    tenant_a: TenantFixture,
+) -> None:
+    _, email = await billed(tenant_a, gateway="stripe")
+    ctx = system(tenant_a)
+    failed = await dunning.payment_failed(ctx, at=NOW, reason="card_declined")
+    assert failed == dunning.DunningOutcome("past_due", ("failed",))
+    assert await dunning.payment_failed(ctx, at=NOW) == dunning.DunningOutcome("past_due")
+    week = await dunning.run_dunning(ctx, at=NOW + timedelta(days=7, hours=1))
+    assert week.notices == ("reminder_7",)
+    end = await dunning.run_dunning(ctx, at=NOW + timedelta(days=dunning.CARD_GRACE_DAYS))
+    assert end == dunning.DunningOutcome("suspended", ("final_14", "suspended"))
+    paid = await dunning.payment_succeeded(ctx, at=NOW + timedelta(days=22))
+    assert paid == dunning.DunningOutcome("active", ("reactivated",))
+    assert await dunning.payment_succeeded(ctx, at=NOW + timedelta(days=22)) == (
+        dunning.DunningOutcome("active")
+    )
+    subjects = await mail_to(email)
+    assert len(subjects) == 5
+    assert subjects[0] == f"Payment failed for {tenant_a.owner_ctx.tenant.name}"
+
+
+async def test_only_our_staff_or_the_system_record_payments(tenant_a: TenantFixture) -> None:
+    invoice, _ = await billed(tenant_a)
+    with pytest.raises(Forbidden):
+        await record_payment(tenant_a.owner_ctx, None, str(invoice.id), amount=100)
+    with pytest.raises(Forbidden):
+        await record_payment(
+            system(tenant_a), account_manager(tenant_a, "support"), str(invoice.id), amount=100
+        )
+    with pytest.raises(Invalid):
+        await record_payment(system(tenant_a), None, str(invoice.id), amount=0)
+    with pytest.raises(Invalid):
+        parse_amount("12.345", "EUR")
+    assert parse_amount("1200,50", "EUR") == 120050
+    made_up = replace(system(tenant_a))
+    applied = await record_payment(made_up, None, str(invoice.id), amount=100, method="card")
+    assert applied.payment is not None
+    assert applied.payment.method == "card"
+
+
+async def test_the_manual_gateway_issues_and_mails_the_invoice(tenant_a: TenantFixture) -> None:
+    await set_profile(tenant_a, billing_email="ap@alpha.example.org")
+    draft = await invoices.draft_invoice(
+        tenant_a.owner_ctx,
+        [invoices.LineInput("adjustment", "Onboarding day", 1, 90_000)],
+        currency="EUR",
+    )
+    gateway = ManualGateway(get_settings())
+    await gateway.issue_invoice(tenant_a.owner_ctx, draft)
+    await gateway.issue_invoice(tenant_a.owner_ctx, draft)  # a retried job mails no one twice
+    issued = await invoices.get_invoice(tenant_a.owner_ctx, draft.id)
+    assert issued.status == "open"
+    assert issued.number is not None
+    subjects = await mail_to("ap@alpha.example.org")
+    assert subjects == [f"Invoice {issued.number} from {issued.seller.name}"]
+    owner_mail = await mail_to(tenant_a.owner.email)
+    assert f"Invoice {issued.number} from {issued.seller.name}" in owner_mail
+    assert await gateway.checkout_url(tenant_a.owner_ctx, None, None, "", "") is None  # type: ignore[arg-type]
+
+
+async def test_the_hourly_sweep_queues_the_tenants_that_need_dunning(
+    tenant_a: TenantFixture, tenant_b: TenantFixture, held: HeldQueue
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    await billed(tenant_a, at=long_ago)  # due 10 days ago
+    await billed(tenant_b)  # not due yet
+    held.held.clear()
+    await queue_dunning(datetime.now(UTC))
+    queued = [args for name, args in held.held if name == "dunning_tenant"]
+    assert (str(tenant_a.id),) in queued
+    assert (str(tenant_b.id),) not in queued
+    held.held = [(name, args) for name, args in held.held if args == (str(tenant_a.id),)]
+    await held.run()
+    await held.run()  # mail delivery jobs
+    assert await status(tenant_a) == "past_due"
+    assert await status(tenant_b) == "active"
