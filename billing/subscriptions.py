@@ -17,7 +17,7 @@ import calendar
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
@@ -369,3 +369,89 @@ async def subscribe(
         created = await read_in_transaction(ctx)
     assert created is not None
     return created
+
+
+NOT_IN_TRIAL = N_("Only a subscription in its trial can start paying this way.")
+
+
+async def start_paying(
+    ctx: TenantContext,
+    *,
+    at: datetime,
+    collection_method: str = "send_invoice",
+    gateway: str = "manual",
+) -> Subscription:
+    """End the tenant's trial at `at` (early, or when it runs out): the subscription becomes
+    active for a first full period from `at`, paid by `collection_method` through `gateway`.
+    Audited as `billing.subscription.active`. Already active: unchanged. Its first invoice
+    is the caller's next step (after commit). Joins an open transaction."""
+    ctx.require(Permission.BILLING_MANAGE)
+    async with joined(ctx):
+        rows = await fetch(
+            "SELECT id FROM subscription WHERE tenant_id = $1 FOR UPDATE", ctx.tenant_id
+        )
+        sub = await read_in_transaction(ctx) if rows else None
+        if sub is None:
+            raise NotFound(NO_SUBSCRIPTION)
+        if sub.status == S.ACTIVE:
+            return sub
+        if sub.status != S.TRIALING:
+            raise Conflict(NOT_IN_TRIAL)
+        trial_end = min(sub.trial_end or at, at)
+        await execute(
+            """
+            UPDATE subscription SET status = 'active', status_changed_at = $2,
+                current_period_start = $2, current_period_end = $3, trial_end = $4,
+                collection_method = $5, gateway = $6, updated_at = $2
+            WHERE tenant_id = $1
+            """,
+            ctx.tenant_id,
+            at,
+            period_end(at, sub.plan.interval),
+            trial_end,
+            collection_method,
+            gateway,
+        )
+        await record(
+            ctx,
+            "billing.subscription.active",
+            "subscription",
+            sub.id,
+            reason="trial converted",
+            previous=sub.status.value,
+            collection_method=collection_method,
+            gateway=gateway,
+        )
+        updated = await read_in_transaction(ctx)
+    assert updated is not None
+    return updated
+
+
+async def use_gateway(ctx: TenantContext, gateway: str, collection_method: str) -> Subscription:
+    """Have the tenant's subscription paid through `gateway` (before its card checkout, say).
+    Audited as `billing.subscription.gateway`. Joins an open transaction."""
+    ctx.require(Permission.BILLING_MANAGE)
+    async with joined(ctx):
+        sub = await read_in_transaction(ctx)
+        if sub is None:
+            raise NotFound(NO_SUBSCRIPTION)
+        if (sub.gateway, sub.collection_method) != (gateway, collection_method):
+            await execute(
+                "UPDATE subscription SET gateway = $2, collection_method = $3, updated_at = $4 "
+                "WHERE tenant_id = $1",
+                ctx.tenant_id,
+                gateway,
+                collection_method,
+                datetime.now(UTC),
+            )
+            await record(
+                ctx,
+                "billing.subscription.gateway",
+                "subscription",
+                sub.id,
+                gateway=gateway,
+                collection_method=collection_method,
+            )
+        updated = await read_in_transaction(ctx)
+    assert updated is not None
+    return updated

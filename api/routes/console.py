@@ -19,7 +19,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
-from api.routes import campaigns, learners, target_profiles, tasks, webhooks
+from api.routes import billing_console, campaigns, learners, target_profiles, tasks, webhooks
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from core.settings import get_settings
@@ -358,6 +358,7 @@ console_router = Router(
         *learners.handlers,
         *tasks.handlers,
         *webhooks.handlers,
+        *billing_console.handlers,
     ],
 )
 

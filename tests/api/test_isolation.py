@@ -159,6 +159,18 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/o/{slug}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): Case(
         "console", id="webhook_delivery"
     ),
+    ("GET", "/o/{slug}/billing"): Case("console"),
+    ("POST", "/o/{slug}/billing/preview"): Case("console", form={"quantity": "7"}),
+    ("POST", "/o/{slug}/billing/change"): Case("console", form={"quantity": "7"}),
+    ("POST", "/o/{slug}/billing/cancel"): Case("console"),
+    ("POST", "/o/{slug}/billing/subscribe"): Case(
+        "console", form={"plan": "planted", "quantity": "3", "method": "invoice"}
+    ),
+    ("POST", "/o/{slug}/billing/portal"): Case("console"),
+    ("GET", "/o/{slug}/billing/profile"): Case("console"),
+    ("POST", "/o/{slug}/billing/profile"): Case(
+        "console", form={"legal_name": "Planted", "country": "FR", "billing_email": "x@y.org"}
+    ),
     # A participant's own participation: the slug names the tenant, the id the participation.
     ("GET", "/p/{slug}/{participation_id}"): Case("participation", id="participation"),
     ("POST", "/p/{slug}/{participation_id}"): Case(
