@@ -27,6 +27,7 @@ import idna
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
 from core.ids import uuid_or_404
+from core.settings import get_settings
 from tenants import audit
 from tenants.context import TenantContext
 from tenants.permissions import Permission
@@ -170,15 +171,24 @@ class DnsResolver:
             ) from None
         # A TXT record is one or more strings of at most 255 bytes each: joined, they are
         # the value (long tokens may be split by some DNS hosts' consoles).
-        return [
-            b"".join(record.strings).decode("utf-8", errors="replace")
-            for record in answer
-        ]
+        return [b"".join(record.strings).decode("utf-8", errors="replace") for record in answer]
 
 
-def resolver_for(nameserver: str) -> TxtResolver:
-    """The resolver the settings name."""
-    return DnsResolver(nameserver)
+_resolver: TxtResolver | None = None
+
+
+def use_resolver(resolver: TxtResolver | None) -> TxtResolver | None:
+    """Look TXT records up through `resolver` from now on (None: the settings' again);
+    returns the one used before."""
+    global _resolver
+    previous, _resolver = _resolver, resolver
+    return previous
+
+
+def get_resolver() -> TxtResolver:
+    """The resolver in use: the one given to `use_resolver`, else `JALON_DNS_RESOLVER`'s
+    nameserver, else the system's."""
+    return _resolver if _resolver is not None else DnsResolver(get_settings().dns_resolver)
 
 
 # --- the organization's domains -------------------------------------------------------------

@@ -229,6 +229,8 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.webhooks.delivery.deliver_webhook": "a job holds the tenant id it was queued with",
     "tenants.webhooks.delivery.sweep_webhooks": "all tenants' due deliveries (jalon.sweep)",
     "sso.provisioning.admit": "a proven identity names its tenant; its account is global",
+    "sso.discovery.connections_for_email": "a verified email domain names its organization",
+    "sso.policy.sso_required_connections": "a person's own memberships, then their policies",
     "sso.connections.connection_for_sign_in": "a sign-in URL names its tenant and connection",
     "campaigns.participation.landing.resolve_code": "a campaign code names its organization",
     "campaigns.participation.results.my_participations": "a person's own participations",

@@ -11,6 +11,8 @@ from litestar.response import Redirect, Template
 from core.errors import Gone, Invalid, UserError
 from core.settings import get_settings
 from core.validation import clean_email, slugify
+from sso.discovery import connections_for_email
+from sso.policy import sso_required_connections
 from tenants import accounts
 from tenants.accounts import UserAccount
 from tenants.invitations import InviteeAccountForm, accept_invitation, pending_invitation
@@ -43,16 +45,58 @@ def sign_in(request: Request[Any, Any, Any], user: UserAccount) -> None:
 
 @get("/login", name="login")
 async def login_page(
-    request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+    request: Request[Any, Any, Any],
+    next: FromQuery[str | None] = None,
+    email: FromQuery[str | None] = None,
 ) -> Template | Redirect:
     if await current_user(request):
         return redirect(safe_next(next, "/o/"))
-    return render(request, "login.html", next=safe_next(next, ""))
+    # The email comes first (home-realm discovery); `?email=` opens the password step.
+    step = "password" if email else "email"
+    return render(
+        request, "login.html", step=step, next=safe_next(next, ""), values={"email": email or ""}
+    )
+
+
+async def _sso_required_page(
+    request: Request[Any, Any, Any], user: UserAccount, next_path: str
+) -> Template | None:
+    """The page that refuses a password (or magic link) to a person whose organization
+    requires SSO, offering its connections; None when they may use one."""
+    required = await sso_required_connections(user.id)
+    if required is None:
+        return None
+    return render(
+        request,
+        "login.html",
+        status=403,
+        step="choose",
+        choices=required,
+        sso_required=True,
+        next=next_path,
+    )
 
 
 @post("/login")
 async def login(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """Two steps: an email alone is sent to its organization's identity provider when its
+    domain is verified (one connection: there; several: a choice), else to the password
+    step; an email with a password signs in (scripts and password managers post both)."""
     form = await form_of(request)
+    next_path = safe_next(form.get("next"), "")
+    if "password" not in form:
+        try:
+            email = clean_email(form.get("email"))
+        except UserError as error:
+            return form_error(request, "login.html", error, form, step="email", next=next_path)
+        choices = await connections_for_email(email)
+        if len(choices) == 1:
+            return redirect(choices[0].start_url(next_path))
+        if choices:
+            return render(request, "login.html", step="choose", choices=choices, next=next_path)
+        return render(
+            request, "login.html", step="password", next=next_path, values={"email": email}
+        )
     try:
         user = await accounts.authenticate(
             form.get("email", ""),
@@ -62,9 +106,12 @@ async def login(request: Request[Any, Any, Any]) -> Template | Redirect:
             get_settings(),
         )
     except UserError as error:
-        return form_error(request, "login.html", error, form, next=safe_next(form.get("next"), ""))
+        return form_error(request, "login.html", error, form, step="password", next=next_path)
+    refused = await _sso_required_page(request, user, next_path)
+    if refused is not None:
+        return refused
     sign_in(request, user)
-    return redirect(safe_next(form.get("next"), "/o/"))
+    return redirect(safe_next(next_path, "/o/"))
 
 
 @post("/logout")
@@ -78,9 +125,13 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
 
 @get("/login/link")
 async def magic_link_page(
-    request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+    request: Request[Any, Any, Any],
+    next: FromQuery[str | None] = None,
+    email: FromQuery[str | None] = None,
 ) -> Template:
-    return render(request, "magic_link.html", next=safe_next(next, ""))
+    return render(
+        request, "magic_link.html", next=safe_next(next, ""), values={"email": email or ""}
+    )
 
 
 @post("/login/link")
@@ -118,6 +169,9 @@ async def magic_link_consume(
         user = await accounts.consume_magic_link(token)
     except UserError as error:
         return form_error(request, "magic_link.html", error, {})
+    refused = await _sso_required_page(request, user, safe_next(form.get("next"), ""))
+    if refused is not None:
+        return refused
     sign_in(request, user)
     return redirect(safe_next(form.get("next"), "/o/"))
 
@@ -161,6 +215,9 @@ async def password_reset(
         user = await accounts.reset_password(token, form.get("password", ""))
     except UserError as error:
         return form_error(request, "password_reset.html", error, form, token=token)
+    refused = await _sso_required_page(request, user, "")
+    if refused is not None:
+        return refused
     sign_in(request, user)
     flash(request, "Your password has been changed.")
     return redirect("/o/")

@@ -19,7 +19,18 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
-from api.routes import billing_console, campaigns, learners, target_profiles, tasks, webhooks
+from api.routes import (
+    billing_console,
+    billing_invoices,
+    billing_usage,
+    campaigns,
+    learners,
+    sso_console,
+    sso_domains_console,
+    target_profiles,
+    tasks,
+    webhooks,
+)
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from core.settings import get_settings
@@ -359,6 +370,10 @@ console_router = Router(
         *tasks.handlers,
         *webhooks.handlers,
         *billing_console.handlers,
+        *billing_invoices.handlers,
+        *billing_usage.handlers,
+        *sso_console.handlers,
+        *sso_domains_console.handlers,
     ],
 )
 

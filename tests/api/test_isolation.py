@@ -35,6 +35,9 @@ from campaigns.service import close_campaign, create_campaign
 from campaigns.target_profiles import TargetProfileFields, create_target_profile
 from core import database, jobs
 from core.settings import get_settings
+from sso.connections import ConnectionFields, create_connection
+from sso.connections import set_enabled as set_connection_enabled
+from sso.domains import add_domain
 from tenants.context import Actor
 from tenants.invitations import invite
 from tenants.organizations import SettingsChange, update_settings
@@ -92,6 +95,12 @@ _SETTINGS = {"name": "Hijacked", "default_locale": "en", "brand_colour": "#00000
 _CAMPAIGN = {"name": "Planted", "type": "assessment", "target_profile": "catalogue:digcomp"}
 _PROFILE = {"name": "Planted", "competences": "1.1"}
 _WEBHOOK = {"url": "https://attacker.example.org/hook", "events": "participation.shared"}
+_OIDC = {
+    "name": "Planted",
+    "issuer": "https://attacker.example.org",
+    "client_id": "planted",
+    "client_secret": "planted",
+}
 
 CASES: dict[tuple[str, str], Case] = {
     # The tenant console.
@@ -159,7 +168,14 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/o/{slug}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): Case(
         "console", id="webhook_delivery"
     ),
+    ("GET", "/o/{slug}/sso/domains"): Case("console"),
+    ("POST", "/o/{slug}/sso/domains"): Case("console", form={"domain": "planted.example"}),
+    ("POST", "/o/{slug}/sso/domains/{domain_id}/verify"): Case("console", id="sso_domain"),
+    ("POST", "/o/{slug}/sso/domains/{domain_id}/delete"): Case("console", id="sso_domain"),
+    ("GET", "/o/{slug}/sso/policy"): Case("console"),
+    ("POST", "/o/{slug}/sso/policy"): Case("console", form={"sso_required": ""}),
     ("GET", "/o/{slug}/billing"): Case("console"),
+    ("GET", "/o/{slug}/billing/usage"): Case("console"),
     ("POST", "/o/{slug}/billing/preview"): Case("console", form={"quantity": "7"}),
     ("POST", "/o/{slug}/billing/change"): Case("console", form={"quantity": "7"}),
     ("POST", "/o/{slug}/billing/cancel"): Case("console"),
@@ -170,6 +186,24 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/o/{slug}/billing/profile"): Case("console"),
     ("POST", "/o/{slug}/billing/profile"): Case(
         "console", form={"legal_name": "Planted", "country": "FR", "billing_email": "x@y.org"}
+    ),
+    ("GET", "/o/{slug}/sso"): Case("console"),
+    ("GET", "/o/{slug}/sso/oidc/new"): Case("console"),
+    ("POST", "/o/{slug}/sso/oidc/new"): Case("console", form=_OIDC),
+    ("GET", "/o/{slug}/sso/oidc/{connection_id}"): Case("console", id="sso_oidc"),
+    ("POST", "/o/{slug}/sso/oidc/{connection_id}"): Case("console", id="sso_oidc", form=_OIDC),
+    ("POST", "/o/{slug}/sso/connections/{connection_id}/enable"): Case("console", id="sso_oidc"),
+    ("POST", "/o/{slug}/sso/connections/{connection_id}/disable"): Case(
+        "console", id="sso_oidc_enabled"
+    ),
+    ("POST", "/o/{slug}/sso/connections/{connection_id}/delete"): Case("console", id="sso_oidc"),
+    # Signing in through an organization's connection: public, but B's connection under A's
+    # slug is as unknown as a random id.
+    ("GET", "/sso/{slug}/oidc/{connection_id}/start"): Case(
+        "sso_sign_in", id="sso_oidc_enabled", why="anyone may start signing in"
+    ),
+    ("GET", "/sso/{slug}/oidc/{connection_id}/callback"): Case(
+        "sso_sign_in", id="sso_oidc_enabled", why="the provider's answer, checked by the flow"
     ),
     # A participant's own participation: the slug names the tenant, the id the participation.
     ("GET", "/p/{slug}/{participation_id}"): Case("participation", id="participation"),
@@ -349,6 +383,19 @@ async def victim(db: str) -> Victim:
             webhook,
             uuid4(),
         )
+    oidc_fields = ConnectionFields(
+        protocol="oidc",
+        name="B's provider",
+        settings={
+            "issuer": "https://idp.victim.example.org",
+            "client_id": "victim",
+            "provider": {"authorization_endpoint": "https://idp.victim.example.org/auth"},
+        },
+        secret="victim-secret",
+    )
+    oidc_connection = await create_connection(ctx, oidc_fields)
+    oidc_enabled = await create_connection(ctx, oidc_fields)
+    await set_connection_enabled(ctx, oidc_enabled, True)
     ids = {
         "membership": str(rows[0]["id"]),
         "invitation": str(invitation_id),
@@ -365,6 +412,9 @@ async def victim(db: str) -> Victim:
         "webhook_delivery": f"{webhook}/deliveries/{delivery}",
         "learner": str(await _learner_id(tenant, started.id)),
         "task": str(await _finished_export(ctx, campaign.id)),
+        "sso_oidc": str(oidc_connection),
+        "sso_oidc_enabled": str(oidc_enabled),
+        "sso_domain": str((await add_domain(ctx, f"victim-{uuid4().hex[:8]}.example")).id),
     }
     return Victim(tenant, ids, token_match.group(1), issued.token, campaign.code)
 
@@ -459,6 +509,11 @@ async def _snapshot(victim: Victim) -> dict[str, Any]:
             ),
             "webhook_deliveries": await database.fetch(
                 "SELECT id, status FROM webhook_delivery WHERE tenant_id = $1 ORDER BY id",
+                tenant.id,
+            ),
+            "sso_connections": await database.fetch(
+                "SELECT id, name, enabled, settings, secret, updated_at FROM sso_connection "
+                "WHERE tenant_id = $1 ORDER BY id",
                 tenant.id,
             ),
         }
@@ -593,6 +648,14 @@ async def test_tenant_a_cannot_reach_tenant_b(
             browser, method, _fill(path, "", token="made-up-" + uuid4().hex), case
         )
         assert response.status_code == (200 if method == "GET" else 410)
+    elif case.kind == "sso_sign_in":
+        assert case.why
+        foreign = await _send(browser, method, _fill(path, attacker.slug, b_id), case)
+        unknown = await _send(browser, method, _fill(path, attacker.slug, random_id), case)
+        assert foreign.status_code == 404
+        _same_page(foreign, unknown, b_id, random_id)
+        missing = await _send(browser, method, _fill(path, nowhere, b_id), case)
+        assert missing.status_code == 404
     else:
         assert case.kind == "public"
         assert case.why
