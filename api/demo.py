@@ -1,19 +1,36 @@
-"""Demo data: three organizations (a company, a city, a foreign agency) with their people.
+"""Demo data: three organizations (a company, a city, a foreign agency) with their people, and
+billing on the manual gateway (no Stripe keys): a catalogue, Atelier on a per-seat trial,
+Belleval on a seat pack its residents' tests consume, Nordvik on an annual licence invoiced
+for bank transfer.
 
-Idempotent: people and organizations that exist are left as they are.
+Idempotent: people, organizations, plans and subscriptions that exist are left as they are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from billing import invoices, seats
+from billing.catalogue import (
+    PlanFields,
+    PlanKind,
+    create_plan,
+    plan_by_code,
+    set_price,
+    system_staff,
+)
+from billing.profiles import ProfileFields, billing_profile, save_profile
+from billing.subscriptions import current_subscription, subscribe
 from campaigns.campaign_fields import CampaignFields
 from campaigns.campaign_listing import all_campaigns
+from campaigns.participation.landing import participant_context
+from campaigns.participation.start import start_or_resume
 from campaigns.service import create_campaign
 from core.errors import NotFound
 from core.settings import get_settings
 from tenants.accounts import UserAccount, create_user, find_user_by_email
-from tenants.context import Actor
+from tenants.context import Actor, TenantContext
 from tenants.invitations import invite
 from tenants.members import add_member
 from tenants.organizations import (
@@ -174,6 +191,160 @@ async def _organization(demo: DemoOrganization) -> str:
     return created.code
 
 
+# --- billing (manual gateway) -----------------------------------------------------------
+
+#: The catalogue: each plan with its prices (currency, category, minor units).
+PLANS: tuple[tuple[PlanFields, tuple[tuple[str, str, int], ...]], ...] = (
+    (
+        PlanFields(
+            code="per-seat-monthly",
+            kind=PlanKind.PER_SEAT,
+            names={"en": "Per seat, monthly", "fr": "Au siège, mensuel"},
+            descriptions={
+                "en": "Pay for the people who take a test each month. 30 days free.",
+                "fr": "Payez les personnes qui passent un test chaque mois. 30 jours offerts.",
+            },
+            interval="month",
+            overage_policy="bill",
+            trial_days=30,
+        ),
+        (("EUR", "standard", 500), ("NOK", "standard", 5_900)),
+    ),
+    (
+        PlanFields(
+            code="seat-pack-100",
+            kind=PlanKind.SEAT_PACK,
+            names={"en": "Pack of 100 seats", "fr": "Pack de 100 sièges"},
+            descriptions={
+                "en": "100 tests to use within 12 months.",
+                "fr": "100 tests à utiliser sous 12 mois.",
+            },
+            interval="year",
+            overage_policy="block",
+            pack_seats=100,
+            pack_validity_months=12,
+        ),
+        (("EUR", "public", 90_000), ("EUR", "reduced", 60_000), ("EUR", "full", 120_000)),
+    ),
+    (
+        PlanFields(
+            code="licence-500-annual",
+            kind=PlanKind.LICENSE,
+            names={"en": "Annual licence, 500 seats", "fr": "Licence annuelle, 500 sièges"},
+            descriptions={
+                "en": "Up to 500 people a year, invoiced once a year.",
+                "fr": "Jusqu'à 500 personnes par an, facturé une fois par an.",
+            },
+            interval="year",
+            overage_policy="warn",
+            included_seats=500,
+        ),
+        (("EUR", "standard", 1_200_000), ("NOK", "standard", 13_500_000)),
+    ),
+)
+
+#: Atelier's, Belleval's and Nordvik's billing details (numbers with valid check digits).
+PROFILES = {
+    "atelier-numerique": ProfileFields(
+        legal_name="Atelier Numérique SARL",
+        country="FR",
+        billing_email="compta@atelier.example",
+        address_line1="12 rue des Tanneurs",
+        postal_code="69002",
+        city="Lyon",
+        vat_number="FR11123456782",
+        siret="12345678200010",
+    ),
+    "ville-de-belleval": ProfileFields(
+        legal_name="Commune de Belleval",
+        country="FR",
+        billing_email="finances@belleval.example",
+        address_line1="Hôtel de ville, place de la République",
+        postal_code="45000",
+        city="Belleval",
+        buyer_kind="public",
+        siret="40412345700016",
+        chorus_service_code="SERVICE-FINANCES",
+    ),
+    "nordvik-digital": ProfileFields(
+        legal_name="Digital Agency of Nordvik",
+        country="NO",
+        billing_email="invoices@nordvik.example",
+        address_line1="Storgata 1",
+        postal_code="0155",
+        city="Oslo",
+        vat_number="NO123456789MVA",
+    ),
+}
+
+#: Belleval's residents who took the city's test: each took one seat of its pack.
+RESIDENTS = tuple(
+    DemoPerson(f"habitant{n}@belleval.example", name, "fr", "participant")
+    for n, name in enumerate(("Marie Garnier", "Paul Roussel", "Nadia Haddad"), start=1)
+)
+
+
+async def _catalogue() -> None:
+    staff = system_staff("demo")
+    for fields, prices in PLANS:
+        try:
+            await plan_by_code(fields.code)
+        except NotFound:
+            await create_plan(staff, fields)
+            for currency, category, amount in prices:
+                await set_price(staff, fields.code, currency, amount, category=category)
+
+
+async def _context(demo: DemoOrganization) -> TenantContext:
+    owner = await _person(demo.people[0])
+    actor = Actor(kind="user", user_id=owner.id, label=owner.email)
+    return await member_context(demo.fields.slug, owner, actor)
+
+
+async def _billing(by_slug: dict[str, DemoOrganization]) -> None:
+    """Each organization's subscription, details, invoice and seats, once."""
+    await _catalogue()
+    now = datetime.now(UTC)
+    for slug, profile in PROFILES.items():
+        ctx = await _context(by_slug[slug])
+        if await billing_profile(ctx) is None:
+            po = "BC-2026-0118" if slug == "ville-de-belleval" else None
+            await _subscribe(ctx, slug, now)
+            await save_profile(ctx, profile, po_number=po)
+        # One invoice a period at most: a second run finds it issued.
+        await invoices.bill_period(ctx, at=now, locale=by_slug[slug].fields.default_locale)
+    belleval = by_slug["ville-de-belleval"]
+    await _residents_take_the_test(await _context(belleval), belleval)
+
+
+async def _subscribe(ctx: TenantContext, slug: str, now: datetime) -> None:
+    if await current_subscription(ctx) is not None:
+        return
+    if slug == "atelier-numerique":
+        await subscribe(ctx, "per-seat-monthly", at=now, quantity=25)
+    elif slug == "ville-de-belleval":
+        await subscribe(ctx, "seat-pack-100", at=now, price_category="public", trial=False)
+        await seats.add_seat_pack(
+            ctx,
+            system_staff("demo"),
+            seats.SeatPackFields(
+                seats=100, starts_on=now.date(), category="public", reference="BC-2026-0118"
+            ),
+        )
+    else:
+        await subscribe(ctx, "licence-500-annual", at=now, currency="NOK", trial=False)
+
+
+async def _residents_take_the_test(ctx: TenantContext, demo: DemoOrganization) -> None:
+    """Belleval's residents start the city's campaign: each consumes a seat of the pack (a
+    second run resumes their tests and consumes nothing)."""
+    campaign = next(c for c in await all_campaigns(ctx) if c.name == demo.campaign.name)
+    for resident in RESIDENTS:
+        account = await _person(resident)
+        actor = Actor(kind="user", user_id=account.id, label=account.email)
+        await start_or_resume(participant_context(ctx.tenant, actor), campaign.id)
+
+
 async def seed() -> DemoSignIns:
     """Create what is missing of the demo; return the sign-ins to print."""
     base_url = get_settings().base_url
@@ -183,6 +354,7 @@ async def seed() -> DemoSignIns:
     ]
     staff = await _person(STAFF)
     await make_staff(staff.id, STAFF.role)
+    await _billing({demo.fields.slug: demo for demo in ORGANIZATIONS})
     accounts = [
         f"{p.email:<36} {p.role:<7} {demo.fields.name}"
         for demo in ORGANIZATIONS

@@ -244,3 +244,28 @@ async def test_the_pricing_page_lists_plans_on_offer_in_the_visitors_language(
     french = await browser.get("/pricing", headers={"accept-language": "fr"})
     assert "Par siège" in french.text
     assert "12,34\xa0€" in french.text
+
+
+async def test_the_demo_bills_its_three_organizations_once(db: str) -> None:
+    from api.demo import ORGANIZATIONS, _context, seed
+    from billing.seats import usage_summary
+
+    await seed()
+    await seed()
+    by_slug = {demo.fields.slug: demo for demo in ORGANIZATIONS}
+    found = {}
+    for slug, demo in by_slug.items():
+        ctx = await _context(demo)
+        sub = await current_subscription(ctx)
+        assert sub is not None
+        async with as_tenant(ctx.tenant_id):
+            issued = await database.fetch(
+                "SELECT currency, total FROM invoice WHERE tenant_id = $1 AND status <> 'draft'",
+                ctx.tenant_id,
+            )
+        summary = await usage_summary(ctx)
+        assert summary is not None
+        found[slug] = (sub.plan.kind, sub.status, sub.currency, len(issued), summary.used)
+    assert found["atelier-numerique"][:4] == ("per_seat", "trialing", "EUR", 0)
+    assert found["ville-de-belleval"] == ("seat_pack", "active", "EUR", 1, 3)
+    assert found["nordvik-digital"][:4] == ("license", "active", "NOK", 1)
