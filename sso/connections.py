@@ -341,6 +341,29 @@ async def delete_connection(ctx: TenantContext, connection_id: UUID | str) -> No
         )
 
 
+async def record_test(
+    ctx: TenantContext,
+    connection_id: UUID,
+    *,
+    outcome: str,
+    detail: str = "",
+    email: str = "",
+) -> None:
+    """Audit a run of "test this connection" (`sso.connection.tested`): `outcome` is "ok" or
+    the refusal's reason code."""
+    ctx.require(Permission.SSO_MANAGE)
+    async with tenant_transaction(ctx):
+        await audit.record(
+            ctx,
+            "sso.connection.tested",
+            "sso_connection",
+            connection_id,
+            outcome=outcome,
+            detail=detail,
+            email=email,
+        )
+
+
 async def connection_for_sign_in(
     tenant_id: UUID, connection_id: UUID | str, *, allow_disabled: bool = False
 ) -> SignInConnection:

@@ -1,0 +1,143 @@
+"""OpenID Connect sign-in through an organization's connection, `/sso/{slug}/oidc/{id}/…`.
+
+`start` sends the browser to the provider, with the flow (state, nonce, PKCE verifier, where
+to go next) kept in its session; `callback` (the redirect URI registered at the provider)
+finishes it: `sso.oidc.finish` checks everything, then the sign-in completes (or is refused)
+through `api.routes.sso_signin`. With `test=1`, an administrator (`org:sso:manage`) runs the
+real flow to test a connection, enabled or not: the callback shows what the provider sent,
+or why it was refused, and signs nobody in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Request, Response, get
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect
+
+from api.routes.sso_signin import complete_sign_in, refuse_sign_in
+from core.errors import NotFound
+from core.settings import get_settings
+from sso import oidc
+from sso.connections import SignInConnection, connection_for_sign_in, record_test
+from sso.errors import SignInRefused
+from sso.identity import ProvenIdentity
+from tenants.context import TenantContext, TenantSummary
+from tenants.organizations import member_context, tenant_by_slug
+from tenants.permissions import Permission
+from web.guards import LoginRequired
+from web.pages import actor_for, current_user, render, safe_next, session_of
+
+
+def callback_url(slug: str, connection_id: UUID) -> str:
+    """The redirect URI to register at the provider for this connection."""
+    return f"{get_settings().base_url}/sso/{slug}/oidc/{connection_id}/callback"
+
+
+async def _organization(slug: str) -> TenantSummary:
+    tenant = await tenant_by_slug(slug)
+    if tenant.status == "closed":
+        raise NotFound()
+    return tenant
+
+
+async def _tester(request: Request[Any, Any, Any], tenant: TenantSummary) -> TenantContext:
+    """The signed-in administrator testing a connection of `tenant`."""
+    user = await current_user(request)
+    if user is None:
+        raise LoginRequired()
+    ctx = await member_context(tenant.slug, user, actor_for(request, user))
+    ctx.require(Permission.SSO_MANAGE)
+    return ctx
+
+
+async def _connection(
+    tenant: TenantSummary, connection_id: str, *, testing: bool
+) -> SignInConnection:
+    signing_in = await connection_for_sign_in(tenant.id, connection_id, allow_disabled=testing)
+    if signing_in.connection.protocol != "oidc":
+        raise NotFound()
+    return signing_in
+
+
+@get("/sso/{slug:str}/oidc/{connection_id:str}/start", name="sso_oidc_start")
+async def oidc_start(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    connection_id: FromPath[str],
+    next: FromQuery[str | None] = None,
+    test: FromQuery[str | None] = None,
+) -> Redirect:
+    """Send the browser to the connection's provider to sign in."""
+    tenant = await _organization(slug)
+    testing = test == "1"
+    if testing:
+        await _tester(request, tenant)
+    connection = (await _connection(tenant, connection_id, testing=testing)).connection
+    url, flow = oidc.begin(
+        connection,
+        callback_url(tenant.slug, connection.id),
+        safe_next(next, f"/o/{tenant.slug}/"),
+        test=testing,
+    )
+    oidc.remember(session_of(request), flow)
+    return Redirect(path=url, status_code=303)
+
+
+@get("/sso/{slug:str}/oidc/{connection_id:str}/callback", name="sso_oidc_callback")
+async def oidc_callback(
+    request: Request[Any, Any, Any], slug: FromPath[str], connection_id: FromPath[str]
+) -> Response[Any]:
+    """Where the provider sends the browser back: finish the sign-in, or say why not."""
+    tenant = await _organization(slug)
+    params = {key: value for key, value in request.query_params.items() if isinstance(value, str)}
+    flow = oidc.take_flow(session_of(request), params.get("state"))
+    testing = flow is not None and flow.test
+    signing_in = await _connection(tenant, connection_id, testing=testing)
+    try:
+        identity = await oidc.finish(signing_in, flow, params)
+    except SignInRefused as refused:
+        if testing:
+            return await _test_result(request, tenant, signing_in, refused=refused)
+        return await refuse_sign_in(
+            request, tenant.id, signing_in.connection.id, refused.reason, refused.detail
+        )
+    if testing:
+        return await _test_result(request, tenant, signing_in, identity=identity)
+    assert flow is not None  # finish refuses a missing flow
+    return await complete_sign_in(request, identity, flow.next_path)
+
+
+async def _test_result(
+    request: Request[Any, Any, Any],
+    tenant: TenantSummary,
+    signing_in: SignInConnection,
+    *,
+    identity: ProvenIdentity | None = None,
+    refused: SignInRefused | None = None,
+) -> Response[Any]:
+    """The page "test this connection" ends on, for the administrator who started it."""
+    ctx = await _tester(request, tenant)
+    connection = signing_in.connection
+    await record_test(
+        ctx,
+        connection.id,
+        outcome="ok" if identity else refused.reason if refused else "",
+        detail=refused.detail if refused else "",
+        email=identity.email if identity else "",
+    )
+    return render(
+        request,
+        "console/sso_test_result.html",
+        ctx=ctx,
+        connection=connection,
+        identity=identity,
+        role=connection.role_for(identity.groups) if identity else None,
+        refused=refused,
+        status=200 if identity else 400,
+    )
+
+
+handlers = [oidc_start, oidc_callback]
