@@ -22,6 +22,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Empty
 from litestar.utils.scope.state import ScopeState
 
+from billing import seats
 from core.errors import Forbidden, NotFound, Unauthenticated, UserError
 from tenants.context import StaffContext, TenantContext
 from tenants.organizations import member_context
@@ -85,6 +86,9 @@ def tenant_member(permission: Permission | None = None) -> Guard:
             await _close_uploads(connection)
             raise
         connection.scope["state"]["ctx"] = ctx
+        if connection.method == "GET" and ctx.can(Permission.BILLING_READ):
+            # The console layout's seat banner (over capacity, suspended): for admins, on pages.
+            connection.scope["state"]["seat_banner"] = await seats.banner(ctx)
 
     return guard
 

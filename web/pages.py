@@ -150,6 +150,7 @@ def render(
         "user": state.get("user"),
         "ctx": ctx,
         "tenant": ctx.tenant if ctx else None,
+        "seat_banner": state.get("seat_banner") if ctx else None,
         "notices": [translate(locale, n["message"], **n["params"]) for n in notices],
         "dev_outbox": settings.dev_outbox,
         "path": request.url.path,

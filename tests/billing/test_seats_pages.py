@@ -125,3 +125,32 @@ def test_the_chart_draws_the_capacity_and_lists_only_days_with_new_seats() -> No
     assert single is not None
     assert len(single.used_line.split()) == 2  # a visible segment, not a dot
     assert usage_chart([], 3, "en") is None
+
+
+async def test_admins_see_the_seat_banner_on_every_console_page_and_members_do_not(
+    app: Litestar,  # noqa: F811
+    tenant_a: TenantFixture,
+    tenant_b: TenantFixture,
+) -> None:
+    await subscribe_to(tenant_a, policy="warn", seats=1)
+    campaign = await create_campaign(
+        tenant_a.owner_ctx, CampaignFields(name="Residents", profile_key="digcomp")
+    )
+    banner = "Your organization uses 2 seats of the 1 it has for this period"
+    async with browser_on(app) as browser:
+        await browser.login(tenant_a.owner)
+        assert banner not in _text((await browser.get(f"/o/{tenant_a.slug}/")).text)
+        for name in ("Ann", "Ben"):
+            await browser.login(await make_user(f"{name} Resident"))
+            started = await browser.post(
+                f"/c/{campaign.code}/start", {}, page=f"/c/{campaign.code}"
+            )
+            assert started.status_code == 303
+        await browser.login(tenant_a.owner)
+        for page in ("/", "/campaigns", "/members"):
+            response = await browser.get(f"/o/{tenant_a.slug}{page}")
+            assert banner in _text(response.text), page
+        await browser.login(tenant_a.member)
+        assert banner not in _text((await browser.get(f"/o/{tenant_a.slug}/")).text)
+        await browser.login(tenant_b.owner)
+        assert "seats of the" not in _text((await browser.get(f"/o/{tenant_b.slug}/")).text)
