@@ -86,7 +86,7 @@ def tenant_member(permission: Permission | None = None) -> Guard:
             await _close_uploads(connection)
             raise
         connection.scope["state"]["ctx"] = ctx
-        if connection.method == "GET" and ctx.can(Permission.BILLING_READ):
+        if connection.scope.get("method") == "GET" and ctx.can(Permission.BILLING_READ):
             # The console layout's seat banner (over capacity, suspended): for admins, on pages.
             connection.scope["state"]["seat_banner"] = await seats.banner(ctx)
 
