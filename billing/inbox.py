@@ -19,8 +19,10 @@ redelivery stores nothing and queues nothing), and the endpoint answers at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,17 +30,21 @@ from uuid import UUID
 
 import stripe
 
+from billing import dunning
 from billing.gateways.base import GatewayError
 from billing.gateways.stripe import StripeGateway, StripeSubscriptionState
+from billing.money import Money
 from billing.subscriptions import SubscriptionStatus, transition
-from core.database import execute, fetch, global_transaction, tenant_transaction
+from core.database import after_commit, execute, fetch, global_transaction, tenant_transaction
 from core.errors import Conflict, UserError
-from core.jobs import enqueue, every, get_queue, job
+from core.jobs import every, get_queue, job
 from core.settings import get_settings
 from tenants.context import TenantContext
 from tenants.organizations import system_context, tenant_by_id
 
 log = logging.getLogger(__name__)
+
+S = SubscriptionStatus
 
 #: How old a signed webhook may be (seconds), as Stripe's SDK counts by default: an older
 #: one is a replay and is refused.
@@ -140,13 +146,37 @@ async def dangerously_store_event(gateway: str, event: dict[str, Any]) -> Receiv
             json.dumps(event),
         )
         if rows:
-            enqueue(
-                "process_gateway_event",
-                gateway,
-                event["id"],
-                job_id=_job_id(gateway, event["id"]),
-            )
+            after_commit(_waker(gateway, event["id"]))
     return ReceivedEvent(gateway, event["id"], event["type"], created_at, new=bool(rows))
+
+
+#: Wake-ups under way: the queue's enqueue (a few Redis round trips) runs beside the
+#: acknowledgement rather than before it. The inbox row is the durable part: a wake-up lost
+#: with its process is made up for by `retry_gateway_events`.
+_waking: set[asyncio.Task[None]] = set()
+
+
+def _waker(gateway: str, event_id: str) -> Callable[[], Awaitable[None]]:
+    async def send() -> None:
+        try:
+            await get_queue().enqueue(
+                "process_gateway_event", gateway, event_id, job_id=_job_id(gateway, event_id)
+            )
+        except Exception:
+            log.exception("could not queue %s event %s; the sweep will", gateway, event_id)
+
+    async def spawn() -> None:
+        task = asyncio.create_task(send())
+        _waking.add(task)
+        task.add_done_callback(_waking.discard)
+
+    return spawn
+
+
+async def wakeups_sent() -> None:
+    """Wait until every processing job of the events received so far is queued."""
+    while _waking:
+        await asyncio.gather(*list(_waking))
 
 
 # -- processing -------------------------------------------------------------------------
@@ -345,19 +375,33 @@ async def _apply_subscription(
         state.trial_end,
         state.cancel_at_period_end,
     )
-    status = state.status
-    if status is None:
+    if state.status is None:
         return f"synced ({state.stripe_status}: status unchanged)"
+    current, target = SubscriptionStatus(row["status"]), SubscriptionStatus(state.status)
+    reason = f"stripe:{event['type']}:{event['id']}"
     try:
-        await transition(
-            ctx,
-            SubscriptionStatus(status),
-            reason=f"stripe:{event['type']}:{event['id']}",
-            at=read_at,
-        )
+        # Into and out of arrears through dunning, which tells the tenant's admins (once per
+        # episode, whichever event shows it first); any other change is a plain transition.
+        if target == S.PAST_DUE and current in (S.TRIALING, S.ACTIVE):
+            await dunning.payment_failed(ctx, at=read_at, amount=_amount(event), reason=reason)
+        elif target == S.ACTIVE and current in (S.PAST_DUE, S.SUSPENDED):
+            await dunning.payment_succeeded(ctx, at=read_at, reason=reason)
+        else:
+            await transition(ctx, target, reason=reason, at=read_at)
     except Conflict:
-        return f"synced; {row['status']} cannot become {status}"
-    return f"synced: {status}"
+        return f"synced; {current.value} cannot become {target.value}"
+    return f"synced: {target.value}"
+
+
+def _amount(event: dict[str, Any]) -> Money | None:
+    """What an invoice event says is due, when it is one."""
+    obj = event["data"]["object"]
+    if not event["type"].startswith("invoice.") or not isinstance(obj.get("amount_due"), int):
+        return None
+    try:
+        return Money(obj["amount_due"], str(obj.get("currency") or "").upper())
+    except UserError:
+        return None
 
 
 @job

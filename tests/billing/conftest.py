@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,11 +17,16 @@ import stripe
 from litestar import Litestar
 
 from api.app import create_app
+from billing.catalogue import Plan, plan_price
 from billing.gateways.stripe import StripeGateway
-from billing.inbox import use_stripe_gateway
+from billing.inbox import use_stripe_gateway, wakeups_sent
+from billing.profiles import BillingProfile, ProfileFields, save_profile
+from billing.subscriptions import Subscription, subscribe
 from core.settings import Settings
 from tests.api.running import asgi_transport, running
+from tests.billing.plans import per_seat_plan
 from tests.billing.stripe_server import StripeServer
+from tests.conftest import TenantFixture
 
 WEBHOOK_SECRET = "whsec_test_jalon_billing"
 WEBHOOK = "/billing/stripe/webhook"
@@ -89,4 +95,44 @@ async def deliver(client: httpx.AsyncClient, event: dict[str, Any]) -> httpx.Res
         headers={"stripe-signature": header, "content-type": "application/json"},
     )
     assert response.status_code == 200, response.text
+    await wakeups_sent()
     return response
+
+
+async def billing_details(tenant: TenantFixture) -> BillingProfile:
+    """The tenant's billing details: a French business with a VAT number."""
+    return await save_profile(
+        tenant.owner_ctx,
+        ProfileFields(
+            legal_name=tenant.owner_ctx.tenant.name,
+            country="FR",
+            billing_email="billing@example.org",
+            address_line1="1 rue de la Paix",
+            postal_code="75002",
+            city="Paris",
+            vat_number="FR40303265045",
+        ),
+    )
+
+
+async def subscribe_on_stripe(
+    tenant: TenantFixture, gateway: StripeGateway, *, plan: Plan | None = None, seats: int = 10
+) -> tuple[Subscription, str]:
+    """The tenant subscribed to `plan` (per seat, 5.00 EUR, no trial) on Stripe, charged
+    automatically; Jalon's subscription as subscribed, and Stripe's id of it."""
+    plan = plan or await per_seat_plan(500, trial_days=0)
+    sub = await subscribe(
+        tenant.owner_ctx,
+        plan.code,
+        at=datetime.now(UTC),
+        quantity=seats,
+        trial=False,
+        collection_method="automatic",
+        gateway="stripe",
+    )
+    await gateway.ensure_customer(tenant.owner_ctx, await billing_details(tenant))
+    price = await plan_price(plan.id, "EUR")
+    assert price is not None
+    started = await gateway.start_subscription(tenant.owner_ctx, sub, price)
+    assert started.gateway_subscription_id is not None
+    return sub, started.gateway_subscription_id
