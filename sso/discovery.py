@@ -11,9 +11,15 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from uuid import UUID
 
-from core.database import dangerously_switch_tenant, fetch, global_transaction
+from core.database import (
+    dangerously_switch_tenant,
+    fetch,
+    global_transaction,
+    tenant_transaction,
+)
 from core.errors import Invalid
 from sso.domains import email_domain
+from tenants.context import Actor, TenantContext, TenantSummary
 
 
 @dataclass(frozen=True)
@@ -72,3 +78,22 @@ async def connections_for_email(email: str) -> list[ConnectionChoice]:
         org = orgs[0]
         await dangerously_switch_tenant(org["id"])
         return await enabled_connections(org["id"], org["slug"], org["name"])
+
+
+async def sso_available(ctx: TenantContext) -> bool:
+    """Whether the organization has an enabled connection (what an SSO-required campaign
+    needs to be offered)."""
+    async with tenant_transaction(ctx):
+        rows = await fetch(
+            "SELECT 1 FROM sso_connection WHERE tenant_id = $1 AND enabled LIMIT 1",
+            ctx.tenant_id,
+        )
+    return bool(rows)
+
+
+async def sign_in_connections(tenant: TenantSummary) -> list[ConnectionChoice]:
+    """The enabled connections an organization offers for signing in, oldest first: public,
+    like the start routes they lead to (an SSO-required campaign's landing page lists them)."""
+    ctx = TenantContext(tenant=tenant, actor=Actor.system("sso sign-in"))
+    async with tenant_transaction(ctx):
+        return await enabled_connections(tenant.id, tenant.slug, tenant.name)

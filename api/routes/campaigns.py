@@ -31,6 +31,7 @@ from campaigns.profile_catalogue import catalogue
 from campaigns.target_profiles import list_target_profiles
 from core.errors import Invalid, UserError
 from core.i18n import LOCALES
+from sso.discovery import sso_available
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 from web.guards import Ctx
@@ -57,9 +58,13 @@ async def _profile_options(ctx: TenantContext, locale: str) -> list[tuple[str, s
     return options
 
 
-def _fields(form: Any, current: Campaign | None = None) -> CampaignFields:
+def _fields(
+    form: Any, current: Campaign | None = None, *, sso_offered: bool = False
+) -> CampaignFields:
     """The campaign's fields from the form (`current`: the campaign being edited); the dates
-    go as typed, for the service to read in the organization's time zone."""
+    go as typed, for the service to read in the organization's time zone. The SSO box counts
+    only while the organization has an enabled connection (`sso_offered`): otherwise the
+    campaign keeps what it had."""
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     kind, _, ref = values.get("target_profile", "").partition(":")
     if kind not in ("catalogue", "custom") or not ref:
@@ -84,8 +89,11 @@ def _fields(form: Any, current: Campaign | None = None) -> CampaignFields:
         retake_allowed=values.get("retake_allowed") == "yes",
         retake_delay_days=int(delay),
         consumes_seat=values.get("consumes_seat") == "yes",
-        # sign-in through the organization's SSO: offered once the SSO connection exists
-        sso_required=current.sso_required if current else False,
+        sso_required=(
+            values.get("sso_required") == "yes"
+            if sso_offered
+            else (current.sso_required if current else False)
+        ),
     )
 
 
@@ -101,6 +109,7 @@ async def _list_page(
         "types": CAMPAIGN_TYPES,
         "formats": EXTERNAL_ID_FORMATS,
         "all_locales": LOCALES,
+        "sso_offered": await sso_available(ctx),
     }
     if error is None:
         return render(request, "console/campaigns.html", ctx=ctx, values=NEW_CAMPAIGN, **context)
@@ -116,7 +125,8 @@ async def campaigns_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
 async def campaign_create(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
     form = await request.form()
     try:
-        campaign = await service.create_campaign(ctx, _fields(form))
+        fields = _fields(form, sso_offered=await sso_available(ctx))
+        campaign = await service.create_campaign(ctx, fields)
     except UserError as error:
         values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
         values["locales"] = [v for v in form.getall("locales")] if "locales" in form else []
@@ -258,6 +268,7 @@ def _edit_values(campaign: Campaign, ctx: TenantContext) -> dict[str, Any]:
         "retake_allowed": fields.retake_allowed,
         "retake_delay_days": str(fields.retake_delay_days),
         "consumes_seat": fields.consumes_seat,
+        "sso_required": fields.sso_required,
     }
 
 
@@ -274,6 +285,7 @@ async def _edit_page(
         "profiles": await _profile_options(ctx, locale_of(request)),
         "all_locales": LOCALES,
         "locked": stats.started > 0,
+        "sso_offered": await sso_available(ctx),
     }
     if error is None:
         return render(request, "console/campaign_edit.html", ctx=ctx, values=values, **context)
@@ -295,7 +307,8 @@ async def campaign_edit(
     form = await request.form()
     current = await service.get_campaign(ctx, campaign_id)
     try:
-        campaign = await service.update_campaign(ctx, campaign_id, _fields(form, current))
+        fields = _fields(form, current, sso_offered=await sso_available(ctx))
+        campaign = await service.update_campaign(ctx, campaign_id, fields)
     except UserError as error:
         if error.status_code == 404:
             raise

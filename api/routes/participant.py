@@ -23,6 +23,7 @@ from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
 from api.routes.auth import sign_in
+from api.routes.sso_signin import CAMPAIGN_SIGN_IN, sso_session
 from campaigns.codes import LENGTH, is_well_formed, normalize_code
 from campaigns.participation.answering import ChallengeView, answer, current_challenge
 from campaigns.participation.landing import CampaignLanding, participant_context, resolve_code
@@ -31,6 +32,7 @@ from campaigns.participation.start import start_or_resume
 from campaigns.problem_reports import report_problem
 from core.errors import Conflict, Invalid, UserError
 from core.settings import get_settings
+from sso.discovery import sign_in_connections
 from tenants.accounts import check_new_account, create_user
 from tenants.context import TenantContext
 from tenants.organizations import tenant_by_slug
@@ -44,6 +46,7 @@ from web.pages import (
     locale_of,
     redirect,
     render,
+    session_of,
 )
 
 #: Asked when a code cannot be right, before any lookup (the check character caught it).
@@ -87,13 +90,21 @@ async def code_page(
     return redirect(f"/c/{normalized}")
 
 
-def _landing_page(
+async def _landing_page(
     request: Request[Any, Any, Any],
     landing: CampaignLanding,
     error: UserError | None = None,
     values: dict[str, Any] | None = None,
 ) -> Template:
     context: dict[str, Any] = {"landing": landing, "tenant": landing.tenant}
+    if landing.sso_required:
+        # An SSO-required campaign starts only after a sign-in through the organization's
+        # identity provider, in this session; until then its connections are offered.
+        marker = sso_session(request, landing.tenant.id)
+        context["sso"] = marker
+        context["sso_choices"] = (
+            [] if marker is not None else await sign_in_connections(landing.tenant)
+        )
     if error is not None:
         return form_error(request, "participant/landing.html", error, values or {}, **context)
     return render(request, "participant/landing.html", **context)
@@ -110,7 +121,27 @@ async def landing_page(request: Request[Any, Any, Any], code: FromPath[str]) -> 
     normalized, landing = await _landing(code)
     if normalized != code:
         return redirect(f"/c/{normalized}")
-    return _landing_page(request, landing)
+    return await _landing_page(request, landing)
+
+
+@get("/c/{code:str}/sso")
+async def sso_sign_in(
+    request: Request[Any, Any, Any], code: FromPath[str], connection: FromQuery[str | None] = None
+) -> Template | Redirect:
+    """Send a participant of an SSO-required campaign to their organization's identity
+    provider (`connection`, or the only one), coming back to the campaign's page."""
+    normalized, landing = await _landing(code)
+    choices = await sign_in_connections(landing.tenant)
+    chosen = [c for c in choices if str(c.connection_id) == connection] if connection else []
+    if not chosen and len(choices) == 1:
+        chosen = choices
+    if not landing.sso_required or not chosen:
+        return redirect(f"/c/{normalized}")
+    session_of(request)[CAMPAIGN_SIGN_IN] = {
+        "tenant_id": str(landing.tenant.id),
+        "code": normalized,
+    }
+    return redirect(chosen[0].start_url(f"/c/{normalized}"))
 
 
 @get("/c/{code:str}/account")
@@ -160,15 +191,21 @@ async def start(request: Request[Any, Any, Any], code: FromPath[str]) -> Templat
         return Redirect(path="/login", query_params={"next": f"/c/{normalized}"}, status_code=303)
     form = await form_of(request)
     ctx = participant_context(landing.tenant, actor_for(request, user))
+    marker = sso_session(request, landing.tenant.id)
+    external_id = form.get("external_id") if landing.external_id_label else None
+    if landing.external_id_label and marker is not None and marker.get("external_id"):
+        # The identity provider's value (the connection's external-id claim) wins.
+        external_id = marker["external_id"]
     try:
         participation = await start_or_resume(
             ctx,
             landing.campaign_id,
-            external_id=form.get("external_id") if landing.external_id_label else None,
+            external_id=external_id,
             locale=locale_of(request),
+            via_sso=marker is not None,
         )
     except UserError as error:
-        return _landing_page(request, landing, error, form)
+        return await _landing_page(request, landing, error, form)
     base = f"/p/{landing.tenant.slug}/{participation.id}"
     return redirect(base if participation.status == "started" else f"{base}/results")
 
@@ -353,6 +390,7 @@ async def my_results(request: Request[Any, Any, Any]) -> Template:
 handlers: list[ControllerRouterHandler] = [
     code_page,
     landing_page,
+    sso_sign_in,
     account_page,
     account_create,
     start,

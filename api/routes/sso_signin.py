@@ -44,6 +44,18 @@ _PROTOCOL_MESSAGE = (
 )
 
 
+def sso_session(request: Request[Any, Any, Any], tenant_id: UUID) -> dict[str, str] | None:
+    """What the session remembers of a sign-in through `tenant_id`'s identity provider
+    (`tenant_id`, `connection_id`, `external_id`), or None when the person did not sign in
+    through it."""
+    if not session_of(request).get("user_id"):
+        return None
+    marker = session_of(request).get("sso")
+    if not isinstance(marker, dict) or marker.get("tenant_id") != str(tenant_id):
+        return None
+    return {str(k): str(v) for k, v in marker.items()}
+
+
 def _agent(request: Request[Any, Any, Any]) -> str:
     return request.headers.get("user-agent", "")[:500]
 
