@@ -169,13 +169,16 @@ def taxation_for(buyer: Party, seller: Party) -> Taxation:
     (the seller's standard rate; the reverse charge for a business of another EU member
     state with a valid VAT number; none outside the EU), with the mention the invoice
     prints: for a reverse charge, "Autoliquidation / Reverse charge" and both VAT numbers."""
-    fields = ProfileFields(
-        legal_name=buyer.name,
-        country=buyer.country.upper(),
-        billing_email=buyer.email,
-        vat_number=buyer.vat_number,
-        buyer_kind=buyer.kind or "business",
-    )
+    # no billing details yet: no country to tell, the seller's standard rate
+    fields = None
+    if buyer.country:
+        fields = ProfileFields(
+            legal_name=buyer.name,
+            country=buyer.country.upper(),
+            billing_email=buyer.email,
+            vat_number=buyer.vat_number,
+            buyer_kind=buyer.kind or "business",
+        )
     treatment = tax_treatment(fields, seller.country or "FR")
     note = treatment.mention
     if treatment.kind == TaxKind.REVERSE_CHARGE:

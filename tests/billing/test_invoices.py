@@ -67,6 +67,7 @@ def test_reverse_charge_for_an_eu_business_names_both_vat_numbers() -> None:
     assert "FR40303265045" in tax.note
     assert "DE136695976" in tax.note
     assert taxation_for(Party(name="x", country="FR"), seller).rate == 2000
+    assert taxation_for(Party(name="no billing details yet"), seller).rate == 2000
     # an individual elsewhere in the EU pays the seller's VAT; a buyer outside the EU none
     assert taxation_for(Party(name="x", country="DE", kind="individual"), seller).rate == 2000
     outside = taxation_for(Party(name="x", country="NO"), seller)
