@@ -26,6 +26,7 @@ import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
+from billing.invoices import LineInput, draft_invoice, issue_invoice
 from campaigns.campaign_fields import CampaignFields
 from campaigns.exports import start_export
 from campaigns.participation.answering import answer, current_challenge
@@ -176,6 +177,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/o/{slug}/sso/policy"): Case("console", form={"sso_required": ""}),
     ("GET", "/o/{slug}/billing"): Case("console"),
     ("GET", "/o/{slug}/billing/usage"): Case("console"),
+    ("GET", "/o/{slug}/billing/invoices"): Case("console"),
+    ("GET", "/o/{slug}/billing/invoices/{invoice_id}"): Case("console", id="invoice_pdf"),
     ("POST", "/o/{slug}/billing/preview"): Case("console", form={"quantity": "7"}),
     ("POST", "/o/{slug}/billing/change"): Case("console", form={"quantity": "7"}),
     ("POST", "/o/{slug}/billing/cancel"): Case("console"),
@@ -415,8 +418,16 @@ async def victim(db: str) -> Victim:
         "sso_oidc": str(oidc_connection),
         "sso_oidc_enabled": str(oidc_enabled),
         "sso_domain": str((await add_domain(ctx, f"victim-{uuid4().hex[:8]}.example")).id),
+        "invoice_pdf": f"{await _issued_invoice(ctx)}.pdf",
     }
     return Victim(tenant, ids, token_match.group(1), issued.token, campaign.code)
+
+
+async def _issued_invoice(ctx: Any) -> Any:
+    """An invoice issued to B (its PDF is the file an attacker asks for)."""
+    lines = [LineInput("adjustment", "Victim's invoice", 1, 10_000)]
+    draft = await draft_invoice(ctx, lines, currency="EUR")
+    return (await issue_invoice(ctx, draft.id)).id
 
 
 async def _finished_export(ctx: Any, campaign_id: Any) -> Any:
