@@ -4,11 +4,33 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
-from billing.tables import BillingProfile, PendingCharge, Plan, PlanPrice, Subscription
+from billing.tables import (
+    BillingProfile,
+    DunningNotice,
+    Invoice,
+    InvoiceLine,
+    InvoiceNumber,
+    Payment,
+    PendingCharge,
+    Plan,
+    PlanPrice,
+    Subscription,
+)
 
 APP_CONFIG = AppConfig(
     app_name="billing",
     migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
-    table_classes=[Plan, PlanPrice, Subscription, BillingProfile, PendingCharge],
+    table_classes=[
+        Plan,
+        PlanPrice,
+        Subscription,
+        BillingProfile,
+        PendingCharge,
+        InvoiceNumber,
+        Invoice,
+        InvoiceLine,
+        Payment,
+        DunningNotice,
+    ],
     migration_dependencies=["tenants.piccolo_app"],
 )

@@ -2,7 +2,17 @@
 migrations (ADR 0002: composite keys, row-level security); these classes name them for
 Piccolo's app registry."""
 
-from piccolo.columns import JSONB, UUID, BigInt, Boolean, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    BigInt,
+    Boolean,
+    Date,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.table import Table
 
 from core.database import DB
@@ -90,3 +100,84 @@ class PendingCharge(Table, tablename="pending_charge", db=DB):
     created_at = Timestamptz()
     invoice_id = UUID(null=True, default=None)
     invoiced_at = Timestamptz(null=True, default=None)
+
+
+class InvoiceNumber(Table, tablename="invoice_number", db=DB):
+    # The key in SQL is (issuer, year); Piccolo wants one column.
+    issuer = Text(primary_key=True)
+    year = Integer()
+    last = Integer()
+
+
+class Invoice(Table, tablename="invoice", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    subscription_id = UUID(null=True, default=None)
+    kind = Text(default="invoice")
+    credits_invoice_id = UUID(null=True, default=None)
+    status = Text(default="draft")
+    billing_key = Text(null=True, default=None)
+    issuer = Text()
+    year = Integer(null=True, default=None)
+    number = Text(null=True, default=None)
+    currency = Varchar(length=3)
+    subtotal = BigInt(default=0)
+    tax_total = BigInt(default=0)
+    total = BigInt(default=0)
+    amount_paid = BigInt(default=0)
+    collection_method = Text(default="send_invoice")
+    period_start = Timestamptz(null=True, default=None)
+    period_end = Timestamptz(null=True, default=None)
+    issued_at = Timestamptz(null=True, default=None)
+    due_on = Date(null=True, default=None)
+    paid_at = Timestamptz(null=True, default=None)
+    voided_at = Timestamptz(null=True, default=None)
+    po_number = Text(default="")
+    buyer = JSONB(default={})
+    seller = JSONB(default={})
+    tax_treatment = Text(default="standard")
+    tax_note = Text(default="")
+    gateway = Text(default="manual")
+    gateway_invoice_id = Text(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class InvoiceLine(Table, tablename="invoice_line", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    invoice_id = UUID()
+    position = Integer()
+    kind = Text()
+    description = Text()
+    quantity = Integer()
+    unit_amount = BigInt()
+    amount = BigInt()
+    tax_rate = Integer()
+    tax_amount = BigInt()
+    period_start = Timestamptz(null=True, default=None)
+    period_end = Timestamptz(null=True, default=None)
+    locked = Boolean(default=False)
+
+
+class Payment(Table, tablename="payment", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    invoice_id = UUID()
+    amount = BigInt()
+    currency = Varchar(length=3)
+    method = Text()
+    reference = Text(default="")
+    received_on = Date()
+    recorded_by = UUID(null=True, default=None)
+    recorded_by_label = Text(default="")
+    created_at = Timestamptz()
+
+
+class DunningNotice(Table, tablename="dunning_notice", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    subject = Text()
+    step = Text()
+    invoice_id = UUID(null=True, default=None)
+    sent_at = Timestamptz()
