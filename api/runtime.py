@@ -23,6 +23,7 @@ JOB_MODULES = (
     "tenants.webhooks.delivery",
     "billing.inbox",
     "billing.jobs",
+    "billing.renewals",
 )
 #: Every module that registers webhook events (`tenants.webhooks.events`): the endpoint form,
 #: the API and the worker list or check them by name, so every process needs them imported.
