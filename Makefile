@@ -72,6 +72,7 @@ format: install ## Apply ruff's formatting and safe fixes
 bench: install ## Print the engine and hot-path benchmarks (BENCH_ARGS=--quick for a short run)
 	$(BIN)/python -m bench.engine_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.campaign_bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.billing_bench $(BENCH_ARGS)
 
 bench-citus: install ## The campaign benchmark through a local Citus coordinator and two workers (needs Citus installed)
 	@bash scripts/citus-cluster.sh start

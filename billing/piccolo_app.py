@@ -7,6 +7,8 @@ from piccolo.conf.apps import AppConfig
 from billing.tables import (
     BillingProfile,
     DunningNotice,
+    GatewayCustomer,
+    GatewayEvent,
     Invoice,
     InvoiceLine,
     InvoiceNumber,
@@ -31,6 +33,8 @@ APP_CONFIG = AppConfig(
         InvoiceLine,
         Payment,
         DunningNotice,
+        GatewayEvent,
+        GatewayCustomer,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

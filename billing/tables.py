@@ -181,3 +181,24 @@ class DunningNotice(Table, tablename="dunning_notice", db=DB):
     step = Text()
     invoice_id = UUID(null=True, default=None)
     sent_at = Timestamptz()
+
+
+class GatewayEvent(Table, tablename="gateway_event", db=DB):
+    # The key in SQL is (gateway, event_id); Piccolo wants one column.
+    event_id = Varchar(length=255, primary_key=True)
+    gateway = Text()
+    type = Text()
+    created_at = Timestamptz()
+    payload = JSONB()
+    received_at = Timestamptz()
+    processed_at = Timestamptz(null=True, default=None)
+    outcome = Text(default="")
+    organization_id = UUID(null=True, default=None)
+
+
+class GatewayCustomer(Table, tablename="gateway_customer", db=DB):
+    # The key in SQL is (gateway, customer_id).
+    customer_id = Varchar(length=255, primary_key=True)
+    gateway = Text()
+    organization_id = UUID()
+    created_at = Timestamptz()
