@@ -167,6 +167,21 @@ def subscription_state(subscription: Any) -> StripeSubscriptionState:
 
 
 @dataclass(frozen=True)
+class _Profile:
+    """Billing details read back from the database (`GatewayProfile`)."""
+
+    legal_name: str
+    country: str
+    address_line1: str = ""
+    address_line2: str = ""
+    postal_code: str = ""
+    city: str = ""
+    billing_email: str = ""
+    vat_number: str = ""
+    buyer_kind: str = "business"
+
+
+@dataclass(frozen=True)
 class _PlanFacts:
     code: str
     kind: str
@@ -215,12 +230,17 @@ class StripeGateway:
             "name": profile.legal_name or None,
             "email": profile.billing_email or None,
             "address": {
-                "line1": profile.address_line1,
-                "line2": profile.address_line2,
-                "postal_code": profile.postal_code,
-                "city": profile.city,
-                "country": profile.country,
-            },
+                key: value
+                for key, value in (
+                    ("line1", profile.address_line1),
+                    ("line2", profile.address_line2),
+                    ("postal_code", profile.postal_code),
+                    ("city", profile.city),
+                    ("country", profile.country),
+                )
+                if value
+            }
+            or None,
             "metadata": {"jalon_tenant_id": str(ctx.tenant_id)},
         }
         fields = {key: value for key, value in fields.items() if value is not None}
@@ -270,10 +290,22 @@ class StripeGateway:
         )
 
     async def _customer_of(self, ctx: TenantScope, sub: GatewaySubscriptionView) -> str:
+        """The tenant's customer; made now from its stored billing details (or, before it
+        gave any, its organization's name and country) when it has none yet, so that every
+        Stripe object of a tenant belongs to a customer `gateway_customer` knows."""
         customer = sub.gateway_customer_id or await self.customer_id(ctx)
         if customer is None:
-            raise GatewayError("no Stripe customer yet: ensure_customer() first")
+            customer = await self.ensure_customer(ctx, await self._stored_profile(ctx))
         return customer
+
+    async def _stored_profile(self, ctx: TenantScope) -> GatewayProfile:
+        async with tenant_transaction(ctx):
+            rows = await fetch("SELECT * FROM billing_profile WHERE tenant_id = $1", ctx.tenant_id)
+            if rows:
+                row = rows[0]
+                return _Profile(**{key: row[key] for key in _Profile.__dataclass_fields__})
+            org = await fetch("SELECT name, country FROM organization WHERE id = $1", ctx.tenant_id)
+        return _Profile(legal_name=org[0]["name"], country=org[0]["country"] or "")
 
     # -- prices ---------------------------------------------------------------------------
 

@@ -280,3 +280,34 @@ async def test_an_invoiced_subscription_gets_its_net_terms_on_stripe(
     ]
     assert invoice["status"] == "open"
     stripe_server.take_events()
+
+
+async def test_checkout_before_any_billing_details_makes_a_customer_jalon_can_map_back(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    in_process: InProcessQueue,
+    tenant_a: TenantFixture,
+) -> None:
+    plan = await per_seat_plan(500, trial_days=14)
+    ctx = tenant_a.owner_ctx
+    sub = await subscribe(
+        ctx, plan.code, at=datetime.now(UTC), quantity=4, collection_method="automatic"
+    )
+    price = await plan_price(plan.id, "EUR")
+    assert price is not None
+    url = await stripe_gateway.checkout_url(
+        ctx, sub, price, "https://x.test/ok", "https://x.test/no"
+    )
+    assert url is not None
+    customer = stripe_server.state.objects[
+        _last(stripe_server, "POST", "/v1/checkout/sessions")["customer"]
+    ]
+    assert customer["name"] == ctx.tenant.name
+    assert customer["address"]["country"] == "FR"
+    assert await stripe_gateway.customer_id(ctx) == customer["id"]
+    stripe_server.complete_checkout(url.rsplit("/", 1)[1])
+    await _deliver_all(webhook_client, stripe_server, in_process)
+    now = await _now(tenant_a)
+    assert now.gateway == "stripe"
+    assert now.status == "active"
