@@ -16,6 +16,9 @@ from billing.tables import (
     PendingCharge,
     Plan,
     PlanPrice,
+    SeatBalance,
+    SeatPack,
+    SeatUsage,
     Subscription,
 )
 
@@ -35,6 +38,9 @@ APP_CONFIG = AppConfig(
         DunningNotice,
         GatewayEvent,
         GatewayCustomer,
+        SeatPack,
+        SeatUsage,
+        SeatBalance,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

@@ -183,6 +183,46 @@ class DunningNotice(Table, tablename="dunning_notice", db=DB):
     sent_at = Timestamptz()
 
 
+class SeatPack(Table, tablename="seat_pack", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    seats = Integer()
+    starts_on = Date()
+    ends_on = Date()
+    category = Text(default="standard")
+    reference = Text(default="")
+    added_by = Text()
+    added_by_user_id = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    removed_at = Timestamptz(null=True, default=None)
+
+
+class SeatUsage(Table, tablename="seat_usage", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    period_start = Timestamptz()
+    learner_id = UUID()
+    campaign_id = UUID()
+    consumed_at = Timestamptz()
+    overage = Boolean(default=False)
+
+
+class SeatBalance(Table, tablename="seat_balance", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    period_start = Timestamptz()
+    used = Integer(default=0)
+    overage = Integer(default=0)
+    capacity = Integer(default=0)
+    overage_policy = Text()
+    alert_80_used = Integer(null=True, default=None)
+    alert_100_used = Integer(null=True, default=None)
+    refused = Integer(default=0)
+    refusal_mailed_on = Date(null=True, default=None)
+    refusal_mail_refused = Integer(null=True, default=None)
+    updated_at = Timestamptz()
+
+
 class GatewayEvent(Table, tablename="gateway_event", db=DB):
     # The key in SQL is (gateway, event_id); Piccolo wants one column.
     event_id = Varchar(length=255, primary_key=True)
