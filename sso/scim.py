@@ -744,9 +744,9 @@ async def delete_user(ctx: TenantContext, user_id: UUID | str) -> None:
 async def _sync_roles(ctx: TenantContext, directory_user_ids: list[UUID] | None) -> None:
     """Give the directory users (every one when None) the role their groups map to: admin
     when one of their groups is mapped to admin, member otherwise. Owners are left alone, and
-    nothing changes while no group is mapped to admin (roles are then the console's)."""
+    nothing changes while no group is mapped at all (roles are then the console's)."""
     mapped = await fetch(
-        "SELECT 1 FROM directory_group_mapping WHERE tenant_id = $1 AND role = 'admin' LIMIT 1",
+        "SELECT 1 FROM directory_group_mapping WHERE tenant_id = $1 LIMIT 1",
         ctx.tenant_id,
     )
     if not mapped:

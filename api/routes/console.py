@@ -25,6 +25,7 @@ from api.routes import (
     billing_usage,
     campaigns,
     learners,
+    scim_console,
     sso_console,
     sso_domains_console,
     target_profiles,
@@ -374,6 +375,7 @@ console_router = Router(
         *billing_usage.handlers,
         *sso_console.handlers,
         *sso_domains_console.handlers,
+        *scim_console.handlers,
     ],
 )
 
