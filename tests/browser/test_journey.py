@@ -22,6 +22,8 @@ async def _sign_in(page: Page, email: str) -> None:
     """Sign in whatever the page's language (the fields by id)."""
     await page.goto("/login")
     await page.locator("#f-email").fill(email)
+    # The email first (home-realm discovery), then the password.
+    await page.locator("form[action='/login'] button[type=submit]").click()
     await page.locator("#f-password").fill(PASSWORD)
     await page.locator("form[action='/login'] button[type=submit]").click()
     await page.wait_for_load_state("networkidle")
@@ -72,6 +74,7 @@ async def _walk(page: Page, tenant: TenantFixture, lang: str) -> None:
     await page.goto(f"/c/{campaign.code}")
     await page.get_by_role("link", name=sign_in).click()
     await page.locator("#f-email").fill(person.email)
+    await page.locator("form[action='/login'] button[type=submit]").click()
     await page.locator("#f-password").fill(PASSWORD)
     await page.locator("form[action='/login'] button[type=submit]").click()
     await page.wait_for_url(f"**/c/{campaign.code}")

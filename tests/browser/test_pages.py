@@ -55,6 +55,8 @@ async def _audit(page: Page, name: str) -> None:
 async def _sign_in(page: Page, email: str) -> None:
     await page.goto("/login")
     await page.get_by_label("Email").fill(email)
+    # The email first (home-realm discovery), then the password.
+    await page.get_by_role("button", name="Continue").click()
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_load_state("networkidle")
@@ -77,6 +79,7 @@ async def test_public_pages_are_accessible(page: Page) -> None:
 async def test_a_wrong_password_shows_a_message_and_keeps_the_email(page: Page) -> None:
     await page.goto("/login")
     await page.get_by_label("Email").fill("someone@example.org")
+    await page.get_by_role("button", name="Continue").click()
     await page.get_by_label("Password").fill("wrong password")
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_load_state("networkidle")
@@ -129,6 +132,7 @@ async def test_pages_follow_the_browser_language_then_the_persons_choice(
     assert await page.evaluate("document.documentElement.lang") == "fr"
     await _audit(page, "fr-login")
     await page.get_by_label("Adresse e-mail").fill(tenant_a.owner.email)
+    await page.locator("form[action='/login'] button[type=submit]").click()
     await page.get_by_label("Mot de passe").fill(PASSWORD)
     await page.get_by_role("button", name="Se connecter").click()
     await page.wait_for_load_state("networkidle")
