@@ -47,3 +47,26 @@ class SsoPolicy(Table, tablename="sso_policy", db=DB):
     sso_required_for_members = Boolean(default=False)
     break_glass_user_id = UUID(null=True, default=None)
     updated_at = Timestamptz()
+
+
+class SamlAssertionSeen(Table, tablename="saml_assertion_seen", db=DB):
+    """The replay cache: assertion ids accepted per connection, until they expire."""
+
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    connection_id = UUID()
+    assertion_id = Text()
+    seen_at = Timestamptz()
+    expires_at = Timestamptz()
+
+
+class SamlResponseReceived(Table, tablename="saml_response_received", db=DB):
+    """A response POSTed to an ACS, held for the browser's redirected GET."""
+
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    connection_id = UUID()
+    saml_response = Text()
+    relay_state = Text()
+    received_at = Timestamptz()
+    expires_at = Timestamptz()
