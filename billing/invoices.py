@@ -19,13 +19,16 @@ from fractions import Fraction
 from typing import Any
 from uuid import UUID, uuid4
 
+from billing import notices
 from billing.money import Money, currency_code
 from billing.profiles import ProfileFields, TaxKind, tax_treatment
 from billing.seats import overage_for_period
 from billing.subscriptions import add_months
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
+from core.i18n import N_, translate
 from core.ids import uuid_or_404
+from core.mail import queue_mail
 from core.settings import Settings, get_settings
 from tenants import audit
 from tenants.context import TenantContext
@@ -808,7 +811,10 @@ async def bill_period(
                 draft.id,
                 moment,
             )
-        return await issue_draft(ctx, draft.id, at=moment, net_terms_days=sub.net_terms_days)
+        issued = await issue_draft(ctx, draft.id, at=moment, net_terms_days=sub.net_terms_days)
+        if draft.status == "draft" and issued.gateway == "manual":
+            await mail_issued(ctx, issued)
+        return issued
 
 
 # --- credit notes ------------------------------------------------------------------------
@@ -983,3 +989,42 @@ async def apply_payment(
         payment_id, invoice.id, amount, invoice.currency, method, reference, received_on
     )
     return PaymentApplied(payment, await load_invoice(ctx.tenant_id, invoice.id))
+
+
+# --- mail ----------------------------------------------------------------------------------
+
+INVOICE_ISSUED = (
+    N_("Invoice {number} from {seller}"),
+    N_(
+        "Hello,\n\nInvoice {number} for {organization} is available: {amount}, due on "
+        "{due_on}.\n{payment}\nDownload it: {link}\n"
+    ),
+)
+PAY_BY_TRANSFER = N_("Please pay by bank transfer to {iban}, quoting {number}.")
+
+
+async def mail_issued(ctx: TenantContext, invoice: Invoice) -> int:
+    """Tell the tenant an invoice was issued, with its link and how to pay it."""
+    link = f"{notices.invoices_link(ctx)}/{invoice.id}.pdf"
+    people = await notices.recipients(ctx)
+    for email, locale in people:
+        payment = ""
+        if invoice.collection_method == "send_invoice" and invoice.seller.iban:
+            payment = translate(
+                locale, PAY_BY_TRANSFER, iban=invoice.seller.iban, number=invoice.number
+            )
+        values = {
+            "number": invoice.number,
+            "seller": invoice.seller.name,
+            "organization": ctx.tenant.name,
+            "amount": invoice.money(invoice.total).format(locale),
+            "due_on": invoice.due_on.isoformat() if invoice.due_on else "",
+            "payment": payment,
+            "link": link,
+        }
+        await queue_mail(
+            email,
+            translate(locale, INVOICE_ISSUED[0], **values),
+            translate(locale, INVOICE_ISSUED[1], **values),
+        )
+    return len(people)

@@ -1,4 +1,6 @@
-"""Billing mail: an issued invoice, a failed or overdue payment, a suspension, a reactivation.
+"""Billing mail: who hears about a tenant's billing, and the dunning notices (a failed or
+overdue payment, a suspension, a reactivation); an issued invoice's mail is
+`billing.invoices.mail_issued`.
 
 Each goes to the billing email of the tenant's billing details and to its owners and admins,
 in the reader's language, written in the caller's transaction (`core.mail.queue_mail`): the
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing.invoices import Invoice
 from billing.money import Money
 from core.database import fetch
 from core.i18n import N_, translate
@@ -23,14 +24,6 @@ WHERE m.tenant_id = $1 AND m.role IN ('owner', 'admin') AND u.is_active
 ORDER BY u.email
 """
 
-INVOICE_ISSUED = (
-    N_("Invoice {number} from {seller}"),
-    N_(
-        "Hello,\n\nInvoice {number} for {organization} is available: {amount}, due on "
-        "{due_on}.\n{payment}\nDownload it: {link}\n"
-    ),
-)
-PAY_BY_TRANSFER = N_("Please pay by bank transfer to {iban}, quoting {number}.")
 PAYMENT_FAILED = (
     N_("Payment failed for {organization}"),
     N_(
@@ -97,32 +90,5 @@ async def send(ctx: TenantContext, mail: tuple[str, str], **params: Any) -> int:
                 values[key] = value.format(locale)
         await queue_mail(
             email, translate(locale, mail[0], **values), translate(locale, mail[1], **values)
-        )
-    return len(people)
-
-
-async def invoice_issued(ctx: TenantContext, invoice: Invoice) -> int:
-    """Tell the tenant an invoice was issued, with its link and how to pay it."""
-    link = f"{invoices_link(ctx)}/{invoice.id}.pdf"
-    people = await recipients(ctx)
-    for email, locale in people:
-        payment = ""
-        if invoice.collection_method == "send_invoice" and invoice.seller.iban:
-            payment = translate(
-                locale, PAY_BY_TRANSFER, iban=invoice.seller.iban, number=invoice.number
-            )
-        values = {
-            "number": invoice.number,
-            "seller": invoice.seller.name,
-            "organization": ctx.tenant.name,
-            "amount": invoice.money(invoice.total).format(locale),
-            "due_on": invoice.due_on.isoformat() if invoice.due_on else "",
-            "payment": payment,
-            "link": link,
-        }
-        await queue_mail(
-            email,
-            translate(locale, INVOICE_ISSUED[0], **values),
-            translate(locale, INVOICE_ISSUED[1], **values),
         )
     return len(people)

@@ -17,8 +17,7 @@ from billing.gateways.base import (
     GatewaySubscription,
     GatewaySubscriptionView,
 )
-from billing.invoices import issue_draft
-from billing.notices import invoice_issued
+from billing.invoices import issue_draft, mail_issued
 from core.database import TenantScope, fetch, tenant_transaction
 from core.settings import Settings
 from tenants.context import TenantContext
@@ -108,4 +107,4 @@ class ManualGateway:
                 net_terms_days=terms[0]["net_terms_days"] if terms else 30,
             )
             if status and status[0]["status"] == "draft":
-                await invoice_issued(tenant_ctx, issued)
+                await mail_issued(tenant_ctx, issued)

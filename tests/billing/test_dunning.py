@@ -96,6 +96,7 @@ async def test_a_bank_transfer_invoice_issued_overdue_then_marked_paid(
     reminder = await dunning.run_dunning(ctx, at=due + timedelta(days=16))
     assert reminder.notices == ("reminder_15",)
     assert await mail_to(email) == [
+        f"Invoice {invoice.number} from {invoice.seller.name}",  # issued, with its link
         f"Invoice {invoice.number} is overdue",
         f"Invoice {invoice.number} is overdue",
     ]
@@ -155,7 +156,7 @@ async def test_unpaid_past_the_grace_period_suspends_then_payment_reactivates(
     sub = await current_subscription(tenant_a.owner_ctx)
     assert sub is not None
     assert not sub.in_good_standing
-    assert len(await mail_to(email)) == 2
+    assert len(await mail_to(email)) == 3  # the invoice, the last reminder, the suspension
     assert await status(tenant_b) is None  # the other tenant is untouched
 
     await record_payment(
@@ -193,7 +194,7 @@ async def test_a_failed_card_payment_reminds_suspends_and_recovers(
         dunning.DunningOutcome("active")
     )
     subjects = await mail_to(email)
-    assert len(subjects) == 5
+    assert len(subjects) == 5  # Stripe mails its own invoices: only the dunning here
     assert subjects[0] == f"Payment failed for {tenant_a.owner_ctx.tenant.name}"
 
 
