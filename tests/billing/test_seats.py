@@ -7,6 +7,7 @@ started one finish, seat packs, and the statements the seat check costs."""
 from __future__ import annotations
 
 import asyncio
+from contextvars import Context
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -19,6 +20,7 @@ from billing.seats import SeatPackFields, SeatsExhausted
 from billing.subscriptions import subscribe, transition
 from campaigns.participation.answering import answer, current_challenge
 from campaigns.participation.start import start_or_resume
+from core import database
 from core.database import fetch
 from core.errors import Forbidden, Invalid, NotFound
 from core.mail import recent_mail
@@ -268,6 +270,48 @@ async def test_two_really_concurrent_starts_for_the_last_seat_take_it_once(
     assert len(await usage_rows(tenant_a)) == 1
     assert await used(tenant_a) == 1
     assert await participations(tenant_a) == 1
+
+
+async def _queued_on_the_seat_check(count: int) -> None:
+    """Wait until `count` transactions are inside the seat check's statement, i.e. queued
+    on the period's row (a condition, not a duration: fails after many looks)."""
+    assert database.DB.pool is not None
+    for _ in range(2000):
+        async with database.DB.pool.acquire() as connection:
+            waiting = await connection.fetchval(
+                """SELECT count(*) FROM pg_stat_activity WHERE state = 'active'
+                   AND query LIKE '%INSERT INTO seat_balance AS b%'
+                   AND query NOT LIKE '%pg_stat_activity%'"""
+            )
+        if waiting >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} seat checks never queued together")
+
+
+async def test_starts_queued_on_the_period_row_take_the_last_seat_once(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    await subscribe_to(tenant_a, policy="block", seats=2)
+    campaign = await make_campaign(tenant_a)
+    paula = await make_participant(tenant_a)
+    await start_or_resume(paula.ctx, campaign.id)  # the period's row exists: one seat left
+    ann = await make_participant(tenant_a, "Ann Participant")
+    ben = await make_participant(tenant_a, "Ben Participant")
+    async with as_tenant(tenant_a.id):
+        # Hold the period's row: both starts reach their seat check and wait there together.
+        await fetch("SELECT id FROM seat_balance WHERE tenant_id = $1 FOR UPDATE", tenant_a.id)
+        starts = [
+            # a fresh context each: a task outside this test's open transaction
+            asyncio.create_task(start_or_resume(p.ctx, campaign.id), context=Context())
+            for p in (ann, ben)
+        ]
+        await _queued_on_the_seat_check(2)
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["ParticipationView", "SeatsExhausted"]
+    assert await used(tenant_a) == 2
+    assert len(await usage_rows(tenant_a)) == 2
+    assert await participations(tenant_a) == 2
 
 
 async def test_two_concurrent_starts_by_one_learner_count_one_seat(
