@@ -4,7 +4,8 @@ the secret; every id goes through `access_connection`, so another organization's
 the 404 of an unknown one.
 
 The secret (OIDC client secret, SAML SP private key) is stored encrypted (`sso.secrets`) and
-leaves this module in clear only through `connection_for_sign_in`, for the protocol code.
+leaves this module in clear only through `connection_by_slug` and `connection_for_sign_in`,
+for the protocol code.
 """
 
 from __future__ import annotations
@@ -15,14 +16,21 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from core.database import SystemScope, execute, fetch, tenant_transaction
+from core.database import (
+    SystemScope,
+    dangerously_switch_tenant,
+    execute,
+    fetch,
+    global_transaction,
+    tenant_transaction,
+)
 from core.errors import Invalid, NotFound
 from core.ids import uuid_or_404
-from core.validation import clean_choice, clean_text
+from core.validation import clean_choice, clean_slug, clean_text
 from sso.secrets import Keyring, KeysMissing, keyring
 from tenants import audit
-from tenants.context import TenantContext
-from tenants.organizations import dangerously_sweep_tenants
+from tenants.context import TenantContext, TenantSummary
+from tenants.organizations import SUMMARY_SQL, dangerously_sweep_tenants, summary
 from tenants.permissions import Permission, Role
 
 PROTOCOLS = ("oidc", "saml")
@@ -364,6 +372,48 @@ async def record_test(
         )
 
 
+async def connection_by_slug(
+    slug: str, connection_id: UUID | str, *, allow_disabled: bool = False
+) -> tuple[TenantSummary, SignInConnection]:
+    """The organization `slug` names and its connection `connection_id`, with its secret in
+    clear: what a sign-in URL names, read in one transaction before anyone is signed in.
+    `NotFound` alike for an unknown or closed organization, an unknown id, another
+    organization's, or a disabled connection (unless `allow_disabled`: an admin testing it)."""
+    wanted = uuid_or_404(connection_id)
+    try:
+        slug = clean_slug(slug)
+    except Invalid:
+        raise NotFound() from None
+    async with global_transaction():
+        orgs = await fetch(SUMMARY_SQL + " WHERE slug = $1", slug)
+        if not orgs or orgs[0]["status"] == "closed":
+            raise NotFound()
+        tenant = summary(orgs[0])
+        await dangerously_switch_tenant(tenant.id)
+        rows = await fetch(
+            f"SELECT {_COLUMNS}, secret FROM sso_connection "  # noqa: S608 - constant clauses
+            "WHERE tenant_id = $1 AND id = $2",
+            tenant.id,
+            wanted,
+        )
+    return tenant, _signing_in(tenant.id, rows, allow_disabled)
+
+
+def _signing_in(
+    tenant_id: UUID, rows: list[dict[str, Any]], allow_disabled: bool
+) -> SignInConnection:
+    if not rows or not (rows[0]["enabled"] or allow_disabled):
+        raise NotFound()
+    connection = _connection(rows[0])
+    sealed: bytes | None = rows[0]["secret"]
+    secret = (
+        None
+        if sealed is None
+        else keyring().decrypt(sealed, secret_context(tenant_id, connection.id))
+    )
+    return SignInConnection(connection, secret)
+
+
 async def connection_for_sign_in(
     tenant_id: UUID, connection_id: UUID | str, *, allow_disabled: bool = False
 ) -> SignInConnection:
@@ -377,16 +427,7 @@ async def connection_for_sign_in(
             tenant_id,
             uuid_or_404(connection_id),
         )
-    if not rows or not (rows[0]["enabled"] or allow_disabled):
-        raise NotFound()
-    connection = _connection(rows[0])
-    sealed: bytes | None = rows[0]["secret"]
-    secret = (
-        None
-        if sealed is None
-        else keyring().decrypt(sealed, secret_context(tenant_id, connection.id))
-    )
-    return SignInConnection(connection, secret)
+    return _signing_in(tenant_id, rows, allow_disabled)
 
 
 async def reencrypt_secrets(tenant_id: UUID) -> int:

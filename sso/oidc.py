@@ -21,13 +21,16 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 from uuid import UUID
 
+import certifi
 import httpx
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -647,6 +650,25 @@ def map_identity(
     )
 
 
+@cache
+def _tls() -> ssl.SSLContext:
+    # Made once: building a TLS context (loading the CA bundle) costs more than a sign-in.
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+#: The transport of outgoing requests to providers when one is set (`use_transport`); the
+#: network otherwise.
+_TRANSPORT: list[httpx.AsyncBaseTransport | None] = [None]
+
+
+def use_transport(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncBaseTransport | None:
+    """Send requests to providers through `transport` (an in-process provider, for the
+    benchmark), or the network again with None; the previous one."""
+    previous = _TRANSPORT[0]
+    _TRANSPORT[0] = transport
+    return previous
+
+
 class _Client:
     """The caller's client, or a fresh one closed on exit."""
 
@@ -657,7 +679,13 @@ class _Client:
     async def __aenter__(self) -> httpx.AsyncClient:
         if self.given is not None:
             return self.given
-        self.own = httpx.AsyncClient(timeout=_HTTP_TIMEOUT, follow_redirects=False)
+        self.own = httpx.AsyncClient(
+            timeout=_HTTP_TIMEOUT,
+            follow_redirects=False,
+            transport=_TRANSPORT[0],
+            verify=_tls(),
+            trust_env=False,
+        )
         return self.own
 
     async def __aexit__(self, *exc: object) -> None:

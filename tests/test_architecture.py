@@ -232,6 +232,7 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "sso.discovery.connections_for_email": "a verified email domain names its organization",
     "sso.policy.sso_required_connections": "a person's own memberships, then their policies",
     "sso.connections.connection_for_sign_in": "a sign-in URL names its tenant and connection",
+    "sso.connections.connection_by_slug": "a sign-in URL names its tenant and connection",
     "campaigns.participation.landing.resolve_code": "a campaign code names its organization",
     "campaigns.participation.results.my_participations": "a person's own participations",
     "campaigns.problem_reports": "global flags, and samples read through content_triage",

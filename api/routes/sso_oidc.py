@@ -21,11 +21,11 @@ from api.routes.sso_signin import complete_sign_in, refuse_sign_in
 from core.errors import NotFound
 from core.settings import get_settings
 from sso import oidc
-from sso.connections import SignInConnection, connection_for_sign_in, record_test
+from sso.connections import SignInConnection, connection_by_slug, record_test
 from sso.errors import SignInRefused
 from sso.identity import ProvenIdentity
 from tenants.context import TenantContext, TenantSummary
-from tenants.organizations import member_context, tenant_by_slug
+from tenants.organizations import member_context
 from tenants.permissions import Permission
 from web.guards import LoginRequired
 from web.pages import actor_for, current_user, render, safe_next, session_of
@@ -34,13 +34,6 @@ from web.pages import actor_for, current_user, render, safe_next, session_of
 def callback_url(slug: str, connection_id: UUID) -> str:
     """The redirect URI to register at the provider for this connection."""
     return f"{get_settings().base_url}/sso/{slug}/oidc/{connection_id}/callback"
-
-
-async def _organization(slug: str) -> TenantSummary:
-    tenant = await tenant_by_slug(slug)
-    if tenant.status == "closed":
-        raise NotFound()
-    return tenant
 
 
 async def _tester(request: Request[Any, Any, Any], tenant: TenantSummary) -> TenantContext:
@@ -54,12 +47,12 @@ async def _tester(request: Request[Any, Any, Any], tenant: TenantSummary) -> Ten
 
 
 async def _connection(
-    tenant: TenantSummary, connection_id: str, *, testing: bool
-) -> SignInConnection:
-    signing_in = await connection_for_sign_in(tenant.id, connection_id, allow_disabled=testing)
+    slug: str, connection_id: str, *, testing: bool
+) -> tuple[TenantSummary, SignInConnection]:
+    tenant, signing_in = await connection_by_slug(slug, connection_id, allow_disabled=testing)
     if signing_in.connection.protocol != "oidc":
         raise NotFound()
-    return signing_in
+    return tenant, signing_in
 
 
 @get("/sso/{slug:str}/oidc/{connection_id:str}/start", name="sso_oidc_start")
@@ -71,11 +64,11 @@ async def oidc_start(
     test: FromQuery[str | None] = None,
 ) -> Redirect:
     """Send the browser to the connection's provider to sign in."""
-    tenant = await _organization(slug)
     testing = test == "1"
+    tenant, signing_in = await _connection(slug, connection_id, testing=testing)
     if testing:
         await _tester(request, tenant)
-    connection = (await _connection(tenant, connection_id, testing=testing)).connection
+    connection = signing_in.connection
     url, flow = oidc.begin(
         connection,
         callback_url(tenant.slug, connection.id),
@@ -91,11 +84,10 @@ async def oidc_callback(
     request: Request[Any, Any, Any], slug: FromPath[str], connection_id: FromPath[str]
 ) -> Response[Any]:
     """Where the provider sends the browser back: finish the sign-in, or say why not."""
-    tenant = await _organization(slug)
     params = {key: value for key, value in request.query_params.items() if isinstance(value, str)}
     flow = oidc.take_flow(session_of(request), params.get("state"))
     testing = flow is not None and flow.test
-    signing_in = await _connection(tenant, connection_id, testing=testing)
+    tenant, signing_in = await _connection(slug, connection_id, testing=testing)
     try:
         identity = await oidc.finish(signing_in, flow, params)
     except SignInRefused as refused:
