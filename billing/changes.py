@@ -246,45 +246,54 @@ async def apply_change(
     changed on Stripe (after commit: no transaction waits on the network)."""
     ctx.require(Permission.BILLING_MANAGE)
     async with tenant_transaction(ctx):
-        locked = await fetch(
-            "SELECT id FROM subscription WHERE tenant_id = $1 FOR UPDATE", ctx.tenant_id
-        )
-        sub = await read_in_transaction(ctx) if locked else None
-        if sub is None:
-            raise NotFound(NO_SUBSCRIPTION)
-        preview = await _work_out(ctx, sub, request, at)
-        await execute(
-            """
-            UPDATE subscription SET plan_id = $2, quantity = $3, price_category = $4,
-                cancel_at_period_end = $5, updated_at = $6
-            WHERE tenant_id = $1
-            """,
-            ctx.tenant_id,
-            preview.plan.id,
-            preview.quantity,
-            preview.price_category,
-            preview.cancel_at_period_end,
-            at,
-        )
-        await _hold_for_next_invoice(ctx, preview, locale)
-        await record(
-            ctx,
-            "billing.subscription.changed",
-            "subscription",
-            sub.id,
-            plan=preview.plan.code,
-            previous_plan=sub.plan.code,
-            quantity=preview.quantity,
-            previous_quantity=sub.quantity,
-            cancel_at_period_end=preview.cancel_at_period_end,
-            due_now=preview.due_now.amount,
-            currency=sub.currency,
-        )
+        preview = await apply_in_transaction(ctx, request, at, locale)
         after = await read_in_transaction(ctx)
     assert after is not None
     if after.gateway != "manual":
         await _tell_gateway(ctx, preview, after, settings or get_settings())
     return after
+
+
+async def apply_in_transaction(
+    ctx: TenantContext, request: ChangeRequest, at: datetime, locale: str
+) -> ChangePreview:
+    """The change, inside the caller's transaction: worked out on the locked subscription,
+    written, its prorations held for the next invoice, audited."""
+    locked = await fetch(
+        "SELECT id FROM subscription WHERE tenant_id = $1 FOR UPDATE", ctx.tenant_id
+    )
+    sub = await read_in_transaction(ctx) if locked else None
+    if sub is None:
+        raise NotFound(NO_SUBSCRIPTION)
+    preview = await _work_out(ctx, sub, request, at)
+    await execute(
+        """
+        UPDATE subscription SET plan_id = $2, quantity = $3, price_category = $4,
+            cancel_at_period_end = $5, updated_at = $6
+        WHERE tenant_id = $1
+        """,
+        ctx.tenant_id,
+        preview.plan.id,
+        preview.quantity,
+        preview.price_category,
+        preview.cancel_at_period_end,
+        at,
+    )
+    await _hold_for_next_invoice(ctx, preview, locale)
+    await record(
+        ctx,
+        "billing.subscription.changed",
+        "subscription",
+        sub.id,
+        plan=preview.plan.code,
+        previous_plan=sub.plan.code,
+        quantity=preview.quantity,
+        previous_quantity=sub.quantity,
+        cancel_at_period_end=preview.cancel_at_period_end,
+        due_now=preview.due_now.amount,
+        currency=sub.currency,
+    )
+    return preview
 
 
 async def _hold_for_next_invoice(ctx: TenantContext, preview: ChangePreview, locale: str) -> None:

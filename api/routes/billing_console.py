@@ -10,14 +10,13 @@ members get the 403 of the guards.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
-from billing import catalogue, changes, profiles, subscriptions
+from billing import catalogue, changes, profiles, selfserve, subscriptions
 from billing.changes import ChangeRequest
 from billing.money import Money
 from billing.profiles import ProfileFields
@@ -30,15 +29,10 @@ from tenants.permissions import Permission
 from web.guards import Ctx
 from web.pages import flash, form_error, form_of, locale_of, redirect, render
 
-log = logging.getLogger(__name__)
-
 READ = {"permission": Permission.BILLING_READ}
 MANAGE = {"permission": Permission.BILLING_MANAGE}
 
 BAD_NUMBER = N_("Enter a whole number of seats.")
-NO_CARD = N_("Card payments are not set up on this server: choose to be invoiced.")
-UNKNOWN_METHOD = N_("Choose how to pay: by card or by invoice.")
-GATEWAY_DOWN = N_("The payment service did not answer. Nothing was charged; try again later.")
 
 #: What each state means for the tenant, shown under the status.
 STATUS_TEXT = {
@@ -199,103 +193,34 @@ async def billing_cancel(request: Request[Any, Any, Any], ctx: Ctx) -> Template 
 async def billing_subscribe(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
     """Self-serve: choose a plan (and seats) and pay by card or ask for an invoice."""
     form = await form_of(request)
-    now = datetime.now(UTC)
     settings = get_settings()
     try:
-        method = form.get("method", "")
-        if method not in ("card", "invoice"):
-            raise Invalid(UNKNOWN_METHOD, field="method")
-        if method == "card" and not settings.stripe_secret_key:
-            raise Invalid(NO_CARD, field="method")
-        sub = await _chosen(ctx, form, now, card=method == "card")
-        if method == "invoice":
-            sub = await subscriptions.start_paying(
-                ctx, at=now, collection_method="send_invoice", gateway="manual"
-            )
-            await _first_invoice(ctx, locale_of(request))
-            flash(request, "Your subscription is active. The invoice is on its way by email.")
-            return redirect(f"/o/{ctx.tenant.slug}/billing")
-        return await _checkout(request, ctx, sub)
+        checkout = await selfserve.choose_plan(
+            ctx,
+            _change_request(form),
+            pay_by=form.get("method", ""),
+            currency=form.get("currency") or None,
+            at=datetime.now(UTC),
+            settings=settings,
+            return_url=f"{settings.base_url}/o/{ctx.tenant.slug}/billing",
+            locale=locale_of(request),
+        )
     except UserError as error:
         return await _overview(request, ctx, error, form)
-
-
-async def _chosen(
-    ctx: TenantContext, form: dict[str, str], now: datetime, *, card: bool
-) -> Subscription:
-    """The subscription on the chosen plan and seats: subscribed now, or the trial's changed."""
-    request = _change_request(form)
-    gateway, collection = ("stripe", "automatic") if card else ("manual", "send_invoice")
-    sub = await subscriptions.current_subscription(ctx)
-    if sub is None or sub.status == SubscriptionStatus.CANCELED:
-        return await subscriptions.subscribe(
-            ctx,
-            request.plan_code or "",
-            at=now,
-            quantity=request.quantity or 1,
-            currency=form.get("currency") or (sub.currency if sub else "EUR"),
-            trial=True,
-            collection_method=collection,
-            gateway=gateway,
-        )
-    if sub.status != SubscriptionStatus.TRIALING:
-        raise Invalid(subscriptions.NOT_IN_TRIAL, field="plan")
-    wanted_plan = request.plan_code not in (None, sub.plan.code)
-    wanted_seats = request.quantity not in (None, sub.quantity)
-    if wanted_plan or wanted_seats:
-        await changes.apply_change(ctx, request, at=now)
-    return await subscriptions.use_gateway(ctx, gateway, collection)
-
-
-async def _first_invoice(ctx: TenantContext, locale: str) -> None:
-    """The first invoice of a subscription paid by transfer (the invoices' module issues it)."""
-    try:
-        from billing import invoices
-    except ImportError:  # pragma: no cover - the invoices part ships with billing
-        return
-    await invoices.bill_period(ctx, locale=locale)
-
-
-async def _checkout(
-    request: Request[Any, Any, Any], ctx: TenantContext, sub: Subscription
-) -> Template | Redirect:
-    from billing.gateways import gateway_for
-    from billing.gateways.base import GatewayError
-
-    price = await catalogue.plan_price(sub.plan.id, sub.currency, sub.price_category)
-    if price is None:
-        raise Invalid(subscriptions.NO_PRICE, field="plan", currency=sub.currency)
-    back = f"{get_settings().base_url}/o/{ctx.tenant.slug}/billing"
-    try:
-        url = await gateway_for(sub.gateway, get_settings()).checkout_url(
-            ctx, sub, price, f"{back}?checkout=done", f"{back}?checkout=canceled"
-        )
-    except GatewayError:
-        log.exception("checkout for %s failed", ctx.tenant.slug)
-        raise Invalid(GATEWAY_DOWN) from None
-    if url is None:
-        raise Invalid(NO_CARD, field="method")
-    return Redirect(path=url, status_code=303)
+    if checkout is not None:
+        return Redirect(path=checkout, status_code=303)
+    flash(request, "Your subscription is active. The invoice is on its way by email.")
+    return redirect(f"/o/{ctx.tenant.slug}/billing")
 
 
 @post("/billing/portal", opt=MANAGE)
 async def billing_portal(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
     """The gateway's own page for cards and receipts, when it has one."""
-    from billing.gateways import gateway_for
-    from billing.gateways.base import GatewayError
-
-    sub = await subscriptions.current_subscription(ctx)
+    settings = get_settings()
     try:
-        if sub is None:
-            raise Invalid(subscriptions.NO_SUBSCRIPTION)
-        back = f"{get_settings().base_url}/o/{ctx.tenant.slug}/billing"
-        try:
-            url = await gateway_for(sub.gateway, get_settings()).portal_url(ctx, sub, back)
-        except GatewayError:
-            log.exception("portal for %s failed", ctx.tenant.slug)
-            raise Invalid(GATEWAY_DOWN) from None
-        if url is None:
-            raise Invalid(N_("Your payments are made by bank transfer: there is no card portal."))
+        url = await selfserve.portal_url(
+            ctx, settings=settings, return_url=f"{settings.base_url}/o/{ctx.tenant.slug}/billing"
+        )
     except UserError as error:
         return await _overview(request, ctx, error, {})
     return Redirect(path=url, status_code=303)

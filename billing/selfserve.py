@@ -1,0 +1,126 @@
+"""Self-serve: an organization in its trial (or without a subscription) picks a plan and
+seats, then pays by card on the gateway's checkout page, or asks to be invoiced (bank
+transfer: the trial ends now, a first period starts and its invoice is issued).
+
+The choice is written in one transaction: a refusal (a retired plan, absurd seats, an
+unknown currency) leaves nothing behind. The gateway is called after it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from billing import catalogue, changes, subscriptions
+from billing.changes import ChangeRequest
+from billing.subscriptions import Subscription, SubscriptionStatus
+from core.database import tenant_transaction
+from core.errors import Invalid
+from core.i18n import N_
+from core.settings import Settings
+from tenants.context import TenantContext
+from tenants.permissions import Permission
+
+log = logging.getLogger(__name__)
+
+NO_CARD = N_("Card payments are not set up on this server: choose to be invoiced.")
+UNKNOWN_METHOD = N_("Choose how to pay: by card or by invoice.")
+GATEWAY_DOWN = N_("The payment service did not answer. Nothing was charged; try again later.")
+NO_PORTAL = N_("Your payments are made by bank transfer: there is no card portal.")
+PAY_BY = ("card", "invoice")
+
+
+async def choose_plan(
+    ctx: TenantContext,
+    request: ChangeRequest,
+    *,
+    pay_by: str,
+    currency: str | None,
+    at: datetime,
+    settings: Settings,
+    return_url: str,
+    locale: str = "en",
+) -> str | None:
+    """Subscribe (or change the trial) to `request`'s plan and seats and have it paid
+    `pay_by` "card" or "invoice". For a card, the gateway's checkout URL to send the person
+    to (it comes back to `return_url?checkout=done|canceled`); for an invoice, None once the
+    first invoice is issued. `Invalid` for a wrong choice, with nothing written."""
+    ctx.require(Permission.BILLING_MANAGE)
+    if pay_by not in PAY_BY:
+        raise Invalid(UNKNOWN_METHOD, field="method")
+    card = pay_by == "card"
+    if card and not settings.stripe_secret_key:
+        raise Invalid(NO_CARD, field="method")
+    gateway, collection = ("stripe", "automatic") if card else ("manual", "send_invoice")
+    async with tenant_transaction(ctx):
+        sub = await subscriptions.read_in_transaction(ctx)
+        if sub is None or sub.status == SubscriptionStatus.CANCELED:
+            await subscriptions.subscribe(
+                ctx,
+                request.plan_code or "",
+                at=at,
+                quantity=request.quantity or 1,
+                currency=currency or (sub.currency if sub else "EUR"),
+                collection_method=collection,
+                gateway=gateway,
+            )
+        elif sub.status != SubscriptionStatus.TRIALING:
+            raise Invalid(subscriptions.NOT_IN_TRIAL, field="plan")
+        elif request.plan_code not in (None, sub.plan.code) or request.quantity not in (
+            None,
+            sub.quantity,
+        ):
+            await changes.apply_in_transaction(ctx, request, at, locale)
+        if card:
+            chosen = await subscriptions.use_gateway(ctx, gateway, collection)
+        else:
+            chosen = await subscriptions.start_paying(
+                ctx, at=at, collection_method=collection, gateway=gateway
+            )
+    if card:
+        return await _checkout_url(ctx, chosen, settings, return_url)
+    from billing import invoices
+
+    await invoices.bill_period(ctx, at=at, locale=locale)
+    return None
+
+
+async def _checkout_url(
+    ctx: TenantContext, sub: Subscription, settings: Settings, return_url: str
+) -> str:
+    from billing.gateways import gateway_for
+    from billing.gateways.base import GatewayError
+
+    price = await catalogue.plan_price(sub.plan.id, sub.currency, sub.price_category)
+    if price is None:
+        raise Invalid(subscriptions.NO_PRICE, field="plan", currency=sub.currency)
+    try:
+        url = await gateway_for(sub.gateway, settings).checkout_url(
+            ctx, sub, price, f"{return_url}?checkout=done", f"{return_url}?checkout=canceled"
+        )
+    except GatewayError:
+        log.exception("checkout for %s failed", ctx.tenant.slug)
+        raise Invalid(GATEWAY_DOWN) from None
+    if url is None:
+        raise Invalid(NO_CARD, field="method")
+    return url
+
+
+async def portal_url(ctx: TenantContext, *, settings: Settings, return_url: str) -> str:
+    """The gateway's own page for the tenant's cards and receipts; `Invalid` when its
+    gateway has none (bank transfer) or it does not answer."""
+    from billing.gateways import gateway_for
+    from billing.gateways.base import GatewayError
+
+    ctx.require(Permission.BILLING_MANAGE)
+    sub = await subscriptions.current_subscription(ctx)
+    if sub is None:
+        raise Invalid(subscriptions.NO_SUBSCRIPTION)
+    try:
+        url = await gateway_for(sub.gateway, settings).portal_url(ctx, sub, return_url)
+    except GatewayError:
+        log.exception("portal for %s failed", ctx.tenant.slug)
+        raise Invalid(GATEWAY_DOWN) from None
+    if url is None:
+        raise Invalid(NO_PORTAL)
+    return url
