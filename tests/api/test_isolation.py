@@ -244,6 +244,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/c/{code}/account"): Case("code", why="creating one's own account"),
     ("POST", "/c/{code}/account"): Case("code", why="creating one's own account"),
     ("POST", "/c/{code}/start"): Case("code", why="taking part is what a code is for"),
+    ("GET", "/c/{code}/sso"): Case("code", why="signing in through the code's organization"),
     # Not tenant data.
     ("GET", "/logos/{slug}"): Case("logo", why="public, like the pages participants see"),
     ("GET", "/login/link/{token}"): Case("global_link", why="a person's own sign-in link"),
@@ -618,9 +619,10 @@ async def test_tenant_a_cannot_reach_tenant_b(
         assert made_up.status_code == 404
         if method == "GET":
             # The real code does reach the page: its landing; its account form sends a person
-            # already signed in (the attacker is) back to the landing.
+            # already signed in (the attacker is) back to the landing, and so does its SSO
+            # sign-in for a campaign that does not require SSO.
             own = await browser.client.get(_fill(path, "", token=victim.code))
-            expected = 303 if path.endswith("/account") else 200
+            expected = 303 if path.endswith(("/account", "/sso")) else 200
             assert own.status_code == expected
     elif case.kind == "api":
         headers = bearer(attacker_token)
