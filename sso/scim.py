@@ -69,7 +69,8 @@ class DirectoryUser:
     display_name: str
     #: [{"value", "type", "primary"}], as the directory sent them
     emails: list[dict[str, Any]]
-    active: bool
+    #: as the directory sent it: None when it said nothing (the person is then active)
+    active: bool | None
     created_at: datetime
     updated_at: datetime
     groups: list[GroupRef] = field(default_factory=list)
@@ -167,7 +168,8 @@ def user_document(user: DirectoryUser, base_url: str) -> dict[str, Any]:
         document["displayName"] = user.display_name
     if user.emails:
         document["emails"] = user.emails
-    document["active"] = user.active
+    if user.active is not None:
+        document["active"] = user.active
     if user.groups:
         document["groups"] = [
             {"value": str(g.id), "$ref": f"{base_url}/Groups/{g.id}", "display": g.display_name}
@@ -244,7 +246,11 @@ class UserFields:
     family_name: str
     display_name: str
     emails: list[dict[str, Any]]
-    active: bool
+    active: bool | None
+
+    @property
+    def is_active(self) -> bool:
+        return self.active is not False
 
 
 def _emails(value: Any) -> list[dict[str, Any]]:
@@ -289,7 +295,7 @@ def user_fields(document: Any) -> UserFields:
         family_name=_text(_field(name, "familyName"), "name.familyName", 200),
         display_name=_text(_field(document, "displayName"), "displayName", 200),
         emails=_emails(_field(document, "emails")),
-        active=True if active is None else scim_bool(active, "active"),
+        active=None if active is None else scim_bool(active, "active"),
     )
 
 
@@ -354,7 +360,7 @@ def _user_attributes() -> dict[str, Column | MultiValued]:
         "displayname": Column("du.display_name"),
         "name.givenname": Column("du.given_name"),
         "name.familyname": Column("du.family_name"),
-        "active": Column("du.active", "bool"),
+        "active": Column("coalesce(du.active, true)", "bool"),
         "meta.created": Column("du.created_at", "time"),
         "meta.lastmodified": Column("du.updated_at", "time"),
         "emails": MultiValued(
@@ -594,14 +600,14 @@ async def create_user(ctx: TenantContext, document: Any) -> DirectoryUser:
             )
         except asyncpg.UniqueViolationError:
             raise ScimConflict("A user with this userName already exists.") from None
-        await _sync_membership(ctx, user_id, fields.user_name, fields.active, now)
+        await _sync_membership(ctx, user_id, fields.user_name, fields.is_active, now)
         await audit.record(
             ctx,
             "scim.user_created",
             "directory_user",
             directory_id,
             email=fields.user_name,
-            active=fields.active,
+            active=fields.is_active,
         )
         return await _access_user(ctx, directory_id)
 
@@ -649,7 +655,7 @@ async def _write_user(
         )
     except asyncpg.UniqueViolationError:
         raise ScimConflict("A user with this userName already exists.") from None
-    await _sync_membership(ctx, user_id, fields.user_name, fields.active, now)
+    await _sync_membership(ctx, user_id, fields.user_name, fields.is_active, now)
     changed = sorted(
         name
         for name, before, after in (

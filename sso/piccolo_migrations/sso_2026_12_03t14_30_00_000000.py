@@ -40,7 +40,8 @@ CREATE TABLE directory_user (
     display_name text NOT NULL DEFAULT '' CHECK (length(display_name) <= 200),
     -- the SCIM `emails` as the directory sent them: [{{"value", "type", "primary"}}]
     emails jsonb NOT NULL DEFAULT '[]',
-    active boolean NOT NULL DEFAULT true,
+    -- as the directory sent it; NULL when it said nothing (the person is then active)
+    active boolean,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),

@@ -217,7 +217,10 @@ async def test_put_replaces_the_user_and_clears_what_it_leaves_out(
     assert replaced["name"] == {"givenName": "Augusta"}
     assert "externalId" not in replaced
     assert "emails" not in replaced
-    assert replaced["active"] is True
+    assert "active" not in replaced  # not said: the person stays active
+    membership = await _membership(directory.tenant, created["userName"])
+    assert membership is not None
+    assert membership["suspended_at"] is None
 
 
 async def test_patch_changes_names_and_emails_through_paths_and_filters(
