@@ -5,8 +5,13 @@ import os
 from piccolo.conf.apps import AppConfig
 
 from sso.tables import (
+    DirectoryGroup,
+    DirectoryGroupMapping,
+    DirectoryGroupMember,
+    DirectoryUser,
     SamlAssertionSeen,
     SamlResponseReceived,
+    ScimToken,
     SsoConnection,
     SsoDomain,
     SsoPolicy,
@@ -23,6 +28,11 @@ APP_CONFIG = AppConfig(
         SsoPolicy,
         SamlAssertionSeen,
         SamlResponseReceived,
+        ScimToken,
+        DirectoryUser,
+        DirectoryGroup,
+        DirectoryGroupMember,
+        DirectoryGroupMapping,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

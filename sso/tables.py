@@ -70,3 +70,56 @@ class SamlResponseReceived(Table, tablename="saml_response_received", db=DB):
     relay_state = Text()
     received_at = Timestamptz()
     expires_at = Timestamptz()
+
+
+class ScimToken(Table, tablename="scim_token", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    name = Text()
+    prefix = Text()
+    token_hash = Bytea()
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    last_used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class DirectoryUser(Table, tablename="directory_user", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    user_id = UUID()
+    user_name = Text()
+    external_id = Text(null=True, default=None)
+    given_name = Text(default="")
+    family_name = Text(default="")
+    display_name = Text(default="")
+    emails = JSONB(default="[]")
+    active = Boolean(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class DirectoryGroup(Table, tablename="directory_group", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    display_name = Text()
+    external_id = Text(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class DirectoryGroupMember(Table, tablename="directory_group_member", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    group_id = UUID()
+    directory_user_id = UUID()
+    created_at = Timestamptz()
+
+
+class DirectoryGroupMapping(Table, tablename="directory_group_mapping", db=DB):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    group_name = Text()
+    role = Text()
+    learner_group = Text(default="")
+    created_at = Timestamptz()
