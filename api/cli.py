@@ -363,6 +363,62 @@ def sso_rotate_keys() -> None:
     _emit({"reencrypted": run(rotate_keys)})
 
 
+@main.group()
+def billing() -> None:
+    """Billing operations of our account managers."""
+
+
+@billing.command("record-payment")
+@click.option("--tenant", "slug", required=True, help="organization slug")
+@click.option("--invoice", "number", required=True, help="invoice number, e.g. JALON-2026-000042")
+@click.option("--amount", required=True, help="amount received, e.g. 1200.50")
+@click.option("--reference", default="", help="the bank's reference (recorded once)")
+@click.option("--received-on", default=None, help="YYYY-MM-DD (default: today)")
+@click.option(
+    "--method",
+    type=click.Choice(["bank_transfer", "card", "sepa_debit"]),
+    default="bank_transfer",
+    show_default=True,
+)
+def billing_record_payment(
+    slug: str, number: str, amount: str, reference: str, received_on: str | None, method: str
+) -> None:
+    """Record money received for an invoice (a bank transfer, say); a payment that settles
+    what was overdue makes the subscription active again. Prints the invoice's state."""
+    from billing.catalogue import system_staff
+    from billing.invoices import get_invoice
+    from billing.payments import invoice_id_by_number, parse_amount, record_payment
+    from core.validation import clean_day
+    from tenants.organizations import system_context, tenant_by_slug
+
+    async def work() -> dict[str, Any]:
+        ctx = system_context(await tenant_by_slug(slug), "cli")
+        invoice_id = await invoice_id_by_number(ctx, number)
+        invoice = await get_invoice(ctx, invoice_id)
+        applied = await record_payment(
+            ctx,
+            system_staff("cli"),
+            invoice_id,
+            amount=parse_amount(amount, invoice.currency),
+            method=method,
+            reference=reference,
+            received_on=clean_day(received_on, "received_on"),
+        )
+        return {
+            "invoice": applied.invoice.number,
+            "status": applied.invoice.status,
+            "total": applied.invoice.total,
+            "paid": applied.invoice.amount_paid,
+            "currency": applied.invoice.currency,
+            "recorded": applied.payment is not None,
+        }
+
+    try:
+        _emit(run(work))
+    except UserError as error:
+        _fail(error)
+
+
 main.add_command(engine_cli)
 
 

@@ -4,6 +4,10 @@ sweep. Every step run twice sends nothing twice."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
@@ -253,3 +257,35 @@ async def test_the_hourly_sweep_queues_the_tenants_that_need_dunning(
     await held.run()  # mail delivery jobs
     assert await status(tenant_a) == "past_due"
     assert await status(tenant_b) == "active"
+
+
+def jalon(owner_url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`jalon billing record-payment …`, run as an operator would."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # jobs in-process
+    env["DATABASE_URL"] = owner_url
+    command = [sys.executable, "-m", "api.cli", "billing", "record-payment", *options]
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+async def test_an_account_manager_records_a_transfer_from_the_command_line(
+    owner_url: str, tenant_a: TenantFixture
+) -> None:
+    invoice, _ = await billed(tenant_a, at=datetime.now(UTC) - timedelta(days=45))
+    assert (await dunning.run_dunning(system(tenant_a), at=datetime.now(UTC))).status == "past_due"
+    options = ["--tenant", tenant_a.slug, "--invoice", str(invoice.number), "--amount", "60.00"]
+    result = jalon(owner_url, *options, "--reference", "VIR-CLI-1", "--received-on", "2026-12-01")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "invoice": invoice.number,
+        "status": "paid",
+        "total": 6000,
+        "paid": 6000,
+        "currency": "EUR",
+        "recorded": True,
+    }
+    assert await status(tenant_a) == "active"
+    wrong = jalon(owner_url, *options[:4], "--amount", "12.345")
+    assert wrong.returncode == 2
+    assert "amount" in wrong.stderr
