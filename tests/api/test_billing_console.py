@@ -269,3 +269,32 @@ async def test_the_demo_bills_its_three_organizations_once(db: str) -> None:
     assert found["atelier-numerique"][:4] == ("per_seat", "trialing", "EUR", 0)
     assert found["ville-de-belleval"] == ("seat_pack", "active", "EUR", 1, 3)
     assert found["nordvik-digital"][:4] == ("license", "active", "NOK", 1)
+
+
+async def test_a_late_payment_says_what_to_pay(browser: Browser, tenant_a: TenantFixture) -> None:
+    from billing.invoices import bill_period
+    from billing.subscriptions import transition
+
+    plan = await per_seat_plan(1000, trial_days=0)
+    now = datetime.now(UTC)
+    await subscribe(tenant_a.owner_ctx, plan.code, at=now, quantity=3, trial=False)
+    await bill_period(tenant_a.owner_ctx, at=now)
+    await transition(tenant_a.owner_ctx, "past_due", reason="invoice unpaid", at=now)
+    await browser.login(tenant_a.owner)
+    page = await browser.get(f"/o/{tenant_a.slug}/billing")
+    assert "Payment is late since" in page.text
+    assert "€36.00 is due." in page.text  # 3 seats at 10.00, and 20 % VAT
+
+
+async def test_an_active_subscription_previews_a_prorated_change(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    plan = await per_seat_plan(1000, trial_days=0)
+    await subscribe(tenant_a.owner_ctx, plan.code, at=datetime.now(UTC), quantity=3, trial=False)
+    await browser.login(tenant_a.owner)
+    base = f"/o/{tenant_a.slug}/billing"
+    preview = await browser.post(f"{base}/preview", {"quantity": "6"}, page=base)
+    assert preview.status_code == 200
+    assert "Unused time on Per seat × 3" in preview.text
+    assert "Remaining time on Per seat × 6" in preview.text
+    assert "These amounts are added to your next invoice." in preview.text
