@@ -167,7 +167,8 @@ async def sso_required_connections(user_id: UUID) -> list[ConnectionChoice] | No
         memberships = await fetch(
             """SELECT o.id, o.slug, o.name, m.role FROM membership m
                JOIN organization o ON o.id = m.tenant_id
-               WHERE m.user_id = $1 AND o.status NOT IN ('suspended', 'closed')
+               WHERE m.user_id = $1 AND m.suspended_at IS NULL
+                 AND o.status NOT IN ('suspended', 'closed')
                ORDER BY o.name""",
             user_id,
         )

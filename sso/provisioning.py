@@ -2,7 +2,8 @@
 
 The rules (issue 10), in the order `admit` applies them:
 
-- The connection must be enabled and its organization open (not suspended, not closed).
+- The connection must be enabled and its organization open (not suspended, not closed); a
+  suspended membership (SCIM's active=false) is refused (`provisioning.suspended`).
 - An account exists for the email: it is linked only when the provider verified the email
   (`provisioning.unverified_email` otherwise), and only when its owner is already a member,
   holds a pending invitation, or the email is in one of the organization's verified domains
@@ -166,7 +167,8 @@ async def admit(
         membership = None
         if user_row is not None:
             rows = await fetch(
-                "SELECT id, role FROM membership WHERE tenant_id = $1 AND user_id = $2",
+                """SELECT id, role, suspended_at FROM membership
+                   WHERE tenant_id = $1 AND user_id = $2""",
                 identity.tenant_id,
                 user_row["id"],
             )
@@ -187,6 +189,11 @@ async def admit(
             )
         if user_row is not None and not user_row["is_active"]:
             raise _refuse("provisioning.disabled", f"the account of {identity.email} is disabled")
+        if membership is not None and membership["suspended_at"] is not None:
+            # Suspended by the organization (its directory, through SCIM): no way in.
+            raise _refuse(
+                "provisioning.suspended", f"the membership of {identity.email} is suspended"
+            )
         if not (in_verified_domain or membership is not None or invitation is not None):
             raise _refuse(
                 "provisioning.domain",

@@ -48,11 +48,14 @@ async def login_page(
     request: Request[Any, Any, Any],
     next: FromQuery[str | None] = None,
     email: FromQuery[str | None] = None,
+    step: FromQuery[str | None] = None,
 ) -> Template | Redirect:
     if await current_user(request):
         return redirect(safe_next(next, "/o/"))
-    # The email comes first (home-realm discovery); `?email=` opens the password step.
-    step = "password" if email else "email"
+    # The email comes first (home-realm discovery); `?email=` or `?step=password` opens the
+    # password step (a break-glass owner whose domain goes to an identity provider that is
+    # down needs it).
+    step = "password" if email or step == "password" else "email"
     return render(
         request, "login.html", step=step, next=safe_next(next, ""), values={"email": email or ""}
     )

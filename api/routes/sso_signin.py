@@ -34,6 +34,9 @@ _MESSAGES = {
         "cannot be used to sign in. Ask your administrator to check your account there."
     ),
     "provisioning.disabled": "This account is disabled.",
+    "provisioning.suspended": (
+        "Your access to this organization is suspended. Ask its administrator."
+    ),
     "provisioning.organization": "This organization does not accept sign-ins at the moment.",
     "provisioning.connection": "This sign-in method is turned off.",
     "provisioning.email": "Your identity provider did not give a valid email address.",

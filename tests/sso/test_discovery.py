@@ -99,3 +99,14 @@ async def test_the_password_step_opens_from_a_link(browser: Browser) -> None:
     page = await browser.get("/login?email=someone%40example.org")
     assert 'name="password"' in page.text
     assert 'value="someone@example.org"' in page.text
+
+
+async def test_a_password_stays_reachable_for_a_verified_domain(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    """The break-glass owner's way round an identity provider that is down."""
+    first = await browser.get("/login")
+    assert "/login?step=password" in first.text
+    page = await browser.get("/login?step=password&next=/o/")
+    assert 'name="password"' in page.text
+    assert 'name="next" value="/o/"' in page.text

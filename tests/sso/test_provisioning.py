@@ -286,3 +286,16 @@ async def test_a_refusal_is_recorded_with_its_reason_in_the_tenants_log(
     assert refused[-1]["reason"] == "oidc.nonce"
     assert refused[-1]["detail"] == "nonce mismatch"
     assert await _actions(tenant_b.id, "sso.refused") == []
+
+
+async def test_a_suspended_member_is_refused(tenant_a: TenantFixture) -> None:
+    connection = await add_connection(tenant_a.id)
+    async with as_tenant(tenant_a.id):
+        await execute(
+            "UPDATE membership SET suspended_at = now() WHERE tenant_id = $1 AND user_id = $2",
+            tenant_a.id,
+            tenant_a.member.id,
+        )
+    with pytest.raises(SignInRefused) as refused:
+        await admit(_identity(tenant_a.id, connection, tenant_a.member.email))
+    assert refused.value.reason == "provisioning.suspended"
