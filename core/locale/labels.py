@@ -61,6 +61,13 @@ AUDIT_ACTIONS = (
     N_("webhook.secret_revealed"),
     N_("webhook.secret_rotated"),
     N_("webhook.redelivered"),
+    # single sign-on connections (sso/connections.py)
+    N_("sso.connection.created"),
+    N_("sso.connection.updated"),
+    N_("sso.connection.enabled"),
+    N_("sso.connection.disabled"),
+    N_("sso.connection.deleted"),
+    N_("sso.connection.tested"),
 )
 
 #: Kinds of background task (`tenants.tasks.start_task(ctx, kind, …)`), shown with `_(kind)`.
