@@ -23,6 +23,7 @@ from api.routes import (
     public,
     scim,
     sso_oidc,
+    sso_saml,
 )
 from api.runtime import connect, import_jobs
 from core import database, jobs
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
                     *auth.handlers,
                     *participant.handlers,
                     *sso_oidc.handlers,
+                    *sso_saml.handlers,
                 ],
                 include_in_schema=False,
             ),

@@ -22,7 +22,6 @@ import asyncio
 import base64
 import binascii
 import calendar
-import json
 import os
 import shutil
 import tempfile
@@ -53,13 +52,19 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Invalid, NotFound
-from core.validation import clean_choice, clean_text
+from core.validation import clean_choice
+from sso import connections
+from sso.connections import ConnectionFields, IdentityConnection, SignInConnection
 from sso.errors import SignInRefused
 from sso.identity import ProvenIdentity
-from sso.secrets import SecretUnreadable, keyring
-from tenants import audit
 from tenants.context import TenantContext
 from tenants.permissions import Permission
+from tenants.webhooks.destinations import (
+    RefusedDestination,
+    check_destination,
+    clean_url,
+    private_networks_allowed,
+)
 
 #: Debian's xmlsec1 (`make system` installs it).
 XMLSEC = shutil.which("xmlsec1") or "/usr/bin/xmlsec1"
@@ -188,77 +193,36 @@ def sp_urls(base_url: str, slug: str, connection_id: UUID) -> ServiceProviderUrl
     return ServiceProviderUrls(f"{root}/metadata", f"{root}/acs", f"{root}/start")
 
 
-def _secret_context(tenant_id: UUID, connection_id: UUID) -> str:
-    return f"sso_connection:{tenant_id}:{connection_id}"
-
-
-_COLUMNS = (
-    "tenant_id, id, name, enabled, settings, role_mapping, default_role, external_id_claim, "
-    "allow_idp_initiated, created_at, updated_at"
-)
-
-
-def _connection(row: Any) -> SamlConnection:
-    settings = row["settings"]
-    if isinstance(settings, str):
-        settings = json.loads(settings)
-    mapping = row["role_mapping"]
-    if isinstance(mapping, str):
-        mapping = json.loads(mapping)
+def saml_connection(connection: IdentityConnection) -> SamlConnection:
+    """The SAML view of a connection (its settings read); `NotFound` for an OIDC one."""
+    if connection.protocol != "saml":
+        raise NotFound()
+    settings = connection.settings
     return SamlConnection(
-        tenant_id=row["tenant_id"],
-        id=row["id"],
-        name=row["name"],
-        enabled=row["enabled"],
-        idp_entity_id=settings.get("idp_entity_id", ""),
-        idp_sso_url=settings.get("idp_sso_url", ""),
-        idp_metadata_xml=settings.get("idp_metadata_xml", ""),
-        idp_metadata_url=settings.get("idp_metadata_url", ""),
-        sp_certificate_pem=settings.get("sp_certificate_pem", ""),
-        want_signed=settings.get("want_signed", "either"),
+        tenant_id=connection.tenant_id,
+        id=connection.id,
+        name=connection.name,
+        enabled=connection.enabled,
+        idp_entity_id=str(settings.get("idp_entity_id", "")),
+        idp_sso_url=str(settings.get("idp_sso_url", "")),
+        idp_metadata_xml=str(settings.get("idp_metadata_xml", "")),
+        idp_metadata_url=str(settings.get("idp_metadata_url", "")),
+        sp_certificate_pem=str(settings.get("sp_certificate_pem", "")),
+        want_signed=str(settings.get("want_signed", "either")),
         email_verified_trusted=bool(settings.get("email_verified_trusted", False)),
-        allow_idp_initiated=row["allow_idp_initiated"],
-        role_mapping=dict(mapping),
-        default_role=row["default_role"],
-        external_id_claim=row["external_id_claim"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        allow_idp_initiated=connection.allow_idp_initiated,
+        role_mapping=dict(connection.role_mapping),
+        default_role=connection.default_role,
+        external_id_claim=connection.external_id_claim,
+        created_at=connection.created_at,
+        updated_at=connection.updated_at,
     )
 
 
-async def access_saml_connection(ctx: TenantContext, connection_id: UUID) -> SamlConnection:
-    """The organization's SAML connection `connection_id`; `NotFound` alike when it is missing,
-    another organization's, or not SAML."""
-    async with tenant_transaction(ctx):
-        rows = await fetch(
-            f"SELECT {_COLUMNS} FROM sso_connection "  # noqa: S608 - constant columns
-            "WHERE tenant_id = $1 AND id = $2 AND protocol = 'saml'",
-            ctx.tenant_id,
-            connection_id,
-        )
-    if not rows:
-        raise NotFound()
-    return _connection(rows[0])
-
-
-async def _private_key(ctx: TenantContext, connection_id: UUID) -> str:
-    async with tenant_transaction(ctx):
-        rows = await fetch(
-            "SELECT secret FROM sso_connection WHERE tenant_id = $1 AND id = $2",
-            ctx.tenant_id,
-            connection_id,
-        )
-    row = rows[0] if rows else None
-    if row is None or row["secret"] is None:
-        raise SignInRefused("saml.connection", "the connection has no service-provider key")
-    try:
-        return keyring().decrypt(
-            bytes(row["secret"]), _secret_context(ctx.tenant_id, connection_id)
-        )
-    except SecretUnreadable as error:
-        raise SignInRefused(
-            "saml.connection", "the service-provider key cannot be decrypted"
-        ) from error
+async def access_saml_connection(ctx: TenantContext, connection_id: UUID | str) -> SamlConnection:
+    """The organization's SAML connection `connection_id` (for its admins); `NotFound` alike
+    when it is missing, another organization's, or not SAML."""
+    return saml_connection(await connections.get_connection(ctx, connection_id))
 
 
 # --- key pair and metadata ------------------------------------------------------------------
@@ -378,36 +342,47 @@ class MetadataSource(Protocol):
 
 
 class HttpMetadataSource:
-    """Metadata over HTTPS (HTTP outside production), size-limited, without cookies."""
+    """Metadata over HTTP(S), size-limited, without redirects, cookies or credentials; the
+    same destination rules as outgoing webhooks (no private, loopback or link-local address
+    unless the server allows them: never in production unless told)."""
 
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
 
     async def fetch(self, url: str) -> bytes:
-        if not url.startswith(("https://", "http://")):
-            raise Invalid("The metadata URL must start with https://.", field="idp_metadata_url")
+        allow_private = private_networks_allowed()
         try:
-            async with (
-                httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client,
-                client.stream("GET", url, headers={"Accept": "application/samlmetadata+xml"}) as r,
-            ):
-                if r.status_code != 200:
-                    raise Invalid(
-                        "The metadata URL answered {status}.",
-                        field="idp_metadata_url",
-                        status=r.status_code,
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in r.aiter_bytes():
-                    size += len(chunk)
-                    if size > METADATA_MAX_BYTES:
-                        raise Invalid("The IdP metadata is too large.", field="idp_metadata_url")
-                    chunks.append(chunk)
-        except httpx.HTTPError as error:
-            raise Invalid(
-                "The metadata URL cannot be reached.", field="idp_metadata_url"
-            ) from error
+            url = clean_url(url, allow_private=allow_private)
+            if not allow_private:
+                await check_destination(url)
+        except Invalid as error:
+            raise Invalid(error.message, field="idp_metadata_url", **error.params) from None
+        except (RefusedDestination, httpx.HTTPError):
+            raise Invalid("The metadata URL cannot be reached.", field="idp_metadata_url") from None
+        try:
+            return await self._get(url)
+        except httpx.HTTPError:
+            raise Invalid("The metadata URL cannot be reached.", field="idp_metadata_url") from None
+
+    async def _get(self, url: str) -> bytes:
+        headers = {"Accept": "application/samlmetadata+xml, application/xml"}
+        async with (
+            httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client,
+            client.stream("GET", url, headers=headers) as response,
+        ):
+            if response.status_code != 200:
+                raise Invalid(
+                    "The metadata URL answered {status}.",
+                    field="idp_metadata_url",
+                    status=response.status_code,
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > METADATA_MAX_BYTES:
+                    raise Invalid("The IdP metadata is too large.", field="idp_metadata_url")
+                chunks.append(chunk)
         return b"".join(chunks)
 
 
@@ -466,8 +441,9 @@ def _client(
 
 def sp_metadata(connection: SamlConnection, urls: ServiceProviderUrls) -> str:
     """The SP's metadata XML for the IdP: entity id, ACS (POST), certificate."""
-    with _files(connection.sp_certificate_pem) as (cert_file,):
-        client = _client(connection, urls, cert_file=cert_file)
+    certificates = (connection.sp_certificate_pem,) if connection.sp_certificate_pem else ()
+    with _files(*certificates) as files:
+        client = _client(connection, urls, cert_file=files[0] if files else None)
         metadata = create_metadata_string(None, config=client.config, valid=None)
     return metadata.decode("utf-8") if isinstance(metadata, bytes) else str(metadata)
 
@@ -880,7 +856,7 @@ async def remember_assertion(
 
 async def consume_response(
     ctx: TenantContext,
-    connection: SamlConnection,
+    signing_in: SignInConnection,
     urls: ServiceProviderUrls,
     saml_response: str,
     expected_request_id: str | None,
@@ -888,7 +864,10 @@ async def consume_response(
 ) -> ProvenIdentity:
     """Every check of the SAML response, then the replay cache: the person it proves, or
     `SignInRefused` with the reason of the first check that failed."""
-    private_key = await _private_key(ctx, connection.id)
+    connection = saml_connection(signing_in.connection)
+    private_key = signing_in.secret
+    if not private_key:
+        raise SignInRefused("saml.connection", "the connection has no service-provider key")
     verified = await asyncio.to_thread(
         verify_response, connection, urls, saml_response, expected_request_id, private_key, now
     )
@@ -903,7 +882,7 @@ async def consume_response(
 @dataclass(frozen=True)
 class SamlConnectionFields:
     """What an admin sets on a SAML connection. The IdP is `metadata` (fetched from the URL
-    or uploaded, parsed by the caller's `parse_idp_metadata`)."""
+    or uploaded, read by `parse_idp_metadata`); None on an update keeps the IdP as it was."""
 
     name: str
     metadata: IdpMetadata | None
@@ -914,167 +893,71 @@ class SamlConnectionFields:
     role_mapping: dict[str, str] = field(default_factory=dict)
     default_role: str = "member"
     external_id_claim: str = ""
-    enabled: bool = False
 
 
-def _clean_fields(fields: SamlConnectionFields) -> SamlConnectionFields:
-    name = clean_text(fields.name, "name", max_length=200)
+def _settings(
+    fields: SamlConnectionFields, certificate_pem: str, current: SamlConnection | None = None
+) -> dict[str, Any]:
     want = clean_choice(fields.want_signed, WANT_SIGNED, "want_signed")
-    default_role = clean_choice(fields.default_role, ("admin", "member"), "default_role")
-    mapping: dict[str, str] = {}
-    for group, role in fields.role_mapping.items():
-        group = group.strip()
-        if not group or len(group) > 500:
-            raise Invalid("A group name is empty or too long.", field="role_mapping")
-        mapping[group] = clean_choice(role, ("admin", "member"), "role_mapping")
-    claim = clean_text(
-        fields.external_id_claim, "external_id_claim", max_length=200, required=False
-    )
-    return SamlConnectionFields(
-        name=name,
-        metadata=fields.metadata,
-        metadata_url=fields.metadata_url.strip()[:2000],
-        want_signed=want,
-        allow_idp_initiated=fields.allow_idp_initiated,
-        email_verified_trusted=fields.email_verified_trusted,
-        role_mapping=mapping,
-        default_role=default_role,
-        external_id_claim=claim,
-        enabled=fields.enabled,
-    )
-
-
-def _settings(fields: SamlConnectionFields, certificate_pem: str) -> dict[str, Any]:
     metadata = fields.metadata
+    if metadata is None and current is not None:
+        return {
+            "idp_entity_id": current.idp_entity_id,
+            "idp_sso_url": current.idp_sso_url,
+            "idp_metadata_xml": current.idp_metadata_xml,
+            "idp_metadata_url": fields.metadata_url.strip() or current.idp_metadata_url,
+            "sp_certificate_pem": certificate_pem,
+            "want_signed": want,
+            "email_verified_trusted": fields.email_verified_trusted,
+        }
     return {
         "idp_entity_id": metadata.entity_id if metadata else "",
         "idp_sso_url": metadata.sso_url if metadata else "",
         "idp_metadata_xml": metadata.xml if metadata else "",
-        "idp_metadata_url": fields.metadata_url,
+        "idp_metadata_url": fields.metadata_url.strip()[:2000],
         "sp_certificate_pem": certificate_pem,
-        "want_signed": fields.want_signed,
+        "want_signed": want,
         "email_verified_trusted": fields.email_verified_trusted,
     }
 
 
-async def create_saml_connection(
-    ctx: TenantContext, fields: SamlConnectionFields, base_url: str, now: datetime
-) -> SamlConnection:
-    """A new SAML connection with its own SP key pair (the key encrypted at rest); audited."""
-    ctx.require(Permission.SSO_MANAGE)
-    fields = _clean_fields(fields)
-    if fields.enabled and fields.metadata is None:
-        raise Invalid("Give the IdP metadata before enabling the connection.", field="enabled")
-    connection_id = uuid4()
-    key_pem, certificate_pem = new_sp_credentials(
-        sp_urls(base_url, ctx.tenant.slug, connection_id).entity_id, now
+def _connection_fields(
+    fields: SamlConnectionFields, settings: dict[str, Any], secret: str | None
+) -> ConnectionFields:
+    return ConnectionFields(
+        protocol="saml",
+        name=fields.name,
+        settings=settings,
+        secret=secret,
+        role_mapping=fields.role_mapping,
+        default_role=fields.default_role,
+        external_id_claim=fields.external_id_claim,
+        allow_idp_initiated=fields.allow_idp_initiated,
     )
-    secret = keyring().encrypt(key_pem, _secret_context(ctx.tenant_id, connection_id))
-    async with tenant_transaction(ctx):
-        await execute(
-            """
-            INSERT INTO sso_connection (tenant_id, id, protocol, name, enabled, settings, secret,
-                role_mapping, default_role, external_id_claim, allow_idp_initiated,
-                created_at, updated_at)
-            VALUES ($1, $2, 'saml', $3, $4, $5::jsonb, $6, $7::jsonb, $8, $9, $10, $11, $11)
-            """,
-            ctx.tenant_id,
-            connection_id,
-            fields.name,
-            fields.enabled,
-            json.dumps(_settings(fields, certificate_pem)),
-            secret,
-            json.dumps(fields.role_mapping),
-            fields.default_role,
-            fields.external_id_claim,
-            fields.allow_idp_initiated,
-            now,
-        )
-        await audit.record(
-            ctx,
-            "sso.connection.created",
-            "sso_connection",
-            connection_id,
-            protocol="saml",
-            name=fields.name,
-            idp_entity_id=fields.metadata.entity_id if fields.metadata else "",
-            enabled=fields.enabled,
-        )
+
+
+async def create_saml_connection(
+    ctx: TenantContext, fields: SamlConnectionFields, now: datetime
+) -> SamlConnection:
+    """A new SAML connection (disabled until an admin enables it) with its own SP key pair:
+    the private key is stored encrypted, the certificate in its settings. Audited."""
+    ctx.require(Permission.SSO_MANAGE)
+    key_pem, certificate_pem = new_sp_credentials(f"Jalon SAML SP ({ctx.tenant.slug})", now)
+    settings = _settings(fields, certificate_pem)
+    connection_id = await connections.create_connection(
+        ctx, _connection_fields(fields, settings, key_pem)
+    )
     return await access_saml_connection(ctx, connection_id)
 
 
 async def update_saml_connection(
-    ctx: TenantContext,
-    connection_id: UUID,
-    fields: SamlConnectionFields,
-    now: datetime,
+    ctx: TenantContext, connection_id: UUID | str, fields: SamlConnectionFields
 ) -> SamlConnection:
-    """Change a SAML connection; its SP key pair stays (the IdP keeps trusting it). Without new
-    metadata (`fields.metadata` None) the IdP stays as it was. Audited with what changed."""
-    ctx.require(Permission.SSO_MANAGE)
+    """Change a SAML connection; its SP key pair stays (the IdP keeps trusting it), and so
+    does its IdP when no new metadata is given. Audited."""
     current = await access_saml_connection(ctx, connection_id)
-    fields = _clean_fields(fields)
-    metadata = fields.metadata or (
-        IdpMetadata(
-            current.idp_entity_id,
-            current.idp_sso_url,
-            (),
-            current.idp_metadata_xml,
-        )
-        if current.idp_metadata_xml
-        else None
+    settings = _settings(fields, current.sp_certificate_pem, current)
+    await connections.update_connection(
+        ctx, connection_id, _connection_fields(fields, settings, None)
     )
-    if fields.enabled and metadata is None:
-        raise Invalid("Give the IdP metadata before enabling the connection.", field="enabled")
-    fields = SamlConnectionFields(
-        **{
-            **fields.__dict__,
-            "metadata": metadata,
-            "metadata_url": fields.metadata_url or current.idp_metadata_url,
-        }
-    )
-    async with tenant_transaction(ctx):
-        await execute(
-            """
-            UPDATE sso_connection SET name = $3, enabled = $4, settings = $5::jsonb,
-                role_mapping = $6::jsonb, default_role = $7, external_id_claim = $8,
-                allow_idp_initiated = $9, updated_at = $10
-            WHERE tenant_id = $1 AND id = $2 AND protocol = 'saml'
-            """,
-            ctx.tenant_id,
-            connection_id,
-            fields.name,
-            fields.enabled,
-            json.dumps(_settings(fields, current.sp_certificate_pem)),
-            json.dumps(fields.role_mapping),
-            fields.default_role,
-            fields.external_id_claim,
-            fields.allow_idp_initiated,
-            now,
-        )
-        changed = {
-            key: value
-            for key, value in {
-                "name": fields.name,
-                "enabled": fields.enabled,
-                "idp_entity_id": metadata.entity_id if metadata else "",
-                "want_signed": fields.want_signed,
-                "allow_idp_initiated": fields.allow_idp_initiated,
-                "email_verified_trusted": fields.email_verified_trusted,
-                "role_mapping": fields.role_mapping,
-                "default_role": fields.default_role,
-                "external_id_claim": fields.external_id_claim,
-            }.items()
-            if value != getattr(current, key)
-        }
-        if fields.metadata is not None and fields.metadata.xml != current.idp_metadata_xml:
-            changed["idp_metadata"] = "replaced"
-        await audit.record(
-            ctx,
-            "sso.connection.updated",
-            "sso_connection",
-            connection_id,
-            protocol="saml",
-            **changed,
-        )
     return await access_saml_connection(ctx, connection_id)

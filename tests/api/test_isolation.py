@@ -96,6 +96,7 @@ _SETTINGS = {"name": "Hijacked", "default_locale": "en", "brand_colour": "#00000
 _CAMPAIGN = {"name": "Planted", "type": "assessment", "target_profile": "catalogue:digcomp"}
 _PROFILE = {"name": "Planted", "competences": "1.1"}
 _WEBHOOK = {"url": "https://attacker.example.org/hook", "events": "participation.shared"}
+_SAML = {"name": "Planted", "idp_metadata_url": "https://attacker.example.org/metadata"}
 _OIDC = {
     "name": "Planted",
     "issuer": "https://attacker.example.org",
@@ -200,6 +201,10 @@ CASES: dict[tuple[str, str], Case] = {
         "console", id="sso_oidc_enabled"
     ),
     ("POST", "/o/{slug}/sso/connections/{connection_id}/delete"): Case("console", id="sso_oidc"),
+    ("GET", "/o/{slug}/sso/saml/new"): Case("console"),
+    ("POST", "/o/{slug}/sso/saml/new"): Case("console", form=_SAML),
+    ("GET", "/o/{slug}/sso/saml/{connection_id}"): Case("console", id="sso_saml"),
+    ("POST", "/o/{slug}/sso/saml/{connection_id}"): Case("console", id="sso_saml", form=_SAML),
     # Signing in through an organization's connection: public, but B's connection under A's
     # slug is as unknown as a random id.
     ("GET", "/sso/{slug}/oidc/{connection_id}/start"): Case(
@@ -207,6 +212,21 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/sso/{slug}/oidc/{connection_id}/callback"): Case(
         "sso_sign_in", id="sso_oidc_enabled", why="the provider's answer, checked by the flow"
+    ),
+    ("GET", "/sso/{slug}/saml/{connection_id}/start"): Case(
+        "sso_sign_in", id="sso_saml_enabled", why="anyone may start signing in"
+    ),
+    ("GET", "/sso/{slug}/saml/{connection_id}/metadata"): Case(
+        "sso_sign_in", id="sso_saml_enabled", why="the SP's public metadata, for the IdP"
+    ),
+    ("POST", "/sso/{slug}/saml/{connection_id}/acs"): Case(
+        "sso_sign_in",
+        id="sso_saml_enabled",
+        form={"SAMLResponse": "PHg+", "RelayState": "planted"},
+        why="the IdP's answer, kept for the browser's flow and checked there",
+    ),
+    ("GET", "/sso/{slug}/saml/{connection_id}/acs"): Case(
+        "sso_sign_in", id="sso_saml_enabled", why="the IdP's answer, checked by the flow"
     ),
     # A participant's own participation: the slug names the tenant, the id the participation.
     ("GET", "/p/{slug}/{participation_id}"): Case("participation", id="participation"),
@@ -402,6 +422,12 @@ async def victim(db: str) -> Victim:
     oidc_connection = await create_connection(ctx, oidc_fields)
     oidc_enabled = await create_connection(ctx, oidc_fields)
     await set_connection_enabled(ctx, oidc_enabled, True)
+    saml_fields = ConnectionFields(
+        protocol="saml", name="B's IdP", settings={"idp_entity_id": "https://idp.victim.example"}
+    )
+    saml_connection = await create_connection(ctx, saml_fields)
+    saml_enabled = await create_connection(ctx, saml_fields)
+    await set_connection_enabled(ctx, saml_enabled, True)
     ids = {
         "membership": str(rows[0]["id"]),
         "invitation": str(invitation_id),
@@ -420,6 +446,8 @@ async def victim(db: str) -> Victim:
         "task": str(await _finished_export(ctx, campaign.id)),
         "sso_oidc": str(oidc_connection),
         "sso_oidc_enabled": str(oidc_enabled),
+        "sso_saml": str(saml_connection),
+        "sso_saml_enabled": str(saml_enabled),
         "sso_domain": str((await add_domain(ctx, f"victim-{uuid4().hex[:8]}.example")).id),
         "invoice_pdf": f"{await _issued_invoice(ctx)}.pdf",
     }

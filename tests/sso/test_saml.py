@@ -13,7 +13,7 @@ import pytest
 from core.database import fetch
 from core.errors import Forbidden, Invalid, NotFound
 from core.settings import Settings
-from sso import saml
+from sso import connections, saml
 from sso.errors import SignInRefused
 from sso.identity import ProvenIdentity
 from tests.conftest import TenantFixture
@@ -24,7 +24,7 @@ from tests.sso.saml_idp import Issue, Person, TestIdp
 BASE = "http://127.0.0.1:8000"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def idp() -> TestIdp:
     return TestIdp()
 
@@ -33,13 +33,12 @@ async def _connect(
     tenant: TenantFixture, idp: TestIdp, **changes: Any
 ) -> tuple[saml.SamlConnection, saml.ServiceProviderUrls]:
     fields = saml.SamlConnectionFields(
-        name="Company IdP",
-        metadata=saml.parse_idp_metadata(idp.metadata),
-        enabled=True,
+        name="Company IdP", metadata=saml.parse_idp_metadata(idp.metadata)
     )
     connection = await saml.create_saml_connection(
-        tenant.owner_ctx, replace(fields, **changes), BASE, datetime.now(UTC)
+        tenant.owner_ctx, replace(fields, **changes), datetime.now(UTC)
     )
+    await connections.set_enabled(tenant.owner_ctx, connection.id, True)
     urls = saml.sp_urls(BASE, tenant.slug, connection.id)
     idp.trust(saml.sp_metadata(connection, urls))
     return connection, urls
@@ -56,8 +55,9 @@ async def _consume(
     response: str,
     expected: str | None,
 ) -> ProvenIdentity:
+    signing_in = await connections.connection_for_sign_in(tenant.id, connection.id)
     return await saml.consume_response(
-        tenant.owner_ctx, connection, urls, response, expected, datetime.now(UTC)
+        tenant.owner_ctx, signing_in, urls, response, expected, datetime.now(UTC)
     )
 
 
@@ -256,7 +256,11 @@ async def test_an_assertion_for_another_tenants_connection_is_refused(
     assert reason in ("saml.audience", "saml.recipient")
     # B's response still works at B
     response = idp.response(urls_b.entity_id, urls_b.acs_url, ADA, Issue())
-    connection_b = replace(connection_b, allow_idp_initiated=True)
+    await saml.update_saml_connection(
+        tenant_b.owner_ctx,
+        connection_b.id,
+        saml.SamlConnectionFields(name="B", metadata=None, allow_idp_initiated=True),
+    )
     assert (await _consume(tenant_b, connection_b, urls_b, response, None)).tenant_id == tenant_b.id
 
 
@@ -306,10 +310,7 @@ async def test_idp_initiated_sign_in_is_refused_unless_the_connection_allows_it(
     allowed = await saml.update_saml_connection(
         tenant_a.owner_ctx,
         connection.id,
-        saml.SamlConnectionFields(
-            name=connection.name, metadata=None, enabled=True, allow_idp_initiated=True
-        ),
-        datetime.now(UTC),
+        saml.SamlConnectionFields(name=connection.name, metadata=None, allow_idp_initiated=True),
     )
     fresh = idp.response(urls.entity_id, urls.acs_url, ADA, Issue())
     identity = await _consume(tenant_a, allowed, urls, fresh, None)
@@ -403,13 +404,11 @@ async def test_connection_changes_are_audited_and_members_cannot_make_them(
             tenant_a.member_ctx,
             connection.id,
             saml.SamlConnectionFields(name="Mine", metadata=None),
-            datetime.now(UTC),
         )
     await saml.update_saml_connection(
         tenant_a.owner_ctx,
         connection.id,
         saml.SamlConnectionFields(name="Renamed", metadata=None, want_signed="both"),
-        datetime.now(UTC),
     )
 
     async with as_tenant(tenant_a.id):
@@ -419,8 +418,10 @@ async def test_connection_changes_are_audited_and_members_cannot_make_them(
             tenant_a.id,
             str(connection.id),
         )
-    assert [row["action"] for row in rows] == ["sso.connection.created", "sso.connection.updated"]
-    assert '"want_signed": "both"' in rows[1]["details"]
+    actions = [row["action"] for row in rows]
+    assert actions == ["sso.connection.created", "sso.connection.enabled", "sso.connection.updated"]
+    assert '"want_signed": "both"' in rows[2]["details"]
+    assert "PRIVATE KEY" not in "".join(row["details"] for row in rows)
 
 
 async def test_another_tenants_connection_is_not_found(
