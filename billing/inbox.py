@@ -25,12 +25,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import stripe
 
-from billing import dunning
+from billing import dunning, invoices
 from billing.gateways.base import GatewayError
 from billing.gateways.stripe import StripeGateway, StripeSubscriptionState
 from billing.money import Money
@@ -313,6 +314,8 @@ async def process_stripe_event(event_id: str, gateway: StripeGateway | None = No
             outcome = "no subscription to apply" if subscription_id is None else "gone on Stripe"
         else:
             outcome = await _apply_subscription(ctx, event, state, read_at)
+        if event["type"] in ("invoice.finalized", "invoice.paid"):
+            outcome += "; " + await _mirror_invoice(ctx, event, read_at)
         await execute(
             "UPDATE gateway_event SET outcome = $2 WHERE gateway = 'stripe' AND event_id = $1",
             event_id,
@@ -391,6 +394,101 @@ async def _apply_subscription(
     except Conflict:
         return f"synced; {current.value} cannot become {target.value}"
     return f"synced: {target.value}"
+
+
+async def _mirror_invoice(ctx: TenantContext, event: dict[str, Any], at: datetime) -> str:
+    """Jalon's own record of a Stripe invoice: drafted from Stripe's lines (Jalon's VAT, the
+    rate Stripe was given: `StripeGateway.tax_rate_ids`), numbered in Jalon's series when
+    Stripe finalized it, and paid with what Stripe collected. Once per Stripe invoice (its
+    billing key), whichever of its events comes first."""
+    obj = event["data"]["object"]
+    if obj.get("status") in ("draft", "void") or not obj.get("id"):
+        return f"invoice {obj.get('status')}: not mirrored"
+    key = f"stripe:{obj['id']}"
+    rows = await fetch(
+        "SELECT id FROM invoice WHERE tenant_id = $1 AND billing_key = $2", ctx.tenant_id, key
+    )
+    if rows:
+        invoice = await invoices.load_invoice(ctx.tenant_id, rows[0]["id"])
+    else:
+        invoice = await _mirror_new_invoice(ctx, obj, key)
+    outcome = f"invoice {invoice.number}"
+    if invoice.total != obj.get("total"):
+        log.warning(
+            "Stripe invoice %s: total %s, Jalon's %s", obj["id"], obj.get("total"), invoice.total
+        )
+        outcome += f" (Stripe's total {obj.get('total')} differs)"
+    paid = obj.get("amount_paid")
+    collected = paid if isinstance(paid, int) and paid > 0 else 0
+    if event["type"] == "invoice.paid" and invoice.status == "open" and collected:
+        await invoices.apply_payment(
+            ctx,
+            invoice.id,
+            amount=collected,
+            method="card",
+            reference=obj["id"],
+            received_on=at.date(),
+            at=at,
+        )
+        outcome += " paid"
+    return outcome
+
+
+async def _mirror_new_invoice(
+    ctx: TenantContext, obj: dict[str, Any], key: str
+) -> invoices.Invoice:
+    subscriptions = await fetch("SELECT id FROM subscription WHERE tenant_id = $1", ctx.tenant_id)
+    lines = [_line_input(line) for line in (obj.get("lines") or {}).get("data", [])]
+    if not lines:
+        lines = [invoices.LineInput("subscription", "Subscription", 1, int(obj["subtotal"]))]
+    start, end = _moment(obj.get("period_start")), _moment(obj.get("period_end"))
+    draft = await invoices.insert_draft(
+        ctx,
+        lines,
+        currency=str(obj["currency"]).upper(),
+        subscription_id=subscriptions[0]["id"] if subscriptions else None,
+        billing_key=key,
+        period=(start, end) if start and end and end > start else None,
+        collection_method=(
+            "automatic"
+            if obj.get("collection_method") == "charge_automatically"
+            else "send_invoice"
+        ),
+        gateway="stripe",
+    )
+    await execute(
+        "UPDATE invoice SET gateway_invoice_id = $3 WHERE tenant_id = $1 AND id = $2",
+        ctx.tenant_id,
+        draft.id,
+        obj["id"],
+    )
+    transitions = obj.get("status_transitions") or {}
+    issued = _moment(transitions.get("finalized_at") or obj["created"]) or datetime.now(UTC)
+    due = _moment(obj.get("due_date"))
+    days = max(0, (due - issued).days) if due else 0
+    return await invoices.issue_draft(ctx, draft.id, at=issued, net_terms_days=days)
+
+
+def _line_input(line: dict[str, Any]) -> invoices.LineInput:
+    quantity = int(line.get("quantity") or 1)
+    amount = int(line["amount"])
+    pricing = line.get("pricing") or {}
+    unit = pricing.get("unit_amount_decimal")
+    unit_amount = int(Decimal(unit)) if unit is not None else amount // max(quantity, 1)
+    period = line.get("period") or {}
+    return invoices.LineInput(
+        kind="subscription",
+        description=str(line.get("description") or "Subscription")[:500],
+        quantity=quantity,
+        unit_amount=unit_amount,
+        amount=amount,
+        period_start=_moment(period.get("start")),
+        period_end=_moment(period.get("end")),
+    )
+
+
+def _moment(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if isinstance(value, int) else None
 
 
 def _amount(event: dict[str, Any]) -> Money | None:

@@ -26,6 +26,7 @@ from billing.gateways.base import (
     GatewaySubscription,
     GatewaySubscriptionView,
 )
+from billing.profiles import ProfileFields, tax_treatment
 from core.database import TenantScope, execute, fetch, tenant_transaction
 from core.settings import Settings
 
@@ -194,8 +195,9 @@ class StripeGateway:
 
     name = "stripe"
 
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, *, seller_country: str = "FR") -> None:
         self.client = client
+        self.seller_country = seller_country.upper()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StripeGateway:
@@ -209,7 +211,7 @@ class StripeGateway:
             http_client=_HTTPXClient(),
             max_network_retries=2,
         )
-        return cls(client)
+        return cls(client, seller_country=settings.billing_seller_country)
 
     # -- customers ------------------------------------------------------------------------
 
@@ -297,6 +299,44 @@ class StripeGateway:
         if customer is None:
             customer = await self.ensure_customer(ctx, await self._stored_profile(ctx))
         return customer
+
+    async def tax_rate_ids(self, ctx: TenantScope) -> list[str]:
+        """The Stripe tax rate of the VAT Jalon's own invoice charges this tenant (the
+        seller's standard rate, or none for a reverse charge or a buyer outside the EU), so
+        that what Stripe collects is what Jalon's mirrored invoice says; made once per rate."""
+        stored = await self._billing_profile(ctx)
+        rate = tax_treatment(stored, self.seller_country).rate_basis_points
+        if rate == 0:
+            return []
+        key = str(rate)
+        try:
+            found = await self.client.v1.tax_rates.list_async({"active": True, "limit": 100})
+            for tax_rate in found.data:
+                known: dict[str, Any] = tax_rate.to_dict()
+                ours = (known.get("metadata") or {}).get("jalon_vat_basis_points") == key
+                if ours and not known.get("inclusive"):
+                    return [tax_rate.id]
+            created = await self.client.v1.tax_rates.create_async(
+                {
+                    "display_name": "VAT",
+                    "percentage": rate / 100,
+                    "inclusive": False,
+                    "tax_type": "vat",
+                    "country": self.seller_country,
+                    "metadata": {"jalon_vat_basis_points": key},
+                },
+                {"idempotency_key": f"jalon-vat-{self.seller_country}-{key}"},
+            )
+        except stripe.StripeError as error:
+            raise GatewayError(f"Stripe refused the tax rate: {error}") from error
+        return [created.id]
+
+    async def _billing_profile(self, ctx: TenantScope) -> ProfileFields | None:
+        async with tenant_transaction(ctx):
+            rows = await fetch("SELECT * FROM billing_profile WHERE tenant_id = $1", ctx.tenant_id)
+        if not rows:
+            return None
+        return ProfileFields(**{key: rows[0][key] for key in ProfileFields.__dataclass_fields__})
 
     async def _stored_profile(self, ctx: TenantScope) -> GatewayProfile:
         async with tenant_transaction(ctx):
@@ -399,6 +439,9 @@ class StripeGateway:
             params["collection_method"] = "charge_automatically"
         if sub.trial_end is not None and sub.trial_end > datetime.now(UTC):
             params["trial_end"] = _timestamp(sub.trial_end)
+        tax_rates = await self.tax_rate_ids(ctx)
+        if tax_rates:
+            params["default_tax_rates"] = tax_rates
         try:
             created = await self.client.v1.subscriptions.create_async(
                 params, {"idempotency_key": f"jalon-subscription-{sub.id}"}
@@ -498,6 +541,9 @@ class StripeGateway:
                 }
             },
         }
+        tax_rates = await self.tax_rate_ids(ctx)
+        if tax_rates:
+            params["subscription_data"]["default_tax_rates"] = tax_rates
         try:
             session = await self.client.v1.checkout.sessions.create_async(params)
         except stripe.StripeError as error:

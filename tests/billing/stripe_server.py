@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -318,6 +318,8 @@ class StripeServer:
                 p.CustomerTaxIdCreateParams,
                 self._create_tax_id,
             ),
+            ("GET", "/v1/tax_rates", p.TaxRateListParams, self._list_tax_rates),
+            ("POST", "/v1/tax_rates", p.TaxRateCreateParams, self._create_tax_rate),
             ("POST", "/v1/products", p.ProductCreateParams, self._create_product),
             ("GET", "/v1/products/([^/]+)", p.ProductRetrieveParams, self._get("product")),
             ("GET", "/v1/prices", p.PriceListParams, self._list_prices),
@@ -454,6 +456,33 @@ class StripeServer:
             "tax_id", "txi", type=params["type"], value=params["value"], customer=customer_id
         )
 
+    # taxes
+
+    def _create_tax_rate(self, params: Json) -> Json:
+        return self._new(
+            "tax_rate",
+            "txr",
+            display_name=params["display_name"],
+            percentage=float(params["percentage"]),
+            inclusive=params["inclusive"] == "true",
+            country=params.get("country"),
+            jurisdiction=params.get("jurisdiction"),
+            tax_type=params.get("tax_type"),
+            description=params.get("description"),
+            metadata=params.get("metadata", {}),
+            active=True,
+            flat_amount=None,
+            effective_percentage=None,
+        )
+
+    def _list_tax_rates(self, params: Json) -> Json:
+        found = [
+            obj
+            for obj in self.state.objects.values()
+            if obj.get("object") == "tax_rate" and obj.get("active")
+        ]
+        return _listing(found[: int(params.get("limit", 10))], "/v1/tax_rates")
+
     # catalogue
 
     def _create_product(self, params: Json) -> Json:
@@ -541,6 +570,7 @@ class StripeServer:
             collection_method=params.get("collection_method", "charge_automatically"),
             days_until_due=int(params["days_until_due"]) if "days_until_due" in params else None,
             trial_end=int(params["trial_end"]) if params.get("trial_end", "now") != "now" else None,
+            default_tax_rates=params.get("default_tax_rates", []),
         )
 
     def subscribe(
@@ -552,6 +582,7 @@ class StripeServer:
         collection_method: str = "charge_automatically",
         days_until_due: int | None = None,
         trial_end: int | None = None,
+        default_tax_rates: list[str] | None = None,
     ) -> Json:
         """A new subscription, as Stripe makes it: trialing, or its first invoice issued
         (paid, or failed when the customer's payments fail: then `incomplete`)."""
@@ -576,6 +607,9 @@ class StripeServer:
             pending_update=None,
             schedule=None,
             test_clock=None,
+            default_tax_rates=[
+                copy.deepcopy(self._object("tax_rate", rate)) for rate in default_tax_rates or []
+            ],
         )
         subscription["items"] = _listing(
             [self._item(subscription["id"], price, qty, start) for price, qty in items],
@@ -594,7 +628,23 @@ class StripeServer:
         """The period's invoice, finalized, then paid or failed (`charge_automatically`) or
         left open (`send_invoice`); its events recorded."""
         items = subscription["items"]["data"]
-        total = sum(item["price"]["unit_amount"] * item["quantity"] for item in items)
+        subtotal = sum(item["price"]["unit_amount"] * item["quantity"] for item in items)
+        taxes = [
+            {
+                "amount": int(
+                    (Decimal(subtotal) * Decimal(str(rate["percentage"])) / 100).quantize(
+                        Decimal(1), rounding=ROUND_HALF_UP
+                    )
+                ),
+                "tax_behavior": "exclusive",
+                "tax_rate_details": {"tax_rate": rate["id"]},
+                "taxability_reason": "standard_rated",
+                "taxable_amount": subtotal,
+                "type": "tax_rate_details",
+            }
+            for rate in subscription.get("default_tax_rates") or []
+        ]
+        total = subtotal + sum(tax["amount"] for tax in taxes)
         start = items[0]["current_period_start"]
         invoice = self._new(
             "invoice",
@@ -604,7 +654,10 @@ class StripeServer:
             billing_reason=reason,
             collection_method=subscription["collection_method"],
             currency=subscription["currency"],
-            subtotal=total,
+            subtotal=subtotal,
+            subtotal_excluding_tax=subtotal,
+            total_excluding_tax=subtotal,
+            total_taxes=taxes,
             total=total,
             amount_due=total,
             amount_paid=0,
@@ -630,11 +683,57 @@ class StripeServer:
             ),
             lines=_listing([], "/v1/invoices/lines"),
         )
+        invoice["status_transitions"] = {
+            "finalized_at": invoice["created"],
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        }
+        invoice["lines"] = _listing(
+            [self._line(invoice, subscription, item) for item in items],
+            f"/v1/invoices/{invoice['id']}/lines",
+        )
         subscription["latest_invoice"] = invoice["id"]
         self.event("invoice.finalized", invoice)
         if subscription["collection_method"] == "charge_automatically":
             self._attempt(invoice)
         return invoice
+
+    def _line(self, invoice: Json, subscription: Json, item: Json) -> Json:
+        line: Json = copy.deepcopy(self.fixtures["line_item"])
+        price = item["price"]
+        product = self.state.objects.get(price["product"], {})
+        amount = price["unit_amount"] * item["quantity"]
+        line.update(
+            id=f"il_test{next(self._ids):06d}",
+            invoice=invoice["id"],
+            amount=amount,
+            subtotal=amount,
+            currency=price["currency"],
+            description=f"{item['quantity']} × {product.get('name', 'Subscription')}",
+            quantity=item["quantity"],
+            period={"start": item["current_period_start"], "end": item["current_period_end"]},
+            subscription=subscription["id"],
+            parent={
+                "type": "subscription_item_details",
+                "invoice_item_details": None,
+                "subscription_item_details": {
+                    "invoice_item": None,
+                    "proration": False,
+                    "proration_details": {"credited_items": None},
+                    "subscription": subscription["id"],
+                    "subscription_item": item["id"],
+                },
+            },
+            pricing={
+                "type": "price_details",
+                "price_details": {"price": price["id"], "product": price["product"]},
+                "unit_amount_decimal": str(price["unit_amount"]),
+            },
+            taxes=[],
+            metadata={},
+        )
+        return line
 
     def _attempt(self, invoice: Json) -> bool:
         invoice["attempt_count"] += 1
@@ -643,6 +742,7 @@ class StripeServer:
             self.event("invoice.payment_failed", invoice)
             return False
         invoice.update(status="paid", amount_paid=invoice["total"], amount_remaining=0)
+        invoice["status_transitions"]["paid_at"] = self.now()
         self.event("invoice.paid", invoice)
         return True
 
@@ -742,6 +842,7 @@ class StripeServer:
                 session["customer"],
                 [(item["price"], int(item.get("quantity", 1))) for item in session["_line_items"]],
                 metadata=data.get("metadata", {}),
+                default_tax_rates=data.get("default_tax_rates", []),
             )
             session.update(
                 status="complete", payment_status="paid", subscription=subscription["id"]

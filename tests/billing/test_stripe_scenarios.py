@@ -311,3 +311,45 @@ async def test_checkout_before_any_billing_details_makes_a_customer_jalon_can_ma
     now = await _now(tenant_a)
     assert now.gateway == "stripe"
     assert now.status == "active"
+
+
+async def _invoices(tenant_id: UUID) -> list[dict[str, Any]]:
+    async with as_tenant(tenant_id):
+        return await fetch(
+            """SELECT i.number, i.status, i.subtotal, i.tax_total, i.total, i.gateway,
+                   i.gateway_invoice_id,
+                   (SELECT count(*) FROM payment p
+                    WHERE p.tenant_id = $1 AND p.invoice_id = i.id) AS payments
+               FROM invoice i WHERE i.tenant_id = $1 ORDER BY i.created_at""",
+            tenant_id,
+        )
+
+
+async def test_stripe_invoices_are_mirrored_numbered_and_paid_once_with_the_same_vat(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    in_process: InProcessQueue,
+    tenant_a: TenantFixture,
+    tenant_b: TenantFixture,
+) -> None:
+    _sub, stripe_id = await subscribe_on_stripe(tenant_a, stripe_gateway, seats=10)
+    asked = _last(stripe_server, "POST", "/v1/subscriptions")
+    [rate] = asked["default_tax_rates"]
+    assert stripe_server.state.objects[rate]["percentage"] == 20.0
+    events = stripe_server.take_events()
+    for event in [*reversed(events), *events]:
+        await deliver(webhook_client, event)
+    await in_process.drain()
+    [mirrored] = await _invoices(tenant_a.id)
+    stripe_invoice = stripe_server.state.objects[
+        stripe_server.state.objects[stripe_id]["latest_invoice"]
+    ]
+    assert mirrored["gateway"] == "stripe"
+    assert mirrored["gateway_invoice_id"] == stripe_invoice["id"]
+    assert mirrored["number"].startswith("JALON-")
+    assert (mirrored["subtotal"], mirrored["tax_total"], mirrored["total"]) == (5000, 1000, 6000)
+    assert mirrored["total"] == stripe_invoice["total"]
+    assert mirrored["status"] == "paid"
+    assert mirrored["payments"] == 1
+    assert await _invoices(tenant_b.id) == []
