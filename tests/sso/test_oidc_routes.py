@@ -5,17 +5,26 @@ that started it; "test this connection"; the console's connection pages."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
-from urllib.parse import urlsplit
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from litestar import Litestar
 
+from core import database
 from core.settings import get_settings
-from sso.connections import ConnectionFields, create_connection, set_enabled
+from sso.connections import ConnectionFields, create_connection, get_connection, set_enabled
 from sso.oidc import OidcConnectionForm, save_connection
 from tests.api.conftest import Browser, audit_actions, browser_on
 from tests.conftest import TenantFixture
+from tests.db import as_tenant
 from tests.sso.conftest import OidcPeer
 
 
@@ -243,3 +252,82 @@ async def test_the_start_refuses_an_open_redirect(
     response = await client.get(_local(back))
     assert response.status_code == 303
     assert response.headers["location"] == f"/o/{tenant_a.slug}/"
+
+
+def _forged(peer: OidcPeer, nonce: str, client_id: str, attack: str) -> str:
+    """An ID token for `attack`, signed as the attack needs (the provider's own key, a
+    stranger's, none, or HMAC with the provider's public key)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": peer.issuer,
+        "sub": "forged",
+        "aud": client_id,
+        "exp": now + 300,
+        "iat": now,
+        "nonce": nonce,
+    }
+    jwk = peer.signing_key()
+    key = RSAKey.import_key(jwk)
+    match attack:
+        case "oidc.issuer":
+            claims["iss"] = "https://evil.test"
+        case "oidc.audience":
+            claims["aud"] = "another-client"
+        case "oidc.expired":
+            claims.update(exp=now - 3600, iat=now - 3900)
+        case "oidc.nonce":
+            claims["nonce"] = "a-nonce-of-another-sign-in"
+        case "oidc.key":
+            key = RSAKey.generate_key(2048, private=True)
+            jwk = {**jwk, "kid": "not-published"}
+        case "oidc.signature":
+            key = RSAKey.generate_key(2048, private=True)
+    if attack == "oidc.algorithm":
+        header = _b64(json.dumps({"alg": "HS256", "kid": jwk["kid"]}).encode())
+        payload = _b64(json.dumps(claims).encode())
+        public = RSAKey.import_key(peer.signing_key()).as_pem(private=False)
+        mac = hmac.new(public, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        return f"{header}.{payload}.{_b64(mac)}"
+    return jwt.encode({"alg": "RS256", "kid": jwk["kid"]}, claims, key)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "oidc.issuer",
+        "oidc.audience",
+        "oidc.expired",
+        "oidc.nonce",
+        "oidc.key",
+        "oidc.signature",
+        "oidc.algorithm",
+    ],
+)
+async def test_each_forged_token_is_refused_with_its_reason_in_the_audit_log(
+    oidc_peer: OidcPeer, tenant_a: TenantFixture, browser: Browser, attack: str
+) -> None:
+    connection_id = await _connection(oidc_peer, tenant_a)
+    client_id = (await get_connection(tenant_a.owner_ctx, connection_id)).settings["client_id"]
+    authorization = await _to_provider(browser, f"/sso/{tenant_a.slug}/oidc/{connection_id}/start")
+    nonce = parse_qs(urlsplit(authorization).query)["nonce"][0]
+    back = await oidc_peer.log_in(authorization, tenant_a.member.email)
+    oidc_peer.replace_next_id_token(_forged(oidc_peer, nonce, client_id, attack))
+    response = await browser.client.get(_local(back))
+    assert response.status_code == 400
+    assert attack in response.text
+    assert "not signed in" in response.text
+    async with as_tenant(tenant_a.id):
+        rows = await database.fetch(
+            "SELECT details FROM audit_event WHERE tenant_id = $1 AND action = 'sso.refused' "
+            "AND target_id = $2 ORDER BY occurred_at DESC LIMIT 1",
+            tenant_a.id,
+            connection_id,
+        )
+    details = rows[0]["details"]
+    details = json.loads(details) if isinstance(details, str) else details
+    assert details["reason"] == attack
+    assert details["detail"]
