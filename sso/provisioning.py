@@ -44,7 +44,7 @@ from sso.identity import ProvenIdentity
 from tenants import audit
 from tenants.accounts import UserAccount, insert_account
 from tenants.context import Actor, TenantContext, TenantSummary
-from tenants.organizations import SUMMARY_SQL, summary, tenant_by_id
+from tenants.organizations import summary, tenant_by_id
 from tenants.permissions import Role, permissions_of
 
 _ASSIGNABLE = (Role.ADMIN.value, Role.MEMBER.value)
@@ -100,21 +100,42 @@ def external_id_of(identity: ProvenIdentity, claim: str) -> str:
     return str(value).strip()[:200]
 
 
-async def _connection(tenant_id: UUID, connection_id: UUID) -> ConnectionRules | None:
-    rows = await fetch(
-        """SELECT id, enabled, role_mapping, default_role, external_id_claim
-           FROM sso_connection WHERE tenant_id = $1 AND id = $2""",
-        tenant_id,
-        connection_id,
-    )
-    if not rows:
+#: Everything admission reads, in one round trip: the organization, the connection, whether
+#: the email's domain is verified, the account (and staff role), its membership and a pending
+#: invitation. Every tenant table is filtered on $1, so Citus routes it to the tenant's shard.
+_ADMISSION_SQL = """
+SELECT o.id, o.slug, o.name, o.status, o.default_locale, o.timezone, o.brand_colour,
+       o.logo_data_url IS NOT NULL AS has_logo,
+       c.id AS connection_id, c.enabled, c.role_mapping, c.default_role, c.external_id_claim,
+       EXISTS (SELECT 1 FROM sso_domain d WHERE d.tenant_id = $1 AND d.domain = $3
+               AND d.verified_at IS NOT NULL) AS in_verified_domain,
+       u.id AS user_id, u.email AS user_email, u.name AS user_name, u.locale AS user_locale,
+       u.email_verified AS user_email_verified, u.is_active AS user_active,
+       s.role AS staff_role,
+       m.id AS membership_id, m.role AS membership_role, m.suspended_at,
+       (SELECT i.id FROM invitation i WHERE i.tenant_id = $1 AND lower(i.email) = lower($4)
+          AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()
+        ORDER BY i.created_at DESC LIMIT 1) AS invitation_id,
+       (SELECT i.role FROM invitation i WHERE i.tenant_id = $1 AND lower(i.email) = lower($4)
+          AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()
+        ORDER BY i.created_at DESC LIMIT 1) AS invitation_role
+FROM organization o
+LEFT JOIN sso_connection c ON c.tenant_id = $1 AND c.id = $2
+LEFT JOIN user_account u ON lower(u.email) = lower($4)
+LEFT JOIN staff_member s ON s.user_id = u.id
+LEFT JOIN membership m ON m.tenant_id = $1 AND m.user_id = u.id
+WHERE o.id = $1
+"""
+
+
+def _rules(row: dict[str, Any]) -> ConnectionRules | None:
+    if row["connection_id"] is None:
         return None
-    row = rows[0]
     mapping = row["role_mapping"]
     if isinstance(mapping, str):
         mapping = json.loads(mapping)
     return ConnectionRules(
-        id=row["id"],
+        id=row["connection_id"],
         enabled=row["enabled"],
         role_mapping={str(k): str(v) for k, v in dict(mapping or {}).items()},
         default_role=row["default_role"],
@@ -137,50 +158,44 @@ async def admit(
     module allow, in one transaction with its audit entries; `SignInRefused` (with its
     reason code) when the rules refuse it. `campaign`: a participant's sign-in, which makes
     no membership."""
+    try:
+        domain = email_domain(identity.email)
+    except Invalid:
+        raise _refuse(
+            "provisioning.email", f"the provider gave no valid email ({identity.email!r})"
+        ) from None
     async with global_transaction():
         await dangerously_switch_tenant(identity.tenant_id)
-        orgs = await fetch(SUMMARY_SQL + " WHERE id = $1", identity.tenant_id)
-        if not orgs or orgs[0]["status"] in ("suspended", "closed"):
+        rows = await fetch(
+            _ADMISSION_SQL, identity.tenant_id, identity.connection_id, domain, identity.email
+        )
+        if not rows or rows[0]["status"] in ("suspended", "closed"):
             raise _refuse("provisioning.organization", "the organization is not open")
-        tenant = summary(orgs[0])
-        rules = await _connection(identity.tenant_id, identity.connection_id)
+        row = rows[0]
+        tenant = summary(row)
+        rules = _rules(row)
         if rules is None or not rules.enabled:
             raise _refuse("provisioning.connection", "the connection is missing or disabled")
-        try:
-            domain = email_domain(identity.email)
-        except Invalid:
-            raise _refuse(
-                "provisioning.email", f"the provider gave no valid email ({identity.email!r})"
-            ) from None
-        verified = await fetch(
-            """SELECT 1 FROM sso_domain
-               WHERE tenant_id = $1 AND domain = $2 AND verified_at IS NOT NULL""",
-            identity.tenant_id,
-            domain,
+        in_verified_domain: bool = row["in_verified_domain"]
+        user_row = (
+            {"id": row["user_id"], "is_active": row["user_active"]}
+            if row["user_id"] is not None
+            else None
         )
-        in_verified_domain = bool(verified)
-        users = await fetch(
-            """SELECT id, is_active FROM user_account WHERE lower(email) = lower($1)""",
-            identity.email,
+        membership = (
+            {
+                "id": row["membership_id"],
+                "role": row["membership_role"],
+                "suspended_at": row["suspended_at"],
+            }
+            if row["membership_id"] is not None
+            else None
         )
-        user_row = users[0] if users else None
-        membership = None
-        if user_row is not None:
-            rows = await fetch(
-                """SELECT id, role, suspended_at FROM membership
-                   WHERE tenant_id = $1 AND user_id = $2""",
-                identity.tenant_id,
-                user_row["id"],
-            )
-            membership = rows[0] if rows else None
-        invitations = await fetch(
-            """SELECT id, role FROM invitation
-               WHERE tenant_id = $1 AND lower(email) = lower($2) AND accepted_at IS NULL
-                 AND revoked_at IS NULL AND expires_at > now()""",
-            identity.tenant_id,
-            identity.email,
+        invitation = (
+            {"id": row["invitation_id"], "role": row["invitation_role"]}
+            if row["invitation_id"] is not None
+            else None
         )
-        invitation = invitations[0] if invitations else None
 
         if user_row is not None and not identity.email_verified:
             raise _refuse(
@@ -218,21 +233,18 @@ async def admit(
                 )
             except Invalid as error:
                 raise _refuse("provisioning.email", f"the account was refused: {error}") from None
-            user_id = account.id
+            user = account
         else:
-            user_id = user_row["id"]
-        await dangerously_switch_tenant(identity.tenant_id, user_id)
-        await execute(
-            "UPDATE user_account SET last_login_at = now() WHERE id = $1",
-            user_id,
-        )
-        account_rows = await fetch(
-            """SELECT u.id, u.email, u.name, u.locale, u.email_verified, s.role AS staff_role
-               FROM user_account u LEFT JOIN staff_member s ON s.user_id = u.id
-               WHERE u.id = $1""",
-            user_id,
-        )
-        user = _user(account_rows[0])
+            user = UserAccount(
+                id=row["user_id"],
+                email=row["user_email"],
+                name=row["user_name"],
+                locale=row["user_locale"],
+                email_verified=row["user_email_verified"],
+                is_staff=row["staff_role"] is not None,
+                staff_role=row["staff_role"],
+            )
+        await execute("UPDATE user_account SET last_login_at = now() WHERE id = $1", user.id)
         ctx = TenantContext(
             tenant=tenant,
             actor=Actor(
@@ -289,18 +301,6 @@ async def admit(
         account_created=account_created,
         membership_created=membership_created,
         external_id=external_id_of(identity, rules.external_id_claim),
-    )
-
-
-def _user(row: dict[str, Any]) -> UserAccount:
-    return UserAccount(
-        id=row["id"],
-        email=row["email"],
-        name=row["name"],
-        locale=row["locale"],
-        email_verified=row["email_verified"],
-        is_staff=row.get("staff_role") is not None,
-        staff_role=row.get("staff_role"),
     )
 
 
