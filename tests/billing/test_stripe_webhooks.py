@@ -16,9 +16,9 @@ import pytest
 import stripe
 
 from billing.gateways.stripe import StripeGateway
-from billing.inbox import process_stripe_event
+from billing.inbox import process_stripe_event, retry_gateway_events
 from billing.subscriptions import current_subscription
-from core.database import fetch
+from core.database import execute, fetch
 from core.jobs import InProcessQueue
 from tests.billing.conftest import (
     WEBHOOK,
@@ -28,7 +28,7 @@ from tests.billing.conftest import (
     subscribe_on_stripe,
 )
 from tests.billing.stripe_server import StripeServer
-from tests.conftest import TenantFixture
+from tests.conftest import HeldQueue, TenantFixture
 from tests.db import as_tenant
 
 pytestmark = pytest.mark.usefixtures("in_process")
@@ -178,3 +178,37 @@ def test_event_payloads_keep_their_stripe_shape(stripe_server: StripeServer) -> 
     event = _event(stripe_server, "invoice.paid", {"id": "in_1", "customer": "cus_1"})
     assert event["object"] == "event"
     assert json.loads(signed(event)[0])["type"] == "invoice.paid"
+
+
+async def test_an_event_whose_job_was_lost_is_processed_by_the_sweep(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    in_process: InProcessQueue,
+    held: HeldQueue,
+    tenant_a: TenantFixture,
+) -> None:
+    _sub, stripe_id = await subscribe_on_stripe(tenant_a, stripe_gateway, seats=3)
+    stripe_server.take_events()
+    item = stripe_server.state.objects[stripe_id]["items"]["data"][0]["id"]
+    stripe_server.handle(
+        "POST", f"/v1/subscriptions/{stripe_id}", f"items[0][id]={item}&items[0][quantity]=7"
+    )
+    [event] = stripe_server.take_events()
+    await deliver(webhook_client, event)
+    held.held.clear()  # the worker died with the job
+    await retry_gateway_events({})
+    assert [args for _, args in held.held if event["id"] in args] == []  # not yet overdue
+    async with as_tenant(tenant_a.id):
+        await execute(
+            "UPDATE gateway_event SET received_at = received_at - interval '1 hour'"
+            " WHERE gateway = 'stripe' AND event_id = $1",
+            event["id"],
+        )
+    assert await retry_gateway_events({}) >= 1
+    await held.run()
+    [row] = await _stored(event["id"])
+    assert row["processed_at"] is not None
+    now = await current_subscription(tenant_a.owner_ctx)
+    assert now is not None
+    assert now.quantity == 7
