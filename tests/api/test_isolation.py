@@ -39,6 +39,8 @@ from core.settings import get_settings
 from sso.connections import ConnectionFields, create_connection
 from sso.connections import set_enabled as set_connection_enabled
 from sso.domains import add_domain
+from sso.scim import create_group, create_user, set_group_mapping
+from sso.scim_tokens import create_scim_token
 from tenants.context import Actor
 from tenants.invitations import invite
 from tenants.organizations import SettingsChange, update_settings
@@ -47,6 +49,7 @@ from tenants.webhooks.endpoints import EndpointFields, create_endpoint, set_enab
 from tests.api.conftest import Browser, audit_actions, bearer, browser_on, issue_token
 from tests.conftest import TenantFixture, make_tenant
 from tests.db import as_tenant
+from tests.sso.seeding import add_verified_domain
 
 IGNORED_METHODS = {"OPTIONS", "HEAD"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -85,7 +88,7 @@ class Case:
     kind: str
     id: str | None = None
     form: dict[str, str] = field(default_factory=dict)
-    json: dict[str, str] | None = None
+    json: dict[str, Any] | None = None
     why: str = ""
     #: For public routes: a path it serves, and one it must not.
     serves: str = ""
@@ -95,6 +98,8 @@ class Case:
 _SETTINGS = {"name": "Hijacked", "default_locale": "en", "brand_colour": "#000000"}
 _CAMPAIGN = {"name": "Planted", "type": "assessment", "target_profile": "catalogue:digcomp"}
 _PROFILE = {"name": "Planted", "competences": "1.1"}
+_SCIM_USER = {"userName": "planted@attacker.example.org", "active": False}
+_SCIM_PATCH = {"Operations": [{"op": "replace", "path": "displayName", "value": "Planted"}]}
 _WEBHOOK = {"url": "https://attacker.example.org/hook", "events": "participation.shared"}
 _SAML = {"name": "Planted", "idp_metadata_url": "https://attacker.example.org/metadata"}
 _OIDC = {
@@ -228,6 +233,39 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/sso/{slug}/saml/{connection_id}/acs"): Case(
         "sso_sign_in", id="sso_saml_enabled", why="the IdP's answer, checked by the flow"
     ),
+    ("GET", "/o/{slug}/sso/scim"): Case("console"),
+    ("POST", "/o/{slug}/sso/scim/tokens"): Case("console", form={"name": "Stolen"}),
+    ("POST", "/o/{slug}/sso/scim/tokens/{token_id}/revoke"): Case("console", id="scim_token"),
+    ("POST", "/o/{slug}/sso/scim/mappings"): Case(
+        "console", form={"group_name": "Planted", "role": "admin"}
+    ),
+    ("POST", "/o/{slug}/sso/scim/mappings/{mapping_id}/remove"): Case("console", id="scim_mapping"),
+    # SCIM: the tenant comes from the directory's token, ids from the path.
+    ("GET", "/scim/v2/Users/{user_id}"): Case("scim", id="scim_user"),
+    ("PUT", "/scim/v2/Users/{user_id}"): Case("scim", id="scim_user", json=_SCIM_USER),
+    ("PATCH", "/scim/v2/Users/{user_id}"): Case("scim", id="scim_user", json=_SCIM_PATCH),
+    ("DELETE", "/scim/v2/Users/{user_id}"): Case("scim", id="scim_user"),
+    ("GET", "/scim/v2/Groups/{group_id}"): Case("scim", id="scim_group"),
+    ("PUT", "/scim/v2/Groups/{group_id}"): Case(
+        "scim", id="scim_group", json={"displayName": "Planted"}
+    ),
+    ("PATCH", "/scim/v2/Groups/{group_id}"): Case("scim", id="scim_group", json=_SCIM_PATCH),
+    ("DELETE", "/scim/v2/Groups/{group_id}"): Case("scim", id="scim_group"),
+    ("GET", "/scim/v2/ResourceTypes/{name}"): Case(
+        "scim_static",
+        why="the service's description, the same for every organization",
+        serves="/scim/v2/ResourceTypes/User",
+        refuses="/scim/v2/ResourceTypes/Printer",
+    ),
+    ("GET", "/scim/v2/Schemas/{schema_id}"): Case(
+        "scim_static",
+        why="the service's description, the same for every organization",
+        serves="/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+        refuses="/scim/v2/Schemas/urn:nothing",
+    ),
+    ("GET", "/scim/v2/{rest}"): Case(
+        "scim_static", why="any other path under /scim/v2: a SCIM 404", refuses="/scim/v2/x/y"
+    ),
     # A participant's own participation: the slug names the tenant, the id the participation.
     ("GET", "/p/{slug}/{participation_id}"): Case("participation", id="participation"),
     ("POST", "/p/{slug}/{participation_id}"): Case(
@@ -316,6 +354,16 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("POST", "/api/v1/invitations"),
         ("GET", "/api/v1/campaigns"),
         ("GET", "/api/v1/learners"),
+        ("GET", "/scim/v2/ServiceProviderConfig"),  # the same for every organization
+        ("GET", "/scim/v2/ResourceTypes"),
+        ("GET", "/scim/v2/Schemas"),
+        ("POST", "/scim/v2/.search"),  # 501: not offered
+        ("GET", "/scim/v2/Users"),  # the token's own: see the listing test below
+        ("POST", "/scim/v2/Users"),
+        ("POST", "/scim/v2/Users/.search"),
+        ("GET", "/scim/v2/Groups"),
+        ("POST", "/scim/v2/Groups"),
+        ("POST", "/scim/v2/Groups/.search"),
         ("GET", "/schema"),
         ("GET", "/schema/swagger"),
         ("GET", "/schema/openapi.json"),
@@ -428,7 +476,9 @@ async def victim(db: str) -> Victim:
     saml_connection = await create_connection(ctx, saml_fields)
     saml_enabled = await create_connection(ctx, saml_fields)
     await set_connection_enabled(ctx, saml_enabled, True)
+    scim_ids = await _directory_objects(tenant)
     ids = {
+        **scim_ids,
         "membership": str(rows[0]["id"]),
         "invitation": str(invitation_id),
         "token": str(issued.id),
@@ -452,6 +502,27 @@ async def victim(db: str) -> Victim:
         "invoice_pdf": f"{await _issued_invoice(ctx)}.pdf",
     }
     return Victim(tenant, ids, token_match.group(1), issued.token, campaign.code)
+
+
+async def _directory_objects(tenant: TenantFixture) -> dict[str, str]:
+    """What B's directory provisioned: a person, a group with them in it, a group mapping,
+    and the SCIM token (`scim_bearer`) B's directory uses."""
+    ctx = tenant.owner_ctx
+    domain = f"victim-{uuid4().hex[:8]}.example.org"
+    await add_verified_domain(tenant.id, domain)
+    issued = await create_scim_token(ctx, "B's directory")
+    person = await create_user(ctx, {"userName": f"provisioned@{domain}", "displayName": "P"})
+    group = await create_group(
+        ctx, {"displayName": "B staff", "members": [{"value": str(person.id)}]}
+    )
+    mapping = await set_group_mapping(ctx, "B staff", "member")
+    return {
+        "scim_user": str(person.id),
+        "scim_group": str(group.id),
+        "scim_token": str(issued.id),
+        "scim_mapping": str(mapping.id),
+        "scim_bearer": issued.token,
+    }
 
 
 async def _issued_invoice(ctx: Any) -> Any:
@@ -493,6 +564,11 @@ async def attacker_member(app: Litestar, attacker: TenantFixture) -> AsyncIterat
 @pytest.fixture(scope="module")
 async def attacker_token(attacker: TenantFixture) -> str:
     return await issue_token(attacker.owner_ctx)
+
+
+@pytest.fixture(scope="module")
+async def attacker_scim_token(attacker: TenantFixture) -> str:
+    return (await create_scim_token(attacker.owner_ctx, "A's directory")).token
 
 
 async def _snapshot(victim: Victim) -> dict[str, Any]:
@@ -549,6 +625,22 @@ async def _snapshot(victim: Victim) -> dict[str, Any]:
                 "WHERE tenant_id = $1 ORDER BY id",
                 tenant.id,
             ),
+            "scim_tokens": await database.fetch(
+                "SELECT id, revoked_at FROM scim_token WHERE tenant_id = $1 ORDER BY id",
+                tenant.id,
+            ),
+            "directory_users": await database.fetch(
+                "SELECT * FROM directory_user WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
+            "directory_groups": await database.fetch(
+                "SELECT * FROM directory_group WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
+            "directory_group_members": await database.fetch(
+                "SELECT * FROM directory_group_member WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
+            "directory_group_mappings": await database.fetch(
+                "SELECT * FROM directory_group_mapping WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
             "webhook_deliveries": await database.fetch(
                 "SELECT id, status FROM webhook_delivery WHERE tenant_id = $1 ORDER BY id",
                 tenant.id,
@@ -588,7 +680,7 @@ async def _send(
 ) -> httpx.Response:
     if method == "GET":
         return await browser.client.get(path, headers=headers)
-    if case.json is not None or path.startswith("/api/"):
+    if case.json is not None or path.startswith(("/api/", "/scim/")):
         return await browser.client.request(method, path, json=case.json, headers=headers)
     return await browser.client.post(
         path, data={"_csrf_token": browser.csrf, **case.form}, headers=headers
@@ -601,6 +693,7 @@ async def test_tenant_a_cannot_reach_tenant_b(
     attacker_owner: Browser,
     attacker_member: Browser,
     attacker_token: str,
+    attacker_scim_token: str,
     victim: Victim,
     method: str,
     path: str,
@@ -664,6 +757,24 @@ async def test_tenant_a_cannot_reach_tenant_b(
         if method == "GET":
             own = await browser.client.get(_fill(path, "", b_id), headers=bearer(victim.api_token))
             assert own.status_code == 200
+    elif case.kind == "scim":
+        headers = bearer(attacker_scim_token)
+        foreign = await _send(browser, method, _fill(path, "", b_id), case, headers)
+        unknown = await _send(browser, method, _fill(path, "", random_id), case, headers)
+        assert foreign.status_code == 404
+        _same_page(foreign, unknown, b_id, random_id)
+        if method == "GET":  # B's own directory, for contrast, does reach it
+            own_token = bearer(victim.ids["scim_bearer"])
+            own = await browser.client.get(_fill(path, "", b_id), headers=own_token)
+            assert own.status_code == 200
+    elif case.kind == "scim_static":
+        assert case.why
+        headers = bearer(attacker_scim_token)
+        if case.serves:
+            assert (await browser.client.get(case.serves, headers=headers)).status_code == 200
+        refused = await browser.client.get(case.refuses, headers=headers)
+        assert refused.status_code == 404
+        assert refused.json()["status"] == "404"
     elif case.kind == "invitation_link":
         invented = "made-up-" + uuid4().hex
         foreign = await _send(
@@ -742,3 +853,20 @@ async def test_a_token_presented_under_another_tenants_id_is_refused(
     forged = victim.api_token.replace(victim.tenant.id.hex, attacker.id.hex)
     response = await attacker_owner.client.get("/api/v1/members", headers=bearer(forged))
     assert response.status_code == 401
+
+
+async def test_a_directory_lists_nothing_of_another_tenant(
+    attacker_owner: Browser, attacker_scim_token: str, victim: Victim
+) -> None:
+    """A's SCIM token lists A's directory only: B's people and groups are not there, even
+    asked for by name."""
+    headers = bearer(attacker_scim_token)
+    client = attacker_owner.client
+    for path in ("/scim/v2/Users", "/scim/v2/Groups"):
+        listed = await client.get(path, headers=headers)
+        assert listed.status_code == 200
+        assert listed.json()["totalResults"] == 0
+    named = await client.get(
+        "/scim/v2/Users", params={"filter": 'userName sw "provisioned@"'}, headers=headers
+    )
+    assert named.json()["Resources"] == []
