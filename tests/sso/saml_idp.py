@@ -114,9 +114,13 @@ class TestIdp:
 
     __test__ = False
 
-    def __init__(self, entity_id: str = "https://idp.example.test/saml/metadata") -> None:
+    def __init__(
+        self,
+        entity_id: str = "https://idp.example.test/saml/metadata",
+        sso_url: str = "https://idp.example.test/saml/sso",
+    ) -> None:
         self.entity_id = entity_id
-        self.sso_url = "https://idp.example.test/saml/sso"
+        self.sso_url = sso_url
         self.key_pem, self.cert_pem = key_pair("Test IdP")
         self._dir = tempfile.mkdtemp(prefix="jalon-test-idp-")
         self.key_file = self._write("idp.key", self.key_pem)
