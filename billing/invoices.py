@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 from billing import notices
 from billing.money import Money, currency_code
 from billing.profiles import ProfileFields, TaxKind, tax_treatment
-from billing.seats import overage_for_period
+from billing.seats import SeatPack, overage_for_period
 from billing.subscriptions import add_months
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
@@ -784,7 +784,6 @@ async def bill_period(
         key = f"period:{sub.id}:{sub.period_start.isoformat()}"
         charges = await _pending_charges(ctx.tenant_id, sub.id)
         plan_line = _plan_line(sub, locale)
-        # a seat-pack plan bills its packs when they are added, not per period
         lines = [plan_line] if plan_line.quantity else []
         overage = await _overage_line(ctx, sub)
         lines += [overage] if overage else []
@@ -813,6 +812,60 @@ async def bill_period(
             )
         issued = await issue_draft(ctx, draft.id, at=moment, net_terms_days=sub.net_terms_days)
         if draft.status == "draft" and issued.gateway == "manual":
+            await mail_issued(ctx, issued)
+        return issued
+
+
+async def bill_seat_pack(
+    ctx: TenantContext, pack: SeatPack, *, at: datetime | None = None, locale: str = "fr"
+) -> Invoice | None:
+    """Issue the invoice of a seat pack an account manager added during a period
+    (`billing.seats.add_seat_pack`), beyond the packs the subscription's period bills: as
+    many packs of the plan's size as its seats need, at the plan's price for the pack's
+    category (public, reduced, full…), its reference as the purchase order. Once only per
+    pack; None when the tenant is not on a seat-pack plan or the plan has no price for the
+    category."""
+    ctx.require(Permission.BILLING_MANAGE)
+    moment = at or datetime.now(UTC)
+    async with tenant_transaction(ctx):
+        rows = await fetch(
+            """SELECT s.id, s.currency, s.collection_method, s.net_terms_days, s.po_number,
+                      s.gateway, p.kind, p.code, p.names, p.pack_seats, pp.unit_amount
+               FROM subscription s
+               JOIN plan p ON p.id = s.plan_id
+               JOIN plan_price pp ON pp.plan_id = s.plan_id AND pp.currency = s.currency
+                    AND pp.category = $2
+               WHERE s.tenant_id = $1""",
+            ctx.tenant_id,
+            pack.category,
+        )
+        if not rows or rows[0]["kind"] != "seat_pack" or not rows[0]["pack_seats"]:
+            return None
+        row = rows[0]
+        names = json.loads(row["names"]) if isinstance(row["names"], str) else row["names"]
+        name = (names or {}).get(locale) or (names or {}).get("en") or row["code"]
+        packs = -(-pack.seats // row["pack_seats"])  # a pack started is a pack bought
+        line = LineInput(
+            kind="seat_pack",
+            description=(
+                f"{name}: {pack.seats} sièges / seats, "
+                f"{pack.starts_on:%Y-%m-%d} – {pack.ends_on:%Y-%m-%d}"
+            ),
+            quantity=packs,
+            unit_amount=row["unit_amount"],
+        )
+        draft = await insert_draft(
+            ctx,
+            [line],
+            currency=row["currency"].strip(),
+            subscription_id=row["id"],
+            billing_key=f"seat_pack:{pack.id}",
+            collection_method=row["collection_method"],
+            po_number=(pack.reference or row["po_number"])[:64],
+            gateway="manual",
+        )
+        issued = await issue_draft(ctx, draft.id, at=moment, net_terms_days=row["net_terms_days"])
+        if draft.status == "draft":
             await mail_issued(ctx, issued)
         return issued
 

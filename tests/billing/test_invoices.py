@@ -13,11 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing import invoices
+from billing.catalogue import PlanFields, PlanKind, create_plan, set_price
 from billing.invoices import LineInput, Party, price_lines, taxation_for, totals
+from billing.seats import SeatPackFields, add_seat_pack
 from billing.subscriptions import subscribe
 from core.database import execute, fetch
 from core.errors import Conflict, Forbidden, NotFound
-from tests.billing.plans import licence_plan, per_seat_plan
+from tests.billing.plans import STAFF, licence_plan, per_seat_plan
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
 
@@ -263,3 +265,44 @@ async def test_no_subscription_no_invoice(tenant_a: TenantFixture) -> None:
 
 def test_invoice_numbers_read_well() -> None:
     assert invoices.invoice_number("JALON", 2026, 42) == "JALON-2026-000042"
+
+
+async def test_an_added_seat_pack_is_invoiced_once_at_its_category_price(
+    tenant_a: TenantFixture,
+) -> None:
+    plan = await create_plan(
+        STAFF,
+        PlanFields(
+            code=f"pack-{uuid4().hex[:10]}",
+            kind=PlanKind.SEAT_PACK,
+            names={"en": "Pack of 100", "fr": "Pack de 100"},
+            interval="year",
+            overage_policy="block",
+            pack_seats=100,
+            pack_validity_months=12,
+        ),
+    )
+    for category, amount in (("public", 90_000), ("full", 120_000)):
+        await set_price(STAFF, plan.code, "EUR", amount, category=category)
+    await subscribe(tenant_a.owner_ctx, plan.code, at=NOW, trial=False, price_category="public")
+    # the pack bought with the subscription is billed with its period
+    period = await invoices.bill_period(tenant_a.owner_ctx, at=NOW)
+    assert period is not None
+    assert [(line.kind, line.quantity, line.unit_amount) for line in period.lines] == [
+        ("seat_pack", 1, 90_000)
+    ]
+    # packs added later by an account manager are billed each on their own
+    pack = await add_seat_pack(
+        tenant_a.owner_ctx,
+        STAFF,
+        SeatPackFields(seats=150, starts_on=NOW.date(), category="public", reference="BC-77"),
+    )
+    invoice = await invoices.bill_seat_pack(tenant_a.owner_ctx, pack, at=NOW, locale="en")
+    again = await invoices.bill_seat_pack(tenant_a.owner_ctx, pack, at=NOW, locale="en")
+    assert invoice is not None
+    assert again is not None
+    assert again.number == invoice.number
+    [line] = invoice.lines
+    assert (line.kind, line.quantity, line.unit_amount) == ("seat_pack", 2, 90_000)
+    assert "150" in line.description
+    assert (invoice.subtotal, invoice.po_number) == (180_000, "BC-77")
