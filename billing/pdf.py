@@ -48,7 +48,9 @@ class _Line:
 
 
 def title_of(invoice: Invoice, locale: str) -> str:
-    return translate(locale, "Credit note" if invoice.is_credit_note else "Invoice")
+    if invoice.is_credit_note:
+        return translate(locale, "Credit note")
+    return translate(locale, "Invoice")
 
 
 def invoice_html(invoice: Invoice, locale: str, credited_number: str | None = None) -> str:
