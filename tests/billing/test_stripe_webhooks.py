@@ -8,6 +8,7 @@ import asyncio
 import json
 import random
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -201,9 +202,9 @@ async def test_an_event_whose_job_was_lost_is_processed_by_the_sweep(
     assert [args for _, args in held.held if event["id"] in args] == []  # not yet overdue
     async with as_tenant(tenant_a.id):
         await execute(
-            "UPDATE gateway_event SET received_at = received_at - interval '1 hour'"
-            " WHERE gateway = 'stripe' AND event_id = $1",
+            "UPDATE gateway_event SET received_at = $2 WHERE gateway = 'stripe' AND event_id = $1",
             event["id"],
+            datetime.now(UTC) - timedelta(hours=1),
         )
     assert await retry_gateway_events({}) >= 1
     await held.run()
