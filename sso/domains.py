@@ -27,7 +27,7 @@ import idna
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
 from core.ids import uuid_or_404
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from tenants import audit
 from tenants.context import TenantContext
 from tenants.permissions import Permission
@@ -174,7 +174,45 @@ class DnsResolver:
         return [b"".join(record.strings).decode("utf-8", errors="replace") for record in answer]
 
 
+#: Top-level domains that can never be real (RFC 2606, RFC 6761): the only ones the
+#: development zone answers for.
+RESERVED_TLDS = frozenset({"test", "example", "invalid", "localhost"})
+#: `JALON_DNS_RESOLVER` value asking for the development zone (never in production).
+DEVELOPMENT = "development"
+
+
+def is_reserved(domain: str) -> bool:
+    """Whether `domain` is under a top-level domain reserved for tests and examples."""
+    return domain.rsplit(".", 1)[-1] in RESERVED_TLDS
+
+
+class DevelopmentZone:
+    """The demo's DNS: records published from the console, in this process, for reserved
+    top-level domains only (`demo.example`, `corp.test`): a domain that could be real is
+    always asked of the real DNS. Used only when `JALON_DNS_RESOLVER=development` outside
+    production, so that a demo admin can verify a domain end to end without a DNS host."""
+
+    def __init__(self, fallback: TxtResolver | None = None) -> None:
+        self.records: dict[str, list[str]] = {}
+        self.fallback = fallback or DnsResolver()
+
+    def publish(self, name: str, value: str) -> None:
+        name = name.lower().rstrip(".")
+        if not is_reserved(name):
+            raise Invalid("Only test domains (.test, .example) can be published in development.")
+        values = self.records.setdefault(name, [])
+        if value not in values:
+            values.append(value)
+
+    async def txt(self, name: str) -> list[str]:
+        name = name.lower().rstrip(".")
+        if is_reserved(name):
+            return list(self.records.get(name, []))
+        return await self.fallback.txt(name)
+
+
 _resolver: TxtResolver | None = None
+_development_zone: DevelopmentZone | None = None
 
 
 def use_resolver(resolver: TxtResolver | None) -> TxtResolver | None:
@@ -185,10 +223,29 @@ def use_resolver(resolver: TxtResolver | None) -> TxtResolver | None:
     return previous
 
 
+def resolver_for(settings: Settings) -> TxtResolver:
+    """The resolver `settings` name: the development zone (`JALON_DNS_RESOLVER=development`,
+    never in production), else `JALON_DNS_RESOLVER`'s nameserver, else the system's."""
+    global _development_zone
+    if settings.dns_resolver == DEVELOPMENT:
+        if settings.environment == "production":
+            return DnsResolver()
+        if _development_zone is None:
+            _development_zone = DevelopmentZone()
+        return _development_zone
+    return DnsResolver(settings.dns_resolver)
+
+
 def get_resolver() -> TxtResolver:
-    """The resolver in use: the one given to `use_resolver`, else `JALON_DNS_RESOLVER`'s
-    nameserver, else the system's."""
-    return _resolver if _resolver is not None else DnsResolver(get_settings().dns_resolver)
+    """The resolver in use: the one given to `use_resolver`, else the settings' one."""
+    return _resolver if _resolver is not None else resolver_for(get_settings())
+
+
+def development_zone() -> DevelopmentZone | None:
+    """The development zone when it is the resolver in use (the console then offers to
+    publish test domains' records in it), else None."""
+    resolver = get_resolver()
+    return resolver if isinstance(resolver, DevelopmentZone) else None
 
 
 # --- the organization's domains -------------------------------------------------------------
@@ -376,5 +433,25 @@ async def remove_domain(ctx: TenantContext, domain_id: UUID | str) -> Domain:
             claim.id,
             domain=claim.domain,
             was_verified=claim.verified_at is not None,
+        )
+    return claim
+
+
+async def publish_in_development_zone(ctx: TenantContext, domain_id: UUID | str) -> Domain:
+    """Publish a test domain's record in the development zone (the demo's DNS); `Invalid`
+    when no development zone is in use or the domain could be real. Audited."""
+    ctx.require(Permission.SSO_MANAGE)
+    zone = development_zone()
+    async with tenant_transaction(ctx):
+        claim = await access_domain(ctx, domain_id)
+        if zone is None or not is_reserved(claim.domain):
+            raise Invalid("Only test domains (.test, .example) can be published in development.")
+        zone.publish(claim.record_name, claim.record_value)
+        await audit.record(
+            ctx,
+            "sso.domain_published_in_development",
+            "sso_domain",
+            claim.id,
+            domain=claim.domain,
         )
     return claim

@@ -29,12 +29,14 @@ async def _domains_page(
     error: UserError | None = None,
     values: dict[str, Any] | None = None,
 ) -> Template:
-    listed = await domains.list_domains(ctx)
+    context: dict[str, Any] = {
+        "domains": await domains.list_domains(ctx),
+        "development_zone": domains.development_zone() is not None,
+        "is_reserved": domains.is_reserved,
+    }
     if error is None:
-        return render(request, "console/sso_domains.html", ctx=ctx, domains=listed)
-    return form_error(
-        request, "console/sso_domains.html", error, values or {}, ctx=ctx, domains=listed
-    )
+        return render(request, "console/sso_domains.html", ctx=ctx, **context)
+    return form_error(request, "console/sso_domains.html", error, values or {}, ctx=ctx, **context)
 
 
 @get("/sso/domains", opt=MANAGE)
@@ -69,6 +71,25 @@ async def domain_verify(
         error.field = None  # an action's refusal: shown at the top of the page
         return await _domains_page(request, ctx, error)
     flash(request, "{domain} is verified.", domain=claim.display_name)
+    return redirect(f"/o/{ctx.tenant.slug}/sso/domains")
+
+
+@post("/sso/domains/{domain_id:str}/publish", opt=MANAGE)
+async def domain_publish(
+    request: Request[Any, Any, Any], ctx: Ctx, domain_id: FromPath[str]
+) -> Template | Redirect:
+    """Development only: publish a test domain's record in the demo's DNS zone."""
+    try:
+        claim = await domains.publish_in_development_zone(ctx, domain_id)
+    except UserError as error:
+        if error.status_code == 404:
+            raise
+        return await _domains_page(request, ctx, error)
+    flash(
+        request,
+        "The record of {domain} is published in the development DNS.",
+        domain=claim.display_name,
+    )
     return redirect(f"/o/{ctx.tenant.slug}/sso/domains")
 
 
@@ -125,6 +146,7 @@ handlers = [
     domains_page,
     domain_add,
     domain_verify,
+    domain_publish,
     domain_remove,
     policy_page,
     policy_update,

@@ -4,19 +4,25 @@ consumer domains, one organization per verified domain, IDNA normalisation."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from uuid import uuid4
 
 import pytest
 
 from core.database import fetch, global_transaction
 from core.errors import Conflict, Forbidden, Invalid, NotFound
+from core.settings import get_settings
 from sso.domains import (
+    DevelopmentZone,
     DnsResolver,
     add_domain,
     email_domain,
     is_consumer_domain,
     list_domains,
     normalise_domain,
+    publish_in_development_zone,
     remove_domain,
+    resolver_for,
     use_resolver,
     verify_domain,
 )
@@ -197,3 +203,42 @@ def test_the_resolver_follows_the_setting() -> None:
     assert resolver.resolver.nameservers == ["127.0.0.1"]
     assert resolver.resolver.port == 5353
     assert DnsResolver("10.0.0.53").resolver.port == 53
+
+
+async def test_the_development_zone_verifies_test_domains_only(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    zone = DevelopmentZone()
+    previous = use_resolver(zone)
+    try:
+        await browser.login(tenant_a.owner)
+        page = f"/o/{tenant_a.slug}/sso/domains"
+        demo = await add_domain(tenant_a.owner_ctx, f"demo-{uuid4().hex[:6]}.test")
+        real = await add_domain(tenant_a.owner_ctx, f"corp-{uuid4().hex[:6]}.org")
+        shown = await browser.get(page)
+        assert f"/sso/domains/{demo.id}/publish" in shown.text
+        assert f"/sso/domains/{real.id}/publish" not in shown.text
+        published = await browser.post(f"{page}/{demo.id}/publish", page=page)
+        assert published.status_code == 303
+        assert await zone.txt(demo.record_name) == [demo.record_value]
+        verified = await browser.post(f"{page}/{demo.id}/verify", page=page)
+        assert verified.status_code == 303
+        refused = await browser.post(f"{page}/{real.id}/publish", page=page)
+        assert refused.status_code == 422
+    finally:
+        use_resolver(previous)
+    assert await _verified_by(demo.domain) == [tenant_a.id]
+    assert await _verified_by(real.domain) == []
+    with pytest.raises(Invalid):
+        zone.publish("_jalon.example.org", "jalon-verification=x")
+    # Without the development zone, nothing is published anywhere.
+    with pytest.raises(Invalid):
+        await publish_in_development_zone(tenant_a.owner_ctx, real.id)
+
+
+def test_the_development_zone_is_never_used_in_production() -> None:
+    production = replace(get_settings(), environment="production", dns_resolver="development")
+    assert isinstance(resolver_for(production), DnsResolver)
+    development = replace(production, environment="development")
+    assert isinstance(resolver_for(development), DevelopmentZone)
+    assert isinstance(resolver_for(replace(development, dns_resolver="")), DnsResolver)
