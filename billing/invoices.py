@@ -25,7 +25,7 @@ from billing.profiles import ProfileFields, TaxKind, tax_treatment
 from billing.seats import SeatPack, overage_for_period
 from billing.subscriptions import add_months
 from core.database import execute, fetch, tenant_transaction
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.i18n import N_, translate
 from core.ids import uuid_or_404
 from core.mail import queue_mail
@@ -368,6 +368,15 @@ async def list_invoices(ctx: TenantContext, limit: int = 200) -> list[Invoice]:
 # --- drafting ----------------------------------------------------------------------------
 
 
+def require_operator(ctx: TenantContext) -> None:
+    """Invoices are written by our staff and by the system (renewals, gateways, sweeps), never
+    by a tenant's own people: an admin cannot invent an invoice, issue one, nor void their
+    own by a credit note. `Forbidden` otherwise."""
+    ctx.require(Permission.BILLING_MANAGE)
+    if ctx.actor.kind not in ("staff", "system"):
+        raise Forbidden()
+
+
 async def _buyer(tenant_id: UUID, fallback_name: str) -> Party:
     rows = await fetch(
         """SELECT legal_name, address_line1, address_line2, postal_code, city, country,
@@ -425,7 +434,7 @@ async def draft_invoice(
     """A draft invoice of `lines`, priced for the tenant's billing profile as it is now (the
     buyer, the seller and the VAT are snapshotted). With `billing_key`, once only: a second
     call with the same key returns the first draft (or the invoice it became)."""
-    ctx.require(Permission.BILLING_MANAGE)
+    require_operator(ctx)
     async with tenant_transaction(ctx):
         return await insert_draft(
             ctx,
@@ -620,7 +629,7 @@ async def issue_invoice(
 ) -> Invoice:
     """Issue a draft: it gets the next number of its issuer's series and its due date (the
     subscription's net terms, 30 days without one). Idempotent."""
-    ctx.require(Permission.BILLING_MANAGE)
+    require_operator(ctx)
     wanted = uuid_or_404(invoice_id)
     moment = at or datetime.now(UTC)
     async with tenant_transaction(ctx):
@@ -825,7 +834,7 @@ async def bill_seat_pack(
     category (public, reduced, full…), its reference as the purchase order. Once only per
     pack; None when the tenant is not on a seat-pack plan or the plan has no price for the
     category."""
-    ctx.require(Permission.BILLING_MANAGE)
+    require_operator(ctx)
     moment = at or datetime.now(UTC)
     async with tenant_transaction(ctx):
         rows = await fetch(
@@ -879,7 +888,7 @@ async def credit_invoice(
     """Void an open invoice the only lawful way: a credit note that repeats its lines, issued
     with its own number; the invoice becomes `void`. The credit note is returned. An invoice
     already voided returns its credit note; a paid one is a `Conflict` (refund it first)."""
-    ctx.require(Permission.BILLING_MANAGE)
+    require_operator(ctx)
     wanted = uuid_or_404(invoice_id)
     moment = at or datetime.now(UTC)
     reason = reason.strip()[:500]

@@ -19,11 +19,19 @@ from billing.seats import SeatPackFields, add_seat_pack
 from billing.subscriptions import subscribe
 from core.database import execute, fetch
 from core.errors import Conflict, Forbidden, NotFound
+from tenants.context import TenantContext
+from tenants.organizations import system_context
 from tests.billing.plans import STAFF, licence_plan, per_seat_plan
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+def system(tenant: TenantFixture) -> TenantContext:
+    """The system acting in `tenant` (renewals, gateways): who writes invoices."""
+    return system_context(tenant.owner_ctx.tenant, "tests")
+
 
 line_inputs = st.builds(
     LineInput,
@@ -169,20 +177,20 @@ async def test_numbers_are_gapless_across_tenants_and_rolled_back_issues(
     lines = [LineInput("adjustment", "Consulting", 1, 10_000)]
 
     async def drafted(tenant: TenantFixture) -> invoices.Invoice:
-        return await invoices.draft_invoice(tenant.owner_ctx, lines, currency="EUR")
+        return await invoices.draft_invoice(system(tenant), lines, currency="EUR")
 
-    first = await invoices.issue_invoice(tenant_a.owner_ctx, (await drafted(tenant_a)).id, at=at)
+    first = await invoices.issue_invoice(system(tenant_a), (await drafted(tenant_a)).id, at=at)
     doomed = await drafted(tenant_b)
 
     async def issue_then_fail() -> None:
         async with as_tenant(tenant_b.id):
-            await invoices.issue_draft(tenant_b.owner_ctx, doomed.id, at=at)
+            await invoices.issue_draft(system(tenant_b), doomed.id, at=at)
             raise RuntimeError("the issuing transaction fails after the number was taken")
 
     with pytest.raises(RuntimeError):
         await issue_then_fail()
-    second = await invoices.issue_invoice(tenant_b.owner_ctx, doomed.id, at=at)
-    third = await invoices.issue_invoice(tenant_a.owner_ctx, (await drafted(tenant_a)).id, at=at)
+    second = await invoices.issue_invoice(system(tenant_b), doomed.id, at=at)
+    third = await invoices.issue_invoice(system(tenant_a), (await drafted(tenant_a)).id, at=at)
     assert [first.number, second.number, third.number] == [
         "JALON-2031-000001",
         "JALON-2031-000002",
@@ -212,8 +220,10 @@ async def test_a_credit_note_voids_an_open_invoice(tenant_a: TenantFixture) -> N
     await subscribed(tenant_a)
     invoice = await invoices.bill_period(tenant_a.owner_ctx, at=NOW)
     assert invoice is not None
-    note = await invoices.credit_invoice(tenant_a.owner_ctx, invoice.id, reason="wrong seats")
-    again = await invoices.credit_invoice(tenant_a.owner_ctx, invoice.id, reason="twice")
+    with pytest.raises(Forbidden):  # a tenant never voids its own invoice
+        await invoices.credit_invoice(tenant_a.owner_ctx, invoice.id, reason="mine")
+    note = await invoices.credit_invoice(system(tenant_a), invoice.id, reason="wrong seats")
+    again = await invoices.credit_invoice(system(tenant_a), invoice.id, reason="twice")
     assert again.id == note.id
     assert note.kind == "credit_note"
     assert note.credits_invoice_id == invoice.id
@@ -222,7 +232,7 @@ async def test_a_credit_note_voids_an_open_invoice(tenant_a: TenantFixture) -> N
     assert (note.total, len(note.lines)) == (invoice.total, len(invoice.lines))
     assert (await invoices.get_invoice(tenant_a.owner_ctx, invoice.id)).status == "void"
     with pytest.raises(Conflict):
-        await invoices.credit_invoice(tenant_a.owner_ctx, note.id, reason="no")
+        await invoices.credit_invoice(system(tenant_a), note.id, reason="no")
     listed = await invoices.list_invoices(tenant_a.owner_ctx)
     assert {item.id for item in listed} == {invoice.id, note.id}
 
@@ -297,8 +307,8 @@ async def test_an_added_seat_pack_is_invoiced_once_at_its_category_price(
         STAFF,
         SeatPackFields(seats=150, starts_on=NOW.date(), category="public", reference="BC-77"),
     )
-    invoice = await invoices.bill_seat_pack(tenant_a.owner_ctx, pack, at=NOW, locale="en")
-    again = await invoices.bill_seat_pack(tenant_a.owner_ctx, pack, at=NOW, locale="en")
+    invoice = await invoices.bill_seat_pack(system(tenant_a), pack, at=NOW, locale="en")
+    again = await invoices.bill_seat_pack(system(tenant_a), pack, at=NOW, locale="en")
     assert invoice is not None
     assert again is not None
     assert again.number == invoice.number

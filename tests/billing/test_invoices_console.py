@@ -17,7 +17,7 @@ from tests.api.conftest import Browser, browser_on
 from tests.api.running import running
 from tests.billing.plans import licence_plan, per_seat_plan
 from tests.billing.test_facturx import CITY_SIRET
-from tests.billing.test_invoices import NOW, set_profile
+from tests.billing.test_invoices import NOW, set_profile, system
 from tests.conftest import TenantFixture
 
 
@@ -45,7 +45,7 @@ async def test_admins_list_and_download_their_invoices(
     tenant_a: TenantFixture, console: Browser
 ) -> None:
     invoice = await billed(tenant_a)
-    note = await invoices.credit_invoice(tenant_a.owner_ctx, invoice.id, reason="test")
+    note = await invoices.credit_invoice(system(tenant_a), invoice.id, reason="test")
     await console.login(tenant_a.owner)
     page = await console.get(f"/o/{tenant_a.slug}/billing/invoices")
     assert page.status_code == 200
