@@ -43,7 +43,7 @@ from sso.scim import create_group, create_user, set_group_mapping
 from sso.scim_tokens import create_scim_token
 from tenants.context import Actor
 from tenants.invitations import invite
-from tenants.organizations import SettingsChange, update_settings
+from tenants.organizations import SettingsChange, system_context, update_settings
 from tenants.tokens import create_token
 from tenants.webhooks.endpoints import EndpointFields, create_endpoint, set_enabled
 from tests.api.conftest import Browser, audit_actions, bearer, browser_on, issue_token
@@ -527,9 +527,10 @@ async def _directory_objects(tenant: TenantFixture) -> dict[str, str]:
 
 async def _issued_invoice(ctx: Any) -> Any:
     """An invoice issued to B (its PDF is the file an attacker asks for)."""
+    system = system_context(ctx.tenant, "tests")  # invoices are written by the system
     lines = [LineInput("adjustment", "Victim's invoice", 1, 10_000)]
-    draft = await draft_invoice(ctx, lines, currency="EUR")
-    return (await issue_invoice(ctx, draft.id)).id
+    draft = await draft_invoice(system, lines, currency="EUR")
+    return (await issue_invoice(system, draft.id)).id
 
 
 async def _finished_export(ctx: Any, campaign_id: Any) -> Any:
