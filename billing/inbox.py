@@ -121,14 +121,17 @@ async def receive_stripe_webhook(
     """Check a Stripe webhook and put it in the inbox; its processing is queued after
     commit, once per event id. `WebhookRefused` (nothing stored) when it does not check."""
     event = verify_stripe_event(payload, signature, secret)
-    return await dangerously_store_event("stripe", event)
+    # the body as Stripe signed it (valid UTF-8 JSON by now): no second encoding
+    return await dangerously_store_event("stripe", event, payload.decode("utf-8"))
 
 
 def _job_id(gateway: str, event_id: str) -> str:
     return f"gateway_event:{gateway}:{event_id}"
 
 
-async def dangerously_store_event(gateway: str, event: dict[str, Any]) -> ReceivedEvent:
+async def dangerously_store_event(
+    gateway: str, event: dict[str, Any], payload: str | None = None
+) -> ReceivedEvent:
     """Insert a verified event into the global inbox (its tenant is not known yet: the job
     finds it), and queue its processing if it is new."""
     created_at = datetime.fromtimestamp(event["created"], UTC)
@@ -144,7 +147,7 @@ async def dangerously_store_event(gateway: str, event: dict[str, Any]) -> Receiv
             event["id"],
             event["type"],
             created_at,
-            json.dumps(event),
+            json.dumps(event) if payload is None else payload,
         )
         if rows:
             after_commit(_waker(gateway, event["id"]))
