@@ -179,6 +179,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/o/{slug}/sso/domains"): Case("console", form={"domain": "planted.example"}),
     ("POST", "/o/{slug}/sso/domains/{domain_id}/verify"): Case("console", id="sso_domain"),
     ("POST", "/o/{slug}/sso/domains/{domain_id}/delete"): Case("console", id="sso_domain"),
+    ("POST", "/o/{slug}/sso/domains/{domain_id}/publish"): Case("console", id="sso_domain"),
     ("GET", "/o/{slug}/sso/policy"): Case("console"),
     ("POST", "/o/{slug}/sso/policy"): Case("console", form={"sso_required": ""}),
     ("GET", "/o/{slug}/billing"): Case("console"),
