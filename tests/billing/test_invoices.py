@@ -3,6 +3,7 @@ invoices that never change, credit notes, and the EU reverse charge."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from uuid import uuid4
@@ -316,3 +317,22 @@ async def test_an_added_seat_pack_is_invoiced_once_at_its_category_price(
     assert (line.kind, line.quantity, line.unit_amount) == ("seat_pack", 2, 90_000)
     assert "150" in line.description
     assert (invoice.subtotal, invoice.po_number) == (180_000, "BC-77")
+
+
+async def test_concurrent_issues_across_tenants_take_every_number_once(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    at = datetime(2032, 3, 1, tzinfo=UTC)  # a year of its own in this test database
+    lines = [LineInput("adjustment", "Training day", 1, 50_000)]
+    tenants = [tenant_a, tenant_b] * 4
+    drafts = [
+        await invoices.draft_invoice(system(tenant), lines, currency="EUR") for tenant in tenants
+    ]
+    issued = await asyncio.gather(
+        *(
+            invoices.issue_invoice(system(tenant), draft.id, at=at)
+            for tenant, draft in zip(tenants, drafts, strict=True)
+        )
+    )
+    numbers = sorted(str(invoice.number) for invoice in issued)
+    assert numbers == [f"JALON-2032-{n:06d}" for n in range(1, len(tenants) + 1)]
