@@ -517,18 +517,21 @@ def _decode(saml_response: str) -> bytes:
         raise SignInRefused("saml.invalid", "the SAMLResponse is not base64") from error
 
 
-def _check_shape(xml: bytes) -> None:
+def _check_shape(xml: bytes) -> bool:
     """Refuse what no honest IdP sends, before any signature is checked: no signature at all,
     or more than one assertion or response anywhere in the document (signature wrapping hides
     a signed original beside, around or inside an evil copy; one of each leaves no place for
-    it). The document is not trusted here: this only ever refuses."""
+    it). The document is not trusted here: this only ever refuses. True when the one
+    assertion is encrypted."""
     try:
         root = _parse_xml(xml)
     except ValueError as error:
         raise SignInRefused("saml.invalid", "the SAMLResponse is not XML") from error
     if root.tag != f"{{{_SAMLP}}}Response":
         raise SignInRefused("saml.invalid", "the SAMLResponse is not a Response")
-    if next(root.iter(f"{{{_DS}}}Signature"), None) is None:
+    encrypted = next(root.iter(f"{{{_SAML}}}EncryptedAssertion"), None) is not None
+    # (an encrypted assertion's own signature is inside its ciphertext: checked once opened)
+    if not encrypted and next(root.iter(f"{{{_DS}}}Signature"), None) is None:
         raise SignInRefused("saml.unsigned", "neither the response nor its assertion is signed")
     assertions = sum(
         1
@@ -542,6 +545,7 @@ def _check_shape(xml: bytes) -> None:
             f"{assertions} assertions and {responses} responses in one message: the shape of "
             "signature wrapping",
         )
+    return encrypted
 
 
 def verify_response(
@@ -559,10 +563,13 @@ def verify_response(
     allows IdP-initiated sign-in). Runs xmlsec1: call it from a thread.
     """
     xml = _decode(saml_response)
-    _check_shape(xml)
+    encrypted = _check_shape(xml)
     outstanding = {expected_request_id: "/"} if expected_request_id else {}
-    with _files(private_key_pem, connection.sp_certificate_pem) as (key_file, cert_file):
-        client = _client(connection, urls, key_file, cert_file)
+    # The SP's key opens encrypted assertions only; loading an RSA key (cryptography checks
+    # it) is the costliest step of a sign-in, so it is read only for them.
+    keys = (private_key_pem, connection.sp_certificate_pem) if encrypted else ()
+    with _files(*keys) as files:
+        client = _client(connection, urls, *files) if files else _client(connection, urls)
         refusal: tuple[str, str] | None = None
         try:
             response = client.parse_authn_request_response(
@@ -581,7 +588,7 @@ def verify_response(
             raise SignInRefused(*refusal)
     if not isinstance(response, AuthnResponse):
         raise SignInRefused("saml.invalid", "not an authentication response")
-    return _checked(response, connection, urls, expected_request_id, now)
+    return _checked(response, connection, urls, expected_request_id, now, encrypted=encrypted)
 
 
 def _reason_of(error: Exception) -> tuple[str, str]:
@@ -611,6 +618,8 @@ def _checked(
     urls: ServiceProviderUrls,
     expected_request_id: str | None,
     now: datetime,
+    *,
+    encrypted: bool,
 ) -> VerifiedAssertion:
     """Our own checks on the objects pysaml2 verified (it skips some, or only logs them)."""
     response: samlp.Response = parsed.response
@@ -622,10 +631,13 @@ def _checked(
     if assertion is None or len(parsed.assertions) != 1:
         raise SignInRefused("saml.invalid", "the response does not hold exactly one assertion")
     # The signature that passed must cover the assertion read: the assertion's own, or the
-    # response's (the assertion is then a direct child of the signed response).
+    # response's (the assertion is then a direct child of the signed response, in clear or
+    # as the one EncryptedAssertion the document holds).
     signed_assertion = _covers(assertion)
-    signed_response = _covers(response) and any(a is assertion for a in response.assertion)
-    if not (signed_assertion or signed_response) and not response.encrypted_assertion:
+    signed_response = _covers(response) and (
+        encrypted or any(a is assertion for a in response.assertion)
+    )
+    if not (signed_assertion or signed_response):
         raise SignInRefused("saml.signature", "no signature covers the assertion")
     if connection.want_signed in ("assertion", "both") and not signed_assertion:
         raise SignInRefused("saml.unsigned", "the assertion itself is not signed")

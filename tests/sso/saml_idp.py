@@ -285,6 +285,32 @@ class TestIdp:
         """The same, base64 as the POST binding carries it (the form's `SAMLResponse`)."""
         return encode(self.response_xml(sp_entity_id, acs_url, person, issue))
 
+    def encrypted_response(
+        self,
+        sp_entity_id: str,
+        acs_url: str,
+        sp_certificate_pem: str,
+        person: Person,
+        in_response_to: str,
+        *,
+        sign_assertion: bool = True,
+    ) -> str:
+        """A response whose assertion is encrypted for the SP's certificate (as Entra ID does
+        with token encryption on), signed inside, as pysaml2's IdP makes it; base64."""
+        response = self.server.create_authn_response(
+            identity={"mail": [person.email], "givenName": [person.given_name]},
+            in_response_to=in_response_to,
+            destination=acs_url,
+            sp_entity_id=sp_entity_id,
+            name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=person.name_id),
+            authn=AUTHN,
+            sign_response=False,
+            sign_assertion=sign_assertion,
+            encrypt_assertion=True,
+            encrypt_cert_assertion=sp_certificate_pem,
+        )
+        return encode(str(response))
+
 
 def encode(xml: str) -> str:
     return base64.b64encode(xml.encode("utf-8")).decode("ascii")

@@ -122,6 +122,30 @@ async def test_entra_id_claim_uris_are_understood(tenant_a: TenantFixture, idp: 
     assert identity.given_name == "Ada"
 
 
+async def test_an_assertion_encrypted_for_the_connection_is_opened_and_checked(
+    tenant_a: TenantFixture, idp: TestIdp
+) -> None:
+    connection, urls = await _connect(tenant_a, idp)
+    request_id = _request_id(connection, urls)
+    response = idp.encrypted_response(
+        urls.entity_id, urls.acs_url, connection.sp_certificate_pem, ADA, request_id
+    )
+
+    identity = await _consume(tenant_a, connection, urls, response, request_id)
+
+    assert identity.email == "ada@alpha.example"
+    again = _request_id(connection, urls)
+    unsigned = idp.encrypted_response(
+        urls.entity_id,
+        urls.acs_url,
+        connection.sp_certificate_pem,
+        ADA,
+        again,
+        sign_assertion=False,
+    )
+    assert await _refused(tenant_a, connection, urls, unsigned, again) == "saml.unsigned"
+
+
 async def test_an_unsigned_response_is_refused(tenant_a: TenantFixture, idp: TestIdp) -> None:
     connection, urls = await _connect(tenant_a, idp)
     request_id = _request_id(connection, urls)
