@@ -71,8 +71,11 @@ async def complete_sign_in(
     (`session["sso"]`: what an SSO-required campaign checks) and redirect to `next_path`
     (a safe local path, else the console). A refusal renders the refusal page."""
     session = session_of(request)
-    pending = session.get(CAMPAIGN_SIGN_IN) or {}
-    campaign = str(pending.get("tenant_id", "")) == str(identity.tenant_id)
+    # A campaign's sign-in: marked by its page for this tenant, and coming back to it.
+    pending = session.pop(CAMPAIGN_SIGN_IN, None) or {}
+    campaign = str(pending.get("tenant_id", "")) == str(identity.tenant_id) and (
+        safe_next(next_path, "") == f"/c/{pending.get('code', '')}"
+    )
     try:
         admission = await admit(
             identity, campaign=campaign, ip=client_ip(request), user_agent=_agent(request)
@@ -107,6 +110,7 @@ async def refuse_sign_in(
     """Record `sso.refused` with its reason code (and `detail`, for the administrators) in
     the organization's audit log, and render a page that says what failed: 403 for a person
     the rules refuse (`provisioning.*`), 400 for an answer that failed a protocol check."""
+    session_of(request).pop(CAMPAIGN_SIGN_IN, None)
     user = await current_user(request)
     await record_refusal(
         tenant_id,

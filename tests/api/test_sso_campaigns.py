@@ -166,3 +166,46 @@ async def test_the_campaign_form_offers_sso_once_a_connection_is_enabled(
     edit = f"/o/{tenant_a.slug}/campaigns/{second.id}/edit"
     shown = await browser.get(edit)
     assert 'value="yes"  checked' in shown.text or 'value="yes" checked' in shown.text
+
+
+async def test_a_refused_provisioning_is_explained_audited_and_signs_nobody_in(
+    oidc_peer: OidcPeer, tenant_a: TenantFixture, browser: Browser
+) -> None:
+    connection_id = await _peer_connection(oidc_peer, tenant_a)
+    stranger = f"stranger@{unique_domain('elsewhere')}"
+    start = f"/sso/{tenant_a.slug}/oidc/{connection_id}/start?next=/o/"
+    back = await oidc_peer.log_in((await browser.client.get(start)).headers["location"], stranger)
+    refused = await browser.client.get(_local(back))
+    assert refused.status_code == 403
+    assert "Ask its administrator to invite you." in refused.text
+    assert "provisioning.domain" in refused.text
+    assert (await browser.client.get("/account")).status_code == 303
+    async with as_tenant(tenant_a.id):
+        rows = await fetch(
+            """SELECT details FROM audit_event WHERE tenant_id = $1 AND action = 'sso.refused'
+               ORDER BY occurred_at DESC LIMIT 1""",
+            tenant_a.id,
+        )
+    assert '"provisioning.domain"' in rows[0]["details"]
+
+
+async def test_a_campaign_sign_in_refused_leaves_no_campaign_mark_behind(
+    oidc_peer: OidcPeer, tenant_a: TenantFixture, browser: Browser
+) -> None:
+    """A refused campaign sign-in must not make the next console sign-in a campaign one
+    (which would skip the membership)."""
+    domain = unique_domain()
+    await add_verified_domain(tenant_a.id, domain)
+    connection_id = await _peer_connection(oidc_peer, tenant_a)
+    campaign = await _campaign(tenant_a, sso_required=True)
+    to_start = await browser.client.get(f"/c/{campaign.code}/sso?connection={connection_id}")
+    to_provider = await browser.client.get(to_start.headers["location"])
+    stranger = f"stranger@{unique_domain('elsewhere')}"
+    back = await oidc_peer.log_in(to_provider.headers["location"], stranger)
+    assert (await browser.client.get(_local(back))).status_code == 403
+    start = f"/sso/{tenant_a.slug}/oidc/{connection_id}/start?next=/o/{tenant_a.slug}/"
+    newcomer = f"newcomer@{domain}"
+    back = await oidc_peer.log_in((await browser.client.get(start)).headers["location"], newcomer)
+    signed_in = await browser.client.get(_local(back))
+    assert signed_in.status_code == 303
+    assert (await browser.client.get(f"/o/{tenant_a.slug}/")).status_code == 200  # a member
