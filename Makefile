@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install Jalon with its development tools
 
+# The demo signs its SSO organization in through the development identity provider
+# (api/dev_idp.py) unless JALON_DEV_IDP says otherwise, and only on a loopback HOST.
+DEMO_DEV_IDP := $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),true,false)
+
 demo: install ## Serve Jalon with demo data on http://127.0.0.1:8000 (embedded PostgreSQL by default)
 	$(BIN)/jalon migrate
-	$(BIN)/jalon demo
-	$(BIN)/jalon serve --host $(HOST) --port $(PORT)
+	JALON_DEV_IDP=$${JALON_DEV_IDP:-$(DEMO_DEV_IDP)} $(BIN)/jalon demo
+	JALON_DEV_IDP=$${JALON_DEV_IDP:-$(DEMO_DEV_IDP)} $(BIN)/jalon serve --host $(HOST) --port $(PORT)
 
 serve: install ## Serve without seeding demo data
 	$(BIN)/jalon serve --host $(HOST) --port $(PORT)

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
+from api import dev_idp
 from api.routes import (
     api_v1,
     auth,
@@ -95,7 +97,11 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             if owns_pool:
                 await database.close_pool()
 
+    # The demo's development identity provider, only when asked for (`api.dev_idp`).
+    dev_idp_routes = [dev_idp.dev_idp_router(settings)] if settings.dev_idp else []
+    dev_idp_state = {"dev_idp": dev_idp.DevIdentityProvider(settings)} if settings.dev_idp else {}
     return Litestar(
+        state=State(dev_idp_state),
         route_handlers=[
             # Pages for people: not part of the documented JSON API.
             Router(
@@ -114,12 +120,21 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             *billing_stripe.webhook_handlers(settings),
             api_v1.api_router,
             scim.scim_router,
+            *dev_idp_routes,
             static_files(),
         ],
         lifespan=[lifespan],
         csrf_config=csrf_config(
             settings,
-            exclude=["/api/v1", "/scim/v2", "/healthz", "/readyz", billing_stripe.WEBHOOK_PATH],
+            exclude=[
+                "/api/v1",
+                "/scim/v2",
+                "/healthz",
+                "/readyz",
+                billing_stripe.WEBHOOK_PATH,
+                # the provider's token endpoint is called by the OIDC client, not a form
+                dev_idp.PATH,
+            ],
         ),
         middleware=[session_middleware(settings, sessions)],
         template_config=template_config(HERE / "templates"),

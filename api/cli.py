@@ -64,6 +64,9 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     settings = get_settings()
+    if settings.dev_idp and (host not in ("127.0.0.1", "localhost", "::1") or workers != 1):
+        # It signs anyone in, and keeps its codes in one process's memory.
+        raise click.UsageError("JALON_DEV_IDP=true serves on 127.0.0.1 with one worker only")
     connect(settings)  # start the embedded server before workers fork
     import_jobs()
     click.echo(f"Jalon on {settings.base_url} (listening on http://{host}:{port})", err=True)
@@ -127,6 +130,10 @@ def demo() -> None:
     click.echo("Demo campaigns (open a link, sign in or create an account, take the test):")
     for line in logins.campaigns:
         click.echo(f"  {line}")
+    if logins.sso:
+        click.echo("Single sign-on (the demo identity provider, JALON_DEV_IDP):")
+        for line in logins.sso:
+            click.echo(f"  {line}")
     if settings.dev_outbox:
         click.echo(f"Mail sent by the demo lands in {settings.base_url}/dev/outbox")
 

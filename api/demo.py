@@ -8,9 +8,10 @@ Idempotent: people, organizations, plans and subscriptions that exist are left a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from api.dev_idp import DEMO_DOMAIN, PERSONAS, connection_fields
 from billing import invoices, seats
 from billing.catalogue import (
     PlanFields,
@@ -28,7 +29,9 @@ from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
 from campaigns.service import create_campaign
 from core.errors import NotFound
-from core.settings import get_settings
+from core.settings import Settings, get_settings
+from sso.connections import create_connection, list_connections, set_enabled
+from sso.domains import add_domain, list_domains, verify_domain
 from tenants.accounts import UserAccount, create_user, find_user_by_email
 from tenants.context import Actor, TenantContext
 from tenants.invitations import invite
@@ -37,6 +40,7 @@ from tenants.organizations import (
     OrganizationFields,
     create_organization,
     member_context,
+    system_context,
     tenant_by_slug,
 )
 from tenants.staff import make_staff
@@ -150,6 +154,8 @@ class DemoSignIns:
     password: str
     accounts: list[str]
     campaigns: list[str]
+    #: how to sign in through the demo identity provider (empty when it is off)
+    sso: list[str] = field(default_factory=list)
 
 
 STAFF = DemoPerson("account.manager@jalon.example", "Camille Roux", "fr", "account_manager")
@@ -345,6 +351,72 @@ async def _residents_take_the_test(ctx: TenantContext, demo: DemoOrganization) -
         await start_or_resume(participant_context(ctx.tenant, actor), campaign.id)
 
 
+# --- single sign-on through the development identity provider (JALON_DEV_IDP) ------------
+
+SSO_ORGANIZATION = "atelier-numerique"
+SSO_CONNECTION = "Annuaire de démonstration (OIDC)"
+SSO_CAMPAIGN = DemoCampaign(
+    "Bilan numérique des nouveaux arrivants",
+    "digcomp",
+    "Bienvenue dans l’atelier ! Connectez-vous avec votre compte d’entreprise, puis faites le "
+    "point sur vos compétences numériques.",
+    external_id_label="Matricule",
+)
+
+
+class _DemoSeedingResolver:
+    """DNS as the demo seeding answers it: the TXT record each claim expects is "found", so
+    the demo's domain is verified without a DNS zone. Only the seeding uses it, and the audit
+    log names it (the acting system's label)."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    async def txt(self, name: str) -> list[str]:
+        return [self.value]
+
+
+async def seed_sso(settings: Settings) -> list[str]:
+    """Atelier signs its staff in through the development identity provider: its domain
+    verified (by the seeding, which says so in the audit log), an enabled OIDC connection to
+    the provider, and a campaign that requires it. What to print; nothing when the provider
+    is off. Run after the organizations are seeded; safe to run again."""
+    if not settings.dev_idp:
+        return []
+    tenant = await tenant_by_slug(SSO_ORGANIZATION)
+    ctx = system_context(tenant, "demo seeding (DNS check bypassed)")
+    claim = next((d for d in await list_domains(ctx) if d.domain == DEMO_DOMAIN), None)
+    if claim is None:
+        claim = await add_domain(ctx, DEMO_DOMAIN)
+    if claim.verified_at is None:
+        await verify_domain(ctx, claim.id, _DemoSeedingResolver(claim.record_value))
+    if not any(c.name == SSO_CONNECTION for c in await list_connections(ctx)):
+        connection_id = await create_connection(ctx, connection_fields(settings, SSO_CONNECTION))
+        await set_enabled(ctx, connection_id, True)
+    # Campaigns are made by a member of the organization: its owner.
+    owner = await _context(next(d for d in ORGANIZATIONS if d.fields.slug == SSO_ORGANIZATION))
+    code = next((c.code for c in await all_campaigns(owner) if c.name == SSO_CAMPAIGN.name), None)
+    if code is None:
+        created = await create_campaign(
+            owner,
+            CampaignFields(
+                name=SSO_CAMPAIGN.name,
+                profile_key=SSO_CAMPAIGN.profile_key,
+                landing_text=SSO_CAMPAIGN.landing_text,
+                external_id_label=SSO_CAMPAIGN.external_id_label,
+                sso_required=True,
+            ),
+        )
+        code = created.code
+    newcomer = PERSONAS[0]
+    return [
+        f"{settings.base_url}/c/{code}  {SSO_CAMPAIGN.name} (sign-in through the company's SSO)",
+        f"Open it, continue with the company account, and pick {newcomer.given_name} "
+        f"{newcomer.family_name} ({newcomer.email}), a new employee, on the demo identity "
+        f"provider ({settings.base_url}/dev/idp): her account is made as she signs in.",
+    ]
+
+
 async def seed() -> DemoSignIns:
     """Create what is missing of the demo; return the sign-ins to print."""
     base_url = get_settings().base_url
@@ -361,4 +433,5 @@ async def seed() -> DemoSignIns:
         for p in demo.people
     ]
     accounts.append(f"{STAFF.email:<36} staff   (back office)")
-    return DemoSignIns(password=PASSWORD, accounts=accounts, campaigns=campaigns)
+    sso = await seed_sso(get_settings())
+    return DemoSignIns(password=PASSWORD, accounts=accounts, campaigns=campaigns, sso=sso)

@@ -89,6 +89,9 @@ class Settings:
     #: The nameserver ("host:port", or "host" for port 53) that verifies SSO email domains'
     #: TXT records; empty: the system's resolvers.
     dns_resolver: str = ""
+    #: The demo's development OpenID provider at /dev/idp (`api.dev_idp`): only when asked
+    #: for, never in production, on a loopback base URL.
+    dev_idp: bool = False
 
     #: The selling entity on invoices. `billing_issuer` names its gapless numbering series
     #: (numbers are `<issuer>-<year>-<000001>`); the rest is printed on every invoice, and
@@ -165,6 +168,13 @@ def _sso_keys(environment: str, data_dir: Path) -> tuple[str, ...]:
     return (key,)
 
 
+def _dev_idp(environment: str) -> bool:
+    asked = _env_bool("JALON_DEV_IDP", False)
+    if asked and environment == "production":
+        raise RuntimeError("JALON_DEV_IDP=true is refused in production: it signs anyone in")
+    return asked
+
+
 def load_settings() -> Settings:
     """Read the environment into a `Settings`; production without a secret key is refused."""
     environment = _env("JALON_ENV", "development") or "development"
@@ -211,6 +221,7 @@ def load_settings() -> Settings:
         ).rstrip("/"),
         sso_keys=_sso_keys(environment, data_dir),
         dns_resolver=_env("JALON_DNS_RESOLVER", "") or "",
+        dev_idp=_dev_idp(environment),
         billing_issuer=_env("JALON_BILLING_ISSUER", "JALON") or "JALON",
         billing_seller_name=_env("JALON_BILLING_SELLER_NAME", "Jalon") or "Jalon",
         billing_seller_address=_env("JALON_BILLING_SELLER_ADDRESS", "") or "",
