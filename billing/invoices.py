@@ -755,6 +755,26 @@ def _charge_line(row: dict[str, Any]) -> LineInput:
     )
 
 
+def _billable_charges(
+    lines: Sequence[LineInput], charges: Sequence[dict[str, Any]], currency: str
+) -> list[dict[str, Any]]:
+    """The waiting charges this invoice takes: every charge in its currency, but a credit
+    (a downgrade's refund of unused time) only while the invoice stays at zero or more; the
+    rest waits for the next invoice, since an invoice below zero would be a credit note."""
+    net = sum(
+        line.quantity * line.unit_amount if line.amount is None else line.amount for line in lines
+    )
+    ours = [row for row in charges if row["currency"].strip() == currency]
+    taken = [row for row in ours if row["amount"] >= 0]
+    net += sum(int(row["amount"]) for row in taken)
+    for row in ours:
+        if row["amount"] < 0 and net + row["amount"] >= 0:
+            taken.append(row)
+            net += int(row["amount"])
+    chosen = {row["id"] for row in taken}
+    return [row for row in ours if row["id"] in chosen]  # in the order they were made
+
+
 async def _overage_line(ctx: TenantContext, sub: BillableSubscription) -> LineInput | None:
     """The seats used beyond the allowance in the period before this one, under the `bill`
     policy, at the plan's overage price (billed in arrears with the period in advance)."""
@@ -791,12 +811,14 @@ async def bill_period(
         if sub is None or sub.status in ("trialing", "canceled"):
             return None
         key = f"period:{sub.id}:{sub.period_start.isoformat()}"
-        charges = await _pending_charges(ctx.tenant_id, sub.id)
         plan_line = _plan_line(sub, locale)
         lines = [plan_line] if plan_line.quantity else []
         overage = await _overage_line(ctx, sub)
         lines += [overage] if overage else []
-        lines += [_charge_line(row) for row in charges if row["currency"].strip() == sub.currency]
+        charges = _billable_charges(
+            lines, await _pending_charges(ctx.tenant_id, sub.id), sub.currency
+        )
+        lines += [_charge_line(row) for row in charges]
         if not lines:
             return None
         draft = await insert_draft(
@@ -815,7 +837,7 @@ async def bill_period(
                 """UPDATE pending_charge SET invoice_id = $3, invoiced_at = $4
                    WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND invoiced_at IS NULL""",
                 ctx.tenant_id,
-                [row["id"] for row in charges if row["currency"].strip() == sub.currency],
+                [row["id"] for row in charges],
                 draft.id,
                 moment,
             )

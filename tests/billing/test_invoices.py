@@ -145,21 +145,27 @@ async def test_a_period_is_invoiced_once_with_its_seats_and_vat(
     assert first.seller.name
 
 
-async def test_waiting_charges_go_on_the_next_invoice_once(tenant_a: TenantFixture) -> None:
-    await subscribed(tenant_a, seats=2, amount=1000)
-    async with as_tenant(tenant_a.id):
-        [sub] = await fetch("SELECT id FROM subscription WHERE tenant_id = $1", tenant_a.id)
+async def add_charge(tenant: TenantFixture, description: str, amount: int) -> None:
+    """A charge waiting for the tenant's next invoice, as a mid-period change leaves one."""
+    async with as_tenant(tenant.id):
+        [sub] = await fetch("SELECT id FROM subscription WHERE tenant_id = $1", tenant.id)
         await execute(
             """INSERT INTO pending_charge (tenant_id, id, subscription_id, kind, description,
                    quantity, amount, currency, period_start, period_end)
-               VALUES ($1, $2, $3, 'proration', 'Two seats more, half a month', 2, 1000, 'EUR',
-                   $4, $5)""",
-            tenant_a.id,
+               VALUES ($1, $2, $3, 'proration', $4, 2, $5, 'EUR', $6, $7)""",
+            tenant.id,
             uuid4(),
             sub["id"],
+            description,
+            amount,
             NOW - timedelta(days=15),
             NOW,
         )
+
+
+async def test_waiting_charges_go_on_the_next_invoice_once(tenant_a: TenantFixture) -> None:
+    await subscribed(tenant_a, seats=2, amount=1000)
+    await add_charge(tenant_a, "Two seats more, half a month", 1000)
     invoice = await invoices.bill_period(tenant_a.owner_ctx, at=NOW)
     assert invoice is not None
     assert [line.kind for line in invoice.lines] == ["subscription", "proration"]
@@ -169,6 +175,25 @@ async def test_waiting_charges_go_on_the_next_invoice_once(tenant_a: TenantFixtu
             "SELECT invoice_id FROM pending_charge WHERE tenant_id = $1", tenant_a.id
         )
     assert charge["invoice_id"] == invoice.id
+
+
+async def test_a_credit_larger_than_the_invoice_waits_for_the_next_one(
+    tenant_a: TenantFixture,
+) -> None:
+    await subscribed(tenant_a, seats=1, amount=1000)
+    await add_charge(tenant_a, "Downgrade: unused time refunded", -1500)
+    await add_charge(tenant_a, "Downgrade: a smaller refund", -400)
+    invoice = await invoices.bill_period(tenant_a.owner_ctx, at=NOW)
+    assert invoice is not None
+    # the 15.00 credit would take the invoice below zero: it waits; the 4.00 one fits
+    assert [line.amount for line in invoice.lines] == [1000, -400]
+    assert invoice.subtotal == 600
+    async with as_tenant(tenant_a.id):
+        waiting = await fetch(
+            "SELECT amount FROM pending_charge WHERE tenant_id = $1 AND invoice_id IS NULL",
+            tenant_a.id,
+        )
+    assert [row["amount"] for row in waiting] == [-1500]
 
 
 async def test_numbers_are_gapless_across_tenants_and_rolled_back_issues(
