@@ -68,6 +68,19 @@ AUDIT_ACTIONS = (
     N_("sso.connection.disabled"),
     N_("sso.connection.deleted"),
     N_("sso.connection.tested"),
+    # SCIM provisioning (sso/scim.py, sso/scim_tokens.py)
+    N_("scim.token_created"),
+    N_("scim.token_revoked"),
+    N_("scim.user_created"),
+    N_("scim.user_updated"),
+    N_("scim.user_deleted"),
+    N_("scim.group_created"),
+    N_("scim.group_updated"),
+    N_("scim.group_deleted"),
+    N_("scim.mapping_set"),
+    N_("scim.mapping_removed"),
+    N_("member.suspended"),
+    N_("member.reactivated"),
 )
 
 #: Kinds of background task (`tenants.tasks.start_task(ctx, kind, …)`), shown with `_(kind)`.
