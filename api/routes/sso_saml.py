@@ -30,7 +30,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from api.routes.sso_signin import complete_sign_in, refuse_sign_in
-from core.errors import NotFound
+from core.errors import NotFound, TooManyRequests
 from core.ids import uuid_or_404
 from core.settings import get_settings
 from sso import saml
@@ -41,12 +41,14 @@ from tenants.context import TenantContext, TenantSummary
 from tenants.organizations import member_context, system_context, tenant_by_slug
 from tenants.permissions import Permission
 from web.guards import LoginRequired
-from web.pages import actor_for, current_user, render, safe_next, session_of
+from web.pages import actor_for, client_ip, current_user, render, safe_next, session_of
 
 #: Session key of the SAML flows under way: RelayState → flow.
 FLOWS = "saml_flows"
 #: How long a flow waits for the IdP's answer.
 FLOW_LIFETIME = timedelta(minutes=10)
+#: Responses one client address may post to ACSs in a minute.
+ACS_POSTS_PER_MINUTE = 120
 #: Flows kept per session at most (a person may open a few tabs; no more grows the session).
 MAX_FLOWS = 5
 
@@ -137,6 +139,10 @@ async def saml_acs_post(
 ) -> Redirect:
     """Receive the IdP's POST, keep it, and bring the browser back with its session."""
     tenant, _, connection = await _connection(slug, connection_id, testing=True)
+    # Anyone may post here: a bound on what one address can make the database hold.
+    received = await request.app.state.limiter.hit(f"saml-acs:{client_ip(request)}", 60)
+    if received > ACS_POSTS_PER_MINUTE:
+        raise TooManyRequests("Too many requests. Wait a moment and try again.")
     form = await request.form()
     response = form.get("SAMLResponse")
     relay_state = form.get("RelayState")
