@@ -32,7 +32,7 @@ from uuid import UUID
 import stripe
 
 from billing import dunning, invoices
-from billing.gateways.base import GatewayError
+from billing.gateways.base import GatewayObjectMissing
 from billing.gateways.stripe import StripeGateway, StripeSubscriptionState
 from billing.money import Money
 from billing.subscriptions import SubscriptionStatus, transition
@@ -296,9 +296,8 @@ async def process_stripe_event(event_id: str, gateway: StripeGateway | None = No
     if subscription_id:
         try:
             state = await (gateway or stripe_gateway()).fetch_subscription(subscription_id)
-        except GatewayError as error:
-            if "No such subscription" not in str(error):
-                raise
+        except GatewayObjectMissing:
+            state = None
     ctx = system_context(await tenant_by_id(tenant_id), "stripe")
     async with tenant_transaction(ctx):
         claimed = await fetch(

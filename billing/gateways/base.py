@@ -107,6 +107,10 @@ class GatewayError(Exception):
     message is for the log; callers show their own translated message."""
 
 
+class GatewayObjectMissing(GatewayError):
+    """The gateway has no such object (deleted, or never made by this account)."""
+
+
 @runtime_checkable
 class PaymentGateway(Protocol):
     """A way of getting paid. `name` is the value of `subscription.gateway`."""

@@ -21,6 +21,7 @@ import stripe
 from billing.gateways.base import (
     GatewayError,
     GatewayInvoice,
+    GatewayObjectMissing,
     GatewayPlanPrice,
     GatewayProfile,
     GatewaySubscription,
@@ -462,6 +463,10 @@ class StripeGateway:
         """Stripe's subscription as it is now (webhooks re-read it: order does not matter)."""
         try:
             found = await self.client.v1.subscriptions.retrieve_async(subscription_id)
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing":
+                raise GatewayObjectMissing(f"Stripe has no {subscription_id}") from error
+            raise GatewayError(f"Stripe could not read {subscription_id}: {error}") from error
         except stripe.StripeError as error:
             raise GatewayError(f"Stripe could not read {subscription_id}: {error}") from error
         return subscription_state(found)

@@ -213,3 +213,27 @@ async def test_an_event_whose_job_was_lost_is_processed_by_the_sweep(
     now = await current_subscription(tenant_a.owner_ctx)
     assert now is not None
     assert now.quantity == 7
+
+
+async def test_an_event_about_a_subscription_stripe_no_longer_has_is_closed_without_change(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    in_process: InProcessQueue,
+    tenant_a: TenantFixture,
+) -> None:
+    _sub, stripe_id = await subscribe_on_stripe(tenant_a, stripe_gateway)
+    stripe_server.take_events()
+    customer = stripe_server.state.objects[stripe_id]["customer"]
+    event = _event(
+        stripe_server,
+        "customer.subscription.updated",
+        {"id": "sub_gone", "customer": customer, "status": "canceled"},
+    )
+    await deliver(webhook_client, event)
+    await in_process.drain()
+    [row] = await _stored(event["id"])
+    assert row["outcome"] == "gone on Stripe"
+    now = await current_subscription(tenant_a.owner_ctx)
+    assert now is not None
+    assert now.status == "active"
