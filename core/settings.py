@@ -191,6 +191,10 @@ def load_settings() -> Settings:
                 "JALON_ENV=production needs " + ", ".join(missing) + " (see .env.example): "
                 "no embedded database, no mail silently dropped, no generated secret"
             )
+        stripe_base = _env("JALON_STRIPE_API_BASE")
+        if stripe_base and not stripe_base.startswith("https://"):
+            # the secret key goes with every call: never in clear, never to a test server
+            raise RuntimeError("JALON_STRIPE_API_BASE must be an https:// URL in production")
     return Settings(
         environment=environment,
         data_dir=data_dir,
