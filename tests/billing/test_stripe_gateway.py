@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import stripe
@@ -13,7 +14,8 @@ from billing.gateways import gateway_for
 from billing.gateways.base import PaymentGateway
 from billing.gateways.stripe import StripeGateway, subscription_state, tax_id_type
 from billing.inbox import WebhookRefused, verify_stripe_event
-from core.settings import Settings
+from core.settings import Settings, load_settings
+from tests.core.test_settings import PRODUCTION
 
 
 def test_each_gateway_implements_the_interface(stripe_settings: Settings) -> None:
@@ -97,3 +99,20 @@ def test_stripe_statuses_map_to_jalons() -> None:
         assert state.status == jalon
     state = subscription_state({**base, "status": "active"})
     assert (state.quantity, state.currency, state.plan_id) == (3, "EUR", "p")
+
+
+@pytest.mark.parametrize(
+    ("base", "refused"), [("http://127.0.0.1:12111", True), ("https://api.stripe.com", False)]
+)
+def test_production_talks_to_stripe_over_https_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, base: str, refused: bool
+) -> None:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("JALON_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("JALON_STRIPE_API_BASE", base)
+    if refused:
+        with pytest.raises(RuntimeError, match="JALON_STRIPE_API_BASE"):
+            load_settings()
+    else:
+        assert load_settings().stripe_api_base == base
