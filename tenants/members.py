@@ -24,7 +24,7 @@ from tenants.permissions import Permission, Role
 ROLES = tuple(role.value for role in Role)
 #: Owners first, then admins, then members: how the console lists people.
 _ROLE_RANK = "array_position(ARRAY['owner', 'admin', 'member'], m.role)"
-_MEMBER_COLUMNS = "m.id, m.user_id, m.role, m.created_at, u.email, u.name"
+_MEMBER_COLUMNS = "m.id, m.user_id, m.role, m.created_at, m.suspended_at, u.email, u.name"
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class Member:
     name: str
     role: str
     created_at: datetime
+    #: when a directory (SCIM) deactivated them: they act nowhere until reactivated
+    suspended_at: datetime | None = None
 
 
 def _member(row: dict[str, Any]) -> Member:
@@ -48,6 +50,7 @@ def _member(row: dict[str, Any]) -> Member:
         name=row["name"],
         role=row["role"],
         created_at=row["created_at"],
+        suspended_at=row["suspended_at"],
     )
 
 

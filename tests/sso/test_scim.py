@@ -16,6 +16,7 @@ from core.errors import NotFound
 from sso import scim
 from sso.scim_tokens import revoke_scim_token
 from tenants.context import Actor
+from tenants.members import list_members
 from tenants.organizations import member_context
 from tests.api.conftest import app, audit_actions  # noqa: F401 - the application fixture
 from tests.conftest import TenantFixture, make_user
@@ -298,6 +299,8 @@ async def test_deactivating_suspends_the_membership_and_reactivating_restores_it
     membership = await _membership(directory.tenant, email)
     assert membership is not None
     assert membership["suspended_at"] is not None
+    listed = await list_members(directory.tenant.owner_ctx, limit=None)
+    assert [m.suspended_at is not None for m in listed.items if m.email == email] == [True]
     async with as_tenant(directory.tenant.id):
         account = (await database.fetch("SELECT id FROM user_account WHERE email = $1", email))[0][
             "id"
