@@ -35,7 +35,7 @@ from billing import dunning, invoices
 from billing.gateways.base import GatewayObjectMissing
 from billing.gateways.stripe import StripeGateway, StripeSubscriptionState
 from billing.money import Money
-from billing.subscriptions import SubscriptionStatus, transition
+from billing.subscriptions import MAX_SEATS, SubscriptionStatus, transition
 from core.database import after_commit, execute, fetch, global_transaction, tenant_transaction
 from core.errors import Conflict, UserError
 from core.jobs import every, get_queue, job
@@ -373,8 +373,9 @@ async def _apply_subscription(
         read_at,
         plan_id,
         category,
-        # a seat pack or a licence is one unit on Stripe: Jalon's count stays
-        state.quantity if kind == "per_seat" else None,
+        # a seat pack or a licence is one unit on Stripe: Jalon's count stays (and so it
+        # does for a count Jalon would refuse, rather than a job failing for ever)
+        state.quantity if kind == "per_seat" and 0 <= state.quantity <= MAX_SEATS else None,
         start,
         end,
         state.trial_end,
