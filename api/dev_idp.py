@@ -26,6 +26,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.response import Redirect, Template
 
 from core.errors import Invalid, Unauthenticated
+from core.i18n import N_
 from core.settings import Settings
 from sso.connections import ConnectionFields
 from sso.oidc import OidcSettings, ProviderMetadata
@@ -74,7 +75,7 @@ PERSONAS = (
         "Léa",
         "Fontaine",
         ("Staff",),
-        "New employee: first sign-in, an account is made for her",
+        N_("New employee: first sign-in, an account is made for her"),
     ),
     Persona(
         "karim.benali",
@@ -82,7 +83,7 @@ PERSONAS = (
         "Karim",
         "Benali",
         ("Staff", "Jalon admins"),
-        "Admin of the organization",
+        N_("Admin of the organization"),
     ),
     Persona(
         "sophie.leroy",
@@ -90,7 +91,7 @@ PERSONAS = (
         "Sophie",
         "Leroy",
         ("Staff",),
-        "Existing member",
+        N_("Existing member"),
     ),
 )
 
