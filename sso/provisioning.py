@@ -37,7 +37,7 @@ from core.database import (
     global_transaction,
     tenant_transaction,
 )
-from core.errors import Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from sso.domains import email_domain
 from sso.errors import SignInRefused
 from sso.identity import ProvenIdentity
@@ -231,6 +231,11 @@ async def admit(
                     tenant.default_locale,
                     verified=identity.email_verified,
                 )
+            except Conflict:
+                # Two first sign-ins at once: the other one made the account.
+                raise _refuse(
+                    "provisioning.race", "the account was made meanwhile; sign in again"
+                ) from None
             except Invalid as error:
                 raise _refuse("provisioning.email", f"the account was refused: {error}") from None
             user = account
