@@ -68,6 +68,17 @@ AUDIT_ACTIONS = (
     N_("sso.connection.disabled"),
     N_("sso.connection.deleted"),
     N_("sso.connection.tested"),
+    # verified domains, SSO sign-ins and the sign-in policy (sso/domains.py,
+    # sso/provisioning.py, sso/policy.py)
+    N_("sso.domain_added"),
+    N_("sso.domain_verified"),
+    N_("sso.domain_check_failed"),
+    N_("sso.domain_removed"),
+    N_("sso.domain_published_in_development"),
+    N_("sso.account_created"),
+    N_("sso.sign_in"),
+    N_("sso.refused"),
+    N_("sso.policy_changed"),
     # SCIM provisioning (sso/scim.py, sso/scim_tokens.py)
     N_("scim.token_created"),
     N_("scim.token_revoked"),
