@@ -371,6 +371,7 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("GET", "/schema/oauth2-redirect.html"),
         # Stripe posts signed events: no tenant in the URL, the signature authenticates
         ("POST", "/billing/stripe/webhook"),
+        ("GET", "/pricing"),  # the global plan catalogue, public
     }
 
 
