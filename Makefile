@@ -22,13 +22,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install Jalon with its development tools
 
 # The demo signs its SSO organization in through the development identity provider
-# (api/dev_idp.py) unless JALON_DEV_IDP says otherwise, and only on a loopback HOST.
+# (api/dev_idp.py) unless JALON_DEV_IDP says otherwise, and only on a loopback HOST; its
+# admins verify reserved demo domains (.test, .example) without DNS (ignored in production).
 DEMO_DEV_IDP := $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),true,false)
+DEMO_ENV = JALON_DEV_IDP=$${JALON_DEV_IDP:-$(DEMO_DEV_IDP)} JALON_DNS_RESOLVER=$${JALON_DNS_RESOLVER:-development}
 
 demo: install ## Serve Jalon with demo data on http://127.0.0.1:8000 (embedded PostgreSQL by default)
 	$(BIN)/jalon migrate
-	JALON_DEV_IDP=$${JALON_DEV_IDP:-$(DEMO_DEV_IDP)} $(BIN)/jalon demo
-	JALON_DEV_IDP=$${JALON_DEV_IDP:-$(DEMO_DEV_IDP)} $(BIN)/jalon serve --host $(HOST) --port $(PORT)
+	$(DEMO_ENV) $(BIN)/jalon demo
+	$(DEMO_ENV) $(BIN)/jalon serve --host $(HOST) --port $(PORT)
 
 serve: install ## Serve without seeding demo data
 	$(BIN)/jalon serve --host $(HOST) --port $(PORT)
@@ -76,6 +78,7 @@ format: install ## Apply ruff's formatting and safe fixes
 bench: install ## Print the engine and hot-path benchmarks (BENCH_ARGS=--quick for a short run)
 	$(BIN)/python -m bench.engine_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.campaign_bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.sso_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.billing_bench $(BENCH_ARGS)
 
 bench-citus: install ## The campaign benchmark through a local Citus coordinator and two workers (needs Citus installed)
