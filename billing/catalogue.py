@@ -183,7 +183,7 @@ MAX_AMOUNT = 10**12
 
 def check_plan(fields: PlanFields) -> PlanFields:
     """`fields` normalised, or `Invalid` naming the first wrong one."""
-    if not CODE.match(fields.code):
+    if not CODE.fullmatch(fields.code):
         raise Invalid(BAD_CODE, field="code")
     try:
         kind = PlanKind(fields.kind)

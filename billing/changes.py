@@ -28,10 +28,12 @@ from billing.subscriptions import (
     NO_PRICE,
     NO_SUBSCRIPTION,
     RETIRED_PLAN,
+    UNKNOWN_PLAN,
     Subscription,
     SubscriptionStatus,
     check_seats,
     period_end,
+    period_price,
     read_in_transaction,
     seats_for,
 )
@@ -56,6 +58,10 @@ OTHER_INTERVAL = N_(
     "This plan is billed on another interval: cancel at the end of the period, then choose it."
 )
 PACKS_ARE_BOUGHT = N_("Seat packs are bought one pack at a time, not by changing plans.")
+BELOW_USED = N_("{used} seats are already used this period: keep at least that many until it ends.")
+GATEWAY_REFUSED = N_(
+    "The payment service did not take the change, so nothing was changed. Try again later."
+)
 
 
 def share(amount: int, start: datetime, end: datetime, moment: datetime) -> int:
@@ -131,10 +137,6 @@ class ChangePreview:
         return self.plan.id != self.before.plan.id or self.quantity != self.before.quantity
 
 
-def _period_price(plan: Plan, unit_amount: int, quantity: int) -> int:
-    return unit_amount * quantity if plan.kind == PlanKind.PER_SEAT else unit_amount
-
-
 async def _work_out(
     ctx: TenantContext, sub: Subscription, request: ChangeRequest, at: datetime
 ) -> ChangePreview:
@@ -145,7 +147,7 @@ async def _work_out(
         try:
             plan = await plan_by_code(request.plan_code)
         except NotFound:
-            raise Invalid(N_("Unknown plan."), field="plan") from None
+            raise Invalid(UNKNOWN_PLAN, field="plan") from None
         if plan.retired_at is not None:
             raise Invalid(RETIRED_PLAN, field="plan")
         if PlanKind.SEAT_PACK in (plan.kind, sub.plan.kind):
@@ -168,6 +170,15 @@ async def _work_out(
     )
     if plan.id == sub.plan.id and quantity == sub.quantity and cancel == sub.cancel_at_period_end:
         raise Invalid(NOTHING_TO_CHANGE, field="quantity")
+    if plan.kind == PlanKind.PER_SEAT and quantity < sub.quantity:
+        # The seats used this period are consumed: fewer would credit seats already used.
+        used = await fetch(
+            "SELECT used FROM seat_balance WHERE tenant_id = $1 AND period_start = $2",
+            ctx.tenant_id,
+            sub.current_period_start,
+        )
+        if used and quantity < used[0]["used"]:
+            raise Invalid(BELOW_USED, field="quantity", used=used[0]["used"])
     start, end = sub.current_period_start, sub.current_period_end
     prorated = (
         sub.proration == "prorate"
@@ -175,11 +186,11 @@ async def _work_out(
         and start <= at < end
         and sub.unit_amount is not None
     )
-    new_amount = _period_price(plan, price.unit_amount, quantity)
+    new_amount = period_price(plan, price.unit_amount, quantity)
     now_lines: list[PreviewLine] = []
     if prorated and (plan.id != sub.plan.id or quantity != sub.quantity):
         assert sub.unit_amount is not None
-        old_amount = _period_price(sub.plan, sub.unit_amount, sub.quantity)
+        old_amount = period_price(sub.plan, sub.unit_amount, sub.quantity)
         credit = portion(old_amount, start, end, at, end)
         charge = portion(new_amount, start, end, at, end)
         if credit:
@@ -250,8 +261,46 @@ async def apply_change(
         after = await read_in_transaction(ctx)
     assert after is not None
     if after.gateway != "manual":
-        await _tell_gateway(ctx, preview, after, settings or get_settings())
+        from billing.gateways.base import GatewayError
+
+        try:
+            await _tell_gateway(ctx, preview, after, settings or get_settings())
+        except GatewayError:
+            # Jalon and the gateway must agree: the change is undone, and the person told.
+            log.exception("the gateway refused %s's change; undone", ctx.tenant.slug)
+            await _undo(ctx, preview, at)
+            raise Invalid(GATEWAY_REFUSED) from None
     return after
+
+
+async def _undo(ctx: TenantContext, preview: ChangePreview, at: datetime) -> None:
+    """Put the subscription back as it was before `preview`'s change (the gateway refused
+    it), audited as `billing.subscription.change_undone`."""
+    before = preview.before
+    async with tenant_transaction(ctx):
+        await execute(
+            """
+            UPDATE subscription SET plan_id = $2, quantity = $3, price_category = $4,
+                cancel_at_period_end = $5, updated_at = $6
+            WHERE tenant_id = $1
+            """,
+            ctx.tenant_id,
+            before.plan.id,
+            before.quantity,
+            before.price_category,
+            before.cancel_at_period_end,
+            at,
+        )
+        await record(
+            ctx,
+            "billing.subscription.change_undone",
+            "subscription",
+            before.id,
+            reason="gateway refused the change",
+            plan=before.plan.code,
+            quantity=before.quantity,
+            cancel_at_period_end=before.cancel_at_period_end,
+        )
 
 
 async def apply_in_transaction(
@@ -259,10 +308,7 @@ async def apply_in_transaction(
 ) -> ChangePreview:
     """The change, inside the caller's transaction: worked out on the locked subscription,
     written, its prorations held for the next invoice, audited."""
-    locked = await fetch(
-        "SELECT id FROM subscription WHERE tenant_id = $1 FOR UPDATE", ctx.tenant_id
-    )
-    sub = await read_in_transaction(ctx) if locked else None
+    sub = await read_in_transaction(ctx, lock=True)
     if sub is None:
         raise NotFound(NO_SUBSCRIPTION)
     preview = await _work_out(ctx, sub, request, at)

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 
 from billing import catalogue, changes, subscriptions
+from billing.catalogue import PlanKind
 from billing.changes import ChangeRequest
 from billing.subscriptions import Subscription, SubscriptionStatus
 from core.database import tenant_transaction
@@ -51,18 +52,28 @@ async def choose_plan(
     card = pay_by == "card"
     if card and not settings.stripe_secret_key:
         raise Invalid(NO_CARD, field="method")
-    gateway, collection = ("stripe", "automatic") if card else ("manual", "send_invoice")
+    if request.plan_code is not None:
+        plan = await subscriptions.known_plan(request.plan_code)
+        if plan.kind == PlanKind.SEAT_PACK:
+            # a seat pack's seats come with the pack an account manager adds, not from here
+            raise Invalid(changes.PACKS_ARE_BOUGHT, field="plan")
+    if request.quantity is not None:
+        subscriptions.check_seats(request.quantity, low=1)
     async with tenant_transaction(ctx):
-        sub = await subscriptions.read_in_transaction(ctx)
+        sub = await subscriptions.read_in_transaction(ctx, lock=True)
         if sub is None or sub.status == SubscriptionStatus.CANCELED:
+            if request.plan_code is None:
+                raise Invalid(subscriptions.UNKNOWN_PLAN, field="plan")
+            # On the manual gateway until paid: a card Checkout left unfinished leaves a
+            # trial that ends (and is invoiced) like any other, never an endless one. Stripe's
+            # checkout.session.completed moves the subscription to Stripe
+            # (billing.inbox._apply_subscription).
             await subscriptions.subscribe(
                 ctx,
-                request.plan_code or "",
+                request.plan_code,
                 at=at,
                 quantity=request.quantity or 1,
                 currency=currency or (sub.currency if sub else "EUR"),
-                collection_method=collection,
-                gateway=gateway,
             )
         elif sub.status != SubscriptionStatus.TRIALING:
             raise Invalid(subscriptions.NOT_IN_TRIAL, field="plan")
@@ -71,17 +82,21 @@ async def choose_plan(
             sub.quantity,
         ):
             await changes.apply_in_transaction(ctx, request, at, locale)
-        if card:
-            chosen = await subscriptions.use_gateway(ctx, gateway, collection)
-        else:
-            chosen = await subscriptions.start_paying(
-                ctx, at=at, collection_method=collection, gateway=gateway
+        if not card:
+            await subscriptions.start_paying(
+                ctx, at=at, collection_method="send_invoice", gateway="manual"
             )
+        chosen = await subscriptions.read_in_transaction(ctx)
+    assert chosen is not None
     if card:
         return await _checkout_url(ctx, chosen, settings, return_url)
     from billing import invoices
 
-    await invoices.bill_period(ctx, at=at, locale=locale)
+    try:
+        await invoices.bill_period(ctx, at=at, locale=locale)
+    except Exception:
+        # The subscription is active: the hourly renewal sweep issues the missing invoice.
+        log.exception("first invoice of %s failed; the renewal sweep retries", ctx.tenant.slug)
     return None
 
 
@@ -95,7 +110,7 @@ async def _checkout_url(
     if price is None:
         raise Invalid(subscriptions.NO_PRICE, field="plan", currency=sub.currency)
     try:
-        url = await gateway_for(sub.gateway, settings).checkout_url(
+        url = await gateway_for("stripe", settings).checkout_url(
             ctx, sub, price, f"{return_url}?checkout=done", f"{return_url}?checkout=canceled"
         )
     except GatewayError:

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
+from billing.catalogue import CODE as PLAN_CODE
 from billing.catalogue import (
     PLAN_COLUMNS,
     OveragePolicy,
@@ -31,6 +32,7 @@ from billing.catalogue import (
     plan_from_row,
     plan_price,
 )
+from billing.catalogue import UNKNOWN_PLAN as UNKNOWN_PLAN
 from billing.money import Money, currency_code
 from core.database import DB, execute, fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
@@ -72,7 +74,6 @@ ALREADY_SUBSCRIBED = N_("This organization already has a subscription.")
 BAD_SEATS = N_("The number of seats must be a whole number between {low} and {high}.")
 NO_PRICE = N_("This plan has no price in {currency}.")
 RETIRED_PLAN = N_("This plan is no longer offered.")
-UNKNOWN_PLAN = N_("Unknown plan.")
 
 
 @dataclass(frozen=True)
@@ -128,11 +129,18 @@ class Subscription:
 
     @property
     def period_amount(self) -> Money | None:
-        """What one full period costs at today's quantity (a seat pack: one pack)."""
+        """What one full period costs at today's quantity, as the period's invoice bills it."""
         if self.unit_amount is None:
             return None
-        times = self.quantity if self.plan.kind == PlanKind.PER_SEAT else 1
-        return Money(self.unit_amount * times, self.currency)
+        return Money(period_price(self.plan, self.unit_amount, self.quantity), self.currency)
+
+
+def period_price(plan: Plan, unit_amount: int, quantity: int) -> int:
+    """What a period of `plan` costs at `unit_amount` for `quantity`, as the period's invoice
+    line bills it: seats × the seat price, packs × the pack price, one licence."""
+    if plan.kind in (PlanKind.PER_SEAT, PlanKind.SEAT_PACK):
+        return unit_amount * quantity
+    return unit_amount
 
 
 # The columns are constants of this package; every value is a bound parameter.
@@ -185,9 +193,16 @@ async def joined(ctx: TenantContext) -> AsyncIterator[None]:
         yield
 
 
-async def read_in_transaction(ctx: TenantContext) -> Subscription | None:
-    """The tenant's subscription, read in the caller's open transaction (after it has locked
-    the row, when it means to change it)."""
+async def read_in_transaction(ctx: TenantContext, *, lock: bool = False) -> Subscription | None:
+    """The tenant's subscription, read in the caller's open transaction; with `lock`, its row
+    locked first (FOR UPDATE, until the transaction ends) for a caller that means to change
+    it, so two changes at once read and write one after the other."""
+    if lock:
+        locked = await fetch(
+            "SELECT id FROM subscription WHERE tenant_id = $1 FOR UPDATE", ctx.tenant_id
+        )
+        if not locked:
+            return None
     rows = await fetch(SELECT_SQL, ctx.tenant_id)
     return _subscription(rows[0]) if rows else None
 
@@ -197,6 +212,18 @@ async def current_subscription(ctx: TenantContext) -> Subscription | None:
     (then it is not billed). Anyone of the tenant may ask: seat limits read it."""
     async with joined(ctx):
         return await read_in_transaction(ctx)
+
+
+async def known_plan(code: str | None, field: str = "plan") -> Plan:
+    """The plan `code` names, retired or not; `Invalid` on `field` for anything else. A code
+    unlike the catalogue's codes (a NUL, say, which PostgreSQL's text cannot hold) is
+    refused before any query."""
+    if not code or not PLAN_CODE.fullmatch(code):
+        raise Invalid(UNKNOWN_PLAN, field=field)
+    try:
+        return await plan_by_code(code)
+    except NotFound:
+        raise Invalid(UNKNOWN_PLAN, field=field) from None
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -294,8 +321,10 @@ async def subscribe(
 ) -> Subscription:
     """Subscribe the tenant to plan `plan_code` from `at`: a trial first when the plan has
     one and `trial` holds, else an active first period (its invoice is the caller's next
-    step). A tenant whose subscription was canceled may subscribe again; one with a live
-    subscription changes it instead (`Conflict`). Joins an open transaction."""
+    step). A trial is for a tenant's first subscription only: a tenant whose subscription
+    was canceled may subscribe again, paying from the first day. One with a live
+    subscription changes it instead (`Conflict`, also for the loser of two subscribes at
+    once). Joins an open transaction."""
     ctx.require(Permission.BILLING_MANAGE)
     currency = currency_code(currency)
     if collection_method not in ("automatic", "send_invoice"):
@@ -303,16 +332,17 @@ async def subscribe(
     if gateway not in ("manual", "stripe"):
         raise Invalid(N_("Unknown payment gateway."), field="gateway")
     async with joined(ctx):
-        plan = await plan_by_code(plan_code)
+        plan = await known_plan(plan_code)
         if plan.retired_at is not None:
             raise Invalid(RETIRED_PLAN, field="plan")
         if await plan_price(plan.id, currency, price_category) is None:
             raise Invalid(NO_PRICE, field="currency", currency=currency)
         seats = seats_for(plan, quantity)
-        existing = await read_in_transaction(ctx)
+        existing = await read_in_transaction(ctx, lock=True)
         if existing is not None and existing.status != S.CANCELED:
             raise Conflict(ALREADY_SUBSCRIBED)
-        trialing = trial and plan.trial_days > 0
+        # No second trial: a canceled tenant that subscribes again pays from the first day.
+        trialing = trial and plan.trial_days > 0 and existing is None
         end = at + timedelta(days=plan.trial_days) if trialing else period_end(at, plan.interval)
         status = S.TRIALING if trialing else S.ACTIVE
         values = (
@@ -331,16 +361,21 @@ async def subscribe(
             gateway,
         )
         if existing is None:
-            await execute(
+            # Two subscribes at once both read no subscription: the second insert finds the
+            # first's row and is refused like any second subscription.
+            inserted = await fetch(
                 """
                 INSERT INTO subscription (tenant_id, id, plan_id, status, quantity, currency,
                     price_category, current_period_start, current_period_end, trial_end,
                     collection_method, net_terms_days, gateway, status_changed_at, created_at,
                     updated_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $8, $8, $8)
+                ON CONFLICT (tenant_id) DO NOTHING RETURNING id
                 """,
                 *values,
             )
+            if not inserted:
+                raise Conflict(ALREADY_SUBSCRIBED)
         else:
             # A canceled subscription is started afresh: same row (pending charges point at
             # it), new plan, period and state.
@@ -387,10 +422,7 @@ async def start_paying(
     is the caller's next step (after commit). Joins an open transaction."""
     ctx.require(Permission.BILLING_MANAGE)
     async with joined(ctx):
-        rows = await fetch(
-            "SELECT id FROM subscription WHERE tenant_id = $1 FOR UPDATE", ctx.tenant_id
-        )
-        sub = await read_in_transaction(ctx) if rows else None
+        sub = await read_in_transaction(ctx, lock=True)
         if sub is None:
             raise NotFound(NO_SUBSCRIPTION)
         if sub.status == S.ACTIVE:

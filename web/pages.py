@@ -3,6 +3,7 @@ person, the language, rendering, forms and one-time notices."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.response import Redirect, Template
 
-from core.errors import UserError
+from core.errors import Invalid, UserError
 from core.i18n import LOCALE_NAMES, LOCALES, best_locale, translate
 from core.settings import Settings, get_settings
 from tenants.accounts import UserAccount, get_user
@@ -186,7 +187,19 @@ def form_error(
     )
 
 
+#: Control characters no form field may hold (NUL, which PostgreSQL's text cannot store,
+#: among them); tab and line breaks stay for text areas.
+_FORM_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+BAD_CHARACTERS = "This field contains characters that are not allowed."
+
+
 async def form_of(request: Request[Any, Any, Any]) -> dict[str, str]:
-    """The submitted form's text fields (last value wins; uploads are read separately)."""
+    """The submitted form's text fields (last value wins; uploads are read separately).
+    `Invalid` (422) naming the first field that holds a control character other than a tab
+    or a line break: no handler has to guard its queries against them."""
     form = await request.form()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    for key, value in fields.items():
+        if _FORM_CONTROLS.search(value) or _FORM_CONTROLS.search(key):
+            raise Invalid(BAD_CHARACTERS, field=key)
+    return fields

@@ -298,3 +298,35 @@ async def test_an_active_subscription_previews_a_prorated_change(
     assert "Unused time on Per seat × 3" in preview.text
     assert "Remaining time on Per seat × 6" in preview.text
     assert "These amounts are added to your next invoice." in preview.text
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"plan": "a\x00b", "quantity": "3", "method": "invoice"}, "plan"),
+        ({"plan": "x", "quantity": "3\x00", "method": "invoice"}, "quantity"),
+        ({"plan": "x", "quantity": "3", "method": "invoice\x1b"}, "method"),
+    ],
+)
+async def test_a_control_character_in_a_form_is_a_clear_422(
+    browser: Browser, tenant_a: TenantFixture, form: dict[str, str], field: str
+) -> None:
+    await browser.login(tenant_a.owner)
+    base = f"/o/{tenant_a.slug}/billing"
+    refused = await browser.post(f"{base}/subscribe", form, page=base)
+    assert refused.status_code == 422
+    assert "This field contains characters that are not allowed." in refused.text
+    assert await current_subscription(tenant_a.owner_ctx) is None
+
+
+async def test_plans_of_another_interval_are_not_offered_to_a_subscription(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    # a change of interval is refused (cancel, then choose), during the trial too
+    plan = await per_seat_plan(1000, trial_days=30)
+    yearly = await per_seat_plan(10_000, interval="year")
+    await subscribe(tenant_a.owner_ctx, plan.code, at=datetime.now(UTC), quantity=3)
+    await browser.login(tenant_a.owner)
+    page = await browser.get(f"/o/{tenant_a.slug}/billing")
+    assert f'value="{plan.code}"' in page.text
+    assert f'value="{yearly.code}"' not in page.text

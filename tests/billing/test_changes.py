@@ -15,6 +15,7 @@ from billing.changes import ChangeRequest, apply_change, portion, preview_change
 from billing.subscriptions import current_subscription, subscribe, transition
 from core.database import execute, fetch
 from core.errors import Conflict, Forbidden, Invalid
+from core.settings import Settings
 from tests.billing.plans import licence_plan, per_seat_plan
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
@@ -210,3 +211,60 @@ async def test_wrong_changes_are_refused(tenant_a: TenantFixture) -> None:
     await transition(ctx, "past_due", reason="unpaid", at=HALF)
     with pytest.raises(Conflict):
         await apply_change(ctx, ChangeRequest(quantity=11), at=HALF)
+
+
+async def test_seats_cannot_drop_below_those_already_used_this_period(
+    tenant_a: TenantFixture,
+) -> None:
+    plan = await per_seat_plan(1000, trial_days=0)
+    sub = await subscribe(tenant_a.owner_ctx, plan.code, at=T0, quantity=10, trial=False)
+    async with as_tenant(tenant_a.id):
+        await execute(
+            "INSERT INTO seat_balance (tenant_id, id, period_start, used, capacity, "
+            "overage_policy, updated_at) VALUES ($1, gen_random_uuid(), $2, 7, 10, 'block', $2)",
+            tenant_a.id,
+            sub.current_period_start,
+        )
+    with pytest.raises(Invalid) as refused:
+        await apply_change(tenant_a.owner_ctx, ChangeRequest(quantity=6), at=HALF)
+    assert (refused.value.field, refused.value.status_code) == ("quantity", 422)
+    after = await current_subscription(tenant_a.owner_ctx)
+    assert after is not None
+    assert after.quantity == 10
+    # as many as are used is fine
+    assert (
+        await apply_change(tenant_a.owner_ctx, ChangeRequest(quantity=7), at=HALF)
+    ).quantity == 7
+
+
+async def test_a_change_the_gateway_refuses_is_undone_and_explained(
+    tenant_a: TenantFixture, stripe_settings: Settings
+) -> None:
+    plan = await per_seat_plan(1000, trial_days=0)
+    # On Stripe by name but never linked there: Stripe's gateway refuses any change of it.
+    await subscribe(
+        tenant_a.owner_ctx,
+        plan.code,
+        at=T0,
+        quantity=10,
+        trial=False,
+        gateway="stripe",
+        collection_method="automatic",
+    )
+    with pytest.raises(Invalid) as refused:
+        await apply_change(
+            tenant_a.owner_ctx, ChangeRequest(quantity=12), at=HALF, settings=stripe_settings
+        )
+    assert "nothing was changed" in refused.value.message
+    after = await current_subscription(tenant_a.owner_ctx)
+    assert after is not None
+    assert after.quantity == 10
+    async with as_tenant(tenant_a.id):
+        actions = [
+            row["action"]
+            for row in await fetch(
+                "SELECT action FROM audit_event WHERE tenant_id = $1 ORDER BY occurred_at, id",
+                tenant_a.id,
+            )
+        ]
+    assert actions[-2:] == ["billing.subscription.changed", "billing.subscription.change_undone"]

@@ -3,8 +3,10 @@ recorded in the tenant's audit log, the other tenant untouched."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from billing.subscriptions import (
@@ -202,3 +204,56 @@ def test_months_are_added_on_the_calendar() -> None:
     assert add_months(datetime(2027, 1, 31, tzinfo=UTC), 1) == datetime(2027, 2, 28, tzinfo=UTC)
     assert add_months(datetime(2028, 1, 31, tzinfo=UTC), 1) == datetime(2028, 2, 29, tzinfo=UTC)
     assert add_months(datetime(2026, 12, 3, tzinfo=UTC), 12) == datetime(2027, 12, 3, tzinfo=UTC)
+
+
+async def test_the_loser_of_two_subscribes_at_once_gets_a_conflict(
+    tenant_a: TenantFixture, owner_url: str
+) -> None:
+    plan = await per_seat_plan()
+    winner = await asyncpg.connect(owner_url)
+    try:
+        # The winner has inserted its subscription but not committed yet when the loser,
+        # which could not see it, inserts its own: the loser waits for the winner's row.
+        commit = winner.transaction()
+        await commit.start()
+        await winner.execute(
+            "INSERT INTO subscription (tenant_id, id, plan_id, status, quantity, currency, "
+            "current_period_start, current_period_end, status_changed_at) "
+            "VALUES ($1, gen_random_uuid(), $2, 'trialing', 1, 'EUR', $3, $4, $3)",
+            tenant_a.id,
+            plan.id,
+            T0,
+            T0 + timedelta(days=14),
+        )
+        loser = asyncio.create_task(subscribe(tenant_a.owner_ctx, plan.code, at=T0))
+        for _ in range(10_000):
+            if await winner.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO subscription%'"
+            ):
+                break
+            await asyncio.sleep(0.005)
+        await commit.commit()
+        with pytest.raises(Conflict):
+            await loser
+    finally:
+        await winner.close()
+    async with as_tenant(tenant_a.id):
+        rows = await fetch("SELECT id FROM subscription WHERE tenant_id = $1", tenant_a.id)
+    assert len(rows) == 1
+
+
+async def test_a_canceled_organization_gets_no_second_trial(tenant_a: TenantFixture) -> None:
+    plan = await per_seat_plan(trial_days=30)
+    ctx = tenant_a.owner_ctx
+    assert (await subscribe(ctx, plan.code, at=T0)).status == S.TRIALING
+    await transition(ctx, S.CANCELED, reason="left", at=T0 + timedelta(days=2))
+    again = await subscribe(ctx, plan.code, at=T0 + timedelta(days=3))
+    assert (again.status, again.trial_end) == (S.ACTIVE, None)
+
+
+@pytest.mark.parametrize("code", ["a\x00b", "A plan", "", "x" * 65, "plan\n"])
+async def test_a_malformed_plan_code_is_an_unknown_plan(tenant_a: TenantFixture, code: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        await subscribe(tenant_a.owner_ctx, code, at=T0)
+    assert (refused.value.message, refused.value.field) == ("Unknown plan.", "plan")
