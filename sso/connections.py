@@ -27,7 +27,8 @@ from core.database import (
 from core.errors import Invalid, NotFound
 from core.ids import uuid_or_404
 from core.validation import clean_choice, clean_slug, clean_text
-from sso.secrets import Keyring, KeysMissing, keyring
+from sso.errors import SignInRefused
+from sso.secrets import Keyring, KeysMissing, SecretUnreadable, keyring
 from tenants import audit
 from tenants.context import TenantContext, TenantSummary
 from tenants.organizations import SUMMARY_SQL, dangerously_sweep_tenants, summary
@@ -85,10 +86,28 @@ class IdentityConnection:
 
 @dataclass(frozen=True)
 class SignInConnection:
-    """A connection as a sign-in uses it: with its secret in clear (never logged)."""
+    """A connection as a sign-in uses it, with its sealed secret: `secret` opens it only
+    where a sign-in step needs it (the token exchange, an encrypted assertion), so the public
+    routes that do not (SP metadata, the ACS POST) work even when no key opens it."""
 
     connection: IdentityConnection
-    secret: str | None = field(repr=False)
+    sealed: bytes | None = field(repr=False)
+
+    @property
+    def secret(self) -> str | None:
+        """The secret in clear (never logged); `SignInRefused("connection.secret")` when no
+        key of JALON_SSO_KEYS opens it (the operator removed the key it was sealed with)."""
+        if self.sealed is None:
+            return None
+        context = secret_context(self.connection.tenant_id, self.connection.id)
+        try:
+            return keyring().decrypt(self.sealed, context)
+        except (SecretUnreadable, KeysMissing) as error:
+            raise SignInRefused(
+                "connection.secret",
+                f"the connection's secret cannot be opened ({error}): the server's operator "
+                "must put its key back in JALON_SSO_KEYS, or an administrator enter it again",
+            ) from None
 
 
 def secret_context(tenant_id: UUID, connection_id: UUID) -> str:
@@ -164,6 +183,15 @@ _COLUMNS = (
     "id, tenant_id, protocol, name, enabled, settings, secret IS NOT NULL AS has_secret, "
     "role_mapping, default_role, external_id_claim, allow_idp_initiated, created_at, updated_at"
 )
+
+
+def _secret_receiver(protocol: str, settings: dict[str, Any]) -> tuple[str, str] | None:
+    """Who receives the secret a connection keeps: an OIDC client secret goes to the
+    issuer's token endpoint (a SAML SP key leaves the server never)."""
+    if protocol != "oidc":
+        return None
+    provider = settings.get("provider") or {}
+    return str(settings.get("issuer", "")), str(provider.get("token_endpoint", ""))
 
 
 def _json(value: Any) -> dict[str, Any]:
@@ -284,6 +312,18 @@ async def update_connection(
         current = await access_connection(ctx, connection_id, for_update=True)
         if clean.protocol != current.protocol:
             raise Invalid("A connection's protocol cannot change.", field="protocol")
+        if (
+            clean.secret is None
+            and current.has_secret
+            and _secret_receiver(current.protocol, clean.settings)
+            != _secret_receiver(current.protocol, current.settings)
+        ):
+            # The stored secret goes only where it was entered for: another provider (an
+            # admin's own server, say) would receive it at its token endpoint.
+            raise Invalid(
+                "The provider changed: enter the client secret it gave you.",
+                field="client_secret",
+            )
         sealed = (
             None
             if clean.secret is None
@@ -404,14 +444,7 @@ def _signing_in(
 ) -> SignInConnection:
     if not rows or not (rows[0]["enabled"] or allow_disabled):
         raise NotFound()
-    connection = _connection(rows[0])
-    sealed: bytes | None = rows[0]["secret"]
-    secret = (
-        None
-        if sealed is None
-        else keyring().decrypt(sealed, secret_context(tenant_id, connection.id))
-    )
-    return SignInConnection(connection, secret)
+    return SignInConnection(_connection(rows[0]), rows[0]["secret"])
 
 
 async def connection_for_sign_in(

@@ -28,6 +28,7 @@ from sso.connections import (
     set_enabled,
     update_connection,
 )
+from sso.errors import SignInRefused
 from sso.secrets import Keyring
 from tests.api.conftest import audit_actions
 from tests.conftest import TenantFixture
@@ -108,6 +109,64 @@ async def test_an_update_without_a_secret_keeps_the_stored_one(tenant_a: TenantF
     )
     await update_connection(tenant_a.owner_ctx, connection_id, _fields(secret="new-secret"))
     assert (await connection_for_sign_in(tenant_a.id, connection_id)).secret == "new-secret"
+
+
+async def test_a_new_issuer_without_a_new_secret_is_refused_on_the_secret_field(
+    tenant_a: TenantFixture,
+) -> None:
+    """The stored client secret is sent to the issuer's token endpoint: pointing the
+    connection at another server must not hand that server the secret."""
+    connection_id = await create_connection(tenant_a.owner_ctx, _fields())
+    elsewhere = {"issuer": "https://attacker.example.net", "client_id": "jalon"}
+    with pytest.raises(Invalid) as error:
+        await update_connection(
+            tenant_a.owner_ctx, connection_id, _fields(settings=elsewhere, secret=None)
+        )
+    assert error.value.field == "client_secret"
+    moved_endpoint = {
+        "issuer": "https://login.example.org",
+        "client_id": "jalon",
+        "provider": {"token_endpoint": "https://attacker.example.net/token"},
+    }
+    with pytest.raises(Invalid) as error:
+        await update_connection(
+            tenant_a.owner_ctx, connection_id, _fields(settings=moved_endpoint, secret=None)
+        )
+    assert error.value.field == "client_secret"
+    signing_in = await connection_for_sign_in(tenant_a.id, connection_id, allow_disabled=True)
+    assert signing_in.connection.settings["issuer"] == "https://login.example.org"
+    # with the new provider's own secret, the change is taken
+    await update_connection(
+        tenant_a.owner_ctx, connection_id, _fields(settings=elsewhere, secret="their-secret")
+    )
+    signing_in = await connection_for_sign_in(tenant_a.id, connection_id, allow_disabled=True)
+    assert signing_in.secret == "their-secret"
+
+
+async def test_a_secret_no_key_opens_is_refused_only_where_it_is_used(
+    tenant_a: TenantFixture,
+) -> None:
+    connection_id = await create_connection(tenant_a.owner_ctx, _fields())
+    await set_enabled(tenant_a.owner_ctx, connection_id, True)
+    lost_key = base64.b64encode(os.urandom(32)).decode("ascii")
+    unreadable = Keyring.from_base64([lost_key]).encrypt(
+        "s3cret-client-value", secret_context(tenant_a.id, connection_id)
+    )
+    async with as_tenant(tenant_a.id):
+        await database.execute(
+            "UPDATE sso_connection SET secret = $3 WHERE tenant_id = $1 AND id = $2",
+            tenant_a.id,
+            connection_id,
+            unreadable,
+        )
+    # the connection still loads (its SP metadata, the ACS POST need no secret)…
+    signing_in = await connection_for_sign_in(tenant_a.id, connection_id)
+    assert signing_in.connection.id == connection_id
+    # …and the step that needs the secret is a sign-in refusal, not a server error
+    with pytest.raises(SignInRefused) as refused:
+        signing_in.secret  # noqa: B018
+    assert refused.value.reason == "connection.secret"
+    await delete_connection(tenant_a.owner_ctx, connection_id)  # (rotate-keys would stop on it)
 
 
 async def test_the_protocol_of_a_connection_cannot_change(tenant_a: TenantFixture) -> None:
@@ -220,7 +279,7 @@ async def test_rotate_keys_reencrypts_secrets_under_the_current_key(
             under_old,
         )
     with pytest.raises(Exception, match="not in JALON_SSO_KEYS"):
-        await connection_for_sign_in(tenant_a.id, connection_id)
+        (await connection_for_sign_in(tenant_a.id, connection_id)).secret  # noqa: B018
 
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(DATABASE_URL=owner_url, JALON_SSO_KEYS=f"{current},{old}")
