@@ -92,6 +92,25 @@ AUDIT_ACTIONS = (
     N_("scim.mapping_removed"),
     N_("member.suspended"),
     N_("member.reactivated"),
+    # billing: subscriptions, invoices, payments, seat packs and reminders (billing/*.py)
+    N_("billing.subscription.trialing"),
+    N_("billing.subscription.active"),
+    N_("billing.subscription.past_due"),
+    N_("billing.subscription.suspended"),
+    N_("billing.subscription.canceled"),
+    N_("billing.subscription.changed"),
+    N_("billing.subscription.change_undone"),
+    N_("billing.subscription.gateway"),
+    N_("billing.subscription.renewed"),
+    N_("billing.invoice.drafted"),
+    N_("billing.invoice.issued"),
+    N_("billing.invoice.voided"),
+    N_("billing.credit_note.issued"),
+    N_("billing.payment.recorded"),
+    N_("billing.profile.updated"),
+    N_("billing.seat_pack.added"),
+    N_("billing.seat_pack.removed"),
+    N_("billing.dunning.notice"),
 )
 
 #: Kinds of background task (`tenants.tasks.start_task(ctx, kind, …)`), shown with `_(kind)`.
