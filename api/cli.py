@@ -379,7 +379,11 @@ def billing() -> None:
 @click.option("--tenant", "slug", required=True, help="organization slug")
 @click.option("--invoice", "number", required=True, help="invoice number, e.g. JALON-2026-000042")
 @click.option("--amount", required=True, help="amount received, e.g. 1200.50")
-@click.option("--reference", default="", help="the bank's reference (recorded once)")
+@click.option(
+    "--reference",
+    default="",
+    help="the bank's reference (recorded once); required for a bank transfer",
+)
 @click.option("--received-on", default=None, help="YYYY-MM-DD (default: today)")
 @click.option(
     "--method",
@@ -391,7 +395,13 @@ def billing_record_payment(
     slug: str, number: str, amount: str, reference: str, received_on: str | None, method: str
 ) -> None:
     """Record money received for an invoice (a bank transfer, say); a payment that settles
-    what was overdue makes the subscription active again. Prints the invoice's state."""
+    what was overdue makes the subscription active again. Prints the invoice's state. A
+    payment on a paid invoice, or more than is still due, is refused."""
+    if method == "bank_transfer" and not reference.strip():
+        raise click.UsageError(
+            "--reference is required for a bank transfer (the bank's reference: the same "
+            "transfer is then recorded once)."
+        )
     from billing.catalogue import system_staff
     from billing.invoices import get_invoice
     from billing.payments import invoice_id_by_number, parse_amount, record_payment

@@ -167,7 +167,7 @@ async def _overdue_invoices(ctx: TenantContext, today: date) -> list[dict[str, A
     return await fetch(
         """SELECT id, number, currency, total, amount_paid, due_on FROM invoice
            WHERE tenant_id = $1 AND status = 'open' AND kind = 'invoice'
-             AND gateway = 'manual' AND due_on < $2
+             AND gateway = 'manual' AND due_on < $2 AND total > amount_paid
            ORDER BY due_on, number""",
         ctx.tenant_id,
         today,

@@ -100,6 +100,8 @@ def _line(parent: ET.Element, invoice: Invoice, line: InvoiceLine, category: str
     # A line whose amount is not quantity × price (a proration) is billed as one unit of it.
     even = line.quantity * line.unit_amount == line.amount
     quantity, price = (line.quantity, line.unit_amount) if even else (1, line.amount)
+    if price < 0:  # a credit line: a price is never negative (BR-27), the quantity may be
+        quantity, price = -quantity, -price
     agreement = _el(item, "ram:SpecifiedLineTradeAgreement")
     _el(
         _el(agreement, "ram:NetPriceProductTradePrice"), "ram:ChargeAmount", _amount(invoice, price)

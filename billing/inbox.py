@@ -422,8 +422,11 @@ async def _mirror_invoice(ctx: TenantContext, event: dict[str, Any], at: datetim
         )
         outcome += f" (Stripe's total {obj.get('total')} differs)"
     paid = obj.get("amount_paid")
-    collected = paid if isinstance(paid, int) and paid > 0 else 0
-    if event["type"] == "invoice.paid" and invoice.status == "open" and collected:
+    # never more than Jalon's invoice still owes (overpayments are refused): a total that
+    # differs is logged above, and the job must not fail on it for ever
+    due = invoice.total - invoice.amount_paid
+    collected = min(paid, due) if isinstance(paid, int) and paid > 0 else 0
+    if event["type"] == "invoice.paid" and invoice.status == "open" and collected > 0:
         await invoices.apply_payment(
             ctx,
             invoice.id,

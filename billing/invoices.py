@@ -598,8 +598,9 @@ async def issue_draft(
     sequence = await _next_number(invoice.issuer, year)
     number = invoice_number(invoice.issuer, year, sequence)
     due_on = at.astimezone(UTC).date() + timedelta(days=net_terms_days)
-    # a credit note settles what it credits the moment it is issued
-    status = "paid" if invoice.is_credit_note else "open"
+    # a credit note settles what it credits the moment it is issued; an invoice of nothing
+    # (a 100 % discount, a free plan, Stripe's €0 invoices) owes nothing: paid as issued
+    status = "paid" if invoice.is_credit_note or invoice.total <= 0 else "open"
     await execute(
         """UPDATE invoice SET status = $3, number = $4, year = $5, issued_at = $6, due_on = $7,
                paid_at = CASE WHEN $3 = 'paid' THEN $6::timestamptz END, updated_at = $6
@@ -928,6 +929,9 @@ async def credit_invoice(
             return await load_invoice(ctx.tenant_id, rows[0]["id"])
         if invoice.status not in ("open", "uncollectible"):
             raise Conflict("Only an issued, unpaid invoice can be voided by a credit note.")
+        if invoice.amount_paid > 0:
+            # the money received would vanish with the voided invoice: refund it first
+            raise Conflict("Part of this invoice was paid: record a refund first, then credit it.")
         note_id = uuid4()
         mention = f"Avoir sur la facture / Credit note for invoice {invoice.number}."
         await execute(
@@ -1024,9 +1028,30 @@ async def apply_payment(
     reference = reference.strip()
     if len(reference) > 140:
         raise Invalid("A payment reference has at most 140 characters.", field="reference")
+    if method == "bank_transfer" and not reference:
+        # the bank's reference is what makes a statement imported twice count once
+        raise Invalid("A bank transfer needs the bank's reference.", field="reference")
     invoice = await load_invoice(ctx.tenant_id, invoice_id, lock=True)
     if invoice.is_credit_note or invoice.status not in ("open", "uncollectible", "paid"):
         raise Conflict("Only an issued invoice can be paid.")
+    if reference and await fetch(
+        """SELECT 1 FROM payment WHERE tenant_id = $1 AND invoice_id = $2 AND method = $3
+               AND reference = $4""",
+        ctx.tenant_id,
+        invoice.id,
+        method,
+        reference,
+    ):
+        return PaymentApplied(None, invoice)  # recorded already: a statement imported twice
+    if invoice.status == "paid":
+        raise Conflict("This invoice is paid already: the payment was not recorded.")
+    due = invoice.total - invoice.amount_paid
+    if amount > due:
+        # Overpayments are refused, not kept as a credit: Jalon has no customer balance yet.
+        raise Conflict(
+            "This payment is more than the {due} still due: it was not recorded.",
+            due=str(invoice.money(due)),
+        )
     payment_id = uuid4()
     inserted = await fetch(
         """INSERT INTO payment (tenant_id, id, invoice_id, amount, currency, method, reference,

@@ -36,7 +36,8 @@ async def queue_dunning(at: datetime) -> int:
             """SELECT 1 FROM subscription s WHERE s.tenant_id = $1 AND (
                    s.status IN ('past_due', 'suspended') OR EXISTS (
                        SELECT 1 FROM invoice i WHERE i.tenant_id = $1 AND i.status = 'open'
-                       AND i.gateway = 'manual' AND i.due_on < $2))""",
+                       AND i.gateway = 'manual' AND i.due_on < $2
+                       AND i.total > i.amount_paid))""",
             tenant_id,
             at.astimezone(UTC).date(),
         )

@@ -8,9 +8,10 @@ makes a past-due or suspended subscription active again, in the same transaction
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 
 from billing.dunning import settle
 from billing.invoices import PaymentApplied, apply_payment
@@ -23,18 +24,38 @@ from tenants.context import StaffContext, TenantContext
 from tenants.permissions import StaffPermission
 
 BAD_AMOUNT = N_("Give the amount received, such as 1200.50.")
+AMBIGUOUS_AMOUNT = N_(
+    "A comma followed by three digits is ambiguous (a thousands separator?): write 1200 or 1200.00."
+)
+TOO_LARGE_AMOUNT = N_("That amount is too large for one payment.")
+#: The largest payment recorded at once, in minor units (ten billion euros).
+MAX_AMOUNT = 10**12
+#: Digits, then at most one decimal separator ('.' or ',') and decimals: no thousands
+#: separators, no signs, no exponents, ASCII digits only.
+_AMOUNT = re.compile(r"([0-9]{1,16})(?:([.,])([0-9]{1,16}))?", re.ASCII)
 
 
 def parse_amount(text: str, currency: str) -> int:
-    """`"1200.50"` in `currency` as minor units (120050 for EUR); `Invalid` for anything that
-    is not a positive amount with at most the currency's decimals."""
-    try:
-        value = Decimal(text.strip().replace(",", "."))
-    except InvalidOperation:
-        raise Invalid(BAD_AMOUNT, field="amount") from None
-    minor = value.scaleb(minor_digits(currency))
-    if not value.is_finite() or value <= 0 or minor != minor.to_integral_value():
+    """`"1200.50"` (or `"1200,50"`) in `currency` as minor units (120050 for EUR); `Invalid`
+    for anything that is not a positive amount with at most the currency's decimals and at
+    most `MAX_AMOUNT` minor units. A comma followed by exactly three digits ("1,200") is
+    refused: it may be a thousands separator."""
+    match = _AMOUNT.fullmatch(text.strip())
+    if match is None:
         raise Invalid(BAD_AMOUNT, field="amount")
+    whole, separator, decimals = match.groups()
+    if separator == "," and len(decimals) == 3:
+        raise Invalid(AMBIGUOUS_AMOUNT, field="amount")
+    try:
+        value = Decimal(f"{whole}.{decimals or '0'}")
+        minor = value.scaleb(minor_digits(currency))
+        exact = minor == minor.to_integral_value()
+    except DecimalException:
+        raise Invalid(BAD_AMOUNT, field="amount") from None
+    if value <= 0 or not exact:
+        raise Invalid(BAD_AMOUNT, field="amount")
+    if minor > MAX_AMOUNT:
+        raise Invalid(TOO_LARGE_AMOUNT, field="amount")
     return int(minor)
 
 
@@ -59,6 +80,9 @@ async def record_payment(
         raise Forbidden()
     moment = at or datetime.now(UTC)
     async with tenant_transaction(ctx):
+        # The subscription first, then the invoice: the order the webhook job takes them in
+        # (and `settle` below), so that the two never wait for each other.
+        await fetch("SELECT id FROM subscription WHERE tenant_id = $1 FOR UPDATE", ctx.tenant_id)
         applied = await apply_payment(
             ctx,
             uuid_or_404(invoice_id),

@@ -17,7 +17,7 @@ from billing.gateways.base import (
     GatewaySubscription,
     GatewaySubscriptionView,
 )
-from billing.invoices import issue_draft, mail_issued
+from billing.invoices import issue_draft, mail_issued, require_operator
 from core.database import TenantScope, fetch, tenant_transaction
 from core.settings import Settings
 from tenants.context import TenantContext
@@ -90,13 +90,15 @@ class ManualGateway:
         terms) and mail it to the tenant's billing email and admins; an invoice already
         issued is left as it is, and mailed again to no one."""
         tenant_ctx = await _context(ctx)
+        require_operator(tenant_ctx)  # a tenant's own people never issue invoices
         async with tenant_transaction(tenant_ctx):
             terms = await fetch(
                 "SELECT net_terms_days FROM subscription WHERE tenant_id = $1",
                 tenant_ctx.tenant_id,
             )
+            # locked: two jobs issuing the same draft at once mail it once
             status = await fetch(
-                "SELECT status FROM invoice WHERE tenant_id = $1 AND id = $2",
+                "SELECT status FROM invoice WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
                 tenant_ctx.tenant_id,
                 invoice.id,
             )

@@ -4,6 +4,7 @@ sweep. Every step run twice sends nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import asyncpg
 import pytest
 
 from billing import dunning, invoices
@@ -20,7 +22,7 @@ from billing.jobs import queue_dunning
 from billing.payments import invoice_id_by_number, parse_amount, record_payment
 from billing.subscriptions import current_subscription, subscribe
 from core.database import fetch
-from core.errors import Forbidden, Invalid
+from core.errors import Conflict, Forbidden, Invalid
 from core.mail import recent_mail
 from core.settings import get_settings
 from tenants.context import Actor, StaffContext, TenantContext
@@ -50,11 +52,11 @@ def account_manager(tenant: TenantFixture, role: str = "account_manager") -> Sta
 
 
 async def billed(
-    tenant: TenantFixture, *, at: datetime = NOW, gateway: str = "manual"
+    tenant: TenantFixture, *, at: datetime = NOW, gateway: str = "manual", seat_price: int = 1000
 ) -> tuple[invoices.Invoice, str]:
-    """A per-seat subscription invoiced by bank transfer (30 days) at `at`; the invoice and
-    the billing email it is mailed to."""
-    plan = await per_seat_plan(1000, trial_days=0)
+    """A per-seat subscription (5 seats) invoiced by bank transfer (30 days) at `at`; the
+    invoice and the billing email it is mailed to."""
+    plan = await per_seat_plan(seat_price, trial_days=0)
     collection = "send_invoice" if gateway == "manual" else "automatic"
     await subscribe(
         tenant.owner_ctx,
@@ -164,7 +166,12 @@ async def test_unpaid_past_the_grace_period_suspends_then_payment_reactivates(
     assert await status(tenant_b) is None  # the other tenant is untouched
 
     await record_payment(
-        ctx, account_manager(tenant_a), str(invoice.id), amount=invoice.total, at=late
+        ctx,
+        account_manager(tenant_a),
+        str(invoice.id),
+        amount=invoice.total,
+        reference="VIR LATE",
+        at=late,
     )
     assert await status(tenant_a) == "active"
     assert (await dunning.run_dunning(ctx, at=late + timedelta(days=1))).notices == ()
@@ -235,8 +242,10 @@ async def test_the_manual_gateway_issues_and_mails_the_invoice(tenant_a: TenantF
         currency="EUR",
     )
     gateway = ManualGateway(get_settings())
-    await gateway.issue_invoice(tenant_a.owner_ctx, draft)
-    await gateway.issue_invoice(tenant_a.owner_ctx, draft)  # a retried job mails no one twice
+    with pytest.raises(Forbidden):  # nor issues one through the gateway
+        await gateway.issue_invoice(tenant_a.owner_ctx, draft)
+    await gateway.issue_invoice(system(tenant_a), draft)
+    await gateway.issue_invoice(system(tenant_a), draft)  # a retried job mails no one twice
     issued = await invoices.get_invoice(tenant_a.owner_ctx, draft.id)
     assert issued.status == "open"
     assert issued.number is not None
@@ -292,6 +301,125 @@ async def test_an_account_manager_records_a_transfer_from_the_command_line(
         "recorded": True,
     }
     assert await status(tenant_a) == "active"
-    wrong = jalon(owner_url, *options[:4], "--amount", "12.345")
+    wrong = jalon(owner_url, *options[:4], "--amount", "12.345", "--reference", "VIR-CLI-2")
     assert wrong.returncode == 2
     assert "amount" in wrong.stderr
+
+
+async def test_an_invoice_of_nothing_is_paid_when_issued_and_never_dunned(
+    tenant_a: TenantFixture, held: HeldQueue
+) -> None:
+    invoice, _ = await billed(tenant_a, seat_price=0, at=datetime.now(UTC) - timedelta(days=45))
+    assert (invoice.total, invoice.status) == (0, "paid")
+    assert invoice.paid_at == invoice.issued_at
+    ctx = system(tenant_a)
+    assert await dunning.run_dunning(ctx, at=datetime.now(UTC)) == dunning.DunningOutcome("active")
+    held.held.clear()
+    await queue_dunning(datetime.now(UTC))
+    assert (str(tenant_a.id),) not in [args for name, args in held.held]
+
+
+async def test_a_payment_on_a_paid_invoice_or_beyond_what_is_due_is_refused(
+    tenant_a: TenantFixture,
+) -> None:
+    invoice, _ = await billed(tenant_a)
+    ctx, staff, wanted = system(tenant_a), account_manager(tenant_a), str(invoice.id)
+    with pytest.raises(Conflict, match="more than"):
+        await record_payment(ctx, staff, wanted, amount=invoice.total + 1, reference="VIR A")
+    part = await record_payment(ctx, staff, wanted, amount=invoice.total - 100, reference="VIR B")
+    assert part.invoice.status == "open"
+    with pytest.raises(Conflict, match="more than"):
+        await record_payment(ctx, staff, wanted, amount=101, reference="VIR C")
+    rest = await record_payment(ctx, staff, wanted, amount=100, reference="VIR D")
+    assert (rest.invoice.status, rest.invoice.amount_paid) == ("paid", invoice.total)
+    with pytest.raises(Conflict, match="paid already"):
+        await record_payment(ctx, staff, wanted, amount=1, reference="VIR E")
+    again = await record_payment(ctx, staff, wanted, amount=100, reference="VIR D")
+    assert again.payment is None  # the same statement line imported twice: still once
+    assert again.invoice.amount_paid == invoice.total
+
+
+async def test_a_bank_transfer_needs_its_reference(tenant_a: TenantFixture) -> None:
+    invoice, _ = await billed(tenant_a)
+    with pytest.raises(Invalid) as refused:
+        await record_payment(system(tenant_a), None, str(invoice.id), amount=100)
+    assert refused.value.field == "reference"
+    with pytest.raises(Invalid):
+        await record_payment(system(tenant_a), None, str(invoice.id), amount=100, reference=" ")
+
+
+async def test_a_partly_paid_invoice_is_not_credited_before_a_refund(
+    tenant_a: TenantFixture,
+) -> None:
+    invoice, _ = await billed(tenant_a)
+    ctx = system(tenant_a)
+    await record_payment(ctx, None, str(invoice.id), amount=1000, reference="VIR PART")
+    with pytest.raises(Conflict, match="refund"):
+        await invoices.credit_invoice(ctx, invoice.id, reason="billed in error")
+    kept = await invoices.get_invoice(tenant_a.owner_ctx, invoice.id)
+    assert (kept.status, kept.amount_paid) == ("open", 1000)
+
+
+async def test_recording_a_payment_locks_the_subscription_before_the_invoice(
+    owner_url: str, tenant_a: TenantFixture
+) -> None:
+    """The webhook job locks the subscription, then the invoice: a payment recorded at the
+    same time takes them in the same order, so neither waits for the other for ever."""
+    invoice, _ = await billed(tenant_a)
+    webhook = await asyncpg.connect(owner_url)
+    paying: asyncio.Task[object] | None = None
+    try:
+        async with webhook.transaction():
+            await webhook.execute(
+                "SELECT 1 FROM subscription WHERE tenant_id = $1 FOR UPDATE", tenant_a.id
+            )
+            paying = asyncio.create_task(
+                record_payment(
+                    system(tenant_a),
+                    None,
+                    str(invoice.id),
+                    amount=invoice.total,
+                    reference="VIR LOCK",
+                )
+            )
+            waiting = 0
+            while not waiting and not paying.done():
+                waiting = await webhook.fetchval(
+                    """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                       AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"""
+                )
+                await asyncio.sleep(0.01)
+            assert not paying.done()
+            # the payment waits for the subscription and holds no lock on the invoice yet
+            await webhook.execute(
+                "SELECT 1 FROM invoice WHERE tenant_id = $1 AND id = $2 FOR UPDATE NOWAIT",
+                tenant_a.id,
+                invoice.id,
+            )
+    finally:
+        await webhook.close()
+        if paying is not None:
+            await paying
+    assert (await invoices.get_invoice(tenant_a.owner_ctx, invoice.id)).status == "paid"
+
+
+async def test_the_command_line_refuses_bad_amounts_and_a_transfer_without_reference(
+    owner_url: str, tenant_a: TenantFixture
+) -> None:
+    invoice, _ = await billed(tenant_a)
+    target = ["--tenant", tenant_a.slug, "--invoice", str(invoice.number)]
+    for amount, why in [
+        ("1e999999999", "1200.50"),
+        ("1,200", "ambiguous"),
+        ("99999999999", "too large"),
+        ("60.01", "more than"),
+    ]:
+        result = jalon(owner_url, *target, "--amount", amount, "--reference", "VIR-BAD")
+        assert result.returncode == 2, (amount, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert why in result.stderr
+    missing = jalon(owner_url, *target, "--amount", "60.00")
+    assert missing.returncode == 2
+    assert "--reference is required" in missing.stderr
+    kept = await invoices.get_invoice(tenant_a.owner_ctx, invoice.id)
+    assert kept.amount_paid == 0

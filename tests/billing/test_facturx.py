@@ -140,3 +140,42 @@ async def test_reverse_charge_xml_says_ae_with_no_vat(tenant_a: TenantFixture) -
     assert facturx_lib.xml_check_xsd(xml, flavor="factur-x", level="en16931")
     assert b"<ram:CategoryCode>O</ram:CategoryCode>" in xml
     assert b"RateApplicablePercent" not in xml
+
+
+async def test_a_credit_line_has_a_negative_quantity_never_a_negative_price(
+    tenant_a: TenantFixture,
+) -> None:
+    invoice = await public_buyer_invoice(tenant_a)
+    issued = await invoices.get_invoice(tenant_a.owner_ctx, invoice.id)
+    credits = (
+        invoices.LineInput("proration", "Unused time", 1, 0, amount=-120_000),
+        invoices.LineInput("adjustment", "Goodwill", 2, -5_000),
+    )
+    lines = invoices.price_lines([*(_input(line) for line in issued.lines), *credits], 2000)
+    sums = invoices.totals(lines)
+    with_credits = invoices.Invoice(
+        **{
+            **issued.__dict__,
+            "subtotal": sums.subtotal,
+            "tax_total": sums.tax_total,
+            "total": sums.total,
+            "lines": tuple(lines),
+        }
+    )
+    xml = cii_xml(with_credits)
+    assert facturx_lib.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    tree = ET.fromstring(xml)  # noqa: S314
+    ns = {"ram": RAM}
+    prices = tree.findall(".//ram:NetPriceProductTradePrice/ram:ChargeAmount", ns)
+    assert len(prices) == 3
+    assert all(not (price.text or "").startswith("-") for price in prices)
+    quantities = [q.text for q in tree.findall(".//ram:BilledQuantity", ns)]
+    assert quantities[1:] == ["-1", "-2"]
+    totals = [t.text for t in tree.findall(".//ram:LineTotalAmount", ns)][1:3]
+    assert totals == ["-1200.00", "-100.00"]
+
+
+def _input(line: invoices.InvoiceLine) -> invoices.LineInput:
+    return invoices.LineInput(
+        line.kind, line.description, line.quantity, line.unit_amount, amount=line.amount
+    )
