@@ -237,3 +237,41 @@ async def test_an_event_about_a_subscription_stripe_no_longer_has_is_closed_with
     now = await current_subscription(tenant_a.owner_ctx)
     assert now is not None
     assert now.status == "active"
+
+
+async def test_a_stripe_invoice_of_nothing_is_mirrored_as_paid(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    in_process: InProcessQueue,
+    tenant_a: TenantFixture,
+) -> None:
+    _sub, stripe_id = await subscribe_on_stripe(tenant_a, stripe_gateway)
+    stripe_server.take_events()
+    customer = stripe_server.state.objects[stripe_id]["customer"]
+    event = _event(
+        stripe_server,
+        "invoice.finalized",
+        {
+            "id": "in_nothing",
+            "customer": customer,
+            "subscription": stripe_id,
+            "status": "open",
+            "currency": "eur",
+            "subtotal": 0,
+            "total": 0,
+            "amount_paid": 0,
+            "created": int(time.time()),
+            "lines": {"data": [{"amount": 0, "quantity": 1, "description": "Trial"}]},
+        },
+    )
+    await deliver(webhook_client, event)
+    await in_process.drain()
+    async with as_tenant(tenant_a.id):
+        [row] = await fetch(
+            "SELECT status, total, paid_at FROM invoice"
+            " WHERE tenant_id = $1 AND billing_key = 'stripe:in_nothing'",
+            tenant_a.id,
+        )
+    assert (row["status"], row["total"]) == ("paid", 0)
+    assert row["paid_at"] is not None
