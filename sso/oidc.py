@@ -18,6 +18,7 @@ one with an in-process transport). Crypto is joserfc (Authlib's JOSE) and Authli
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote, urlencode, urlsplit
 from uuid import UUID
 
@@ -52,6 +53,12 @@ from sso.errors import SignInRefused
 from sso.identity import ProvenIdentity
 from tenants.context import TenantContext
 from tenants.permissions import Permission
+from tenants.webhooks.destinations import (
+    RefusedDestination,
+    check_destination,
+    clean_url,
+    private_networks_allowed,
+)
 
 #: Asymmetric signature algorithms only: a symmetric one (HS256) would let anyone holding the
 #: public key sign, and `none` signs nothing.
@@ -68,6 +75,67 @@ SESSION_KEY = "oidc_flows"
 #: At most this many unfinished flows are kept per session (the oldest go first).
 MAX_FLOWS = 5
 _HTTP_TIMEOUT = httpx.Timeout(10.0)
+#: A provider's answer (discovery, token, keys, userinfo) is read up to this size…
+MAX_RESPONSE_BYTES = 1_000_000
+#: …and within this time overall (a slow drip of bytes does not hold a worker longer).
+REQUEST_DEADLINE = 15.0
+#: Remote words (an issuer found, an error description) are kept to this length.
+ECHO_LENGTH = 200
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _short(value: object) -> str:
+    """Remote text as a refusal or a form error may show it: printable, and short."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return text if len(text) <= ECHO_LENGTH else text[: ECHO_LENGTH - 1] + "…"
+
+
+def provider_url_allowed(url: str) -> bool:
+    """Whether the server may call `url` of a provider: https (plain http only to this
+    machine, outside production), no credentials, and no private, loopback or link-local
+    address unless private networks are allowed (never in production unless told); the same
+    rules as SAML metadata and webhooks. The host name is resolved again before each call."""
+    try:
+        url = clean_url(url, allow_private=private_networks_allowed())
+    except Invalid:
+        return False
+    parts = urlsplit(url)
+    local = parts.hostname in _LOOPBACK
+    return parts.scheme == "https" or (local and get_settings().environment != "production")
+
+
+class _Unreadable(Exception):
+    """A provider's answer that could not be read: unreachable, refused destination, too
+    large, too slow, or not JSON."""
+
+
+async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+    """Call a provider: its status and JSON body (None when the body is not JSON), read
+    within `MAX_RESPONSE_BYTES` and `REQUEST_DEADLINE`; `_Unreadable` otherwise."""
+    if not provider_url_allowed(url):
+        raise _Unreadable(f"{_short(url)} is not an address this server may call")
+    try:
+        if not private_networks_allowed():
+            await check_destination(url)
+        async with asyncio.timeout(REQUEST_DEADLINE):
+            async with client.stream(method, url, **kwargs) as response:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        raise _Unreadable(f"the answer of {_short(url)} is too large")
+                    chunks.append(chunk)
+                status = response.status_code
+    except RefusedDestination:
+        raise _Unreadable(f"{_short(url)} leads to a private network") from None
+    except (httpx.HTTPError, TimeoutError) as error:
+        raise _Unreadable(f"{_short(url)} could not be read: {_short(error)}") from None
+    try:
+        body = json.loads(b"".join(chunks))
+    except ValueError:
+        body = None
+    return status, body
 
 
 @dataclass(frozen=True)
@@ -189,10 +257,7 @@ def clean_issuer(value: str | None) -> str:
     machine, outside production), no query or fragment. `Invalid` otherwise."""
     issuer = (value or "").strip()
     parts = urlsplit(issuer)
-    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    allowed = parts.scheme == "https" or (
-        parts.scheme == "http" and local and get_settings().environment != "production"
-    )
+    allowed = provider_url_allowed(issuer)
     if not allowed or not parts.hostname or parts.query or parts.fragment or len(issuer) > 500:
         raise Invalid("Enter the provider's issuer URL, starting with https://.", field="issuer")
     return issuer
@@ -204,19 +269,22 @@ async def discover(issuer: str, http: httpx.AsyncClient | None = None) -> Provid
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
         async with _Client(http) as client:
-            response = await client.get(url)
-        document = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
+            status, document = await _call(client, "GET", url)
+    except _Unreadable:
         document = None
+    else:
+        document = document if status == 200 else None
     if not isinstance(document, dict):
         raise Invalid(
-            "The provider's discovery document ({url}) could not be read.", field="issuer", url=url
+            "The provider's discovery document ({url}) could not be read.",
+            field="issuer",
+            url=_short(url),
         )
     if document.get("issuer") != issuer:
         raise Invalid(
             "The discovery document names another issuer ({found}): enter exactly that one.",
             field="issuer",
-            found=str(document.get("issuer")),
+            found=_short(document.get("issuer")),
         )
     endpoints = {
         name: document.get(name)
@@ -237,6 +305,14 @@ async def discover(issuer: str, http: httpx.AsyncClient | None = None) -> Provid
             "The provider accepts no client secret at its token endpoint.", field="issuer"
         )
     userinfo = document.get("userinfo_endpoint")
+    for name, value in (*endpoints.items(), ("userinfo_endpoint", userinfo)):
+        if isinstance(value, str) and value and not provider_url_allowed(value):
+            raise Invalid(
+                "The provider's {endpoint} ({url}) is not an address this server may call.",
+                field="issuer",
+                endpoint=name,
+                url=_short(value),
+            )
     return ProviderMetadata(
         issuer=issuer,
         authorization_endpoint=str(endpoints["authorization_endpoint"]),
@@ -398,12 +474,13 @@ async def finish(
     if params.get("error"):
         raise SignInRefused(
             "oidc.provider_error",
-            f"the provider answered {params['error']}: {params.get('error_description', '')}",
+            f"the provider answered {_short(params['error'])}: "
+            f"{_short(params.get('error_description', ''))}",
         )
     returned_issuer = params.get("iss")
     if returned_issuer is not None and returned_issuer != settings.issuer:
         # RFC 9207: the answer comes from another provider (mix-up attack).
-        raise SignInRefused("oidc.issuer", f"the answer names issuer {returned_issuer!r}")
+        raise SignInRefused("oidc.issuer", f"the answer names issuer {_short(returned_issuer)!r}")
     if not flow.code_verifier:
         raise SignInRefused("oidc.pkce", "the sign-in lost its PKCE verifier")
     code = params.get("code")
@@ -459,37 +536,41 @@ async def _exchange(
         form.update(client_id=settings.client_id, client_secret=secret or "")
         auth = _NO_AUTH
     try:
-        response = await client.post(
+        status, body = await _call(
+            client,
+            "POST",
             settings.provider.token_endpoint,
             data=form,
             auth=auth,
             headers={"accept": "application/json"},
         )
-        body = response.json()
-    except (httpx.HTTPError, ValueError) as error:
+    except _Unreadable as error:
         raise SignInRefused(
             "oidc.unreachable", f"the token endpoint could not be read: {error}"
         ) from None
-    if response.status_code != 200 or not isinstance(body, dict):
+    if status != 200 or not isinstance(body, dict):
         error_code = body.get("error", "") if isinstance(body, dict) else ""
         description = body.get("error_description", "") if isinstance(body, dict) else ""
         raise SignInRefused(
             "oidc.token",
-            f"the token endpoint refused the code ({response.status_code} {error_code}: "
-            f"{description})",
+            f"the token endpoint refused the code ({status} {_short(error_code)}: "
+            f"{_short(description)})",
         )
     return body
 
 
 async def _userinfo(client: httpx.AsyncClient, endpoint: str, access_token: str) -> dict[str, Any]:
     try:
-        response = await client.get(
+        status, body = await _call(
+            client,
+            "GET",
             endpoint,
             headers={"authorization": f"Bearer {access_token}", "accept": "application/json"},
         )
-        body = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
+    except _Unreadable:
         body = None
+    else:
+        body = body if status == 200 else None
     if not isinstance(body, dict):
         raise SignInRefused("oidc.userinfo", "the userinfo endpoint gave no JSON claims")
     return body
@@ -514,10 +595,13 @@ async def validate_id_token(
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
         raise SignInRefused(
-            "oidc.algorithm", f"the ID token is signed with {algorithm!r}, which is not allowed"
+            "oidc.algorithm",
+            f"the ID token is signed with {_short(algorithm)}, which is not allowed",
         )
     async with _Client(http) as client:
-        key = await _signing_key(client, jwks_uri, header.get("kid"), str(algorithm))
+        key = await _signing_key(
+            client, jwks_uri, header.get("kid"), str(algorithm), now.timestamp()
+        )
     try:
         decoded = jwt.decode(token, key, algorithms=[str(algorithm)])
     except JoseError as error:
@@ -540,48 +624,91 @@ def _header(token: str) -> dict[str, Any]:
     return header
 
 
+def _finite(value: Any) -> TypeGuard[float]:
+    """A JSON number that is a time: not a boolean, not NaN nor infinite, nor beyond any
+    date (so that arithmetic on it never overflows)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and -1e11 < value < 1e11
+
+
 def _check_claims(
     claims: dict[str, Any], *, issuer: str, client_id: str, nonce: str, now: datetime
 ) -> None:
     if claims.get("iss") != issuer:
-        raise SignInRefused("oidc.issuer", f"the ID token was issued by {claims.get('iss')!r}")
+        raise SignInRefused(
+            "oidc.issuer", f"the ID token was issued by {_short(claims.get('iss'))}"
+        )
     audience = claims.get("aud")
     audiences = [audience] if isinstance(audience, str) else audience
     if not isinstance(audiences, list) or client_id not in audiences:
-        raise SignInRefused("oidc.audience", f"the ID token is meant for {audience!r}")
+        raise SignInRefused("oidc.audience", f"the ID token is meant for {_short(audience)}")
     authorized = claims.get("azp")
     if (len(audiences) > 1 or authorized is not None) and authorized != client_id:
-        raise SignInRefused("oidc.azp", f"the ID token was issued to {authorized!r}")
+        raise SignInRefused("oidc.azp", f"the ID token was issued to {_short(authorized)}")
     instant = now.timestamp()
     expires, issued = claims.get("exp"), claims.get("iat")
-    if not isinstance(expires, int | float) or instant > expires + CLOCK_SKEW:
+    if not _finite(expires) or instant > expires + CLOCK_SKEW:
         raise SignInRefused("oidc.expired", "the ID token has expired")
-    if not isinstance(issued, int | float) or issued > instant + CLOCK_SKEW:
+    if not _finite(issued) or issued > instant + CLOCK_SKEW:
         raise SignInRefused("oidc.issued_at", "the ID token is dated in the future")
     if instant - issued > FLOW_LIFETIME.total_seconds() + CLOCK_SKEW:
         raise SignInRefused("oidc.issued_at", "the ID token was issued too long ago")
     received = claims.get("nonce")
-    if not isinstance(received, str) or not hmac.compare_digest(received, nonce):
+    if not isinstance(received, str) or not hmac.compare_digest(
+        received.encode("utf-8", "surrogatepass"), nonce.encode("utf-8", "surrogatepass")
+    ):
         raise SignInRefused("oidc.nonce", "the ID token's nonce is not this sign-in's")
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise SignInRefused("oidc.subject", "the ID token names no subject")
 
 
-#: The provider's keys by JWKS URL, kept between sign-ins (fetched again on an unknown kid).
-_JWKS: dict[str, KeySet] = {}
+#: How long a provider's published keys are trusted without reading them again: a key the
+#: provider withdrew (compromised, retired) stops verifying tokens within this time.
+JWKS_LIFETIME = 3600.0
+#: An unknown `kid` fetches the keys again at most once in this time, per JWKS URL.
+JWKS_REFETCH_INTERVAL = 60.0
 
 
-async def _fetch_jwks(client: httpx.AsyncClient, jwks_uri: str) -> KeySet:
+@dataclass
+class _CachedKeys:
+    keys: KeySet
+    #: when they were read (the caller's clock, in seconds)
+    fetched_at: float
+    #: when an unknown kid last had them read again
+    refetched_at: float | None = None
+
+
+#: The provider's keys by JWKS URL, kept between sign-ins for `JWKS_LIFETIME`.
+_JWKS: dict[str, _CachedKeys] = {}
+
+
+def forget_keys() -> None:
+    """Forget every provider's cached keys (the next sign-in reads them again)."""
+    _JWKS.clear()
+
+
+def _within(instant: float, since: float | None, span: float) -> bool:
+    return since is not None and 0 <= instant - since < span
+
+
+async def _fetch_jwks(client: httpx.AsyncClient, jwks_uri: str, instant: float) -> _CachedKeys:
     try:
-        response = await client.get(jwks_uri, headers={"accept": "application/json"})
-        document = response.json() if response.status_code == 200 else None
-        keys = KeySet.import_key_set(document) if isinstance(document, dict) else None  # type: ignore[arg-type]
-    except (httpx.HTTPError, ValueError, JoseError):
+        status, document = await _call(
+            client, "GET", jwks_uri, headers={"accept": "application/json"}
+        )
+        keys = (
+            KeySet.import_key_set(document)  # type: ignore[arg-type]
+            if status == 200 and isinstance(document, dict)
+            else None
+        )
+    except (_Unreadable, ValueError, TypeError, JoseError):
         keys = None
     if keys is None:
-        raise SignInRefused("oidc.jwks", f"the provider's keys ({jwks_uri}) could not be read")
-    _JWKS[jwks_uri] = keys
-    return keys
+        raise SignInRefused(
+            "oidc.jwks", f"the provider's keys ({_short(jwks_uri)}) could not be read"
+        )
+    cached = _CachedKeys(keys, instant)
+    _JWKS[jwks_uri] = cached
+    return cached
 
 
 def _matching(keys: KeySet, kid: str | None, algorithm: str) -> RSAKey | ECKey | None:
@@ -598,17 +725,22 @@ def _matching(keys: KeySet, kid: str | None, algorithm: str) -> RSAKey | ECKey |
 
 
 async def _signing_key(
-    client: httpx.AsyncClient, jwks_uri: str, kid: Any, algorithm: str
+    client: httpx.AsyncClient, jwks_uri: str, kid: Any, algorithm: str, instant: float
 ) -> RSAKey | ECKey:
     kid = kid if isinstance(kid, str) else None
-    keys = _JWKS.get(jwks_uri) or await _fetch_jwks(client, jwks_uri)
-    key = _matching(keys, kid, algorithm)
-    if key is None:
-        # The provider may have rotated its keys since we fetched them: ask once more.
-        key = _matching(await _fetch_jwks(client, jwks_uri), kid, algorithm)
+    cached = _JWKS.get(jwks_uri)
+    if cached is None or not _within(instant, cached.fetched_at, JWKS_LIFETIME):
+        cached = await _fetch_jwks(client, jwks_uri, instant)
+    key = _matching(cached.keys, kid, algorithm)
+    if key is None and not _within(instant, cached.refetched_at, JWKS_REFETCH_INTERVAL):
+        # The provider may have rotated its keys since we fetched them: ask once more (at
+        # most once a minute: unknown kids do not make us hammer the provider).
+        cached = await _fetch_jwks(client, jwks_uri, instant)
+        cached.refetched_at = instant
+        key = _matching(cached.keys, kid, algorithm)
     if key is None:
         raise SignInRefused(
-            "oidc.key", f"no key {kid!r} for {algorithm} in the provider's published keys"
+            "oidc.key", f"no key {_short(kid)!r} for {algorithm} in the provider's published keys"
         )
     return key
 
@@ -632,6 +764,8 @@ def map_identity(
     groups = claims.get(settings.groups_claim) or ()
     if isinstance(groups, str):
         groups = (groups,)
+    elif not isinstance(groups, list | tuple):
+        groups = ()  # an object or a number names no group
     given = claims.get("given_name")
     family = claims.get("family_name")
     name = claims.get("name")

@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+from sso.oidc import forget_keys
 from tests.api.conftest import app, browser, client  # noqa: F401 - fixtures shared here
 from tests.conftest import IN_CI
 
@@ -56,6 +57,10 @@ class OidcPeer:
         kid: str = self._control("POST", "/_peer/rotate")["kid"]
         return kid
 
+    def withdraw_old_keys(self) -> None:
+        """Publish only the current signing key: the older ones are withdrawn."""
+        self._control("POST", "/_peer/withdraw-old-keys")
+
     def signing_key(self) -> dict[str, Any]:
         """The provider's current private signing key, as a JWK (for forging tokens)."""
         key: dict[str, Any] = self._control("GET", "/_peer/signing-key")
@@ -85,6 +90,15 @@ class OidcPeer:
                 assert response.status_code in (302, 303), response.text[:500]
                 url = urljoin(url, response.headers["location"])
         raise AssertionError("the provider never sent the browser back")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_provider_keys() -> Iterator[None]:
+    """Each test reads the providers' keys afresh: the cache (and its once-a-minute refetch
+    for an unknown kid) is the process's, and tests must not depend on their order."""
+    forget_keys()
+    yield
+    forget_keys()
 
 
 def _node() -> str:

@@ -6,6 +6,7 @@
 // the development interaction: POST /interaction/<uid> with prompt=login and login=<account>,
 // no password; consent is granted automatically. Test-only control endpoints, /_peer/…:
 //   POST /_peer/rotate          new signing key first, the old ones still published
+//   POST /_peer/withdraw-old-keys  only the current signing key stays published
 //   GET  /_peer/signing-key     the current private signing key (JWK), to forge tokens
 //   POST /_peer/next-id-token   {"id_token": "…"}: the next token response carries it instead
 //   POST /_peer/accounts        {"<login>": {claims}}: claims an account is given
@@ -90,6 +91,11 @@ const server = http.createServer(async (req, res) => {
   try {
     if (req.url === '/_peer/rotate' && req.method === 'POST') {
       keys = [newSigningKey(), ...keys];
+      handler = build(issuer);
+      return reply(res, 200, { kid: keys[0].kid });
+    }
+    if (req.url === '/_peer/withdraw-old-keys' && req.method === 'POST') {
+      keys = [keys[0]];
       handler = build(issuer);
       return reply(res, 200, { kid: keys[0].kid });
     }
