@@ -52,6 +52,8 @@ S = SubscriptionStatus
 TOLERANCE_SECONDS = 300
 #: Events left unprocessed this long (their job lost, say) are queued again by the sweep.
 RETRY_AFTER = timedelta(minutes=10)
+#: Failed attempts after which an event is a dead letter (processed, outcome "dead letter").
+MAX_ATTEMPTS = 8
 
 REFUSED = "The webhook was refused: its signature is missing, wrong or too old."
 MALFORMED = "The webhook was refused: it is not a Stripe event."
@@ -276,9 +278,49 @@ def subscription_of(event: dict[str, Any]) -> str | None:
     return None
 
 
+async def dangerously_count_failure(gateway: str, event_id: str, error: Exception) -> str | None:
+    """Count a failed attempt at an event, its error as its outcome; after `MAX_ATTEMPTS`
+    the event is a dead letter (processed, never queued again): its outcome then, else
+    None."""
+    now = datetime.now(UTC)
+    async with global_transaction():
+        rows = await fetch(
+            """
+            UPDATE gateway_event SET attempts = attempts + 1,
+                processed_at = CASE WHEN attempts + 1 >= $3 THEN $4::timestamptz END,
+                outcome = left(CASE WHEN attempts + 1 >= $3
+                    THEN 'dead letter after ' || (attempts + 1) || ' attempts: ' || $5
+                    ELSE 'attempt ' || (attempts + 1) || ' failed: ' || $5 END, 500)
+            WHERE gateway = $1 AND event_id = $2 AND processed_at IS NULL
+            RETURNING processed_at, outcome
+            """,
+            gateway,
+            event_id,
+            MAX_ATTEMPTS,
+            now,
+            f"{type(error).__name__}: {error}"[:400],
+        )
+    if rows and rows[0]["processed_at"] is not None:
+        return str(rows[0]["outcome"])
+    return None
+
+
 async def process_stripe_event(event_id: str, gateway: StripeGateway | None = None) -> Outcome:
     """Apply one inbox event (see the module's documentation); safe to run any number of
-    times, in any order with the others. A Stripe read that fails raises (the job retries)."""
+    times, in any order with the others. An attempt that fails (a Stripe read, a payload
+    Jalon cannot apply) is counted and raises (the job, then the sweep, retry); the
+    `MAX_ATTEMPTS`-th failure makes the event a dead letter instead."""
+    try:
+        return await _process_stripe_event(event_id, gateway)
+    except Exception as error:
+        dead = await dangerously_count_failure("stripe", event_id, error)
+        if dead is None:
+            raise
+        log.error("stripe event %s set aside: %s", event_id, dead)
+        return Outcome(event_id, dead)
+
+
+async def _process_stripe_event(event_id: str, gateway: StripeGateway | None) -> Outcome:
     event = await dangerously_pending_event("stripe", event_id)
     if event is None:
         return Outcome(event_id, "already processed")
@@ -524,7 +566,7 @@ async def dangerously_unprocessed_events(older_than: datetime) -> list[tuple[str
             """
             SELECT gateway, event_id FROM gateway_event
             WHERE processed_at IS NULL AND received_at < $1
-            ORDER BY received_at LIMIT 1000
+            ORDER BY attempts, received_at LIMIT 1000
             """,
             older_than,
         )

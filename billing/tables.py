@@ -234,6 +234,7 @@ class GatewayEvent(Table, tablename="gateway_event", db=DB):
     processed_at = Timestamptz(null=True, default=None)
     outcome = Text(default="")
     organization_id = UUID(null=True, default=None)
+    attempts = Integer(default=0)
 
 
 class GatewayCustomer(Table, tablename="gateway_customer", db=DB):

@@ -17,7 +17,12 @@ import pytest
 import stripe
 
 from billing.gateways.stripe import StripeGateway
-from billing.inbox import process_stripe_event, retry_gateway_events
+from billing.inbox import (
+    MAX_ATTEMPTS,
+    dangerously_unprocessed_events,
+    process_stripe_event,
+    retry_gateway_events,
+)
 from billing.subscriptions import current_subscription
 from core.database import execute, fetch
 from core.jobs import InProcessQueue
@@ -275,3 +280,44 @@ async def test_a_stripe_invoice_of_nothing_is_mirrored_as_paid(
         )
     assert (row["status"], row["total"]) == ("paid", 0)
     assert row["paid_at"] is not None
+
+
+async def test_an_event_that_always_fails_becomes_a_dead_letter_and_leaves_the_sweep(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    held: HeldQueue,
+    tenant_a: TenantFixture,
+) -> None:
+    _sub, stripe_id = await subscribe_on_stripe(tenant_a, stripe_gateway)
+    stripe_server.take_events()
+    customer = stripe_server.state.objects[stripe_id]["customer"]
+    broken = _event(  # a line Jalon cannot read: it fails every time
+        stripe_server,
+        "invoice.finalized",
+        {
+            "id": "in_broken",
+            "customer": customer,
+            "status": "open",
+            "currency": "eur",
+            "created": int(time.time()),
+            "lines": {"data": [{"amount": "not a number", "quantity": 1}]},
+        },
+    )
+    await deliver(webhook_client, broken)
+    for _ in range(MAX_ATTEMPTS - 1):
+        with pytest.raises(ValueError, match="invalid literal"):
+            await process_stripe_event(broken["id"], stripe_gateway)
+    [row] = await _stored(broken["id"])
+    assert row["processed_at"] is None
+    assert row["outcome"].startswith(f"attempt {MAX_ATTEMPTS - 1} failed: ValueError")
+    outcome = await process_stripe_event(broken["id"], stripe_gateway)
+    assert outcome.outcome.startswith(f"dead letter after {MAX_ATTEMPTS} attempts: ValueError")
+    [row] = await _stored(broken["id"])
+    assert row["processed_at"] is not None
+    assert row["outcome"] == outcome.outcome
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert ("stripe", broken["id"]) not in await dangerously_unprocessed_events(later)
+    assert (await process_stripe_event(broken["id"], stripe_gateway)).outcome == (
+        "already processed"
+    )
