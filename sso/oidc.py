@@ -437,6 +437,15 @@ def remember(session: dict[str, Any], flow: OidcFlow) -> None:
     session[SESSION_KEY] = flows
 
 
+def has_flow(session: Mapping[str, Any], connection_id: UUID) -> bool:
+    """Whether this browser started a sign-in through `connection_id` (still unfinished)."""
+    flows = session.get(SESSION_KEY) or {}
+    return any(
+        isinstance(data, dict) and data.get("connection_id") == str(connection_id)
+        for data in flows.values()
+    )
+
+
 def take_flow(session: dict[str, Any], state: str | None) -> OidcFlow | None:
     """The flow `state` names in this session, removed from it (a flow is used once); None
     when this browser started no such flow."""

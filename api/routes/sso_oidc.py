@@ -94,7 +94,15 @@ async def oidc_callback(
         if testing:
             return await _test_result(request, tenant, signing_in, refused=refused)
         return await refuse_sign_in(
-            request, tenant.id, signing_in.connection.id, refused.reason, refused.detail
+            request,
+            tenant.id,
+            signing_in.connection.id,
+            refused.reason,
+            refused.detail,
+            # Without a sign-in of this browser through this connection, anyone could send
+            # it: it must not fill the organization's log.
+            audited=flow is not None
+            or oidc.has_flow(session_of(request), signing_in.connection.id),
         )
     if testing:
         return await _test_result(request, tenant, signing_in, identity=identity)

@@ -21,6 +21,7 @@ shows what the IdP sent, or why it was refused, and signs nobody in.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from api.routes.sso_signin import complete_sign_in, refuse_sign_in
-from core.errors import NotFound, TooManyRequests
+from core.errors import NotFound, TooManyRequests, UserError
 from core.ids import uuid_or_404
 from core.settings import get_settings
 from sso import saml
@@ -49,6 +50,10 @@ FLOWS = "saml_flows"
 FLOW_LIFETIME = timedelta(minutes=10)
 #: Responses one client address may post to ACSs in a minute.
 ACS_POSTS_PER_MINUTE = 120
+#: Redirected GETs one client address may make to ACSs in a minute.
+ACS_GETS_PER_MINUTE = 120
+#: What a SAMLResponse is made of: base64, possibly wrapped in lines.
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\r\n\t ]+")
 #: Flows kept per session at most (a person may open a few tabs; no more grows the session).
 MAX_FLOWS = 5
 
@@ -148,6 +153,11 @@ async def saml_acs_post(
     relay_state = form.get("RelayState")
     if not isinstance(response, str) or not response:
         raise NotFound()
+    # What the database could not hold (a NUL) or no IdP sends is refused before it is kept.
+    if not _BASE64.fullmatch(response):
+        raise UserError("The SAMLResponse is not base64.")
+    if isinstance(relay_state, str) and not relay_state.isprintable():
+        raise UserError("The RelayState holds control characters.")
     handle = await saml.keep_received_response(
         system_context(tenant, "sso"),
         connection.id,
@@ -174,10 +184,22 @@ async def saml_acs(
     ctx = system_context(tenant, "sso")
     wanted = uuid_or_404(connection_id)
     now = datetime.now(UTC)
+    asked = await request.app.state.limiter.hit(f"saml-acs-get:{client_ip(request)}", 60)
+    if asked > ACS_GETS_PER_MINUTE:
+        raise TooManyRequests("Too many requests. Wait a moment and try again.")
     try:
         kept = await saml.take_received_response(ctx, wanted, handle, now)
     except SignInRefused as refused:
-        return await refuse_sign_in(request, tenant.id, wanted, refused.reason, refused.detail)
+        # Audited only when this browser started a sign-in through this connection: an
+        # anonymous link to nothing must not fill the organization's log.
+        return await refuse_sign_in(
+            request,
+            tenant.id,
+            wanted,
+            refused.reason,
+            refused.detail,
+            audited=_has_flow(request, tenant, wanted),
+        )
     flow = _take_flow(request, kept.relay_state, tenant, wanted, now)
     testing = bool(flow and flow["test"])
     try:
@@ -206,6 +228,15 @@ async def saml_acs(
     # IdP-initiated: the IdP's RelayState may name a page here
     next_path = flow["next"] if flow else safe_next(kept.relay_state, f"/o/{tenant.slug}/")
     return await complete_sign_in(request, identity, next_path)
+
+
+def _has_flow(request: Request[Any, Any, Any], tenant: TenantSummary, connection_id: Any) -> bool:
+    """Whether this browser's session holds a SAML flow for this connection."""
+    flows = dict(session_of(request).get(FLOWS) or {})
+    return any(
+        flow.get("tenant_id") == str(tenant.id) and flow.get("connection_id") == str(connection_id)
+        for flow in flows.values()
+    )
 
 
 def _take_flow(

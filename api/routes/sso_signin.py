@@ -106,22 +106,26 @@ async def refuse_sign_in(
     detail: str,
     *,
     email: str = "",
+    audited: bool = True,
 ) -> Response[Any]:
     """Record `sso.refused` with its reason code (and `detail`, for the administrators) in
     the organization's audit log, and render a page that says what failed: 403 for a person
-    the rules refuse (`provisioning.*`), 400 for an answer that failed a protocol check."""
+    the rules refuse (`provisioning.*`), 400 for an answer that failed a protocol check.
+    `audited=False` for a request that no sign-in of this browser explains (anyone can send
+    one: it must not fill an organization's log)."""
     session_of(request).pop(CAMPAIGN_SIGN_IN, None)
-    user = await current_user(request)
-    await record_refusal(
-        tenant_id,
-        connection_id,
-        reason,
-        detail,
-        email=email,
-        user_id=user.id if user else None,
-        ip=client_ip(request),
-        user_agent=_agent(request),
-    )
+    if audited:
+        user = await current_user(request)
+        await record_refusal(
+            tenant_id,
+            connection_id,
+            reason,
+            detail,
+            email=email,
+            user_id=user.id if user else None,
+            ip=client_ip(request),
+            user_agent=_agent(request),
+        )
     status = 403 if reason.startswith("provisioning.") else 400
     return render(
         request,

@@ -331,3 +331,20 @@ async def test_each_forged_token_is_refused_with_its_reason_in_the_audit_log(
     details = json.loads(details) if isinstance(details, str) else details
     assert details["reason"] == attack
     assert details["detail"]
+
+
+async def test_a_callback_no_sign_in_of_this_browser_explains_is_not_audited(
+    oidc_peer: OidcPeer, tenant_a: TenantFixture, app: Litestar
+) -> None:
+    """Anyone may open the callback URL: without a flow in that browser it is refused, but
+    it writes nothing into the organization's audit log."""
+    connection_id = await _connection(oidc_peer, tenant_a)
+    before = await audit_actions(tenant_a.id)
+    async with browser_on(app) as stranger:
+        for query in ("", "?state=forged&code=x", "?error=access_denied"):
+            response = await stranger.client.get(
+                f"/sso/{tenant_a.slug}/oidc/{connection_id}/callback{query}"
+            )
+            assert response.status_code == 400
+            assert "oidc.state" in response.text
+    assert await audit_actions(tenant_a.id) == before

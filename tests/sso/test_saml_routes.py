@@ -12,12 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import uuid4
 
 import httpx
 import pytest
 from litestar import Litestar
 
 from api.app import create_app
+from api.routes.sso_saml import ACS_GETS_PER_MINUTE
 from core.database import fetch
 from core.settings import Settings, get_settings
 from sso import connections, saml
@@ -413,3 +415,55 @@ async def test_members_cannot_reach_the_saml_console(
     await browser.login(tenant_a.member)
 
     assert (await browser.client.get(f"/o/{tenant_a.slug}/sso/saml/new")).status_code == 403
+
+
+async def _kept_responses(tenant: TenantFixture) -> int:
+    async with as_tenant(tenant.id):
+        rows = await fetch(
+            "SELECT count(*) AS n FROM saml_response_received WHERE tenant_id = $1", tenant.id
+        )
+    return int(rows[0]["n"])
+
+
+async def test_a_nul_or_control_character_in_the_acs_post_is_a_400_and_nothing_is_kept(
+    app: Litestar, tenant_a: TenantFixture, idp: TestIdp
+) -> None:
+    connection = await _connect(tenant_a, idp)
+    acs = f"/sso/{tenant_a.slug}/saml/{connection.id}/acs"
+    kept = await _kept_responses(tenant_a)
+    async with browser_on(app) as sender:
+        for data in (
+            {"SAMLResponse": "PHNhbWw+\x00", "RelayState": "r"},
+            {"SAMLResponse": "not base64 <xml/>", "RelayState": "r"},
+            {"SAMLResponse": "PHNhbWw+", "RelayState": "relay\x00state"},
+            {"SAMLResponse": "PHNhbWw+", "RelayState": "relay\x1bstate"},
+        ):
+            answer = await sender.client.post(acs, data=data)
+            assert answer.status_code == 400, (data, answer.status_code)
+    assert await _kept_responses(tenant_a) == kept
+
+
+async def test_an_acs_link_no_sign_in_of_this_browser_explains_is_not_audited_and_is_throttled(
+    app: Litestar, tenant_a: TenantFixture, idp: TestIdp
+) -> None:
+    connection = await _connect(tenant_a, idp)
+    before = await _refusals(tenant_a)
+    async with browser_on(app) as stranger:
+        for target in (connection.id, uuid4()):  # a connection, and none at all
+            answer = await stranger.client.get(
+                f"/sso/{tenant_a.slug}/saml/{target}/acs?received={uuid4()}"
+            )
+            assert answer.status_code == 400
+        assert await _refusals(tenant_a) == before
+        try:
+            statuses = [
+                (
+                    await stranger.client.get(
+                        f"/sso/{tenant_a.slug}/saml/{connection.id}/acs?received={uuid4()}"
+                    )
+                ).status_code
+                for _ in range(ACS_GETS_PER_MINUTE)
+            ]
+        finally:  # the limiter may be the shared Redis: leave no count to other tests
+            await app.state.limiter.reset("saml-acs-get:127.0.0.1")
+    assert statuses[-1] == 429
