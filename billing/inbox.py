@@ -33,7 +33,7 @@ import stripe
 
 from billing import dunning, invoices
 from billing.gateways.base import GatewayObjectMissing
-from billing.gateways.stripe import StripeGateway, StripeSubscriptionState
+from billing.gateways.stripe import StripeGateway, StripeSubscriptionState, moment_of
 from billing.money import Money
 from billing.subscriptions import MAX_SEATS, SubscriptionStatus, transition
 from core.database import after_commit, execute, fetch, global_transaction, tenant_transaction
@@ -489,7 +489,7 @@ async def _mirror_new_invoice(
     lines = [_line_input(line) for line in (obj.get("lines") or {}).get("data", [])]
     if not lines:
         lines = [invoices.LineInput("subscription", "Subscription", 1, int(obj["subtotal"]))]
-    start, end = _moment(obj.get("period_start")), _moment(obj.get("period_end"))
+    start, end = moment_of(obj.get("period_start")), moment_of(obj.get("period_end"))
     draft = await invoices.insert_draft(
         ctx,
         lines,
@@ -511,8 +511,8 @@ async def _mirror_new_invoice(
         obj["id"],
     )
     transitions = obj.get("status_transitions") or {}
-    issued = _moment(transitions.get("finalized_at") or obj["created"]) or datetime.now(UTC)
-    due = _moment(obj.get("due_date"))
+    issued = moment_of(transitions.get("finalized_at") or obj["created"]) or datetime.now(UTC)
+    due = moment_of(obj.get("due_date"))
     days = max(0, (due - issued).days) if due else 0
     return await invoices.issue_draft(ctx, draft.id, at=issued, net_terms_days=days)
 
@@ -530,13 +530,9 @@ def _line_input(line: dict[str, Any]) -> invoices.LineInput:
         quantity=quantity,
         unit_amount=unit_amount,
         amount=amount,
-        period_start=_moment(period.get("start")),
-        period_end=_moment(period.get("end")),
+        period_start=moment_of(period.get("start")),
+        period_end=moment_of(period.get("end")),
     )
-
-
-def _moment(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(int(value), UTC) if isinstance(value, int) else None
 
 
 def _amount(event: dict[str, Any]) -> Money | None:

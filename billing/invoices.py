@@ -483,31 +483,24 @@ async def insert_draft(
     priced = price_lines(cleaned, tax.rate)
     sums = totals(priced)
     invoice_id = uuid4()
-    inserted = await fetch(
-        """INSERT INTO invoice (tenant_id, id, subscription_id, kind, status, billing_key,
-               issuer, currency, subtotal, tax_total, total, collection_method, period_start,
-               period_end, po_number, buyer, seller, tax_treatment, tax_note, gateway)
-           VALUES ($1, $2, $3, 'invoice', 'draft', $4, $5, $6, $7, $8, $9, $10, $11, $12,
-               $13, $14::jsonb, $15::jsonb, $16, $17, $18)
-           ON CONFLICT (tenant_id, billing_key) DO NOTHING RETURNING id""",
+    inserted = await _insert_invoice(
         ctx.tenant_id,
         invoice_id,
-        subscription_id,
-        billing_key,
-        settings.billing_issuer,
-        code,
-        sums.subtotal,
-        sums.tax_total,
-        sums.total,
-        collection_method,
-        period[0] if period else None,
-        period[1] if period else None,
-        po_number,
-        json.dumps(asdict(buyer)),
-        json.dumps(asdict(seller)),
-        tax.treatment,
-        tax.note,
-        gateway,
+        kind="invoice",
+        credits_invoice_id=None,
+        billing_key=billing_key,
+        subscription_id=subscription_id,
+        issuer=settings.billing_issuer,
+        currency=code,
+        sums=sums,
+        collection_method=collection_method,
+        period=period,
+        po_number=po_number,
+        buyer=buyer,
+        seller=seller,
+        tax_treatment=tax.treatment,
+        tax_note=tax.note,
+        gateway=gateway,
     )
     if not inserted:  # a concurrent call with the same key won
         rows = await fetch(
@@ -521,6 +514,60 @@ async def insert_draft(
         ctx, "billing.invoice.drafted", "invoice", invoice_id, total=sums.total, currency=code
     )
     return await load_invoice(ctx.tenant_id, invoice_id)
+
+
+async def _insert_invoice(
+    tenant_id: UUID,
+    invoice_id: UUID,
+    *,
+    kind: str,
+    credits_invoice_id: UUID | None,
+    billing_key: str | None,
+    subscription_id: UUID | None,
+    issuer: str,
+    currency: str,
+    sums: Totals,
+    collection_method: str,
+    period: tuple[datetime | None, datetime | None] | None,
+    po_number: str,
+    buyer: Party,
+    seller: Party,
+    tax_treatment: str,
+    tax_note: str,
+    gateway: str,
+) -> bool:
+    """Insert a draft invoice or credit note (without its lines); False when another with the
+    same `billing_key` is there already."""
+    inserted = await fetch(
+        """INSERT INTO invoice (tenant_id, id, subscription_id, kind, credits_invoice_id,
+               status, billing_key, issuer, currency, subtotal, tax_total, total,
+               collection_method, period_start, period_end, po_number, buyer, seller,
+               tax_treatment, tax_note, gateway)
+           VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $12, $13, $14,
+               $15, $16::jsonb, $17::jsonb, $18, $19, $20)
+           ON CONFLICT (tenant_id, billing_key) DO NOTHING RETURNING id""",
+        tenant_id,
+        invoice_id,
+        subscription_id,
+        kind,
+        credits_invoice_id,
+        billing_key,
+        issuer,
+        currency,
+        sums.subtotal,
+        sums.tax_total,
+        sums.total,
+        collection_method,
+        period[0] if period else None,
+        period[1] if period else None,
+        po_number,
+        json.dumps(asdict(buyer)),
+        json.dumps(asdict(seller)),
+        tax_treatment,
+        tax_note,
+        gateway,
+    )
+    return bool(inserted)
 
 
 async def _insert_lines(
@@ -934,31 +981,24 @@ async def credit_invoice(
             raise Conflict("Part of this invoice was paid: record a refund first, then credit it.")
         note_id = uuid4()
         mention = f"Avoir sur la facture / Credit note for invoice {invoice.number}."
-        await execute(
-            """INSERT INTO invoice (tenant_id, id, subscription_id, kind, credits_invoice_id,
-                   status, issuer, currency, subtotal, tax_total, total, collection_method,
-                   period_start, period_end, po_number, buyer, seller, tax_treatment, tax_note,
-                   gateway)
-               VALUES ($1, $2, $3, 'credit_note', $4, 'draft', $5, $6, $7, $8, $9, $10, $11,
-                   $12, $13, $14::jsonb, $15::jsonb, $16, $17, $18)""",
+        await _insert_invoice(
             ctx.tenant_id,
             note_id,
-            invoice.subscription_id,
-            invoice.id,
-            invoice.issuer,
-            invoice.currency,
-            invoice.subtotal,
-            invoice.tax_total,
-            invoice.total,
-            invoice.collection_method,
-            invoice.period_start,
-            invoice.period_end,
-            invoice.po_number,
-            json.dumps(asdict(invoice.buyer)),
-            json.dumps(asdict(invoice.seller)),
-            invoice.tax_treatment,
-            f"{invoice.tax_note} {mention}".strip(),
-            invoice.gateway,
+            kind="credit_note",
+            credits_invoice_id=invoice.id,
+            billing_key=None,
+            subscription_id=invoice.subscription_id,
+            issuer=invoice.issuer,
+            currency=invoice.currency,
+            sums=Totals(invoice.subtotal, invoice.tax_total, invoice.total),
+            collection_method=invoice.collection_method,
+            period=(invoice.period_start, invoice.period_end),
+            po_number=invoice.po_number,
+            buyer=invoice.buyer,
+            seller=invoice.seller,
+            tax_treatment=invoice.tax_treatment,
+            tax_note=f"{invoice.tax_note} {mention}".strip(),
+            gateway=invoice.gateway,
         )
         await _insert_lines(ctx.tenant_id, note_id, invoice.lines)
         note = await issue_draft(ctx, note_id, at=moment)

@@ -93,8 +93,12 @@ def _timestamp(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _moment(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(int(value), UTC)
+def moment_of(value: Any) -> datetime | None:
+    """A Stripe timestamp (whole seconds since the epoch) as a UTC datetime; None for
+    anything else (absent, null, or not a number: a payload is never trusted blindly)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return datetime.fromtimestamp(value, UTC)
 
 
 def tax_id_type(vat_number: str) -> str | None:
@@ -159,9 +163,9 @@ def subscription_state(subscription: Any) -> StripeSubscriptionState:
         stripe_status=subscription["status"],
         quantity=int(item["quantity"] or 0) if item else 0,
         currency=str(subscription.get("currency") or "").upper(),
-        current_period_start=_moment(item.get("current_period_start")) if item else None,
-        current_period_end=_moment(item.get("current_period_end")) if item else None,
-        trial_end=_moment(subscription.get("trial_end")),
+        current_period_start=moment_of(item.get("current_period_start")) if item else None,
+        current_period_end=moment_of(item.get("current_period_end")) if item else None,
+        trial_end=moment_of(subscription.get("trial_end")),
         cancel_at_period_end=bool(subscription.get("cancel_at_period_end")),
         plan_id=metadata.get("jalon_plan_id"),
         price_category=metadata.get("jalon_category"),
