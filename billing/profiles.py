@@ -54,6 +54,9 @@ BAD_SIRET = N_("This SIRET number is not valid: 14 digits with a correct check d
 SIRET_REQUIRED = N_("A French public buyer is invoiced through Chorus Pro: give its SIRET.")
 LONG_CHORUS = N_("A Chorus Pro service code has at most {max} characters.")
 LONG_PO = N_("A purchase order number has at most {max} characters.")
+PO_WITHOUT_SUBSCRIPTION = N_(
+    "A purchase order number is printed on the invoices of a subscription: subscribe first."
+)
 
 
 class BuyerKind(StrEnum):
@@ -202,7 +205,8 @@ async def save_profile(
     ctx: TenantContext, fields: ProfileFields, *, po_number: str | None = None
 ) -> BillingProfile:
     """Write the tenant's billing details (all checked first: nothing is written when one
-    is wrong), and the purchase order number of its subscription when given. Audited as
+    is wrong), and the purchase order number of its subscription when given (`Invalid`
+    without a subscription to print it on, and nothing written). Audited as
     `billing.profile.updated`."""
     ctx.require(Permission.BILLING_MANAGE)
     fields = check_profile(fields)
@@ -240,12 +244,16 @@ async def save_profile(
             now,
         )
         if po is not None:
-            await execute(
-                "UPDATE subscription SET po_number = $2, updated_at = $3 WHERE tenant_id = $1",
+            kept = await fetch(
+                "UPDATE subscription SET po_number = $2, updated_at = $3 WHERE tenant_id = $1 "
+                "RETURNING id",
                 ctx.tenant_id,
                 po,
                 now,
             )
+            if po and not kept:
+                # the number belongs to a subscription: never silently dropped
+                raise Invalid(PO_WITHOUT_SUBSCRIPTION, field="po_number")
         await record(
             ctx,
             "billing.profile.updated",

@@ -231,9 +231,13 @@ async def consume_seat(
         return SeatOutcome(SeatVerdict.NOT_BILLED)
     outcome = _verdict(rows[0])
     if outcome.crossed_100:
-        await _mail_admins(ctx, _ALERT_100_SUBJECT, _ALERT_100_BODY, outcome)
+        await _mail_admins(
+            ctx, _ALERT_100_SUBJECT, _ALERT_100_BODY, used=outcome.used, capacity=outcome.capacity
+        )
     elif outcome.crossed_80:
-        await _mail_admins(ctx, _ALERT_80_SUBJECT, _ALERT_80_BODY, outcome)
+        await _mail_admins(
+            ctx, _ALERT_80_SUBJECT, _ALERT_80_BODY, used=outcome.used, capacity=outcome.capacity
+        )
     return outcome
 
 
@@ -263,16 +267,12 @@ ORDER BY u.email
 """
 
 
-async def _mail_admins(ctx: TenantContext, subject: str, body: str, outcome: SeatOutcome) -> None:
+async def _mail_admins(ctx: TenantContext, subject: str, body: str, **figures: Any) -> None:
+    """Mail `subject` and `body` to each of the tenant's admins and owners in their language,
+    with `figures`, the organization, their name and the usage page's link as parameters."""
     link = f"{get_settings().base_url}/o/{ctx.tenant.slug}/billing/usage"
     for admin in await fetch(_ADMINS, ctx.tenant_id):
-        params = {
-            "organization": ctx.tenant.name,
-            "name": admin["name"],
-            "used": outcome.used,
-            "capacity": outcome.capacity,
-            "link": link,
-        }
+        params = {"organization": ctx.tenant.name, "name": admin["name"], "link": link, **figures}
         locale = admin["locale"]
         await queue_mail(
             admin["email"],
@@ -319,20 +319,9 @@ async def record_refusal(ctx: TenantContext, outcome: SeatOutcome, at: datetime)
         refused: int = rows[0]["refused"]
         if rows[0]["refusal_mail_refused"] != refused:
             return False
-        link = f"{get_settings().base_url}/o/{ctx.tenant.slug}/billing/usage"
-        for admin in await fetch(_ADMINS, ctx.tenant_id):
-            params = {
-                "organization": ctx.tenant.name,
-                "name": admin["name"],
-                "capacity": outcome.capacity,
-                "refused": refused,
-                "link": link,
-            }
-            await queue_mail(
-                admin["email"],
-                translate(admin["locale"], _REFUSED_SUBJECT, **params),
-                translate(admin["locale"], _REFUSED_BODY, **params),
-            )
+        await _mail_admins(
+            ctx, _REFUSED_SUBJECT, _REFUSED_BODY, capacity=outcome.capacity, refused=refused
+        )
     return True
 
 

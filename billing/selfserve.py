@@ -2,8 +2,11 @@
 seats, then pays by card on the gateway's checkout page, or asks to be invoiced (bank
 transfer: the trial ends now, a first period starts and its invoice is issued).
 
-The choice is written in one transaction: a refusal (a retired plan, absurd seats, an
-unknown currency) leaves nothing behind. The gateway is called after it commits.
+The choice is written in one transaction: a refusal (a retired plan, a seat-pack plan, absurd
+seats, an unknown currency) leaves nothing behind. The gateway is called after it commits.
+Paying by card keeps the subscription on the manual gateway until Stripe reports the
+checkout completed (`billing.inbox` then moves it to Stripe): a checkout left unfinished
+leaves a trial that ends and is invoiced like any other.
 """
 
 from __future__ import annotations

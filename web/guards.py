@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, get_args
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
+from litestar.response import Template
 from litestar.types import Empty
 from litestar.utils.scope.state import ScopeState
 
@@ -86,11 +87,23 @@ def tenant_member(permission: Permission | None = None) -> Guard:
             await _close_uploads(connection)
             raise
         connection.scope["state"]["ctx"] = ctx
-        if connection.scope.get("method") == "GET" and ctx.can(Permission.BILLING_READ):
-            # The console layout's seat banner (over capacity, suspended): for admins, on pages.
+        if (
+            connection.scope.get("method") == "GET"
+            and ctx.can(Permission.BILLING_READ)
+            and renders_a_page(handler)
+        ):
+            # The console layout's seat banner (over capacity, suspended): for admins, on the
+            # HTML pages only (never for a PDF, a file or JSON). `web.pages.render` shows it;
+            # it is read here because rendering is synchronous and the query is not.
             connection.scope["state"]["seat_banner"] = await seats.banner(ctx)
 
     return guard
+
+
+def renders_a_page(handler: BaseRouteHandler) -> bool:
+    """Whether `handler` answers with an HTML page (a `Template`, alone or among others)."""
+    annotation = handler.parsed_fn_signature.return_type.annotation
+    return annotation is Template or Template in get_args(annotation)
 
 
 def staff_member(permission: StaffPermission | None = None) -> Guard:

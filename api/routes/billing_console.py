@@ -16,8 +16,9 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
-from billing import catalogue, changes, profiles, selfserve, subscriptions
+from billing import catalogue, changes, invoices, profiles, seats, selfserve, subscriptions
 from billing.changes import ChangeRequest
+from billing.invoices import Invoice
 from billing.money import Money
 from billing.profiles import ProfileFields
 from billing.subscriptions import Subscription, SubscriptionStatus
@@ -72,21 +73,17 @@ def _status_date(sub: Subscription) -> datetime | None:
             return sub.status_changed_at
 
 
-async def _open_invoices(ctx: TenantContext) -> list[Any]:
-    """The invoices still to pay (the invoices' module, when it is there)."""
-    try:
-        from billing import invoices
-    except ImportError:  # pragma: no cover - the invoices part ships with billing
-        return []
+async def _open_invoices(ctx: TenantContext) -> list[Invoice]:
+    """The invoices still to pay."""
     return [invoice for invoice in await invoices.list_invoices(ctx) if invoice.amount_due > 0]
 
 
-async def _seat_summary(ctx: TenantContext) -> Any:
-    try:
-        from billing import seats
-    except ImportError:  # pragma: no cover - the seat ledger ships with billing
-        return None
-    return await seats.usage_summary(ctx)
+def _amounts_due(due: list[Invoice]) -> list[Money]:
+    """What the open invoices leave to pay, one sum per currency (never added across)."""
+    sums: dict[str, int] = {}
+    for invoice in due:
+        sums[invoice.currency] = sums.get(invoice.currency, 0) + invoice.amount_due
+    return [Money(amount, currency) for currency, amount in sorted(sums.items())]
 
 
 def _card_payments() -> bool:
@@ -107,11 +104,9 @@ async def _overview(
         "offers": offers,
         "status_text": STATUS_TEXT.get(sub.status) if sub else None,
         "status_date": _status_date(sub) if sub else None,
-        "summary": await _seat_summary(ctx) if sub is not None else None,
+        "summary": await seats.usage_summary(ctx) if sub is not None else None,
         "open_invoices": due,
-        "amount_due": (
-            Money(sum(invoice.amount_due for invoice in due), sub.currency) if sub and due else None
-        ),
+        "amounts_due": [money.format(locale_of(request)) for money in _amounts_due(due)],
         "profile": await profiles.billing_profile(ctx),
         "card_payments": _card_payments(),
         "can_manage": ctx.can(Permission.BILLING_MANAGE),

@@ -330,3 +330,36 @@ async def test_plans_of_another_interval_are_not_offered_to_a_subscription(
     page = await browser.get(f"/o/{tenant_a.slug}/billing")
     assert f'value="{plan.code}"' in page.text
     assert f'value="{yearly.code}"' not in page.text
+
+
+async def test_open_invoices_in_two_currencies_are_summed_per_currency(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    from billing.invoices import LineInput, bill_period, draft_invoice, issue_invoice
+    from tenants.organizations import system_context
+
+    plan = await per_seat_plan(1000, trial_days=0)
+    now = datetime.now(UTC)
+    await subscribe(tenant_a.owner_ctx, plan.code, at=now, quantity=3, trial=False)
+    await bill_period(tenant_a.owner_ctx, at=now)  # €36.00
+    system = system_context(tenant_a.owner_ctx.tenant, "tests")
+    dollars = await draft_invoice(
+        system,
+        [LineInput(kind="adjustment", description="Workshop", quantity=1, unit_amount=1000)],
+        currency="USD",
+    )
+    await issue_invoice(system, dollars.id, at=now)  # $12.00
+    await browser.login(tenant_a.owner)
+    page = await browser.get(f"/o/{tenant_a.slug}/billing")
+    assert "€36.00 + $12.00 is due." in page.text
+    assert "€48.00" not in page.text
+
+
+def test_the_seat_banner_is_read_for_html_pages_only() -> None:
+    from api.routes import billing_console, billing_invoices, billing_usage
+    from web.guards import renders_a_page
+
+    assert renders_a_page(billing_console.billing_page)
+    assert renders_a_page(billing_usage.usage_page)
+    assert renders_a_page(billing_console.billing_change)  # a page or a redirect
+    assert not renders_a_page(billing_invoices.invoice_file)  # the invoice's PDF or XML

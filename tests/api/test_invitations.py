@@ -182,7 +182,8 @@ async def test_a_second_pending_invitation_in_another_case_is_a_conflict(
         ("two words@example.org", "member", "Enter a valid email address."),
         ("<angle@example.org>", "member", "Enter a valid email address."),
         ("x" * 250 + "@example.org", "member", "Enter a valid email address."),
-        ("nul\x00byte@example.org", "member", "Enter a valid email address."),
+        # every form refuses a control character before any handler reads it (web.pages.form_of)
+        ("nul\x00byte@example.org", "member", "This field contains characters that are not"),
         ("tab\tin@example.org", "member", "Enter a valid email address."),
         ("bidi\u202e@example.org", "member", "Enter a valid email address."),
         ("fine@example.org", "superuser", "Choose one of the offered options."),

@@ -125,3 +125,15 @@ def test_vat_is_rounded_half_even_to_the_cent() -> None:
     finland = tax_treatment(replace(ATELIER, country="FI", vat_number=""), "FI")
     assert finland.tax_on(100) == 26  # 25.5 cents
     assert finland.tax_on(300) == 76  # 76.5 cents: to the even one
+
+
+async def test_a_po_number_without_a_subscription_is_refused_not_dropped(
+    tenant_a: TenantFixture,
+) -> None:
+    with pytest.raises(Invalid) as refused:
+        await save_profile(tenant_a.owner_ctx, ATELIER, po_number="PO-2026-0042")
+    assert refused.value.field == "po_number"
+    assert await billing_profile(tenant_a.owner_ctx) is None  # nothing written
+    # without a number, the details alone are saved
+    await save_profile(tenant_a.owner_ctx, ATELIER, po_number="")
+    assert await billing_profile(tenant_a.owner_ctx) is not None
