@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import httpx
@@ -52,6 +53,7 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Invalid, NotFound
+from core.settings import get_settings
 from core.validation import clean_choice
 from sso import connections
 from sso.connections import ConnectionFields, IdentityConnection, SignInConnection
@@ -261,10 +263,33 @@ def _parse_xml(data: bytes) -> ET.Element:
     return root
 
 
-def parse_idp_metadata(xml: str | bytes, entity_id: str = "") -> IdpMetadata:
+def _check_valid_until(elements: list[ET.Element], now: datetime) -> None:
+    """`Invalid` when one of `elements` says the metadata is no longer valid (`validUntil`
+    past, or unreadable): pysaml2 would refuse to load it at every sign-in."""
+    for element in elements:
+        value = element.get("validUntil")
+        if not value:
+            continue
+        try:
+            until = _time(value)
+        except (ValueError, TypeError, OverflowError, AttributeError):  # pysaml2's parser
+            until = None
+        if until is None or until <= now:
+            raise Invalid(
+                "The IdP metadata is valid until {date} only: download fresh metadata from "
+                "your identity provider.",
+                field="idp_metadata",
+                date=value[:40],
+            )
+
+
+def parse_idp_metadata(
+    xml: str | bytes, entity_id: str = "", now: datetime | None = None
+) -> IdpMetadata:
     """The identity provider described by `xml` (an `EntityDescriptor`, or a federation's
     `EntitiesDescriptor` and the `entity_id` to take from it). `Invalid` unless it has an
-    IdP role with a redirect-binding SSO service and a signing certificate."""
+    IdP role with a redirect-binding SSO service and a signing certificate, and is still
+    valid (its `validUntil`, if any, after `now`)."""
     data = xml.encode("utf-8") if isinstance(xml, str) else xml
     if len(data) > METADATA_MAX_BYTES:
         raise Invalid("The IdP metadata is too large.", field="idp_metadata")
@@ -298,6 +323,7 @@ def parse_idp_metadata(xml: str | bytes, entity_id: str = "") -> IdpMetadata:
     descriptor = idps[0]
     role = descriptor.find(f"{{{_MD}}}IDPSSODescriptor")
     assert role is not None
+    _check_valid_until([root, descriptor, role], now or datetime.now(UTC))
     sso_url = ""
     for service in role.findall(f"{{{_MD}}}SingleSignOnService"):
         if service.get("Binding") == BINDING_HTTP_REDIRECT and service.get("Location"):
@@ -353,6 +379,9 @@ class HttpMetadataSource:
         allow_private = private_networks_allowed()
         try:
             url = clean_url(url, allow_private=allow_private)
+            if get_settings().environment == "production" and urlsplit(url).scheme != "https":
+                # the IdP's keys come with it: in clear, anyone on the way could swap them
+                raise Invalid("Enter an address starting with https://.", field="url")
             if not allow_private:
                 await check_destination(url)
         except Invalid as error:
@@ -406,6 +435,29 @@ def _client(
     urls: ServiceProviderUrls,
     key_file: str | None = None,
     cert_file: str | None = None,
+    *,
+    with_idp: bool = True,
+) -> Saml2Client:
+    """pysaml2's client for this connection; `SignInRefused("saml.metadata")` when pysaml2
+    cannot load the IdP's metadata (expired since it was uploaded, say)."""
+    try:
+        return _load_client(connection, urls, key_file, cert_file, with_idp=with_idp)
+    except Exception as error:  # pysaml2 raises many kinds (ToOld, SAMLError, bare ones)
+        traceback.clear_frames(error.__traceback__)
+        raise SignInRefused(
+            "saml.metadata",
+            f"the IdP metadata cannot be used ({type(error).__name__}: {error})"[:300]
+            + ": upload fresh metadata",
+        ) from None
+
+
+def _load_client(
+    connection: SamlConnection,
+    urls: ServiceProviderUrls,
+    key_file: str | None,
+    cert_file: str | None,
+    *,
+    with_idp: bool,
 ) -> Saml2Client:
     want = connection.want_signed
     sp: dict[str, Any] = {
@@ -426,7 +478,7 @@ def _client(
         "allow_unknown_attributes": True,
         "delete_tmpfiles": True,
     }
-    if connection.idp_metadata_xml:
+    if with_idp and connection.idp_metadata_xml:
         config["metadata"] = {"inline": [connection.idp_metadata_xml]}
     if key_file and cert_file:
         config["key_file"] = key_file
@@ -443,7 +495,8 @@ def sp_metadata(connection: SamlConnection, urls: ServiceProviderUrls) -> str:
     """The SP's metadata XML for the IdP: entity id, ACS (POST), certificate."""
     certificates = (connection.sp_certificate_pem,) if connection.sp_certificate_pem else ()
     with _files(*certificates) as files:
-        client = _client(connection, urls, cert_file=files[0] if files else None)
+        # (the IdP's metadata plays no part in the SP's: expired, it does not stop it)
+        client = _client(connection, urls, cert_file=files[0] if files else None, with_idp=False)
         metadata = create_metadata_string(None, config=client.config, valid=None)
     return metadata.decode("utf-8") if isinstance(metadata, bytes) else str(metadata)
 
@@ -466,12 +519,21 @@ def authn_request(
     if not connection.idp_metadata_xml:
         raise SignInRefused("saml.connection", "the connection has no IdP metadata")
     client = _client(connection, urls)
-    request_id, info = client.prepare_for_authenticate(
-        entityid=connection.idp_entity_id,
-        relay_state=relay_state,
-        binding=BINDING_HTTP_REDIRECT,
-    )
-    location = dict(info["headers"])["Location"]
+    try:
+        request_id, info = client.prepare_for_authenticate(
+            entityid=connection.idp_entity_id,
+            relay_state=relay_state,
+            binding=BINDING_HTTP_REDIRECT,
+        )
+        location = dict(info["headers"])["Location"]
+    except Exception as error:  # pysaml2 raises many kinds for metadata it cannot use
+        traceback.clear_frames(error.__traceback__)
+        raise SignInRefused(
+            "saml.metadata",
+            f"no AuthnRequest can be made from the IdP metadata ({type(error).__name__}: {error})"[
+                :300
+            ],
+        ) from None
     return AuthnRequest(request_id=str(request_id), redirect_url=str(location))
 
 

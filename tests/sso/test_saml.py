@@ -484,3 +484,52 @@ async def test_a_stale_received_response_is_refused(
         await saml.take_received_response(
             tenant_a.owner_ctx, connection.id, handle, now + timedelta(minutes=6)
         )
+
+
+def _valid_until(metadata: str, when: str) -> str:
+    return metadata.replace(
+        "<ns0:EntityDescriptor ", f'<ns0:EntityDescriptor validUntil="{when}" ', 1
+    )
+
+
+def test_metadata_past_its_valid_until_is_refused_on_upload(idp: TestIdp) -> None:
+    with pytest.raises(Invalid) as error:
+        saml.parse_idp_metadata(_valid_until(idp.metadata, "2020-01-01T00:00:00Z"))
+    assert error.value.field == "idp_metadata"
+    assert error.value.params["date"] == "2020-01-01T00:00:00Z"
+    with pytest.raises(Invalid):
+        saml.parse_idp_metadata(_valid_until(idp.metadata, "not a date"))
+    fresh = saml.parse_idp_metadata(_valid_until(idp.metadata, "2999-01-01T00:00:00Z"))
+    assert fresh.entity_id == idp.entity_id
+
+
+async def test_metadata_that_expired_after_its_upload_refuses_the_start_not_the_sp_metadata(
+    tenant_a: TenantFixture, idp: TestIdp
+) -> None:
+    connection, urls = await _connect(tenant_a, idp)
+    past = _valid_until(connection.idp_metadata_xml, "2020-01-01T00:00:00Z")
+    expired = replace(connection, idp_metadata_xml=past)
+    with pytest.raises(SignInRefused) as refused:
+        saml.authn_request(expired, urls, "relay")
+    assert refused.value.reason == "saml.metadata"
+    assert "EntityDescriptor" in saml.sp_metadata(expired, urls)
+
+
+async def test_in_production_the_metadata_url_must_be_https(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from core.settings import get_settings
+
+    monkeypatch.setenv("JALON_ENV", "production")
+    monkeypatch.setenv("JALON_SECRET_KEY", "p" * 64)
+    monkeypatch.setenv("JALON_SMTP_URL", "smtp://127.0.0.1:25")
+    monkeypatch.setenv("JALON_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true")  # not the point here
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(Invalid) as error:
+            await saml.HttpMetadataSource().fetch("http://idp.example.org/metadata")
+        assert error.value.field == "idp_metadata_url"
+        assert "https://" in error.value.message
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
