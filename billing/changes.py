@@ -22,16 +22,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from billing.catalogue import Plan, PlanKind, plan_by_code, plan_price
+from billing.catalogue import Plan, PlanKind, plan_price
 from billing.money import Money, total
 from billing.subscriptions import (
     NO_PRICE,
     NO_SUBSCRIPTION,
     RETIRED_PLAN,
-    UNKNOWN_PLAN,
     Subscription,
     SubscriptionStatus,
     check_seats,
+    known_plan,
     period_end,
     period_price,
     read_in_transaction,
@@ -144,10 +144,7 @@ async def _work_out(
         raise Conflict(NOT_CHANGEABLE, status=sub.status.value)
     plan = sub.plan
     if request.plan_code is not None and request.plan_code != sub.plan.code:
-        try:
-            plan = await plan_by_code(request.plan_code)
-        except NotFound:
-            raise Invalid(UNKNOWN_PLAN, field="plan") from None
+        plan = await known_plan(request.plan_code)
         if plan.retired_at is not None:
             raise Invalid(RETIRED_PLAN, field="plan")
         if PlanKind.SEAT_PACK in (plan.kind, sub.plan.kind):

@@ -203,6 +203,8 @@ async def test_wrong_changes_are_refused(tenant_a: TenantFixture) -> None:
         await preview_change(ctx, ChangeRequest(quantity=10), at=HALF)
     with pytest.raises(Invalid):
         await preview_change(ctx, ChangeRequest(plan_code="no-such-plan"), at=HALF)
+    with pytest.raises(Invalid):  # a NUL is refused before any query, not a 500
+        await preview_change(ctx, ChangeRequest(plan_code="a\x00b"), at=HALF)
     yearly = await licence_plan()
     with pytest.raises(Invalid):  # billed yearly, not monthly
         await preview_change(ctx, ChangeRequest(plan_code=yearly.code), at=HALF)
