@@ -11,6 +11,7 @@ for the protocol code.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -303,13 +304,21 @@ async def create_connection(ctx: TenantContext, fields: ConnectionFields) -> UUI
 
 
 async def update_connection(
-    ctx: TenantContext, connection_id: UUID | str, fields: ConnectionFields
+    ctx: TenantContext,
+    connection_id: UUID | str,
+    fields: ConnectionFields,
+    *,
+    settings_for: Callable[[IdentityConnection], dict[str, Any]] | None = None,
 ) -> UUID:
     """Change a connection's settings; its protocol stays, its secret too unless a new one is
-    given; its id. `NotFound` for an unknown or another organization's connection."""
+    given; its id. `NotFound` for an unknown or another organization's connection.
+    `settings_for`, when given, makes the settings from the current row, read and written in
+    one transaction with the row locked (no change made meanwhile is lost)."""
     clean = _clean(fields)
     async with tenant_transaction(ctx):
         current = await access_connection(ctx, connection_id, for_update=True)
+        if settings_for is not None:
+            clean = replace(clean, settings=settings_for(current))
         if clean.protocol != current.protocol:
             raise Invalid("A connection's protocol cannot change.", field="protocol")
         if (

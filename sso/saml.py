@@ -1029,9 +1029,13 @@ async def update_saml_connection(
 ) -> SamlConnection:
     """Change a SAML connection; its SP key pair stays (the IdP keeps trusting it), and so
     does its IdP when no new metadata is given. Audited."""
-    current = await access_saml_connection(ctx, connection_id)
-    settings = _settings(fields, current.sp_certificate_pem, current)
+
+    def settings_for(row: IdentityConnection) -> dict[str, Any]:
+        current = saml_connection(row)
+        return _settings(fields, current.sp_certificate_pem, current)
+
+    # (the settings are made from the row as locked: a change made meanwhile is not lost)
     await connections.update_connection(
-        ctx, connection_id, _connection_fields(fields, settings, None)
+        ctx, connection_id, _connection_fields(fields, {}, None), settings_for=settings_for
     )
     return await access_saml_connection(ctx, connection_id)

@@ -91,7 +91,7 @@ async def test_every_change_is_audited_without_the_secret(tenant_a: TenantFixtur
     async with as_tenant(tenant_a.id):
         rows = await database.fetch(
             "SELECT details::text AS details FROM audit_event WHERE tenant_id = $1 "
-            "AND target_id = $2",
+            "AND target_id = $2 ORDER BY occurred_at, id",
             tenant_a.id,
             str(connection_id),
         )

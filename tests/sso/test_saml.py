@@ -3,6 +3,7 @@ accepts, every attack it refuses (with its reason), and the replay cache in the 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -533,3 +534,56 @@ async def test_in_production_the_metadata_url_must_be_https(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+async def _until_a_lock_is_awaited(tenant: TenantFixture) -> None:
+    """Return once a transaction of this database waits for a row lock."""
+    for _ in range(1000):
+        async with as_tenant(tenant.id):
+            rows = await fetch(
+                "SELECT count(*) AS n FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        if rows[0]["n"]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the edit never waited for the connection's row")
+
+
+async def test_an_edit_keeps_a_change_saved_while_it_waited(
+    tenant_a: TenantFixture, idp: TestIdp
+) -> None:
+    """The edit reads the connection it changes under the same lock it writes it with: a
+    change committed meanwhile (another admin's new metadata) is not written over."""
+    connection, _ = await _connect(tenant_a, idp)
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def another_admin() -> None:
+        async with as_tenant(tenant_a.id):
+            await fetch(
+                "SELECT id FROM sso_connection WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                tenant_a.id,
+                connection.id,
+            )
+            locked.set()
+            await release.wait()
+            await fetch(
+                "UPDATE sso_connection SET settings = jsonb_set(settings, '{idp_entity_id}', "
+                "to_jsonb($3::text)) WHERE tenant_id = $1 AND id = $2",
+                tenant_a.id,
+                connection.id,
+                "https://changed-meanwhile.example.test",
+            )
+
+    meanwhile = asyncio.create_task(another_admin())
+    await locked.wait()
+    rename = saml.SamlConnectionFields(name="Renamed", metadata=None)
+    edit = asyncio.create_task(
+        saml.update_saml_connection(tenant_a.owner_ctx, connection.id, rename)
+    )
+    await _until_a_lock_is_awaited(tenant_a)
+    release.set()
+    await meanwhile
+    edited = await edit
+    assert edited.name == "Renamed"
+    assert edited.idp_entity_id == "https://changed-meanwhile.example.test"
