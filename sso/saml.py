@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import traceback
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -491,8 +492,31 @@ def _load_client(
     return Saml2Client(config=sp_config)
 
 
+#: SP metadata already made, by connection and version (the public metadata URL is asked
+#: for often; making it runs pysaml2's whole configuration). The oldest go first.
+_SP_METADATA: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+SP_METADATA_CACHE_SIZE = 256
+
+
 def sp_metadata(connection: SamlConnection, urls: ServiceProviderUrls) -> str:
-    """The SP's metadata XML for the IdP: entity id, ACS (POST), certificate."""
+    """The SP's metadata XML for the IdP: entity id, ACS (POST), certificate; made once per
+    version of the connection (its `updated_at`) and kept."""
+    key = (
+        connection.id,
+        connection.updated_at,
+        connection.want_signed,
+        connection.sp_certificate_pem,
+        urls,
+    )
+    cached = _SP_METADATA.get(key)
+    if cached is None:
+        cached = _SP_METADATA[key] = _make_sp_metadata(connection, urls)
+        while len(_SP_METADATA) > SP_METADATA_CACHE_SIZE:
+            _SP_METADATA.popitem(last=False)
+    return cached
+
+
+def _make_sp_metadata(connection: SamlConnection, urls: ServiceProviderUrls) -> str:
     certificates = (connection.sp_certificate_pem,) if connection.sp_certificate_pem else ()
     with _files(*certificates) as files:
         # (the IdP's metadata plays no part in the SP's: expired, it does not stop it)

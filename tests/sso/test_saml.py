@@ -587,3 +587,19 @@ async def test_an_edit_keeps_a_change_saved_while_it_waited(
     edited = await edit
     assert edited.name == "Renamed"
     assert edited.idp_entity_id == "https://changed-meanwhile.example.test"
+
+
+async def test_the_sp_metadata_is_made_once_per_version_of_the_connection(
+    tenant_a: TenantFixture, idp: TestIdp
+) -> None:
+    connection, urls = await _connect(tenant_a, idp)
+    first = saml.sp_metadata(connection, urls)
+    assert saml.sp_metadata(connection, urls) is first  # kept, not made again
+    edited = await saml.update_saml_connection(
+        tenant_a.owner_ctx,
+        connection.id,
+        saml.SamlConnectionFields(name="Renamed", metadata=None, want_signed="both"),
+    )
+    again = saml.sp_metadata(edited, urls)
+    assert again is not first
+    assert 'WantAssertionsSigned="true"' in again
