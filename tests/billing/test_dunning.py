@@ -382,13 +382,21 @@ async def test_recording_a_payment_locks_the_subscription_before_the_invoice(
                     reference="VIR LOCK",
                 )
             )
+            # on a Citus cluster the row lock is waited for on a worker: its view of every node
+            views = ["pg_stat_activity"]
+            if await webhook.fetchval("SELECT to_regclass('citus_stat_activity')"):
+                views.append("citus_stat_activity")
             waiting = 0
-            while not waiting and not paying.done():
-                waiting = await webhook.fetchval(
-                    """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-                       AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"""
-                )
+            for _ in range(6000):  # until the payment waits (a bound, not a timing)
+                for view in views:
+                    waiting += await webhook.fetchval(
+                        f"""SELECT count(*) FROM {view} WHERE datname = current_database()
+                            AND wait_event_type = 'Lock'"""  # noqa: S608
+                    )
+                if waiting or paying.done():
+                    break
                 await asyncio.sleep(0.01)
+            assert waiting, "the payment never waited for the subscription"
             assert not paying.done()
             # the payment waits for the subscription and holds no lock on the invoice yet
             await webhook.execute(
