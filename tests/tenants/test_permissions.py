@@ -194,6 +194,10 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
         "profile_id": str(profile.id),
         "endpoint_id": str(endpoint),
         "delivery_id": str(delivery),
+        # The SSO objects need not exist: the guard refuses a member before any is read.
+        "connection_id": str(uuid4()),
+        "domain_id": str(uuid4()),
+        "mapping_id": str(uuid4()),
     }
 
 
@@ -225,6 +229,28 @@ CONSOLE_FORMS: dict[str, dict[str, str]] = {
     "/o/{slug}/webhooks/{endpoint_id}/secret": {},
     "/o/{slug}/webhooks/{endpoint_id}/rotate": {},
     "/o/{slug}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": {},
+    "/o/{slug}/sso/oidc/new": {"name": "Refused", "issuer": "https://idp.example.org"},
+    "/o/{slug}/sso/oidc/{connection_id}": {"name": "Refused"},
+    "/o/{slug}/sso/saml/new": {"name": "Refused"},
+    "/o/{slug}/sso/saml/{connection_id}": {"name": "Refused"},
+    "/o/{slug}/sso/connections/{connection_id}/enable": {},
+    "/o/{slug}/sso/connections/{connection_id}/disable": {},
+    "/o/{slug}/sso/connections/{connection_id}/delete": {},
+    "/o/{slug}/sso/domains": {"domain": "refused.example.org"},
+    "/o/{slug}/sso/domains/{domain_id}/publish": {},
+    "/o/{slug}/sso/domains/{domain_id}/verify": {},
+    "/o/{slug}/sso/domains/{domain_id}/delete": {},
+    "/o/{slug}/sso/policy": {"sso_required": "yes"},
+    "/o/{slug}/sso/scim/tokens": {"name": "Refused"},
+    "/o/{slug}/sso/scim/tokens/{token_id}/revoke": {},
+    "/o/{slug}/sso/scim/mappings": {"group": "Refused", "role": "admin"},
+    "/o/{slug}/sso/scim/mappings/{mapping_id}/remove": {},
+    "/o/{slug}/billing/subscribe": {"plan": "refused", "method": "invoice"},
+    "/o/{slug}/billing/preview": {"quantity": "5"},
+    "/o/{slug}/billing/change": {"quantity": "5"},
+    "/o/{slug}/billing/cancel": {},
+    "/o/{slug}/billing/portal": {},
+    "/o/{slug}/billing/profile": {"legal_name": "Refused"},
 }
 
 #: Forms every member may submit, and why.
