@@ -537,12 +537,15 @@ async def test_in_production_the_metadata_url_must_be_https(
 
 
 async def _until_a_lock_is_awaited(tenant: TenantFixture) -> None:
-    """Return once a transaction of this database waits for a row lock."""
-    for _ in range(1000):
+    """Return once another transaction of this database is running the locking read of a
+    connection (waiting for the row: on a Citus coordinator the wait itself is on a worker,
+    so the running statement is what is looked for)."""
+    for _ in range(500):
         async with as_tenant(tenant.id):
             rows = await fetch(
                 "SELECT count(*) AS n FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND state = 'active' AND query LIKE '%FROM sso_connection%FOR UPDATE%'"
             )
         if rows[0]["n"]:
             return
@@ -581,8 +584,10 @@ async def test_an_edit_keeps_a_change_saved_while_it_waited(
     edit = asyncio.create_task(
         saml.update_saml_connection(tenant_a.owner_ctx, connection.id, rename)
     )
-    await _until_a_lock_is_awaited(tenant_a)
-    release.set()
+    try:
+        await _until_a_lock_is_awaited(tenant_a)
+    finally:
+        release.set()
     await meanwhile
     edited = await edit
     assert edited.name == "Renamed"
