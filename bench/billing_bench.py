@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import math
 import os
 import statistics
@@ -159,6 +160,8 @@ async def commit_floor(rounds: int = 300) -> list[float]:
 
 
 async def main_async(quick: bool) -> None:
+    # The app logs every request httpx makes; the figures are what this prints.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_settings()
     server_url = database.owner_url(settings)
     admin = await asyncpg.connect(server_url)
