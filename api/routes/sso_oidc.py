@@ -17,33 +17,24 @@ from litestar import Request, Response, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from api.routes.sso_signin import complete_sign_in, refuse_sign_in
+from api.routes.sso_signin import (
+    complete_sign_in,
+    connection_test_page,
+    connection_tester,
+    refuse_sign_in,
+)
 from core.errors import NotFound
 from core.settings import get_settings
 from sso import oidc
-from sso.connections import SignInConnection, connection_by_slug, record_test
+from sso.connections import SignInConnection, connection_by_slug
 from sso.errors import SignInRefused
-from sso.identity import ProvenIdentity
-from tenants.context import TenantContext, TenantSummary
-from tenants.organizations import member_context
-from tenants.permissions import Permission
-from web.guards import LoginRequired
-from web.pages import actor_for, current_user, render, safe_next, session_of
+from tenants.context import TenantSummary
+from web.pages import safe_next, session_of
 
 
 def callback_url(slug: str, connection_id: UUID) -> str:
     """The redirect URI to register at the provider for this connection."""
     return f"{get_settings().base_url}/sso/{slug}/oidc/{connection_id}/callback"
-
-
-async def _tester(request: Request[Any, Any, Any], tenant: TenantSummary) -> TenantContext:
-    """The signed-in administrator testing a connection of `tenant`."""
-    user = await current_user(request)
-    if user is None:
-        raise LoginRequired()
-    ctx = await member_context(tenant.slug, user, actor_for(request, user))
-    ctx.require(Permission.SSO_MANAGE)
-    return ctx
 
 
 async def _connection(
@@ -67,7 +58,7 @@ async def oidc_start(
     testing = test == "1"
     tenant, signing_in = await _connection(slug, connection_id, testing=testing)
     if testing:
-        await _tester(request, tenant)
+        await connection_tester(request, tenant)
     connection = signing_in.connection
     url, flow = oidc.begin(
         connection,
@@ -92,7 +83,7 @@ async def oidc_callback(
         identity = await oidc.finish(signing_in, flow, params)
     except SignInRefused as refused:
         if testing:
-            return await _test_result(request, tenant, signing_in, refused=refused)
+            return await connection_test_page(request, tenant, signing_in, refused=refused)
         return await refuse_sign_in(
             request,
             tenant.id,
@@ -105,39 +96,9 @@ async def oidc_callback(
             or oidc.has_flow(session_of(request), signing_in.connection.id),
         )
     if testing:
-        return await _test_result(request, tenant, signing_in, identity=identity)
+        return await connection_test_page(request, tenant, signing_in, identity=identity)
     assert flow is not None  # finish refuses a missing flow
     return await complete_sign_in(request, identity, flow.next_path)
-
-
-async def _test_result(
-    request: Request[Any, Any, Any],
-    tenant: TenantSummary,
-    signing_in: SignInConnection,
-    *,
-    identity: ProvenIdentity | None = None,
-    refused: SignInRefused | None = None,
-) -> Response[Any]:
-    """The page "test this connection" ends on, for the administrator who started it."""
-    ctx = await _tester(request, tenant)
-    connection = signing_in.connection
-    await record_test(
-        ctx,
-        connection.id,
-        outcome="ok" if identity else refused.reason if refused else "",
-        detail=refused.detail if refused else "",
-        email=identity.email if identity else "",
-    )
-    return render(
-        request,
-        "console/sso_test_result.html",
-        ctx=ctx,
-        connection=connection,
-        identity=identity,
-        role=connection.role_for(identity.groups) if identity else None,
-        refused=refused,
-        status=200 if identity else 400,
-    )
 
 
 handlers = [oidc_start, oidc_callback]

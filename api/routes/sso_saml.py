@@ -30,19 +30,21 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from api.routes.sso_signin import complete_sign_in, refuse_sign_in
+from api.routes.sso_signin import (
+    complete_sign_in,
+    connection_test_page,
+    connection_tester,
+    refuse_sign_in,
+)
 from core.errors import NotFound, TooManyRequests, UserError
 from core.ids import uuid_or_404
 from core.settings import get_settings
 from sso import saml
-from sso.connections import SignInConnection, connection_by_slug, record_test
+from sso.connections import SignInConnection, connection_by_slug
 from sso.errors import SignInRefused
-from sso.identity import ProvenIdentity
-from tenants.context import TenantContext, TenantSummary
-from tenants.organizations import member_context, system_context, tenant_by_slug
-from tenants.permissions import Permission
-from web.guards import LoginRequired
-from web.pages import actor_for, client_ip, current_user, render, safe_next, session_of
+from tenants.context import TenantSummary
+from tenants.organizations import system_context, tenant_by_slug
+from web.pages import client_ip, safe_next, session_of
 
 #: Session key of the SAML flows under way: RelayState → flow.
 FLOWS = "saml_flows"
@@ -61,16 +63,6 @@ MAX_FLOWS = 5
 def urls(tenant: TenantSummary, connection_id: Any) -> saml.ServiceProviderUrls:
     """The SP's URLs for this connection (entity id = metadata URL, ACS, start)."""
     return saml.sp_urls(get_settings().base_url, tenant.slug, connection_id)
-
-
-async def _tester(request: Request[Any, Any, Any], tenant: TenantSummary) -> TenantContext:
-    """The signed-in administrator testing a connection of `tenant`."""
-    user = await current_user(request)
-    if user is None:
-        raise LoginRequired()
-    ctx = await member_context(tenant.slug, user, actor_for(request, user))
-    ctx.require(Permission.SSO_MANAGE)
-    return ctx
 
 
 async def _connection(
@@ -104,7 +96,7 @@ async def saml_start(
     testing = test == "1"
     tenant, _, connection = await _connection(slug, connection_id, testing=testing)
     if testing:
-        await _tester(request, tenant)
+        await connection_tester(request, tenant)
     relay_state = secrets.token_urlsafe(24)
     try:
         authn = saml.authn_request(connection, urls(tenant, connection.id), relay_state)
@@ -219,12 +211,12 @@ async def saml_acs(
         )
     except SignInRefused as refused:
         if testing:
-            return await _test_result(request, tenant, signing_in, refused=refused)
+            return await connection_test_page(request, tenant, signing_in, refused=refused)
         return await refuse_sign_in(
             request, tenant.id, connection.id, refused.reason, refused.detail
         )
     if testing:
-        return await _test_result(request, tenant, signing_in, identity=identity)
+        return await connection_test_page(request, tenant, signing_in, identity=identity)
     # IdP-initiated: the IdP's RelayState may name a page here
     next_path = flow["next"] if flow else safe_next(kept.relay_state, f"/o/{tenant.slug}/")
     return await complete_sign_in(request, identity, next_path)
@@ -261,36 +253,6 @@ def _take_flow(
     ):
         return None
     return dict(flow)
-
-
-async def _test_result(
-    request: Request[Any, Any, Any],
-    tenant: TenantSummary,
-    signing_in: SignInConnection,
-    *,
-    identity: ProvenIdentity | None = None,
-    refused: SignInRefused | None = None,
-) -> Response[Any]:
-    """The page "test this connection" ends on, for the administrator who started it."""
-    ctx = await _tester(request, tenant)
-    connection = signing_in.connection
-    await record_test(
-        ctx,
-        connection.id,
-        outcome="ok" if identity else refused.reason if refused else "",
-        detail=refused.detail if refused else "",
-        email=identity.email if identity else "",
-    )
-    return render(
-        request,
-        "console/sso_test_result.html",
-        ctx=ctx,
-        connection=connection,
-        identity=identity,
-        role=connection.role_for(identity.groups) if identity else None,
-        refused=refused,
-        status=200 if identity else 400,
-    )
 
 
 handlers = [saml_metadata, saml_start, saml_acs_post, saml_acs]

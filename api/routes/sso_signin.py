@@ -13,10 +13,15 @@ from uuid import UUID
 from litestar import Request, Response
 
 from api.routes.auth import sign_in
+from sso.connections import SignInConnection, record_test
 from sso.errors import SignInRefused
 from sso.identity import ProvenIdentity
 from sso.provisioning import admit, record_refusal
-from web.pages import client_ip, current_user, redirect, render, safe_next, session_of
+from tenants.context import TenantContext, TenantSummary
+from tenants.organizations import member_context
+from tenants.permissions import Permission
+from web.guards import LoginRequired
+from web.pages import actor_for, client_ip, current_user, redirect, render, safe_next, session_of
 
 #: Session key a participant's campaign sets before it sends them to their organization's
 #: identity provider: {"tenant_id": str, "code": str}. A sign-in for that tenant then makes
@@ -133,4 +138,49 @@ async def refuse_sign_in(
         status=status,
         message=_MESSAGES.get(reason, _PROTOCOL_MESSAGE),
         reason=reason,
+    )
+
+
+# --- "test this connection", for both protocols -----------------------------------------
+
+
+async def connection_tester(
+    request: Request[Any, Any, Any], tenant: TenantSummary
+) -> TenantContext:
+    """The signed-in administrator testing a connection of `tenant`."""
+    user = await current_user(request)
+    if user is None:
+        raise LoginRequired()
+    ctx = await member_context(tenant.slug, user, actor_for(request, user))
+    ctx.require(Permission.SSO_MANAGE)
+    return ctx
+
+
+async def connection_test_page(
+    request: Request[Any, Any, Any],
+    tenant: TenantSummary,
+    signing_in: SignInConnection,
+    *,
+    identity: ProvenIdentity | None = None,
+    refused: SignInRefused | None = None,
+) -> Response[Any]:
+    """The page "test this connection" ends on, for the administrator who started it."""
+    ctx = await connection_tester(request, tenant)
+    connection = signing_in.connection
+    await record_test(
+        ctx,
+        connection.id,
+        outcome="ok" if identity else refused.reason if refused else "",
+        detail=refused.detail if refused else "",
+        email=identity.email if identity else "",
+    )
+    return render(
+        request,
+        "console/sso_test_result.html",
+        ctx=ctx,
+        connection=connection,
+        identity=identity,
+        role=connection.role_for(identity.groups) if identity else None,
+        refused=refused,
+        status=200 if identity else 400,
     )
