@@ -31,6 +31,7 @@ import asyncpg
 
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, NotFound
+from core.ids import uuid_or_404
 from core.validation import clean_choice, clean_email, clean_text
 from sso.scim_errors import ScimConflict, ScimInvalid, invalid_value
 from sso.scim_filter import Column, MultiValued, compile_filter
@@ -447,10 +448,7 @@ async def _access_user(
 ) -> DirectoryUser:
     """The directory user `user_id` of this tenant, with their groups; 404 alike for an
     unknown id and another tenant's. Inside the tenant's transaction."""
-    try:
-        ident = UUID(str(user_id))
-    except ValueError:
-        raise NotFound() from None
+    ident = uuid_or_404(user_id)
     lock = "FOR UPDATE" if for_update else ""
     rows = await fetch(
         f"SELECT {_USER_COLUMNS} FROM directory_user du "  # noqa: S608 - constant clauses
@@ -886,10 +884,7 @@ async def _access_group(
 ) -> DirectoryGroup:
     """The group `group_id` of this tenant with its members, its row locked when asked (what
     serializes concurrent changes of one group); 404 alike for unknown and foreign ids."""
-    try:
-        ident = UUID(str(group_id))
-    except ValueError:
-        raise NotFound() from None
+    ident = uuid_or_404(group_id)
     lock = "FOR UPDATE" if for_update else ""
     rows = await fetch(
         f"SELECT {_GROUP_COLUMNS} FROM directory_group g "  # noqa: S608 - constant clauses
@@ -1123,10 +1118,7 @@ async def set_group_mapping(
 async def remove_group_mapping(ctx: TenantContext, mapping_id: UUID | str) -> None:
     """Forget a mapping (404 for another tenant's); roles follow the remaining mappings."""
     ctx.require(Permission.SSO_MANAGE)
-    try:
-        ident = UUID(str(mapping_id))
-    except ValueError:
-        raise NotFound() from None
+    ident = uuid_or_404(mapping_id)
     async with tenant_transaction(ctx):
         rows = await fetch(
             """DELETE FROM directory_group_mapping WHERE tenant_id = $1 AND id = $2
