@@ -1,4 +1,2 @@
-"""The back office for account managers and content editors: its routes and templates.
-
-Not built yet (issue: back office); staff accounts already exist (`jalon staff create`).
-"""
+"""The back office, mounted at `/admin`: for our own staff (account managers, support, content
+editors, superadmins), never for tenants. It imports `web` and the domain, never `api`."""

@@ -14,6 +14,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
+from admin.app import TEMPLATES as ADMIN_TEMPLATES
+from admin.app import admin_router
 from api import dev_idp
 from api.routes import (
     api_v1,
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
                 include_in_schema=False,
             ),
             *console.handlers,
+            admin_router(),
             *billing_stripe.webhook_handlers(settings),
             api_v1.api_router,
             scim.scim_router,
@@ -137,7 +140,7 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             ],
         ),
         middleware=[session_middleware(settings, sessions)],
-        template_config=template_config(HERE / "templates"),
+        template_config=template_config(HERE / "templates", ADMIN_TEMPLATES),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="Jalon API",

@@ -209,6 +209,11 @@ class TenantScope(Protocol):
     @property
     def user_id(self) -> UUID | None: ...
 
+    @property
+    def read_only(self) -> bool:
+        """True for a read-only view of the tenant (a staff member impersonating it)."""
+        ...
+
 
 @dataclass(frozen=True)
 class SystemScope:
@@ -216,12 +221,14 @@ class SystemScope:
 
     tenant_id: UUID
     user_id: UUID | None = None
+    read_only: bool = False
 
 
 def tenant_transaction(scope: TenantScope) -> AbstractAsyncContextManager[PostgresTransaction]:
     """The transaction of tenant work: the tenant of `scope` set for row-level security, and
-    its acting person (whose own rows become readable) when there is one."""
-    return transaction(scope.tenant_id, scope.user_id)
+    its acting person (whose own rows become readable) when there is one. A read-only scope
+    gets a `READ ONLY` transaction: PostgreSQL refuses every write in it."""
+    return transaction(scope.tenant_id, scope.user_id, read_only=scope.read_only)
 
 
 def detached_tenant_transaction(
@@ -230,7 +237,7 @@ def detached_tenant_transaction(
     """A `tenant_transaction` on a connection of its own, even while another is open here: it
     commits on its own, whatever becomes of the open one. For what must be seen before a
     long piece of work ends, such as the progress of a background task reading a cursor."""
-    return _detached(scope.tenant_id, scope.user_id)
+    return _detached(scope.tenant_id, scope.user_id, scope.read_only)
 
 
 def global_transaction(
@@ -247,7 +254,10 @@ def global_transaction(
 
 @asynccontextmanager
 async def transaction(
-    tenant_id: UUID | str | None = None, user_id: UUID | str | None = None
+    tenant_id: UUID | str | None = None,
+    user_id: UUID | str | None = None,
+    *,
+    read_only: bool = False,
 ) -> AsyncIterator[PostgresTransaction]:
     """One database transaction with the tenant (and acting user) set for row-level security.
 
@@ -261,6 +271,8 @@ async def transaction(
     token = _after_commit.set(pending)
     try:
         async with DB.transaction() as tx:
+            if read_only:
+                await execute("SET TRANSACTION READ ONLY")
             if tenant_id is not None:
                 await _set_setting("jalon.tenant_id", tenant_id)
             if user_id is not None:
@@ -274,12 +286,12 @@ async def transaction(
 
 @asynccontextmanager
 async def _detached(
-    tenant_id: UUID | str | None, user_id: UUID | str | None
+    tenant_id: UUID | str | None, user_id: UUID | str | None, read_only: bool = False
 ) -> AsyncIterator[PostgresTransaction]:
     outer = DB.current_transaction.set(None)
     outer_pending = _after_commit.set(None)
     try:
-        async with transaction(tenant_id, user_id) as tx:
+        async with transaction(tenant_id, user_id, read_only=read_only) as tx:
             yield tx
     finally:
         _after_commit.reset(outer_pending)

@@ -109,6 +109,11 @@ class Settings:
     billing_seller_iban: str = ""
     billing_seller_bic: str = ""
 
+    #: The back office: a staff session idle this long asks for the second factor again;
+    #: a read-only impersonation of a tenant ends after this long.
+    staff_idle_minutes: int = 15
+    impersonation_minutes: int = 30
+
     @property
     def embedded_database(self) -> bool:
         """True when Jalon runs its own PostgreSQL in `data_dir`."""
@@ -218,6 +223,8 @@ def load_settings() -> Settings:
         report_window_days=_env_int("JALON_REPORT_WINDOW_DAYS", 30),
         task_file_days=_env_int("JALON_TASK_FILE_DAYS", 7),
         export_background_threshold=_env_int("JALON_EXPORT_BACKGROUND_THRESHOLD", 5000),
+        staff_idle_minutes=_env_int("JALON_STAFF_IDLE_MINUTES", 15),
+        impersonation_minutes=_env_int("JALON_IMPERSONATION_MINUTES", 30),
         stripe_secret_key=_env("JALON_STRIPE_SECRET_KEY"),
         stripe_webhook_secret=_env("JALON_STRIPE_WEBHOOK_SECRET"),
         stripe_api_base=(

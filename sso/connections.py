@@ -3,7 +3,7 @@ manage them: create, edit, enable or disable, delete, list. Every change is audi
 the secret; every id goes through `access_connection`, so another organization's connection is
 the 404 of an unknown one.
 
-The secret (OIDC client secret, SAML SP private key) is stored encrypted (`sso.secrets`) and
+The secret (OIDC client secret, SAML SP private key) is stored encrypted (`core.secrets`) and
 leaves this module in clear only through `connection_by_slug` and `connection_for_sign_in`,
 for the protocol code.
 """
@@ -29,7 +29,7 @@ from core.errors import Invalid, NotFound
 from core.ids import uuid_or_404
 from core.validation import clean_choice, clean_slug, clean_text
 from sso.errors import SignInRefused
-from sso.secrets import Keyring, KeysMissing, SecretUnreadable, keyring
+from core.secrets import Keyring, KeysMissing, SecretUnreadable, keyring
 from tenants import audit
 from tenants.context import TenantContext, TenantSummary
 from tenants.organizations import SUMMARY_SQL, dangerously_sweep_tenants, summary

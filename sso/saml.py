@@ -4,7 +4,7 @@ Debian's xmlsec1.
 
 Each SAML connection is its own service provider: its entity id is its metadata URL
 (`{base}/sso/{slug}/saml/{connection_id}/metadata`), its key pair is generated when it is
-created (the private key encrypted in `sso_connection.secret` by `sso.secrets`, the
+created (the private key encrypted in `sso_connection.secret` by `core.secrets`, the
 certificate in its settings), and its IdP is the one `EntityDescriptor` kept from the metadata
 uploaded or fetched. A response is accepted only when every check passed: a signature (of the
 assertion or of the whole response, never neither) by the IdP's key from that metadata and

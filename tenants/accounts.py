@@ -96,7 +96,7 @@ def _account(row: dict[str, Any]) -> UserAccount:
 _USER_SQL = """
 SELECT u.id, u.email, u.name, u.locale, u.email_verified, u.password_hash, u.is_active,
        s.role AS staff_role
-FROM user_account u LEFT JOIN staff_member s ON s.user_id = u.id
+FROM user_account u LEFT JOIN staff_member s ON s.user_id = u.id AND s.disabled_at IS NULL
 """
 
 

@@ -12,6 +12,7 @@ from core.database import contains_pattern, execute, fetch, tenant_transaction
 from core.keyset import decode_cursor, encode_cursor
 from tenants.context import TenantContext
 from tenants.permissions import Permission
+from tenants.staff import record_staff_action
 
 PAGE_SIZE = 50
 
@@ -23,8 +24,15 @@ async def record(
     target_id: UUID | str = "",
     **details: Any,
 ) -> None:
-    """Append one event for the current transaction's change (call inside it)."""
+    """Append one event for the current transaction's change (call inside it). A staff
+    member's event (the service provider acting in the tenant) also lands in the staff trail,
+    with their reason, in the same transaction."""
     actor = ctx.actor
+    if actor.kind == "staff":
+        details = {**details, "reason": actor.reason} if actor.reason else details
+        await record_staff_action(
+            actor, action, target_type, target_id, tenant_id=ctx.tenant_id, **details
+        )
     await execute(
         """
         INSERT INTO audit_event (tenant_id, id, occurred_at, actor_user_id, actor_kind,

@@ -22,6 +22,9 @@ class Actor:
     label: str = ""
     ip: str | None = None
     user_agent: str = ""
+    #: why a staff member acts (asked for every sensitive back-office action), recorded with
+    #: what they do
+    reason: str = ""
 
     @classmethod
     def system(cls, label: str = "system") -> Actor:
@@ -58,6 +61,9 @@ class TenantContext:
     actor: Actor
     permissions: frozenset[Permission] = field(default_factory=frozenset)
     role: str | None = None
+    #: a staff member viewing the tenant read-only (impersonation): its transactions are
+    #: `READ ONLY`, so the database itself refuses any write made on its behalf
+    read_only: bool = False
 
     @property
     def tenant_id(self) -> UUID:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import HTTPException, PermissionDeniedException
@@ -26,7 +27,7 @@ from litestar.types import ExceptionHandlersMap
 from core.errors import UserError
 from core.i18n import LOCALE_NAMES, translate
 from core.settings import Settings, get_settings
-from web.guards import LoginRequired
+from web.guards import SECOND_FACTOR_PATH, LoginRequired, SecondFactorRequired
 from web.pages import locale_of, page_helpers
 from web.sessions import SessionMiddleware
 
@@ -100,9 +101,10 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
 def user_error_handler(request: Request[Any, Any, Any], error: UserError) -> Response[Any]:
     """Every error a user can cause: its status, its message in the user's language."""
     locale = locale_of(request)
-    if isinstance(error, LoginRequired) and not _wants_json(request):
+    if isinstance(error, LoginRequired | SecondFactorRequired) and not _wants_json(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return Redirect(path="/login", query_params={"next": target}, status_code=303)
+        path = "/login" if isinstance(error, LoginRequired) else SECOND_FACTOR_PATH
+        return Redirect(path=path, query_params={"next": target}, status_code=303)
     message = translate(locale, error.message, **error.params)
     return _render_error(request, error.status_code, message, error.field)
 
@@ -122,6 +124,17 @@ def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) ->
     return _render_error(request, status, message)
 
 
+def read_only_handler(
+    request: Request[Any, Any, Any], _: asyncpg.ReadOnlySQLTransactionError
+) -> Response[Any]:
+    """A write attempted in a read-only transaction (a staff member impersonating a tenant):
+    the database refused it, and the person is told why, never shown a 500."""
+    message = translate(
+        locale_of(request), "You are viewing this organization read-only: nothing can be changed."
+    )
+    return _render_error(request, 403, message)
+
+
 def server_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     log.exception("unhandled error on %s", request.url.path, exc_info=error)
     return _render_error(request, 500, translate(locale_of(request), _STATUS_MESSAGES[500]))
@@ -131,6 +144,7 @@ def server_error_handler(request: Request[Any, Any, Any], error: Exception) -> R
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UserError: user_error_handler,
     HTTPException: http_error_handler,
+    asyncpg.ReadOnlySQLTransactionError: read_only_handler,
     Exception: server_error_handler,
 }
 

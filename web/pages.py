@@ -152,6 +152,10 @@ def render(
         "ctx": ctx,
         "tenant": ctx.tenant if ctx else None,
         "seat_banner": state.get("seat_banner") if ctx else None,
+        # a staff member's read-only view of this tenant: the banner on every page
+        "impersonation": state.get("impersonation") if ctx else None,
+        # the back office's staff context (`web.guards.staff_member`), for its navigation
+        "staff": state.get("staff"),
         "notices": [translate(locale, n["message"], **n["params"]) for n in notices],
         "dev_outbox": settings.dev_outbox,
         "path": request.url.path,

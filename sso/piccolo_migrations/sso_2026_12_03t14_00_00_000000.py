@@ -2,7 +2,7 @@
 
 `settings` holds what is not secret (issuer, client id, scopes, endpoints cached from
 discovery; SAML metadata…); `secret` holds the one secret (OIDC client secret, SAML SP private
-key) as AES-GCM ciphertext from `sso.secrets`, never in clear.
+key) as AES-GCM ciphertext from `core.secrets`, never in clear.
 """
 
 from core.schema import sql_migration, tenant_table

@@ -29,7 +29,7 @@ from sso.connections import (
     update_connection,
 )
 from sso.errors import SignInRefused
-from sso.secrets import Keyring
+from core.secrets import Keyring
 from tests.api.conftest import audit_actions
 from tests.conftest import TenantFixture
 from tests.db import as_tenant

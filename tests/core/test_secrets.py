@@ -8,7 +8,7 @@ import os
 import pytest
 
 from core.settings import load_settings
-from sso.secrets import Keyring, KeysMissing, SecretUnreadable
+from core.secrets import Keyring, KeysMissing, SecretUnreadable
 
 
 def _key() -> str:

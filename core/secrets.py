@@ -1,10 +1,11 @@
-"""Secrets at rest: AES-256-GCM under keys from the settings (`JALON_SSO_KEYS`).
+"""Secrets at rest: AES-256-GCM under keys from the settings (`JALON_SSO_KEYS`): SSO
+connections' client secrets and private keys, and staff members' TOTP seeds.
 
 A ciphertext is `version (1 byte) | key id (8) | nonce (12) | AES-GCM ciphertext and tag`.
 The key id is a fingerprint of the key, so that the keyring may be reordered and an old key
 kept for decryption only while `jalon sso rotate-keys` re-encrypts under the current one. The
-caller passes an associated `context` (the connection's tenant and id): a ciphertext copied
-onto another row, or another organization's, fails to decrypt.
+caller passes an associated `context` (the row's tenant and id): a ciphertext copied onto
+another row, or another organization's, fails to decrypt.
 """
 
 from __future__ import annotations

@@ -1,0 +1,101 @@
+"""The staff second factor (admin.access, tenants.staff): no staff page without it, codes good
+once, recovery codes, the first set-up, and the idle timeout."""
+
+from __future__ import annotations
+
+import time
+
+import pyotp
+import pytest
+
+from core.settings import get_settings
+from tenants.staff import confirm_enrolment, make_staff, verify_second_factor
+from tests.admin.conftest import StaffFixture, make_staff_member, staff_login
+from tests.api.conftest import Browser
+from tests.conftest import TenantFixture, make_user
+
+
+async def test_a_staff_session_without_the_second_factor_reaches_nothing(
+    browser: Browser, account_manager: StaffFixture
+) -> None:
+    await browser.login(account_manager.user)
+    response = await browser.get("/admin")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/admin/second-factor?next=")
+
+
+async def test_a_tenant_member_is_told_the_back_office_does_not_exist(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    await browser.login(tenant_a.owner)
+    assert (await browser.get("/admin/second-factor")).status_code == 404
+    assert (await browser.get("/admin")).status_code == 404
+
+
+async def test_a_wrong_code_is_refused_with_a_message_and_a_code_is_good_once(
+    browser: Browser, account_manager: StaffFixture
+) -> None:
+    await browser.login(account_manager.user)
+    wrong = await browser.post(
+        "/admin/second-factor", {"code": "000000"}, page="/admin/second-factor"
+    )
+    assert wrong.status_code == 422
+    assert "This code is not valid" in wrong.text
+    code = account_manager.code_now()
+    assert await verify_second_factor(account_manager.user.id, code)
+    assert not await verify_second_factor(account_manager.user.id, code)  # replayed
+
+
+async def test_a_recovery_code_works_once(account_manager: StaffFixture) -> None:
+    code = account_manager.recovery_codes[0]
+    assert await verify_second_factor(account_manager.user.id, code)
+    assert not await verify_second_factor(account_manager.user.id, code)
+
+
+async def test_the_second_factor_passed_opens_the_back_office(
+    browser: Browser, account_manager: StaffFixture
+) -> None:
+    await staff_login(browser, account_manager)
+    assert (await browser.get("/admin/second-factor")).status_code == 200
+
+
+async def test_first_sign_in_sets_up_the_app_and_shows_recovery_codes(
+    browser: Browser, db: str
+) -> None:
+    user = await make_user("New Staff")
+    await make_staff(user.id, "support")
+    await browser.login(user)
+    first = await browser.get("/admin/second-factor")
+    assert first.status_code == 303
+    assert first.headers["location"] == "/admin/second-factor/setup"
+    page = await browser.get("/admin/second-factor/setup")
+    assert page.status_code == 200
+    assert "<svg" in page.text
+    secret = page.text.split('id="totp-secret">')[1].split("<")[0]
+    done = await browser.post(
+        "/admin/second-factor/setup",
+        {"code": pyotp.TOTP(secret).now()},
+        page="/admin/second-factor/setup",
+    )
+    assert done.status_code == 200
+    assert done.text.count("<li><code>") == 10
+
+
+async def test_an_idle_staff_session_asks_for_the_code_again(
+    browser: Browser, account_manager: StaffFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await staff_login(browser, account_manager)
+    idle = get_settings().staff_idle_minutes * 60
+    later = time.time() + idle + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = await browser.get("/admin/second-factor/setup")
+    assert response.status_code == 303  # set up already: to the code page
+    response = await browser.get("/admin")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/admin/second-factor")
+
+
+async def test_enrolment_refuses_a_wrong_code(db: str) -> None:
+    staff = await make_staff_member("support")
+    with pytest.raises(Exception, match="already set up"):
+        await confirm_enrolment(staff.user.id, pyotp.TOTP(staff.secret).now())
