@@ -16,6 +16,14 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from api.app import create_app
 from core.settings import Settings
+from tests.admin.conftest import (  # noqa: F401 - the staff fixtures, shared here
+    StaffFixture,
+    account_manager,
+    content_editor,
+    superadmin,
+    support,
+)
+from tests.api.conftest import PASSWORD
 from tests.api.running import running
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -99,3 +107,16 @@ async def screenshot(page: Page, name: str) -> None:
     """Keep a full-page picture in var/screenshots/ for a person to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+async def staff_sign_in(page: Page, staff: StaffFixture) -> None:
+    """Sign a staff member in as they would: email, password, then their app's TOTP code;
+    the page ends on the back office's dashboard."""
+    await page.goto("/login?next=/admin")
+    await page.locator("#f-email").fill(staff.user.email)
+    await page.locator("form[action='/login'] button[type=submit]").click()
+    await page.locator("#f-password").fill(PASSWORD)
+    await page.locator("form[action='/login'] button[type=submit]").click()
+    await page.locator("#f-code").fill(staff.code_now())
+    await page.locator("form[action='/admin/second-factor'] button[type=submit]").click()
+    await page.wait_for_url("**/admin")
