@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
 from litestar import Litestar, Request, Router, get, post
 from litestar.di import Provide
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.stores.memory import MemoryStore
 
 from core.settings import Settings
@@ -23,6 +24,7 @@ from web.front import EXCEPTION_HANDLERS, session_middleware, template_config
 from web.guards import (
     Ctx,
     StaffCtx,
+    second_factor_passed,
     signed_in,
     staff_context,
     staff_member,
@@ -33,8 +35,12 @@ from web.pages import session_of
 
 
 @post("/test/sign-in/{user_id:str}")
-async def sign_in_as(request: Request[Any, Any, Any], user_id: FromPath[str]) -> str:
+async def sign_in_as(
+    request: Request[Any, Any, Any], user_id: FromPath[str], second_factor: FromQuery[bool] = False
+) -> str:
     session_of(request)["user_id"] = user_id
+    if second_factor:  # what the back office's code page records once the TOTP code is right
+        second_factor_passed(request, UUID(user_id))
     return "signed in"
 
 
@@ -123,8 +129,13 @@ async def visitor(guarded_app: Litestar, db: str) -> AsyncIterator[httpx.AsyncCl
         yield client
 
 
-async def _as(client: httpx.AsyncClient, user_id: Any) -> httpx.AsyncClient:
-    response = await client.post(f"/test/sign-in/{user_id}")
+async def _as(
+    client: httpx.AsyncClient, user_id: Any, *, second_factor: bool = True
+) -> httpx.AsyncClient:
+    """Sign `user_id` in (staff with the second factor passed, unless told otherwise)."""
+    response = await client.post(
+        f"/test/sign-in/{user_id}", params={"second_factor": str(second_factor).lower()}
+    )
     assert response.status_code == 201
     return client
 
@@ -183,6 +194,17 @@ async def test_staff_hold_the_permissions_of_their_staff_role(
     triage = await visitor.get("/staff/triage")
     assert (triage.status_code, triage.text) == (200, "content_editor staff")
     assert (await visitor.get("/staff/book")).status_code == 403
+
+
+async def test_staff_who_have_not_passed_the_second_factor_are_sent_to_it(
+    visitor: httpx.AsyncClient, db: str
+) -> None:
+    chief = await make_user("Chief Without Code")
+    await make_staff(chief.id, "superadmin")
+    await _as(visitor, chief.id, second_factor=False)
+    response = await visitor.get("/staff/book")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin/second-factor?next=%2Fstaff%2Fbook"
 
 
 async def test_a_superadmin_holds_every_staff_permission(
