@@ -24,15 +24,20 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import pyotp
 
-from core.database import DB, execute, fetch, global_transaction
-from core.errors import Invalid, NotFound
+from core.database import DB, execute, fetch, global_transaction, tenant_transaction
+from core.errors import Conflict, Invalid, NotFound
+from core.i18n import translate
+from core.mail import queue_mail
 from core.secrets import keyring
+from core.settings import Settings
+from core.validation import clean_email
+from tenants.accounts import UserAccount, _issue_token, insert_account
 from tenants.context import Actor, StaffContext, TenantContext, TenantSummary
 from tenants.permissions import Role, StaffPermission, StaffRole, permissions_of
 
@@ -299,7 +304,10 @@ async def record_staff_action(
         await execute(
             """INSERT INTO staff_audit (id, staff_user_id, staff_label, staff_role, action,
                    reason, organization_id, target_type, target_id, details, ip)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::inet)""",
+               VALUES ($1, $2, $3,
+                       COALESCE(NULLIF($4, ''),
+                                (SELECT role FROM staff_member WHERE user_id = $2), ''),
+                       $5, $6, $7, $8, $9, $10::jsonb, $11::inet)""",
             uuid4(),
             actor.user_id,
             actor.label,
@@ -332,6 +340,8 @@ class StaffAuditEntry:
     target_type: str
     target_id: str
     details: dict[str, Any]
+    #: the organization's name, when the entry concerns one
+    organization_name: str = ""
 
 
 async def dangerously_staff_trail(
@@ -349,9 +359,217 @@ async def dangerously_staff_trail(
             tenant_id,
             min(max(limit, 1), 500),
         )
-    return [StaffAuditEntry(**{**row, "details": _json(row["details"])}) for row in rows]
+        ids = list({row["organization_id"] for row in rows if row["organization_id"]})
+        names = {
+            row["id"]: row["name"]
+            for row in await fetch("SELECT id, name FROM organization WHERE id = ANY($1)", ids)
+        }
+    return [
+        StaffAuditEntry(
+            **{**row, "details": _json(row["details"])},
+            organization_name=names.get(row["organization_id"], ""),
+        )
+        for row in rows
+    ]
 
 
 def _json(value: Any) -> dict[str, Any]:
     loaded = json.loads(value) if isinstance(value, str) else value
     return dict(loaded or {})
+
+
+# --- managing staff (superadmins) -------------------------------------------------------------
+
+#: How long the link a new staff member gets to choose their password stays valid.
+WELCOME_TTL = timedelta(days=3)
+LAST_SUPERADMIN = "There must stay at least one active superadmin."
+
+
+async def _locked_member(user_id: UUID) -> dict[str, Any]:
+    rows = await fetch(
+        "SELECT user_id, role, disabled_at FROM staff_member WHERE user_id = $1 FOR UPDATE",
+        user_id,
+    )
+    if not rows:
+        raise NotFound()
+    return dict(rows[0])
+
+
+async def _other_active_superadmins(user_id: UUID) -> int:
+    # Locks every superadmin row: two superadmins demoting each other at once cannot both pass.
+    rows = await fetch(
+        """SELECT user_id FROM staff_member WHERE role = 'superadmin' AND disabled_at IS NULL
+           AND user_id <> $1 FOR UPDATE""",
+        user_id,
+    )
+    return len(rows)
+
+
+async def has_superadmin() -> bool:
+    """Whether an active superadmin exists (`jalon staff create` makes only the first)."""
+    async with global_transaction():
+        rows = await fetch(
+            "SELECT 1 FROM staff_member WHERE role = 'superadmin' AND disabled_at IS NULL LIMIT 1"
+        )
+    return bool(rows)
+
+
+async def _mail_welcome(user: UserAccount, settings: Settings) -> None:
+    """A new staff member's link to choose their password (a password-reset token, longer
+    lived), then the second factor at their first sign-in."""
+    token = await _issue_token(user.id, "password_reset", WELCOME_TTL)
+    await queue_mail(
+        user.email,
+        translate(user.locale, "Your Jalon back-office account"),
+        translate(
+            user.locale,
+            "Hello {name},\n\nAn account has been made for you in the Jalon back office. "
+            "Choose your password with this link (valid for three days):\n{link}\n\n"
+            "Then sign in: the first time, you set up an authenticator app for your "
+            "second factor (the page shows a QR code).",
+            name=user.name,
+            link=f"{settings.base_url}/password/reset/{token}",
+        ),
+    )
+
+
+async def create_staff(
+    staff: StaffContext, email: str, name: str, role: str, settings: Settings
+) -> StaffMember:
+    """Give the person of `email` a staff role: an existing account is promoted (a disabled
+    staff member comes back), a new one is made and mailed a link to choose its password.
+    Superadmins only; audited (`staff.created`)."""
+    staff.require(StaffPermission.STAFF_MANAGE)
+    chosen = staff_role(role)
+    address = clean_email(email)
+    async with global_transaction(staff.user_id):
+        found = await fetch("SELECT id FROM user_account WHERE lower(email) = lower($1)", address)
+        created = not found
+        if created:
+            user = await insert_account(address, name, None, settings.default_locale, verified=True)
+            user_id = user.id
+        else:
+            user_id = found[0]["id"]
+        current = await fetch(
+            "SELECT role FROM staff_member WHERE user_id = $1 AND disabled_at IS NULL", user_id
+        )
+        if current:
+            raise Conflict("This person is already on the staff.", field="email")
+        await execute(
+            """INSERT INTO staff_member (id, user_id, role) VALUES ($1, $2, $3)
+               ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, disabled_at = NULL""",
+            uuid4(),
+            user_id,
+            chosen.value,
+        )
+        if created:
+            await _mail_welcome(user, settings)
+        await record_staff_action(
+            staff, "staff.created", "user", user_id, role=chosen.value, new_account=created
+        )
+        rows = await fetch(_MEMBER_SQL + " WHERE s.user_id = $1", user_id)
+    return _member(rows[0])
+
+
+async def change_staff_role(staff: StaffContext, user_id: UUID, role: str, reason: str) -> None:
+    """Give a staff member another role; the last active superadmin keeps theirs. Superadmins
+    only; audited with the reason (`staff.role_changed`)."""
+    staff.require(StaffPermission.STAFF_MANAGE)
+    chosen = staff_role(role)
+    acting = with_reason(staff, reason)
+    async with global_transaction(staff.user_id):
+        member = await _locked_member(user_id)
+        if member["disabled_at"] is not None:
+            raise Invalid("This staff member is disabled.")
+        if member["role"] == chosen.value:
+            raise Invalid("This staff member already has this role.", field="role")
+        if member["role"] == StaffRole.SUPERADMIN.value and not (
+            await _other_active_superadmins(user_id)
+        ):
+            raise Invalid(LAST_SUPERADMIN, field="role")
+        await execute("UPDATE staff_member SET role = $2 WHERE user_id = $1", user_id, chosen.value)
+        await record_staff_action(
+            acting, "staff.role_changed", "user", user_id, before=member["role"], after=chosen.value
+        )
+
+
+async def disable_staff(staff: StaffContext, user_id: UUID, reason: str) -> None:
+    """Take a staff member's back-office access away, at once (their sessions find no staff
+    role from the next request). Never oneself, never the last active superadmin. Superadmins
+    only; audited with the reason (`staff.disabled`)."""
+    staff.require(StaffPermission.STAFF_MANAGE)
+    acting = with_reason(staff, reason)
+    if user_id == staff.user_id:
+        raise Invalid("You cannot disable your own staff access.")
+    async with global_transaction(staff.user_id):
+        member = await _locked_member(user_id)
+        if member["disabled_at"] is not None:
+            raise Invalid("This staff member is already disabled.")
+        if member["role"] == StaffRole.SUPERADMIN.value and not (
+            await _other_active_superadmins(user_id)
+        ):
+            raise Invalid(LAST_SUPERADMIN)
+        await execute("UPDATE staff_member SET disabled_at = now() WHERE user_id = $1", user_id)
+        await record_staff_action(acting, "staff.disabled", "user", user_id, role=member["role"])
+
+
+async def staff_member_by_id(staff: StaffContext, user_id: UUID) -> StaffMember:
+    """One staff member, disabled or not (superadmins only); `NotFound` otherwise."""
+    staff.require(StaffPermission.STAFF_MANAGE)
+    async with global_transaction(staff.user_id):
+        rows = await fetch(_MEMBER_SQL + " WHERE s.user_id = $1", user_id)
+    if not rows:
+        raise NotFound()
+    return _member(rows[0])
+
+
+async def rotate_totp_keys() -> int:
+    """Re-encrypt every staff TOTP seed under the current key (`jalon sso rotate-keys`); how
+    many changed. A seed no key opens stops with `SecretUnreadable`."""
+    ring = keyring()
+    ring.current  # noqa: B018 - fail before the sweep when no key is configured
+    changed = 0
+    async with global_transaction():
+        rows = await fetch(
+            "SELECT user_id, totp_secret FROM staff_member WHERE totp_secret IS NOT NULL FOR UPDATE"
+        )
+        for row in rows:
+            if ring.is_current(row["totp_secret"]):
+                continue
+            await execute(
+                "UPDATE staff_member SET totp_secret = $2 WHERE user_id = $1",
+                row["user_id"],
+                ring.reencrypt(row["totp_secret"], _context(row["user_id"])),
+            )
+            changed += 1
+    return changed
+
+
+# --- read-only impersonation ------------------------------------------------------------------
+
+
+async def start_impersonation(staff: StaffContext, tenant_id: UUID, reason: str) -> TenantSummary:
+    """Record that `staff` opens `tenant`'s console read-only, for `reason` (in the tenant's
+    audit log, as the service provider, and in the staff trail). The session keeps the rest
+    (`web.guards`). Staff who may read tenants only."""
+    return await _impersonation_event(staff, tenant_id, reason, "impersonation.started")
+
+
+async def stop_impersonation(staff: StaffContext, tenant_id: UUID, reason: str) -> TenantSummary:
+    """Record the end of a read-only view of `tenant` (both audit logs)."""
+    return await _impersonation_event(staff, tenant_id, reason, "impersonation.stopped")
+
+
+async def _impersonation_event(
+    staff: StaffContext, tenant_id: UUID, reason: str, action: str
+) -> TenantSummary:
+    from tenants import audit  # tenants.audit records through this module
+    from tenants.organizations import tenant_by_id
+
+    staff.require(StaffPermission.TENANTS_READ)
+    acting = with_reason(staff, reason)
+    tenant = await tenant_by_id(tenant_id)
+    ctx = acting_in_tenant(acting, tenant)
+    async with tenant_transaction(ctx):
+        await audit.record(ctx, action, "organization", tenant.id)
+    return tenant
