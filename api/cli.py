@@ -251,15 +251,36 @@ def staff() -> None:
 @staff.command("create")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--role", required=True, type=click.Choice([role.value for role in StaffRole]))
+@click.option(
+    "--role",
+    default=StaffRole.SUPERADMIN.value,
+    show_default=True,
+    type=click.Choice([role.value for role in StaffRole]),
+)
 @click.option("--locale", default="fr", show_default=True)
 @click.option("--password", default=None, help="omit to let the person use a reset link")
-def staff_create(email: str, name: str, role: str, locale: str, password: str | None) -> None:
-    """Create (or promote) a staff account; prints it as JSON."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="break-glass: add staff even though a superadmin exists (audited nowhere but here)",
+)
+def staff_create(
+    email: str, name: str, role: str, locale: str, password: str | None, force: bool
+) -> None:
+    """Create (or promote) the first superadmin; prints it as JSON. Once a superadmin exists,
+    staff are added in the back office (/admin/staff), unless --force (break-glass)."""
     from tenants.accounts import create_user, find_user_by_email
-    from tenants.staff import make_staff
+    from tenants.staff import has_superadmin, make_staff
 
-    async def work() -> dict[str, Any]:
+    async def work() -> dict[str, Any] | None:
+        if await has_superadmin():
+            if not force:
+                return None
+            click.echo(
+                "WARNING: a superadmin exists; adding staff from the command line (--force, "
+                "break-glass). Prefer the back office (/admin/staff), which audits it.",
+                err=True,
+            )
         user = await find_user_by_email(email)
         if user is None:
             user = await create_user(email, name, password, locale, verified=True)
@@ -267,9 +288,23 @@ def staff_create(email: str, name: str, role: str, locale: str, password: str | 
         return {"id": user.id, "email": user.email, "name": user.name, "role": role}
 
     try:
-        _emit(run(work))
+        created = run(work)
     except UserError as error:
         _fail(error)
+        return
+    if created is None:
+        click.echo(
+            "A superadmin already exists: ask a superadmin to add staff in the back office at "
+            f"{get_settings().base_url}/admin/staff (or use --force to break the glass).",
+            err=True,
+        )
+        sys.exit(2)
+    _emit(created)
+    click.echo(
+        "Their authenticator app (second factor) is set up at the first sign-in: "
+        f"{get_settings().base_url}/admin/second-factor/setup shows the QR code.",
+        err=True,
+    )
 
 
 @main.group()
@@ -363,11 +398,18 @@ def sso() -> None:
 
 @sso.command("rotate-keys")
 def sso_rotate_keys() -> None:
-    """Re-encrypt every SSO connection secret under the first key of JALON_SSO_KEYS (the
-    others still decrypt); then the old keys can be removed. Prints how many changed."""
+    """Re-encrypt every SSO connection secret and every staff TOTP seed under the first key
+    of JALON_SSO_KEYS (the others still decrypt); then the old keys can be removed. Prints how
+    many changed."""
     from sso.connections import rotate_keys
+    from tenants.staff import rotate_totp_keys
 
-    _emit({"reencrypted": run(rotate_keys)})
+    async def work() -> dict[str, int]:
+        connections = await rotate_keys()
+        seeds = await rotate_totp_keys()
+        return {"reencrypted": connections + seeds, "connections": connections, "staff_totp": seeds}
+
+    _emit(run(work))
 
 
 @main.group()

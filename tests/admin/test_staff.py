@@ -3,8 +3,12 @@ reset staff; the last superadmin stays; the staff trail; TOTP seeds follow a key
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import os
+import subprocess
+import sys
 from uuid import UUID, uuid4
 
 import httpx
@@ -13,7 +17,7 @@ from litestar import Litestar
 
 from core import database
 from core.errors import Invalid
-from core.secrets import Keyring
+from core.secrets import Keyring, SecretUnreadable
 from core.settings import get_settings
 from tenants import staff as staff_service
 from tenants.accounts import get_user
@@ -293,8 +297,8 @@ async def test_the_content_editor_reads_no_trail(
     assert (await browser.get("/admin/trail")).status_code == 403
 
 
-async def test_rotate_totp_keys_reencrypts_seeds_under_the_current_key(
-    support: StaffFixture, monkeypatch: pytest.MonkeyPatch
+async def test_rotate_keys_reencrypts_staff_totp_seeds_under_the_current_key(
+    support: StaffFixture, owner_url: str
 ) -> None:
     """A seed sealed under an older key is re-encrypted under the first key by
     `jalon sso rotate-keys`; the old key is no longer needed after it."""
@@ -307,15 +311,98 @@ async def test_rotate_totp_keys_reencrypts_seeds_under_the_current_key(
             support.user.id,
             Keyring.from_base64([old]).encrypt(support.secret, context),
         )
-    both = Keyring.from_base64([current, old])
-    monkeypatch.setattr(staff_service, "keyring", lambda: both)
-    assert await rotate_totp_keys() >= 1
-    assert await rotate_totp_keys() == 0  # nothing left under the old key
-    monkeypatch.undo()
+    with pytest.raises(SecretUnreadable):
+        await verify_second_factor(support.user.id, support.code_now())
+
+    result = await asyncio.to_thread(
+        _jalon, owner_url, "sso", "rotate-keys", JALON_SSO_KEYS=f"{current},{old}"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["staff_totp"] >= 1
     async with database.global_transaction():
         [row] = await database.fetch(
             "SELECT totp_secret FROM staff_member WHERE user_id = $1", support.user.id
         )
-    only_current = Keyring.from_base64([current])
-    assert only_current.decrypt(row["totp_secret"], context) == support.secret
+    assert Keyring.from_base64([current]).decrypt(row["totp_secret"], context) == support.secret
     assert await verify_second_factor(support.user.id, support.code_now())
+    assert await rotate_totp_keys() == 0  # nothing left under an old key
+
+
+def _jalon(owner_url: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(DATABASE_URL=owner_url, **extra_env)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_jalon_staff_create_makes_the_first_superadmin_only(
+    owner_url: str, superadmin: StaffFixture
+) -> None:
+    email = f"first-{uuid4().hex[:8]}@example.org"
+    refused = await asyncio.to_thread(
+        _jalon, owner_url, "staff", "create", "--email", email, "--name", "First"
+    )
+    assert refused.returncode == 2
+    assert "ask a superadmin to add staff in the back office" in refused.stderr
+    assert "/admin/staff" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not await _staff_by_email(email)
+
+    async with database.global_transaction():
+        others = [
+            r["user_id"]
+            for r in await database.fetch(
+                "SELECT user_id FROM staff_member WHERE role = 'superadmin' AND disabled_at IS NULL"
+            )
+        ]
+        # the suite shares its database: no superadmin for this part, then put them back
+        await database.execute(
+            "UPDATE staff_member SET role = 'support' WHERE user_id = ANY($1)", others
+        )
+    try:
+        first = await asyncio.to_thread(
+            _jalon, owner_url, "staff", "create", "--email", email, "--name", "First"
+        )
+    finally:
+        async with database.global_transaction():
+            await database.execute(
+                "UPDATE staff_member SET role = 'superadmin' WHERE user_id = ANY($1)", others
+            )
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["role"] == "superadmin"
+    assert "/admin/second-factor/setup" in first.stderr
+    assert await _staff_by_email(email) == ["superadmin"]
+
+    forced_email = f"forced-{uuid4().hex[:8]}@example.org"
+    forced = await asyncio.to_thread(
+        _jalon,
+        owner_url,
+        "staff",
+        "create",
+        "--email",
+        forced_email,
+        "--name",
+        "Glass",
+        "--role",
+        "support",
+        "--force",
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "WARNING" in forced.stderr
+    assert await _staff_by_email(forced_email) == ["support"]
+
+
+async def _staff_by_email(email: str) -> list[str]:
+    async with database.global_transaction():
+        rows = await database.fetch(
+            "SELECT s.role FROM staff_member s JOIN user_account u ON u.id = s.user_id"
+            " WHERE u.email = $1",
+            email,
+        )
+    return [r["role"] for r in rows]

@@ -49,6 +49,7 @@ async def test_operators_chain_staff_tenant_and_token_creation(
             "Ops",
             "--role",
             "account_manager",
+            "--force",  # a superadmin may exist already: break-glass
             "--password",
             "a long enough password",
         )
@@ -168,6 +169,7 @@ async def test_content_editors_triage_reports_from_the_command_line(
             "Ed",
             "--role",
             "content_editor",
+            "--force",  # a superadmin may exist already: break-glass
         )
     )
     async with database.global_transaction():
