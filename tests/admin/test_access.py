@@ -99,3 +99,29 @@ async def test_enrolment_refuses_a_wrong_code(db: str) -> None:
     staff = await make_staff_member("support")
     with pytest.raises(Exception, match="already set up"):
         await confirm_enrolment(staff.user.id, pyotp.TOTP(staff.secret).now())
+
+
+async def test_staff_land_in_the_back_office_and_others_on_their_organizations(
+    browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
+) -> None:
+    signed_in = await browser.login(account_manager.user)
+    assert signed_in.headers["location"] == "/admin"
+    orgs = await browser.get("/o/")
+    assert orgs.status_code == 200
+    assert 'href="/admin"' in orgs.text
+    await browser.client.post("/logout", data={"_csrf_token": browser.csrf})
+    owner = await browser.login(tenant_a.owner)
+    assert owner.headers["location"] == "/o/"
+    assert 'href="/admin"' not in (await browser.get("/o/")).text
+
+
+async def test_a_disabled_staff_member_lands_like_anyone(
+    browser: Browser, superadmin: StaffFixture, db: str
+) -> None:
+    from tenants.staff import disable_staff
+
+    gone = await make_staff_member("support", "Gone Staff")
+    await disable_staff(superadmin.ctx, gone.user.id, "left the company")
+    signed_in = await browser.login(gone.user)
+    assert signed_in.headers["location"] == "/o/"
+    assert (await browser.get("/admin")).status_code == 404
