@@ -1,0 +1,477 @@
+"""The book of business, billing's half: the tenants list with plans and seats, revenue,
+seats sold against seats used, trials ending, failed payments and overdue invoices. Staff read
+it across tenants in `tenants.book.dangerously_open_book`'s transaction.
+
+**Revenue.** ARR is computed exactly in minor units per currency, MRR is ARR / 12 rounded half
+up. Only subscriptions that are `active` or `past_due` count (a trial pays nothing yet; a
+suspended or canceled subscription is not revenue):
+- a per-seat plan: the price of its currency and category x the quantity, per interval
+  (x 12 for a monthly plan);
+- a licence: the flat price per interval (x 12 for a monthly one), whatever the seats;
+- a seat-pack plan is prepaid, not recurring: its ARR is what seat packs were invoiced for
+  (the `seat_pack` lines, excluding tax, of invoices issued, not void, in the last 12 months),
+  whatever the subscription's status today.
+Discounts and credit notes are not deducted: the figures are list prices, for the trend.
+
+**Seats.** For every subscription in good standing (trialing, active, past due): sold is the
+capacity of its current period as `billing.seats` computes it (the plan's allowance plus the
+packs valid today, UTC), used is the period's `seat_balance.used`.
+
+**Failed payments** are subscriptions `past_due` (`billing.dunning` puts them there on a
+failed card or debit payment and on a transfer invoice left unpaid after its due date), oldest
+first. **Overdue invoices**: issued (`open`) invoices whose due date has passed.
+
+**The tenants list** is one statement per page whatever the number of tenants (plus the
+book's three and the plan codes'): keyset paging on the sort key and the id, the billing
+columns joined for the page's rows only. The search matches the name, slug, SIRET or VAT
+number (substring, case-insensitive) or a member's email (substring): memberships are readable
+in the book's transaction, so the email search is a subquery of the same statement (no
+transaction per matched person).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from billing.money import Money
+from core import keyset
+from core.database import contains_pattern, fetch
+from core.errors import Invalid
+from tenants.book import KINDS, STATUSES, dangerously_open_book
+from tenants.context import StaffContext
+
+#: Tenants per page of the list.
+PAGE_SIZE = 50
+SORTS = ("name", "created", "status")
+ORDERS = ("asc", "desc")
+#: The longest search accepted.
+MAX_SEARCH = 200
+#: The most rows each list of the dashboard shows (the count says how many there are).
+LIST_LIMIT = 100
+
+BAD_KIND = "Choose a kind from the list."
+BAD_STATUS = "Choose a status from the list."
+BAD_PLAN = "Choose a plan from the list."
+BAD_COUNTRY = "A country is a two-letter code, such as FR."
+BAD_SORT = "Sort by name, creation date or status."
+BAD_ORDER = "Sort in ascending or descending order."
+BAD_SEARCH = "A search has at most {max} characters."
+BAD_CURSOR = "This page link is not valid."
+BAD_CHARACTERS = "This field contains characters that are not allowed."
+
+_PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_CONTROLS = re.compile("[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class TenantFilters:
+    """What the tenants list is asked for: a search, filters (None for all), the sort."""
+
+    q: str = ""
+    kind: str | None = None
+    status: str | None = None
+    plan: str | None = None
+    country: str | None = None
+    sort: str = "name"
+    order: str = "asc"
+
+
+def tenant_filters(
+    q: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    plan: str | None = None,
+    country: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+) -> TenantFilters:
+    """The filters of the tenants list from what was typed (empty means all); `Invalid`, on
+    the field at fault, for a value no tenant could have."""
+    search = (q or "").strip()
+    if len(search) > MAX_SEARCH:
+        raise Invalid(BAD_SEARCH, field="q", max=MAX_SEARCH)
+    if _CONTROLS.search(search):
+        raise Invalid(BAD_CHARACTERS, field="q")
+    if kind and kind not in KINDS:
+        raise Invalid(BAD_KIND, field="kind")
+    if status and status not in STATUSES:
+        raise Invalid(BAD_STATUS, field="status")
+    if plan and not _PLAN_CODE.match(plan):
+        raise Invalid(BAD_PLAN, field="plan")
+    chosen_country = (country or "").strip().upper() or None
+    if chosen_country and not _COUNTRY.match(chosen_country):
+        raise Invalid(BAD_COUNTRY, field="country")
+    if sort and sort not in SORTS:
+        raise Invalid(BAD_SORT, field="sort")
+    if order and order not in ORDERS:
+        raise Invalid(BAD_ORDER, field="order")
+    return TenantFilters(
+        q=search,
+        kind=kind or None,
+        status=status or None,
+        plan=plan or None,
+        country=chosen_country,
+        sort=sort or "name",
+        order=order or "asc",
+    )
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    """One tenant of the list."""
+
+    id: UUID
+    name: str
+    slug: str
+    kind: str
+    country: str
+    status: str
+    created_at: datetime
+    #: the subscription's plan code and status, None without a subscription
+    plan: str | None
+    subscription_status: str | None
+    #: seats used and sold in the current period, None without a subscription
+    seats_used: int | None
+    seats_sold: int | None
+
+
+@dataclass(frozen=True)
+class TenantPage:
+    """One page of tenants; `next_cursor` resumes after it (None on the last page)."""
+
+    items: list[TenantRow]
+    next_cursor: str | None
+    #: every plan code of the catalogue, for the plan filter
+    plans: list[str] = field(default_factory=list)
+
+
+_ORDER_COLUMNS = {
+    "name": ("o.name", "o.id"),
+    "created": ("o.created_at", "o.id"),
+    "status": ("o.status", "o.name", "o.id"),
+}
+
+#: The seats of the current period of subscription `s` of plan `p`, packs summed in `k`
+#: (as `billing.seats` counts them).
+_SOLD = """(CASE p.kind WHEN 'per_seat' THEN s.quantity
+              WHEN 'license' THEN greatest(s.quantity, coalesce(p.included_seats, 0))
+              ELSE 0 END + coalesce(k.seats, 0))::integer"""
+
+
+def _cursor_of(filters: TenantFilters, row: TenantRow) -> str:
+    ident = str(row.id)
+    if filters.sort == "created":
+        return keyset.pack(filters.sort, filters.order, row.created_at.isoformat(), ident)
+    if filters.sort == "status":
+        return keyset.pack(filters.sort, filters.order, row.status, ident, row.name)
+    return keyset.pack(filters.sort, filters.order, ident, row.name)
+
+
+def _after(filters: TenantFilters, cursor: str | None) -> list[Any] | None:
+    """The sort key values a cursor names, in `_ORDER_COLUMNS` order; `Invalid` for a forged
+    one or one of another sort."""
+    if not cursor:
+        return None
+    parts = keyset.unpack(cursor, 2)
+    assert parts is not None
+    if parts[0] != filters.sort or not parts[1].startswith(filters.order + "|"):
+        raise Invalid(BAD_CURSOR, field="cursor")
+    count = {"name": 4, "created": 4, "status": 5}[filters.sort]
+    values = keyset.unpack(cursor, count)
+    assert values is not None
+    if filters.sort == "created":
+        return [keyset.parse_stamp(values[2]), keyset.parse_id(values[3])]
+    if filters.sort == "status":
+        if values[2] not in STATUSES:
+            raise Invalid(BAD_CURSOR, field="cursor")
+        return [values[2], values[4], keyset.parse_id(values[3])]
+    return [values[3], keyset.parse_id(values[2])]
+
+
+def _list_sql(
+    filters: TenantFilters, after: list[Any] | None, today: date
+) -> tuple[str, list[Any]]:
+    args: list[Any] = [today]
+    conditions: list[str] = []
+
+    def param(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if filters.q:
+        pattern = param(contains_pattern(filters.q))
+        compact = param(contains_pattern(filters.q.replace(" ", "")))
+        conditions.append(
+            f"""(o.name ILIKE {pattern} OR o.slug ILIKE {pattern}
+                 OR o.siret LIKE {compact} OR o.vat_number ILIKE {compact}
+                 OR o.id IN (SELECT m.tenant_id FROM membership m WHERE m.user_id IN (
+                     SELECT u.id FROM user_account u WHERE u.email ILIKE {pattern})))"""  # noqa: S608 - placeholders only
+        )
+    for column, value in (
+        ("o.kind", filters.kind),
+        ("o.status", filters.status),
+        ("o.country", filters.country),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = {param(value)}")
+    if filters.plan is not None:
+        conditions.append(
+            f"""o.id IN (SELECT s.tenant_id FROM subscription s JOIN plan p ON p.id = s.plan_id
+                         WHERE p.code = {param(filters.plan)})"""  # noqa: S608 - a placeholder
+        )
+    columns = _ORDER_COLUMNS[filters.sort]
+    direction = "DESC" if filters.order == "desc" else "ASC"
+    if after is not None:
+        placeholders = ", ".join(param(value) for value in after)
+        comparison = "<" if filters.order == "desc" else ">"
+        conditions.append(f"({', '.join(columns)}) {comparison} ({placeholders})")
+    order = ", ".join(f"{column} {direction}" for column in columns)
+    where = " AND ".join(conditions) or "TRUE"
+    limit = param(PAGE_SIZE + 1)
+    outer_order = order.replace("o.", "page.")
+    sql = f"""
+WITH page AS (
+    SELECT o.id, o.name, o.slug, o.kind, o.country, o.status, o.created_at
+    FROM organization o WHERE {where} ORDER BY {order} LIMIT {limit})
+SELECT page.*, p.code AS plan, s.status AS subscription_status,
+       CASE WHEN s.id IS NULL THEN NULL ELSE coalesce(b.used, 0) END AS seats_used,
+       CASE WHEN s.id IS NULL THEN NULL ELSE {_SOLD} END AS seats_sold
+FROM page
+LEFT JOIN subscription s ON s.tenant_id = page.id
+LEFT JOIN plan p ON p.id = s.plan_id
+LEFT JOIN seat_balance b ON b.tenant_id = page.id AND b.period_start = s.current_period_start
+LEFT JOIN (SELECT tenant_id, sum(seats) AS seats FROM seat_pack
+           WHERE tenant_id IN (SELECT id FROM page) AND removed_at IS NULL
+             AND starts_on <= $1::date AND ends_on >= $1::date
+           GROUP BY tenant_id) k ON k.tenant_id = page.id
+ORDER BY {outer_order}"""  # noqa: S608 - constant clauses, values bound
+    return sql, args
+
+
+def _row(row: dict[str, Any]) -> TenantRow:
+    return TenantRow(
+        id=row["id"],
+        name=row["name"],
+        slug=row["slug"],
+        kind=row["kind"],
+        country=row["country"].strip(),
+        status=row["status"],
+        created_at=row["created_at"],
+        plan=row["plan"],
+        subscription_status=row["subscription_status"],
+        seats_used=row["seats_used"],
+        seats_sold=row["seats_sold"],
+    )
+
+
+async def dangerously_list_tenants(
+    staff: StaffContext,
+    filters: TenantFilters,
+    cursor: str | None = None,
+    *,
+    at: datetime | None = None,
+) -> TenantPage:
+    """One page (`PAGE_SIZE`) of the tenants matching `filters`, in their order, after
+    `cursor`; `Invalid` for a cursor that is forged or of another sort. Five statements,
+    whatever the number of tenants."""
+    after = _after(filters, cursor)
+    today = (at or datetime.now(UTC)).astimezone(UTC).date()
+    sql, args = _list_sql(filters, after, today)
+    async with dangerously_open_book(staff):
+        plans = [row["code"] for row in await fetch("SELECT code FROM plan ORDER BY code")]
+        rows = await fetch(sql, *args)
+    items = [_row(row) for row in rows[:PAGE_SIZE]]
+    more = len(rows) > PAGE_SIZE
+    return TenantPage(items, _cursor_of(filters, items[-1]) if more else None, plans)
+
+
+# --- the dashboard ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Revenue:
+    """Recurring revenue in one currency (see the module's documentation)."""
+
+    currency: str
+    arr: Money
+    mrr: Money
+    #: subscriptions counted (active or past due, seat-pack plans but those without sales)
+    subscriptions: int
+
+
+@dataclass(frozen=True)
+class SeatTally:
+    """Seats sold and used this period, for the subscriptions of one plan kind."""
+
+    plan_kind: str
+    subscriptions: int
+    sold: int
+    used: int
+
+
+@dataclass(frozen=True)
+class TrialEnding:
+    tenant_id: UUID
+    tenant_name: str
+    plan: str
+    trial_end: datetime
+
+
+@dataclass(frozen=True)
+class FailedPayment:
+    tenant_id: UUID
+    tenant_name: str
+    plan: str
+    gateway: str
+    past_due_since: datetime | None
+
+
+@dataclass(frozen=True)
+class OverdueInvoice:
+    tenant_id: UUID
+    tenant_name: str
+    invoice_id: UUID
+    number: str
+    due_on: date
+    amount_due: Money
+
+
+@dataclass(frozen=True)
+class BillingOverview:
+    """Billing's figures of the dashboard at one moment."""
+
+    revenue: list[Revenue]
+    seats: list[SeatTally]
+    trials_ending: list[TrialEnding]
+    failed_payments: list[FailedPayment]
+    overdue_invoices: list[OverdueInvoice]
+
+    @property
+    def seats_sold(self) -> int:
+        return sum(tally.sold for tally in self.seats)
+
+    @property
+    def seats_used(self) -> int:
+        return sum(tally.used for tally in self.seats)
+
+
+_REVENUE = """
+WITH recurring AS (
+    SELECT s.currency, count(*) AS subscriptions,
+           sum(CASE p.kind WHEN 'per_seat' THEN pp.unit_amount * s.quantity
+                           ELSE pp.unit_amount END
+               * CASE p.interval WHEN 'month' THEN 12 ELSE 1 END) AS arr
+    FROM subscription s
+    JOIN plan p ON p.id = s.plan_id
+    JOIN plan_price pp ON pp.plan_id = s.plan_id AND pp.currency = s.currency
+         AND pp.category = s.price_category
+    WHERE s.status IN ('active', 'past_due') AND p.kind IN ('per_seat', 'license')
+    GROUP BY s.currency),
+packs AS (
+    SELECT i.currency, count(DISTINCT i.tenant_id) AS subscriptions, sum(l.amount) AS arr
+    FROM invoice i
+    JOIN invoice_line l ON l.tenant_id = i.tenant_id AND l.invoice_id = i.id
+    WHERE i.kind = 'invoice' AND i.status IN ('open', 'paid', 'uncollectible')
+      AND l.kind = 'seat_pack' AND i.issued_at > $1 AND i.issued_at <= $2
+    GROUP BY i.currency)
+SELECT currency, coalesce(r.subscriptions, 0) + coalesce(k.subscriptions, 0) AS subscriptions,
+       (coalesce(r.arr, 0) + coalesce(k.arr, 0))::bigint AS arr
+FROM recurring r FULL JOIN packs k USING (currency)
+ORDER BY arr DESC, currency
+"""
+
+_SEATS = f"""
+SELECT p.kind AS plan_kind, count(*) AS subscriptions, sum({_SOLD})::bigint AS sold,
+       sum(coalesce(b.used, 0))::bigint AS used
+FROM subscription s
+JOIN plan p ON p.id = s.plan_id
+LEFT JOIN seat_balance b ON b.tenant_id = s.tenant_id AND b.period_start = s.current_period_start
+LEFT JOIN (SELECT tenant_id, sum(seats) AS seats FROM seat_pack
+           WHERE removed_at IS NULL AND starts_on <= $1::date AND ends_on >= $1::date
+           GROUP BY tenant_id) k ON k.tenant_id = s.tenant_id
+WHERE s.status IN ('trialing', 'active', 'past_due')
+GROUP BY p.kind ORDER BY p.kind
+"""  # noqa: S608 - constant clauses
+
+_TRIALS = """
+SELECT o.id AS tenant_id, o.name AS tenant_name, p.code AS plan, s.trial_end
+FROM subscription s JOIN plan p ON p.id = s.plan_id JOIN organization o ON o.id = s.tenant_id
+WHERE s.status = 'trialing' AND s.trial_end >= $1 AND s.trial_end < $2
+ORDER BY s.trial_end, o.name LIMIT $3
+"""
+
+_FAILED = """
+SELECT o.id AS tenant_id, o.name AS tenant_name, p.code AS plan, s.gateway, s.past_due_since
+FROM subscription s JOIN plan p ON p.id = s.plan_id JOIN organization o ON o.id = s.tenant_id
+WHERE s.status = 'past_due'
+ORDER BY s.past_due_since NULLS LAST, o.name LIMIT $1
+"""
+
+_OVERDUE = """
+SELECT o.id AS tenant_id, o.name AS tenant_name, i.id AS invoice_id, i.number, i.due_on,
+       i.currency, i.total - i.amount_paid AS amount_due
+FROM invoice i JOIN organization o ON o.id = i.tenant_id
+WHERE i.kind = 'invoice' AND i.status = 'open' AND i.due_on < $1
+ORDER BY i.due_on, o.name, i.number LIMIT $2
+"""
+
+
+def _mrr(arr: int) -> int:
+    """ARR / 12 in minor units, rounded half up (ARR is never negative)."""
+    return (arr * 2 + 12) // 24
+
+
+async def dangerously_billing_overview(
+    staff: StaffContext, at: datetime | None = None
+) -> BillingOverview:
+    """The dashboard's billing figures at `at` (now by default): revenue per currency, seats
+    sold and used per plan kind, trials ending within 7 days, failed payments, overdue
+    invoices (each list at most `LIST_LIMIT` rows)."""
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
+    today = moment.date()
+    async with dangerously_open_book(staff):
+        revenue = await fetch(_REVENUE, moment - timedelta(days=365), moment)
+        seats = await fetch(_SEATS, today)
+        trials = await fetch(_TRIALS, moment, moment + timedelta(days=7), LIST_LIMIT)
+        failed = await fetch(_FAILED, LIST_LIMIT)
+        overdue = await fetch(_OVERDUE, today, LIST_LIMIT)
+    return BillingOverview(
+        revenue=[
+            Revenue(
+                currency=(code := row["currency"].strip()),
+                arr=Money(int(row["arr"]), code),
+                mrr=Money(_mrr(int(row["arr"])), code),
+                subscriptions=row["subscriptions"],
+            )
+            for row in revenue
+        ],
+        seats=[
+            SeatTally(row["plan_kind"], row["subscriptions"], int(row["sold"]), int(row["used"]))
+            for row in seats
+        ],
+        trials_ending=[TrialEnding(**row) for row in trials],
+        failed_payments=[FailedPayment(**row) for row in failed],
+        overdue_invoices=[
+            OverdueInvoice(
+                tenant_id=row["tenant_id"],
+                tenant_name=row["tenant_name"],
+                invoice_id=row["invoice_id"],
+                number=row["number"] or "",
+                due_on=row["due_on"],
+                amount_due=Money(int(row["amount_due"]), row["currency"].strip()),
+            )
+            for row in overdue
+        ],
+    )
+
+
+async def dangerously_plan_codes(staff: StaffContext) -> list[str]:
+    """Every plan code of the catalogue, for the plan filter (retired plans included: their
+    subscribers remain)."""
+    async with dangerously_open_book(staff):
+        return [row["code"] for row in await fetch("SELECT code FROM plan ORDER BY code")]
