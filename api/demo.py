@@ -159,6 +159,13 @@ class DemoSignIns:
 
 
 STAFF = DemoPerson("account.manager@jalon.example", "Camille Roux", "fr", "account_manager")
+#: The back office's demo staff (with the demo password): their second factor is set up at
+#: their first sign-in.
+STAFF_PEOPLE = (
+    STAFF,
+    DemoPerson("content@jalon.example", "Théo Marchand", "fr", "content_editor"),
+)
+STAFF_SIGN_IN = "set up your authenticator app at first sign-in: the page shows a QR code"
 
 
 async def _person(person: DemoPerson) -> UserAccount:
@@ -424,14 +431,18 @@ async def seed() -> DemoSignIns:
         f"{base_url}/c/{await _organization(demo)}  {demo.campaign.name} ({demo.fields.name})"
         for demo in ORGANIZATIONS
     ]
-    staff = await _person(STAFF)
-    await make_staff(staff.id, STAFF.role)
+    for person in STAFF_PEOPLE:
+        account = await _person(person)
+        if account.staff_role != person.role:  # run again: left as it is
+            await make_staff(account.id, person.role)
     await _billing({demo.fields.slug: demo for demo in ORGANIZATIONS})
     accounts = [
         f"{p.email:<36} {p.role:<7} {demo.fields.name}"
         for demo in ORGANIZATIONS
         for p in demo.people
     ]
-    accounts.append(f"{STAFF.email:<36} staff   (back office)")
+    accounts.extend(
+        f"{p.email:<36} {p.role} (back office /admin; {STAFF_SIGN_IN})" for p in STAFF_PEOPLE
+    )
     sso = await seed_sso(get_settings())
     return DemoSignIns(password=PASSWORD, accounts=accounts, campaigns=campaigns, sso=sso)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.demo import ORGANIZATIONS, PASSWORD, seed
+import pyotp
+
+from api.demo import ORGANIZATIONS, PASSWORD, STAFF_PEOPLE, STAFF_SIGN_IN, seed
 from campaigns.participation.landing import resolve_code
 from core import database
 from core.ratelimit import MemoryRateLimiter
 from core.settings import Settings
-from tenants.accounts import authenticate
+from tenants.accounts import authenticate, find_user_by_email
 from tenants.organizations import tenant_by_slug
+from tenants.staff import begin_enrolment, confirm_enrolment, staff_member_of
 from tests.db import as_tenant
 
 
@@ -64,3 +67,28 @@ async def test_every_printed_demo_sign_in_works(db: str, settings: Settings) -> 
         for person in demo.people:
             account = await authenticate(person.email, PASSWORD, "127.0.0.1", limiter, settings)
             assert account.email == person.email
+
+
+async def test_the_demo_staff_sign_in_and_set_up_their_app_at_first_sign_in(
+    db: str, settings: Settings
+) -> None:
+    """An account manager and a content editor, with the demo password; seeding again leaves
+    them (and a second factor they set up) as they are."""
+    first = await seed()
+    limiter = MemoryRateLimiter()
+    for person in STAFF_PEOPLE:
+        account = await authenticate(person.email, PASSWORD, "127.0.0.1", limiter, settings)
+        assert account.staff_role == person.role
+        [line] = [line for line in first.accounts if line.startswith(person.email)]
+        assert STAFF_SIGN_IN in line
+    assert {p.role for p in STAFF_PEOPLE} >= {"account_manager", "content_editor"}
+    editor = await find_user_by_email("content@jalon.example")
+    assert editor is not None
+    secret = await begin_enrolment(editor.id)
+    await confirm_enrolment(editor.id, pyotp.TOTP(secret).now())
+    again = await seed()
+    assert again.accounts == first.accounts
+    member = await staff_member_of(editor.id)
+    assert member is not None
+    assert member.second_factor  # kept
+    assert member.role == "content_editor"
