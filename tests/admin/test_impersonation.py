@@ -17,7 +17,7 @@ from admin import impersonation
 from core import database
 from core.settings import get_settings
 from tenants.organizations import SettingsChange, update_settings
-from tenants.staff import acting_in_tenant
+from tenants.staff import acting_in_tenant, start_impersonation
 from tests.admin.conftest import StaffFixture, staff_login
 from tests.api.conftest import Browser
 from tests.conftest import TenantFixture
@@ -208,3 +208,15 @@ async def test_every_console_page_opens_read_only_without_a_server_error(
         assert response.status_code < 500, path
     assert answered[f"/o/{tenant_a.slug}"] == 200
     assert answered[f"/o/{tenant_a.slug}/audit"] == 200
+
+
+async def test_the_tenant_audit_log_shows_the_service_provider_and_the_reason(
+    browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
+) -> None:
+    await start_impersonation(account_manager.ctx, tenant_a.id, REASON)
+    await browser.login(tenant_a.owner)
+    log = await browser.get(f"/o/{tenant_a.slug}/audit")
+    assert log.status_code == 200
+    assert "Jalon (service provider)" in log.text
+    assert account_manager.user.email in log.text
+    assert f"Reason: {REASON}" in log.text
