@@ -186,10 +186,23 @@ async def trail(
         except ValueError:
             error = Invalid("Enter an organization id (a UUID).", field="tenant")
             return form_error(
-                request, "admin/trail.html", error, values, section="trail", entries=[]
+                request,
+                "admin/trail.html",
+                error,
+                values,
+                section="trail",
+                entries=[],
+                roles=dict(ROLES),
             )
     entries = await staff_service.dangerously_staff_trail(staff, tenant_id=tenant_id, limit=200)
-    return render(request, "admin/trail.html", section="trail", entries=entries, values=values)
+    return render(
+        request,
+        "admin/trail.html",
+        section="trail",
+        entries=entries,
+        values=values,
+        roles=dict(ROLES),
+    )
 
 
 handlers: list[Any] = [

@@ -304,7 +304,9 @@ async def record_staff_action(
         await execute(
             """INSERT INTO staff_audit (id, staff_user_id, staff_label, staff_role, action,
                    reason, organization_id, target_type, target_id, details, ip)
-               VALUES ($1, $2, $3,
+               VALUES ($1, $2,
+                       COALESCE(NULLIF($3, ''),
+                                (SELECT email FROM user_account WHERE id = $2), ''),
                        COALESCE(NULLIF($4, ''),
                                 (SELECT role FROM staff_member WHERE user_id = $2), ''),
                        $5, $6, $7, $8, $9, $10::jsonb, $11::inet)""",

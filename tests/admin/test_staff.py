@@ -281,6 +281,8 @@ async def test_the_trail_lists_staff_actions_newest_first_and_filters_by_tenant(
     assert page.status_code == 200
     assert page.text.index("ticket 4343 beta") < page.text.index("ticket 4242 alpha")
     assert account_manager.user.email in page.text
+    assert support.user.email in page.text  # their own set-up of the app, labelled too
+    assert "Account manager" in page.text
     narrowed = await browser.get(f"/admin/trail?tenant={tenant_a.id}")
     assert "ticket 4242 alpha" in narrowed.text
     assert "ticket 4343 beta" not in narrowed.text
