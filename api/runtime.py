@@ -20,6 +20,7 @@ JOB_MODULES = (
     "campaigns.exports",
     "campaigns.learner_import",
     "campaigns.exposure",
+    "campaigns.calibration_runs",
     "tenants.webhooks.delivery",
     "billing.inbox",
     "billing.jobs",

@@ -9,7 +9,9 @@ content editor reviews it. Selection reads the withdrawn set through a short pro
 so the answer path costs no extra query.
 
 Content editors (staff) triage across tenants with `list_flags`, `mark_reviewed` and
-`retire`; they read the reports' comments through the database's `content_triage` policy,
+`retire` (the command line), or their back-office forms `review_reported`, `retire_reported`
+and `restore_reported` (the same statements, with the staff member's reason in their
+trail); they read the reports' comments through the database's `content_triage` policy,
 which checks their staff role itself.
 """
 
@@ -33,8 +35,9 @@ from core.ids import uuid_or_404
 from core.settings import get_settings
 from core.validation import clean_multiline
 from tenants import audit
-from tenants.context import TenantContext
+from tenants.context import StaffContext, TenantContext
 from tenants.permissions import StaffPermission, staff_roles_with
+from tenants.staff import record_staff_action, with_reason
 
 #: What a participant can report, in the order the form offers them.
 CATEGORIES = ("unclear_statement", "wrong_answer_key", "broken_media", "accessibility")
@@ -398,12 +401,41 @@ async def list_flags(
     ]
 
 
-async def _set_status(staff_user_id: UUID, challenge_id: str, sql: str) -> str:
+_REVIEW_SQL = """
+UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(), reviewed_by = $2,
+    recent_reports = 0, retired_at = NULL
+WHERE challenge_id = $1 RETURNING status"""
+
+_RETIRE_SQL = """
+UPDATE challenge_flag SET status = 'retired', retired_at = now(),
+    reviewed_at = now(), reviewed_by = $2, recent_reports = 0
+WHERE challenge_id = $1 RETURNING status"""
+
+# Restoring is the review of a retired challenge alone: anything else is not found.
+_RESTORE_SQL = """
+UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(), reviewed_by = $2,
+    recent_reports = 0, retired_at = NULL
+WHERE challenge_id = $1 AND status = 'retired' RETURNING status"""
+
+
+async def _set_status(
+    staff_user_id: UUID,
+    challenge_id: str,
+    sql: str,
+    staff: StaffContext | None = None,
+    action: str = "",
+) -> str:
+    """Apply `sql` to the flag as a content editor; with `staff` (the back office), the staff
+    trail records `action` in the same transaction."""
     async with global_transaction(user_id=staff_user_id):
         await _require_triage(staff_user_id)
         rows = await fetch(sql, challenge_id, staff_user_id)
         if not rows:
             raise NotFound()
+        if staff is not None:
+            await record_staff_action(
+                staff, action, "challenge", challenge_id, status=rows[0]["status"]
+            )
         _forget_after_commit()
     status: str = rows[0]["status"]
     return status
@@ -413,22 +445,48 @@ async def mark_reviewed(staff_user_id: UUID, challenge_id: str) -> str:
     """A content editor has looked at the challenge (and fixed the bank if need be): it is
     selected again, retired or not, and its count of recent reports starts again from zero.
     `NotFound` for a challenge nobody reported."""
-    return await _set_status(
-        staff_user_id,
-        challenge_id,
-        """UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(), reviewed_by = $2,
-               recent_reports = 0, retired_at = NULL
-           WHERE challenge_id = $1 RETURNING status""",
-    )
+    return await _set_status(staff_user_id, challenge_id, _REVIEW_SQL)
 
 
 async def retire(staff_user_id: UUID, challenge_id: str) -> str:
     """A content editor retires the challenge: selection skips it for good (until marked
     reviewed). `NotFound` for a challenge nobody reported."""
+    return await _set_status(staff_user_id, challenge_id, _RETIRE_SQL)
+
+
+# --- the back office: the same rules, with the staff member's reason in their trail ----------
+
+
+def _editor(staff: StaffContext) -> UUID:
+    staff.require(StaffPermission.CONTENT_TRIAGE)
+    if staff.user_id is None:
+        raise Forbidden()
+    return staff.user_id
+
+
+async def review_reported(staff: StaffContext, challenge_id: str, reason: str = "") -> str:
+    """`mark_reviewed` from the back office, recorded in the staff trail
+    (`content.challenge.reviewed`, with the reason when one is given)."""
+    editor = _editor(staff)
+    if reason.strip():
+        staff = with_reason(staff, reason)
+    return await _set_status(editor, challenge_id, _REVIEW_SQL, staff, "content.challenge.reviewed")
+
+
+async def retire_reported(staff: StaffContext, challenge_id: str, reason: str) -> str:
+    """`retire` from the back office: a reason is required; recorded in the staff trail
+    (`content.challenge.retired`). Undone by `restore_reported`."""
+    editor = _editor(staff)
+    staff = with_reason(staff, reason)
+    return await _set_status(editor, challenge_id, _RETIRE_SQL, staff, "content.challenge.retired")
+
+
+async def restore_reported(staff: StaffContext, challenge_id: str, reason: str) -> str:
+    """Undo a retirement: the challenge is reviewed, and selected again. A reason is required;
+    recorded in the staff trail (`content.challenge.restored`). `NotFound` unless the challenge
+    is retired."""
+    editor = _editor(staff)
+    staff = with_reason(staff, reason)
     return await _set_status(
-        staff_user_id,
-        challenge_id,
-        """UPDATE challenge_flag SET status = 'retired', retired_at = now(),
-               reviewed_at = now(), reviewed_by = $2, recent_reports = 0
-           WHERE challenge_id = $1 RETURNING status""",
+        editor, challenge_id, _RESTORE_SQL, staff, "content.challenge.restored"
     )

@@ -1,0 +1,534 @@
+"""The content editors' back office: the framework and the bank, a challenge's preview, the
+problem-report queue (the same rules as `jalon reports`), calibration runs on two tenants'
+answers, per-challenge statistics, and the import of a bank file. Content editors and
+superadmins only; no tenant and no person is ever shown."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from campaigns import content as content_service
+from campaigns.content import current_bank
+from campaigns.participation.start import start_or_resume
+from campaigns.problem_reports import forget_withdrawn, report_problem, retire
+from core import database, jobs
+from engine import Bank, load_bank
+from tests.admin.conftest import StaffFixture, staff_login
+from tests.api.conftest import Browser
+from tests.campaigns.conftest import (
+    Simulee,
+    make_campaign,
+    make_participant,
+    start_a_test,
+    take_test,
+)
+from tests.conftest import TenantFixture
+
+DEMO = Path(content_service.DEMO_BANK)
+
+
+@pytest.fixture(autouse=True)
+async def _no_flag_outlives_its_test(db: str) -> AsyncIterator[None]:
+    """Flags are global: each test's are reviewed away, so no other test meets a withdrawn
+    challenge (as tests/campaigns/test_problem_reports.py does)."""
+    yield
+    async with database.global_transaction():
+        await database.execute(
+            """UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(),
+                   recent_reports = 0, retired_at = NULL"""
+        )
+    forget_withdrawn()
+
+
+@pytest.fixture
+async def editor(browser: Browser, content_editor: StaffFixture) -> Browser:
+    await staff_login(browser, content_editor)
+    return browser
+
+
+async def _trail(actor: StaffFixture) -> list[dict[str, Any]]:
+    async with database.global_transaction():
+        rows = await database.fetch(
+            """SELECT action, reason, organization_id, target_id, details FROM staff_audit
+               WHERE staff_user_id = $1 ORDER BY occurred_at, id""",
+            actor.user.id,
+        )
+    return [dict(row) for row in rows]
+
+
+async def _drain() -> None:
+    queue = jobs.get_queue()
+    assert isinstance(queue, jobs.InProcessQueue)  # the `in_process` fixture's
+    await queue.drain()
+
+
+# --- permissions ---------------------------------------------------------------------------
+
+PAGES = [
+    "/admin/content",
+    "/admin/content/challenges",
+    "/admin/content/challenges/ch-1.1-001",
+    "/admin/content/stats",
+    "/admin/content/reports",
+    "/admin/content/calibration",
+    "/admin/content/import",
+]
+
+
+async def test_content_pages_are_for_content_editors_and_superadmins(
+    browser: Browser,
+    content_editor: StaffFixture,
+    superadmin: StaffFixture,
+    account_manager: StaffFixture,
+    support: StaffFixture,
+    tenant_a: TenantFixture,
+) -> None:
+    for staff in (content_editor, superadmin):
+        await staff_login(browser, staff)
+        for path in PAGES:
+            response = await browser.get(path)
+            assert response.status_code == 200, (staff.role, path, response.text[:300])
+        browser.client.cookies.clear()
+    for staff in (account_manager, support):
+        await staff_login(browser, staff)
+        for path in PAGES:
+            assert (await browser.get(path)).status_code == 403, (staff.role, path)
+        response = await browser.post(
+            "/admin/content/calibration", {"model": "2PL", "min_answers": "1"}, page="/admin"
+        )
+        assert response.status_code == 403
+        browser.client.cookies.clear()
+    await browser.login(tenant_a.owner)
+    for path in PAGES:
+        assert (await browser.get(path)).status_code == 404, path
+
+
+# --- the framework, the bank, the preview ---------------------------------------------------
+
+
+async def test_the_framework_counts_challenges_per_competence(editor: Browser) -> None:
+    bank = current_bank()
+    page = (await editor.get("/admin/content")).text
+    for competence in bank.competences.values():
+        assert competence.code in page
+        assert competence.title["en"] in page
+    assert bank.version in page
+    some_tube = next(iter(bank.tubes.values()))
+    assert some_tube.skills[0].code in page
+
+
+async def test_the_bank_filters_by_competence_type_status_language_and_statement(
+    editor: Browser,
+) -> None:
+    bank = current_bank()
+    page = (await editor.get("/admin/content/challenges?competence=1.1")).text
+    in_competence = [c.id for c in bank.challenges if bank.skills[c.skill].competence == "1.1"]
+    assert all(cid in page for cid in in_competence)
+    other = next(c.id for c in bank.challenges if bank.skills[c.skill].competence != "1.1")
+    assert other not in page
+    first = bank.challenge_by_id["ch-1.1-001"]
+    page = (await editor.get("/admin/content/challenges?search=library+LYON")).text
+    assert "ch-1.1-001" in page
+    assert first.statement["en"][:30] in page
+    page = (await editor.get("/admin/content/challenges?search=zzzqqq")).text
+    assert "No challenge matches these filters." in page
+    short = [c.id for c in bank.challenges if c.type == "short_text"]
+    page = (await editor.get("/admin/content/challenges?type=short_text&locale=fr")).text
+    assert all(cid in page for cid in short)
+    assert "ch-1.1-001" not in page
+    page = (await editor.get("/admin/content/challenges?status=active")).text
+    assert "ch-1.1-001" in page
+
+
+async def test_bad_filters_are_refused_with_a_message(editor: Browser) -> None:
+    for query, message in [
+        ("competence=9.9", "Choose a competence of the bank."),
+        ("status=lost", "Choose a status."),
+        ("locale=xx", "Choose a language of the bank."),
+        ("type=essay", "Choose a type of question."),
+        ("page=0", "Choose a page number."),
+        ("search=" + "a" * 201, "Search with 200 characters at most."),
+    ]:
+        response = await editor.get(f"/admin/content/challenges?{query}")
+        assert response.status_code == 422, query
+        assert message in response.text, query
+
+
+async def test_the_bank_is_paged(editor: Browser) -> None:
+    bank = current_bank()
+    if len(bank.challenges) <= 50:
+        pytest.skip("the demo bank fits on one page")  # pragma: no cover
+    first = (await editor.get("/admin/content/challenges")).text
+    second = (await editor.get("/admin/content/challenges?page=2")).text
+    assert bank.challenges[0].id in first
+    assert bank.challenges[0].id not in second
+    assert bank.challenges[50].id in second
+    assert 'rel="prev"' in second
+
+
+async def test_a_challenge_is_previewed_in_each_of_its_languages(editor: Browser) -> None:
+    challenge = current_bank().challenge_by_id["ch-1.1-001"]
+    english = (await editor.get("/admin/content/challenges/ch-1.1-001")).text
+    assert challenge.statement["en"].replace("’", "&#39;")[:40] in english or (
+        challenge.statement["en"][:40] in english
+    )
+    for proposal in challenge.proposals["en"]:
+        assert proposal in english
+    assert 'type="radio"' in english
+    assert "Choose one answer." in english
+    assert challenge.explanation["en"][:40] in english
+    french = (await editor.get("/admin/content/challenges/ch-1.1-001?locale=fr")).text
+    assert challenge.proposals["fr"][0] in french
+    assert 'lang="fr"' in french
+    assert (await editor.get("/admin/content/challenges/nope")).status_code == 404
+    response = await editor.get("/admin/content/challenges/ch-1.1-001?locale=de")
+    assert response.status_code == 422
+    assert "This question is not written in that language." in response.text
+
+
+# --- the problem-report queue -----------------------------------------------------------------
+
+
+async def _reported(tenant: TenantFixture, comment: str = "The key is wrong") -> str:
+    """A challenge reported in `tenant`: the one its new test shows first."""
+    _campaign, paula, participation, view = await start_a_test(tenant)
+    await report_problem(
+        paula.ctx, participation.id, view.challenge_id, "wrong_answer_key", comment
+    )
+    return view.challenge_id
+
+
+async def _status(challenge_id: str) -> str:
+    async with database.global_transaction():
+        rows = await database.fetch(
+            "SELECT status FROM challenge_flag WHERE challenge_id = $1", challenge_id
+        )
+    return str(rows[0]["status"])
+
+
+async def test_the_queue_shows_reports_without_tenant_or_person(
+    editor: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    challenge_id = await _reported(tenant_a, "Two answers are right")
+    page = (await editor.get("/admin/content/reports")).text
+    assert challenge_id in page
+    assert "Two answers are right" in page
+    assert "The expected answer seems wrong" in page
+    for tenant in (tenant_a, tenant_b):
+        assert tenant.slug not in page
+        assert tenant.owner_ctx.tenant.name not in page
+        assert tenant.owner.email not in page
+    assert "@example.org" not in page
+    bad = await editor.get("/admin/content/reports?status=lost")
+    assert bad.status_code == 422
+    assert "Unknown status." in bad.text
+
+
+async def test_retiring_asks_for_confirmation_and_a_reason_then_restoring_undoes_it(
+    editor: Browser, content_editor: StaffFixture, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    challenge_id = await _reported(tenant_a)
+    path = f"/admin/content/reports/{challenge_id}"
+    confirm = await editor.post(f"{path}/retire", {}, page="/admin/content/reports")
+    assert confirm.status_code == 200
+    assert "No test will serve this challenge any more" in confirm.text
+    assert await _status(challenge_id) == "open"
+    for reason, message in [("", "reason"), ("x", "reason")]:
+        refused = await editor.post(
+            f"{path}/retire", {"confirm": "yes", "reason": reason}, page="/admin/content/reports"
+        )
+        assert refused.status_code == 422
+        assert 'id="f-reason-error"' in refused.text, message
+        assert await _status(challenge_id) == "open"
+    done = await editor.post(
+        f"{path}/retire",
+        {"confirm": "yes", "reason": "Answer key wrong in French"},
+        page="/admin/content/reports",
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == "/admin/content/reports"
+    assert await _status(challenge_id) == "retired"
+    assert challenge_id in await content_service_withdrawn()
+    # restore: the same confirmation, a reason required
+    refused = await editor.post(
+        f"{path}/restore", {"confirm": "yes", "reason": ""}, page="/admin/content/reports"
+    )
+    assert refused.status_code == 422
+    assert await _status(challenge_id) == "retired"
+    done = await editor.post(
+        f"{path}/restore", {"confirm": "yes", "reason": "Key fixed"}, page="/admin/content/reports"
+    )
+    assert done.status_code == 303
+    assert await _status(challenge_id) == "reviewed"
+    # restoring what is not retired, or retiring what nobody reported: not found
+    again = await editor.post(
+        f"{path}/restore", {"confirm": "yes", "reason": "Again"}, page="/admin/content/reports"
+    )
+    assert again.status_code == 404
+    unknown = await editor.post(
+        "/admin/content/reports/never-reported/retire",
+        {"confirm": "yes", "reason": "No such flag"},
+        page="/admin/content/reports",
+    )
+    assert unknown.status_code == 404
+    trail = await _trail(content_editor)
+    actions = [(row["action"], row["reason"], row["target_id"]) for row in trail]
+    assert ("content.challenge.retired", "Answer key wrong in French", challenge_id) in actions
+    assert ("content.challenge.restored", "Key fixed", challenge_id) in actions
+    assert all(row["organization_id"] is None for row in trail)
+
+
+async def content_service_withdrawn() -> frozenset[str]:
+    from campaigns.problem_reports import withdrawn_challenges
+
+    return await withdrawn_challenges()
+
+
+async def test_reviewing_serves_the_challenge_again(
+    editor: Browser, content_editor: StaffFixture, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    challenge_id = await _reported(tenant_a)
+    # retired from the command line, reviewed from the back office: the same flag
+    await retire(content_editor.user.id, challenge_id)
+    response = await editor.post(
+        f"/admin/content/reports/{challenge_id}/review", {}, page="/admin/content/reports"
+    )
+    assert response.status_code == 303
+    assert await _status(challenge_id) == "reviewed"
+    assert [r["action"] for r in await _trail(content_editor)].count(
+        "content.challenge.reviewed"
+    ) == 1
+
+
+# --- calibration and statistics -----------------------------------------------------------------
+
+
+async def _answers(tenant: TenantFixture, people: int, bank: Bank, seed: int) -> None:
+    campaign = await make_campaign(tenant)
+    for n in range(people):
+        person = await make_participant(tenant, f"Pat{n} Participant")
+        participation = await start_or_resume(person.ctx, campaign.id)
+        await take_test(person.ctx, participation.id, Simulee(bank, (n % 5) - 2.0, seed + n))
+
+
+async def test_a_calibration_reads_every_tenants_answers_and_reports_anonymously(
+    in_process: jobs.InProcessQueue,
+    editor: Browser,
+    content_editor: StaffFixture,
+    tenant_a: TenantFixture,
+    tenant_b: TenantFixture,
+) -> None:
+    bank = current_bank()
+    await _answers(tenant_a, 4, bank, 1)
+    await _answers(tenant_b, 4, bank, 100)
+    async with database.global_transaction():
+        before = await database.fetch("SELECT count(*) AS n FROM calibration_run")
+    for values, message in [
+        ({"model": "2PL", "min_answers": "abc"}, "Enter a whole number between 1 and 100000."),
+        ({"model": "2PL", "min_answers": "0"}, "Enter a whole number between 1 and 100000."),
+        ({"model": "4PL", "min_answers": "2"}, "Choose a model."),
+        ({"model": "2PL", "min_answers": "2", "reason": "x"}, "reason"),
+    ]:
+        refused = await editor.post(
+            "/admin/content/calibration", values, page="/admin/content/calibration"
+        )
+        assert refused.status_code == 422
+        assert message in refused.text
+    async with database.global_transaction():
+        after = await database.fetch("SELECT count(*) AS n FROM calibration_run")
+    assert after[0]["n"] == before[0]["n"]
+    started = await editor.post(
+        "/admin/content/calibration",
+        {"model": "2PL", "min_answers": "2", "reason": "Monthly check"},
+        page="/admin/content/calibration",
+    )
+    assert started.status_code == 303
+    location = started.headers["location"]
+    await _drain()
+    report = (await editor.get(location)).text
+    assert "Done" in report
+    async with database.global_transaction():
+        [run] = await database.fetch(
+            "SELECT * FROM calibration_run WHERE id = $1", location.rsplit("/", 1)[1]
+        )
+        items = await database.fetch("SELECT * FROM calibration_item WHERE run_id = $1", run["id"])
+    assert run["status"] == "done"
+    assert run["tests"] == 8
+    assert run["answers"] == sum(item["answers"] for item in items) > 0
+    calibrated = [item for item in items if item["calibrated"]]
+    assert calibrated
+    assert all(item["a"] > 0 and item["infit"] is not None for item in calibrated)
+    assert calibrated[0]["challenge_id"] in report
+    stats = (await editor.get("/admin/content/stats?sort=answers&order=desc")).text
+    assert calibrated[0]["challenge_id"] in stats
+    assert 'aria-sort="descending"' in stats
+    for page in (report, stats):
+        for tenant in (tenant_a, tenant_b):
+            assert tenant.owner_ctx.tenant.name not in page
+            assert tenant.slug not in page
+        assert "pat0-" not in page
+        assert "Pat0" not in page
+    assert ("content.calibration.started", "Monthly check") in [
+        (row["action"], row["reason"]) for row in await _trail(content_editor)
+    ]
+    # a second run compares with the first
+    again = await editor.post(
+        "/admin/content/calibration",
+        {"model": "2PL", "min_answers": "2"},
+        page="/admin/content/calibration",
+    )
+    await _drain()
+    async with database.global_transaction():
+        rows = await database.fetch(
+            """SELECT previous_b FROM calibration_item WHERE run_id = $1 AND calibrated""",
+            again.headers["location"].rsplit("/", 1)[1],
+        )
+    assert rows
+    assert all(row["previous_b"] is not None for row in rows)
+
+
+async def test_statistics_refuse_an_unknown_sort_and_a_run_id_must_exist(
+    editor: Browser,
+) -> None:
+    response = await editor.get("/admin/content/stats?sort=tenant")
+    assert response.status_code == 422
+    assert "Choose a column to sort by." in response.text
+    response = await editor.get("/admin/content/stats?order=sideways")
+    assert response.status_code == 422
+    missing = await editor.get("/admin/content/calibration/5f0c6b1e-0000-4000-8000-000000000000")
+    assert missing.status_code == 404
+
+
+# --- importing a bank file ------------------------------------------------------------------------
+
+
+def _single_file_bank(**changes: Any) -> dict[str, Any]:
+    """The demo bank as one file (its parts inlined), with `changes` to its manifest."""
+    manifest: dict[str, Any] = json.loads((DEMO / "bank.json").read_text(encoding="utf-8"))
+    areas: list[Any] = []
+    challenges: list[Any] = []
+    for part in manifest.pop("parts"):
+        data = json.loads((DEMO / part).read_text(encoding="utf-8"))
+        areas.extend(data.get("areas", []))
+        challenges.extend(data.get("challenges", []))
+    manifest.update(areas=areas, challenges=challenges)
+    manifest.update(changes)
+    return manifest
+
+
+@pytest.fixture
+def banks_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Imports are stored in a directory of the test's own."""
+    monkeypatch.setattr(content_service, "_banks_dir", lambda: tmp_path / "banks")
+    return tmp_path / "banks"
+
+
+async def _upload(web: Browser, data: bytes, name: str = "bank.json") -> Any:
+    return await web.post(
+        "/admin/content/import",
+        {},
+        page="/admin/content/import",
+        files={"file": (name, data, "application/json")},
+    )
+
+
+async def test_bad_bank_files_are_refused_with_a_clear_message(
+    editor: Browser, banks_dir: Path
+) -> None:
+    for data, message in [
+        (b"", "The file is empty."),
+        (b"\xff\xfe{}", "The file is not UTF-8 text"),
+        (b"{not json", "The file is not JSON (line 1, column 2"),
+        (b'{"format": "other"}', "The file is not a bank file (jalon-bank/1)."),
+        (
+            json.dumps({"format": "jalon-bank/1", "parts": ["a.json"]}).encode(),
+            "Upload the bank as one file",
+        ),
+        (b" " * (content_service.MAX_BANK_BYTES + 1), "The file is too large: 5 MB at most."),
+    ]:
+        response = await _upload(editor, data)
+        assert response.status_code in (413, 422), message
+        assert message in response.text, message
+    no_file = await editor.post("/admin/content/import", {}, page="/admin/content/import")
+    assert no_file.status_code == 422
+    assert "Choose a bank file (JSON) to import." in no_file.text
+    assert not list(banks_dir.glob("*/bank.json"))  # noqa: ASYNC240 - a test's own files
+
+
+async def test_an_invalid_bank_shows_the_engines_errors_with_their_place(
+    editor: Browser, banks_dir: Path
+) -> None:
+    bank = _single_file_bank(version="2099.1.0")
+    bank["challenges"][3]["irt"]["a"] = -1
+    bank["challenges"][5]["skill"] = "@nowhere1"
+    response = await _upload(editor, json.dumps(bank).encode())
+    assert response.status_code == 422
+    assert "bank.json: challenges[3].irt.a" in response.text
+    assert "must be &gt; 0" in response.text
+    assert "challenges[5].skill" in response.text
+    assert "/admin/content/import/confirm" not in response.text
+
+
+async def test_a_valid_bank_is_compared_then_stored_once_confirmed_with_a_reason(
+    editor: Browser, content_editor: StaffFixture, banks_dir: Path
+) -> None:
+    bank = _single_file_bank(version="2099.2.0")
+    removed = bank["challenges"].pop()["id"]
+    bank["challenges"][0]["irt"]["b"] = 0.5
+    changed = bank["challenges"][0]["id"]
+    fresh = json.loads(json.dumps(bank["challenges"][1]))
+    fresh["id"] = "ch-new-001"
+    bank["challenges"].append(fresh)
+    response = await _upload(editor, json.dumps(bank).encode())
+    assert response.status_code == 200, response.text[:2000]
+    page = response.text
+    assert "The file is valid: version 2099.2.0" in page
+    assert removed in page
+    assert changed in page
+    assert "ch-new-001" in page
+    assert "1 challenge(s) of the bank in use are missing" in page
+    assert not (banks_dir / "2099.2.0").exists()  # nothing applied yet
+    token = page.split('name="token" value="')[1].split('"')[0]
+    refused = await editor.post(
+        "/admin/content/import/confirm",
+        {"token": token, "reason": ""},
+        page="/admin/content/import",
+    )
+    assert refused.status_code == 422
+    assert 'id="f-reason-error"' in refused.text
+    assert not (banks_dir / "2099.2.0").exists()
+    forged = await editor.post(
+        "/admin/content/import/confirm",
+        {"token": "../../etc/passwd", "reason": "New questions"},
+        page="/admin/content/import",
+    )
+    assert forged.status_code == 422
+    assert "Upload the file again." in forged.text
+    done = await editor.post(
+        "/admin/content/import/confirm",
+        {"token": token, "reason": "New questions"},
+        page="/admin/content/import",
+    )
+    assert done.status_code == 303
+    assert load_bank(banks_dir / "2099.2.0").version == "2099.2.0"
+    assert current_bank().version != "2099.2.0"  # stored, not in use
+    assert "2099.2.0" in (await editor.get("/admin/content/import")).text
+    [row] = [r for r in await _trail(content_editor) if r["action"] == "content.bank.imported"]
+    assert row["reason"] == "New questions"
+    assert row["target_id"] == "2099.2.0"
+    again = await _upload(editor, json.dumps(bank).encode())
+    assert again.status_code == 422
+    assert "version 2099.2.0 is already stored" in again.text
+
+
+async def test_a_changed_bank_needs_a_new_version(editor: Browser, banks_dir: Path) -> None:
+    bank = _single_file_bank()
+    bank["challenges"][0]["irt"]["b"] = 1.5
+    response = await _upload(editor, json.dumps(bank).encode())
+    assert response.status_code == 422
+    assert "a changed bank needs a new version" in response.text
