@@ -191,11 +191,13 @@ async def _impersonation(
     actor = replace(actor_for(connection, user, kind="staff"), reason=str(record["reason"]))
     until_at = datetime.fromtimestamp(record["until"], UTC)
     connection.scope["state"]["impersonation"] = {**record, "until_at": until_at}
+    # The console as its owner sees it: an owner's permissions and role (the console's
+    # services on campaigns, learners and tasks serve people with a role only).
     return TenantContext(
         tenant=tenant,
         actor=actor,
         permissions=permissions_of(Role.OWNER),
-        role=None,
+        role=Role.OWNER.value,
         read_only=True,
     )
 

@@ -206,8 +206,8 @@ async def test_every_console_page_opens_read_only_without_a_server_error(
         response = await am_browser.client.get(path)
         answered[path] = response.status_code
         assert response.status_code < 500, path
-    assert answered[f"/o/{tenant_a.slug}"] == 200
-    assert answered[f"/o/{tenant_a.slug}/audit"] == 200
+    refused = {path: status for path, status in answered.items() if status >= 400}
+    assert refused == {}  # every page reads as the owner's would
 
 
 async def test_the_tenant_audit_log_shows_the_service_provider_and_the_reason(
