@@ -14,12 +14,15 @@ import pytest
 from litestar import Litestar
 
 from admin import impersonation
+from campaigns.campaign_fields import CampaignFields
+from campaigns.service import create_campaign
 from core import database
 from core.settings import get_settings
 from tenants.organizations import SettingsChange, update_settings
 from tenants.staff import acting_in_tenant, start_impersonation
 from tests.admin.conftest import StaffFixture, staff_login
 from tests.api.conftest import Browser
+from tests.campaigns.test_exports import add_shared_results
 from tests.conftest import TenantFixture
 
 REASON = "ticket 1234: owner cannot find the export"
@@ -220,3 +223,22 @@ async def test_the_tenant_audit_log_shows_the_service_provider_and_the_reason(
     assert "Jalon (service provider)" in log.text
     assert account_manager.user.email in log.text
     assert f"Reason: {REASON}" in log.text
+
+
+async def test_a_campaign_and_its_results_read_while_impersonating(
+    am_browser: Browser, tenant_a: TenantFixture
+) -> None:
+    campaign = await create_campaign(
+        tenant_a.owner_ctx, CampaignFields(name="Read me", profile_key="digcomp")
+    )
+    await add_shared_results(tenant_a.id, campaign.id, 2)
+    await _impersonate(am_browser, tenant_a)
+    base = f"/o/{tenant_a.slug}/campaigns/{campaign.id}"
+    page = await am_browser.get(base)
+    assert page.status_code == 200
+    assert "Read me" in page.text
+    assert "impersonation-banner" in page.text
+    for path in (f"{base}/edit", f"{base}/results.csv", f"{base}/results.xlsx"):
+        assert (await am_browser.client.get(path)).status_code < 500, path
+    closed = await am_browser.post(f"{base}/close", {}, page=base)
+    assert closed.status_code == 403
