@@ -194,6 +194,10 @@ async def onboarding_post(request: Request[Any, Any, Any], staff: StaffCtx) -> T
         for name in DERIVED:
             values.pop(name, None)
         done = [s for s in done if s in ("kind", "admin")]
+    if step == "organization" and values.get("currency") != cleaned["currency"]:
+        # another currency: the plan (and its price) is chosen again
+        values.pop("plan", None)
+        done = [s for s in done if s != "plan"]
     values.update(cleaned)
     _save(request, {"values": onboarding.wizard_values(values), "done": done})
     return redirect(f"{PATH}?step={STEPS[STEPS.index(step) + 1]}")

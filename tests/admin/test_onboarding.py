@@ -383,3 +383,45 @@ async def test_a_tenant_owner_is_told_it_does_not_exist(
     assert (await browser.get(PATH)).status_code == 404
     response = await browser.post(PATH, {"step": "kind", "kind": "company", "country": "FR"})
     assert response.status_code == 404
+
+
+def test_the_defaults_table() -> None:
+    from billing.onboarding import defaults_for
+    from billing.profiles import TaxKind
+    from core.settings import Settings
+
+    settings = Settings(billing_seller_country="FR")
+    offered = ["EUR", "NOK"]
+    company = defaults_for("company", "FR", offered, settings, card_ok=True)
+    assert (company.locale, company.timezone, company.currency) == ("fr", "Europe/Paris", "EUR")
+    assert (company.collection_method, company.buyer_kind, company.tax) == (
+        "automatic",
+        "business",
+        TaxKind.STANDARD,
+    )
+    # without card payments on the server, a company is invoiced too
+    assert defaults_for("company", "FR", offered, settings, card_ok=False).collection_method == (
+        "send_invoice"
+    )
+    german = defaults_for("company", "DE", offered, settings, card_ok=True)
+    assert (german.locale, german.timezone, german.tax) == (
+        "en",
+        "Europe/Berlin",
+        TaxKind.REVERSE_CHARGE,
+    )
+    city = defaults_for("local_authority", "BE", offered, settings, card_ok=True)
+    assert (city.locale, city.collection_method, city.net_terms_days, city.buyer_kind) == (
+        "fr",
+        "send_invoice",
+        30,
+        "public",
+    )
+    agency = defaults_for("foreign_agency", "NO", offered, settings, card_ok=True)
+    assert (agency.currency, agency.tax, agency.collection_method) == (
+        "NOK",
+        TaxKind.OUT_OF_SCOPE,
+        "send_invoice",
+    )
+    # no price in Swedish crowns: the euro
+    assert defaults_for("foreign_agency", "SE", offered, settings, card_ok=True).currency == "EUR"
+    assert defaults_for("other", "JP", offered, settings, card_ok=True).timezone == "Asia/Tokyo"
