@@ -40,7 +40,9 @@ async def test_an_account_manager_views_a_tenant_read_only_and_stops(
     await page.locator("form[action='/admin/second-factor'] button[type=submit]").click()
     await page.wait_for_url("**/admin")
 
-    await page.goto(f"/admin/tenants/{tenant_a.id}/actions/impersonate")
+    await page.goto(f"/admin/tenants/{tenant_a.id}")
+    await page.get_by_role("link", name="View as the tenant (read-only)").click()
+    await page.wait_for_url(f"**/admin/tenants/{tenant_a.id}/actions/impersonate")
     await page.get_by_role("button", name="Open the console read-only").click()
     await expect(page.locator("#f-reason-error")).to_be_visible()  # a reason is required
     await page.get_by_label("Reason").fill(REASON)
@@ -62,6 +64,8 @@ async def test_an_account_manager_views_a_tenant_read_only_and_stops(
     await page.goto(f"/o/{tenant_a.slug}/members")
     await page.get_by_role("button", name="Stop viewing").click()
     await page.wait_for_url(f"**/admin/tenants/{tenant_a.id}")
+    await expect(page.locator("body")).to_contain_text("no longer viewing this organization")
+    await screenshot(page, "admin-impersonation-stopped")
     await page.goto(f"/o/{tenant_a.slug}/members")
     await expect(page.locator(".impersonation-banner")).to_have_count(0)
 
