@@ -301,19 +301,27 @@ async def record_staff_action(
     role = staff.role if isinstance(staff, StaffContext) else ""
 
     async def write() -> None:
+        label, known_role = actor.label, role
+        if (not label or not known_role) and actor.user_id is not None:
+            # An actor made from an id alone (a staff member's own second factor): their
+            # email and role as they are now. Read first, not in a subquery of the INSERT's
+            # VALUES, which Citus refuses.
+            found = await fetch(
+                """SELECT u.email, s.role FROM user_account u
+                   LEFT JOIN staff_member s ON s.user_id = u.id WHERE u.id = $1""",
+                actor.user_id,
+            )
+            if found:
+                label = label or found[0]["email"]
+                known_role = known_role or found[0]["role"] or ""
         await execute(
             """INSERT INTO staff_audit (id, staff_user_id, staff_label, staff_role, action,
                    reason, organization_id, target_type, target_id, details, ip)
-               VALUES ($1, $2,
-                       COALESCE(NULLIF($3, ''),
-                                (SELECT email FROM user_account WHERE id = $2), ''),
-                       COALESCE(NULLIF($4, ''),
-                                (SELECT role FROM staff_member WHERE user_id = $2), ''),
-                       $5, $6, $7, $8, $9, $10::jsonb, $11::inet)""",
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::inet)""",
             uuid4(),
             actor.user_id,
-            actor.label,
-            role,
+            label,
+            known_role,
             action,
             actor.reason,
             tenant_id,
