@@ -16,6 +16,7 @@ from billing.subscriptions import subscribe
 from campaigns.campaign_fields import CampaignFields
 from campaigns.service import create_campaign
 from core.database import SystemScope, fetch, tenant_transaction
+from sso.domains import add_domain
 from tests.admin.conftest import StaffFixture, staff_login
 from tests.api.conftest import Browser, audit_actions
 from tests.billing.plans import STAFF, licence_plan
@@ -52,6 +53,8 @@ async def _bill(tenant: TenantFixture, legal_name: str) -> None:
 async def billed(tenant_a: TenantFixture, tenant_b: TenantFixture) -> None:
     await _bill(tenant_a, "Alpha Legal SARL")
     await _bill(tenant_b, "Beta Legal GmbH")
+    await add_domain(tenant_a.owner_ctx, f"alpha-{tenant_a.slug}.example.org")
+    await add_domain(tenant_b.owner_ctx, f"beta-{tenant_b.slug}.example.org")
     await create_campaign(
         tenant_a.owner_ctx, CampaignFields(name="Alpha survey", profile_key="digcomp")
     )
@@ -88,6 +91,7 @@ async def test_every_tab_shows_the_tenant_and_writes_nothing(
     assert tenant_a.owner.email in pages["/members"]
     assert tenant_a.member.email in pages["/members"]
     assert "Alpha survey" in pages["/campaigns"]
+    assert f"alpha-{tenant_a.slug}.example.org" in pages["/sso"]
     assert "organization.created" in pages["/audit"]
     # tenant B's data never shows on tenant A's pages
     beta = [
@@ -97,6 +101,7 @@ async def test_every_tab_shows_the_tenant_and_writes_nothing(
         "Beta Legal GmbH",
         "REF-Beta Legal GmbH",
         "Beta survey",
+        f"beta-{tenant_b.slug}.example.org",
         await _invoice_number(tenant_b),
     ]
     for tab, html in pages.items():
