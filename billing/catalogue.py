@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal, DecimalException
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from billing.money import Money, currency_code
-from core.database import DB, execute, fetch, global_transaction
+from billing.money import Money, currency_code, minor_digits
+from core.database import DB, dangerously_switch_tenant, execute, fetch, global_transaction
 from core.errors import Conflict, Invalid, NotFound
 from core.i18n import N_
 from tenants.context import Actor, StaffContext
 from tenants.permissions import StaffPermission, StaffRole, staff_permissions_of
+from tenants.staff import record_staff_action
 
 
 class PlanKind(StrEnum):
@@ -256,62 +259,132 @@ async def plan_price(plan_id: UUID, currency: str, category: str = "standard") -
     return price_from_row(rows[0]) if rows else None
 
 
+async def _insert_plan(staff: StaffContext, fields: PlanFields) -> Plan:
+    """Insert checked `fields` as a new plan, in the open transaction, and audit it."""
+    if await _plan_by_code(fields.code) is not None:
+        raise Conflict(CODE_TAKEN, field="code")
+    await execute(
+        """
+        INSERT INTO plan (id, code, kind, names, descriptions, interval, trial_days,
+            overage_policy, included_seats, pack_seats, pack_validity_months, created_at)
+        VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $12)
+        """,
+        uuid4(),
+        fields.code,
+        str(fields.kind),
+        json.dumps(fields.names),
+        json.dumps(fields.descriptions),
+        fields.interval,
+        fields.trial_days,
+        str(fields.overage_policy),
+        fields.included_seats,
+        fields.pack_seats,
+        fields.pack_validity_months,
+        datetime.now(UTC),
+    )
+    plan = await _plan_by_code(fields.code)
+    assert plan is not None
+    await record_staff_action(
+        staff, "plan.created", "plan", plan.id, code=plan.code, kind=str(plan.kind)
+    )
+    return plan
+
+
 async def create_plan(staff: StaffContext, fields: PlanFields) -> Plan:
     """Add a plan to the catalogue (no price yet: `set_price`). `Conflict` when its code is
-    taken."""
+    taken. Audited (`plan.created`)."""
     staff.require(StaffPermission.BILLING_MANAGE)
     fields = check_plan(fields)
     async with global_transaction(staff.user_id):
-        if await _plan_by_code(fields.code) is not None:
-            raise Conflict(CODE_TAKEN, field="code")
-        await execute(
-            """
-            INSERT INTO plan (id, code, kind, names, descriptions, interval, trial_days,
-                overage_policy, included_seats, pack_seats, pack_validity_months, created_at)
-            VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $12)
-            """,
-            uuid4(),
-            fields.code,
-            str(fields.kind),
-            json.dumps(fields.names),
-            json.dumps(fields.descriptions),
-            fields.interval,
-            fields.trial_days,
-            str(fields.overage_policy),
-            fields.included_seats,
-            fields.pack_seats,
-            fields.pack_validity_months,
-            datetime.now(UTC),
-        )
-        plan = await _plan_by_code(fields.code)
-    assert plan is not None
-    return plan
+        return await _insert_plan(staff, fields)
+
+
+async def _update_plan(staff: StaffContext, code: str, fields: PlanFields) -> Plan:
+    """Write checked `fields` over plan `code`'s editable columns, in the open transaction,
+    and audit it."""
+    plan = await _plan_by_code(code)
+    if plan is None:
+        raise NotFound(UNKNOWN_PLAN)
+    await execute(
+        """
+        UPDATE plan SET names = $2::jsonb, descriptions = $3::jsonb, trial_days = $4,
+            overage_policy = $5
+        WHERE id = $1
+        """,
+        plan.id,
+        json.dumps(fields.names),
+        json.dumps(fields.descriptions),
+        fields.trial_days,
+        str(fields.overage_policy),
+    )
+    edited = await _plan_by_code(code)
+    assert edited is not None
+    await record_staff_action(staff, "plan.edited", "plan", plan.id, code=plan.code)
+    return edited
 
 
 async def edit_plan(staff: StaffContext, code: str, fields: PlanFields) -> Plan:
     """Change plan `code`'s names, descriptions, trial and overage policy. Its kind, interval
-    and seats are what its subscribers bought: they do not change (make a new plan)."""
+    and seats are what its subscribers bought: they do not change (make a new plan).
+    Audited (`plan.edited`)."""
     staff.require(StaffPermission.BILLING_MANAGE)
     fields = check_plan(fields)
     async with global_transaction(staff.user_id):
-        plan = await _plan_by_code(code)
-        if plan is None:
-            raise NotFound(UNKNOWN_PLAN)
-        await execute(
-            """
-            UPDATE plan SET names = $2::jsonb, descriptions = $3::jsonb, trial_days = $4,
-                overage_policy = $5
-            WHERE id = $1
-            """,
-            plan.id,
-            json.dumps(fields.names),
-            json.dumps(fields.descriptions),
-            fields.trial_days,
-            str(fields.overage_policy),
-        )
-        edited = await _plan_by_code(code)
-    assert edited is not None
-    return edited
+        return await _update_plan(staff, code, fields)
+
+
+@dataclass(frozen=True)
+class PriceInput:
+    """One price as staff write it (minor units), checked by `check_price`."""
+
+    currency: str
+    unit_amount: int
+    category: str = "standard"
+    overage_unit_amount: int | None = None
+
+
+def check_price(price: PriceInput) -> PriceInput:
+    """`price` with its currency normalised, or `Invalid` naming the wrong field."""
+    currency = currency_code(price.currency)
+    if price.category not in CATEGORIES:
+        raise Invalid(BAD_CATEGORY, field="category")
+    amounts = {"unit_amount": price.unit_amount, "overage_unit_amount": price.overage_unit_amount}
+    for name, amount in amounts.items():
+        if amount is not None and not _is_amount(amount):
+            raise Invalid(BAD_AMOUNT, field=name)
+    return replace(price, currency=currency)
+
+
+async def _upsert_price(staff: StaffContext, plan: Plan, price: PriceInput) -> PlanPrice:
+    """Add or replace a checked price of `plan`, in the open transaction, and audit it."""
+    await execute(
+        """
+        INSERT INTO plan_price (plan_id, currency, category, unit_amount, overage_unit_amount)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (plan_id, currency, category) DO UPDATE
+        SET unit_amount = EXCLUDED.unit_amount,
+            overage_unit_amount = EXCLUDED.overage_unit_amount
+        """,
+        plan.id,
+        price.currency,
+        price.category,
+        price.unit_amount,
+        price.overage_unit_amount,
+    )
+    await record_staff_action(
+        staff,
+        "plan.price_set",
+        "plan",
+        plan.id,
+        code=plan.code,
+        currency=price.currency,
+        category=price.category,
+        unit_amount=price.unit_amount,
+        overage_unit_amount=price.overage_unit_amount,
+    )
+    return PlanPrice(
+        plan.id, price.currency, price.category, price.unit_amount, price.overage_unit_amount
+    )
 
 
 async def set_price(
@@ -324,39 +397,44 @@ async def set_price(
     overage_unit_amount: int | None = None,
 ) -> PlanPrice:
     """Set (add or replace) plan `code`'s price in `currency` and `category`. Subscribers
-    pay the new price from their next period."""
+    pay the new price from their next period. Audited (`plan.price_set`)."""
     staff.require(StaffPermission.BILLING_MANAGE)
-    currency = currency_code(currency)
-    if category not in CATEGORIES:
-        raise Invalid(BAD_CATEGORY, field="category")
-    amounts = {"unit_amount": unit_amount, "overage_unit_amount": overage_unit_amount}
-    for name, amount in amounts.items():
-        if amount is not None and not _is_amount(amount):
-            raise Invalid(BAD_AMOUNT, field=name)
+    price = check_price(PriceInput(currency, unit_amount, category, overage_unit_amount))
     async with global_transaction(staff.user_id):
         plan = await _plan_by_code(code)
         if plan is None:
             raise NotFound(UNKNOWN_PLAN)
-        await execute(
-            """
-            INSERT INTO plan_price (plan_id, currency, category, unit_amount, overage_unit_amount)
-            VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (plan_id, currency, category) DO UPDATE
-            SET unit_amount = EXCLUDED.unit_amount,
-                overage_unit_amount = EXCLUDED.overage_unit_amount
-            """,
-            plan.id,
-            currency,
-            category,
-            unit_amount,
-            overage_unit_amount,
+        return await _upsert_price(staff, plan, price)
+
+
+async def save_plan(
+    staff: StaffContext,
+    fields: PlanFields,
+    prices: Sequence[PriceInput] = (),
+    *,
+    code: str | None = None,
+) -> Plan:
+    """Create a plan (`code` None) or edit plan `code`, and set `prices`, all in one
+    transaction: an `Invalid` or a `Conflict` (a code taken) leaves nothing written. The
+    back office's plan form. Audited as `create_plan`, `edit_plan` and `set_price` are."""
+    staff.require(StaffPermission.BILLING_MANAGE)
+    fields = check_plan(fields)
+    checked = [check_price(price) for price in prices]
+    async with global_transaction(staff.user_id):
+        plan = (
+            await _insert_plan(staff, fields)
+            if code is None
+            else await _update_plan(staff, code, fields)
         )
-    return PlanPrice(plan.id, currency, category, unit_amount, overage_unit_amount)
+        for price in checked:
+            await _upsert_price(staff, plan, price)
+    return plan
 
 
 async def retire_plan(staff: StaffContext, code: str, *, at: datetime) -> Plan:
     """Stop offering plan `code` from `at`: it leaves the pricing page and no one new may
-    choose it; its subscribers keep it. Retiring twice keeps the first date."""
+    choose it; its subscribers keep it. Retiring twice keeps the first date. Audited
+    (`plan.retired`, with the staff member's reason when they gave one)."""
     staff.require(StaffPermission.BILLING_MANAGE)
     async with global_transaction(staff.user_id):
         await execute(
@@ -365,9 +443,28 @@ async def retire_plan(staff: StaffContext, code: str, *, at: datetime) -> Plan:
             at,
         )
         plan = await _plan_by_code(code)
-    if plan is None:
-        raise NotFound(UNKNOWN_PLAN)
+        if plan is None:
+            raise NotFound(UNKNOWN_PLAN)
+        await record_staff_action(staff, "plan.retired", "plan", plan.id, code=code, at=at)
     return plan
+
+
+async def restore_plan(staff: StaffContext, code: str) -> Plan:
+    """Offer retired plan `code` again (undoes `retire_plan`: nothing was deleted, and no
+    subscriber lost it). Audited (`plan.restored`). A plan on offer stays as it is."""
+    staff.require(StaffPermission.BILLING_MANAGE)
+    async with global_transaction(staff.user_id):
+        plan = await _plan_by_code(code)
+        if plan is None:
+            raise NotFound(UNKNOWN_PLAN)
+        if plan.retired_at is not None:
+            await execute("UPDATE plan SET retired_at = NULL WHERE id = $1", plan.id)
+            await record_staff_action(
+                staff, "plan.restored", "plan", plan.id, code=code, retired_at=plan.retired_at
+            )
+        restored = await _plan_by_code(code)
+    assert restored is not None
+    return restored
 
 
 async def dangerously_delete_plan(staff: StaffContext, code: str) -> None:
@@ -384,6 +481,7 @@ async def dangerously_delete_plan(staff: StaffContext, code: str) -> None:
             await execute("DELETE FROM plan WHERE id = $1", plan.id)
         except asyncpg.ForeignKeyViolationError:
             raise Conflict(PLAN_IN_USE) from None
+        await record_staff_action(staff, "plan.deleted", "plan", plan.id, code=code)
 
 
 async def active_offers() -> list[PlanOffer]:
@@ -404,3 +502,86 @@ async def active_offers() -> list[PlanOffer]:
     offers = [PlanOffer(plan_from_row(row), by_plan.get(row["plan_id"], [])) for row in plans]
     offers.sort(key=lambda offer: order.index(offer.plan.kind))
     return offers
+
+
+# --- the back office's catalogue --------------------------------------------------------------
+
+
+async def all_offers() -> list[PlanOffer]:
+    """Every plan, on offer or retired, each with all its prices: the back office's
+    catalogue. Plans on offer first, then retired ones; each group by kind, then age."""
+    async with global_transaction():
+        plans = await fetch(PLAN_SQL + " ORDER BY p.created_at, p.code")
+        prices = await fetch("SELECT * FROM plan_price ORDER BY currency, category, unit_amount")
+    by_plan: dict[UUID, list[PlanPrice]] = {}
+    for row in prices:
+        by_plan.setdefault(row["plan_id"], []).append(price_from_row(row))
+    order = list(PlanKind)
+    offers = [PlanOffer(plan_from_row(row), by_plan.get(row["plan_id"], [])) for row in plans]
+    offers.sort(key=lambda o: (o.plan.retired_at is not None, order.index(o.plan.kind)))
+    return offers
+
+
+async def dangerously_subscriber_counts(staff: StaffContext) -> dict[UUID, int]:
+    """How many organizations' subscriptions point at each plan (canceled ones included: a
+    plan they reference cannot be deleted), by plan id.
+
+    Subscriptions are tenant-owned, under row-level security: this reads them organization
+    by organization, in one read transaction whose tenant it switches for each (one small
+    indexed query per organization; it learns plan ids only).
+    """
+    staff.require(StaffPermission.TENANTS_READ)
+    counts: dict[UUID, int] = {}
+    async with global_transaction(staff.user_id):
+        tenants = [row["id"] for row in await fetch("SELECT id FROM organization ORDER BY id")]
+        for tenant_id in tenants:
+            await dangerously_switch_tenant(tenant_id)
+            rows = await fetch("SELECT plan_id FROM subscription WHERE tenant_id = $1", tenant_id)
+            for row in rows:
+                counts[row["plan_id"]] = counts.get(row["plan_id"], 0) + 1
+    return counts
+
+
+BAD_PRICE = N_("Write a price such as 1200.50 or 1 200,50, zero or more.")
+AMBIGUOUS_PRICE = N_(
+    "A comma followed by three digits is ambiguous (a thousands separator?): write 1200 or 1200.00."
+)
+NEGATIVE_PRICE = N_("A price cannot be negative.")
+PRICE_DECIMALS = N_("This currency has {digits} decimals at most.")
+TOO_LARGE_PRICE = N_("That price is too large.")
+#: A price as a person types it: digits grouped by spaces (or a thousands separator that
+#: is not the decimal one), then one decimal separator and decimals.
+_PRICE = re.compile(r"-?[0-9]+(?:[.,][0-9]+)?", re.ASCII)
+_SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
+
+
+def parse_price(text: str, currency: str, *, field: str = "unit_amount") -> int:
+    """A price typed in major units ("1200.50", "1 200,50", "1,200.50") as minor units of
+    `currency` (an ISO 4217 code, already checked); `Invalid` on `field` when it is not a
+    price: negative, more decimals than the currency has, or absurd."""
+    compact = _SPACES.sub("", text.strip())
+    if "." in compact and "," in compact:
+        # both: the last one is the decimal separator, the other groups thousands
+        decimal_sep = "." if compact.rfind(".") > compact.rfind(",") else ","
+        thousands = "," if decimal_sep == "." else "."
+        whole, _, decimals = compact.rpartition(decimal_sep)
+        groups = whole.lstrip("-").split(thousands)
+        if not groups[0] or any(len(group) != 3 for group in groups[1:]):
+            raise Invalid(BAD_PRICE, field=field)
+        compact = whole.replace(thousands, "") + "." + decimals
+    if _PRICE.fullmatch(compact) is None:
+        raise Invalid(BAD_PRICE, field=field)
+    if "," in compact and len(compact.rpartition(",")[2]) == 3:
+        raise Invalid(AMBIGUOUS_PRICE, field=field)
+    if compact.startswith("-") and compact.strip("-0.,"):
+        raise Invalid(NEGATIVE_PRICE, field=field)
+    digits = minor_digits(currency)
+    try:
+        minor = Decimal(compact.replace(",", ".").lstrip("-")).scaleb(digits)
+    except DecimalException:
+        raise Invalid(BAD_PRICE, field=field) from None
+    if minor != minor.to_integral_value():
+        raise Invalid(PRICE_DECIMALS, field=field, digits=digits)
+    if minor > MAX_AMOUNT:
+        raise Invalid(TOO_LARGE_PRICE, field=field)
+    return int(minor)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import stripe
 
@@ -37,11 +37,13 @@ from billing.gateways.stripe import StripeGateway, StripeSubscriptionState, mome
 from billing.money import Money
 from billing.subscriptions import MAX_SEATS, SubscriptionStatus, transition
 from core.database import after_commit, execute, fetch, global_transaction, tenant_transaction
-from core.errors import Conflict, UserError
-from core.jobs import every, get_queue, job
+from core.errors import Conflict, NotFound, UserError
+from core.jobs import enqueue, every, get_queue, job
 from core.settings import get_settings
-from tenants.context import TenantContext
+from tenants.context import StaffContext, TenantContext
 from tenants.organizations import system_context, tenant_by_id
+from tenants.permissions import StaffPermission
+from tenants.staff import record_staff_action
 
 log = logging.getLogger(__name__)
 
@@ -582,3 +584,82 @@ async def retry_gateway_events(ctx: dict[str, Any]) -> int:
             job_id=f"{_job_id(gateway, event_id)}:retry:{stamp}",
         )
     return len(pending)
+
+
+# -- the back office ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An inbox event set aside after `MAX_ATTEMPTS` failed attempts, with its last error."""
+
+    gateway: str
+    event_id: str
+    type: str
+    attempts: int
+    outcome: str
+    organization_id: UUID | None
+    received_at: datetime
+    processed_at: datetime
+
+
+#: How a dead letter's outcome begins (`dangerously_count_failure`).
+DEAD_LETTER = "dead letter after "
+UNKNOWN_EVENT = "Unknown event, or not a dead letter (it may have been processed since)."
+
+
+async def dangerously_dead_letters(staff: StaffContext, limit: int = 100) -> list[DeadLetter]:
+    """The `limit` most recent dead letters of the inbox (a global table), newest first."""
+    staff.require(StaffPermission.TENANTS_READ)
+    async with global_transaction(staff.user_id):
+        rows = await fetch(
+            """
+            SELECT gateway, event_id, type, attempts, outcome, organization_id, received_at,
+                processed_at
+            FROM gateway_event
+            WHERE processed_at IS NOT NULL AND attempts >= $1 AND starts_with(outcome, $2)
+            ORDER BY processed_at DESC, event_id DESC LIMIT $3
+            """,
+            MAX_ATTEMPTS,
+            DEAD_LETTER,
+            limit,
+        )
+    return [DeadLetter(**row) for row in rows]
+
+
+async def dangerously_retry_event(staff: StaffContext, gateway: str, event_id: str) -> None:
+    """Give a dead letter a fresh round of attempts: unprocessed again with no attempt
+    counted, its processing queued after commit (and the sweep retries it, as any pending
+    event). Audited in the staff trail (`gateway_event.retried`). `NotFound` for an event
+    that is not a dead letter."""
+    staff.require(StaffPermission.TENANTS_MANAGE)
+    async with global_transaction(staff.user_id):
+        rows = await fetch(
+            """
+            UPDATE gateway_event SET processed_at = NULL, attempts = 0,
+                outcome = left('retried by staff; was: ' || outcome, 500)
+            WHERE gateway = $1 AND event_id = $2 AND processed_at IS NOT NULL
+                AND attempts >= $3 AND starts_with(outcome, $4)
+            RETURNING type, organization_id
+            """,
+            gateway,
+            event_id,
+            MAX_ATTEMPTS,
+            DEAD_LETTER,
+        )
+        if not rows:
+            raise NotFound(UNKNOWN_EVENT)
+        await record_staff_action(
+            staff,
+            "gateway_event.retried",
+            "gateway_event",
+            f"{gateway}:{event_id}",
+            tenant_id=rows[0]["organization_id"],
+            type=rows[0]["type"],
+        )
+        enqueue(
+            "process_gateway_event",
+            gateway,
+            event_id,
+            job_id=f"{_job_id(gateway, event_id)}:staff:{uuid4()}",
+        )

@@ -52,9 +52,11 @@ from uuid import UUID, uuid4
 from core.database import (
     SystemScope,
     TenantScope,
+    dangerously_switch_tenant,
     detached_tenant_transaction,
     execute,
     fetch,
+    global_transaction,
     tenant_transaction,
 )
 from core.errors import UserError
@@ -323,6 +325,33 @@ async def recent_tasks(
             *args,
         )
     return [_task(row) for row in rows]
+
+
+async def dangerously_failed_tasks(
+    tenant_ids: Sequence[UUID], limit: int = 100, *, user_id: UUID | None = None
+) -> list[tuple[UUID, Task]]:
+    """The `limit` most recently failed tasks of the tenants `tenant_ids`, newest first, as
+    (tenant id, task): for the back office, whose caller checks the staff permission
+    (`tenants.tasks.dangerously_failed_tasks`).
+
+    Tasks are tenant-owned, under row-level security: one read transaction (acting as
+    `user_id`) switches its tenant to each in turn and reads at most `limit` failed tasks
+    there (the `task_recent` index), then keeps the newest `limit` of them all.
+    """
+    found: list[tuple[UUID, Task]] = []
+    async with global_transaction(user_id):
+        for tenant_id in tenant_ids:
+            await dangerously_switch_tenant(tenant_id)
+            rows = await fetch(
+                # Both parts of the query are constants of this module.
+                f"SELECT {_COLUMNS} FROM task WHERE tenant_id = $1 AND status = 'failed' "  # noqa: S608
+                "ORDER BY created_at DESC, id DESC LIMIT $2",
+                tenant_id,
+                limit,
+            )
+            found.extend((tenant_id, _task(row)) for row in rows)
+    found.sort(key=lambda pair: pair[1].finished_at or pair[1].updated_at, reverse=True)
+    return found[:limit]
 
 
 async def result_file(scope: TenantScope, task_id: UUID) -> AsyncIterator[bytes]:

@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from core import tasks as runner
-from core.database import DB, tenant_transaction
+from core.database import DB, fetch, global_transaction, tenant_transaction
 from core.errors import Forbidden, Gone, NotFound, UserError
 from core.i18n import N_
 from core.ids import uuid_or_404
@@ -29,9 +29,15 @@ from core.jobs import every
 from core.tasks import Task
 from tenants.accounts import get_user
 from tenants.audit import record
-from tenants.context import Actor, TenantContext
-from tenants.organizations import dangerously_sweep_tenants, member_context, tenant_by_id
-from tenants.permissions import Permission
+from tenants.context import Actor, StaffContext, TenantContext, TenantSummary
+from tenants.organizations import (
+    SUMMARY_SQL,
+    dangerously_sweep_tenants,
+    member_context,
+    summary,
+    tenant_by_id,
+)
+from tenants.permissions import Permission, StaffPermission
 
 #: The most recent tasks listed.
 LIST_LIMIT = 50
@@ -130,3 +136,17 @@ async def purge_expired_tasks(ctx: dict[str, Any]) -> int:
     """Delete expired result files, fail tasks whose worker went silent, forget old tasks;
     tenant by tenant, as row-level security wants. How many tasks changed."""
     return await dangerously_sweep_tenants(runner.purge_tenant_tasks)
+
+
+async def dangerously_failed_tasks(
+    staff: StaffContext, limit: int = 100
+) -> list[tuple[TenantSummary, Task]]:
+    """The most recently failed background tasks of every organization, newest first, for
+    the back office's jobs page (`core.tasks.dangerously_failed_tasks` reads them tenant by
+    tenant)."""
+    staff.require(StaffPermission.TENANTS_READ)
+    async with global_transaction(staff.user_id):
+        rows = await fetch(SUMMARY_SQL + " ORDER BY id")
+    tenants = {row["id"]: summary(row) for row in rows}
+    failed = await runner.dangerously_failed_tasks(list(tenants), limit, user_id=staff.user_id)
+    return [(tenants[tenant_id], task) for tenant_id, task in failed]

@@ -30,11 +30,21 @@ from uuid import UUID, uuid4
 
 import httpx
 
-from core.database import SystemScope, execute, fetch, global_transaction, tenant_transaction
+from core.database import (
+    SystemScope,
+    dangerously_switch_tenant,
+    execute,
+    fetch,
+    global_transaction,
+    tenant_transaction,
+)
+from core.errors import NotFound
 from core.i18n import N_
+from core.ids import uuid_or_404
 from core.jobs import enqueue, every, job
-from tenants.context import TenantContext
-from tenants.organizations import dangerously_sweep_tenants
+from tenants.context import StaffContext, TenantContext, TenantSummary
+from tenants.organizations import SUMMARY_SQL, dangerously_sweep_tenants, summary
+from tenants.permissions import StaffPermission
 from tenants.webhooks.destinations import (
     PRIVATE_ERROR,
     RefusedDestination,
@@ -411,3 +421,79 @@ async def purge_webhook_deliveries(ctx: dict[str, Any]) -> int:
         return int(status.split()[-1])
 
     return await dangerously_sweep_tenants(purge)
+
+
+# --- the back office ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A delivery that used up its attempts, as the back office's jobs page lists it."""
+
+    tenant: TenantSummary
+    id: UUID
+    endpoint_id: UUID
+    url: str
+    event_type: str
+    attempts: int
+    last_response_code: int | None
+    last_error: str | None
+    failed_at: datetime
+
+
+async def dangerously_failed_deliveries(
+    staff: StaffContext, limit: int = 100
+) -> list[FailedDelivery]:
+    """The `limit` most recently failed deliveries of every organization, newest first.
+
+    Deliveries are tenant-owned, under row-level security (the `due_sweep` policy admits ids
+    only, for the sweep): one read transaction switches its tenant to each organization in
+    turn and reads at most `limit` failed deliveries there, then keeps the newest `limit`.
+    """
+    staff.require(StaffPermission.TENANTS_READ)
+    found: list[FailedDelivery] = []
+    async with global_transaction(staff.user_id):
+        tenants = [summary(row) for row in await fetch(SUMMARY_SQL + " ORDER BY id")]
+        for tenant in tenants:
+            await dangerously_switch_tenant(tenant.id)
+            rows = await fetch(
+                """SELECT d.id, d.endpoint_id, e.url, d.event_type, d.attempts,
+                          d.last_response_code, d.last_error, d.updated_at
+                   FROM webhook_delivery d
+                   JOIN webhook_endpoint e ON e.tenant_id = $1 AND e.id = d.endpoint_id
+                   WHERE d.tenant_id = $1 AND d.status = 'failed'
+                   ORDER BY d.updated_at DESC, d.id DESC LIMIT $2""",
+                tenant.id,
+                limit,
+            )
+            found.extend(
+                FailedDelivery(
+                    tenant=tenant,
+                    id=row["id"],
+                    endpoint_id=row["endpoint_id"],
+                    url=row["url"],
+                    event_type=row["event_type"],
+                    attempts=row["attempts"],
+                    last_response_code=row["last_response_code"],
+                    last_error=row["last_error"],
+                    failed_at=row["updated_at"],
+                )
+                for row in rows
+            )
+    found.sort(key=lambda delivery: delivery.failed_at, reverse=True)
+    return found[:limit]
+
+
+async def endpoint_of_delivery(ctx: TenantContext, delivery_id: UUID | str) -> UUID:
+    """The endpoint of the tenant's delivery `delivery_id` (to send it again with
+    `tenants.webhooks.endpoints.redeliver`); `NotFound` when the tenant has none of that id."""
+    async with tenant_transaction(ctx):
+        rows = await fetch(
+            "SELECT endpoint_id FROM webhook_delivery WHERE tenant_id = $1 AND id = $2",
+            ctx.tenant_id,
+            uuid_or_404(delivery_id),
+        )
+    if not rows:
+        raise NotFound()
+    endpoint_id: UUID = rows[0]["endpoint_id"]
+    return endpoint_id
