@@ -19,6 +19,7 @@ from litestar.response import Redirect, Template
 from core.errors import Invalid, UserError
 from core.settings import get_settings
 from tenants import staff as staff_service
+from tenants.context import StaffContext
 from tenants.organizations import tenant_by_id
 from tenants.permissions import StaffPermission
 from web.guards import IMPERSONATION_SESSION, StaffCtx
@@ -52,6 +53,7 @@ async def impersonate(
         if not form.get("confirm"):
             raise Invalid("Tick the box to confirm.", field="confirm")
         tenant = await staff_service.start_impersonation(staff, tenant_id, reason)
+        await _end_previous(request, staff)
     except UserError as error:
         target = await tenant_by_id(tenant_id)
         return form_error(
@@ -70,6 +72,15 @@ async def impersonate(
         "reason": reason,
     }
     return redirect(f"/o/{tenant.slug}/")
+
+
+async def _end_previous(request: Request[Any, Any, Any], staff: StaffContext) -> None:
+    """A view already open ends as the next one starts (both audit logs say so)."""
+    record = session_of(request).get(IMPERSONATION_SESSION)
+    if isinstance(record, dict) and "tenant_id" in record:
+        await staff_service.stop_impersonation(
+            staff, UUID(str(record["tenant_id"])), str(record.get("reason") or "ended")
+        )
 
 
 @post("/impersonation/stop", opt=TENANTS_READ, status_code=303)

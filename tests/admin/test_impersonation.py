@@ -242,3 +242,13 @@ async def test_a_campaign_and_its_results_read_while_impersonating(
         assert (await am_browser.client.get(path)).status_code < 500, path
     closed = await am_browser.post(f"{base}/close", {}, page=base)
     assert closed.status_code == 403
+
+
+async def test_opening_another_view_ends_the_first(
+    am_browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    await _impersonate(am_browser, tenant_a)
+    await _impersonate(am_browser, tenant_b, "ticket 99: the second organization")
+    assert len(await _events(tenant_a, "impersonation.stopped")) == 1
+    assert (await am_browser.get(f"/o/{tenant_a.slug}/members")).status_code == 404
+    assert (await am_browser.get(f"/o/{tenant_b.slug}/members")).status_code == 200
