@@ -532,3 +532,53 @@ async def test_a_changed_bank_needs_a_new_version(editor: Browser, banks_dir: Pa
     response = await _upload(editor, json.dumps(bank).encode())
     assert response.status_code == 422
     assert "a changed bank needs a new version" in response.text
+
+
+async def test_a_run_is_done_once_and_a_run_on_another_bank_version_fails_with_its_reason(
+    in_process: jobs.InProcessQueue, content_editor: StaffFixture
+) -> None:
+    from campaigns.calibration_runs import (
+        calibrate_bank,
+        dangerously_calibration_report,
+        dangerously_start_calibration,
+    )
+
+    run_id = await dangerously_start_calibration(content_editor.ctx, "3PL", 5)
+    await in_process.drain()
+    assert await calibrate_bank({}, str(run_id)) == "finished"  # delivered twice: no harm
+    run, _items = await dangerously_calibration_report(content_editor.ctx, run_id)
+    assert run.status == "done"
+    assert run.model == "3PL"
+    stale = await dangerously_start_calibration(content_editor.ctx, "2PL", 5)
+    await in_process.drain()
+    async with database.global_transaction():
+        await database.execute(
+            """UPDATE calibration_run SET status = 'queued', bank_version = 'gone'
+               WHERE id = $1""",
+            stale,
+        )
+    assert await calibrate_bank({}, str(stale)) == "failed"
+    failed, items = await dangerously_calibration_report(content_editor.ctx, stale)
+    assert failed.status == "failed"
+    assert "not gone" in failed.error
+    assert items == []
+
+
+async def test_statistics_show_the_service_wide_exposure_rate(
+    editor: Browser, content_editor: StaffFixture, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    from campaigns.calibration_runs import dangerously_bank_statistics
+    from campaigns.exposure import refresh_exposure
+
+    bank = current_bank()
+    await _answers(tenant_a, 1, bank, 7)
+    await _answers(tenant_b, 1, bank, 8)
+    await refresh_exposure({})
+    statistics = await dangerously_bank_statistics(content_editor.ctx, "exposure_rate", "desc")
+    assert statistics.tests is not None
+    assert statistics.tests >= 2
+    top = statistics.items[0]
+    assert top.exposure_rate is not None
+    assert 0 < top.exposure_rate <= 1
+    page = (await editor.get("/admin/content/stats?sort=exposure_rate&order=desc")).text
+    assert f"{top.exposure_rate * 100:.1f} %" in page
