@@ -34,6 +34,9 @@ BLANK_PRICE_ROWS = 1
 MAX_PRICE_ROWS = 40
 
 NOT_A_NUMBER = "Write a whole number."
+#: Codes the plan pages' own paths use (`/admin/plans/new`).
+RESERVED_CODES = frozenset({"new"})
+RESERVED_CODE = "This code is reserved: choose another."
 NO_AMOUNT = "Give the price in this currency, or leave the currency empty."
 FIELD_MESSAGES = {
     "trial_days": catalogue.BAD_TRIAL,
@@ -74,9 +77,12 @@ def _fields(form: dict[str, str], plan: catalogue.Plan | None) -> PlanFields:
             pack_validity_months=plan.pack_validity_months,
         )
     kind = form.get("kind", "")
+    code = form.get("code", "").strip()
+    if code in RESERVED_CODES:
+        raise Invalid(RESERVED_CODE, field="code")
     # a seat count the form shows only for the kind that has it
     return PlanFields(
-        code=form.get("code", "").strip(),
+        code=code,
         kind=kind,
         names=names,
         interval=form.get("interval", ""),

@@ -200,6 +200,9 @@ async def test_an_account_manager_creates_edits_retires_and_restores_a_plan(
         ({"trial_days": "abc"}, "A trial lasts 0 to 366 days."),
         ({"code": "Not A Code"}, "A plan code is 1 to 64"),
         ({"kind": "license"}, "A licence states how many seats it includes."),
+        ({"kind": "seat_pack", "pack_seats": "10"}, "A seat pack states how many seats"),
+        ({"price_amount_0": ""}, "Give the price in this currency"),
+        ({"price_category_0": "vip"}, "Unknown price category."),
     ],
 )
 async def test_bad_input_is_refused_with_its_message_and_nothing_written(
@@ -207,6 +210,8 @@ async def test_bad_input_is_refused_with_its_message_and_nothing_written(
 ) -> None:
     code = _code()
     form = _form(code, **changes)
+    if "code" in changes:
+        code = changes["code"]
     refused = await am_browser.post("/admin/plans/new", form, page="/admin/plans/new")
     assert refused.status_code == 422, refused.text
     assert message in refused.text
@@ -214,7 +219,6 @@ async def test_bad_input_is_refused_with_its_message_and_nothing_written(
     if form["description_en"]:
         assert "For teams" in refused.text
     assert not await _plan_rows(code)
-    assert not await _plan_rows(form["code"])
 
 
 async def test_a_taken_code_is_refused_and_the_plan_left_as_it_was(am_browser: Browser) -> None:
@@ -304,3 +308,42 @@ async def test_a_tenant_owner_is_told_there_is_no_such_page(
 async def test_an_unknown_plan_is_a_404(am_browser: Browser) -> None:
     assert (await am_browser.get("/admin/plans/no-such-plan")).status_code == 404
     assert (await am_browser.get("/admin/plans/no-such-plan/retire")).status_code == 404
+
+
+async def test_a_licence_with_a_public_sector_price_and_its_kind_kept_on_edit(
+    am_browser: Browser,
+) -> None:
+    code = _code()
+    form = _form(
+        code,
+        kind="license",
+        interval="year",
+        included_seats="250",
+        price_category_0="public",
+        price_amount_0="9 000",
+    )
+    created = await am_browser.post("/admin/plans/new", form, page="/admin/plans/new")
+    assert created.status_code == 303, created.text
+    plan = await plan_by_code(code)
+    assert (plan.kind, plan.interval, plan.included_seats) == ("license", "year", 250)
+    async with transaction():
+        [price] = await fetch(
+            "SELECT category, unit_amount FROM plan_price WHERE plan_id = $1", plan.id
+        )
+    assert (price["category"], price["unit_amount"]) == ("public", 900000)
+    # what subscribers bought does not change on edit, whatever the form says
+    edited = await am_browser.post(
+        f"/admin/plans/{code}",
+        {**form, "kind": "per_seat", "interval": "month", "included_seats": ""},
+        page=f"/admin/plans/{code}",
+    )
+    assert edited.status_code == 303, edited.text
+    plan = await plan_by_code(code)
+    assert (plan.kind, plan.interval, plan.included_seats) == ("license", "year", 250)
+
+
+async def test_the_code_of_the_new_plan_page_is_reserved(am_browser: Browser) -> None:
+    refused = await am_browser.post("/admin/plans/new", _form("new"), page="/admin/plans/new")
+    assert refused.status_code == 422
+    assert "This code is reserved" in refused.text
+    assert not await _plan_rows("new")
