@@ -277,8 +277,9 @@ async def dangerously_list_tenants(
     at: datetime | None = None,
 ) -> TenantPage:
     """One page (`PAGE_SIZE`) of the tenants matching `filters`, in their order, after
-    `cursor`; `Invalid` for a cursor that is forged or of another sort. Five statements,
-    whatever the number of tenants."""
+    `cursor`; `Invalid` for a cursor that is forged or of another sort. Eight statements,
+    whatever the number of tenants: the book's transaction (`dangerously_open_book`), the
+    plan codes and the page."""
     after = _after(filters, cursor)
     today = (at or datetime.now(UTC)).astimezone(UTC).date()
     sql, args = _list_sql(filters, after, today)

@@ -33,7 +33,8 @@ async def dangerously_open_book(staff: StaffContext) -> AsyncIterator[None]:
     """A READ ONLY transaction with no tenant in which the book's tenant tables are readable
     across tenants (the `staff_book` policy); `Forbidden` unless `staff` reads tenants, by
     their context and by their staff record in the database (a role changed or a staff member
-    disabled since the session began is refused). Three statements before the caller's."""
+    disabled since the session began is refused). Five statements before the caller's (BEGIN,
+    the acting user, READ ONLY, the check, `jalon.book`), and COMMIT after."""
     staff.require(StaffPermission.TENANTS_READ)
     async with global_transaction(staff.user_id):
         await execute("SET TRANSACTION READ ONLY")
