@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -28,6 +28,7 @@ from billing.subscriptions import (
     NO_PRICE,
     NO_SUBSCRIPTION,
     RETIRED_PLAN,
+    TRANSITIONS,
     Subscription,
     SubscriptionStatus,
     check_seats,
@@ -36,13 +37,20 @@ from billing.subscriptions import (
     period_price,
     read_in_transaction,
     seats_for,
+    transition,
 )
 from core.database import execute, fetch, tenant_transaction
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.i18n import N_, translate
 from core.settings import Settings, get_settings
 from tenants.audit import record
 from tenants.context import TenantContext
+from tenants.organizations import (
+    close_in_transaction,
+    last_closing_or_suspension,
+    reactivate_in_transaction,
+    suspend_in_transaction,
+)
 from tenants.permissions import Permission
 
 log = logging.getLogger(__name__)
@@ -382,3 +390,142 @@ async def _tell_gateway(
         )
     if preview.cancel_at_period_end and not preview.before.cancel_at_period_end:
         await gateway.cancel_subscription(ctx, after, at_period_end=True)
+
+
+# --- a discount granted by our staff ----------------------------------------------------------
+
+BAD_CREDIT = N_("A discount is a positive amount, at most one period's price ({high}).")
+NO_CREDIT_ON_GATEWAY = N_(
+    "This subscription is billed by the payment service: grant the discount there."
+)
+CREDIT_NEEDS_PRICE = N_("This subscription has no price to discount.")
+#: How an account manager's discount reads on the invoice, as its description says.
+DISCOUNT_LINE = "Remise commerciale / Discount: {description}"
+
+
+async def grant_discount(
+    ctx: TenantContext, amount: int, description: str, *, at: datetime
+) -> Money:
+    """A discount of `amount` (minor units of the subscription's currency) on the tenant's
+    next invoice: a negative charge waiting in `pending_charge` that `bill_period` takes as an
+    adjustment line (once, while the invoice stays at zero or more). At most one full
+    period's price, so that one invoice can take it whole. Our staff or the system only
+    (`Forbidden` for a tenant's own people); manual gateway only (`Conflict`: Stripe bills
+    the subscription itself). Audited as `billing.discount.granted`."""
+    ctx.require(Permission.BILLING_MANAGE)
+    if ctx.actor.kind not in ("staff", "system"):
+        raise Forbidden()
+    text = " ".join((description or "").split())
+    if not 3 <= len(text) <= 200:
+        raise Invalid(N_("Describe the discount (3 to 200 characters)."), field="description")
+    async with tenant_transaction(ctx):
+        sub = await read_in_transaction(ctx, lock=True)
+        if sub is None:
+            raise NotFound(NO_SUBSCRIPTION)
+        if sub.status == SubscriptionStatus.CANCELED:
+            raise Conflict(NOT_CHANGEABLE, status=sub.status.value)
+        if sub.gateway != "manual":
+            raise Conflict(NO_CREDIT_ON_GATEWAY)
+        ceiling = sub.period_amount
+        if ceiling is None or ceiling.amount <= 0:
+            raise Conflict(CREDIT_NEEDS_PRICE)
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise Invalid(BAD_CREDIT, field="amount", high=str(ceiling))
+        if not 0 < amount <= ceiling.amount:
+            raise Invalid(BAD_CREDIT, field="amount", high=str(ceiling))
+        charge_id = uuid4()
+        await execute(
+            """INSERT INTO pending_charge (tenant_id, id, subscription_id, kind, description,
+                   quantity, amount, currency, period_start, period_end, created_at)
+               VALUES ($1, $2, $3, 'other', $4, 1, $5, $6, $7, $8, $9)""",
+            ctx.tenant_id,
+            charge_id,
+            sub.id,
+            DISCOUNT_LINE.format(description=text)[:500],
+            -amount,
+            sub.currency,
+            sub.current_period_start,
+            sub.current_period_end,
+            at,
+        )
+        await record(
+            ctx,
+            "billing.discount.granted",
+            "subscription",
+            sub.id,
+            amount=amount,
+            currency=sub.currency,
+            description=text,
+            charge=str(charge_id),
+        )
+    return Money(amount, sub.currency)
+
+
+# --- the organization's life (the back office) ----------------------------------------------
+
+S = SubscriptionStatus
+
+
+async def suspend_tenant(ctx: TenantContext, *, at: datetime) -> None:
+    """Suspend the organization (`tenants.organizations.suspend_in_transaction`) and, where
+    the state machine allows it (past due), its subscription, in one transaction. An active
+    or trialing subscription stays as it is: what was bought stays bought, and reactivating
+    finds it unchanged."""
+    ctx.require(Permission.BILLING_MANAGE)
+    async with tenant_transaction(ctx):
+        await suspend_in_transaction(ctx)
+        sub = await read_in_transaction(ctx, lock=True)
+        if sub is not None and S.SUSPENDED in TRANSITIONS[sub.status]:
+            await transition(ctx, S.SUSPENDED, reason="organization suspended", at=at)
+
+
+async def reactivate_tenant(ctx: TenantContext, *, at: datetime) -> str:
+    """Undo `suspend_tenant` or `close_tenant` (before the retention period ends): the
+    organization gets its previous status back, a suspended subscription becomes active, and
+    the cancellation at the period's end that closing set is withdrawn. The organization's
+    new status."""
+    ctx.require(Permission.BILLING_MANAGE)
+    async with tenant_transaction(ctx):
+        undone = await last_closing_or_suspension(ctx)
+        status = await reactivate_in_transaction(ctx, at=at)
+        sub = await read_in_transaction(ctx, lock=True)
+        if sub is None or status == "suspended":
+            return status
+        if sub.status == S.SUSPENDED:
+            await transition(ctx, S.ACTIVE, reason="organization reactivated", at=at)
+        elif (
+            undone.get("cancels_at_period_end")
+            and sub.cancel_at_period_end
+            and sub.status in (S.TRIALING, S.ACTIVE)
+        ):
+            await apply_in_transaction(ctx, ChangeRequest(cancel_at_period_end=False), at, "en")
+    return status
+
+
+async def close_tenant(
+    ctx: TenantContext, *, confirm_slug: str, retention_days: int, at: datetime
+) -> date:
+    """Close the organization (`tenants.organizations.close_in_transaction`: typed slug,
+    retention) and end its subscription in the same transaction: a trialing or active one
+    is canceled at the end of its period (already paid for; reopening withdraws the
+    cancellation), a past-due or suspended one at once. Open invoices stay owed. Its
+    `delete_after`."""
+    ctx.require(Permission.BILLING_MANAGE)
+    async with tenant_transaction(ctx):
+        sub = await read_in_transaction(ctx, lock=True)
+        details: dict[str, Any] = {}
+        if sub is not None and sub.status in (
+            S.TRIALING,
+            S.ACTIVE,
+        ):
+            details["cancels_at_period_end"] = not sub.cancel_at_period_end
+        delete_after = await close_in_transaction(
+            ctx, confirm_slug=confirm_slug, retention_days=retention_days, at=at, **details
+        )
+        if sub is None or sub.status == S.CANCELED:
+            return delete_after
+        if details.get("cancels_at_period_end"):
+            await apply_in_transaction(ctx, ChangeRequest(cancel_at_period_end=True), at, "en")
+        elif sub.status not in (S.TRIALING, S.ACTIVE):
+            await transition(ctx, S.CANCELED, reason="organization closed", at=at)
+    return delete_after

@@ -1021,6 +1021,108 @@ async def credit_invoice(
         return note
 
 
+BAD_CREDIT_AMOUNT = N_("Credit an amount between 0.01 and what is still due ({due}).")
+NOT_CREDITABLE = N_("Only an issued invoice with something still due can be credited.")
+
+
+async def credit_invoice_amount(
+    ctx: TenantContext,
+    invoice_id: UUID | str,
+    *,
+    amount: int,
+    reason: str,
+    at: datetime | None = None,
+) -> Invoice:
+    """A credit note of `amount` (minor units, tax included) against an open invoice, up to
+    what is still due on it: the whole amount due of an invoice nothing was paid on voids it
+    (`credit_invoice`); any other amount is a partial credit note of one adjustment line whose
+    VAT is the VAT the amount contains at the invoice's rate (rounded half away from zero),
+    issued with its own number and set against the invoice like a payment (its
+    `amount_paid`, so the invoice is `paid` once credits and payments cover it). Audited as
+    `billing.invoice.credited` with the reason. The credit note is returned."""
+    require_operator(ctx)
+    wanted = uuid_or_404(invoice_id)
+    moment = at or datetime.now(UTC)
+    reason = reason.strip()[:500]
+    async with tenant_transaction(ctx):
+        invoice = await load_invoice(ctx.tenant_id, wanted, lock=True)
+        if invoice.is_credit_note or invoice.status not in ("open", "uncollectible"):
+            raise Conflict(NOT_CREDITABLE)
+        due = invoice.total - invoice.amount_paid
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= due:
+            raise Invalid(BAD_CREDIT_AMOUNT, field="amount", due=str(invoice.money(due)))
+        full = amount == due and invoice.amount_paid == 0
+    if full:
+        return await credit_invoice(ctx, wanted, reason=reason, at=moment)
+    async with tenant_transaction(ctx):
+        invoice = await load_invoice(ctx.tenant_id, wanted, lock=True)
+        due = invoice.total - invoice.amount_paid
+        if invoice.status not in ("open", "uncollectible") or not 0 < amount <= due:
+            raise Conflict(NOT_CREDITABLE)  # it changed in between
+        rate = invoice.lines[0].tax_rate if invoice.lines else 0
+        tax = _round_half_away(Fraction(amount * rate, 10_000 + rate))
+        line = InvoiceLine(
+            position=0,
+            kind="adjustment",
+            description=(
+                f"Avoir partiel sur la facture / Partial credit for invoice {invoice.number}: "
+                f"{reason}"
+            )[:500],
+            quantity=1,
+            unit_amount=amount - tax,
+            amount=amount - tax,
+            tax_rate=rate,
+            tax_amount=tax,
+        )
+        note_id = uuid4()
+        mention = f"Avoir sur la facture / Credit note for invoice {invoice.number}."
+        await _insert_invoice(
+            ctx.tenant_id,
+            note_id,
+            kind="credit_note",
+            credits_invoice_id=invoice.id,
+            billing_key=None,
+            subscription_id=invoice.subscription_id,
+            issuer=invoice.issuer,
+            currency=invoice.currency,
+            sums=totals([line]),
+            collection_method=invoice.collection_method,
+            period=(invoice.period_start, invoice.period_end),
+            po_number=invoice.po_number,
+            buyer=invoice.buyer,
+            seller=invoice.seller,
+            tax_treatment=invoice.tax_treatment,
+            tax_note=f"{invoice.tax_note} {mention}".strip(),
+            gateway=invoice.gateway,
+        )
+        await _insert_lines(ctx.tenant_id, note_id, [line])
+        note = await issue_draft(ctx, note_id, at=moment)
+        settled = invoice.amount_paid + amount
+        await execute(
+            """UPDATE invoice SET amount_paid = $3,
+                   status = CASE WHEN $3 >= total THEN 'paid' ELSE status END,
+                   paid_at = CASE WHEN $3 >= total THEN $4::timestamptz ELSE paid_at END,
+                   updated_at = $4
+               WHERE tenant_id = $1 AND id = $2""",
+            ctx.tenant_id,
+            invoice.id,
+            settled,
+            moment,
+        )
+        await audit.record(
+            ctx,
+            "billing.invoice.credited",
+            "invoice",
+            invoice.id,
+            number=invoice.number,
+            credit_note=note.number,
+            amount=amount,
+            currency=invoice.currency,
+            reason=reason,
+        )
+        return note
+
+
 # --- payments ----------------------------------------------------------------------------
 
 PAYMENT_METHODS = ("bank_transfer", "card", "sepa_debit")

@@ -35,12 +35,36 @@ MAX_AMOUNT = 10**12
 _AMOUNT = re.compile(r"([0-9]{1,16})(?:([.,])([0-9]{1,16}))?", re.ASCII)
 
 
+#: Thousands written with groups of three digits, the decimals after the other separator:
+#: "1 200,50" (spaces, no-break spaces or thin spaces, then a comma or a point), "1,200.50"
+#: (commas, then a point) and "1.200,50" (points, then a comma).
+_SPACE_GROUPED = re.compile(r"[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+(?:[.,][0-9]+)?", re.ASCII)
+_COMMA_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+\.[0-9]+", re.ASCII)
+_POINT_GROUPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+", re.ASCII)
+
+
+def ungrouped(text: str) -> str:
+    """`text` without its thousands separators when it is grouped unambiguously (see the
+    patterns above): "1 200,50" -> "1200,50", "1,200.50" -> "1200.50", "1.200,50" ->
+    "1200,50"; anything else as it was typed (stripped), for `parse_amount` to judge. A
+    lone "1,200" keeps its comma (it may be a decimal one) and `parse_amount` refuses it."""
+    stripped = text.strip()
+    if _SPACE_GROUPED.fullmatch(stripped):
+        return re.sub("[ \u00a0\u202f]", "", stripped)
+    if _COMMA_GROUPED.fullmatch(stripped):
+        return stripped.replace(",", "")
+    if _POINT_GROUPED.fullmatch(stripped):
+        return stripped.replace(".", "")
+    return stripped
+
+
 def parse_amount(text: str, currency: str) -> int:
-    """`"1200.50"` (or `"1200,50"`) in `currency` as minor units (120050 for EUR); `Invalid`
-    for anything that is not a positive amount with at most the currency's decimals and at
-    most `MAX_AMOUNT` minor units. A comma followed by exactly three digits ("1,200") is
-    refused: it may be a thousands separator."""
-    match = _AMOUNT.fullmatch(text.strip())
+    """`"1200.50"` (or `"1200,50"`, `"1 200,50"`, `"1,200.50"`, `"1.200,50"`) in `currency`
+    as minor units (120050 for EUR); `Invalid` for anything that is not a positive amount
+    with at most the currency's decimals and at most `MAX_AMOUNT` minor units. A comma
+    followed by exactly three digits and nothing else ("1,200") is refused: it may be a
+    thousands separator or a decimal one."""
+    match = _AMOUNT.fullmatch(ungrouped(text))
     if match is None:
         raise Invalid(BAD_AMOUNT, field="amount")
     whole, separator, decimals = match.groups()

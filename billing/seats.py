@@ -30,8 +30,8 @@ from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 from billing.subscriptions import IN_GOOD_STANDING, joined
-from core.database import fetch, tenant_transaction
-from core.errors import Forbidden, Invalid, NotFound
+from core.database import execute, fetch, tenant_transaction
+from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.i18n import N_, translate
 from core.ids import uuid_or_404
 from core.mail import queue_mail
@@ -462,6 +462,49 @@ async def remove_seat_pack(
         await audit.record(
             acting, "billing.seat_pack.removed", "seat_pack", pack.id, seats=pack.seats
         )
+
+
+PACK_SEATS_IN_USE = N_(
+    "{used} seats are already used this period and only {left} would be left without this "
+    "pack: it cannot be removed before the period ends."
+)
+
+
+async def withdraw_seat_pack(
+    ctx: TenantContext, staff: StaffContext, pack_id: UUID | str, *, at: datetime
+) -> SeatPack:
+    """`remove_seat_pack`, refused (`Conflict`, nothing written) when the seats already
+    consumed in the current period would exceed the capacity left without the pack on `at`:
+    those seats were used, and withdrawing their pack would leave them unpaid. The pack
+    removed; 404 alike for an unknown pack, one removed already and another tenant's."""
+    acting = _as_staff(ctx, staff)
+    wanted = uuid_or_404(pack_id)
+    async with tenant_transaction(ctx):
+        rows = await fetch(
+            """SELECT * FROM seat_pack WHERE tenant_id = $1 AND id = $2 AND removed_at IS NULL
+               FOR UPDATE""",
+            ctx.tenant_id,
+            wanted,
+        )
+        if not rows:
+            raise NotFound()
+        pack = _pack(rows[0])
+        day = at.astimezone(UTC).date()
+        summary = await _read_summary(ctx, at)
+        if summary is not None and pack.valid_on(day):
+            left = summary.capacity - pack.seats
+            if summary.used > left:
+                raise Conflict(PACK_SEATS_IN_USE, used=summary.used, left=max(left, 0))
+        await execute(
+            "UPDATE seat_pack SET removed_at = $3 WHERE tenant_id = $1 AND id = $2",
+            ctx.tenant_id,
+            pack.id,
+            at,
+        )
+        await audit.record(
+            acting, "billing.seat_pack.removed", "seat_pack", pack.id, seats=pack.seats
+        )
+    return pack
 
 
 # --- what the console reads ----------------------------------------------------------------

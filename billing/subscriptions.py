@@ -487,3 +487,51 @@ async def use_gateway(ctx: TenantContext, gateway: str, collection_method: str) 
         updated = await read_in_transaction(ctx)
     assert updated is not None
     return updated
+
+
+# --- the back office: trials, and the organization's life ----------------------------------
+
+#: The most days an account manager extends a trial by at once.
+MAX_TRIAL_EXTENSION_DAYS = 90
+BAD_TRIAL_DAYS = N_("Extend a trial by a whole number of days between 1 and {high}.")
+
+
+async def extend_trial(ctx: TenantContext, days: int, *, at: datetime) -> Subscription:
+    """Give a trialing subscription `days` more days (1..`MAX_TRIAL_EXTENSION_DAYS`): its trial
+    and its current period end that much later. `Invalid` for another number, `Conflict`
+    unless it is trialing, `NotFound` without a subscription. Audited as
+    `billing.subscription.trial_extended`. Joins an open transaction."""
+    ctx.require(Permission.BILLING_MANAGE)
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise Invalid(BAD_TRIAL_DAYS, field="days", high=MAX_TRIAL_EXTENSION_DAYS)
+    if not 1 <= days <= MAX_TRIAL_EXTENSION_DAYS:
+        raise Invalid(BAD_TRIAL_DAYS, field="days", high=MAX_TRIAL_EXTENSION_DAYS)
+    async with joined(ctx):
+        sub = await read_in_transaction(ctx, lock=True)
+        if sub is None:
+            raise NotFound(NO_SUBSCRIPTION)
+        if sub.status != S.TRIALING:
+            raise Conflict(NOT_TRIALING)
+        trial_end = (sub.trial_end or sub.current_period_end) + timedelta(days=days)
+        await execute(
+            """UPDATE subscription SET trial_end = $2, current_period_end = $2, updated_at = $3
+               WHERE tenant_id = $1""",
+            ctx.tenant_id,
+            trial_end,
+            at,
+        )
+        await record(
+            ctx,
+            "billing.subscription.trial_extended",
+            "subscription",
+            sub.id,
+            days=days,
+            previous_trial_end=(sub.trial_end or sub.current_period_end).isoformat(),
+            trial_end=trial_end.isoformat(),
+        )
+        updated = await read_in_transaction(ctx)
+    assert updated is not None
+    return updated
+
+
+NOT_TRIALING = N_("Only a subscription in its trial can have its trial extended.")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -449,3 +450,160 @@ async def dangerously_sweep_tenants(work: Callable[[UUID], Awaitable[int | None]
         async with tenant_transaction(SystemScope(tenant_id)):
             total += await work(tenant_id) or 0
     return total
+
+
+# --- suspending, closing and reopening (the back office) ------------------------------------
+
+#: How long a closed organization is kept before it is purged, in days: 90 unless the account
+#: manager chooses otherwise when closing it, between 30 and 365 (a setting-free constant:
+#: the contract, not the deployment, decides it).
+RETENTION_DAYS = 90
+RETENTION_MIN_DAYS = 30
+RETENTION_MAX_DAYS = 365
+
+NOT_SUSPENDABLE = "Only an organization in trial or active can be suspended."
+ALREADY_CLOSED = "This organization is closed already."
+NOT_REOPENABLE = (
+    "Only a suspended organization, or a closed one within its retention period, can be "
+    "reactivated."
+)
+BAD_RETENTION = "Choose a retention period between {low} and {high} days."
+WRONG_SLUG = "Type the organization's identifier exactly to confirm."
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """An organization's status and, once closed, when it was and when it may be purged."""
+
+    status: str
+    closed_at: datetime | None
+    delete_after: date | None
+
+
+async def lifecycle_in_transaction(ctx: TenantContext, *, lock: bool = False) -> Lifecycle:
+    """The organization's status and retention, read in the caller's open transaction (its
+    row locked with `lock`)."""
+    rows = await fetch(
+        "SELECT status, closed_at, delete_after FROM organization WHERE id = $1"  # noqa: S608
+        + (" FOR UPDATE" if lock else ""),
+        ctx.tenant_id,
+    )
+    if not rows:
+        raise NotFound()
+    return Lifecycle(**rows[0])
+
+
+def clean_retention(days: int | str | None) -> int:
+    """A retention period in days, within `RETENTION_MIN_DAYS`..`RETENTION_MAX_DAYS`; the
+    default when none is given; `Invalid` on field `retention_days` otherwise."""
+    if days is None or days == "":
+        return RETENTION_DAYS
+    try:
+        value = int(str(days).strip())
+    except ValueError:
+        value = -1
+    if not RETENTION_MIN_DAYS <= value <= RETENTION_MAX_DAYS:
+        raise Invalid(
+            BAD_RETENTION, field="retention_days", low=RETENTION_MIN_DAYS, high=RETENTION_MAX_DAYS
+        )
+    return value
+
+
+async def suspend_in_transaction(ctx: TenantContext) -> str:
+    """Suspend the organization (trial or active) inside the caller's open tenant
+    transaction; its previous status, recorded with `organization.suspended` so that
+    reactivating restores it. `Conflict` in any other status."""
+    now = await lifecycle_in_transaction(ctx, lock=True)
+    if now.status not in ("trial", "active"):
+        raise Conflict(NOT_SUSPENDABLE)
+    await execute(
+        "UPDATE organization SET status = 'suspended', updated_at = now() WHERE id = $1",
+        ctx.tenant_id,
+    )
+    await audit.record(
+        ctx, "organization.suspended", "organization", ctx.tenant_id, previous=now.status
+    )
+    return now.status
+
+
+async def close_in_transaction(
+    ctx: TenantContext, *, confirm_slug: str, retention_days: int, at: datetime, **details: Any
+) -> date:
+    """Close the organization inside the caller's open tenant transaction: its members reach
+    it no more (`member_context`), `closed_at` is `at` and it may be purged after
+    `retention_days` (its `delete_after`, returned). `confirm_slug` must be its slug, typed
+    (`Invalid` otherwise). Audited as `organization.closed` with the previous status and
+    `details`. `Conflict` when it is closed already."""
+    days = clean_retention(retention_days)
+    if (confirm_slug or "").strip().lower() != ctx.tenant.slug:
+        raise Invalid(WRONG_SLUG, field="confirm_slug")
+    now = await lifecycle_in_transaction(ctx, lock=True)
+    if now.status == "closed":
+        raise Conflict(ALREADY_CLOSED)
+    delete_after = at.date() + timedelta(days=days)
+    await execute(
+        """UPDATE organization SET status = 'closed', closed_at = $2, delete_after = $3,
+               updated_at = $2 WHERE id = $1""",
+        ctx.tenant_id,
+        at,
+        delete_after,
+    )
+    await audit.record(
+        ctx,
+        "organization.closed",
+        "organization",
+        ctx.tenant_id,
+        previous=now.status,
+        retention_days=days,
+        delete_after=delete_after.isoformat(),
+        **details,
+    )
+    return delete_after
+
+
+async def last_closing_or_suspension(ctx: TenantContext) -> dict[str, Any]:
+    """The details of the organization's latest `organization.suspended` or `.closed` event
+    (its previous status among them), in the caller's open transaction; {} without one."""
+    rows = await fetch(
+        """SELECT details FROM audit_event
+           WHERE tenant_id = $1 AND action IN ('organization.suspended', 'organization.closed')
+           ORDER BY occurred_at DESC, id DESC LIMIT 1""",
+        ctx.tenant_id,
+    )
+    if not rows:
+        return {}
+    value = rows[0]["details"]
+    loaded = json.loads(value) if isinstance(value, str) else value
+    return dict(loaded or {})
+
+
+async def reactivate_in_transaction(ctx: TenantContext, *, at: datetime) -> str:
+    """Undo a suspension, or reopen a closed organization before its `delete_after`, inside
+    the caller's open tenant transaction: it gets back the status it had before (trial or
+    active; a closed one that was suspended before goes back to suspended), its retention
+    cleared. The new status; audited as `organization.reactivated`. `Conflict` otherwise."""
+    now = await lifecycle_in_transaction(ctx, lock=True)
+    if now.status not in ("suspended", "closed") or (
+        now.status == "closed" and now.delete_after is not None and now.delete_after <= at.date()
+    ):
+        raise Conflict(NOT_REOPENABLE)
+    previous = (await last_closing_or_suspension(ctx)).get("previous")
+    status = previous if previous in ("trial", "active", "suspended") else "active"
+    if now.status == "suspended" and status == "suspended":
+        status = "active"
+    await execute(
+        """UPDATE organization SET status = $2, closed_at = NULL, delete_after = NULL,
+               updated_at = $3 WHERE id = $1""",
+        ctx.tenant_id,
+        status,
+        at,
+    )
+    await audit.record(
+        ctx,
+        "organization.reactivated",
+        "organization",
+        ctx.tenant_id,
+        previous=now.status,
+        status=status,
+    )
+    return status

@@ -18,6 +18,7 @@ from core.security import new_token, token_digest
 from core.validation import clean_text
 from tenants import audit
 from tenants.context import Actor, TenantContext
+from tenants.features import Feature, enabled, require_feature
 from tenants.organizations import SUMMARY_SQL, summary
 from tenants.permissions import TOKEN_SCOPES, Permission
 
@@ -66,6 +67,7 @@ async def create_token(
     token = f"{PREFIX}{ctx.tenant_id.hex}_{new_token()}"
     token_id = uuid4()
     async with tenant_transaction(ctx):
+        await require_feature(ctx, Feature.API_ACCESS)
         await execute(
             """INSERT INTO api_token (tenant_id, id, name, prefix, token_hash, scopes,
                    created_by, expires_at)
@@ -181,8 +183,15 @@ async def token_context(raw: str, ip: str | None, user_agent: str) -> TenantCont
             tenant_id,
             token_digest(raw),
         )
-        orgs = await fetch(SUMMARY_SQL + " WHERE id = $1", tenant_id)
+        # the organization's features in the same statement: a tenant without API access
+        # (`tenants.features`) has no working token
+        orgs = await fetch(
+            "SELECT features, " + SUMMARY_SQL.removeprefix("SELECT ") + " WHERE id = $1",
+            tenant_id,
+        )
     if not rows or not orgs or orgs[0]["status"] in ("suspended", "closed"):
+        raise refused
+    if not enabled(orgs[0]["features"], Feature.API_ACCESS):
         raise refused
     token = rows[0]
     return TenantContext(

@@ -18,6 +18,7 @@ from core.keyset import decode_cursor, encode_cursor
 from core.validation import clean_text
 from tenants import audit
 from tenants.context import TenantContext
+from tenants.features import Feature, require_feature
 from tenants.permissions import Permission
 from tenants.webhooks.delivery import event_payload, new_secret, queue_attempt
 from tenants.webhooks.destinations import clean_url, private_networks_allowed
@@ -174,6 +175,7 @@ async def create_endpoint(ctx: TenantContext, fields: EndpointFields) -> UUID:
     clean = _clean(fields)
     endpoint_id = uuid4()
     async with tenant_transaction(ctx):
+        await require_feature(ctx, Feature.WEBHOOKS)
         await execute(
             """INSERT INTO webhook_endpoint (tenant_id, id, url, description, events, secret,
                    created_by)
