@@ -94,16 +94,25 @@ async def test_an_account_manager_adds_a_seat_pack_to_a_city_and_records_its_tra
     await _audit(page, "admin-action-seat-pack-confirm")
     await page.get_by_role("button", name="Confirm").click()
     await page.wait_for_url(f"**/admin/tenants/{city.id}")
+    await expect(
+        page.get_by_role("status").filter(has_text="A pack of 30 seats was added")
+    ).to_be_visible()
 
-    await page.goto(f"{actions}/seat-pack")
-    packs = page.get_by_role("table", name="Seat packs not removed, newest first")
+    # the pack on the tenant's page (and the action's own list), its invoice issued
+    await page.goto(f"/admin/tenants/{city.id}/subscription")
+    packs = page.get_by_role(
+        "table", name="Seats bought in packs, each valid from its first to its last day"
+    )
     await expect(packs.get_by_role("cell", name="BC-2026-0117")).to_be_visible()
-    await expect(packs.get_by_role("cell", name="30", exact=True)).to_be_visible()
+    await screenshot(page, "admin-action-seat-pack-on-tenant-page")
+    await page.goto(f"{actions}/seat-pack")
+    listed = page.get_by_role("table", name="Seat packs not removed, newest first")
+    await expect(listed.get_by_role("cell", name="BC-2026-0117")).to_be_visible()
     await expect(page.get_by_text("This period: 0 seats used of 30.")).to_be_visible()
-    await screenshot(page, "admin-action-seat-pack-added")
 
     # the transfer, written as the bank statement writes it
-    await page.goto(f"{actions}/payment/{invoice.id}")
+    await page.goto(f"/admin/tenants/{city.id}/invoices")
+    await page.get_by_role("link", name=f"Record a transfer {invoice.number}").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Record a bank transfer")
     due = invoice.total
     grouped = f"{due // 100:,}".replace(",", " ") + f",{due % 100:02d}"
@@ -119,7 +128,11 @@ async def test_an_account_manager_adds_a_seat_pack_to_a_city_and_records_its_tra
     await screenshot(page, "admin-action-payment-confirm")
     await page.get_by_role("button", name="Confirm").click()
     await page.wait_for_url(f"**/admin/tenants/{city.id}")
+    await expect(page.get_by_role("status").filter(has_text="A transfer of")).to_be_visible()
 
+    await page.goto(f"/admin/tenants/{city.id}/invoices")
+    await expect(page.get_by_text("VIR SEPA VILLEURBANNE 2026-118")).to_be_visible()
+    await screenshot(page, "admin-action-payment-on-tenant-page")
     await page.goto(f"{actions}/payment/{invoice.id}")
     await expect(page.get_by_text("Nothing is due on this invoice.")).to_be_visible()
     await expect(page.get_by_text("paid", exact=True)).to_be_visible()
