@@ -28,7 +28,7 @@ from uuid import UUID
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from campaigns import calibration_runs, problem_reports
@@ -149,7 +149,7 @@ async def challenges(
 async def challenge_preview(
     request: Request[Any, Any, Any],
     staff: StaffCtx,
-    challenge_id: str,
+    challenge_id: FromPath[str],
     locale: FromQuery[str] = "",
 ) -> Template:
     bank = current_bank()
@@ -218,7 +218,7 @@ async def reports(
 
 @post("/content/reports/{challenge_id:str}/review", opt=CONTENT)
 async def report_review(
-    request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: str
+    request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: FromPath[str]
 ) -> Redirect:
     form = await form_of(request)
     await problem_reports.review_reported(staff, challenge_id, form.get("reason", ""))
@@ -270,14 +270,14 @@ async def _triage(
 
 @post("/content/reports/{challenge_id:str}/retire", opt=CONTENT)
 async def report_retire(
-    request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: str
+    request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: FromPath[str]
 ) -> Template | Redirect:
     return await _triage(request, staff, challenge_id, "retire")
 
 
 @post("/content/reports/{challenge_id:str}/restore", opt=CONTENT)
 async def report_restore(
-    request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: str
+    request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: FromPath[str]
 ) -> Template | Redirect:
     return await _triage(request, staff, challenge_id, "restore")
 
@@ -328,7 +328,7 @@ async def calibration_start(
 
 @get("/content/calibration/{run_id:uuid}", opt=CONTENT)
 async def calibration_report(
-    request: Request[Any, Any, Any], staff: StaffCtx, run_id: UUID
+    request: Request[Any, Any, Any], staff: StaffCtx, run_id: FromPath[UUID]
 ) -> Template:
     run, items = await calibration_runs.dangerously_calibration_report(staff, run_id)
     return _page(request, "admin/content_calibration_run.html", run=run, items=items)
