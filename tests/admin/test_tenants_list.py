@@ -4,7 +4,10 @@ links are refused with a message; only staff who read tenants see it."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 from uuid import UUID, uuid4
 
 import pytest
@@ -356,3 +359,31 @@ async def test_a_page_costs_the_same_statements_whatever_the_number_of_tenants(
 
 #: BEGIN, jalon.user_id, READ ONLY, the staff check, jalon.book, the plans, the page, COMMIT.
 LIST_STATEMENTS = 8
+
+
+@pytest.mark.slow
+async def test_a_page_render_costs_the_same_statements_whatever_the_page(
+    ten_thousand: tuple[str, str],
+    am_browser: Browser,
+    statements: list[str],  # noqa: F811 - the shared fixture
+) -> None:
+    token, code = ten_thousand
+    first = await am_browser.get("/admin/tenants", params={"q": token})
+    cursor = re.search(r'cursor=([^"&]+)', first.text)
+    assert cursor is not None
+    counts = []
+    for params in [
+        {"q": token},
+        {"q": token, "cursor": unquote(html.unescape(cursor.group(1)))},
+        {"plan": code, "sort": "created", "order": "desc"},
+        {"q": "nobody-matches-this"},
+    ]:
+        statements.clear()
+        response = await am_browser.get("/admin/tenants", params=params)
+        assert response.status_code == 200, params
+        counts.append(len(statements))
+    assert counts == [RENDER_STATEMENTS] * 4, "\n".join(statements)
+
+
+#: The list's eight, and the guard's transaction reading the signed-in person and staff role.
+RENDER_STATEMENTS = 11
