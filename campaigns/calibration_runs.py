@@ -436,6 +436,7 @@ async def dangerously_run_calibration(run_id: UUID) -> str:
         )
     except Exception as error:  # stored for the editor, then the job ends
         async with global_transaction():
+            await execute("DELETE FROM calibration_item WHERE run_id = $1", run_id)
             await execute(
                 """UPDATE calibration_run SET status = 'failed', finished_at = now(),
                        error = $2 WHERE id = $1""",
