@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from billing import notices
+from billing.dunning import settle
 from billing.money import Money, currency_code
 from billing.profiles import ProfileFields, TaxKind, tax_treatment
 from billing.seats import SeatPack, overage_for_period
@@ -1038,7 +1039,8 @@ async def credit_invoice_amount(
     (`credit_invoice`); any other amount is a partial credit note of one adjustment line whose
     VAT is the VAT the amount contains at the invoice's rate (rounded half away from zero),
     issued with its own number and set against the invoice like a payment (its
-    `amount_paid`, so the invoice is `paid` once credits and payments cover it). Audited as
+    `amount_paid`, so the invoice is `paid` once credits and payments cover it, and a
+    subscription past due for it is settled like after a payment). Audited as
     `billing.invoice.credited` with the reason. The credit note is returned."""
     require_operator(ctx)
     wanted = uuid_or_404(invoice_id)
@@ -1055,6 +1057,8 @@ async def credit_invoice_amount(
     if full:
         return await credit_invoice(ctx, wanted, reason=reason, at=moment)
     async with tenant_transaction(ctx):
+        # the subscription first, then the invoice: the order payments take them in
+        await fetch("SELECT id FROM subscription WHERE tenant_id = $1 FOR UPDATE", ctx.tenant_id)
         invoice = await load_invoice(ctx.tenant_id, wanted, lock=True)
         due = invoice.total - invoice.amount_paid
         if invoice.status not in ("open", "uncollectible") or not 0 < amount <= due:
@@ -1120,6 +1124,9 @@ async def credit_invoice_amount(
             currency=invoice.currency,
             reason=reason,
         )
+        if settled >= invoice.total:
+            # what was overdue may be settled now: a past-due subscription is active again
+            await settle(ctx, at=moment)
         return note
 
 

@@ -348,6 +348,9 @@ async def test_another_tenants_invoice_is_unknown_under_a_tenants_path(
 async def test_a_partial_then_a_full_credit_note(
     am_browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
 ) -> None:
+    await per_seat(tenant_a)
+    ctx = system_context(tenant_a.owner_ctx.tenant, "tests")
+    await transition(ctx, "past_due", reason="tests", at=datetime.now(UTC))
     invoice = await issued_invoice(tenant_a)
     over = await act(am_browser, tenant_a, f"credit-note/{invoice.id}", {"amount": "999999"})
     assert over.status_code == 422
@@ -376,6 +379,8 @@ async def test_a_partial_then_a_full_credit_note(
     assert full.status_code == 303
     settled = await invoices.get_invoice(tenant_a.owner_ctx, invoice.id)
     assert (settled.status, settled.amount_paid) == ("paid", settled.total)
+    # nothing overdue any more: the past-due subscription is settled as after a payment
+    assert (await current_subscription(tenant_a.owner_ctx)).status == "active"  # type: ignore[union-attr]
 
 
 async def test_a_discount_waits_for_the_next_invoice(
