@@ -28,6 +28,7 @@ from uuid import UUID
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
@@ -367,12 +368,14 @@ async def import_check(request: Request[Any, Any, Any], staff: StaffCtx) -> Temp
     try:
         try:
             form = await request.form()
-        except ClientException:
+        except RequestEntityTooLarge:
             raise Invalid(
                 "The file is too large: {max} MB at most.",
                 field="file",
                 max=MAX_BANK_BYTES // (1024 * 1024),
             ) from None
+        except ClientException:
+            raise Invalid("Choose a bank file (JSON) to import.", field="file") from None
         upload = form.get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise Invalid("Choose a bank file (JSON) to import.", field="file")
