@@ -36,6 +36,7 @@ from sso.connections import list_connections
 from sso.domains import list_domains
 from tenants.audit import AuditFilter, list_events
 from tenants.context import StaffContext, TenantContext
+from tenants.features import FEATURES, effective
 from tenants.invitations import list_invitations
 from tenants.members import MemberOrder, list_members
 from tenants.organizations import tenant_by_id
@@ -91,7 +92,13 @@ async def overview_tab(
     overview = await tenant_overview(ctx)
     sub = await current_subscription(ctx)
     profile = await billing_profile(ctx)
-    return await _tab(request, ctx, "", overview=overview, sub=sub, profile=profile)
+    features = [
+        (FEATURES[feature].label, on, feature.value in overview.features)
+        for feature, on in effective(overview.features).items()
+    ]
+    return await _tab(
+        request, ctx, "", overview=overview, sub=sub, profile=profile, features=features
+    )
 
 
 # --- the usage chart (the console's geometry: api.routes.billing_usage.usage_chart) ---------

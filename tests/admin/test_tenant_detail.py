@@ -167,11 +167,14 @@ async def test_a_closed_tenant_shows_its_retention(
     async with tenant_transaction(SystemScope(tenant_a.id)):
         await fetch(
             "UPDATE organization SET status = 'closed', closed_at = now(),"
+            """ features = '{"webhooks": false}',"""
             " delete_after = now() + interval '90 days' WHERE id = $1 RETURNING id",
             tenant_a.id,
         )
     html = (await am_browser.get(f"/admin/tenants/{tenant_a.id}")).text
     assert "Its data is kept until" in html
+    assert "Webhooks</th><td>off · switched for this tenant" in html
+    assert "API access (API tokens)</th><td>on · by default" in html
     assert f"/admin/tenants/{tenant_a.id}/actions/reactivate" in html
     assert f"/admin/tenants/{tenant_a.id}/actions/close" not in html
 
