@@ -497,6 +497,8 @@ async def reactivate_tenant(ctx: TenantContext, *, at: datetime) -> str:
             undone.get("cancels_at_period_end")
             and sub.cancel_at_period_end
             and sub.status in (S.TRIALING, S.ACTIVE)
+            # a payment service cannot be told to resume: there, subscribe again
+            and sub.gateway == "manual"
         ):
             await apply_in_transaction(ctx, ChangeRequest(cancel_at_period_end=False), at, "en")
     return status
@@ -508,16 +510,15 @@ async def close_tenant(
     """Close the organization (`tenants.organizations.close_in_transaction`: typed slug,
     retention) and end its subscription in the same transaction: a trialing or active one
     is canceled at the end of its period (already paid for; reopening withdraws the
-    cancellation), a past-due or suspended one at once. Open invoices stay owed. Its
-    `delete_after`."""
+    cancellation on the manual gateway; a payment service's subscription, told after commit,
+    is subscribed again instead), a past-due or suspended one at once. Open invoices stay
+    owed. Its `delete_after`."""
     ctx.require(Permission.BILLING_MANAGE)
+    at_period_end: bool | None = None  # what the payment service must be told, if anything
     async with tenant_transaction(ctx):
         sub = await read_in_transaction(ctx, lock=True)
         details: dict[str, Any] = {}
-        if sub is not None and sub.status in (
-            S.TRIALING,
-            S.ACTIVE,
-        ):
+        if sub is not None and sub.status in (S.TRIALING, S.ACTIVE):
             details["cancels_at_period_end"] = not sub.cancel_at_period_end
         delete_after = await close_in_transaction(
             ctx, confirm_slug=confirm_slug, retention_days=retention_days, at=at, **details
@@ -526,6 +527,20 @@ async def close_tenant(
             return delete_after
         if details.get("cancels_at_period_end"):
             await apply_in_transaction(ctx, ChangeRequest(cancel_at_period_end=True), at, "en")
+            at_period_end = True
         elif sub.status not in (S.TRIALING, S.ACTIVE):
             await transition(ctx, S.CANCELED, reason="organization closed", at=at)
+            at_period_end = False
+        after = await read_in_transaction(ctx)
+    if after is not None and after.gateway != "manual" and at_period_end is not None:
+        # after commit, like `apply_change`: the organization is closed whatever the payment
+        # service answers; a refusal is logged, for the account manager to cancel it there
+        from billing.gateways import gateway_for
+        from billing.gateways.base import GatewayError
+
+        try:
+            gateway = gateway_for(after.gateway, get_settings())
+            await gateway.cancel_subscription(ctx, after, at_period_end=at_period_end)
+        except GatewayError:
+            log.exception("the gateway refused to cancel %s's subscription", ctx.tenant.slug)
     return delete_after
