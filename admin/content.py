@@ -21,6 +21,7 @@ Decisions:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -380,7 +381,8 @@ async def import_check(request: Request[Any, Any, Any], staff: StaffCtx) -> Temp
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise Invalid("Choose a bank file (JSON) to import.", field="file")
         data = await upload.read(MAX_BANK_BYTES + 1)
-        check = check_bank_upload(staff, data, upload.filename)
+        # parsing a large bank takes a while: off the event loop
+        check = await asyncio.to_thread(check_bank_upload, staff, data, upload.filename)
     except Invalid as error:
         return _import_page(request, staff, error=error)
     status = 200 if check.valid else 422

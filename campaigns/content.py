@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,21 @@ def _check(text: str, filename: str) -> BankCheck:
     )
 
 
+#: How long a checked upload waits for its confirmation.
+PENDING_SECONDS = 24 * 3600
+
+
+def _forget_stale_uploads(directory: Path) -> None:
+    """Drop the checked uploads nobody confirmed within `PENDING_SECONDS`."""
+    limit = time.time() - PENDING_SECONDS
+    for stale in directory.glob("*.json"):
+        try:
+            if stale.stat().st_mtime < limit:
+                stale.unlink()
+        except FileNotFoundError:  # another request dropped it first
+            pass
+
+
 def check_bank_upload(staff: StaffContext, data: bytes, filename: str = "") -> BankCheck:
     """The engine's validation report of an uploaded bank file (every error with its place)
     and its difference from the bank in use. A valid file is kept, unapplied, under a token
@@ -283,6 +299,7 @@ def check_bank_upload(staff: StaffContext, data: bytes, filename: str = "") -> B
     token = hashlib.sha256(data).hexdigest()
     path = _pending(token)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _forget_stale_uploads(path.parent)
     path.write_text(text, encoding="utf-8")
     return replace(check, token=token)
 
