@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from billing.inbox import dangerously_dead_letters, dangerously_retry_event
@@ -63,7 +64,9 @@ async def jobs_page(request: Request[Any, Any, Any], staff: StaffCtx) -> Templat
 
 
 @post("/jobs/tasks/{tenant_id:uuid}/{task_id:uuid}/retry", opt=TENANTS_MANAGE, status_code=303)
-async def retry_task(tenant_id: UUID, task_id: UUID, staff: StaffCtx) -> Redirect:
+async def retry_task(
+    tenant_id: FromPath[UUID], task_id: FromPath[UUID], staff: StaffCtx
+) -> Redirect:
     ctx = acting_in_tenant(staff, await tenant_by_id(tenant_id))
     task = await find_task(ctx, task_id)
     if task is None or task.status != "failed":
@@ -77,7 +80,10 @@ async def retry_task(tenant_id: UUID, task_id: UUID, staff: StaffCtx) -> Redirec
     status_code=303,
 )
 async def retry_delivery(
-    request: Request[Any, Any, Any], tenant_id: UUID, delivery_id: UUID, staff: StaffCtx
+    request: Request[Any, Any, Any],
+    tenant_id: FromPath[UUID],
+    delivery_id: FromPath[UUID],
+    staff: StaffCtx,
 ) -> Redirect:
     ctx = acting_in_tenant(staff, await tenant_by_id(tenant_id))
     endpoint_id = await endpoint_of_delivery(ctx, delivery_id)
@@ -88,7 +94,10 @@ async def retry_delivery(
 
 @post("/jobs/events/{gateway:str}/{event_id:str}/retry", opt=TENANTS_MANAGE, status_code=303)
 async def retry_event(
-    request: Request[Any, Any, Any], gateway: str, event_id: str, staff: StaffCtx
+    request: Request[Any, Any, Any],
+    gateway: FromPath[str],
+    event_id: FromPath[str],
+    staff: StaffCtx,
 ) -> Redirect:
     await dangerously_retry_event(staff, gateway, event_id)
     flash(request, "The gateway event is queued to be processed again.")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from billing import catalogue
@@ -261,7 +262,9 @@ async def create_plan(request: Request[Any, Any, Any], staff: StaffCtx) -> Templ
 
 
 @get("/plans/{code:str}", opt=BILLING_MANAGE, name="admin_plan")
-async def plan_page(request: Request[Any, Any, Any], code: str, staff: StaffCtx) -> Template:
+async def plan_page(
+    request: Request[Any, Any, Any], code: FromPath[str], staff: StaffCtx
+) -> Template:
     offer = await _offer(code)
     values = _values_of(offer)
     subscribers = await catalogue.dangerously_subscriber_counts(staff)
@@ -278,7 +281,7 @@ async def plan_page(request: Request[Any, Any, Any], code: str, staff: StaffCtx)
 
 @post("/plans/{code:str}", opt=BILLING_MANAGE, status_code=303)
 async def edit_plan(
-    request: Request[Any, Any, Any], code: str, staff: StaffCtx
+    request: Request[Any, Any, Any], code: FromPath[str], staff: StaffCtx
 ) -> Template | Redirect:
     offer = await _offer(code)
     form = await form_of(request)
@@ -301,7 +304,9 @@ async def edit_plan(
 
 
 @get("/plans/{code:str}/retire", opt=BILLING_MANAGE, name="admin_plan_retire")
-async def retire_page(request: Request[Any, Any, Any], code: str, staff: StaffCtx) -> Template:
+async def retire_page(
+    request: Request[Any, Any, Any], code: FromPath[str], staff: StaffCtx
+) -> Template:
     offer = await _offer(code)
     subscribers = await catalogue.dangerously_subscriber_counts(staff)
     return render(
@@ -318,7 +323,7 @@ async def retire_page(request: Request[Any, Any, Any], code: str, staff: StaffCt
 
 @post("/plans/{code:str}/retire", opt=BILLING_MANAGE, status_code=303)
 async def retire_plan(
-    request: Request[Any, Any, Any], code: str, staff: StaffCtx
+    request: Request[Any, Any, Any], code: FromPath[str], staff: StaffCtx
 ) -> Template | Redirect:
     offer = await _offer(code)
     form = await form_of(request)
@@ -343,7 +348,9 @@ async def retire_plan(
 
 
 @post("/plans/{code:str}/restore", opt=BILLING_MANAGE, status_code=303)
-async def restore_plan(request: Request[Any, Any, Any], code: str, staff: StaffCtx) -> Redirect:
+async def restore_plan(
+    request: Request[Any, Any, Any], code: FromPath[str], staff: StaffCtx
+) -> Redirect:
     await catalogue.restore_plan(staff, code)
     flash(request, "The plan {code} is offered again.", code=code)
     return redirect("/admin/plans")

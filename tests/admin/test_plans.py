@@ -145,7 +145,7 @@ async def test_an_account_manager_creates_edits_retires_and_restores_a_plan(
     await subscribe(tenant_a.owner_ctx, code, at=NOW, quantity=3)
     confirm = await am_browser.get(f"/admin/plans/{code}/retire")
     assert confirm.status_code == 200
-    assert "Its 1 subscribers keep it" in confirm.text
+    assert "Subscribers: 1. They keep it" in confirm.text
     no_reason = await am_browser.post(
         f"/admin/plans/{code}/retire", {"reason": ""}, page=f"/admin/plans/{code}/retire"
     )
