@@ -951,7 +951,7 @@ async def _features_context(staff: StaffContext, tenant: TenantSummary) -> dict[
     return {
         "org": tenant,
         "features": [
-            (feature.value, info.label, info.default, current[feature])
+            (feature.value, info, current[feature])
             for feature, info in tenant_features.FEATURES.items()
         ],
     }

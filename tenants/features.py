@@ -37,11 +37,14 @@ class FeatureInfo:
     #: a msgid
     label: str
     default: bool
+    #: whether a service refuses what the feature covers when it is off (`require_feature`);
+    #: the others are recorded for the contract, and enforced when their services check them
+    enforced: bool = False
 
 
 FEATURES: dict[Feature, FeatureInfo] = {
-    Feature.API_ACCESS: FeatureInfo(N_("API access (API tokens)"), True),
-    Feature.WEBHOOKS: FeatureInfo(N_("Webhooks"), True),
+    Feature.API_ACCESS: FeatureInfo(N_("API access (API tokens)"), True, enforced=True),
+    Feature.WEBHOOKS: FeatureInfo(N_("Webhooks"), True, enforced=True),
     Feature.SSO: FeatureInfo(N_("Single sign-on (OIDC, SAML)"), True),
     Feature.SCIM: FeatureInfo(N_("User provisioning (SCIM)"), True),
     Feature.EXPORTS: FeatureInfo(N_("Exports of results"), True),

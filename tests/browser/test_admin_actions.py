@@ -139,3 +139,43 @@ async def test_an_account_manager_adds_a_seat_pack_to_a_city_and_records_its_tra
     await screenshot(page, "admin-action-payment-recorded")
     paid = await invoices.get_invoice(system_context(city, "tests"), invoice.id)
     assert (paid.status, paid.amount_paid) == ("paid", invoice.total)
+
+
+async def test_every_action_page_passes_the_accessibility_basics(
+    page: Page, account_manager: StaffFixture
+) -> None:
+    city = await a_city()
+    invoice = await an_invoice(city)
+    ctx = system_context(city, "tests")
+    from billing.seats import SeatPackFields, add_seat_pack
+
+    pack = await add_seat_pack(
+        ctx, STAFF, SeatPackFields(10, datetime.now(UTC).date(), reference="BC-1")
+    )
+    await staff_sign_in(page, account_manager)
+    actions = f"/admin/tenants/{city.id}/actions"
+    for rest in (
+        "plan",
+        "trial",
+        "seat-pack",
+        f"seat-pack/{pack.id}/remove",
+        "discount",
+        f"credit-note/{invoice.id}",
+        f"payment/{invoice.id}",
+        "suspend",
+        "reactivate",
+        "close",
+        "features",
+    ):
+        await page.goto(f"{actions}/{rest}")
+        await _audit(page, "admin-action-" + rest.split("/")[0])
+    # a refused form keeps what was typed and says why, next to the field
+    await page.goto(f"{actions}/close")
+    await page.locator("#f-confirm_slug").fill("not-the-slug")
+    await page.locator("#f-reason").fill("Contract ended")
+    await page.get_by_role("button", name="Continue").click()
+    await expect(page.locator("#f-confirm_slug-error")).to_have_text(
+        "Type the organization's identifier exactly to confirm."
+    )
+    await expect(page.locator("#f-reason")).to_have_value("Contract ended")
+    await _audit(page, "admin-action-close-error")
