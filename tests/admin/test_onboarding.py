@@ -425,3 +425,43 @@ def test_the_defaults_table() -> None:
     # no price in Swedish crowns: the euro
     assert defaults_for("foreign_agency", "SE", offered, settings, card_ok=True).currency == "EUR"
     assert defaults_for("other", "JP", offered, settings, card_ok=True).timezone == "Asia/Tokyo"
+
+
+async def test_a_company_paying_by_card_starts_with_a_trial(
+    account_manager: StaffFixture, licence: Plan
+) -> None:
+    from dataclasses import replace
+
+    from billing.onboarding import OnboardingFields, check_step, onboard
+    from core.errors import Invalid
+    from core.settings import get_settings
+
+    cards = replace(get_settings(), stripe_secret_key="sk_test_onboarding")
+    slug = f"cards-{uuid4().hex[:6]}"
+    values = {k: v for _, data in agency_steps(licence, slug) for k, v in data.items()}
+    values.update(kind="company", collection_method="automatic", net_terms_days="0")
+    with pytest.raises(Invalid) as refused:
+        await check_step("plan", values, cards)
+    assert refused.value.field == "trial_days"
+    with pytest.raises(Invalid) as no_stripe:
+        await check_step("plan", {**values, "trial_days": "14"}, get_settings())
+    assert no_stripe.value.field == "collection_method"
+    fields = OnboardingFields.from_values({**values, "trial_days": "14", "reason": "Web deal"})
+    tenant = await onboard(account_manager.ctx, fields, cards)
+    async with _as(tenant.id):
+        sub = (await database.fetch("SELECT * FROM subscription WHERE tenant_id = $1", tenant.id))[
+            0
+        ]
+    assert (sub["status"], sub["collection_method"], sub["gateway"]) == (
+        "trialing",
+        "automatic",
+        "manual",  # until the owner's Stripe checkout completes (billing.inbox)
+    )
+    # and support staff cannot onboard, whatever they send
+    from tests.admin.conftest import make_staff_member
+
+    support = await make_staff_member("support", "Sue Support")
+    from core.errors import Forbidden
+
+    with pytest.raises(Forbidden):
+        await onboard(support.ctx, fields, cards)
