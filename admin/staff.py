@@ -20,6 +20,7 @@ from core.settings import get_settings
 from tenants import staff as staff_service
 from tenants.context import StaffContext
 from tenants.permissions import StaffPermission, StaffRole
+from tenants.staff_trail import dangerously_staff_trail
 from web.guards import StaffCtx
 from web.pages import flash, form_error, form_of, redirect, render
 
@@ -194,7 +195,7 @@ async def trail(
                 entries=[],
                 roles=dict(ROLES),
             )
-    entries = await staff_service.dangerously_staff_trail(staff, tenant_id=tenant_id, limit=200)
+    entries = await dangerously_staff_trail(staff, tenant_id=tenant_id, limit=200)
     return render(
         request,
         "admin/trail.html",

@@ -24,7 +24,7 @@ from core.errors import Conflict, Invalid, NotFound
 from core.i18n import N_
 from tenants.context import Actor, StaffContext
 from tenants.permissions import StaffPermission, StaffRole, staff_permissions_of
-from tenants.staff import record_staff_action
+from tenants.staff_trail import record_staff_action
 
 
 class PlanKind(StrEnum):

@@ -43,7 +43,7 @@ from core.settings import get_settings
 from tenants.context import StaffContext, TenantContext
 from tenants.organizations import system_context, tenant_by_id
 from tenants.permissions import StaffPermission
-from tenants.staff import record_staff_action
+from tenants.staff_trail import record_staff_action
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,8 @@ from tenants.context import StaffContext, TenantSummary
 from tenants.invitations import invite
 from tenants.organizations import KINDS, OrganizationFields, insert_organization, tenant_by_slug
 from tenants.permissions import StaffPermission
-from tenants.staff import acting_in_tenant, clean_reason, record_staff_action, with_reason
+from tenants.staff import acting_in_tenant, clean_reason, with_reason
+from tenants.staff_trail import record_staff_action
 
 log = logging.getLogger(__name__)
 

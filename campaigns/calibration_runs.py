@@ -39,7 +39,8 @@ from engine.calibration import CalibrationModel, calibrate, drift_report, item_f
 from tenants.context import StaffContext
 from tenants.organizations import dangerously_sweep_tenants
 from tenants.permissions import StaffPermission
-from tenants.staff import record_staff_action, with_reason
+from tenants.staff import with_reason
+from tenants.staff_trail import record_staff_action
 
 MODELS = tuple(m.value for m in CalibrationModel)
 DEFAULT_MIN_ANSWERS = 30

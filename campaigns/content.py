@@ -25,7 +25,8 @@ from engine import Bank, BankError, Challenge, get_bank, load_bank, normalize_an
 from engine.bank import CHALLENGE_TYPES, FORMAT, STATUSES
 from tenants.context import StaffContext
 from tenants.permissions import StaffPermission
-from tenants.staff import record_staff_action, with_reason
+from tenants.staff import with_reason
+from tenants.staff_trail import record_staff_action
 
 DEMO_BANK = Path(engine.__file__).resolve().parent / "content" / "demo"
 

@@ -37,7 +37,8 @@ from core.validation import clean_multiline
 from tenants import audit
 from tenants.context import StaffContext, TenantContext
 from tenants.permissions import StaffPermission, staff_roles_with
-from tenants.staff import record_staff_action, with_reason
+from tenants.staff import with_reason
+from tenants.staff_trail import record_staff_action
 
 #: What a participant can report, in the order the form offers them.
 CATEGORIES = ("unclear_statement", "wrong_answer_key", "broken_media", "accessibility")

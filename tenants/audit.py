@@ -12,7 +12,7 @@ from core.database import contains_pattern, execute, fetch, tenant_transaction
 from core.keyset import decode_cursor, encode_cursor
 from tenants.context import TenantContext
 from tenants.permissions import Permission
-from tenants.staff import record_staff_action
+from tenants.staff_trail import record_staff_action
 
 PAGE_SIZE = 50
 

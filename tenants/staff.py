@@ -9,18 +9,17 @@ guard (`web.guards.staff_member`) lets no staff session through without it.
   is accepted once (the last time step used is kept), within one step of clock drift.
 - Recovery codes are random, shown once, and stored as SHA-256 (they are high-entropy: a
   slow hash would buy nothing); each works once.
-- `staff_audit` is the staff trail, append-only. Work inside a tenant is done with
-  `acting_in_tenant(with_reason(staff, reason), tenant)`: `tenants.audit.record` then writes
-  the tenant's own event (actor kind `staff`, the service provider) and the staff trail's in
-  the same transaction. Work outside any tenant (plans, staff, the bank) calls `record_staff_action`
-  in its own transaction.
+- `staff_audit` is the staff trail, append-only (`tenants.staff_trail`). Work inside a tenant
+  is done with `acting_in_tenant(with_reason(staff, reason), tenant)`: `tenants.audit.record`
+  then writes the tenant's own event (actor kind `staff`, the service provider) and the staff
+  trail's in the same transaction. Work outside any tenant (plans, staff, the bank) calls
+  `record_staff_action` in its own transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from dataclasses import dataclass, replace
@@ -30,16 +29,19 @@ from uuid import UUID, uuid4
 
 import pyotp
 
-from core.database import DB, execute, fetch, global_transaction, tenant_transaction
+from core.database import execute, fetch, global_transaction, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
 from core.i18n import translate
 from core.mail import queue_mail
 from core.secrets import keyring
 from core.settings import Settings
 from core.validation import clean_email
+from tenants import audit
 from tenants.accounts import UserAccount, _issue_token, insert_account
 from tenants.context import Actor, StaffContext, TenantContext, TenantSummary
+from tenants.organizations import tenant_by_id
 from tenants.permissions import Role, StaffPermission, StaffRole, permissions_of
+from tenants.staff_trail import record_staff_action
 
 #: The name authenticator apps show next to the account.
 ISSUER = "Jalon"
@@ -286,108 +288,6 @@ def _self_actor(user_id: UUID) -> StaffContext:
     return StaffContext(actor=Actor(kind="staff", user_id=user_id), role="")
 
 
-async def record_staff_action(
-    staff: StaffContext | Actor,
-    action: str,
-    target_type: str = "",
-    target_id: UUID | str = "",
-    *,
-    tenant_id: UUID | None = None,
-    **details: Any,
-) -> None:
-    """Append one entry to the staff trail: in the open transaction if there is one (so that
-    it commits with the change), otherwise in its own."""
-    actor = staff.actor if isinstance(staff, StaffContext) else staff
-    role = staff.role if isinstance(staff, StaffContext) else ""
-
-    async def write() -> None:
-        label, known_role = actor.label, role
-        if (not label or not known_role) and actor.user_id is not None:
-            # An actor made from an id alone (a staff member's own second factor): their
-            # email and role as they are now. Read first, not in a subquery of the INSERT's
-            # VALUES, which Citus refuses.
-            found = await fetch(
-                """SELECT u.email, s.role FROM user_account u
-                   LEFT JOIN staff_member s ON s.user_id = u.id WHERE u.id = $1""",
-                actor.user_id,
-            )
-            if found:
-                label = label or found[0]["email"]
-                known_role = known_role or found[0]["role"] or ""
-        await execute(
-            """INSERT INTO staff_audit (id, staff_user_id, staff_label, staff_role, action,
-                   reason, organization_id, target_type, target_id, details, ip)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::inet)""",
-            uuid4(),
-            actor.user_id,
-            label,
-            known_role,
-            action,
-            actor.reason,
-            tenant_id,
-            target_type,
-            str(target_id),
-            json.dumps(details, default=str),
-            actor.ip,
-        )
-
-    if DB.current_transaction.get() is not None:
-        await write()
-    else:
-        async with global_transaction(actor.user_id):
-            await write()
-
-
-@dataclass(frozen=True)
-class StaffAuditEntry:
-    id: UUID
-    occurred_at: datetime
-    staff_label: str
-    staff_role: str
-    action: str
-    reason: str
-    organization_id: UUID | None
-    target_type: str
-    target_id: str
-    details: dict[str, Any]
-    #: the organization's name, when the entry concerns one
-    organization_name: str = ""
-
-
-async def dangerously_staff_trail(
-    staff: StaffContext, *, tenant_id: UUID | None = None, limit: int = 100
-) -> list[StaffAuditEntry]:
-    """The staff trail, newest first (across tenants, or of one), for superadmins and account
-    managers."""
-    staff.require(StaffPermission.TENANTS_READ)
-    async with global_transaction(staff.user_id):
-        rows = await fetch(
-            """SELECT id, occurred_at, staff_label, staff_role, action, reason, organization_id,
-                      target_type, target_id, details
-               FROM staff_audit WHERE ($1::uuid IS NULL OR organization_id = $1)
-               ORDER BY occurred_at DESC, id DESC LIMIT $2""",
-            tenant_id,
-            min(max(limit, 1), 500),
-        )
-        ids = list({row["organization_id"] for row in rows if row["organization_id"]})
-        names = {
-            row["id"]: row["name"]
-            for row in await fetch("SELECT id, name FROM organization WHERE id = ANY($1)", ids)
-        }
-    return [
-        StaffAuditEntry(
-            **{**row, "details": _json(row["details"])},
-            organization_name=names.get(row["organization_id"], ""),
-        )
-        for row in rows
-    ]
-
-
-def _json(value: Any) -> dict[str, Any]:
-    loaded = json.loads(value) if isinstance(value, str) else value
-    return dict(loaded or {})
-
-
 # --- managing staff (superadmins) -------------------------------------------------------------
 
 #: How long the link a new staff member gets to choose their password stays valid.
@@ -573,9 +473,6 @@ async def stop_impersonation(staff: StaffContext, tenant_id: UUID, reason: str) 
 async def _impersonation_event(
     staff: StaffContext, tenant_id: UUID, reason: str, action: str
 ) -> TenantSummary:
-    from tenants import audit  # tenants.audit records through this module
-    from tenants.organizations import tenant_by_id
-
     staff.require(StaffPermission.TENANTS_READ)
     acting = with_reason(staff, reason)
     tenant = await tenant_by_id(tenant_id)

@@ -214,6 +214,7 @@ PRIMITIVES = {"transaction"}
 TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.accounts": "global accounts, credentials and sign-in tokens",
     "tenants.staff": "our staff are global, apart from every tenant",
+    "tenants.staff_trail": "the staff trail is global, like our staff",
     "tenants.organizations.create_organization": "a new organization, then switch to it",
     "tenants.organizations.insert_organization": "switch to the new tenant",
     "tenants.organizations.signup": "account and organization created together",
