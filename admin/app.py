@@ -21,9 +21,9 @@ from admin import (
     jobs,
     onboarding,
     plans,
+    staff,
     tenant_actions,
     tenant_detail,
-    staff,
     tenants,
 )
 from web.guards import staff_context, staff_member
