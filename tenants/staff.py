@@ -280,7 +280,10 @@ def acting_in_tenant(staff: StaffContext, tenant: TenantSummary) -> TenantContex
     back office's own permission checks come first. Each event it records also lands in the
     staff trail (`tenants.audit.record`)."""
     return TenantContext(
-        tenant=tenant, actor=staff.actor, permissions=permissions_of(Role.OWNER), role=None
+        tenant=tenant,
+        actor=staff.actor,
+        permissions=permissions_of(Role.OWNER),
+        role=Role.OWNER.value,
     )
 
 
