@@ -111,6 +111,39 @@ AUDIT_ACTIONS = (
     N_("billing.seat_pack.added"),
     N_("billing.seat_pack.removed"),
     N_("billing.dunning.notice"),
+    N_("billing.subscription.trial_extended"),
+    N_("billing.subscription.trial_set"),
+    N_("billing.discount.granted"),
+    N_("billing.invoice.credited"),
+    # the back office acting in a tenant (admin/, tenants/staff.py, tenants/organizations.py)
+    N_("impersonation.started"),
+    N_("impersonation.stopped"),
+    N_("organization.suspended"),
+    N_("organization.reactivated"),
+    N_("organization.closed"),
+    N_("organization.features_changed"),
+)
+
+#: the actions only the staff trail records (`tenants.staff_trail.record_staff_action`)
+STAFF_ACTIONS = (
+    N_("staff.created"),
+    N_("staff.role_changed"),
+    N_("staff.disabled"),
+    N_("staff.second_factor_enrolled"),
+    N_("staff.second_factor_reset"),
+    N_("tenant.onboarded"),
+    N_("plan.created"),
+    N_("plan.edited"),
+    N_("plan.price_set"),
+    N_("plan.retired"),
+    N_("plan.restored"),
+    N_("plan.deleted"),
+    N_("gateway_event.retried"),
+    N_("content.challenge.reviewed"),
+    N_("content.challenge.retired"),
+    N_("content.challenge.restored"),
+    N_("content.calibration.started"),
+    N_("content.bank.imported"),
 )
 
 #: Kinds of background task (`tenants.tasks.start_task(ctx, kind, …)`), shown with `_(kind)`.

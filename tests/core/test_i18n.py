@@ -136,7 +136,8 @@ def test_dynamic_labels_are_marked_for_translation() -> None:
 
 
 def test_every_audited_action_has_a_label() -> None:
-    """Each action passed to `audit.record(ctx, action, …)` is listed (and so translated)."""
+    """Each action passed to `audit.record(ctx, action, …)` or to the staff trail's
+    `record_staff_action(staff, action, …)` is listed (and so translated)."""
     import ast
     from pathlib import Path
 
@@ -151,17 +152,22 @@ def test_every_audited_action_has_a_label() -> None:
 
     root = Path(__file__).resolve().parents[2]
     recorded: set[str] = set()
-    for path in root.glob("*/*.py"):
+    trail: set[str] = set()
+    for path in root.glob("*/**/*.py"):
+        if path.relative_to(root).parts[0] in {".venv", "tests", "var"}:
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "record"
-                and len(node.args) >= 2
-            ):
+            if not isinstance(node, ast.Call) or len(node.args) < 2:
+                continue
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "record":
                 recorded |= strings(node.args[1])
+            if isinstance(node.func, ast.Name) and node.func.id == "record_staff_action":
+                trail |= strings(node.args[1])
     assert "member.added" in recorded
+    assert "plan.created" in trail
     assert recorded <= set(labels.AUDIT_ACTIONS), recorded - set(labels.AUDIT_ACTIONS)
+    known = set(labels.AUDIT_ACTIONS) | set(labels.STAFF_ACTIONS)
+    assert trail <= known, trail - known
 
 
 def test_identifier_like_msgids_have_an_english_label(
