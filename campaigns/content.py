@@ -173,8 +173,23 @@ class BankCheck:
         return not self.errors
 
 
+#: What a stored bank's version may be: it names a directory under `_banks_dir()`.
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def _banks_dir() -> Path:
     return get_settings().data_dir / "banks"
+
+
+def _version_dir(version: str) -> Path:
+    """`<banks dir>/<version>`, refusing any version that would land elsewhere."""
+    root = _banks_dir()
+    if not _VERSION.fullmatch(version):
+        raise Invalid("The bank's version cannot name a directory.", field="file")
+    target = root / version
+    if target.resolve().parent != root.resolve():
+        raise Invalid("The bank's version cannot name a directory.", field="file")
+    return target
 
 
 def _pending(token: str) -> Path:
@@ -234,6 +249,18 @@ def _check(text: str, filename: str) -> BankCheck:
         if errors:
             return BankCheck(filename=filename, errors=tuple(errors))
         bank = load_bank(path)
+    if not _VERSION.fullmatch(bank.version):
+        # the version names the directory the bank is stored in: no path, no control character
+        return BankCheck(
+            filename=filename,
+            errors=(
+                BankError(
+                    "bank.json: version",
+                    "must be 1 to 64 letters, digits, dots, dashes or underscores, "
+                    "starting with a letter or a digit",
+                ),
+            ),
+        )
     current = current_bank()
     added, changed, removed = _difference(current, bank)
     warnings: list[dict[str, Any]] = []
@@ -258,7 +285,7 @@ def _check(text: str, filename: str) -> BankCheck:
                 "params": {"count": len(removed)},
             }
         )
-    if (_banks_dir() / bank.version).exists():
+    if _version_dir(bank.version).exists():
         errors.append(BankError("bank.json: version", f"version {bank.version} is already stored"))
     return BankCheck(
         filename=filename,
@@ -334,7 +361,7 @@ async def store_bank_upload(staff: StaffContext, token: str, reason: str) -> Ban
     check = _check(text, "bank.json")
     if not check.valid:
         raise Invalid("The file is no longer valid: upload it again to see why.", field="file")
-    target = _banks_dir() / check.version
+    target = _version_dir(check.version)
     staging = _banks_dir() / f".{check.version}.{token[:12]}"
     staging.mkdir(parents=True, exist_ok=True)
     (staging / "bank.json").write_text(text, encoding="utf-8")

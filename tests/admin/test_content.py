@@ -586,3 +586,28 @@ async def test_statistics_show_the_service_wide_exposure_rate(
     assert 0 < top.exposure_rate <= 1
     page = (await editor.get("/admin/content/stats?sort=exposure_rate&order=desc")).text
     assert f"{top.exposure_rate * 100:.1f} %" in page
+
+
+async def test_a_bank_version_that_is_not_a_plain_name_is_refused(
+    editor: Browser, banks_dir: Path, tmp_path: Path
+) -> None:
+    """The version names the directory the bank is stored in: a path or a control
+    character in it is refused in the report, and nothing is written anywhere."""
+    for version in ["../../escaped", "/abs", str(tmp_path / "abs"), "2099.9.0\x00x", ".hidden"]:
+        response = await _upload(editor, json.dumps(_single_file_bank(version=version)).encode())
+        assert response.status_code == 422, version
+        assert "bank.json: version" in response.text, version
+        assert "must be 1 to 64 letters, digits" in response.text, version
+        assert "/admin/content/import/confirm" not in response.text, version
+    assert not (tmp_path / "escaped").exists()
+    assert not (tmp_path / "abs").exists()
+    assert not list(tmp_path.rglob("bank.json"))  # noqa: ASYNC240 - a test's own files
+
+
+def test_a_stored_bank_never_lands_outside_the_banks_directory(banks_dir: Path) -> None:
+    from core.errors import Invalid
+
+    assert content_service._version_dir("2099.1.0") == banks_dir / "2099.1.0"
+    for version in ["../x", "/abs", "a/../../b", "x\x00y", "..", ""]:
+        with pytest.raises(Invalid):
+            content_service._version_dir(version)
