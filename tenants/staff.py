@@ -60,6 +60,27 @@ def staff_role(role: str) -> StaffRole:
         raise Invalid("Choose a staff role.", field="role") from None
 
 
+#: Make a person staff, or change their role; a disabled staff member who comes back starts
+#: afresh: a new second factor to set up (the old seed and recovery codes are forgotten).
+_UPSERT_STAFF = """
+INSERT INTO staff_member (id, user_id, role) VALUES ($1, $2, $3)
+ON CONFLICT (user_id) DO UPDATE SET
+    role = excluded.role,
+    disabled_at = NULL,
+    totp_secret = CASE WHEN staff_member.disabled_at IS NULL THEN staff_member.totp_secret END,
+    totp_confirmed_at = CASE WHEN staff_member.disabled_at IS NULL
+                             THEN staff_member.totp_confirmed_at END,
+    totp_last_step = CASE WHEN staff_member.disabled_at IS NULL
+                          THEN staff_member.totp_last_step END,
+    recovery_codes = CASE WHEN staff_member.disabled_at IS NULL
+                          THEN staff_member.recovery_codes ELSE '{}' END
+"""
+UNVERIFIED = (
+    "This account's address is not verified yet: the person must confirm it first, "
+    "or use another address."
+)
+
+
 async def make_staff(user_id: UUID, role: str) -> None:
     """Give a person a back-office role (superadmin, account manager, support, content
     editor), or change the one they have (the operator's command; staff screens go through
@@ -67,8 +88,7 @@ async def make_staff(user_id: UUID, role: str) -> None:
     chosen = staff_role(role)
     async with global_transaction():
         await execute(
-            """INSERT INTO staff_member (id, user_id, role) VALUES ($1, $2, $3)
-               ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, disabled_at = NULL""",
+            _UPSERT_STAFF,
             uuid4(),
             user_id,
             chosen.value,
@@ -349,19 +369,27 @@ async def _mail_welcome(user: UserAccount, settings: Settings) -> None:
 async def create_staff(
     staff: StaffContext, email: str, name: str, role: str, settings: Settings
 ) -> StaffMember:
-    """Give the person of `email` a staff role: an existing account is promoted (a disabled
-    staff member comes back), a new one is made and mailed a link to choose its password.
+    """Give the person of `email` a staff role: an existing account is promoted if its address
+    is verified (a disabled staff member comes back, with a new second factor to set up), a
+    new one is made and mailed a link to choose its password.
     Superadmins only; audited (`staff.created`)."""
     staff.require(StaffPermission.STAFF_MANAGE)
     chosen = staff_role(role)
     address = clean_email(email)
     async with global_transaction(staff.user_id):
-        found = await fetch("SELECT id FROM user_account WHERE lower(email) = lower($1)", address)
+        found = await fetch(
+            "SELECT id, email_verified FROM user_account WHERE lower(email) = lower($1)",
+            address,
+        )
         created = not found
         if created:
             user = await insert_account(address, name, None, settings.default_locale, verified=True)
             user_id = user.id
         else:
+            # Whoever signed up first with this address chose the password: an address never
+            # confirmed may not be theirs, and must not become a staff account.
+            if not found[0]["email_verified"]:
+                raise Conflict(UNVERIFIED, field="email")
             user_id = found[0]["id"]
         current = await fetch(
             "SELECT role FROM staff_member WHERE user_id = $1 AND disabled_at IS NULL", user_id
@@ -369,8 +397,7 @@ async def create_staff(
         if current:
             raise Conflict("This person is already on the staff.", field="email")
         await execute(
-            """INSERT INTO staff_member (id, user_id, role) VALUES ($1, $2, $3)
-               ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, disabled_at = NULL""",
+            _UPSERT_STAFF,
             uuid4(),
             user_id,
             chosen.value,

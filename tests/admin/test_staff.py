@@ -408,3 +408,45 @@ async def _staff_by_email(email: str) -> list[str]:
             email,
         )
     return [r["role"] for r in rows]
+
+
+async def test_an_account_whose_address_is_not_verified_is_not_promoted(
+    browser: Browser, superadmin: StaffFixture
+) -> None:
+    # Someone signed up first with a future staff member's address: they chose the password.
+    from tenants.accounts import create_user
+
+    email = f"squatter-{uuid4().hex[:8]}@example.org"
+    squatter = await create_user(email, "Squatter", "correct horse battery", "en", verified=False)
+    await staff_login(browser, superadmin)
+    refused = await browser.post("/admin/staff", {"email": email, "name": "X", "role": "support"})
+    assert refused.status_code == 409
+    assert "address is not verified yet" in refused.text
+    assert not await _staff_rows(squatter.id)
+    assert not await _trail("staff.created", squatter.id)
+
+
+async def test_a_disabled_staff_member_who_comes_back_sets_up_a_new_second_factor(
+    browser: Browser, superadmin: StaffFixture
+) -> None:
+    gone = await make_staff_member("support", "Back Again")
+    await disable_staff(superadmin.ctx, gone.user.id, "left the company")
+    await staff_login(browser, superadmin)
+    done = await browser.post(
+        "/admin/staff", {"email": gone.user.email, "name": "x", "role": "support"}
+    )
+    assert done.status_code == 303
+    member = await staff_service.staff_member_of(gone.user.id)
+    assert member is not None
+    assert not member.second_factor
+    assert member.recovery_codes_left == 0
+    assert not await verify_second_factor(gone.user.id, gone.code_now())
+    assert not await verify_second_factor(gone.user.id, gone.recovery_codes[1])
+    # the operator's command brings them back the same way
+    again = await make_staff_member("support", "Back Twice")
+    await disable_staff(superadmin.ctx, again.user.id, "left again")
+    await staff_service.make_staff(again.user.id, "support")
+    member = await staff_service.staff_member_of(again.user.id)
+    assert member is not None
+    assert not member.second_factor
+    assert await staff_service.begin_enrolment(again.user.id) != again.secret
