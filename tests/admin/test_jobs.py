@@ -1,12 +1,17 @@
 """The jobs page of the back office (admin.jobs): failed tasks, failed webhook deliveries and
 gateway dead letters across organizations, with their errors; retrying a delivery or an event
-(audited), a task refused with the reason; another tenant's row under a tenant's id is a 404;
-support reads but retries nothing; a content editor and a tenant owner are kept out."""
+(confirmed, with a reason, audited with it), a task refused with the reason; another tenant's
+row under a tenant's id is a 404; a gateway event (money) needs the billing permission;
+support reads but retries nothing; a content editor and a tenant owner are kept out; a path
+that names nothing (a NUL, an overlong id) is a 404, never a 500."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 from uuid import UUID, uuid4
+
+import pytest
 
 from core import tasks
 from core.database import execute, fetch, transaction
@@ -16,6 +21,8 @@ from tests.conftest import HeldQueue, TenantFixture
 from tests.db import as_tenant
 
 TASK_ERROR = "The task failed. Start it again; if it fails again, contact support."
+REASON = "The receiver was down for maintenance"
+CONFIRMED = {"confirm": "yes", "reason": REASON}
 
 
 async def _failed_task(tenant: TenantFixture) -> UUID:
@@ -90,13 +97,36 @@ async def _deliveries(tenant: TenantFixture) -> list[dict[str, object]]:
 
 
 async def _trail(staff: StaffFixture) -> list[tuple[str, str, UUID | None]]:
+    return [(action, target, tenant) for action, target, tenant, _ in await _reasons(staff)]
+
+
+async def _reasons(staff: StaffFixture) -> list[tuple[str, str, UUID | None, str | None]]:
     async with transaction():
         rows = await fetch(
-            "SELECT action, target_id, organization_id FROM staff_audit"
+            "SELECT action, target_id, organization_id, reason FROM staff_audit"
             " WHERE staff_user_id = $1 ORDER BY occurred_at, id",
             staff.user.id,
         )
-    return [(row["action"], row["target_id"], row["organization_id"]) for row in rows]
+    return [
+        (row["action"], row["target_id"], row["organization_id"], row["reason"]) for row in rows
+    ]
+
+
+async def _tenant_audit(tenant: TenantFixture) -> list[dict[str, Any]]:
+    async with as_tenant(tenant.id):
+        rows = await fetch(
+            "SELECT action, details FROM audit_event WHERE tenant_id = $1 ORDER BY occurred_at, id",
+            tenant.id,
+        )
+    return [
+        {
+            "action": row["action"],
+            "details": (
+                json.loads(row["details"]) if isinstance(row["details"], str) else row["details"]
+            ),
+        }
+        for row in rows
+    ]
 
 
 async def _event(event_id: str) -> dict[str, object]:
@@ -138,15 +168,30 @@ async def test_a_failed_delivery_is_sent_again_and_audited_in_its_tenant(
     before_a, before_b = await audit_actions(tenant_a.id), await audit_actions(tenant_b.id)
 
     # tenant B's delivery under tenant A's id: unknown
-    crossed = await am_browser.post(
-        f"/admin/jobs/deliveries/{tenant_a.id}/{delivery_b}/retry", {}, page="/admin/jobs"
-    )
-    assert crossed.status_code == 404
+    for data in ({}, CONFIRMED):
+        crossed = await am_browser.post(
+            f"/admin/jobs/deliveries/{tenant_a.id}/{delivery_b}/retry", data, page="/admin/jobs"
+        )
+        assert crossed.status_code == 404
     assert len(await _deliveries(tenant_b)) == 1
 
-    retried = await am_browser.post(
-        f"/admin/jobs/deliveries/{tenant_a.id}/{delivery_a}/retry", {}, page="/admin/jobs"
-    )
+    path = f"/admin/jobs/deliveries/{tenant_a.id}/{delivery_a}/retry"
+    # the first post asks for confirmation and a reason; without a reason, nothing is sent
+    confirm = await am_browser.post(path, {}, page="/admin/jobs")
+    assert confirm.status_code == 200
+    assert 'name="reason"' in confirm.text
+    assert 'name="confirm" value="yes"' in confirm.text
+    for reason in ("", "  x "):
+        refused = await am_browser.post(
+            path, {"confirm": "yes", "reason": reason}, page="/admin/jobs"
+        )
+        assert refused.status_code == 422
+        assert "Give the reason for this action." in refused.text
+    assert len(await _deliveries(tenant_a)) == 1
+    assert held.held == []
+    assert await audit_actions(tenant_a.id) == before_a
+
+    retried = await am_browser.post(path, CONFIRMED, page="/admin/jobs")
     assert retried.status_code == 303, retried.text
     assert retried.headers["location"] == "/admin/jobs"
     rows = await _deliveries(tenant_a)
@@ -155,21 +200,37 @@ async def test_a_failed_delivery_is_sent_again_and_audited_in_its_tenant(
     assert [name for name, _ in held.held] == ["deliver_webhook"]
     assert await audit_actions(tenant_a.id) == [*before_a, "webhook.redelivered"]
     assert await audit_actions(tenant_b.id) == before_b
-    assert ("webhook.redelivered", str(again["id"]), tenant_a.id) in await _trail(account_manager)
+    assert ("webhook.redelivered", str(again["id"]), tenant_a.id, REASON) in await _reasons(
+        account_manager
+    )
+    [event] = [e for e in await _tenant_audit(tenant_a) if e["action"] == "webhook.redelivered"]
+    assert event["details"]["reason"] == REASON
 
 
 async def test_a_dead_letter_gets_a_new_round_of_attempts_audited(
     am_browser: Browser, account_manager: StaffFixture, held: HeldQueue
 ) -> None:
     event_id = await _dead_letter("KeyError: 'customer'")
-    retried = await am_browser.post(
-        f"/admin/jobs/events/stripe/{event_id}/retry", {}, page="/admin/jobs"
-    )
+    path = f"/admin/jobs/events/stripe/{event_id}/retry"
+    confirm = await am_browser.post(path, {}, page="/admin/jobs")
+    assert confirm.status_code == 200
+    assert event_id in confirm.text
+    assert 'name="reason"' in confirm.text
+    refused = await am_browser.post(path, {"confirm": "yes", "reason": ""}, page="/admin/jobs")
+    assert refused.status_code == 422
+    assert "Give the reason for this action." in refused.text
+    assert (await _event(event_id))["processed_at"] is not None
+    assert held.held == []
+    assert "gateway_event.retried" not in [action for action, _, _ in await _trail(account_manager)]
+
+    retried = await am_browser.post(path, CONFIRMED, page="/admin/jobs")
     assert retried.status_code == 303, retried.text
     row = await _event(event_id)
     assert row["processed_at"] is None
     assert row["attempts"] == 0
-    assert ("gateway_event.retried", f"stripe:{event_id}", None) in await _trail(account_manager)
+    assert ("gateway_event.retried", f"stripe:{event_id}", None, REASON) in await _reasons(
+        account_manager
+    )
     # the inbox processes it again
     assert [name for name, _ in held.held] == ["process_gateway_event"]
     await held.run()
@@ -177,12 +238,10 @@ async def test_a_dead_letter_gets_a_new_round_of_attempts_audited(
     assert row["processed_at"] is not None
     assert row["outcome"] == "not handled"
     # no longer a dead letter: a second retry finds nothing to retry
-    again = await am_browser.post(
-        f"/admin/jobs/events/stripe/{event_id}/retry", {}, page="/admin/jobs"
-    )
+    again = await am_browser.post(path, CONFIRMED, page="/admin/jobs")
     assert again.status_code == 404
     unknown = await am_browser.post(
-        "/admin/jobs/events/stripe/evt_unknown/retry", {}, page="/admin/jobs"
+        "/admin/jobs/events/stripe/evt_unknown/retry", CONFIRMED, page="/admin/jobs"
     )
     assert unknown.status_code == 404
 
@@ -226,8 +285,9 @@ async def test_support_reads_the_page_but_retries_nothing(
         f"/admin/jobs/events/stripe/{event_id}/retry",
         f"/admin/jobs/tasks/{tenant_a.id}/{task_id}/retry",
     ):
-        response = await browser.post(path, {}, page="/admin/jobs")
-        assert response.status_code == 403, path
+        for data in ({}, CONFIRMED):
+            response = await browser.post(path, data, page="/admin/jobs")
+            assert response.status_code == 403, path
     assert len(await _deliveries(tenant_a)) == 1
     assert (await _event(event_id))["processed_at"] is not None
     assert held.held == []
@@ -237,13 +297,19 @@ async def test_a_content_editor_is_refused(
     browser: Browser, content_editor: StaffFixture, tenant_a: TenantFixture
 ) -> None:
     delivery_id = await _failed_delivery(tenant_a, "Connection reset")
+    event_id = await _dead_letter("boom")
     await staff_login(browser, content_editor)
     assert (await browser.get("/admin/jobs")).status_code == 403
     response = await browser.post(
-        f"/admin/jobs/deliveries/{tenant_a.id}/{delivery_id}/retry", {}, page="/admin"
+        f"/admin/jobs/deliveries/{tenant_a.id}/{delivery_id}/retry", CONFIRMED, page="/admin"
+    )
+    assert response.status_code == 403
+    response = await browser.post(
+        f"/admin/jobs/events/stripe/{event_id}/retry", CONFIRMED, page="/admin"
     )
     assert response.status_code == 403
     assert len(await _deliveries(tenant_a)) == 1
+    assert (await _event(event_id))["processed_at"] is not None
 
 
 async def test_a_tenant_owner_is_told_there_is_no_such_page(
@@ -259,3 +325,28 @@ async def test_a_tenant_owner_is_told_there_is_no_such_page(
     )
     assert response.status_code == 404
     assert len(await _deliveries(tenant_a)) == 1
+
+
+def test_a_gateway_event_is_retried_under_the_billing_permission() -> None:
+    from admin.jobs import retry_event
+    from tenants.permissions import StaffPermission
+
+    assert retry_event.opt["permission"] == StaffPermission.BILLING_MANAGE
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/jobs/events/stripe/ab%00c/retry",
+        "/admin/jobs/events/st%00ripe/evt_1/retry",
+        "/admin/jobs/events/stripe/" + "e" * 300 + "/retry",
+        "/admin/jobs/events/" + "s" * 300 + "/evt_1/retry",
+        "/admin/jobs/events/stripe/evt%0A1/retry",
+    ],
+)
+async def test_a_gateway_event_path_that_names_nothing_is_a_404(
+    am_browser: Browser, path: str
+) -> None:
+    for data in ({}, CONFIRMED):
+        response = await am_browser.post(path, data, page="/admin/jobs")
+        assert response.status_code == 404, (path, response.text[:300])
