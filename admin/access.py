@@ -42,17 +42,28 @@ TOO_MANY = "Too many wrong codes. Wait a few minutes and try again."
 
 
 async def _check(limiter: RateLimiter, keys: list[str], attempt: Any) -> Any:
-    """Run `attempt()` unless one of `keys` has had too many failures; count a failure (an
-    `Invalid`) on each key, and clear the member's count on success."""
-    for key in keys:
+    """Run `attempt()` unless the member (`keys[0]`) or the address (`keys[1:]`) has had too
+    many tries in the window.
+
+    The member's count is taken first, atomically, before the code is looked at: codes sent in
+    parallel cannot all slip under the limit (each request's own hit decides, a 6th gets
+    `TooManyRequests` whatever the others are doing). A success clears it. The address counts
+    only failures (a success there would lock an office behind one address out after five
+    sign-ins), checked before and hit after: a race on it is bounded by the members' own."""
+    member, addresses = keys[0], keys[1:]
+    for key in addresses:
         if await limiter.count(key) >= ATTEMPTS:
             raise TooManyRequests(TOO_MANY)
+    if await limiter.hit(member, WINDOW_SECONDS) > ATTEMPTS:
+        raise TooManyRequests(TOO_MANY)
     try:
-        return await attempt()
+        result = await attempt()
     except Invalid:
-        for key in keys:
+        for key in addresses:
             await limiter.hit(key, WINDOW_SECONDS)
         raise
+    await limiter.reset(member)
+    return result
 
 
 def _keys(request: Request[Any, Any, Any], user_id: Any) -> list[str]:

@@ -3,10 +3,14 @@ once, recovery codes, the first set-up, and the idle timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from uuid import UUID, uuid4
 
+import httpx
 import pyotp
 import pytest
+from litestar import Litestar
 
 from core.settings import get_settings
 from tenants.staff import confirm_enrolment, make_staff, verify_second_factor
@@ -125,3 +129,65 @@ async def test_a_disabled_staff_member_lands_like_anyone(
     signed_in = await browser.login(gone.user)
     assert signed_in.headers["location"] == "/o/"
     assert (await browser.get("/admin")).status_code == 404
+
+
+async def test_codes_sent_in_parallel_cannot_slip_under_the_limit(
+    app: Litestar, account_manager: StaffFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from admin import access
+    from tenants import staff as staff_service
+
+    checked: list[str] = []
+    real_verify = staff_service.verify_second_factor
+
+    async def slow_verify(user_id: UUID, code: str) -> bool:
+        checked.append(code)
+        await asyncio.sleep(0.01)  # every request is past the limit check before any fails
+        return await real_verify(user_id, code)
+
+    monkeypatch.setattr(staff_service, "verify_second_factor", slow_verify)
+    address = f"10.{uuid4().int % 250}.{uuid4().int % 250}.7"
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))  # type: ignore[arg-type]
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            them = Browser(client)
+            await them.login(account_manager.user)
+            await them.get("/admin/second-factor")
+            token = them.csrf
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        "/admin/second-factor",
+                        data={"_csrf_token": token, "code": f"{n:06d}"},
+                    )
+                    for n in range(30)
+                )
+            )
+            assert len(checked) <= access.ATTEMPTS
+            assert sum(a.status_code == 429 for a in answers) >= 30 - access.ATTEMPTS
+            assert all(a.status_code in (422, 429) for a in answers)
+            right = await them.post(
+                "/admin/second-factor",
+                {"code": account_manager.code_now()},
+                page="/admin/second-factor",
+            )
+            assert right.status_code == 429
+            assert "Too many wrong codes" in right.text
+    finally:
+        limiter = app.state.limiter
+        await limiter.reset(f"staff-2fa:{account_manager.user.id}")
+        await limiter.reset(f"staff-2fa-ip:{address}")
+
+
+async def test_a_success_clears_the_members_count(
+    browser: Browser, account_manager: StaffFixture, app: Litestar
+) -> None:
+    await browser.login(account_manager.user)
+    for _ in range(2):
+        wrong = await browser.post(
+            "/admin/second-factor", {"code": "000000"}, page="/admin/second-factor"
+        )
+        assert wrong.status_code == 422
+    await staff_login(browser, account_manager)
+    assert await app.state.limiter.count(f"staff-2fa:{account_manager.user.id}") == 0
+    await app.state.limiter.reset("staff-2fa-ip:127.0.0.1")
