@@ -23,12 +23,12 @@ from typing import Any
 from uuid import uuid4
 
 from billing.catalogue import Plan, PlanKind, plan_price
+from billing.dunning import settle
 from billing.money import Money, total
 from billing.subscriptions import (
     NO_PRICE,
     NO_SUBSCRIPTION,
     RETIRED_PLAN,
-    TRANSITIONS,
     Subscription,
     SubscriptionStatus,
     check_seats,
@@ -467,23 +467,23 @@ S = SubscriptionStatus
 
 
 async def suspend_tenant(ctx: TenantContext, *, at: datetime) -> None:
-    """Suspend the organization (`tenants.organizations.suspend_in_transaction`) and, where
-    the state machine allows it (past due), its subscription, in one transaction. An active
-    or trialing subscription stays as it is: what was bought stays bought, and reactivating
-    finds it unchanged."""
+    """Suspend the organization (`tenants.organizations.suspend_in_transaction`: its members
+    and participants reach it no more). Its subscription stays as it is, whatever its status:
+    what was bought stays bought, and what is owed stays owed (a past-due one goes on through
+    dunning, which alone suspends a subscription for not paying), so reactivating finds it
+    where billing left it. `at` is kept for the callers' symmetry."""
     ctx.require(Permission.BILLING_MANAGE)
     async with tenant_transaction(ctx):
         await suspend_in_transaction(ctx)
-        sub = await read_in_transaction(ctx, lock=True)
-        if sub is not None and S.SUSPENDED in TRANSITIONS[sub.status]:
-            await transition(ctx, S.SUSPENDED, reason="organization suspended", at=at)
 
 
 async def reactivate_tenant(ctx: TenantContext, *, at: datetime) -> str:
     """Undo `suspend_tenant` or `close_tenant` (before the retention period ends): the
-    organization gets its previous status back, a suspended subscription becomes active, and
-    the cancellation at the period's end that closing set is withdrawn. The organization's
-    new status."""
+    organization gets its previous status back and the cancellation at the period's end that
+    closing set is withdrawn. A past-due or suspended subscription (dunning) is settled as a
+    payment would settle it (`billing.dunning.settle`: active again only when nothing Jalon
+    invoiced is overdue; on a payment service, only the service's payment does it): reopening
+    the organization clears no debt. The organization's new status."""
     ctx.require(Permission.BILLING_MANAGE)
     async with tenant_transaction(ctx):
         undone = await last_closing_or_suspension(ctx)
@@ -491,8 +491,9 @@ async def reactivate_tenant(ctx: TenantContext, *, at: datetime) -> str:
         sub = await read_in_transaction(ctx, lock=True)
         if sub is None or status == "suspended":
             return status
-        if sub.status == S.SUSPENDED:
-            await transition(ctx, S.ACTIVE, reason="organization reactivated", at=at)
+        if sub.status in (S.PAST_DUE, S.SUSPENDED):
+            if sub.gateway == "manual":
+                await settle(ctx, at=at)
         elif (
             undone.get("cancels_at_period_end")
             and sub.cancel_at_period_end

@@ -468,9 +468,12 @@ async def test_a_trial_is_extended_within_bounds(
 # --- suspending, closing, reopening -------------------------------------------------------
 
 
-async def test_suspend_then_reactivate_moves_the_subscription_where_it_applies(
+async def test_suspend_then_reactivate_leaves_the_subscription_to_billing(
     am_browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
 ) -> None:
+    """Suspending the organization does not suspend a past-due subscription (only dunning
+    does, for not paying); reactivating settles it as a payment would: with nothing overdue,
+    active again."""
     await per_seat(tenant_a)
     ctx = system_context(tenant_a.owner_ctx.tenant, "tests")
     await transition(ctx, "past_due", reason="tests", at=datetime.now(UTC))
@@ -479,7 +482,7 @@ async def test_suspend_then_reactivate_moves_the_subscription_where_it_applies(
     assert done.status_code == 303
     org = await one(tenant_a, "SELECT status FROM organization WHERE id = $1")
     assert org == [{"status": "suspended"}]
-    assert (await current_subscription(tenant_a.owner_ctx)).status == "suspended"  # type: ignore[union-attr]
+    assert (await current_subscription(tenant_a.owner_ctx)).status == "past_due"  # type: ignore[union-attr]
     await assert_logged(tenant_a, account_manager, "organization.suspended")
     assert (await act(am_browser, tenant_a, "suspend", {})).status_code == 422  # already
 
@@ -681,3 +684,42 @@ async def test_a_tenant_owner_is_told_the_actions_do_not_exist(
             response = await browser.post(target, {"reason": REASON, "step": "apply"}, page="/")
         assert response.status_code == 404, f"{method} {path}"
     assert await events(tenant_a, "organization.suspended") == []
+
+
+async def _overdue_invoice(tenant: TenantFixture) -> invoices.Invoice:
+    """A bank-transfer invoice issued long enough ago for its due date to have passed."""
+    ctx = system_context(tenant.owner_ctx.tenant, "tests")
+    draft = await invoices.draft_invoice(
+        ctx, [invoices.LineInput("adjustment", "Onboarding days", 1, 1000)], currency="EUR"
+    )
+    invoice = await invoices.issue_invoice(
+        ctx, draft.id, at=datetime.now(UTC) - timedelta(days=120)
+    )
+    assert invoice.due_on is not None
+    assert invoice.due_on < datetime.now(UTC).date()
+    return invoice
+
+
+@pytest.mark.parametrize("dunning_status", ["past_due", "suspended"])
+async def test_reactivating_an_organization_clears_no_debt(
+    am_browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture, dunning_status: str
+) -> None:
+    """With an invoice overdue, a past-due subscription stays past due and one dunning
+    suspended stays suspended through the organization's suspension and reactivation (only
+    a payment, through dunning's settlement, makes it active)."""
+    await per_seat(tenant_a)
+    await per_seat(tenant_b)
+    ctx = system_context(tenant_a.owner_ctx.tenant, "tests")
+    await _overdue_invoice(tenant_a)
+    await transition(ctx, "past_due", reason="tests", at=datetime.now(UTC))
+    if dunning_status == "suspended":
+        await transition(
+            ctx, "suspended", reason="dunning: grace period over", at=datetime.now(UTC)
+        )
+    assert (await act(am_browser, tenant_a, "suspend", {})).status_code == 303
+    assert (await current_subscription(tenant_a.owner_ctx)).status == dunning_status  # type: ignore[union-attr]
+    assert (await act(am_browser, tenant_a, "reactivate", {})).status_code == 303
+    org = await one(tenant_a, "SELECT status FROM organization WHERE id = $1")
+    assert org == [{"status": "trial"}]
+    assert (await current_subscription(tenant_a.owner_ctx)).status == dunning_status  # type: ignore[union-attr]
+    assert (await current_subscription(tenant_b.owner_ctx)).status == "active"  # type: ignore[union-attr]
