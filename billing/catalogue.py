@@ -546,6 +546,10 @@ BAD_PRICE = N_("Write a price such as 1200.50 or 1 200,50, zero or more.")
 AMBIGUOUS_PRICE = N_(
     "A comma followed by three digits is ambiguous (a thousands separator?): write 1200 or 1200.00."
 )
+AMBIGUOUS_POINT_PRICE = N_(
+    "A point followed by three digits is ambiguous (a thousands separator?): "
+    "write 1200 or 1 200,00."
+)
 NEGATIVE_PRICE = N_("A price cannot be negative.")
 PRICE_DECIMALS = N_("This currency has {digits} decimals at most.")
 TOO_LARGE_PRICE = N_("That price is too large.")
@@ -558,7 +562,9 @@ _SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
 def parse_price(text: str, currency: str, *, field: str = "unit_amount") -> int:
     """A price typed in major units ("1200.50", "1 200,50", "1,200.50") as minor units of
     `currency` (an ISO 4217 code, already checked); `Invalid` on `field` when it is not a
-    price: negative, more decimals than the currency has, or absurd."""
+    price: negative, more decimals than the currency has, or absurd. A lone comma or point
+    followed by exactly three digits ("1,200", "1.200") is refused: it may group thousands
+    (1 200 in French or German) or separate decimals (1.20 in English)."""
     compact = _SPACES.sub("", text.strip())
     if "." in compact and "," in compact:
         # both: the last one is the decimal separator, the other groups thousands
@@ -573,6 +579,8 @@ def parse_price(text: str, currency: str, *, field: str = "unit_amount") -> int:
         raise Invalid(BAD_PRICE, field=field)
     if "," in compact and len(compact.rpartition(",")[2]) == 3:
         raise Invalid(AMBIGUOUS_PRICE, field=field)
+    if "." in compact and "," not in text and len(compact.rpartition(".")[2]) == 3:
+        raise Invalid(AMBIGUOUS_POINT_PRICE, field=field)
     if compact.startswith("-") and compact.strip("-0.,"):
         raise Invalid(NEGATIVE_PRICE, field=field)
     digits = minor_digits(currency)

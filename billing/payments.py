@@ -27,6 +27,10 @@ BAD_AMOUNT = N_("Give the amount received, such as 1200.50.")
 AMBIGUOUS_AMOUNT = N_(
     "A comma followed by three digits is ambiguous (a thousands separator?): write 1200 or 1200.00."
 )
+AMBIGUOUS_POINT_AMOUNT = N_(
+    "A point followed by three digits is ambiguous (a thousands separator?): "
+    "write 1200 or 1 200,00."
+)
 TOO_LARGE_AMOUNT = N_("That amount is too large for one payment.")
 #: The largest payment recorded at once, in minor units (ten billion euros).
 MAX_AMOUNT = 10**12
@@ -63,13 +67,16 @@ def parse_amount(text: str, currency: str) -> int:
     as minor units (120050 for EUR); `Invalid` for anything that is not a positive amount
     with at most the currency's decimals and at most `MAX_AMOUNT` minor units. A comma
     followed by exactly three digits and nothing else ("1,200") is refused: it may be a
-    thousands separator or a decimal one."""
+    thousands separator or a decimal one; so is a point followed by exactly three digits
+    ("1.200": 1 200 in French or German, 1.20 in English)."""
     match = _AMOUNT.fullmatch(ungrouped(text))
     if match is None:
         raise Invalid(BAD_AMOUNT, field="amount")
     whole, separator, decimals = match.groups()
     if separator == "," and len(decimals) == 3:
         raise Invalid(AMBIGUOUS_AMOUNT, field="amount")
+    if separator == "." and len(decimals) == 3:
+        raise Invalid(AMBIGUOUS_POINT_AMOUNT, field="amount")
     try:
         value = Decimal(f"{whole}.{decimals or '0'}")
         minor = value.scaleb(minor_digits(currency))
