@@ -5,10 +5,18 @@ person writes them); retiring a plan (never deleting one in use) and restoring i
 The catalogue is `billing.catalogue`'s: each write there checks the staff permission and
 records itself in the staff trail (`plan.created`, `plan.edited`, `plan.price_set`,
 `plan.retired`, `plan.restored`).
+
+Editing a plan changes what its subscribers pay from their next period: the edit needs a
+reason (recorded with each entry of the trail), and when it changes a price of a plan that
+has subscribers, a confirmation step listing the prices it changes (the confirmation names
+those changes: a form changed again after it asks again). Restoring a plan needs a reason
+too, as retiring does. A code in a path is checked against the catalogue's format first: any
+other value is a 404.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +24,7 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
+from admin.paths import path_token
 from billing import catalogue
 from billing.catalogue import CATEGORIES, INTERVALS, OveragePolicy, PlanFields, PlanKind
 from billing.money import Money, currency_code, minor_digits
@@ -174,6 +183,8 @@ def _values_of(offer: catalogue.PlanOffer) -> dict[str, Any]:
 
 
 async def _offer(code: str) -> catalogue.PlanOffer:
+    """The offer of plan `code`; `NotFound` for a code the catalogue could not hold."""
+    path_token(code, catalogue.CODE)
     for offer in await catalogue.all_offers():
         if offer.plan.code == code:
             return offer
@@ -279,26 +290,84 @@ async def plan_page(
     )
 
 
+@dataclass(frozen=True)
+class PriceChange:
+    """A price the edit adds or changes, as the confirmation step shows it."""
+
+    currency: str
+    category: str
+    before: str | None
+    after: str
+
+
+def _price_changes(
+    offer: catalogue.PlanOffer, prices: list[catalogue.PriceInput], locale: str
+) -> list[PriceChange]:
+    """The prices among the checked `prices` that differ from the plan's: added or changed."""
+
+    def shown(amount: int, overage: int | None, currency: str) -> str:
+        text = Money(amount, currency).format(locale)
+        if overage is not None:
+            text += f" (+{Money(overage, currency).format(locale)})"
+        return text
+
+    current = {(price.currency, price.category): price for price in offer.prices}
+    changes = []
+    for price in prices:
+        old = current.get((price.currency, price.category))
+        if old is not None and (old.unit_amount, old.overage_unit_amount) == (
+            price.unit_amount,
+            price.overage_unit_amount,
+        ):
+            continue
+        changes.append(
+            PriceChange(
+                price.currency,
+                price.category,
+                None
+                if old is None
+                else shown(old.unit_amount, old.overage_unit_amount, old.currency),
+                shown(price.unit_amount, price.overage_unit_amount, price.currency),
+            )
+        )
+    return changes
+
+
+def _changes_token(changes: list[PriceChange]) -> str:
+    """What a confirmation confirms: the changes it listed."""
+    return ";".join(f"{c.currency}:{c.category}:{c.after}" for c in changes)
+
+
 @post("/plans/{code:str}", opt=BILLING_MANAGE, status_code=303)
 async def edit_plan(
     request: Request[Any, Any, Any], code: FromPath[str], staff: StaffCtx
 ) -> Template | Redirect:
     offer = await _offer(code)
     form = await form_of(request)
+    subscribers = (await catalogue.dangerously_subscriber_counts(staff)).get(offer.plan.id, 0)
+    context = {"section": "plans", "subscribers": subscribers, **_form_context(form, offer.plan)}
+    values = {**form, "code": offer.plan.code, "kind": str(offer.plan.kind)}
     try:
-        await catalogue.save_plan(staff, _fields(form, offer.plan), _prices(form), code=code)
+        fields = _fields(form, offer.plan)
+        prices = _prices(form)
+        # checked before anything is asked or written: a confirmation never ends in an error
+        catalogue.check_plan(fields)
+        checked = [catalogue.check_price(price) for price in prices]
+        acting = with_reason(staff, form.get("reason", ""))
+        changes = _price_changes(offer, checked, locale_of(request))
+        if changes and subscribers and form.get("confirm_prices") != _changes_token(changes):
+            return render(
+                request,
+                "admin/plan_form.html",
+                values=values,
+                errors={},
+                price_changes=changes,
+                confirm_prices=_changes_token(changes),
+                **context,
+            )
+        await catalogue.save_plan(acting, fields, prices, code=offer.plan.code)
     except (Invalid, Conflict) as error:
-        values = {**form, "code": offer.plan.code, "kind": str(offer.plan.kind)}
-        subscribers = await catalogue.dangerously_subscriber_counts(staff)
-        return form_error(
-            request,
-            "admin/plan_form.html",
-            error,
-            values,
-            section="plans",
-            subscribers=subscribers.get(offer.plan.id, 0),
-            **_form_context(form, offer.plan),
-        )
+        return form_error(request, "admin/plan_form.html", error, values, **context)
     flash(request, "The plan {code} is saved.", code=code)
     return redirect(f"/admin/plans/{code}")
 
@@ -347,11 +416,44 @@ async def retire_plan(
     return redirect("/admin/plans")
 
 
+def _restore_page(
+    request: Request[Any, Any, Any],
+    offer: catalogue.PlanOffer,
+    subscribers: int,
+    form: dict[str, str],
+    error: UserError | None = None,
+) -> Template:
+    context: dict[str, Any] = {
+        "section": "plans",
+        "plan": offer.plan,
+        "name": offer.plan.name(locale_of(request)),
+        "subscribers": subscribers,
+    }
+    if error is not None:
+        return form_error(request, "admin/plan_restore.html", error, form, **context)
+    return render(request, "admin/plan_restore.html", values=form, errors={}, **context)
+
+
+@get("/plans/{code:str}/restore", opt=BILLING_MANAGE, name="admin_plan_restore")
+async def restore_page(
+    request: Request[Any, Any, Any], code: FromPath[str], staff: StaffCtx
+) -> Template:
+    offer = await _offer(code)
+    subscribers = await catalogue.dangerously_subscriber_counts(staff)
+    return _restore_page(request, offer, subscribers.get(offer.plan.id, 0), {})
+
+
 @post("/plans/{code:str}/restore", opt=BILLING_MANAGE, status_code=303)
 async def restore_plan(
     request: Request[Any, Any, Any], code: FromPath[str], staff: StaffCtx
-) -> Redirect:
-    await catalogue.restore_plan(staff, code)
+) -> Template | Redirect:
+    offer = await _offer(code)
+    form = await form_of(request)
+    try:
+        await catalogue.restore_plan(with_reason(staff, form.get("reason", "")), offer.plan.code)
+    except UserError as error:
+        subscribers = await catalogue.dangerously_subscriber_counts(staff)
+        return _restore_page(request, offer, subscribers.get(offer.plan.id, 0), form, error)
     flash(request, "The plan {code} is offered again.", code=code)
     return redirect("/admin/plans")
 
@@ -364,5 +466,6 @@ handlers: list[Any] = [
     edit_plan,
     retire_page,
     retire_plan,
+    restore_page,
     restore_plan,
 ]

@@ -1,10 +1,14 @@
 """The plans catalogue in the back office (admin.plans, billing.catalogue): every plan with
 its prices and subscribers; creating, editing, retiring and restoring a plan, audited in the
-staff trail; bad input refused field by field with nothing written; roles without the
-permission refused, tenants told the back office does not exist."""
+staff trail (an edit and a restore with their reason; a price change of a plan with
+subscribers confirmed first); bad input refused field by field with nothing written; roles
+without the permission refused, tenants told the back office does not exist; a code in a path
+that no plan could have (a NUL, 300 characters) is a 404, never a 500."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -28,6 +32,7 @@ from tests.api.conftest import Browser
 from tests.conftest import TenantFixture
 
 NOW = datetime.now(UTC)
+REASON = "Prices of 2027, agreed with sales"
 
 
 def _code() -> str:
@@ -132,6 +137,7 @@ async def test_an_account_manager_creates_edits_retires_and_restores_a_plan(
             price_amount_0="1300",
             price_currency_1="usd",
             price_amount_1="1500.00",
+            reason=REASON,
         ),
         page=f"/admin/plans/{code}",
     )
@@ -167,7 +173,14 @@ async def test_an_account_manager_creates_edits_retires_and_restores_a_plan(
     with pytest.raises(Invalid):
         await subscribe(tenant_b.owner_ctx, code, at=NOW)
 
-    restored = await am_browser.post(f"/admin/plans/{code}/restore", {}, page="/admin/plans")
+    restore_page = await am_browser.get(f"/admin/plans/{code}/restore")
+    assert restore_page.status_code == 200
+    assert 'name="reason"' in restore_page.text
+    restored = await am_browser.post(
+        f"/admin/plans/{code}/restore",
+        {"reason": "The 2027 offer is postponed"},
+        page=f"/admin/plans/{code}/restore",
+    )
     assert restored.status_code == 303
     assert (await plan_by_code(code)).retired_at is None
     assert "Team plus" in (await am_browser.get("/pricing")).text
@@ -188,6 +201,8 @@ async def test_an_account_manager_creates_edits_retires_and_restores_a_plan(
         ]
     )
     assert ("plan.retired", plan_id, "Replaced by the 2027 offer") in trail
+    assert ("plan.restored", plan_id, "The 2027 offer is postponed") in trail
+    assert [reason for action, target, reason in trail if action == "plan.edited"] == [REASON]
 
 
 @pytest.mark.parametrize(
@@ -243,7 +258,7 @@ async def test_a_bad_price_on_edit_changes_nothing(am_browser: Browser) -> None:
     await _plan(code, 900)
     refused = await am_browser.post(
         f"/admin/plans/{code}",
-        _form(code, name_en="Renamed", price_amount_0="-1"),
+        _form(code, name_en="Renamed", price_amount_0="-1", reason=REASON),
         page=f"/admin/plans/{code}",
     )
     assert refused.status_code == 422
@@ -334,7 +349,7 @@ async def test_a_licence_with_a_public_sector_price_and_its_kind_kept_on_edit(
     # what subscribers bought does not change on edit, whatever the form says
     edited = await am_browser.post(
         f"/admin/plans/{code}",
-        {**form, "kind": "per_seat", "interval": "month", "included_seats": ""},
+        {**form, "kind": "per_seat", "interval": "month", "included_seats": "", "reason": REASON},
         page=f"/admin/plans/{code}",
     )
     assert edited.status_code == 303, edited.text
@@ -347,3 +362,147 @@ async def test_the_code_of_the_new_plan_page_is_reserved(am_browser: Browser) ->
     assert refused.status_code == 422
     assert "This code is reserved" in refused.text
     assert not await _plan_rows("new")
+
+
+async def _prices_of(code: str) -> list[tuple[str, int]]:
+    async with transaction():
+        rows = await fetch(
+            "SELECT currency, unit_amount FROM plan_price pp JOIN plan p ON p.id = pp.plan_id"
+            " WHERE p.code = $1 ORDER BY currency",
+            code,
+        )
+    return [(row["currency"], row["unit_amount"]) for row in rows]
+
+
+def _confirmation(text: str) -> str:
+    [token] = re.findall(r'name="confirm_prices" value="([^"]*)"', text)
+    return html.unescape(token)
+
+
+@pytest.mark.parametrize("reason", ["", "  ", "ok"])
+async def test_an_edit_without_a_reason_is_refused_and_nothing_written(
+    am_browser: Browser, account_manager: StaffFixture, reason: str
+) -> None:
+    code = _code()
+    await _plan(code, 900)
+    refused = await am_browser.post(
+        f"/admin/plans/{code}",
+        _form(code, name_en="Renamed", price_amount_0="12", reason=reason),
+        page=f"/admin/plans/{code}",
+    )
+    assert refused.status_code == 422
+    assert "Give the reason for this action." in refused.text
+    assert "Renamed" in refused.text  # kept as typed
+    assert (await plan_by_code(code)).names["en"] == code
+    assert await _prices_of(code) == [("EUR", 900)]
+    assert not [action for action, _, _ in await _trail(account_manager) if "plan" in action]
+
+
+async def test_an_edit_records_its_reason_with_each_change(
+    am_browser: Browser, account_manager: StaffFixture
+) -> None:
+    code = _code()
+    await _plan(code, 900)
+    page = await am_browser.get(f"/admin/plans/{code}")
+    assert 'name="reason"' in page.text
+    edited = await am_browser.post(
+        f"/admin/plans/{code}",
+        _form(code, name_en="Renamed", price_amount_0="12", reason=REASON),
+        page=f"/admin/plans/{code}",
+    )
+    assert edited.status_code == 303, edited.text
+    assert await _prices_of(code) == [("EUR", 1200)]  # no subscriber: nothing to confirm
+    trail = [row for row in await _trail(account_manager) if row[0].startswith("plan.")]
+    assert sorted(action for action, _, _ in trail) == ["plan.edited", "plan.price_set"]
+    assert {reason for _, _, reason in trail} == {REASON}
+
+
+async def test_a_price_change_for_subscribers_is_confirmed_first(
+    am_browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
+) -> None:
+    code = _code()
+    await _plan(code, 900)
+    await subscribe(tenant_a.owner_ctx, code, at=NOW, quantity=3)
+    path = f"/admin/plans/{code}"
+
+    # the same prices: saved at once
+    same = await am_browser.post(
+        path, _form(code, name_en="Renamed", price_amount_0="9.00", reason=REASON), page=path
+    )
+    assert same.status_code == 303, same.text
+    assert (await plan_by_code(code)).names["en"] == "Renamed"
+
+    form = _form(code, price_amount_0="12", reason=REASON)
+    asked = await am_browser.post(path, form, page=path)
+    assert asked.status_code == 200
+    assert "Confirm the new prices: the 1 subscribers" in asked.text
+    assert "€9.00 becomes €12.00" in asked.text
+    assert 'value="12"' in asked.text  # the form as typed
+    assert await _prices_of(code) == [("EUR", 900)]
+    token = _confirmation(asked.text)
+
+    # a confirmation of other prices than these asks again
+    changed = await am_browser.post(
+        path, {**form, "price_amount_0": "15", "confirm_prices": token}, page=path
+    )
+    assert changed.status_code == 200
+    assert "€9.00 becomes €15.00" in changed.text
+    assert await _prices_of(code) == [("EUR", 900)]
+
+    # the reason is still required at the confirmation
+    no_reason = await am_browser.post(
+        path, {**form, "reason": "", "confirm_prices": token}, page=path
+    )
+    assert no_reason.status_code == 422
+    assert "Give the reason for this action." in no_reason.text
+    assert await _prices_of(code) == [("EUR", 900)]
+
+    confirmed = await am_browser.post(path, {**form, "confirm_prices": token}, page=path)
+    assert confirmed.status_code == 303, confirmed.text
+    assert await _prices_of(code) == [("EUR", 1200)]
+    price_set = [(a, r) for a, _, r in await _trail(account_manager) if a == "plan.price_set"]
+    assert price_set[-1] == ("plan.price_set", REASON)
+
+
+async def test_a_restore_without_a_reason_is_refused_and_the_plan_stays_retired(
+    am_browser: Browser, account_manager: StaffFixture
+) -> None:
+    code = _code()
+    await _plan(code, 900)
+    retired = await am_browser.post(
+        f"/admin/plans/{code}/retire", {"reason": "Old offer"}, page=f"/admin/plans/{code}/retire"
+    )
+    assert retired.status_code == 303
+    for data in ({}, {"reason": ""}, {"reason": "no"}):
+        refused = await am_browser.post(
+            f"/admin/plans/{code}/restore", data, page=f"/admin/plans/{code}/restore"
+        )
+        assert refused.status_code == 422
+        assert "Give the reason for this action." in refused.text
+    assert (await plan_by_code(code)).retired_at is not None
+    assert "plan.restored" not in [action for action, _, _ in await _trail(account_manager)]
+    listing = await am_browser.get("/admin/plans")
+    assert f'href="/admin/plans/{code}/restore"' in listing.text
+
+
+BAD_CODES = ["ab%00c", "a" * 300, "ab%0Ac", "Not%20A%20Code"]
+
+
+@pytest.mark.parametrize("bad", BAD_CODES)
+async def test_a_code_no_plan_could_have_is_a_404_on_every_plan_route(
+    am_browser: Browser, bad: str
+) -> None:
+    data = {**_form("x"), "reason": REASON, "confirm_prices": "x"}
+    for method, path in [
+        ("GET", f"/admin/plans/{bad}"),
+        ("POST", f"/admin/plans/{bad}"),
+        ("GET", f"/admin/plans/{bad}/retire"),
+        ("POST", f"/admin/plans/{bad}/retire"),
+        ("GET", f"/admin/plans/{bad}/restore"),
+        ("POST", f"/admin/plans/{bad}/restore"),
+    ]:
+        if method == "GET":
+            response = await am_browser.get(path)
+        else:
+            response = await am_browser.post(path, data, page="/admin/plans")
+        assert response.status_code == 404, (method, path[:40], response.text[:300])

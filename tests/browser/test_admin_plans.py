@@ -59,6 +59,7 @@ async def test_an_account_manager_creates_edits_and_retires_a_plan(
     await page.locator("#f-name_en").fill("Team plus")
     await page.locator("#f-price_currency_1").fill("USD")
     await page.locator("#f-price_amount_1").fill("1500")
+    await page.locator("#f-reason").fill("Prices of 2027")
     await page.get_by_role("button", name="Save the plan").click()
     await page.wait_for_url(f"**/admin/plans/{code}")
     assert (await plan_by_code(code)).names["en"] == "Team plus"
