@@ -30,7 +30,8 @@ from campaigns.access import participant_id
 from campaigns.content import frozen_bank
 from campaigns.participation.rules import refuse_if_archived
 from core.database import after_commit, execute, fetch, global_transaction, tenant_transaction
-from core.errors import Forbidden, Invalid, NotFound
+from core.errors import Conflict, Forbidden, Invalid, NotFound
+from core.i18n import N_
 from core.ids import uuid_or_404
 from core.settings import get_settings
 from core.validation import clean_multiline
@@ -309,7 +310,8 @@ async def _require_triage(staff_user_id: UUID) -> None:
     transaction); then the transaction may read reports across tenants (the `content_triage`
     policy asks for `jalon.triage`, which only this function sets)."""
     rows = await fetch(
-        "SELECT 1 FROM staff_member WHERE user_id = $1 AND role = ANY($2::text[])",
+        """SELECT 1 FROM staff_member
+           WHERE user_id = $1 AND disabled_at IS NULL AND role = ANY($2::text[])""",
         staff_user_id,
         list(TRIAGE_ROLES),
     )
@@ -407,6 +409,17 @@ UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(), reviewed_by 
     recent_reports = 0, retired_at = NULL
 WHERE challenge_id = $1 RETURNING status"""
 
+# The back office's review leaves a retired challenge alone: bringing one back is
+# `restore_reported`, which asks for a reason.
+_REVIEW_UNRETIRED_SQL = """
+UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(), reviewed_by = $2,
+    recent_reports = 0
+WHERE challenge_id = $1 AND status <> 'retired' RETURNING status"""
+
+RETIRED_NOT_REVIEWED = N_(
+    "This challenge is retired: restore it, with a reason, to serve it again."
+)
+
 _RETIRE_SQL = """
 UPDATE challenge_flag SET status = 'retired', retired_at = now(),
     reviewed_at = now(), reviewed_by = $2, recent_reports = 0
@@ -431,6 +444,13 @@ async def _set_status(
     async with global_transaction(user_id=staff_user_id):
         await _require_triage(staff_user_id)
         rows = await fetch(sql, challenge_id, staff_user_id)
+        if not rows and sql is _REVIEW_UNRETIRED_SQL:
+            retired = await fetch(
+                "SELECT 1 FROM challenge_flag WHERE challenge_id = $1 AND status = 'retired'",
+                challenge_id,
+            )
+            if retired:
+                raise Conflict(RETIRED_NOT_REVIEWED)
         if not rows:
             raise NotFound()
         if staff is not None:
@@ -467,11 +487,16 @@ def _editor(staff: StaffContext) -> UUID:
 
 async def review_reported(staff: StaffContext, challenge_id: str, reason: str = "") -> str:
     """`mark_reviewed` from the back office, recorded in the staff trail
-    (`content.challenge.reviewed`, with the reason when one is given)."""
+    (`content.challenge.reviewed`, with the reason when one is given), except that a retired
+    challenge is not reviewed (`Conflict`): `restore_reported` brings it back, with the
+    reason it requires. (The command line's `jalon reports review`, which records no reason
+    for anything, still undoes its `jalon reports retire`.)"""
     editor = _editor(staff)
     if reason.strip():
         staff = with_reason(staff, reason)
-    return await _set_status(editor, challenge_id, _REVIEW_SQL, staff, "content.challenge.reviewed")
+    return await _set_status(
+        editor, challenge_id, _REVIEW_UNRETIRED_SQL, staff, "content.challenge.reviewed"
+    )
 
 
 async def retire_reported(staff: StaffContext, challenge_id: str, reason: str) -> str:

@@ -467,3 +467,20 @@ async def test_reports_from_unverified_accounts_are_kept_but_withdraw_nothing(
             started,
         )
     assert counted == []  # (a flag row may remain from earlier tests: flags are global)
+
+
+async def test_a_disabled_content_editor_triages_nothing(
+    tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    _campaign, paula, participation, view = await start_a_test(tenant_a)
+    await report_problem(paula.ctx, participation.id, view.challenge_id, "wrong_answer_key")
+    editor = await _editor()
+    async with database.global_transaction():
+        await database.execute(
+            "UPDATE staff_member SET disabled_at = now() WHERE user_id = $1", editor
+        )
+    with pytest.raises(Forbidden):
+        await list_flags(editor)
+    with pytest.raises(Forbidden):
+        await retire(editor, view.challenge_id)
+    assert view.challenge_id not in await withdrawn_challenges()
