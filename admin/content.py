@@ -16,7 +16,10 @@ Decisions:
   from a web request would strand running campaigns in the other processes. Putting a stored
   version in use stays an operator's step.
 - A calibration run only reports (parameters, their change, fit, drift): the bank's parameters
-  belong to a bank version, and change through a new version, by import.
+  belong to a bank version, and change through a new version, by import. Starting one reads
+  every organization's answers: it needs a reason, recorded with it.
+- A challenge id in a path is checked against the bank's id format first (`admin.paths`):
+  anything else (a NUL, an overlong id) is a 404, never a database error.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from admin.paths import CHALLENGE_ID, path_token
 from campaigns import calibration_runs, problem_reports
 from campaigns.content import (
     CHALLENGE_STATUSES,
@@ -50,6 +54,7 @@ from campaigns.content import (
 from core.errors import Invalid, NotFound, UserError
 from engine.bank import CHALLENGE_TYPES
 from tenants.permissions import StaffPermission
+from tenants.staff import clean_reason
 from web.guards import StaffCtx
 from web.pages import flash, form_error, form_of, locale_of, redirect, render
 
@@ -155,7 +160,7 @@ async def challenge_preview(
     locale: FromQuery[str] = "",
 ) -> Template:
     bank = current_bank()
-    challenge = bank.challenge_by_id.get(challenge_id)
+    challenge = bank.challenge_by_id.get(path_token(challenge_id, CHALLENGE_ID))
     if challenge is None:
         raise NotFound()
     shown = locale or _text_locale(request, challenge.locales)
@@ -222,6 +227,7 @@ async def reports(
 async def report_review(
     request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: FromPath[str]
 ) -> Redirect:
+    path_token(challenge_id, CHALLENGE_ID)
     form = await form_of(request)
     await problem_reports.review_reported(staff, challenge_id, form.get("reason", ""))
     flash(request, "{challenge} is reviewed: it is selected again.", challenge=challenge_id)
@@ -253,6 +259,7 @@ async def _triage(
 ) -> Template | Redirect:
     """Retire or restore: the first post shows the confirmation (with the reason to give),
     the confirmed one does it."""
+    path_token(challenge_id, CHALLENGE_ID)
     form = await form_of(request)
     if form.get("confirm") != "yes":
         return _confirm_page(request, action, challenge_id, form)
@@ -320,7 +327,11 @@ async def calibration_start(
     form = await form_of(request)
     try:
         run_id = await calibration_runs.dangerously_start_calibration(
-            staff, form.get("model"), form.get("min_answers"), form.get("reason", "")
+            staff,
+            form.get("model"),
+            form.get("min_answers"),
+            # required here (the service takes it as optional, for the command line)
+            clean_reason(form.get("reason", "")),
         )
     except Invalid as error:
         return await _calibration_page(request, staff, form, error)

@@ -344,9 +344,9 @@ async def test_a_calibration_reads_every_tenants_answers_and_reports_anonymously
     async with database.global_transaction():
         before = await database.fetch("SELECT count(*) AS n FROM calibration_run")
     for values, message in [
-        ({"model": "2PL", "min_answers": "abc"}, "Enter a whole number between 1 and 100000."),
-        ({"model": "2PL", "min_answers": "0"}, "Enter a whole number between 1 and 100000."),
-        ({"model": "4PL", "min_answers": "2"}, "Choose a model."),
+        ({"model": "2PL", "min_answers": "abc", "reason": "Check"}, "Enter a whole number"),
+        ({"model": "2PL", "min_answers": "0", "reason": "Check"}, "Enter a whole number"),
+        ({"model": "4PL", "min_answers": "2", "reason": "Check"}, "Choose a model."),
         ({"model": "2PL", "min_answers": "2", "reason": "x"}, "reason"),
     ]:
         refused = await editor.post(
@@ -394,7 +394,7 @@ async def test_a_calibration_reads_every_tenants_answers_and_reports_anonymously
     # a second run compares with the first
     again = await editor.post(
         "/admin/content/calibration",
-        {"model": "2PL", "min_answers": "2"},
+        {"model": "2PL", "min_answers": "2", "reason": "Second check"},
         page="/admin/content/calibration",
     )
     await _drain()
@@ -626,3 +626,55 @@ def test_a_stored_bank_never_lands_outside_the_banks_directory(banks_dir: Path) 
     for version in ["../x", "/abs", "a/../../b", "x\x00y", "..", ""]:
         with pytest.raises(Invalid):
             content_service._version_dir(version)
+
+
+# --- a reason to start a calibration; ids in paths that name nothing (fixer F4) -------------
+
+
+async def test_a_calibration_without_a_reason_is_refused_and_nothing_queued(
+    in_process: jobs.InProcessQueue, editor: Browser, content_editor: StaffFixture
+) -> None:
+    page = await editor.get("/admin/content/calibration")
+    assert "Reason (optional)" not in page.text
+    async with database.global_transaction():
+        before = await database.fetch("SELECT count(*) AS n FROM calibration_run")
+    for data in (
+        {"model": "2PL", "min_answers": "2"},
+        {"model": "2PL", "min_answers": "2", "reason": " "},
+    ):
+        refused = await editor.post(
+            "/admin/content/calibration", data, page="/admin/content/calibration"
+        )
+        assert refused.status_code == 422
+        assert "Give the reason for this action." in refused.text
+    async with database.global_transaction():
+        after = await database.fetch("SELECT count(*) AS n FROM calibration_run")
+    assert after[0]["n"] == before[0]["n"]
+    assert "content.calibration.started" not in [r["action"] for r in await _trail(content_editor)]
+    started = await editor.post(
+        "/admin/content/calibration",
+        {"model": "2PL", "min_answers": "2", "reason": "Quarterly drift check"},
+        page="/admin/content/calibration",
+    )
+    assert started.status_code == 303
+    run_id = started.headers["location"].rsplit("/", 1)[1]
+    async with database.global_transaction():
+        [run] = await database.fetch("SELECT reason FROM calibration_run WHERE id = $1", run_id)
+    assert run["reason"] == "Quarterly drift check"
+    assert ("content.calibration.started", "Quarterly drift check") in [
+        (row["action"], row["reason"]) for row in await _trail(content_editor)
+    ]
+    await _drain()
+
+
+@pytest.mark.parametrize("bad", ["ab%00c", "c" * 300, "ab%0Ac"])
+async def test_a_challenge_id_that_names_nothing_is_a_404_on_every_challenge_route(
+    editor: Browser, bad: str
+) -> None:
+    assert (await editor.get(f"/admin/content/challenges/{bad}")).status_code == 404
+    for action in ("review", "retire", "restore"):
+        for data in ({}, {"reason": "A wrong key"}, {"confirm": "yes", "reason": "A wrong key"}):
+            response = await editor.post(
+                f"/admin/content/reports/{bad}/{action}", data, page="/admin/content/reports"
+            )
+            assert response.status_code == 404, (action, data, response.text[:300])

@@ -94,6 +94,7 @@ async def test_a_content_editor_retires_a_reported_challenge_and_runs_a_calibrat
     await page.wait_for_url("**/admin/content/calibration")
     await _accessible(page, "admin-content-calibration")
     await page.locator("#f-min_answers").fill("1")
+    await page.locator("#f-reason").fill("Monthly check")
     await page.get_by_role("button", name="Launch a calibration").click()
     await page.wait_for_url("**/admin/content/calibration/*")
     await in_process.drain()
