@@ -1024,6 +1024,13 @@ async def credit_invoice(
 
 BAD_CREDIT_AMOUNT = N_("Credit an amount between 0.01 and what is still due ({due}).")
 NOT_CREDITABLE = N_("Only an issued invoice with something still due can be credited.")
+CREDIT_ON_GATEWAY = N_(
+    "This invoice is billed by the payment service: issue the credit note there."
+)
+MIXED_RATES_PARTIAL_CREDIT = N_(
+    "This invoice has lines at different VAT rates: credit it in full, or issue an invoice "
+    "adjustment line by line."
+)
 
 
 async def credit_invoice_amount(
@@ -1040,8 +1047,10 @@ async def credit_invoice_amount(
     VAT is the VAT the amount contains at the invoice's rate (rounded half away from zero),
     issued with its own number and set against the invoice like a payment (its
     `amount_paid`, so the invoice is `paid` once credits and payments cover it, and a
-    subscription past due for it is settled like after a payment). Audited as
-    `billing.invoice.credited` with the reason. The credit note is returned."""
+    subscription past due for it is settled like after a payment). `Conflict` for an invoice
+    a payment service bills (credit it there) and for a partial credit of an invoice whose
+    lines have different VAT rates. Audited as `billing.invoice.credited` with the reason.
+    The credit note is returned."""
     require_operator(ctx)
     wanted = uuid_or_404(invoice_id)
     moment = at or datetime.now(UTC)
@@ -1050,10 +1059,16 @@ async def credit_invoice_amount(
         invoice = await load_invoice(ctx.tenant_id, wanted, lock=True)
         if invoice.is_credit_note or invoice.status not in ("open", "uncollectible"):
             raise Conflict(NOT_CREDITABLE)
+        if invoice.gateway != "manual":
+            # the payment service would go on collecting the whole invoice
+            raise Conflict(CREDIT_ON_GATEWAY)
         due = invoice.total - invoice.amount_paid
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= due:
             raise Invalid(BAD_CREDIT_AMOUNT, field="amount", due=str(invoice.money(due)))
         full = amount == due and invoice.amount_paid == 0
+        if not full and len({line.tax_rate for line in invoice.lines}) > 1:
+            # a partial credit has one line at one rate: which one would be a guess
+            raise Conflict(MIXED_RATES_PARTIAL_CREDIT)
     if full:
         return await credit_invoice(ctx, wanted, reason=reason, at=moment)
     async with tenant_transaction(ctx):

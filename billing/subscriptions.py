@@ -499,7 +499,8 @@ BAD_TRIAL_DAYS = N_("Extend a trial by a whole number of days between 1 and {hig
 async def extend_trial(ctx: TenantContext, days: int, *, at: datetime) -> Subscription:
     """Give a trialing subscription `days` more days (1..`MAX_TRIAL_EXTENSION_DAYS`): its trial
     and its current period end that much later. `Invalid` for another number, `Conflict`
-    unless it is trialing, `NotFound` without a subscription. Audited as
+    unless it is trialing on the manual gateway (a payment service's trial is extended
+    there), `NotFound` without a subscription. Audited as
     `billing.subscription.trial_extended`. Joins an open transaction."""
     ctx.require(Permission.BILLING_MANAGE)
     if isinstance(days, bool) or not isinstance(days, int):
@@ -512,6 +513,9 @@ async def extend_trial(ctx: TenantContext, days: int, *, at: datetime) -> Subscr
             raise NotFound(NO_SUBSCRIPTION)
         if sub.status != S.TRIALING:
             raise Conflict(NOT_TRIALING)
+        if sub.gateway != "manual":
+            # the payment service would charge at the trial's old end all the same
+            raise Conflict(TRIAL_ON_GATEWAY)
         trial_end = (sub.trial_end or sub.current_period_end) + timedelta(days=days)
         await execute(
             """UPDATE subscription SET trial_end = $2, current_period_end = $2, updated_at = $3
@@ -535,3 +539,4 @@ async def extend_trial(ctx: TenantContext, days: int, *, at: datetime) -> Subscr
 
 
 NOT_TRIALING = N_("Only a subscription in its trial can have its trial extended.")
+TRIAL_ON_GATEWAY = N_("This subscription is billed by the payment service: extend the trial there.")
