@@ -33,6 +33,9 @@ trail both record it, with the reason. Ids under another tenant's path are unkno
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -43,9 +46,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from billing import changes, invoices, payments, seats, subscriptions
-from billing.catalogue import PlanKind, active_offers
+from billing.catalogue import PlanKind, active_offers, plan_price
 from billing.money import Money
-from core.errors import Invalid, NotFound, UserError
+from core.errors import Conflict, Invalid, NotFound, UserError
 from core.i18n import N_
 from tenants import features as tenant_features
 from tenants import organizations
@@ -53,7 +56,7 @@ from tenants.context import StaffContext, TenantContext, TenantSummary
 from tenants.permissions import StaffPermission
 from tenants.staff import acting_in_tenant, clean_reason, with_reason
 from web.guards import StaffCtx
-from web.pages import flash, form_error, form_of, locale_of, redirect, render
+from web.pages import flash, form_error, form_of, locale_of, redirect, render, session_of
 
 BILLING = {"permission": StaffPermission.BILLING_MANAGE}
 TENANTS = {"permission": StaffPermission.TENANTS_MANAGE}
@@ -66,6 +69,27 @@ OLD_DATE = N_("This date is too far in the past.")
 CHOOSE_ONE = N_("Give either an amount or a percentage, not both.")
 BAD_PERCENT = N_("A percentage is a whole number between 1 and 100.")
 NO_CHANGE_ASKED = N_("Choose another plan or number of seats.")
+PACK_NO_SUBSCRIPTION = N_(
+    "This organization has no subscription: the pack cannot be invoiced now. Untick"
+    " “Invoice this pack now” to add it without an invoice."
+)
+PACK_NOT_SEAT_PACK_PLAN = N_(
+    "The plan {plan} is not a seat-pack plan: the pack cannot be invoiced now. Untick"
+    " “Invoice this pack now” to add it without an invoice."
+)
+PACK_NO_PRICE = N_(
+    "The plan {plan} has no price in {currency} for the category {category}: the pack cannot"
+    " be invoiced now. Add the price, or untick “Invoice this pack now”."
+)
+ALREADY_DONE = N_(
+    "This action was already done, or its confirmation has expired: nothing more was"
+    " changed. Check the organization's page before starting again."
+)
+#: The session's pending confirmations: {nonce: {"action", "tenant_id", "form", "expires"}}.
+CONFIRM_SESSION = "admin_confirm"
+#: How many confirmations a session keeps pending (the oldest are dropped), and for how long.
+CONFIRM_MAX = 20
+CONFIRM_SECONDS = 3600
 #: How far back a payment's received date may go.
 OLDEST_PAYMENT_DAYS = 3 * 366
 
@@ -102,8 +126,84 @@ def _day(text: str | None, field: str) -> date:
         raise Invalid(BAD_DATE, field=field) from None
 
 
-def _applying(form: dict[str, str]) -> bool:
-    return form.get("step") == "apply"
+def _confirmed_fields(form: dict[str, str]) -> dict[str, str]:
+    """What a confirmation page carries and its button applies (hidden fields)."""
+    return {k: v for k, v in form.items() if k not in ("_csrf_token", "step", "nonce")}
+
+
+def _digest(form: dict[str, str]) -> str:
+    fields = sorted(_confirmed_fields(form).items())
+    return hashlib.sha256(repr(fields).encode()).hexdigest()
+
+
+def _pending(request: Request[Any, Any, Any]) -> dict[str, dict[str, Any]]:
+    """The session's confirmations still pending, the expired ones dropped."""
+    stored = session_of(request).get(CONFIRM_SESSION)
+    now = time.time()
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        nonce: entry
+        for nonce, entry in stored.items()
+        if isinstance(entry, dict) and float(entry.get("expires", 0)) > now
+    }
+
+
+def _issue_nonce(
+    request: Request[Any, Any, Any], tenant: TenantSummary, action: str, form: dict[str, str]
+) -> str:
+    """A single-use token for the confirmation page of `action` with these values, kept in
+    the staff member's session (at most `CONFIRM_MAX`, the oldest dropped)."""
+    pending = _pending(request)
+    nonce = secrets.token_urlsafe(24)
+    pending[nonce] = {
+        "action": action,
+        "tenant_id": str(tenant.id),
+        "form": _digest(form),
+        "expires": time.time() + CONFIRM_SECONDS,
+    }
+    oldest_first = sorted(pending.items(), key=lambda item: float(item[1]["expires"]))
+    session_of(request)[CONFIRM_SESSION] = dict(oldest_first[-CONFIRM_MAX:])
+    return nonce
+
+
+#: The nonces this process consumed (until they would have expired): a double click sends
+#: the second request before the first one's response saved the session without its nonce.
+_CONSUMED: dict[str, float] = {}
+
+
+def _consume_nonce(
+    request: Request[Any, Any, Any], tenant: TenantSummary, action: str, form: dict[str, str]
+) -> None:
+    """Take the confirmation's token out of the session (Conflict when it was used already,
+    expired, or confirmed another action or other values): each confirmation applies once."""
+    nonce = form.get("nonce") or ""
+    pending = _pending(request)
+    entry = pending.pop(nonce, None)
+    session_of(request)[CONFIRM_SESSION] = pending
+    now = time.time()
+    for used in [key for key, until in _CONSUMED.items() if until < now]:
+        _CONSUMED.pop(used, None)
+    if (
+        entry is None
+        or nonce in _CONSUMED
+        or entry.get("action") != action
+        or entry.get("tenant_id") != str(tenant.id)
+        or entry.get("form") != _digest(form)
+    ):
+        raise Conflict(ALREADY_DONE)
+    _CONSUMED[nonce] = float(entry["expires"])
+
+
+async def _applying(
+    request: Request[Any, Any, Any], tenant: TenantSummary, action: str, form: dict[str, str]
+) -> bool:
+    """Whether this POST is the confirmation's `step=apply`: then its single-use token is
+    consumed first (a second submission of the same confirmation is refused, 409)."""
+    if form.get("step") != "apply":
+        return False
+    _consume_nonce(request, tenant, action, form)
+    return True
 
 
 @dataclass(frozen=True)
@@ -129,7 +229,8 @@ def _confirm(
 ) -> Template:
     """The confirmation page: what the form will do, the values typed carried as hidden
     fields, and the button that applies it (`step=apply`)."""
-    hidden = {k: v for k, v in form.items() if k not in ("_csrf_token", "step")}
+    hidden = _confirmed_fields(form)
+    hidden["nonce"] = _issue_nonce(request, tenant, action, form)
     return render(
         request,
         "admin/actions/confirm.html",
@@ -204,7 +305,8 @@ async def change_plan(
     try:
         ctx = _acting(staff, form, tenant)
         change = _change_request(form)
-        if _applying(form):
+        preview = await changes.preview_change(ctx, change, at=_now())  # refuses bad input
+        if await _applying(request, tenant, _url(tenant, "plan"), form):
             after = await changes.apply_change(ctx, change, at=_now(), locale=locale_of(request))
             return _done(
                 request,
@@ -213,7 +315,6 @@ async def change_plan(
                 plan=after.plan.name("en"),
                 quantity=after.quantity,
             )
-        preview = await changes.preview_change(ctx, change, at=_now())
     except UserError as error:
         return form_error(
             request,
@@ -276,7 +377,7 @@ async def extend_trial(
             raise NotFound(subscriptions.NO_SUBSCRIPTION)
         if sub.status != subscriptions.S.TRIALING:
             raise Invalid(subscriptions.NOT_TRIALING, field="days")
-        if _applying(form):
+        if await _applying(request, tenant, _url(tenant, "trial"), form):
             after = await subscriptions.extend_trial(ctx, days, at=_now())
             return _done(
                 request,
@@ -334,6 +435,26 @@ def _pack_fields(form: dict[str, str]) -> seats.SeatPackFields:
     )
 
 
+async def _check_invoiceable(
+    staff: StaffContext, tenant: TenantSummary, fields: seats.SeatPackFields
+) -> None:
+    """Refuse "invoice it now" when `invoices.bill_seat_pack` would issue nothing: no
+    subscription, not a seat-pack plan, or no price for the pack's category."""
+    sub = await subscriptions.current_subscription(_reading(staff, tenant))
+    if sub is None:
+        raise Invalid(PACK_NO_SUBSCRIPTION, field="invoice")
+    if sub.plan.kind != PlanKind.SEAT_PACK or not sub.plan.pack_seats:
+        raise Invalid(PACK_NOT_SEAT_PACK_PLAN, field="invoice", plan=sub.plan.code)
+    if await plan_price(sub.plan.id, sub.currency, fields.category) is None:
+        raise Invalid(
+            PACK_NO_PRICE,
+            field="invoice",
+            plan=sub.plan.code,
+            category=fields.category,
+            currency=sub.currency,
+        )
+
+
 @get(f"{BASE}/seat-pack", opt=BILLING, name="admin_action_seat_pack")
 async def seat_pack_page(
     request: Request[Any, Any, Any], staff: StaffCtx, tenant_id: FromPath[UUID]
@@ -358,12 +479,25 @@ async def add_seat_pack(
     try:
         reasoned = with_reason(staff, form.get("reason", ""))
         fields = _pack_fields(form)
-        if _applying(form):
+        if form.get("invoice"):
+            await _check_invoiceable(staff, tenant, fields)
+        if await _applying(request, tenant, _url(tenant, "seat-pack"), form):
             ctx = acting_in_tenant(reasoned, tenant)
+            # two transactions: the pack, then its invoice (`bill_seat_pack` opens its own)
             pack = await seats.add_seat_pack(ctx, reasoned, fields)
             invoice = None
             if form.get("invoice"):
                 invoice = await invoices.bill_seat_pack(ctx, pack, locale="fr")
+                if invoice is None:  # the catalogue changed since the check above
+                    return _done(
+                        request,
+                        tenant,
+                        N_(
+                            "A pack of {seats} seats was added, but no invoice could be issued"
+                            " for it: invoice it by hand."
+                        ),
+                        seats=pack.seats,
+                    )
             if invoice is not None:
                 return _done(
                     request,
@@ -436,7 +570,7 @@ async def remove_pack(
     form = await form_of(request)
     try:
         reasoned = with_reason(staff, form.get("reason", ""))
-        if _applying(form):
+        if await _applying(request, tenant, _url(tenant, f"seat-pack/{pack.id}/remove"), form):
             await seats.withdraw_seat_pack(
                 acting_in_tenant(reasoned, tenant), reasoned, pack.id, at=_now()
             )
@@ -518,7 +652,10 @@ async def grant_discount(
             raise NotFound(subscriptions.NO_SUBSCRIPTION)
         amount = _discount_amount(form, sub)
         description = form.get("description", "")
-        if _applying(form):
+        ceiling = sub.period_amount
+        if ceiling is not None and amount > ceiling.amount:
+            raise Invalid(changes.BAD_CREDIT, field="amount", high=str(ceiling))
+        if await _applying(request, tenant, _url(tenant, "discount"), form):
             granted = await changes.grant_discount(ctx, amount, description, at=_now())
             return _done(
                 request,
@@ -526,9 +663,6 @@ async def grant_discount(
                 N_("A discount of {amount} will be deducted from the next invoice."),
                 amount=granted.format(locale_of(request)),
             )
-        ceiling = sub.period_amount
-        if ceiling is not None and amount > ceiling.amount:
-            raise Invalid(changes.BAD_CREDIT, field="amount", high=str(ceiling))
     except UserError as error:
         return form_error(
             request,
@@ -605,7 +739,7 @@ async def credit_note(
         amount = payments.parse_amount(form.get("amount", ""), invoice.currency)
         if invoice.status not in ("open", "uncollectible") or amount > due.amount:
             raise Invalid(invoices.BAD_CREDIT_AMOUNT, field="amount", due=str(due))
-        if _applying(form):
+        if await _applying(request, tenant, _url(tenant, f"credit-note/{invoice.id}"), form):
             note = await invoices.credit_invoice_amount(
                 ctx, invoice.id, amount=amount, reason=ctx.actor.reason, at=_now()
             )
@@ -704,7 +838,7 @@ async def record_payment(
         reference = (form.get("reference") or "").strip()
         if not reference:
             raise Invalid(N_("A bank transfer needs the bank's reference."), field="reference")
-        if _applying(form):
+        if await _applying(request, tenant, _url(tenant, f"payment/{invoice.id}"), form):
             applied = await payments.record_payment(
                 acting_in_tenant(reasoned, tenant),
                 reasoned,
@@ -794,7 +928,7 @@ async def suspend(
         ctx = _acting(staff, form, tenant)
         if tenant.status not in ("trial", "active"):
             raise Invalid(organizations.NOT_SUSPENDABLE)
-        if _applying(form):
+        if await _applying(request, tenant, _url(tenant, "suspend"), form):
             await changes.suspend_tenant(ctx, at=_now())
             return _done(request, tenant, N_("{name} is suspended."), name=tenant.name)
     except UserError as error:
@@ -848,7 +982,7 @@ async def reactivate(
         ctx = _acting(staff, form, tenant)
         if tenant.status not in ("suspended", "closed"):
             raise Invalid(organizations.NOT_REOPENABLE)
-        if _applying(form):
+        if await _applying(request, tenant, _url(tenant, "reactivate"), form):
             status = await changes.reactivate_tenant(ctx, at=_now())
             return _done(
                 request,
@@ -906,7 +1040,7 @@ async def close(
             raise Invalid(organizations.WRONG_SLUG, field="confirm_slug")
         if tenant.status == "closed":
             raise Invalid(organizations.ALREADY_CLOSED)
-        if _applying(form):
+        if await _applying(request, tenant, _url(tenant, "close"), form):
             delete_after = await changes.close_tenant(
                 ctx, confirm_slug=form.get("confirm_slug", ""), retention_days=days, at=_now()
             )
@@ -964,6 +1098,15 @@ def _wanted(form: dict[str, str]) -> dict[str, bool]:
     }
 
 
+def _seen(form: dict[str, str]) -> dict[str, bool]:
+    """The state of each feature the page showed (its hidden `was_<key>`: "on" or "off")."""
+    return {
+        feature.value: form[f"was_{feature.value}"] == "on"
+        for feature in tenant_features.Feature
+        if form.get(f"was_{feature.value}") in ("on", "off")
+    }
+
+
 @get(f"{BASE}/features", opt=TENANTS, name="admin_action_features")
 async def features_page(
     request: Request[Any, Any, Any], staff: StaffCtx, tenant_id: FromPath[UUID]
@@ -987,17 +1130,24 @@ async def set_features(
     try:
         ctx = _acting(staff, form, tenant)
         current = await tenant_features.tenant_features(_reading(staff, tenant))
-        changed = {
-            key: on for key, on in wanted.items() if current[tenant_features.Feature(key)] != on
-        }
+        # only what the person changed on the page they saw (a page shown before another
+        # staff member's change must not undo it); without the page's state, the stored one
+        seen = {key: _seen(form).get(key, current[tenant_features.Feature(key)]) for key in wanted}
+        changed = {key: on for key, on in wanted.items() if seen[key] != on}
         if not changed:
             raise Invalid(N_("Nothing to change: turn a feature on or off."), field="features")
-        if _applying(form):
-            await tenant_features.set_features(ctx, changed)
+        if any(current[tenant_features.Feature(key)] != seen[key] for key in changed):
+            raise Conflict(tenant_features.CHANGED_MEANWHILE, field="features")
+        if await _applying(request, tenant, _url(tenant, "features"), form):
+            await tenant_features.set_features(
+                ctx, changed, expected={key: seen[key] for key in changed}
+            )
             return _done(
                 request, tenant, N_("The features of {name} were changed."), name=tenant.name
             )
     except UserError as error:
+        if isinstance(error, Conflict):  # shown again as stored now, to choose again
+            form = {k: v for k, v in form.items() if not k.startswith(("feature_", "was_"))}
         return form_error(
             request,
             "admin/actions/features.html",

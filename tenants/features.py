@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.database import DB, execute, fetch, tenant_transaction
-from core.errors import Forbidden, Invalid
+from core.errors import Conflict, Forbidden, Invalid
 from core.i18n import N_
 from tenants import audit
 from tenants.context import TenantContext
@@ -52,6 +52,10 @@ FEATURES: dict[Feature, FeatureInfo] = {
 
 FEATURE_OFF = N_("This feature is not enabled for your organization. Contact us to enable it.")
 UNKNOWN_FEATURE = N_("Unknown feature.")
+CHANGED_MEANWHILE = N_(
+    "Someone else changed these features since this page was shown: nothing was changed."
+    " Reload the page and choose again."
+)
 
 
 def _overrides(value: Any) -> dict[str, Any]:
@@ -104,11 +108,20 @@ async def tenant_features(ctx: TenantContext) -> dict[Feature, bool]:
         return effective(await _stored(ctx))
 
 
-async def set_features(ctx: TenantContext, changes: Mapping[str, bool]) -> dict[Feature, bool]:
+async def set_features(
+    ctx: TenantContext,
+    changes: Mapping[str, bool],
+    *,
+    expected: Mapping[str, bool] | None = None,
+) -> dict[Feature, bool]:
     """Turn features on or off (`changes`: key -> on). Our staff (or the system) only: a
     tenant's own people never switch what their contract includes (`Forbidden`). A value
     equal to the default removes the override. Audited as `organization.features_changed`
-    with what changed; nothing changed records nothing. The features after the change."""
+    with what changed; nothing changed records nothing. The features after the change.
+
+    `expected` (key -> on): the state the person saw of the features they change; when the
+    stored state of one of them differs (someone changed it meanwhile), `Conflict` and
+    nothing is written (checked under the organization row's lock)."""
     if ctx.actor.kind not in ("staff", "system"):
         raise Forbidden()
     wanted: dict[Feature, bool] = {}
@@ -123,6 +136,10 @@ async def set_features(ctx: TenantContext, changes: Mapping[str, bool]) -> dict[
     async with tenant_transaction(ctx):
         stored = await _stored(ctx, lock=True)
         before = effective(stored)
+        for feature in wanted:
+            seen = (expected or {}).get(feature.value)
+            if seen is not None and seen != before[feature]:
+                raise Conflict(CHANGED_MEANWHILE, field="features")
         overrides = {k: v for k, v in stored.items() if k in {f.value for f in Feature}}
         for feature, value in wanted.items():
             if value == FEATURES[feature].default:

@@ -24,7 +24,7 @@ from billing.payments import parse_amount
 from billing.seats import SeatPackFields, add_seat_pack
 from billing.subscriptions import current_subscription, subscribe, transition
 from core.database import execute, fetch
-from core.errors import Forbidden, Invalid, Unauthenticated
+from core.errors import Conflict, Forbidden, Invalid, Unauthenticated
 from tenants import features
 from tenants.features import Feature
 from tenants.organizations import system_context
@@ -121,9 +121,22 @@ def url(tenant: TenantFixture, rest: str) -> str:
 async def act(
     browser: Browser, tenant: TenantFixture, rest: str, data: dict[str, str], *, apply: bool = True
 ) -> Any:
-    """Submit an action's form (its confirmation's `step=apply`, or the first step)."""
-    form = {"reason": REASON, **data, "step": "apply" if apply else "preview"}
-    return await browser.post(url(tenant, rest), form, page=url(tenant, rest))
+    """Submit an action's form (the first step), and with `apply` its confirmation's
+    `step=apply` with the confirmation's single-use nonce (when the first step is refused,
+    `step=apply` is posted anyway without one: it must be refused the same way)."""
+    form = {"reason": REASON, **data, "step": "preview"}
+    first = await browser.post(url(tenant, rest), form, page=url(tenant, rest))
+    if not apply:
+        return first
+    return await browser.post(
+        url(tenant, rest), {**form, **confirmed(first), "step": "apply"}, page=url(tenant, rest)
+    )
+
+
+def confirmed(page: Any) -> dict[str, str]:
+    """The confirmation page's nonce ({} when the response is no confirmation page)."""
+    found = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    return {"nonce": found.group(1)} if page.status_code == 200 and found else {}
 
 
 async def assert_logged(
@@ -723,3 +736,205 @@ async def test_reactivating_an_organization_clears_no_debt(
     assert org == [{"status": "trial"}]
     assert (await current_subscription(tenant_a.owner_ctx)).status == dunning_status  # type: ignore[union-attr]
     assert (await current_subscription(tenant_b.owner_ctx)).status == "active"  # type: ignore[union-attr]
+
+
+# --- a confirmation applies once -----------------------------------------------------------
+
+
+async def apply_twice(
+    browser: Browser, tenant: TenantFixture, rest: str, data: dict[str, str]
+) -> tuple[Any, Any]:
+    """Confirm an action, then submit its confirmation twice (a double click, a reload)."""
+    form = {"reason": REASON, **data, "step": "preview"}
+    confirmation = await browser.post(url(tenant, rest), form, page=url(tenant, rest))
+    assert confirmation.status_code == 200, confirmation.text
+    applied = {**form, **confirmed(confirmation), "step": "apply"}
+    assert "nonce" in applied
+    first = await browser.post(url(tenant, rest), applied, page=url(tenant, rest))
+    second = await browser.post(url(tenant, rest), applied, page=url(tenant, rest))
+    assert first.status_code == 303, first.text
+    assert second.status_code == 409, second.text
+    assert "This action was already done" in error_text(second)
+    return first, second
+
+
+async def test_a_credit_note_confirmed_twice_is_issued_once(
+    am_browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
+) -> None:
+    invoice = await issued_invoice(tenant_a)
+    await apply_twice(am_browser, tenant_a, f"credit-note/{invoice.id}", {"amount": "100,00"})
+    assert len(await one(tenant_a, CREDIT_NOTES)) == 1
+    await assert_logged(tenant_a, account_manager, "billing.invoice.credited")
+    after = await invoices.get_invoice(tenant_a.owner_ctx, invoice.id)
+    assert after.amount_paid == 10_000
+
+
+async def test_a_discount_confirmed_twice_is_granted_once(
+    am_browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
+) -> None:
+    await per_seat(tenant_a)
+    await apply_twice(am_browser, tenant_a, "discount", {"amount": "5", "description": "Sorry"})
+    charges = await one(tenant_a, "SELECT amount FROM pending_charge WHERE tenant_id = $1")
+    assert charges == [{"amount": -500}]
+    await assert_logged(tenant_a, account_manager, "billing.discount.granted")
+
+
+async def test_a_seat_pack_confirmed_twice_is_added_and_invoiced_once(
+    am_browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
+) -> None:
+    await seat_pack_city(tenant_a)
+    today = datetime.now(UTC).date().isoformat()
+    fields = {"seats": "10", "starts_on": today, "category": "standard", "invoice": "on"}
+    await apply_twice(am_browser, tenant_a, "seat-pack", fields)
+    assert len(await one(tenant_a, "SELECT 1 FROM seat_pack WHERE tenant_id = $1")) == 1
+    billed = await one(tenant_a, "SELECT 1 FROM invoice WHERE tenant_id = $1 AND kind = 'invoice'")
+    assert len(billed) == 1
+    await assert_logged(tenant_a, account_manager, "billing.seat_pack.added")
+
+
+async def test_a_transfer_confirmed_twice_is_recorded_once(
+    am_browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
+) -> None:
+    invoice = await issued_invoice(tenant_a)
+    data = {
+        "amount": "10",
+        "received_on": datetime.now(UTC).date().isoformat(),
+        "reference": "VIR-TWICE",
+    }
+    await apply_twice(am_browser, tenant_a, f"payment/{invoice.id}", data)
+    assert len(await one(tenant_a, "SELECT 1 FROM payment WHERE tenant_id = $1")) == 1
+    after = await invoices.get_invoice(tenant_a.owner_ctx, invoice.id)
+    assert after.amount_paid == 1000
+    await assert_logged(tenant_a, account_manager, "billing.payment.recorded")
+
+
+async def test_a_confirmation_applies_only_what_it_showed_and_only_there(
+    am_browser: Browser, tenant_a: TenantFixture
+) -> None:
+    invoice = await issued_invoice(tenant_a)
+    other = await issued_invoice(tenant_a)
+    rest = f"credit-note/{invoice.id}"
+    form = {"reason": REASON, "amount": "10", "step": "preview"}
+
+    async def nonce() -> dict[str, str]:
+        page = await am_browser.post(url(tenant_a, rest), form, page=url(tenant_a, rest))
+        return confirmed(page)
+
+    # without the confirmation's nonce, with other values, or on another invoice: refused
+    for path, data in (
+        (rest, {**form, "step": "apply"}),
+        (rest, {**form, **await nonce(), "amount": "900", "step": "apply"}),
+        (f"credit-note/{other.id}", {**form, **await nonce(), "step": "apply"}),
+    ):
+        refused = await am_browser.post(url(tenant_a, path), data, page=url(tenant_a, path))
+        assert refused.status_code == 409, refused.text
+    assert await one(tenant_a, CREDIT_NOTES) == []
+
+
+# --- two staff members on the features page -------------------------------------------------
+
+
+def shown(page: Any) -> dict[str, str]:
+    """The features form as the page shows it: its checkboxes ticked and the hidden state."""
+    fields = dict(re.findall(r'type="hidden" name="(was_[a-z_]+)" value="(on|off)"', page.text))
+    ticked = re.findall(r'name="(feature_[a-z_]+)" value="on" checked', page.text)
+    return {**fields, **dict.fromkeys(ticked, "on")}
+
+
+async def test_a_stale_features_page_changes_only_what_it_changed(
+    am_browser: Browser, account_manager: StaffFixture, tenant_a: TenantFixture
+) -> None:
+    page = await am_browser.get(url(tenant_a, "features"))  # staff A's page, all on
+    stale = shown(page)
+    assert stale["was_webhooks"] == "on"
+    assert stale["feature_webhooks"] == "on"
+    # staff B turns the webhooks off meanwhile
+    await features.set_features(system_context(tenant_a.owner_ctx.tenant), {"webhooks": False})
+
+    # A, on the page shown before, turns the API access off: the webhooks stay off
+    form = {k: v for k, v in stale.items() if k != "feature_api_access"}
+    done = await act(am_browser, tenant_a, "features", form)
+    assert done.status_code == 303, done.text
+    logged = await events(tenant_a, "organization.features_changed")
+    by_staff = [e for e in logged if e["actor_kind"] == "staff"]
+    assert [set(e["details"]["changes"]) for e in by_staff] == [{"api_access"}]
+    assert by_staff[0]["actor_label"] == account_manager.user.email
+    stored = await one(tenant_a, "SELECT features FROM organization WHERE id = $1")
+    assert json.loads(stored[0]["features"]) == {"api_access": False, "webhooks": False}
+
+
+async def test_a_feature_changed_by_someone_else_meanwhile_is_refused(
+    am_browser: Browser, tenant_a: TenantFixture
+) -> None:
+    stale = shown(await am_browser.get(url(tenant_a, "features")))
+    await features.set_features(system_context(tenant_a.owner_ctx.tenant), {"webhooks": False})
+    # A (page showing the webhooks on) turns them off too: refused, reload
+    form = {k: v for k, v in stale.items() if k != "feature_webhooks"}
+    refused = await act(am_browser, tenant_a, "features", form, apply=False)
+    assert refused.status_code == 409
+    assert "Someone else changed these features" in error_text(refused)
+    assert shown(refused)["was_webhooks"] == "off"  # drawn again as stored now
+
+    # confirmed before the other change, applied after it: refused too, nothing written
+    fresh = shown(await am_browser.get(url(tenant_a, "features")))
+    form = {"reason": REASON, **fresh, "feature_webhooks": "on", "step": "preview"}
+    confirmation = await am_browser.post(
+        url(tenant_a, "features"), form, page=url(tenant_a, "features")
+    )
+    assert confirmation.status_code == 200, confirmation.text
+    await features.set_features(system_context(tenant_a.owner_ctx.tenant), {"webhooks": True})
+    late = await am_browser.post(
+        url(tenant_a, "features"),
+        {**form, **confirmed(confirmation), "step": "apply"},
+        page=url(tenant_a, "features"),
+    )
+    assert late.status_code == 409
+    assert await trail(tenant_a, "organization.features_changed") == []
+    # the service checks it under the organization's lock, whoever calls it
+    with pytest.raises(Conflict):
+        await features.set_features(
+            system_context(tenant_a.owner_ctx.tenant),
+            {"webhooks": True},
+            expected={"webhooks": False},
+        )
+
+
+# --- a seat pack invoiced now needs what its invoice needs ----------------------------------
+
+
+async def test_a_pack_to_invoice_now_is_refused_when_no_invoice_can_be_issued(
+    am_browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    fields = {"seats": "10", "starts_on": today, "category": "standard", "invoice": "on"}
+    await per_seat(tenant_a)  # not a seat-pack plan
+    await seat_pack_city(tenant_b)  # a seat-pack plan priced in the standard category only
+    for tenant, data, message in (
+        (tenant_a, fields, "is not a seat-pack plan"),
+        (tenant_b, {**fields, "category": "reduced"}, "has no price in EUR for the category"),
+    ):
+        for apply in (False, True):
+            refused = await act(am_browser, tenant, "seat-pack", data, apply=apply)
+            assert refused.status_code == 422, refused.text
+            assert message in error_text(refused)
+        assert await one(tenant, "SELECT 1 FROM seat_pack WHERE tenant_id = $1") == []
+        assert await one(tenant, "SELECT 1 FROM invoice WHERE tenant_id = $1") == []
+
+    # unticked, the pack is added without an invoice
+    done = await act(
+        am_browser, tenant_a, "seat-pack", {k: v for k, v in fields.items() if k != "invoice"}
+    )
+    assert done.status_code == 303, done.text
+    assert len(await one(tenant_a, "SELECT 1 FROM seat_pack WHERE tenant_id = $1")) == 1
+    assert await one(tenant_a, "SELECT 1 FROM invoice WHERE tenant_id = $1") == []
+
+
+async def test_a_pack_to_invoice_now_needs_a_subscription(
+    am_browser: Browser, tenant_a: TenantFixture
+) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    fields = {"seats": "10", "starts_on": today, "category": "standard", "invoice": "on"}
+    refused = await act(am_browser, tenant_a, "seat-pack", fields)
+    assert refused.status_code == 422, refused.text
+    assert "has no subscription" in error_text(refused)
+    assert await one(tenant_a, "SELECT 1 FROM seat_pack WHERE tenant_id = $1") == []
