@@ -74,6 +74,15 @@ async def test_an_account_manager_creates_edits_and_retires_a_plan(
     await expect(page.locator("main")).to_contain_text("€1,200.50")
     await _accessible(page, "admin-plans")
 
+    # offered again: a confirm page with a reason
+    await page.get_by_role("link", name=f"Offer again {code}").click()
+    await page.wait_for_url(f"**/admin/plans/{code}/restore")
+    await _accessible(page, "admin-plan-restore")
+    await page.get_by_label("Reason").fill("The 2027 offer is postponed")
+    await page.get_by_role("button", name="Offer the plan again").click()
+    await page.wait_for_url("**/admin/plans")
+    assert (await plan_by_code(code)).retired_at is None
+
     await _failed_task(tenant_a)
     await _failed_delivery(tenant_a, "Connection refused by the receiver")
     await _dead_letter("RuntimeError: the gateway is unreachable")
@@ -81,3 +90,7 @@ async def test_an_account_manager_creates_edits_and_retires_a_plan(
     await page.wait_for_url("**/admin/jobs")
     await expect(page.locator("main")).to_contain_text("Connection refused by the receiver")
     await _accessible(page, "admin-jobs")
+    # a retry asks for confirmation and a reason
+    await page.get_by_role("button", name="Retry").first.click()
+    await page.wait_for_url("**/admin/jobs/events/**")
+    await _accessible(page, "admin-jobs-confirm")
