@@ -167,32 +167,28 @@ def _issue_nonce(
     return nonce
 
 
-#: The nonces this process consumed (until they would have expired): a double click sends
-#: the second request before the first one's response saved the session without its nonce.
-_CONSUMED: dict[str, float] = {}
-
-
-def _consume_nonce(
+async def _consume_nonce(
     request: Request[Any, Any, Any], tenant: TenantSummary, action: str, form: dict[str, str]
 ) -> None:
     """Take the confirmation's token out of the session (Conflict when it was used already,
-    expired, or confirmed another action or other values): each confirmation applies once."""
+    expired, or confirmed another action or other values): each confirmation applies once.
+    A double click sends the second request before the first one's response saved the
+    session without the token: the token is also claimed in the shared counters (Redis when
+    configured), where only the first claim counts."""
     nonce = form.get("nonce") or ""
     pending = _pending(request)
     entry = pending.pop(nonce, None)
     session_of(request)[CONFIRM_SESSION] = pending
-    now = time.time()
-    for used in [key for key, until in _CONSUMED.items() if until < now]:
-        _CONSUMED.pop(used, None)
     if (
         entry is None
-        or nonce in _CONSUMED
         or entry.get("action") != action
         or entry.get("tenant_id") != str(tenant.id)
         or entry.get("form") != _digest(form)
     ):
         raise Conflict(ALREADY_DONE)
-    _CONSUMED[nonce] = float(entry["expires"])
+    claims = await request.app.state.limiter.hit(f"admin:confirm:{nonce}", CONFIRM_SECONDS)
+    if claims > 1:
+        raise Conflict(ALREADY_DONE)
 
 
 async def _applying(
@@ -202,7 +198,7 @@ async def _applying(
     consumed first (a second submission of the same confirmation is refused, 409)."""
     if form.get("step") != "apply":
         return False
-    _consume_nonce(request, tenant, action, form)
+    await _consume_nonce(request, tenant, action, form)
     return True
 
 

@@ -7,6 +7,7 @@ the API tokens and the webhooks enforce, and the amount parser a transfer is rea
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -938,3 +939,22 @@ async def test_a_pack_to_invoice_now_needs_a_subscription(
     assert refused.status_code == 422, refused.text
     assert "has no subscription" in error_text(refused)
     assert await one(tenant_a, "SELECT 1 FROM seat_pack WHERE tenant_id = $1") == []
+
+
+async def test_a_double_click_on_a_confirmation_records_one_transfer(
+    am_browser: Browser, tenant_a: TenantFixture
+) -> None:
+    """Both submissions arrive before either response saved the session: one is applied."""
+    invoice = await issued_invoice(tenant_a)
+    rest = f"payment/{invoice.id}"
+    today = datetime.now(UTC).date().isoformat()
+    form = {"reason": REASON, "amount": "10", "received_on": today, "reference": "VIR-DBL"}
+    confirmation = await am_browser.post(
+        url(tenant_a, rest), {**form, "step": "preview"}, page=url(tenant_a, rest)
+    )
+    applied = {**form, **confirmed(confirmation), "step": "apply"}
+    results = await asyncio.gather(
+        *(am_browser.post(url(tenant_a, rest), applied, page=url(tenant_a, rest)) for _ in "ab")
+    )
+    assert sorted(r.status_code for r in results) == [303, 409]
+    assert len(await one(tenant_a, "SELECT 1 FROM payment WHERE tenant_id = $1")) == 1
