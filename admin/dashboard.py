@@ -9,7 +9,6 @@ always in a table beneath.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +21,7 @@ from billing.book import dangerously_billing_overview
 from campaigns.book import DayActivity, dangerously_assessments_per_day
 from tenants.book import dangerously_count_tenants
 from tenants.permissions import StaffPermission
+from web.charts import ticks
 from web.guards import StaffCtx
 from web.pages import locale_of, render
 
@@ -49,15 +49,6 @@ class ActivityChart:
     last: str
     started_total: int
     completed_total: int
-
-
-def ticks(top: int) -> list[int]:
-    """Round values from 0 to at least `top`, at most five of them: steps of 1, 2, 5, 10…"""
-    nice, k, step = (1, 2, 5), 0, 1
-    while math.ceil(top / step) > 4:
-        k += 1
-        step = nice[k % 3] * 10 ** (k // 3)
-    return list(range(0, step * max(math.ceil(top / step), 1) + 1, step))
 
 
 def activity_chart(days: list[DayActivity], locale: str) -> ActivityChart:

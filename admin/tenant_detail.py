@@ -11,14 +11,12 @@ only to staff who hold their permission. An unknown id is a 404.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from babel.dates import format_date
 from litestar import Request, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
@@ -27,7 +25,6 @@ from billing import seats
 from billing.invoices import list_invoices
 from billing.money import Money
 from billing.profiles import billing_profile
-from billing.seats import SeatDay
 from billing.subscriptions import current_subscription
 from billing.tenant_view import list_payments, tenant_overview
 from campaigns.campaign_listing import all_campaigns
@@ -42,6 +39,7 @@ from tenants.members import MemberOrder, list_members
 from tenants.organizations import tenant_by_id
 from tenants.permissions import StaffPermission
 from tenants.staff import acting_in_tenant
+from web.charts import usage_chart
 from web.guards import StaffCtx
 from web.pages import locale_of, render
 
@@ -98,75 +96,6 @@ async def overview_tab(
     ]
     return await _tab(
         request, ctx, "", overview=overview, sub=sub, profile=profile, features=features
-    )
-
-
-# --- the usage chart (the console's geometry: api.routes.billing_usage.usage_chart) ---------
-
-CHART_W, CHART_H = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 12, 36
-
-
-@dataclass(frozen=True)
-class UsageChart:
-    """Seats used by the end of each day as an SVG polyline against the capacity."""
-
-    width: int
-    height: int
-    used_line: str
-    capacity_y: float
-    y_ticks: list[tuple[float, int]]
-    x_ticks: list[tuple[float, str]]
-    baseline: float
-    plot_left: int
-    plot_right: int
-    first: str
-    last: str
-    days: list[tuple[str, SeatDay]]
-
-
-def _ticks(top: int) -> list[int]:
-    nice, k, step = (1, 2, 5), 0, 1
-    while math.ceil(top / step) > 4:
-        k += 1
-        step = nice[k % 3] * 10 ** (k // 3)
-    return list(range(0, step * max(math.ceil(top / step), 1) + 1, step))
-
-
-def usage_chart(days: list[SeatDay], capacity: int, locale: str) -> UsageChart | None:
-    """The chart of `days` against `capacity`; None when the period has no day yet. (The
-    console's own lives in `api/`, which the back office does not import.)"""
-    if not days:
-        return None
-    ticks = _ticks(max(days[-1].used, capacity))
-    y_max = max(ticks[-1], 1)
-    plot_w, plot_h = CHART_W - LEFT - RIGHT, CHART_H - TOP - BOTTOM
-    span = max(len(days) - 1, 1)
-
-    def x(i: int) -> float:
-        return round(LEFT + (plot_w * i / span if len(days) > 1 else plot_w / 2), 1)
-
-    def y(value: int) -> float:
-        return round(TOP + plot_h - plot_h * value / y_max, 1)
-
-    labels = [format_date(day.day, "short", locale=locale) for day in days]
-    points = [(x(i), y(day.used)) for i, day in enumerate(days)]
-    if len(points) == 1:
-        points = [(float(LEFT), points[0][1]), (float(CHART_W - RIGHT), points[0][1])]
-    picks = sorted({0, len(days) // 2, len(days) - 1})
-    return UsageChart(
-        width=CHART_W,
-        height=CHART_H,
-        used_line=" ".join(f"{px},{py}" for px, py in points),
-        capacity_y=y(capacity),
-        y_ticks=[(y(t), t) for t in ticks],
-        x_ticks=[(x(i), labels[i]) for i in picks],
-        baseline=y(0),
-        plot_left=LEFT,
-        plot_right=CHART_W - RIGHT,
-        first=format_date(days[0].day, "long", locale=locale),
-        last=format_date(days[-1].day, "long", locale=locale),
-        days=[(label, day) for label, day in zip(labels, days, strict=True) if day.consumed],
     )
 
 

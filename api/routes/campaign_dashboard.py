@@ -9,7 +9,6 @@ view is a link.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +21,7 @@ from campaigns.campaign_listing import ParticipationRow, ProgressDay
 from campaigns.paging import Page
 from core.errors import Invalid
 from tenants.context import TenantContext
+from web.charts import ticks
 from web.pages import locale_of
 
 #: Participants per page of the dashboard's table.
@@ -69,21 +69,12 @@ def _link(base: str, filters: dict[str, str], cursor: str | None) -> str | None:
     return f"{base}?{urlencode({**filters, 'cursor': cursor})}#participants"
 
 
-def _ticks(top: int) -> list[int]:
-    """Round values from 0 to at least `top`, at most five of them: steps of 1, 2, 5, 10…"""
-    nice, k, step = (1, 2, 5), 0, 1
-    while math.ceil(top / step) > 4:
-        k += 1
-        step = nice[k % 3] * 10 ** (k // 3)
-    return list(range(0, step * max(math.ceil(top / step), 1) + 1, step))
-
-
 def progress_chart(days: list[ProgressDay], locale: str) -> ProgressChart | None:
     """The progress series as polylines; None when nobody has started yet."""
     if not days:
         return None
-    ticks = _ticks(days[-1].started)
-    y_max = max(ticks[-1], 1)
+    marks = ticks(days[-1].started)
+    y_max = max(marks[-1], 1)
     plot_w, plot_h = CHART_W - LEFT - RIGHT, CHART_H - TOP - BOTTOM
     span = max(len(days) - 1, 1)
 
@@ -108,7 +99,7 @@ def progress_chart(days: list[ProgressDay], locale: str) -> ProgressChart | None
         width=CHART_W,
         height=CHART_H,
         lines=lines,
-        y_ticks=[(y(t), t) for t in ticks],
+        y_ticks=[(y(t), t) for t in marks],
         x_ticks=[(x(i), labels[i]) for i in picks],
         baseline=y(0),
         plot_left=LEFT,
