@@ -90,6 +90,9 @@ async def stop(request: Request[Any, Any, Any], staff: StaffCtx) -> Redirect:
     session = session_of(request)
     record = session.get(IMPERSONATION_SESSION)
     session.pop(IMPERSONATION_SESSION)
+    # A new id: a request still running under the old one cannot write the view back when
+    # it saves its session (`web.sessions`: a session whose id is gone is not saved).
+    session.rotate()
     if not isinstance(record, dict) or "tenant_id" not in record:
         return redirect("/admin/tenants")
     tenant_id = UUID(str(record["tenant_id"]))

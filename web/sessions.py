@@ -2,7 +2,9 @@
 (Redis when configured, files in the data directory otherwise).
 
 Written here rather than taken from Litestar because a session must get a new id when its
-privilege changes (sign-in, sign-out): that defeats session fixation.
+privilege changes (sign-in, sign-out): that defeats session fixation. A request saves its
+session whole, so one that was running while the session was ended (sign-out, a rotation)
+must not write it back: a session loaded under an id is saved only while that id still exists.
 """
 
 from __future__ import annotations
@@ -113,6 +115,11 @@ class SessionMiddleware:
             return
         if session.session_id is None:
             session.session_id = secrets.token_hex(32)
+        elif not await self.store.exists(session.session_id):
+            # Loaded under this id, and the id is gone since: a sign-out (or a rotation) ran
+            # while this request did. Writing the data back would bring the session back to
+            # life; the request's changes are dropped instead, and no cookie is set.
+            return
         await self.store.set(
             session.session_id, json.dumps(session, default=str), expires_in=self.max_age
         )

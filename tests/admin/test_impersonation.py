@@ -83,10 +83,17 @@ async def test_an_account_manager_views_the_console_read_only_with_a_banner(
     assert entry["reason"] == REASON
     assert entry["staff_role"] == "account_manager"
 
+    viewing_id = am_browser.client.cookies["jalon_session"]
     stopped = await am_browser.post(
         "/admin/impersonation/stop", {}, page=f"/o/{tenant_a.slug}/members"
     )
     assert stopped.status_code == 303
+    # a new session id: a request still running with the old one cannot write the view back
+    assert am_browser.client.cookies["jalon_session"] != viewing_id
+    replayed = await am_browser.client.get(
+        f"/o/{tenant_a.slug}/members", headers={"cookie": f"jalon_session={viewing_id}"}
+    )
+    assert replayed.status_code != 200
     assert stopped.headers["location"] == f"/admin/tenants/{tenant_a.id}"
     assert len(await _events(tenant_a, "impersonation.stopped")) == 1
     assert await _trail(account_manager, "impersonation.stopped", tenant_a)
