@@ -191,3 +191,56 @@ async def test_a_success_clears_the_members_count(
     await staff_login(browser, account_manager)
     assert await app.state.limiter.count(f"staff-2fa:{account_manager.user.id}") == 0
     await app.state.limiter.reset("staff-2fa-ip:127.0.0.1")
+
+
+async def test_recovery_codes_have_64_bits_and_are_stored_keyed(
+    account_manager: StaffFixture,
+) -> None:
+    import hashlib
+    import re
+
+    from core import database
+
+    assert len(account_manager.recovery_codes) == 10
+    for code in account_manager.recovery_codes:
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{8}", code)
+    async with database.global_transaction():
+        [row] = await database.fetch(
+            "SELECT recovery_codes FROM staff_member WHERE user_id = $1", account_manager.user.id
+        )
+    plain = {
+        hashlib.sha256(c.replace("-", "").encode()).hexdigest()
+        for c in account_manager.recovery_codes
+    }
+    assert len(row["recovery_codes"]) == 10
+    assert not plain & set(row["recovery_codes"])
+    # typed with capitals or without the dash, it still works
+    assert await verify_second_factor(
+        account_manager.user.id, account_manager.recovery_codes[2].replace("-", "").upper()
+    )
+
+
+async def test_digits_of_another_script_are_a_wrong_code_not_an_error(
+    browser: Browser, account_manager: StaffFixture, app: Litestar, db: str
+) -> None:
+    arabic = "١٢٣٤٥٦"
+    try:
+        await browser.login(account_manager.user)
+        code_page = await browser.post(
+            "/admin/second-factor", {"code": arabic}, page="/admin/second-factor"
+        )
+        assert code_page.status_code == 422
+        assert "This code is not valid" in code_page.text
+        assert not await verify_second_factor(account_manager.user.id, "١٢٣٤-٥٦٧٨")
+        await browser.client.post("/logout", data={"_csrf_token": browser.csrf})
+        new = await make_user("Fresh Staff")
+        await make_staff(new.id, "support")
+        await browser.login(new)
+        assert (await browser.get("/admin/second-factor/setup")).status_code == 200
+        setup = await browser.post(
+            "/admin/second-factor/setup", {"code": arabic}, page="/admin/second-factor/setup"
+        )
+        assert setup.status_code == 422
+        assert "This code is not valid" in setup.text
+    finally:
+        await app.state.limiter.reset("staff-2fa-ip:127.0.0.1")
