@@ -17,6 +17,7 @@ from litestar.response import Redirect, Template
 from core.errors import Invalid, NotFound, TooManyRequests
 from core.ratelimit import RateLimiter
 from tenants import staff as staff_service
+from tenants.permissions import StaffPermission, staff_permissions_of
 from web.guards import LoginRequired, second_factor_passed
 from web.pages import client_ip, current_user, form_error, form_of, redirect, render, safe_next
 
@@ -104,7 +105,17 @@ async def second_factor(request: Request[Any, Any, Any]) -> Template | Redirect:
     except (Invalid, TooManyRequests) as error:
         return form_error(request, "admin/second_factor.html", error, {}, next=next_path)
     second_factor_passed(request, user.id)
-    return redirect(next_path)
+    return redirect(_landing(user, form.get("next")))
+
+
+def _landing(user: Any, asked: str | None) -> str:
+    """Where the code page leads: the page asked for, else the dashboard, or the content
+    pages for staff who may not read tenants (the dashboard would be a 403 to them)."""
+    default = "/admin"
+    if StaffPermission.TENANTS_READ not in staff_permissions_of(user.staff_role):
+        default = "/admin/content"
+    wanted = safe_next(asked, default)
+    return default if wanted == "/admin" else wanted
 
 
 def _qr_svg(uri: str) -> str:

@@ -244,3 +244,25 @@ async def test_digits_of_another_script_are_a_wrong_code_not_an_error(
         assert "This code is not valid" in setup.text
     finally:
         await app.state.limiter.reset("staff-2fa-ip:127.0.0.1")
+
+
+async def test_a_content_editor_lands_on_the_content_pages_after_the_code(
+    browser: Browser, content_editor: StaffFixture, account_manager: StaffFixture
+) -> None:
+    await browser.login(content_editor.user)
+    done = await browser.post(
+        "/admin/second-factor",
+        {"code": content_editor.code_now(), "next": "/admin"},
+        page="/admin/second-factor",
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == "/admin/content"
+    assert (await browser.get("/admin/content")).status_code == 200
+    await browser.client.post("/logout", data={"_csrf_token": browser.csrf})
+    await browser.login(account_manager.user)
+    asked = await browser.post(
+        "/admin/second-factor",
+        {"code": account_manager.code_now(), "next": "/admin/tenants"},
+        page="/admin/second-factor",
+    )
+    assert asked.headers["location"] == "/admin/tenants"
