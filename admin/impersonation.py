@@ -52,8 +52,9 @@ async def impersonate(
         reason = staff_service.clean_reason(form.get("reason"))
         if not form.get("confirm"):
             raise Invalid("Tick the box to confirm.", field="confirm")
+        await tenant_by_id(tenant_id)  # an unknown tenant ends nothing
+        await _end_previous(request, staff)  # the previous view's "stopped" before "started"
         tenant = await staff_service.start_impersonation(staff, tenant_id, reason)
-        await _end_previous(request, staff)
     except UserError as error:
         target = await tenant_by_id(tenant_id)
         return form_error(
@@ -76,7 +77,7 @@ async def impersonate(
 
 async def _end_previous(request: Request[Any, Any, Any], staff: StaffContext) -> None:
     """A view already open ends as the next one starts (both audit logs say so)."""
-    record = session_of(request).get(IMPERSONATION_SESSION)
+    record = session_of(request).pop(IMPERSONATION_SESSION)
     if isinstance(record, dict) and "tenant_id" in record:
         await staff_service.stop_impersonation(
             staff, UUID(str(record["tenant_id"])), str(record.get("reason") or "ended")

@@ -125,10 +125,13 @@ def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) ->
 
 
 def read_only_handler(
-    request: Request[Any, Any, Any], _: asyncpg.ReadOnlySQLTransactionError
+    request: Request[Any, Any, Any], error: asyncpg.ReadOnlySQLTransactionError
 ) -> Response[Any]:
-    """A write attempted in a read-only transaction (a staff member impersonating a tenant):
-    the database refused it, and the person is told why, never shown a 500."""
+    """A write attempted in a read-only transaction by a staff member impersonating a tenant:
+    the database refused it, and the person is told why, never shown a 500. Anywhere else it
+    is a bug (or a read-only replica), and a server error."""
+    if not request.scope.get("state", {}).get("impersonation"):
+        return server_error_handler(request, error)
     message = translate(
         locale_of(request), "You are viewing this organization read-only: nothing can be changed."
     )

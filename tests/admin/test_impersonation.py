@@ -259,3 +259,24 @@ async def test_opening_another_view_ends_the_first(
     assert len(await _events(tenant_a, "impersonation.stopped")) == 1
     assert (await am_browser.get(f"/o/{tenant_a.slug}/members")).status_code == 404
     assert (await am_browser.get(f"/o/{tenant_b.slug}/members")).status_code == 200
+
+
+async def test_opening_a_second_view_records_the_first_ones_end_before_the_new_start(
+    am_browser: Browser,
+    account_manager: StaffFixture,
+    tenant_a: TenantFixture,
+    tenant_b: TenantFixture,
+) -> None:
+    assert (await _impersonate(am_browser, tenant_a)).status_code == 303
+    assert (await _impersonate(am_browser, tenant_b)).status_code == 303
+    async with database.global_transaction():
+        rows = await database.fetch(
+            "SELECT action, organization_id FROM staff_audit WHERE staff_user_id = $1"
+            " AND action LIKE 'impersonation.%' ORDER BY occurred_at, id",
+            account_manager.user.id,
+        )
+    assert [(r["action"], r["organization_id"]) for r in rows] == [
+        ("impersonation.started", tenant_a.id),
+        ("impersonation.stopped", tenant_a.id),
+        ("impersonation.started", tenant_b.id),
+    ]

@@ -241,3 +241,24 @@ async def test_a_guarded_handler_that_names_no_permission_is_refused(
 ) -> None:
     await _as(visitor, tenant_a.owner.id)  # holds every permission, yet nothing was asked
     assert (await visitor.get(f"/o/{tenant_a.slug}/unnamed")).status_code == 403
+
+
+async def test_a_read_only_refusal_outside_an_impersonation_is_a_server_error() -> None:
+    import asyncpg
+    from litestar.testing import RequestFactory
+
+    from web.front import read_only_handler
+
+    @get("/x")
+    async def x() -> str:
+        return "x"
+
+    app = Litestar(route_handlers=[x], template_config=template_config())
+    factory = RequestFactory(app=app)
+    error = asyncpg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction")
+    plain = factory.get("/x", headers={"accept": "application/json"})
+    plain.scope["state"] = {}
+    assert read_only_handler(plain, error).status_code == 500
+    viewing = factory.get("/x", headers={"accept": "application/json"})
+    viewing.scope["state"] = {"impersonation": {"slug": "acme"}}
+    assert read_only_handler(viewing, error).status_code == 403
