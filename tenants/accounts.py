@@ -36,6 +36,8 @@ class UserAccount:
     email_verified: bool
     is_staff: bool = False
     staff_role: str | None = None
+    #: whether their staff second factor is set up (a superadmin's reset takes it away)
+    staff_second_factor: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,12 +92,13 @@ def _account(row: dict[str, Any]) -> UserAccount:
         email_verified=row["email_verified"],
         is_staff=row.get("staff_role") is not None,
         staff_role=row.get("staff_role"),
+        staff_second_factor=bool(row.get("staff_second_factor")),
     )
 
 
 _USER_SQL = """
 SELECT u.id, u.email, u.name, u.locale, u.email_verified, u.password_hash, u.is_active,
-       s.role AS staff_role
+       s.role AS staff_role, s.totp_confirmed_at IS NOT NULL AS staff_second_factor
 FROM user_account u LEFT JOIN staff_member s ON s.user_id = u.id AND s.disabled_at IS NULL
 """
 

@@ -179,6 +179,7 @@ async def _impersonation(
     staff = staff_permissions_of(user.staff_role)
     if (
         StaffPermission.TENANTS_READ not in staff
+        or not user.staff_second_factor
         or not _second_factor_fresh(connection, user.id)
         or not isinstance(record.get("until"), int | float)
         or time.time() > record["until"]
@@ -222,7 +223,8 @@ def staff_member(permission: StaffPermission | None = None) -> Guard:
                 raise LoginRequired()
             if user.staff_role is None:
                 raise NotFound()
-            if not _second_factor_fresh(connection, user.id):
+            # a second factor reset since (a lost phone) ends the sessions that passed the old one
+            if not user.staff_second_factor or not _second_factor_fresh(connection, user.id):
                 raise SecondFactorRequired()
             staff = StaffContext(
                 actor=actor_for(connection, user, kind="staff"),

@@ -450,3 +450,18 @@ async def test_a_disabled_staff_member_who_comes_back_sets_up_a_new_second_facto
     assert member is not None
     assert not member.second_factor
     assert await staff_service.begin_enrolment(again.user.id) != again.secret
+
+
+async def test_a_reset_second_factor_ends_the_sessions_that_passed_the_old_one(
+    browser: Browser, superadmin: StaffFixture, support: StaffFixture, app: Litestar
+) -> None:
+    async with httpx.AsyncClient(
+        transport=asgi_transport(app), base_url="http://127.0.0.1", follow_redirects=False
+    ) as their_client:
+        them = Browser(their_client)
+        await staff_login(them, support)
+        assert (await them.get("/admin/tenants")).status_code == 200
+        await staff_service.reset_second_factor(superadmin.ctx, support.user.id, "lost phone")
+        after = await them.get("/admin/tenants")
+        assert after.status_code == 303
+        assert after.headers["location"].startswith("/admin/second-factor")

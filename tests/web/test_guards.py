@@ -34,6 +34,15 @@ from web.guards import (
 from web.pages import session_of
 
 
+async def _second_factor_set_up(user_id: UUID) -> None:
+    import pyotp
+
+    from tenants.staff import begin_enrolment, confirm_enrolment
+
+    secret = await begin_enrolment(user_id)
+    await confirm_enrolment(user_id, pyotp.TOTP(secret).now())
+
+
 @post("/test/sign-in/{user_id:str}")
 async def sign_in_as(
     request: Request[Any, Any, Any], user_id: FromPath[str], second_factor: FromQuery[bool] = False
@@ -190,6 +199,7 @@ async def test_staff_hold_the_permissions_of_their_staff_role(
 ) -> None:
     editor = await make_user("Content Editor")
     await make_staff(editor.id, "content_editor")
+    await _second_factor_set_up(editor.id)
     await _as(visitor, editor.id)
     triage = await visitor.get("/staff/triage")
     assert (triage.status_code, triage.text) == (200, "content_editor staff")
@@ -201,6 +211,7 @@ async def test_staff_who_have_not_passed_the_second_factor_are_sent_to_it(
 ) -> None:
     chief = await make_user("Chief Without Code")
     await make_staff(chief.id, "superadmin")
+    await _second_factor_set_up(chief.id)
     await _as(visitor, chief.id, second_factor=False)
     response = await visitor.get("/staff/book")
     assert response.status_code == 303
@@ -212,6 +223,7 @@ async def test_a_superadmin_holds_every_staff_permission(
 ) -> None:
     chief = await make_user("Chief Admin")
     await make_staff(chief.id, "superadmin")
+    await _second_factor_set_up(chief.id)
     await _as(visitor, chief.id)
     assert (await visitor.get("/staff/triage")).status_code == 200
     assert (await visitor.get("/staff/book")).text == "book superadmin"
@@ -222,6 +234,7 @@ async def test_support_staff_are_refused_what_their_role_does_not_hold(
 ) -> None:
     helper = await make_user("Support Person")
     await make_staff(helper.id, "support")  # the table's check admits the fourth role
+    await _second_factor_set_up(helper.id)
     await _as(visitor, helper.id)
     assert (await visitor.get("/staff/triage")).status_code == 403
     assert (await visitor.get("/staff/book")).status_code == 403
