@@ -16,6 +16,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from core.errors import Invalid, UserError
+from core.i18n import N_
 from core.settings import get_settings
 from tenants import staff as staff_service
 from tenants.context import StaffContext
@@ -120,16 +121,18 @@ async def _act(
             await staff_service.reset_second_factor(staff, user_id, reason)
     except UserError as error:
         return await _action_page(request, staff, user_id, action, error=error, values=form)
-    flash(
-        request,
-        {
-            "role": "The role has been changed.",
-            "disable": "The account no longer has access to the back office.",
-            "reset-second-factor": "The second factor has been reset: it is set up again at "
-            "the next sign-in.",
-        }[action],
-    )
+    flash(request, _DONE[action])
     return redirect("/admin/staff")
+
+
+#: What each action on a staff member says once done (marked for translation).
+_DONE = {
+    "role": N_("The role has been changed."),
+    "disable": N_("The account no longer has access to the back office."),
+    "reset-second-factor": N_(
+        "The second factor has been reset: it is set up again at the next sign-in."
+    ),
+}
 
 
 @get("/staff/{user_id:uuid}/role", opt=STAFF_MANAGE)

@@ -945,7 +945,10 @@ async def suspend(
             Row(N_("Organization"), f"{tenant.name} ({tenant.slug})"),
             Row(
                 N_("Effect"),
-                N_("Its API tokens stop working and a past-due subscription is suspended too."),
+                N_(
+                    "Its members, participants and API tokens are turned away; its subscription "
+                    "is left as billing has it."
+                ),
                 True,
             ),
             Row(N_("Reason"), clean_reason(form.get("reason"))),
@@ -979,13 +982,12 @@ async def reactivate(
         if tenant.status not in ("suspended", "closed"):
             raise Invalid(organizations.NOT_REOPENABLE)
         if await _applying(request, tenant, _url(tenant, "reactivate"), form):
-            status = await changes.reactivate_tenant(ctx, at=_now())
+            await changes.reactivate_tenant(ctx, at=_now())
             return _done(
                 request,
                 tenant,
-                N_("{name} is reactivated ({status})."),
+                N_("{name} is reactivated."),
                 name=tenant.name,
-                status=status,
             )
     except UserError as error:
         return form_error(

@@ -27,9 +27,9 @@ from core.database import (
 )
 from core.errors import Invalid, NotFound
 from core.ids import uuid_or_404
+from core.secrets import Keyring, KeysMissing, SecretUnreadable, keyring
 from core.validation import clean_choice, clean_slug, clean_text
 from sso.errors import SignInRefused
-from core.secrets import Keyring, KeysMissing, SecretUnreadable, keyring
 from tenants import audit
 from tenants.context import TenantContext, TenantSummary
 from tenants.organizations import SUMMARY_SQL, dangerously_sweep_tenants, summary

@@ -293,7 +293,7 @@ def clean_reason(reason: str | None) -> str:
     if len(text) < 3:
         raise Invalid("Give the reason for this action.", field="reason")
     if len(text) > REASON_MAX:
-        raise Invalid("Keep the reason under {max} characters.", field="reason", max=REASON_MAX)
+        raise Invalid("A reason has at most {max} characters.", field="reason", max=REASON_MAX)
     return text
 
 

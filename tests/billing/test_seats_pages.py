@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 from litestar import Litestar
 
-from api.routes.billing_usage import usage_chart
 from billing import seats
 from billing.seats import SeatDay, SeatPackFields
 from campaigns.campaign_fields import CampaignFields
@@ -21,6 +20,7 @@ from tests.billing.plans import STAFF
 from tests.billing.test_seats import subscribe_to
 from tests.conftest import TenantFixture, make_user
 from tests.db import as_tenant
+from web.charts import usage_chart
 
 
 def _text(page: str) -> str:

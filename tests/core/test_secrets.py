@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from core.settings import load_settings
 from core.secrets import Keyring, KeysMissing, SecretUnreadable
+from core.settings import load_settings
 
 
 def _key() -> str:

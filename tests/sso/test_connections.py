@@ -14,6 +14,7 @@ import pytest
 
 from core import database
 from core.errors import Forbidden, Invalid, NotFound
+from core.secrets import Keyring
 from core.settings import get_settings
 from sso.connections import (
     ConnectionFields,
@@ -29,7 +30,6 @@ from sso.connections import (
     update_connection,
 )
 from sso.errors import SignInRefused
-from core.secrets import Keyring
 from tests.api.conftest import audit_actions
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
