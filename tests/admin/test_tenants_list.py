@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 from uuid import UUID, uuid4
@@ -258,11 +259,13 @@ STATUSES = ("trial", "active", "suspended", "closed")
 COUNT = 10_000
 
 
-@pytest.fixture
-async def ten_thousand(owner_url: str) -> tuple[str, str]:
+@pytest.fixture(scope="module")
+async def ten_thousand(owner_url: str) -> AsyncIterator[tuple[str, str]]:
     """10,000 organizations named `Bulk <token> 00000`…, of kinds, statuses and countries in
     turn, created a minute apart; every third on a per-seat plan of 3 seats with 1 used. The
-    token (in every name and slug) and the plan code."""
+    token (in every name and slug) and the plan code. Seeded once for this module's slow tests
+    and removed after them: every sweep over all tenants later in the suite would pay for them
+    (a calibration, the periodic jobs)."""
     token = uuid4().hex[:8]
     conn = await seed.owner(owner_url)
     try:
@@ -301,7 +304,20 @@ async def ten_thousand(owner_url: str) -> tuple[str, str]:
         )
     finally:
         await conn.close()
-    return token, code
+    yield token, code
+    conn = await seed.owner(owner_url)
+    try:
+        ids = [
+            row["id"]
+            for row in await conn.fetch(
+                "SELECT id FROM organization WHERE slug LIKE 'bulk-' || $1 || '-%'", token
+            )
+        ]
+        for table in ("seat_balance", "subscription"):
+            await conn.execute(f"DELETE FROM {table} WHERE tenant_id = ANY($1::uuid[])", ids)  # noqa: S608 - a constant
+        await conn.execute("DELETE FROM organization WHERE id = ANY($1::uuid[])", ids)
+    finally:
+        await conn.close()
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from api.app import create_app
 from core.settings import Settings
+from tenants.permissions import StaffRole
 from tests.admin.conftest import (  # noqa: F401 - the staff fixtures, shared here
     StaffFixture,
     account_manager,
@@ -111,7 +112,8 @@ async def screenshot(page: Page, name: str) -> None:
 
 async def staff_sign_in(page: Page, staff: StaffFixture) -> None:
     """Sign a staff member in as they would: email, password, then their app's TOTP code;
-    the page ends on the back office's dashboard."""
+    the page ends on the back office's dashboard (the content pages for content editors, who
+    may not read tenants)."""
     await page.goto("/login?next=/admin")
     await page.locator("#f-email").fill(staff.user.email)
     await page.locator("form[action='/login'] button[type=submit]").click()
@@ -119,4 +121,5 @@ async def staff_sign_in(page: Page, staff: StaffFixture) -> None:
     await page.locator("form[action='/login'] button[type=submit]").click()
     await page.locator("#f-code").fill(staff.code_now())
     await page.locator("form[action='/admin/second-factor'] button[type=submit]").click()
-    await page.wait_for_url("**/admin")
+    landing = "/admin/content" if staff.role == StaffRole.CONTENT_EDITOR else "/admin"
+    await page.wait_for_url(f"**{landing}")
