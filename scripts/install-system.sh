@@ -2,13 +2,15 @@
 # The Debian packages the tests drive, installed when missing (as root; otherwise it says what
 # to install): headless Chromium (Playwright drives it through executable_path; its own browser
 # download is not used), xmlsec1 (pysaml2 signs and verifies SAML with it), poppler-utils
-# (pdftotext reads invoices back) and Pango (WeasyPrint renders invoice PDFs with it).
+# (pdftotext reads invoices back), Pango (WeasyPrint renders invoice PDFs with it) and wrk (the
+# answer-cycle benchmark drives the server with it).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
