@@ -25,10 +25,13 @@ install: $(STAMP) ## Create .venv and install Jalon with its development tools
 # (api/dev_idp.py) unless JALON_DEV_IDP says otherwise, and only on a loopback HOST; its
 # admins verify reserved demo domains (.test, .example) without DNS (ignored in production).
 DEMO_DEV_IDP := $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),true,false)
-DEMO_ENV = JALON_DEV_IDP=$${JALON_DEV_IDP:-$(DEMO_DEV_IDP)} JALON_DNS_RESOLVER=$${JALON_DNS_RESOLVER:-development}
+# Development mode is asked for, never fallen into (JALON_ENV defaults to production): the demo,
+# the benchmarks and the load test ask for it; `jalon serve` then listens on loopback only.
+DEMO_ENV = JALON_ENV=development JALON_DEV_IDP=$${JALON_DEV_IDP:-$(DEMO_DEV_IDP)} JALON_DNS_RESOLVER=$${JALON_DNS_RESOLVER:-development}
+bench bench-citus load: export JALON_ENV := $(or $(JALON_ENV),development)
 
 demo: install ## Serve Jalon with demo data on http://127.0.0.1:8000 (embedded PostgreSQL by default)
-	$(BIN)/jalon migrate
+	$(DEMO_ENV) $(BIN)/jalon migrate
 	$(DEMO_ENV) $(BIN)/jalon demo
 	$(DEMO_ENV) $(BIN)/jalon serve --host $(HOST) --port $(PORT)
 

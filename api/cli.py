@@ -67,6 +67,9 @@ def serve(host: str, port: int, workers: int) -> None:
     if settings.dev_idp and (host not in ("127.0.0.1", "localhost", "::1") or workers != 1):
         # It signs anyone in, and keeps its codes in one process's memory.
         raise click.UsageError("JALON_DEV_IDP=true serves on 127.0.0.1 with one worker only")
+    if settings.development and host not in ("127.0.0.1", "localhost", "::1"):
+        # Development mode shows every organization's mail (sign-in links) on /dev/outbox.
+        raise click.UsageError("JALON_ENV=development serves on a loopback address only")
     connect(settings)  # start the embedded server before workers fork
     import_jobs()
     click.echo(f"Jalon on {settings.base_url} (listening on http://{host}:{port})", err=True)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+#: The values of `JALON_ENV`; unset means production.
+ENVIRONMENTS = ("production", "development")
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
@@ -30,8 +33,10 @@ def _env_int(name: str, default: int) -> int:
 class Settings:
     """Typed view of Jalon's configuration."""
 
-    #: `development`, `test` or `production`; production refuses unsafe defaults.
-    environment: str = "development"
+    #: `production` (the default) or `development`, which must be asked for
+    #: (`JALON_ENV=development`, as `make demo` and the test suite do): production refuses
+    #: unsafe defaults, development turns on the conveniences that are unsafe on a network.
+    environment: str = "production"
     #: Where the embedded PostgreSQL, the generated secret and exports live.
     data_dir: Path = field(default_factory=lambda: Path("var").resolve())
     #: Owner connection (runs migrations). Unset: start the embedded PostgreSQL.
@@ -48,7 +53,8 @@ class Settings:
     secret_key: str = ""
     #: Public URL, used in links sent by mail; https here turns on secure cookies.
     base_url: str = "http://127.0.0.1:8000"
-    #: `smtp://user:password@host:port` (or `smtps://`); unset: the development outbox.
+    #: `smtp://user:password@host:port` (or `smtps://`); unset (development only): mail is
+    #: kept unsent in the database, for the development outbox.
     smtp_url: str | None = None
     mail_from: str = "Jalon <no-reply@jalon.localhost>"
     default_locale: str = "fr"
@@ -124,9 +130,15 @@ class Settings:
         return self.base_url.startswith("https://")
 
     @property
+    def development(self) -> bool:
+        """Development mode, asked for with `JALON_ENV=development` (never the default)."""
+        return self.environment == "development"
+
+    @property
     def dev_outbox(self) -> bool:
-        """The development outbox page exists only when no SMTP server is configured."""
-        return self.smtp_url is None and self.environment != "production"
+        """The development outbox page exists only in development mode, when no SMTP server
+        is configured (and answers loopback clients only, `api.routes.public.dev_outbox`)."""
+        return self.smtp_url is None and self.development
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -182,7 +194,10 @@ def _dev_idp(environment: str) -> bool:
 
 def load_settings() -> Settings:
     """Read the environment into a `Settings`; production without a secret key is refused."""
-    environment = _env("JALON_ENV", "development") or "development"
+    environment = _env("JALON_ENV", "production") or "production"
+    if environment not in ENVIRONMENTS:
+        # A typo ("prod", "dev") must not pick a mode: refuse rather than guess.
+        raise RuntimeError(f"JALON_ENV must be production or development, not {environment!r}")
     data_dir = Path(_env("JALON_DATA_DIR", "var") or "var").resolve()
     if environment == "production":
         # Production refuses to start on a development default rather than misbehave later.
@@ -194,7 +209,8 @@ def load_settings() -> Settings:
         if missing:
             raise RuntimeError(
                 "JALON_ENV=production needs " + ", ".join(missing) + " (see .env.example): "
-                "no embedded database, no mail silently dropped, no generated secret"
+                "no embedded database, no mail silently dropped, no generated secret; "
+                "JALON_ENV=development runs a local development server without them"
             )
         stripe_base = _env("JALON_STRIPE_API_BASE")
         if stripe_base and not stripe_base.startswith("https://"):

@@ -32,6 +32,9 @@ IN_CI = os.environ.get("CI") == "true"
 #: Citus cluster whose coordinator `DATABASE_URL` names. The suite then runs, unchanged, on
 #: a distributed database.
 CITUS_WORKERS = [url for url in os.environ.get("JALON_TEST_CITUS_WORKERS", "").split(",") if url]
+#: The suite runs in development mode (the mail outbox, generated secrets), which Jalon never
+#: falls into: it is asked for here, for this process and the servers the tests start.
+os.environ.setdefault("JALON_ENV", "development")
 
 
 def _settings() -> Settings:

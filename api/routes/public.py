@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -94,10 +95,25 @@ async def organization_logo(slug: FromPath[str]) -> Response[bytes]:
     )
 
 
+def loopback_client(request: Request[Any, Any, Any]) -> bool:
+    """True when the connection's client address (the ASGI scope's, never a header's) is a
+    loopback address. Behind a proxy trusted by `JALON_FORWARDED_ALLOW_IPS`, uvicorn has already
+    put the proxied client there, so a remote visitor through a local proxy is not loopback."""
+    client = request.scope.get("client")
+    if not client:
+        return False
+    try:
+        return ipaddress.ip_address(str(client[0]).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
 @get("/dev/outbox")
 async def dev_outbox(request: Request[Any, Any, Any]) -> Template:
-    """Mail the development server would have sent, with clickable links."""
-    if not get_settings().dev_outbox:
+    """Mail the development server would have sent, with clickable links: only in development
+    mode without SMTP, and only to a client on this machine (it shows every organization's
+    sign-in links); anyone else gets a 404, as if it did not exist."""
+    if not get_settings().dev_outbox or not loopback_client(request):
         raise NotFoundException()
     await current_user(request)
     return render(request, "dev_outbox.html", messages=await recent_mail())
