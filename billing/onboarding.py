@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import get_territory_currencies
 
@@ -47,7 +46,14 @@ from core.database import execute, global_transaction
 from core.errors import Invalid, NotFound
 from core.i18n import N_
 from core.settings import Settings
-from core.validation import clean_choice, clean_email, clean_locale, clean_slug, clean_text
+from core.validation import (
+    clean_choice,
+    clean_email,
+    clean_locale,
+    clean_slug,
+    clean_text,
+    clean_timezone,
+)
 from tenants.audit import record
 from tenants.context import StaffContext, TenantSummary
 from tenants.invitations import invite
@@ -117,7 +123,6 @@ PUBLIC_KINDS = frozenset({"local_authority", "foreign_agency", "school"})
 INVOICE_NET_TERMS = 30
 
 BAD_CURRENCY = N_("Choose a currency the catalogue has prices in.")
-BAD_TIMEZONE = N_("Choose a valid time zone (e.g. Europe/Paris).")
 SLUG_TAKEN = N_("This identifier is already taken.")
 BAD_PLAN = N_("Choose a plan offered in {currency}.")
 BAD_QUANTITY = N_("The number of seats must be a whole number between {low} and {high}.")
@@ -352,11 +357,7 @@ async def check_step(step: str, values: Mapping[str, str], settings: Settings) -
             pass
         else:
             raise Invalid(SLUG_TAKEN, field="slug")
-        timezone = clean_text(get("timezone"), "timezone", max_length=64)
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise Invalid(BAD_TIMEZONE, field="timezone") from None
+        timezone = clean_timezone(get("timezone"))
         currency = (get("currency") or "").strip().upper()
         if currency not in await offered_currencies():
             raise Invalid(BAD_CURRENCY, field="currency")

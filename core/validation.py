@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from core.errors import Invalid
 from core.i18n import LOCALES
@@ -70,6 +71,17 @@ def clean_email(value: str | None, field: str = "email") -> str:
     ):
         raise Invalid("Enter a valid email address.", field=field)
     return email
+
+
+def clean_timezone(value: str | None, field: str = "timezone") -> str:
+    """An IANA time zone name this machine knows (Europe/Paris). A region alone (Europe)
+    names a folder of the zone database, not a zone, and is refused like a made-up name."""
+    zone = clean_text(value, field, max_length=64)
+    try:
+        ZoneInfo(zone)
+    except (KeyError, ValueError, OSError):  # unknown name, bad path, a folder (IsADirectory)
+        raise Invalid("Choose a valid time zone (e.g. Europe/Paris).", field=field) from None
+    return zone
 
 
 def clean_slug(value: str | None, field: str = "slug") -> str:

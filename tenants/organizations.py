@@ -22,7 +22,14 @@ from core.database import (
     tenant_transaction,
 )
 from core.errors import Conflict, Invalid, NotFound
-from core.validation import clean_choice, clean_colour, clean_locale, clean_slug, clean_text
+from core.validation import (
+    clean_choice,
+    clean_colour,
+    clean_locale,
+    clean_slug,
+    clean_text,
+    clean_timezone,
+)
 from tenants import audit
 from tenants.accounts import NewAccount, UserAccount, insert_account
 from tenants.context import Actor, TenantContext, TenantSummary
@@ -73,13 +80,7 @@ def _clean_fields(fields: OrganizationFields) -> dict[str, Any]:
         raise Invalid(
             "Enter a VAT number with its country prefix (e.g. FR12345678901).", field="vat_number"
         )
-    timezone = clean_text(fields.timezone, "timezone", max_length=64)
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(timezone)
-    except (KeyError, ValueError):
-        raise Invalid("Choose a valid time zone (e.g. Europe/Paris).", field="timezone") from None
+    timezone = clean_timezone(fields.timezone)
     return {
         "name": clean_text(fields.name, "name", max_length=200),
         "slug": clean_slug(fields.slug),
