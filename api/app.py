@@ -29,11 +29,13 @@ from api.routes import (
     sso_oidc,
     sso_saml,
 )
+from api.routes import metrics as metrics_route
 from api.runtime import connect, import_jobs
-from core import database, jobs
+from core import database, jobs, metrics
 from core.mail import configure_mailer, get_mailer, use_mailer
 from core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from core.settings import Settings, get_settings
+from web import observe
 from web.front import (
     EXCEPTION_HANDLERS,
     csrf_config,
@@ -99,11 +101,12 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
                 await app.state.redis.aclose()
             if owns_pool:
                 await database.close_pool()
+            metrics.process_exited()
 
     # The demo's development identity provider, only when asked for (`api.dev_idp`).
     dev_idp_routes = [dev_idp.dev_idp_router(settings)] if settings.dev_idp else []
     dev_idp_state = {"dev_idp": dev_idp.DevIdentityProvider(settings)} if settings.dev_idp else {}
-    return Litestar(
+    app = Litestar(
         state=State(dev_idp_state),
         route_handlers=[
             # Pages for people: not part of the documented JSON API.
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             api_v1.api_router,
             scim.scim_router,
             *dev_idp_routes,
+            *metrics_route.handlers(settings),
             static_files(),
         ],
         lifespan=[lifespan],
@@ -158,3 +162,5 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
         request_class=JalonRequest,
         debug=False,
     )
+    # request latency by route, request ids in the logs (around routing and error pages)
+    return observe.install(app)

@@ -197,3 +197,8 @@ def process_exited(pid: int | None = None) -> None:
         from prometheus_client import multiprocess as mp
 
         mp.mark_process_dead(pid if pid is not None else os.getpid())  # type: ignore[no-untyped-call]
+
+
+def render_text() -> str:
+    """This process's values as they stand (no gauge refreshed): for the tests and debugging."""
+    return generate_latest(REGISTRY).decode("utf-8")

@@ -120,6 +120,12 @@ class Settings:
     staff_idle_minutes: int = 15
     impersonation_minutes: int = 30
 
+    #: Bearer token a Prometheus scrape of `/metrics` must carry; unset: only loopback
+    #: clients may read the metrics (docs/operations.md).
+    metrics_token: str | None = None
+    #: Log lines: `json` (one object a line, the default in production) or `text`.
+    log_format: str = "json"
+
     @property
     def embedded_database(self) -> bool:
         """True when Jalon runs its own PostgreSQL in `data_dir`."""
@@ -192,6 +198,14 @@ def _dev_idp(environment: str) -> bool:
     return asked
 
 
+def _log_format(environment: str) -> str:
+    default = "json" if environment == "production" else "text"
+    value = (_env("JALON_LOG_FORMAT") or default).lower()
+    if value not in ("json", "text"):
+        raise RuntimeError(f"JALON_LOG_FORMAT must be json or text, not {value!r}")
+    return value
+
+
 def load_settings() -> Settings:
     """Read the environment into a `Settings`; production without a secret key is refused."""
     environment = _env("JALON_ENV", "production") or "production"
@@ -241,6 +255,8 @@ def load_settings() -> Settings:
         export_background_threshold=_env_int("JALON_EXPORT_BACKGROUND_THRESHOLD", 5000),
         staff_idle_minutes=_env_int("JALON_STAFF_IDLE_MINUTES", 15),
         impersonation_minutes=_env_int("JALON_IMPERSONATION_MINUTES", 30),
+        metrics_token=_env("JALON_METRICS_TOKEN"),
+        log_format=_log_format(environment),
         stripe_secret_key=_env("JALON_STRIPE_SECRET_KEY"),
         stripe_webhook_secret=_env("JALON_STRIPE_WEBHOOK_SECRET"),
         stripe_api_base=(
