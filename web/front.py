@@ -5,14 +5,12 @@ server-side sessions, and error pages in the user's language."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from litestar import Request, Response, Router
-from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.middleware import DefineMiddleware
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -27,6 +25,7 @@ from litestar.types import ExceptionHandlersMap
 from core.errors import UserError
 from core.i18n import LOCALE_NAMES, translate
 from core.settings import Settings, get_settings
+from web.csrf import csrf_middleware
 from web.guards import SECOND_FACTOR_PATH, LoginRequired, SecondFactorRequired
 from web.pages import locale_of, page_helpers
 from web.sessions import SessionMiddleware
@@ -61,17 +60,11 @@ def static_files() -> Router:
     return create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)
 
 
-def csrf_config(settings: Settings, exclude: Sequence[str]) -> CSRFConfig:
-    """CSRF protection of every form, except for the paths in `exclude` (token-authenticated
-    APIs, health probes) and what lies under them. Litestar searches the patterns anywhere in a
-    path, so each is anchored here: `/healthz` must not exempt `/o/healthz-corp/settings`."""
-    return CSRFConfig(
-        secret=settings.secret_key,
-        cookie_name="jalon_csrf",
-        cookie_secure=settings.secure_cookies,
-        cookie_httponly=True,
-        exclude=[f"^{re.escape(path)}(/|$)" for path in exclude],
-    )
+def csrf_config(settings: Settings, exclude: Sequence[str]) -> DefineMiddleware:
+    """CSRF protection of every form, bound to the session (`web.csrf`), except for the paths
+    in `exclude` (token-authenticated APIs, webhooks, health probes) and what lies under them.
+    It must come after `session_middleware` in the middleware list."""
+    return csrf_middleware(settings.secret_key, exclude)
 
 
 def session_store(settings: Settings) -> Store:
