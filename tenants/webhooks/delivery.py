@@ -371,21 +371,18 @@ class DueDelivery:
 
 
 async def dangerously_due_deliveries(limit: int = 500) -> list[DueDelivery]:
-    """The deliveries due now, in every tenant, oldest first.
+    """The deliveries due now, in every tenant, oldest first (at most 1,000).
 
-    The one read across tenants of the webhooks, through the `due_sweep` policy (ids only);
-    call inside a transaction with no tenant set.
+    The one read across tenants of the webhooks: the `SECURITY DEFINER` function
+    `webhook_due_deliveries` (migration `tenants_2026_12_03t21_01_00_000000`, ADR 0024) reads
+    them as the owner role and returns ids only; no setting of this connection opens them.
     """
-    # On Citus this read fans out to every shard, as a read may (it locks no row), and the
-    # SET LOCALs reach the workers' connections (citus.propagate_set_commands = 'local').
-    await execute("SET LOCAL jalon.sweep = 'webhook_delivery'")
+    # On Citus the function runs on the coordinator and its read fans out to every shard,
+    # as a read may (it locks no row).
     rows = await fetch(
-        """SELECT tenant_id, id, attempts FROM webhook_delivery
-           WHERE status = 'pending' AND next_attempt_at <= now()
-           ORDER BY next_attempt_at LIMIT $1""",
+        "SELECT tenant_id, id, attempts FROM webhook_due_deliveries($1)",
         limit,
     )
-    await execute("SET LOCAL jalon.sweep = ''")
     return [DueDelivery(row["tenant_id"], row["id"], row["attempts"]) for row in rows]
 
 
@@ -446,8 +443,8 @@ async def dangerously_failed_deliveries(
 ) -> list[FailedDelivery]:
     """The `limit` most recently failed deliveries of every organization, newest first.
 
-    Deliveries are tenant-owned, under row-level security (the `due_sweep` policy admits ids
-    only, for the sweep): one read transaction switches its tenant to each organization in
+    Deliveries are tenant-owned, under row-level security (only the sweep's function reads
+    across tenants, and ids only): one read transaction switches its tenant to each organization in
     turn and reads at most `limit` failed deliveries there, then keeps the newest `limit`.
     """
     staff.require(StaffPermission.TENANTS_READ)
