@@ -367,3 +367,68 @@ async def ping() -> bool:
         log.exception("database ping failed")
         return False
     return True
+
+
+# --- work before commit, and a transaction that always gives its connection back -----------
+
+
+class _Transaction(PostgresTransaction):
+    """Piccolo's transaction, with work run just before COMMIT (`before_commit`) and an exit
+    that gives the connection back to the pool and resets the current transaction even when
+    COMMIT or ROLLBACK fails (a connection killed under it): Piccolo's own exit leaks both."""
+
+    __slots__ = ("before_commit_work",)
+
+    def __init__(self, engine: PostgresEngine, allow_nested: bool = True) -> None:
+        super().__init__(engine, allow_nested)
+        self.before_commit_work: list[Callable[[], Awaitable[None]]] = []
+
+    async def commit(self) -> None:
+        while self.before_commit_work:
+            await self.before_commit_work.pop(0)()
+        await super().commit()  # type: ignore[no-untyped-call]
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            if exception is not None:
+                if not self._rolled_back:
+                    try:
+                        await self.rollback()  # type: ignore[no-untyped-call]
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        # The connection is gone: the server has rolled back already; the
+                        # original error is the one to tell.
+                        log.warning("rollback failed on a broken connection", exc_info=True)
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
+        finally:
+            try:
+                if self.engine.pool:
+                    await self.engine.pool.release(self.connection)
+                else:
+                    await self.connection.close()
+            except Exception:
+                log.warning("could not give a connection back", exc_info=True)
+                if not self.connection.is_closed():
+                    self.connection.terminate()
+            finally:
+                self.engine.current_transaction.reset(self.context)
+        return exception is None
+
+
+def _jalon_transaction(engine: PostgresEngine, allow_nested: bool = True) -> PostgresTransaction:
+    return _Transaction(engine=engine, allow_nested=allow_nested)
+
+
+JalonEngine.transaction = _jalon_transaction  # type: ignore[method-assign,assignment]
+
+
+def before_commit(work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` inside the current transaction just before it commits (never if it rolls
+    back): what must commit with the change, batched at its end (the job outbox's rows).
+    Outside a transaction it refuses (RuntimeError)."""
+    tx = DB.current_transaction.get()
+    if not isinstance(tx, _Transaction):
+        raise RuntimeError("before_commit() needs an open transaction()")
+    tx.before_commit_work.append(work)

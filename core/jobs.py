@@ -2,20 +2,24 @@
 
 Job functions live in the domain packages, beside the work that enqueues them (the module
 that enqueues a job is the one that registers it), and register here with `@job`; they take
-arq's `ctx` first and ids after, never ORM objects, and are idempotent. `enqueue()` defers the
-enqueue until the current transaction commits, with a `_job_id` derived from what the job
-does, so a retried request cannot queue the same work twice.
+arq's `ctx` first and ids (JSON values) after, never ORM objects, and are idempotent.
+`enqueue()` writes the job in the job outbox in the current transaction (`core.outbox`, ADR
+0025) and relays it to the queue after commit, with a `_job_id` derived from what the job
+does, so a retried request cannot queue the same work twice. Every try's outcome is recorded
+on the outbox row: a job that fails for good stays there, `failed`, with its last error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
-from core.database import after_commit
+from core import outbox
 
 if TYPE_CHECKING:
     from arq.typing import WorkerCoroutine
@@ -70,7 +74,18 @@ def worker_cron_jobs() -> list[Any]:
 async def run_periodic_in_process(queue: JobQueue) -> None:
     """Run the periodic jobs in this process on their schedule: what `jalon worker` does with
     arq's cron when there is no Redis (the embedded default). Every job runs once at start,
-    then at the minutes `every()` gave it. Cancel the task to stop it."""
+    then at the minutes `every()` gave it. The outbox relay loop runs beside them (jobs
+    committed by a process that died before sending them). Cancel the task to stop it."""
+    relay = asyncio.create_task(relay_forever())
+    try:
+        await _run_periodic(queue)
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+
+
+async def _run_periodic(queue: JobQueue) -> None:
     from datetime import UTC, datetime
 
     first = True
@@ -116,17 +131,27 @@ class InProcessQueue:
 
     async def _run(self, name: str, args: tuple[Any, ...], job_id: str) -> None:
         function = REGISTRY[name]
-        for job_try in range(1, MAX_TRIES + 1):
-            try:
-                await function({"job_id": job_id, "job_try": job_try}, *args)
-            except Exception:
-                log.exception("job %s (%s) failed, try %d", name, job_id, job_try)
-                if job_try == MAX_TRIES:
+        try:
+            for job_try in range(1, MAX_TRIES + 1):
+                started = time.monotonic()
+                try:
+                    await function({"job_id": job_id, "job_try": job_try}, *args)
+                except Exception as error:
+                    log.exception("job %s (%s) failed, try %d", name, job_id, job_try)
+                    _metrics(name, time.monotonic() - started, ok=False)
+                    final = job_try == MAX_TRIES
+                    await outbox.record_outcome(
+                        job_id, "failed" if final else "retrying", job_try, _describe(error)
+                    )
+                    if final:
+                        break
+                    await asyncio.sleep(backoff_seconds(job_try))
+                else:
+                    _metrics(name, time.monotonic() - started, ok=True)
+                    await outbox.record_outcome(job_id, "done", job_try, None)
                     break
-                await asyncio.sleep(backoff_seconds(job_try))
-            else:
-                break
-        self._seen.discard(job_id)
+        finally:
+            self._seen.discard(job_id)
 
     async def drain(self) -> None:
         """Wait until every job enqueued so far (and those they enqueue) has finished."""
@@ -140,25 +165,39 @@ class InProcessQueue:
 class ArqQueue:
     """Enqueues into Redis for `jalon worker` processes."""
 
+    #: After a failure, enqueues fail at once for this long (the outbox relay retries them):
+    #: a request never waits on a Redis that is down.
+    PAUSE_AFTER_FAILURE_SECONDS = 5.0
+
     def __init__(self, redis_url: str, queue_name: str | None = None) -> None:
         self.redis_url = redis_url
         self.queue_name = queue_name
         self._pool: Any = None
+        self._down_until = 0.0
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
             from arq import create_pool
             from arq.connections import RedisSettings
 
-            self._pool = await create_pool(RedisSettings.from_dsn(self.redis_url))
+            settings = RedisSettings.from_dsn(self.redis_url)
+            settings.conn_timeout = 2
+            settings.conn_retries = 0
+            self._pool = await create_pool(settings)
         return self._pool
 
     async def enqueue(self, name: str, *args: Any, job_id: str) -> None:
-        pool = await self._get_pool()
-        if self.queue_name:
-            await pool.enqueue_job(name, *args, _job_id=job_id, _queue_name=self.queue_name)
-        else:
-            await pool.enqueue_job(name, *args, _job_id=job_id)
+        if time.monotonic() < self._down_until:
+            raise ConnectionError("Redis was unavailable a moment ago")
+        try:
+            pool = await self._get_pool()
+            if self.queue_name:
+                await pool.enqueue_job(name, *args, _job_id=job_id, _queue_name=self.queue_name)
+            else:
+                await pool.enqueue_job(name, *args, _job_id=job_id)
+        except Exception:
+            self._down_until = time.monotonic() + self.PAUSE_AFTER_FAILURE_SECONDS
+            raise
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -186,29 +225,64 @@ def get_queue() -> JobQueue:
     return _queue
 
 
+async def send_to_queue(name: str, args: tuple[Any, ...], job_id: str) -> None:
+    """Hand a job to the queue in use now (what the outbox relay sends through)."""
+    await _queue.enqueue(name, *args, job_id=job_id)
+
+
 def enqueue(name: str, *args: Any, job_id: str) -> None:
-    """Enqueue job `name` once the current transaction has committed."""
+    """Write job `name` in the job outbox in the current transaction, so that it commits with
+    the change, and hand it to the queue once the transaction has committed (or, if that
+    fails, by the outbox relay later). Needs an open transaction (RuntimeError otherwise)."""
     if name not in REGISTRY:
         raise KeyError(f"unknown job {name!r}")
+    outbox.add(name, args, job_id, send_to_queue)
 
-    async def send() -> None:
-        await _queue.enqueue(name, *args, job_id=job_id)
 
-    after_commit(send)
+async def relay_forever() -> None:
+    """Relay the outbox's due jobs to the queue in use until cancelled (`core.outbox`)."""
+    await outbox.relay_forever(send_to_queue)
+
+
+async def outbox_lag_seconds() -> float:
+    """Age in seconds of the oldest job not yet handed to the queue."""
+    return await outbox.outbox_lag_seconds()
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _metrics(name: str, seconds: float, ok: bool) -> None:
+    try:
+        from core import metrics
+    except ImportError:  # pragma: no cover - the metrics module is optional
+        return
+    metrics.job_finished(name, seconds, ok)
 
 
 def _with_retries(function: JobFunction) -> JobFunction:
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         from arq.worker import Retry
 
+        job_id = str(ctx.get("job_id", ""))
+        job_try = int(ctx.get("job_try", 1))
+        started = time.monotonic()
         try:
-            return await function(ctx, *args)
+            result = await function(ctx, *args)
         except Exception as error:
-            job_try = int(ctx.get("job_try", 1))
-            if job_try >= MAX_TRIES:
+            _metrics(function.__name__, time.monotonic() - started, ok=False)
+            final = job_try >= MAX_TRIES
+            await outbox.record_outcome(
+                job_id, "failed" if final else "retrying", job_try, _describe(error)
+            )
+            if final:
                 raise
             log.warning("job %s failed (%s); retrying", function.__name__, error)
             raise Retry(defer=backoff_seconds(job_try)) from error
+        _metrics(function.__name__, time.monotonic() - started, ok=True)
+        await outbox.record_outcome(job_id, "done", job_try, None)
+        return result
 
     run.__name__ = function.__name__
     return run
