@@ -17,9 +17,10 @@ import click
 
 from api.cli_engine import engine_cli
 from api.runtime import connect, import_jobs, run
-from core import database
+from core import database, metrics
 from core.errors import UserError
 from core.i18n import translate
+from core.logging import logging_config
 from core.settings import get_settings
 from tenants.permissions import StaffRole
 
@@ -70,6 +71,11 @@ def serve(host: str, port: int, workers: int) -> None:
     if settings.development and host not in ("127.0.0.1", "localhost", "::1"):
         # Development mode shows every organization's mail (sign-in links) on /dev/outbox.
         raise click.UsageError("JALON_ENV=development serves on a loopback address only")
+    log_config = logging_config(settings.log_format == "json")
+    logging.config.dictConfig(log_config)
+    if workers > 1:
+        # /metrics on any worker sums every worker's values (docs/operations.md, "Metrics")
+        metrics.use_multiprocess_directory(settings.data_dir / "metrics" / f"serve-{port}")
     connect(settings)  # start the embedded server before workers fork
     import_jobs()
     click.echo(f"Jalon on {settings.base_url} (listening on http://{host}:{port})", err=True)
@@ -81,14 +87,20 @@ def serve(host: str, port: int, workers: int) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
+        log_config=log_config,  # each worker process logs JSON (or text) lines too
     )
 
 
 @main.command()
-def worker() -> None:
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=int,
+    help="Serve the worker's Prometheus metrics on 127.0.0.1 at this port.",
+)
+def worker(metrics_port: int | None) -> None:
     """Run an arq worker for background jobs (requires REDIS_URL)."""
     from arq.connections import RedisSettings
-    from arq.logs import default_log_config
     from arq.worker import run_worker
 
     from core import jobs
@@ -114,7 +126,10 @@ def worker() -> None:
     jobs.WorkerSettings.redis_settings = RedisSettings.from_dsn(settings.redis_url)  # type: ignore[attr-defined]
     jobs.WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
     jobs.WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]
-    logging.config.dictConfig(default_log_config(verbose=False))  # arq's job log lines
+    # arq's job lines and ours, JSON or text like `jalon serve`
+    logging.config.dictConfig(logging_config(settings.log_format == "json"))
+    if metrics_port is not None:
+        metrics.serve_on_port(metrics_port)
     run_worker(jobs.WorkerSettings)  # type: ignore[arg-type]
 
 

@@ -31,7 +31,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # The attributes every LogRecord has; anything else on a record is an `extra` field.
 _STANDARD = frozenset(
     set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
-    | {"message", "asctime", "request_id", "tenant_id", "user_id", "taskName"}
+    | {"message", "asctime", "request_id", "tenant_id", "user_id", "taskName", "color_message"}
 )
 
 

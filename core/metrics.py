@@ -18,6 +18,7 @@ import importlib
 import inspect
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -202,3 +203,31 @@ def process_exited(pid: int | None = None) -> None:
 def render_text() -> str:
     """This process's values as they stand (no gauge refreshed): for the tests and debugging."""
     return generate_latest(REGISTRY).decode("utf-8")
+
+
+def use_multiprocess_directory(directory: Path) -> None:
+    """Share values between the processes started from now on through `directory` (emptied
+    first: counters start again with the server, as Prometheus expects of a restart), unless
+    the operator chose one in `PROMETHEUS_MULTIPROC_DIR`. Call before the processes start."""
+    if multiprocess():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)
+
+
+def serve_on_port(port: int, host: str = "127.0.0.1") -> None:
+    """Serve this process's metrics over HTTP on `host:port` in a thread (`jalon worker
+    --metrics-port`): loopback by default, for a worker that shares no directory with a
+    web server."""
+    from prometheus_client import start_http_server
+
+    if multiprocess():
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        start_http_server(port, addr=host, registry=registry)
+    else:
+        start_http_server(port, addr=host, registry=REGISTRY)

@@ -10,6 +10,7 @@ that unknown paths (404) and server errors (500) are measured too, with the stat
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -35,6 +36,9 @@ UNMATCHED = "unmatched"
 POOL_REFRESH_SECONDS = 5.0
 
 _REQUEST_ID_HEADER = b"x-request-id"
+#: One line per request (route template, status, milliseconds, the ids) at DEBUG level:
+#: off by default, as uvicorn's access log already says what was asked and answered.
+access_log = logging.getLogger("jalon.access")
 
 
 def _ids(scope: Scope) -> tuple[str | None, str | None]:
@@ -96,6 +100,16 @@ class ObserveMiddleware:
             metrics.observe_request(route, method, status, elapsed)
             if method == "POST" and route == ANSWER_ROUTE:
                 metrics.observe_answer_cycle(elapsed)
+            if access_log.isEnabledFor(logging.DEBUG):
+                milliseconds = round(elapsed * 1000, 1)
+                access_log.debug(
+                    "%s %s %d %.1f ms",
+                    method,
+                    route,
+                    status,
+                    milliseconds,
+                    extra={"route": route, "status": status, "duration_ms": milliseconds},
+                )
             now = time.monotonic()
             if now - self._pool_refreshed > POOL_REFRESH_SECONDS:
                 self._pool_refreshed = now
