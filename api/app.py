@@ -44,6 +44,7 @@ from web.front import (
     static_files,
     template_config,
 )
+from web.headers import add_security_headers, brand_stylesheet
 from web.requests import JalonRequest
 
 HERE = Path(__file__).parent
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             *dev_idp_routes,
             *metrics_route.handlers(settings),
             static_files(),
+            brand_stylesheet,
         ],
         lifespan=[lifespan],
         middleware=[
@@ -162,6 +164,8 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
         request_max_body_size=2_000_000,
         # JSON bodies nested deeper than any of ours: a 400, never a RecursionError.
         request_class=JalonRequest,
+        # CSP, nosniff, referrer policy, HSTS over https, no-store: web.headers.
+        before_send=[add_security_headers],
         debug=False,
     )
     # request latency by route, request ids in the logs (around routing and error pages)

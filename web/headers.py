@@ -1,0 +1,97 @@
+"""The security headers of every response, set in one place (a `before_send` hook of the
+application, so error pages, refusals and unknown routes carry them too):
+
+- on HTML pages, a Content-Security-Policy without `'unsafe-inline'`: scripts and styles come
+  from our own files only (`/static/…`, and `/brand/…` for an organization's colour), no page
+  may be framed, and forms post to Jalon only, except on the pages whose form may lead to an
+  organization's identity provider (a browser checks the redirects that follow a form post
+  against `form-action`, and identity providers are on other origins);
+- on every response, `X-Content-Type-Options: nosniff` and a `Referrer-Policy`;
+- `Strict-Transport-Security` when the request came over https (its scheme as the server saw
+  it, after a trusted proxy's headers);
+- `Cache-Control: no-store` on every response that is not a static file and did not choose its
+  own caching: pages of signed-in people, exports and downloads, API answers.
+
+The API's documentation page (`/schema/…`) draws Swagger UI with an inline script from a CDN:
+it gets every header except the page policy.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import get
+from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Response
+from litestar.types import Message, Scope
+
+_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    # logos are served by Jalon; a logo chosen in the settings form is previewed as a data URL
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "frame-ancestors": "'none'",
+    "form-action": "'self'",
+}
+#: Pages whose form may be answered by a redirect to an identity provider (home-realm
+#: discovery on the sign-in page, a campaign's SSO on its landing page).
+_SSO_FORMS = re.compile(r"^/(login|c/[^/]+)/?$")
+
+
+def _policy(**changes: str) -> str:
+    return "; ".join(f"{name} {value}" for name, value in {**_POLICY, **changes}.items())
+
+
+CONTENT_SECURITY_POLICY = _policy()
+#: Forms that may end at an identity provider on another origin (over https).
+SSO_CONTENT_SECURITY_POLICY = _policy(**{"form-action": "'self' https:"})
+REFERRER_POLICY = "strict-origin-when-cross-origin"
+HSTS = "max-age=31536000"
+
+
+def _uncached(path: str) -> bool:
+    return not path.startswith("/static/")
+
+
+async def add_security_headers(message: Message, scope: Scope) -> None:
+    """Add the headers of this module's docstring to a response about to start."""
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    path: str = scope.get("path", "")
+    headers.setdefault("x-content-type-options", "nosniff")
+    headers.setdefault("referrer-policy", REFERRER_POLICY)
+    if scope.get("scheme") == "https":
+        headers.setdefault("strict-transport-security", HSTS)
+    if "cache-control" not in headers and _uncached(path):
+        headers["cache-control"] = "no-store"
+    if headers.get("content-type", "").startswith("text/html") and not path.startswith("/schema"):
+        policy = SSO_CONTENT_SECURITY_POLICY if _SSO_FORMS.match(path) else CONTENT_SECURITY_POLICY
+        headers.setdefault("content-security-policy", policy)
+        headers.setdefault("x-frame-options", "DENY")  # frame-ancestors for older browsers
+
+
+_COLOUR = re.compile(r"^([0-9a-f]{6})\.css$")
+
+
+@get("/brand/{name:str}", include_in_schema=False, sync_to_thread=False)
+def brand_stylesheet(name: FromPath[str]) -> Response[Any]:
+    """`/brand/1d4ed8.css`: an organization's colour as a stylesheet, which its pages link to
+    (an inline `<style>` would need `'unsafe-inline'`). The colour is the name: the file never
+    changes and is cached for a year."""
+    match = _COLOUR.match(name)
+    if match is None:
+        raise NotFoundException
+    return Response(
+        f":root {{ --brand: #{match.group(1)}; }}\n",
+        media_type="text/css",
+        headers={"cache-control": "public, max-age=31536000, immutable"},
+    )
