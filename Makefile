@@ -83,6 +83,7 @@ bench: install ## Print the engine and hot-path benchmarks (BENCH_ARGS=--quick f
 	$(BIN)/python -m bench.campaign_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.sso_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.billing_bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.answer_bench $(BENCH_ARGS)
 
 bench-citus: install ## The campaign benchmark through a local Citus coordinator and two workers (needs Citus installed)
 	@bash scripts/citus-cluster.sh start
