@@ -1,6 +1,7 @@
 """The book of business, billing's half: the tenants list with plans and seats, revenue,
 seats sold against seats used, trials ending, failed payments and overdue invoices. Staff read
-it across tenants in `tenants.book.dangerously_open_book`'s transaction.
+it across tenants in `tenants.book.dangerously_open_book`'s transaction, through the owner's
+`SECURITY DEFINER` functions (migration `campaigns_2026_12_03t21_02_00_000000`).
 
 **Revenue.** ARR is computed exactly in minor units per currency, MRR is ARR / 12 rounded half
 up. Only subscriptions that are `active` or `past_due` count (a trial pays nothing yet; a
@@ -24,9 +25,11 @@ first. **Overdue invoices**: issued (`open`) invoices whose due date has passed.
 **The tenants list** is one statement per page whatever the number of tenants (plus the
 book's three and the plan codes'): keyset paging on the sort key and the id, the billing
 columns joined for the page's rows only. The search matches the name, slug, SIRET or VAT
-number (substring, case-insensitive) or a member's email (substring): memberships are readable
-in the book's transaction, so the email search is a subquery of the same statement (no
-transaction per matched person).
+number (substring, case-insensitive) or a member's email (substring): the tenants whose
+members match come from one function across tenants (no transaction per matched person).
+
+Every read across tenants is a `SECURITY DEFINER` function of the owner role that returns only
+what the page shows (ADR 0024); no setting of the connection opens other tenants' rows.
 """
 
 from __future__ import annotations
@@ -156,12 +159,6 @@ _ORDER_COLUMNS = {
     "status": ("o.status", "o.name", "o.id"),
 }
 
-#: The seats of the current period of subscription `s` of plan `p`, packs summed in `k`
-#: (as `billing.seats` counts them).
-_SOLD = """(CASE p.kind WHEN 'per_seat' THEN s.quantity
-              WHEN 'license' THEN greatest(s.quantity, coalesce(p.included_seats, 0))
-              ELSE 0 END + coalesce(k.seats, 0))::integer"""
-
 
 def _cursor_of(filters: TenantFilters, row: TenantRow) -> str:
     ident = str(row.id)
@@ -196,28 +193,14 @@ def _after(filters: TenantFilters, cursor: str | None) -> list[Any] | None:
 #: The tenants a member-email search or a plan filter names: one statement, always run, so
 #: that a page costs the same statements whatever the filters. Kept apart from the page's
 #: statement, which reads `organization` alone: Citus crashed (signal 11) on the page's
-#: reference table joined to these distributed tables in one query.
-_MATCHING_TENANTS = """
-SELECT m.tenant_id AS id, 'member' AS why
-FROM membership m JOIN user_account u ON u.id = m.user_id
-WHERE $1::text IS NOT NULL AND u.email ILIKE $1
-UNION ALL
-SELECT s.tenant_id, 'plan' FROM subscription s JOIN plan p ON p.id = s.plan_id
-WHERE $2::text IS NOT NULL AND p.code = $2"""
+#: reference table joined to these distributed tables in one query. Across tenants, so through
+#: the owner's `SECURITY DEFINER` function (migration `campaigns_2026_12_03t21_02_00_000000`,
+#: where the statement is, ADR 0024), as every cross-tenant read of the book.
+_MATCHING_TENANTS = "SELECT id, why FROM book_matching_tenants($1, $2)"
 
 #: The subscription and seats of the page's tenants (`$1`), on `$2`'s day: one statement.
-_PAGE_FACTS = f"""
-SELECT s.tenant_id, p.code AS plan, s.status AS subscription_status,
-       coalesce(b.used, 0) AS seats_used, {_SOLD} AS seats_sold
-FROM subscription s
-JOIN plan p ON p.id = s.plan_id
-LEFT JOIN seat_balance b ON b.tenant_id = s.tenant_id
-                        AND b.period_start = s.current_period_start
-LEFT JOIN (SELECT tenant_id, sum(seats) AS seats FROM seat_pack
-           WHERE tenant_id = ANY($1::uuid[]) AND removed_at IS NULL
-             AND starts_on <= $2::date AND ends_on >= $2::date
-           GROUP BY tenant_id) k ON k.tenant_id = s.tenant_id
-WHERE s.tenant_id = ANY($1::uuid[])"""  # noqa: S608 - a constant clause
+_PAGE_FACTS = """SELECT tenant_id, plan, subscription_status, seats_used, seats_sold
+FROM book_page_facts($1::uuid[], $2::date)"""
 
 
 def _list_sql(
@@ -382,65 +365,15 @@ class BillingOverview:
         return sum(tally.used for tally in self.seats)
 
 
-_REVENUE = """
-WITH recurring AS (
-    SELECT s.currency, count(*) AS subscriptions,
-           sum(CASE p.kind WHEN 'per_seat' THEN pp.unit_amount * s.quantity
-                           ELSE pp.unit_amount END
-               * CASE p.interval WHEN 'month' THEN 12 ELSE 1 END) AS arr
-    FROM subscription s
-    JOIN plan p ON p.id = s.plan_id
-    JOIN plan_price pp ON pp.plan_id = s.plan_id AND pp.currency = s.currency
-         AND pp.category = s.price_category
-    WHERE s.status IN ('active', 'past_due') AND p.kind IN ('per_seat', 'license')
-    GROUP BY s.currency),
-packs AS (
-    SELECT i.currency, count(DISTINCT i.tenant_id) AS subscriptions, sum(l.amount) AS arr
-    FROM invoice i
-    JOIN invoice_line l ON l.tenant_id = i.tenant_id AND l.invoice_id = i.id
-    WHERE i.kind = 'invoice' AND i.status IN ('open', 'paid', 'uncollectible')
-      AND l.kind = 'seat_pack' AND i.issued_at > $1 AND i.issued_at <= $2
-    GROUP BY i.currency)
-SELECT currency, coalesce(r.subscriptions, 0) + coalesce(k.subscriptions, 0) AS subscriptions,
-       (coalesce(r.arr, 0) + coalesce(k.arr, 0))::bigint AS arr
-FROM recurring r FULL JOIN packs k USING (currency)
-ORDER BY arr DESC, currency
-"""
-
-_SEATS = f"""
-SELECT p.kind AS plan_kind, count(*) AS subscriptions, sum({_SOLD})::bigint AS sold,
-       sum(coalesce(b.used, 0))::bigint AS used
-FROM subscription s
-JOIN plan p ON p.id = s.plan_id
-LEFT JOIN seat_balance b ON b.tenant_id = s.tenant_id AND b.period_start = s.current_period_start
-LEFT JOIN (SELECT tenant_id, sum(seats) AS seats FROM seat_pack
-           WHERE removed_at IS NULL AND starts_on <= $1::date AND ends_on >= $1::date
-           GROUP BY tenant_id) k ON k.tenant_id = s.tenant_id
-WHERE s.status IN ('trialing', 'active', 'past_due')
-GROUP BY p.kind ORDER BY p.kind
-"""  # noqa: S608 - constant clauses
-
-_TRIALS = """
-SELECT o.id AS tenant_id, o.name AS tenant_name, p.code AS plan, s.trial_end
-FROM subscription s JOIN plan p ON p.id = s.plan_id JOIN organization o ON o.id = s.tenant_id
-WHERE s.status = 'trialing' AND s.trial_end >= $1 AND s.trial_end < $2
-ORDER BY s.trial_end, o.name LIMIT $3
-"""
-
-_FAILED = """
-SELECT o.id AS tenant_id, o.name AS tenant_name, p.code AS plan, s.gateway, s.past_due_since
-FROM subscription s JOIN plan p ON p.id = s.plan_id JOIN organization o ON o.id = s.tenant_id
-WHERE s.status = 'past_due'
-ORDER BY s.past_due_since NULLS LAST, o.name LIMIT $1
-"""
-
-_OVERDUE = """
-SELECT o.id AS tenant_id, o.name AS tenant_name, i.id AS invoice_id, i.number, i.due_on,
-       i.currency, i.total - i.amount_paid AS amount_due
-FROM invoice i JOIN organization o ON o.id = i.tenant_id
-WHERE i.kind = 'invoice' AND i.status = 'open' AND i.due_on < $1
-ORDER BY i.due_on, o.name, i.number LIMIT $2
-"""
+# The dashboard's statements across tenants, each a `SECURITY DEFINER` function of the owner
+# (migration `campaigns_2026_12_03t21_02_00_000000`, ADR 0024).
+_REVENUE = "SELECT currency, subscriptions, arr FROM book_revenue($1, $2)"
+_SEATS = "SELECT plan_kind, subscriptions, sold, used FROM book_seats($1::date)"
+_TRIALS = "SELECT tenant_id, tenant_name, plan, trial_end FROM book_trials_ending($1, $2, $3)"
+_FAILED = """SELECT tenant_id, tenant_name, plan, gateway, past_due_since
+FROM book_failed_payments($1)"""
+_OVERDUE = """SELECT tenant_id, tenant_name, invoice_id, number, due_on, currency, amount_due
+FROM book_overdue_invoices($1::date, $2)"""
 
 
 def _mrr(arr: int) -> int:

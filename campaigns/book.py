@@ -1,6 +1,7 @@
 """The book of business, campaigns' half: assessments started and completed per day across
 every tenant, for the back office's dashboard (read in `tenants.book.dangerously_open_book`'s
-transaction).
+transaction, through the owner's `SECURITY DEFINER` function `book_assessments_per_day`, ADR
+0024).
 
 An assessment is started when its participation is created (`participation.created_at`) and
 completed when the participant finished it (`completed_at`); days are UTC days.
@@ -38,16 +39,7 @@ async def dangerously_assessments_per_day(
     start = datetime.combine(first, time(), UTC)
     end = datetime.combine(today + timedelta(days=1), time(), UTC)
     async with dangerously_open_book(staff):
-        rows = await fetch(
-            """SELECT 'started' AS what, (created_at AT TIME ZONE 'UTC')::date AS day,
-                      count(*) AS n
-               FROM participation WHERE created_at >= $1 AND created_at < $2 GROUP BY 2
-               UNION ALL
-               SELECT 'completed', (completed_at AT TIME ZONE 'UTC')::date, count(*)
-               FROM participation WHERE completed_at >= $1 AND completed_at < $2 GROUP BY 2""",
-            start,
-            end,
-        )
+        rows = await fetch("SELECT what, day, n FROM book_assessments_per_day($1, $2)", start, end)
     counts: dict[tuple[str, date], int] = {(row["what"], row["day"]): row["n"] for row in rows}
     return [
         DayActivity(

@@ -3,13 +3,12 @@ tenants list), through `dangerously_*` functions that take a staff context.
 
 Tenant rows are invisible without a tenant (row-level security), and a sweep of one transaction
 per tenant cannot draw a page of 10,000 tenants. `dangerously_open_book` opens a READ ONLY
-transaction with no tenant in which the `staff_book` policy (migration
-`campaigns_2026_12_03t18_20_00_000000`) admits SELECT of the few tenant tables the book reads
-(memberships, subscriptions, seat packs and balances, invoices and their lines,
-participations): it asks for the transaction-local `jalon.book`, which only this function sets,
-after checking in the same transaction that the acting user is a staff member whose role reads
-tenants. The billing and campaigns halves of the book (`billing.book`, `campaigns.book`) read in
-it; this module holds the organizations' own figures.
+transaction with no tenant, after checking in it that the acting user is a staff member whose
+role reads tenants; the billing and campaigns halves of the book (`billing.book`,
+`campaigns.book`) then read across tenants only through `SECURITY DEFINER` functions owned by
+the owner role (migration `campaigns_2026_12_03t21_02_00_000000`, ADR 0024), each returning
+what its page shows. No setting opens other tenants' rows: `jalon.book`, which a policy once
+obeyed, opens nothing now. This module holds the organizations' own figures.
 """
 
 from __future__ import annotations
@@ -30,11 +29,11 @@ STATUSES = ("trial", "active", "suspended", "closed")
 
 @asynccontextmanager
 async def dangerously_open_book(staff: StaffContext) -> AsyncIterator[None]:
-    """A READ ONLY transaction with no tenant in which the book's tenant tables are readable
-    across tenants (the `staff_book` policy); `Forbidden` unless `staff` reads tenants, by
-    their context and by their staff record in the database (a role changed or a staff member
-    disabled since the session began is refused). Five statements before the caller's (BEGIN,
-    the acting user, READ ONLY, the check, `jalon.book`), and COMMIT after."""
+    """A READ ONLY transaction with no tenant, for the book's functions across tenants;
+    `Forbidden` unless `staff` reads tenants, by their context and by their staff record in the
+    database (a role changed or a staff member disabled since the session began is refused).
+    Four statements before the caller's (BEGIN, the acting user, READ ONLY, the check), and
+    COMMIT after."""
     staff.require(StaffPermission.TENANTS_READ)
     async with global_transaction(staff.user_id):
         await execute("SET TRANSACTION READ ONLY")
@@ -46,7 +45,6 @@ async def dangerously_open_book(staff: StaffContext) -> AsyncIterator[None]:
         )
         if not rows:
             raise Forbidden()
-        await execute("SET LOCAL jalon.book = 'tenants'")
         yield
 
 

@@ -1,16 +1,18 @@
 """No policy opens every tenant's rows on a setting the runtime role can set (issue 13 §2.3,
-ADR 0024): the webhook sweep reads due deliveries through a `SECURITY DEFINER` function owned
-by the owner role, and a runtime connection that sets `jalon.sweep` sees nothing more."""
+ADR 0024): the webhook sweep and the back office's book read across tenants through
+`SECURITY DEFINER` functions owned by the owner role, and a runtime connection that sets
+`jalon.sweep` or `jalon.book` sees no tenant's rows."""
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
 from core import database
-from core.jobs import InProcessQueue
 from tenants.webhooks.delivery import dangerously_due_deliveries
 from tenants.webhooks.endpoints import send_test_event
-from tests.conftest import TenantFixture
+from tests.conftest import HeldQueue, TenantFixture
+from tests.db import as_tenant
 from tests.tenants.webhooks.support import deliveries, endpoint_with_secret, make_due
 
 
@@ -22,7 +24,7 @@ async def _due_delivery(tenant: TenantFixture) -> UUID:
 
 
 async def test_the_sweep_reads_every_tenants_due_deliveries_ids_only(
-    tenant_a: TenantFixture, tenant_b: TenantFixture, in_process: InProcessQueue
+    tenant_a: TenantFixture, tenant_b: TenantFixture, held: HeldQueue
 ) -> None:
     a = await _due_delivery(tenant_a)
     b = await _due_delivery(tenant_b)
@@ -35,7 +37,7 @@ async def test_the_sweep_reads_every_tenants_due_deliveries_ids_only(
 
 
 async def test_a_runtime_connection_setting_jalon_sweep_sees_no_tenant(
-    tenant_a: TenantFixture, tenant_b: TenantFixture, in_process: InProcessQueue
+    tenant_a: TenantFixture, tenant_b: TenantFixture, held: HeldQueue
 ) -> None:
     await _due_delivery(tenant_a)
     await _due_delivery(tenant_b)
@@ -50,7 +52,7 @@ async def test_a_runtime_connection_setting_jalon_sweep_sees_no_tenant(
 
 
 async def test_the_function_is_the_owners_and_returns_ids_only(
-    tenant_a: TenantFixture, in_process: InProcessQueue
+    tenant_a: TenantFixture, held: HeldQueue
 ) -> None:
     await _due_delivery(tenant_a)
     async with database.global_transaction():
@@ -65,3 +67,52 @@ async def test_the_function_is_the_owners_and_returns_ids_only(
     assert function["owner"] != function["runtime"]
     assert function["prosecdef"]  # SECURITY DEFINER
     assert function["proconfig"] == ["search_path=pg_catalog, public"]
+
+
+#: The tables a setting once opened across tenants (`due_sweep`, `staff_book`).
+ONCE_OPENED = (
+    "webhook_delivery",
+    "membership",
+    "subscription",
+    "seat_pack",
+    "seat_balance",
+    "invoice",
+    "invoice_line",
+    "participation",
+)
+
+
+async def test_a_runtime_connection_setting_jalon_book_sees_no_tenant(
+    tenant_a: TenantFixture, tenant_b: TenantFixture, held: HeldQueue
+) -> None:
+    await _due_delivery(tenant_a)
+    async with as_tenant(tenant_b.id):  # each tenant sees its own membership
+        assert await database.fetch("SELECT 1 FROM membership WHERE tenant_id = $1", tenant_b.id)
+    async with database.global_transaction():  # as the book's transaction, but no staff check
+        await database.execute("SET TRANSACTION READ ONLY")
+        await database.execute("SET LOCAL jalon.book = 'tenants'")
+        await database.execute("SET LOCAL jalon.sweep = 'webhook_delivery'")
+        for table in ONCE_OPENED:
+            assert await database.fetch(f"SELECT tenant_id FROM {table}") == [], table  # noqa: S608
+    async with as_tenant(tenant_a.id):  # a tenant's transaction still sees its own rows only
+        await database.execute("SET LOCAL jalon.book = 'tenants'")
+        seen = await database.fetch("SELECT DISTINCT tenant_id FROM membership")
+    assert [row["tenant_id"] for row in seen] == [tenant_a.id]
+
+
+async def test_no_policy_reads_a_setting_but_the_tenant_and_the_user(db: str) -> None:
+    """Every row-level-security policy tests `jalon.tenant_id` or `jalon.user_id` only, but
+    the content editors' triage (`jalon.triage`, one table, ADR 0024)."""
+    async with database.global_transaction():
+        rows = await database.fetch(
+            """SELECT tablename, policyname, coalesce(qual, '') AS qual FROM pg_policies
+               WHERE schemaname = 'public'"""
+        )
+    settings = {
+        (row["tablename"], row["policyname"], setting)
+        for row in rows
+        for setting in re.findall(r"current_setting\('(jalon\.[a-z_]+)'", row["qual"])
+    }
+    assert {s for s in settings if s[2] not in ("jalon.tenant_id", "jalon.user_id")} <= {
+        ("challenge_report", "content_triage", "jalon.triage")
+    }
