@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install system peers demo serve test test-citus bench-citus test-fast test-browser lint format bench load worker migrate clean
+.PHONY: help install system peers demo serve test test-citus bench-citus test-pgbouncer bench-pgbouncer test-fast test-browser lint format bench load worker migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ DEMO_DEV_IDP := $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),true,false)
 # Development mode is asked for, never fallen into (JALON_ENV defaults to production): the demo,
 # the benchmarks and the load test ask for it; `jalon serve` then listens on loopback only.
 DEMO_ENV = JALON_ENV=development JALON_DEV_IDP=$${JALON_DEV_IDP:-$(DEMO_DEV_IDP)} JALON_DNS_RESOLVER=$${JALON_DNS_RESOLVER:-development}
-bench bench-citus load: export JALON_ENV := $(or $(JALON_ENV),development)
+bench bench-citus bench-pgbouncer load: export JALON_ENV := $(or $(JALON_ENV),development)
 
 demo: install ## Serve Jalon with demo data on http://127.0.0.1:8000 (embedded PostgreSQL by default)
 	$(DEMO_ENV) $(BIN)/jalon migrate
@@ -62,6 +62,24 @@ test-citus: install system peers ## Run the whole suite on a local Citus cluster
 	JALON_TEST_CITUS_WORKERS=$$(bash scripts/citus-cluster.sh workers) \
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	bash scripts/citus-cluster.sh stop; exit $$status
+
+# PgBouncer in transaction mode (scripts/pgbouncer.sh: our own instance on 127.0.0.1:6440) in
+# front of DATABASE_URL's server, which must be 127.0.0.1:5432 with trust authentication: the
+# runtime role's pool goes through it, the owner (CREATE DATABASE, migrations) goes direct.
+PGBOUNCER_TESTS ?= tests/api/test_isolation.py tests/admin/test_admin_isolation.py tests/campaigns tests/api/test_participant.py
+test-pgbouncer: install system ## The isolation, campaign and participant tests with the runtime pool through PgBouncer
+	@bash scripts/pgbouncer.sh start
+	@status=0; \
+	JALON_TEST_RUNTIME_VIA=$$(bash scripts/pgbouncer.sh url) \
+	$(BIN)/python -m pytest $(PGBOUNCER_TESTS) $(PYTEST_ARGS) || status=$$?; \
+	bash scripts/pgbouncer.sh stop; exit $$status
+
+bench-pgbouncer: install system ## The answer-cycle benchmark with the server and the ceiling through PgBouncer
+	@bash scripts/pgbouncer.sh start
+	@status=0; \
+	JALON_RUNTIME_DATABASE_URL=$$(bash scripts/pgbouncer.sh url "$${JALON_DB_RUNTIME_ROLE:-jalon_app}" jalon_answer_bench) \
+	$(BIN)/python -m bench.answer_bench $(BENCH_ARGS) || status=$$?; \
+	bash scripts/pgbouncer.sh stop; exit $$status
 
 test-fast: install ## Run the suite without the slow and browser groups
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)

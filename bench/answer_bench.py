@@ -674,7 +674,10 @@ async def ceiling(
     CEILING_TEST_LENGTH answers a participant's answers are deleted (by the owner, outside the
     cycle's time) and its test starts again."""
     pool = await asyncpg.create_pool(
-        runtime, min_size=pool_size, max_size=pool_size, reset=_no_reset
+        **database.driver_options(runtime),  # e.g. through PgBouncer (docs/scaling.md)
+        min_size=pool_size,
+        max_size=pool_size,
+        reset=_no_reset,
     )
     owner_pool = await asyncpg.create_pool(owner, min_size=1, max_size=4)
     assert pool is not None

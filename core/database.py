@@ -111,9 +111,26 @@ def runtime_url(settings: Settings, owner: str) -> str:
     return with_user(owner, settings.runtime_role, settings.runtime_password)
 
 
+def driver_options(url: str) -> dict[str, Any]:
+    """asyncpg's arguments for `url`: its `dsn`, and `statement_cache_size` when the URL's
+    query gives it (taken out of the DSN, or asyncpg would send it to the server as a setting).
+
+    `...?statement_cache_size=0` is for a pooler in transaction mode that cannot keep
+    asyncpg's named prepared statements (PgBouncer before 1.21; docs/scaling.md, "PgBouncer")."""
+    parts = urlsplit(url)
+    query = [pair for pair in parts.query.split("&") if pair]
+    cache = [pair for pair in query if pair.startswith("statement_cache_size=")]
+    if not cache:
+        return {"dsn": url}
+    kept = "&".join(pair for pair in query if pair not in cache)
+    dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, kept, parts.fragment))
+    return {"dsn": dsn, "statement_cache_size": int(cache[-1].split("=", 1)[1])}
+
+
 def configure(url: str, pool_size: int = 10) -> None:
     """Point the shared engine at `url`; call before the first query or pool start."""
     DB.config = {"dsn": url, "min_size": 1, "max_size": pool_size}
+    DB.config.update(driver_options(url))
 
 
 async def start_pool() -> None:

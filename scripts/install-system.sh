@@ -11,6 +11,9 @@ command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+# PgBouncer (make test-pgbouncer, bench-pgbouncer): scripts/pgbouncer.sh runs its own instance;
+# the package's system service, should it start one on 6432, is stopped and disabled below.
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -21,4 +24,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if [[ " ${need[*]} " == *" pgbouncer "* ]]; then
+  systemctl disable --now pgbouncer >/dev/null 2>&1 || service pgbouncer stop >/dev/null 2>&1 || true
+fi
 command -v chromium >/dev/null && command -v xmlsec1 >/dev/null && command -v pdftotext >/dev/null

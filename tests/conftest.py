@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
 import asyncpg
@@ -32,6 +33,20 @@ IN_CI = os.environ.get("CI") == "true"
 #: Citus cluster whose coordinator `DATABASE_URL` names. The suite then runs, unchanged, on
 #: a distributed database.
 CITUS_WORKERS = [url for url in os.environ.get("JALON_TEST_CITUS_WORKERS", "").split(",") if url]
+#: `JALON_TEST_RUNTIME_VIA`, set by `make test-pgbouncer`: a pooler's URL (`scripts/pgbouncer.sh
+#: url`) that the runtime pool connects through. Its host, port and query replace the runtime
+#: URL's, which keeps its role and the run's database; the owner (CREATE DATABASE,
+#: migrations, the tests' direct connections) still goes straight to the server.
+RUNTIME_VIA = os.environ.get("JALON_TEST_RUNTIME_VIA", "")
+
+
+def _through(url: str, via: str) -> str:
+    parts, pooler = urlsplit(url), urlsplit(via)
+    user = parts.netloc.rpartition("@")[0]
+    netloc = f"{user}@{pooler.netloc.rpartition('@')[2]}" if user else pooler.netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, pooler.query, parts.fragment))
+
+
 #: The suite runs in development mode (the mail outbox, generated secrets), which Jalon never
 #: falls into: it is asked for here, for this process and the servers the tests start.
 os.environ.setdefault("JALON_ENV", "development")
@@ -116,6 +131,8 @@ async def _drop_test_database(server_url: str) -> None:
 async def db(owner_url: str, settings: Settings) -> AsyncIterator[str]:
     """The shared engine, connected as the runtime role to the test database."""
     runtime = database.runtime_url(settings, owner_url)
+    if RUNTIME_VIA:
+        runtime = _through(runtime, RUNTIME_VIA)
     database.configure(runtime, pool_size=5)
     await database.start_pool()
     import_jobs()  # as every entry point does: services enqueue jobs by name
