@@ -111,7 +111,9 @@ bench-citus: install ## The campaign benchmark through a local Citus coordinator
 	$(BIN)/python -m bench.campaign_bench $(BENCH_ARGS) || status=$$?; \
 	bash scripts/citus-cluster.sh stop; exit $$status
 
-load: install ## Run the Locust load test against a local server and print its figures
+# The peak of issue 13: 300 participants for 10 minutes beside console and API users; shorter
+# with e.g. `LOAD_MINUTES=2 LOAD_PARTICIPANTS=60 make load` (options: loadtests/run.py).
+load: install ## The peak: failed requests, lost answers and every process's memory, printed
 	$(BIN)/python -m loadtests.run
 
 clean: ## Remove the virtualenv and local data (the embedded database included)

@@ -166,6 +166,8 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
         request_class=JalonRequest,
         # CSP, nosniff, referrer policy, HSTS over https, no-store: web.headers.
         before_send=[add_security_headers],
+        # logging is the process's (core.logging, set by `jalon serve`), not Litestar's
+        logging_config=None,
         debug=False,
     )
     # request latency by route, request ids in the logs (around routing and error pages)

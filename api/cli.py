@@ -88,6 +88,9 @@ def serve(host: str, port: int, workers: int) -> None:
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
         log_config=log_config,  # each worker process logs JSON (or text) lines too
+        # Idle connections stay open longer than a proxy keeps its upstream ones (nginx: 60 s)
+        # and than a participant thinks: closing one as the client reuses it fails a request.
+        timeout_keep_alive=75,
     )
 
 
