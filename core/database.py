@@ -49,6 +49,16 @@ _after_commit: contextvars.ContextVar[list[Callable[[], Awaitable[None]]] | None
     contextvars.ContextVar("jalon_after_commit", default=None)
 )
 
+#: How many transactions this process has opened (`transaction_count`): a plain counter,
+#: cheap enough for every request, that tests read to pin what a request costs.
+_opened = 0
+
+
+def transaction_count() -> int:
+    """How many database transactions this process has opened so far (each one takes a
+    pooled connection and gives it back): compare before and after a piece of work."""
+    return _opened
+
 
 def with_user(url: str, user: str, password: str | None) -> str:
     """The same connection URL with another user (and password)."""
@@ -111,6 +121,16 @@ def runtime_url(settings: Settings, owner: str) -> str:
     return with_user(owner, settings.runtime_role, settings.runtime_password)
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset of a connection given back: nothing beyond asyncpg's own rollback of
+    a transaction left open. asyncpg's default sends `pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL` on every release, a round trip per transaction, to undo session
+    state this application never creates: its settings are `SET LOCAL` (the tenant, the
+    person, a sweep), its locks `pg_advisory_xact_lock`, its cursors die with their
+    transaction, and it never listens (ADR 0023; `tests/api/test_answer_cycle_cost.py`
+    checks the source for session-level `SET`)."""
+
+
 def driver_options(url: str) -> dict[str, Any]:
     """asyncpg's arguments for `url`: its `dsn`, and `statement_cache_size` when the URL's
     query gives it (taken out of the DSN, or asyncpg would send it to the server as a setting).
@@ -129,7 +149,7 @@ def driver_options(url: str) -> dict[str, Any]:
 
 def configure(url: str, pool_size: int = 10) -> None:
     """Point the shared engine at `url`; call before the first query or pool start."""
-    DB.config = {"dsn": url, "min_size": 1, "max_size": pool_size}
+    DB.config = {"dsn": url, "min_size": 1, "max_size": pool_size, "reset": _keep_session}
     DB.config.update(driver_options(url))
 
 
@@ -284,6 +304,8 @@ async def transaction(
     """
     if DB.current_transaction.get() is not None:
         raise RuntimeError("transactions do not nest: pass the open one along instead")
+    global _opened
+    _opened += 1
     pending: list[Callable[[], Awaitable[None]]] = []
     token = _after_commit.set(pending)
     try:

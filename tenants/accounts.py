@@ -96,6 +96,13 @@ def _account(row: dict[str, Any]) -> UserAccount:
     )
 
 
+def account_of(row: dict[str, Any]) -> UserAccount:
+    """The account of a row holding `_USER_SQL`'s columns (`id`, `email`, `name`, `locale`,
+    `email_verified`, `staff_role`, `staff_second_factor`), read together with something
+    else (`tenants.organizations.dangerously_enter_tenant_by_slug`)."""
+    return _account(row)
+
+
 _USER_SQL = """
 SELECT u.id, u.email, u.name, u.locale, u.email_verified, u.password_hash, u.is_active,
        s.role AS staff_role, s.totp_confirmed_at IS NOT NULL AS staff_second_factor

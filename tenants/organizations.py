@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from core.validation import (
     clean_timezone,
 )
 from tenants import audit
-from tenants.accounts import NewAccount, UserAccount, insert_account
+from tenants.accounts import NewAccount, UserAccount, account_of, insert_account
 from tenants.context import Actor, TenantContext, TenantSummary
 from tenants.permissions import Permission, Role, permissions_of
 
@@ -429,6 +430,61 @@ async def tenant_by_slug(slug: str) -> TenantSummary:
     if not rows:
         raise NotFound()
     return summary(rows[0])
+
+
+# The signed-in person's active account and the organization `slug` names, in one statement
+# (both global tables: reference tables under Citus, joined to each other only). No row: no
+# such active account; a row without `tenant_id`: no such organization.
+_PERSON_AND_TENANT_SQL = """
+SELECT u.id, u.email, u.name, u.locale, u.email_verified,
+       s.role AS staff_role, s.totp_confirmed_at IS NOT NULL AS staff_second_factor,
+       o.id AS tenant_id, o.slug AS tenant_slug, o.name AS tenant_name,
+       o.status AS tenant_status, o.default_locale AS tenant_default_locale,
+       o.timezone AS tenant_timezone, o.brand_colour AS tenant_brand_colour,
+       o.logo_data_url IS NOT NULL AS tenant_has_logo
+FROM user_account u
+LEFT JOIN staff_member s ON s.user_id = u.id AND s.disabled_at IS NULL
+LEFT JOIN organization o ON o.slug = $2
+WHERE u.id = $1 AND u.is_active
+"""
+
+
+@asynccontextmanager
+async def dangerously_enter_tenant_by_slug(
+    user_id: UUID, slug: str
+) -> AsyncIterator[tuple[UserAccount, TenantSummary] | None]:
+    """One transaction for a whole request of a signed-in person on a page of the
+    organization `slug` (a participant's test page): their active account and the
+    organization are read by one statement, then the tenant is set for row-level security, so
+    the page's own work runs in the same transaction (ADR 0023: one transaction per request
+    instead of three). Yields the account and the organization, or None when the account is
+    gone or inactive (the caller signs the person out; no tenant is set); `NotFound` for an
+    unknown slug. The caller must check what the tenant's rows are to this person: here the
+    tenant is only named by a URL."""
+    wanted = slug.lower() if _slug_or_none(slug) is not None else ""
+    async with global_transaction(user_id):
+        rows = await fetch(_PERSON_AND_TENANT_SQL, user_id, wanted)
+        if not rows:
+            yield None
+            return
+        row = rows[0]
+        if row["tenant_id"] is None:
+            raise NotFound()
+        tenant = summary({key.removeprefix("tenant_"): row[key] for key in _TENANT_KEYS})
+        await dangerously_switch_tenant(tenant.id)
+        yield account_of(row), tenant
+
+
+_TENANT_KEYS = (
+    "tenant_id",
+    "tenant_slug",
+    "tenant_name",
+    "tenant_status",
+    "tenant_default_locale",
+    "tenant_timezone",
+    "tenant_brand_colour",
+    "tenant_has_logo",
+)
 
 
 async def tenant_by_id(tenant_id: UUID) -> TenantSummary:

@@ -35,17 +35,33 @@ async def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> UserAc
     if "user" in state:
         user: UserAccount | None = state["user"]
         return user
+    user_id = session_user_id(connection)
+    account = None if user_id is None else await get_user(user_id)
+    remember_user(connection, account)
+    return account
+
+
+def session_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> UUID | None:
+    """The id of the person this session was signed in as, not yet checked against their
+    account (`current_user` does, or a page reading the account with its own work); None
+    when signed out. A malformed id ends the session."""
     user_id = session_of(connection).get("user_id")
-    user = None
-    if user_id:
-        try:
-            user = await get_user(UUID(user_id))
-        except ValueError:
-            user = None
-        if user is None:
-            session_of(connection).clear()
-    state["user"] = user
-    return user
+    if not user_id:
+        return None
+    try:
+        return UUID(str(user_id))
+    except ValueError:
+        session_of(connection).clear()
+        return None
+
+
+def remember_user(connection: ASGIConnection[Any, Any, Any, Any], user: UserAccount | None) -> None:
+    """Keep the account read for this request, so `current_user` does not read it again: by
+    `current_user` itself, or by a page that reads it in its own transaction (ADR 0023). None,
+    for a session whose account is gone or inactive, ends the session."""
+    if user is None and session_of(connection).get("user_id"):
+        session_of(connection).clear()
+    connection.scope.setdefault("state", {})["user"] = user
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

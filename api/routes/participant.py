@@ -14,7 +14,8 @@ is refused with the current challenge shown again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Request, get, post
@@ -25,7 +26,13 @@ from litestar.types import ControllerRouterHandler
 from api.routes.auth import sign_in
 from api.routes.sso_signin import CAMPAIGN_SIGN_IN, sso_session
 from campaigns.codes import LENGTH, is_well_formed, normalize_code
-from campaigns.participation.answering import ChallengeView, answer, current_challenge
+from campaigns.participation.answering import (
+    ChallengeView,
+    current_challenge,
+    prepare_answer,
+    read_current_challenge,
+    record_answer,
+)
 from campaigns.participation.landing import CampaignLanding, participant_context, resolve_code
 from campaigns.participation.results import my_participations, result_details, share
 from campaigns.participation.start import start_or_resume
@@ -35,8 +42,8 @@ from core.settings import get_settings
 from sso.discovery import sign_in_connections
 from tenants.accounts import check_new_account, create_user
 from tenants.context import TenantContext
-from tenants.organizations import tenant_by_slug
-from web.guards import signed_in
+from tenants.organizations import dangerously_enter_tenant_by_slug, tenant_by_slug
+from web.guards import LoginRequired, signed_in
 from web.pages import (
     actor_for,
     current_user,
@@ -45,8 +52,10 @@ from web.pages import (
     form_of,
     locale_of,
     redirect,
+    remember_user,
     render,
     session_of,
+    session_user_id,
 )
 
 #: Asked when a code cannot be right, before any lookup (the check character caught it).
@@ -220,6 +229,26 @@ async def _participant(request: Request[Any, Any, Any], slug: str) -> TenantCont
     return participant_context(await tenant_by_slug(slug), actor_for(request, user))
 
 
+@asynccontextmanager
+async def _participant_transaction(
+    request: Request[Any, Any, Any], slug: str
+) -> AsyncIterator[TenantContext]:
+    """The signed-in person as a participant of the tenant `slug`, inside the one transaction
+    of the request (ADR 0023): their account and the organization are read in it, then the
+    page's own work. Signed-out visitors (an account gone or inactive included) are sent to
+    sign in, as the `signed_in` guard would; an unknown slug is a 404."""
+    user_id = session_user_id(request)
+    if user_id is None:
+        raise LoginRequired()
+    async with dangerously_enter_tenant_by_slug(user_id, slug) as found:
+        if found is None:
+            remember_user(request, None)
+            raise LoginRequired()
+        user, tenant = found
+        remember_user(request, user)
+        yield participant_context(tenant, actor_for(request, user))
+
+
 def _challenge_page(
     request: Request[Any, Any, Any],
     ctx: TenantContext,
@@ -243,12 +272,15 @@ def _challenge_page(
     return form_error(request, "participant/challenge.html", error, values or {}, **context)
 
 
-@get("/p/{slug:str}/{participation_id:str}", guards=[signed_in])
+# The test page and its answer form are the hot path (ADR 0023): no `signed_in` guard, whose
+# account lookup would be a transaction of its own; `_participant_transaction` checks the
+# same in the request's single transaction.
+@get("/p/{slug:str}/{participation_id:str}")
 async def challenge_page(
     request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
 ) -> Template | Redirect:
-    ctx = await _participant(request, slug)
-    view = await current_challenge(ctx, participation_id)
+    async with _participant_transaction(request, slug) as ctx:
+        view = await read_current_challenge(ctx, participation_id)
     if view is None:
         return redirect(f"/p/{slug}/{participation_id}/results")
     return _challenge_page(request, ctx, view)
@@ -272,19 +304,25 @@ def _answer_value(form: Any, kind: str) -> Any:
     return indices
 
 
-@post("/p/{slug:str}/{participation_id:str}", guards=[signed_in])
+@post("/p/{slug:str}/{participation_id:str}")
 async def challenge_answer(
     request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
 ) -> Template | Redirect:
-    ctx = await _participant(request, slug)
     form = await request.form()
     challenge_id = str(form.get("challenge_id") or "")
     skipped = form.get("action") == "skip"
     here = f"/p/{slug}/{participation_id}"
+    inputs = await prepare_answer()
+    ctx: TenantContext | None = None
     try:
-        value = None if skipped else _answer_value(form, str(form.get("type") or ""))
-        outcome = await answer(ctx, participation_id, challenge_id, value, skipped=skipped)
+        async with _participant_transaction(request, slug) as ctx:
+            value = None if skipped else _answer_value(form, str(form.get("type") or ""))
+            outcome = await record_answer(
+                ctx, participation_id, challenge_id, value, skipped=skipped, inputs=inputs
+            )
     except (Conflict, Invalid) as error:
+        if ctx is None:
+            raise
         # A stale page or an answer of the wrong shape: the current challenge again, with why.
         view = await current_challenge(ctx, participation_id)
         if view is None:

@@ -14,7 +14,7 @@ import asyncpg
 from campaigns import assessment
 from campaigns.access import participant_id
 from campaigns.content import frozen_bank
-from campaigns.exposure import exposure_ledgers, ledger_for
+from campaigns.exposure import StoredLedger, exposure_ledgers, ledger_for
 from campaigns.participation.rules import is_late, refuse_if_archived, seconds_left
 from campaigns.problem_reports import withdrawn_challenges
 from core.database import execute, fetch, tenant_transaction
@@ -148,32 +148,41 @@ def _check_state(row: Mapping[str, Any]) -> None:
 async def current_challenge(
     ctx: TenantContext, participation_id: UUID | str
 ) -> ChallengeView | None:
-    """The challenge the participant has to answer now (None once the test is over).
+    """The challenge the participant has to answer now (None once the test is over), in a
+    tenant transaction of its own (`read_current_challenge` in the caller's)."""
+    async with tenant_transaction(ctx):
+        return await read_current_challenge(ctx, participation_id)
+
+
+async def read_current_challenge(
+    ctx: TenantContext, participation_id: UUID | str
+) -> ChallengeView | None:
+    """The challenge the participant has to answer now (None once the test is over), read in
+    the caller's tenant transaction.
 
     It is stored, not recomputed: resuming shows exactly the challenge shown before. One
     query; a timed challenge shown for the first time also records when (its clock starts).
     """
     user_id = participant_id(ctx)
-    async with tenant_transaction(ctx):
-        rows = await fetch(_CURRENT_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
-        if not rows:
-            raise NotFound()
-        row = rows[0]
-        _check_state(row)
-        if row["current_challenge_id"] is None or row["status"] != "started":
-            return None
-        bank = frozen_bank(row["bank_version"])
-        timed = bank.challenge_by_id[row["current_challenge_id"]].timer_seconds is not None
-        if timed and row["seconds_shown"] is None:
-            # a timed question's clock starts now, on the first page that shows it
-            await execute(
-                """UPDATE assessment SET current_shown_at = now()
-                   WHERE tenant_id = $1 AND participation_id = $2 AND current_challenge_id = $3
-                     AND current_shown_at IS NULL""",
-                ctx.tenant_id,
-                row["id"],
-                row["current_challenge_id"],
-            )
+    rows = await fetch(_CURRENT_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
+    if not rows:
+        raise NotFound()
+    row = rows[0]
+    _check_state(row)
+    if row["current_challenge_id"] is None or row["status"] != "started":
+        return None
+    bank = frozen_bank(row["bank_version"])
+    timed = bank.challenge_by_id[row["current_challenge_id"]].timer_seconds is not None
+    if timed and row["seconds_shown"] is None:
+        # a timed question's clock starts now, on the first page that shows it
+        await execute(
+            """UPDATE assessment SET current_shown_at = now()
+               WHERE tenant_id = $1 AND participation_id = $2 AND current_challenge_id = $3
+                 AND current_shown_at IS NULL""",
+            ctx.tenant_id,
+            row["id"],
+            row["current_challenge_id"],
+        )
     the_plan = assessment.plan(bank, row["profile_snapshot"])
     return _view(
         bank,
@@ -186,6 +195,21 @@ async def current_challenge(
     )
 
 
+@dataclass(frozen=True)
+class AnswerInputs:
+    """What an answer reads before its transaction, from per-process caches (`prepare_answer`):
+    the challenges selection skips and the exposure ledgers."""
+
+    withdrawn: frozenset[str]
+    ledgers: dict[str, StoredLedger]
+
+
+async def prepare_answer() -> AnswerInputs:
+    """The caches an answer needs, read outside any transaction (each opens its own when its
+    copy is stale, a few times a minute at most): call it before `record_answer`'s."""
+    return AnswerInputs(withdrawn=await withdrawn_challenges(), ledgers=await exposure_ledgers())
+
+
 async def answer(
     ctx: TenantContext,
     participation_id: UUID | str,
@@ -193,6 +217,23 @@ async def answer(
     value: Any = None,
     *,
     skipped: bool = False,
+) -> AnswerOutcome:
+    """`record_answer` in a tenant transaction of its own."""
+    inputs = await prepare_answer()  # cached: no query on most answers
+    async with tenant_transaction(ctx):
+        return await record_answer(
+            ctx, participation_id, challenge_id, value, skipped=skipped, inputs=inputs
+        )
+
+
+async def record_answer(
+    ctx: TenantContext,
+    participation_id: UUID | str,
+    challenge_id: str,
+    value: Any = None,
+    *,
+    skipped: bool = False,
+    inputs: AnswerInputs,
 ) -> AnswerOutcome:
     """Record the participant's answer to the current challenge and move on.
 
@@ -202,89 +243,88 @@ async def answer(
     and records nothing; the database's unique keys back this up. When the engine stops, the
     participation completes and its result is stored in the same statement.
 
-    Statements per answer, whatever the length of the test: BEGIN, the two SET LOCAL of the
-    tenant transaction, one SELECT (state and answers, row locked), one write (answer and
-    state; on the last answer also the completion and the result), COMMIT.
+    Read and written in the caller's tenant transaction; `inputs` from `prepare_answer`,
+    read before it. Statements per answer, whatever the length of the test: one SELECT
+    (state and answers, row locked), one write (answer and state; on the last answer also the
+    completion and the result); `answer` adds BEGIN, the two SET LOCAL of the tenant
+    transaction and COMMIT.
     """
     user_id = participant_id(ctx)
-    withdrawn = await withdrawn_challenges()  # cached: no query on most answers
-    ledgers = await exposure_ledgers()  # cached likewise
-    async with tenant_transaction(ctx):
-        rows = await fetch(_ANSWER_STATE_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
-        if not rows:
-            raise NotFound()
-        row = rows[0]
-        _check_state(row)
-        if row["status"] != "started" or row["current_challenge_id"] is None:
-            raise Conflict("This test is finished.")
-        if challenge_id != row["current_challenge_id"]:
-            if challenge_id in row["answer_ids"]:
-                raise Conflict("This question has already been answered.")
-            raise Conflict("This is not the current question.")
-        bank = frozen_bank(row["bank_version"])
-        the_plan = assessment.plan(bank, row["profile_snapshot"])
-        locale = row["locale"]
-        challenge = bank.challenge_by_id[challenge_id]
-        if skipped:
-            stored, correct = None, False
-        else:
-            stored, correct = assessment.check_answer(challenge, locale, value)
-        # the database's clock, not the page's: a timed challenge answered after its time (and
-        # a grace for the network) since a page first showed it keeps its answer, which counts
-        # as wrong
-        shown = row["seconds_shown"]
-        late = is_late(
-            challenge.timer_seconds, None if shown is None else float(shown), skipped=skipped
-        )
-        correct = correct and not late
-        responses = [
-            *zip(row["answer_ids"], row["answer_scores"], strict=True),
-            (challenge_id, int(correct)),
-        ]
-        position = len(responses)
-        step = assessment.step(
-            bank,
-            the_plan,
-            responses,
-            row["seed"],
-            locale,
-            row["seen_before"],
-            withdrawn,
-            ledger_for(bank, ledgers),
-        )
-        args: list[Any] = [
-            ctx.tenant_id,
-            row["id"],
+    rows = await fetch(_ANSWER_STATE_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
+    if not rows:
+        raise NotFound()
+    row = rows[0]
+    _check_state(row)
+    if row["status"] != "started" or row["current_challenge_id"] is None:
+        raise Conflict("This test is finished.")
+    if challenge_id != row["current_challenge_id"]:
+        if challenge_id in row["answer_ids"]:
+            raise Conflict("This question has already been answered.")
+        raise Conflict("This is not the current question.")
+    bank = frozen_bank(row["bank_version"])
+    the_plan = assessment.plan(bank, row["profile_snapshot"])
+    locale = row["locale"]
+    challenge = bank.challenge_by_id[challenge_id]
+    if skipped:
+        stored, correct = None, False
+    else:
+        stored, correct = assessment.check_answer(challenge, locale, value)
+    # the database's clock, not the page's: a timed challenge answered after its time (and
+    # a grace for the network) since a page first showed it keeps its answer, which counts
+    # as wrong
+    shown = row["seconds_shown"]
+    late = is_late(
+        challenge.timer_seconds, None if shown is None else float(shown), skipped=skipped
+    )
+    correct = correct and not late
+    responses = [
+        *zip(row["answer_ids"], row["answer_scores"], strict=True),
+        (challenge_id, int(correct)),
+    ]
+    position = len(responses)
+    step = assessment.step(
+        bank,
+        the_plan,
+        responses,
+        row["seed"],
+        locale,
+        row["seen_before"],
+        inputs.withdrawn,
+        ledger_for(bank, inputs.ledgers),
+    )
+    args: list[Any] = [
+        ctx.tenant_id,
+        row["id"],
+        uuid4(),
+        position,
+        challenge_id,
+        None if stored is None else json.dumps(stored),
+        correct,
+        skipped,
+        row["current_pretest"],
+        step.next_item,
+        step.pretest,
+        step.theta,
+        step.se,
+        step.stop_reason.value if step.stop_reason else None,
+    ]
+    sql = _RECORD_ANSWER
+    if step.next_item is None:
+        data = assessment.result(bank, the_plan, responses)
+        sql = _RECORD_LAST_ANSWER
+        args += [
             uuid4(),
-            position,
-            challenge_id,
-            None if stored is None else json.dumps(stored),
-            correct,
-            skipped,
-            row["current_pretest"],
-            step.next_item,
-            step.pretest,
-            step.theta,
-            step.se,
-            step.stop_reason.value if step.stop_reason else None,
+            data.theta,
+            data.se,
+            data.level,
+            data.score,
+            json.dumps(data.competences),
+            list(data.mastered_skills),
         ]
-        sql = _RECORD_ANSWER
-        if step.next_item is None:
-            data = assessment.result(bank, the_plan, responses)
-            sql = _RECORD_LAST_ANSWER
-            args += [
-                uuid4(),
-                data.theta,
-                data.se,
-                data.level,
-                data.score,
-                json.dumps(data.competences),
-                list(data.mastered_skills),
-            ]
-        try:
-            await execute(sql, *args)
-        except asyncpg.UniqueViolationError:
-            raise Conflict("This question has already been answered.") from None
+    try:
+        await execute(sql, *args)
+    except asyncpg.UniqueViolationError:
+        raise Conflict("This question has already been answered.") from None
     next_view = (
         None
         if step.next_item is None

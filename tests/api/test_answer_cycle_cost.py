@@ -1,0 +1,130 @@
+"""What the participant's answer cycle costs the database, counted over HTTP (ADR 0023).
+
+A cycle is what a participant does for each question: GET the test page, then POST the answer
+form and get the 303. It opens one transaction per request, the account and the organization
+read in the page's own (`core.database.transaction_count` counts them): two per cycle, whatever
+the position in the test, where it took six (and with asyncpg's reset on each release, twelve
+round trips of transaction control alone).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from core import database
+from tests.api.conftest import Browser
+from tests.api.test_participant import _participant, _start, right_answer, short_campaign
+from tests.conftest import TenantFixture
+
+_CHALLENGE = re.compile(r'name="challenge_id" value="([^"]+)"')
+_TYPE = re.compile(r'name="type" value="([^"]+)"')
+_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+#: The most transactions a cycle (GET and POST together) may open: the issue's bound.
+MAX_TRANSACTIONS_PER_CYCLE = 3
+
+
+async def _cycle(client: httpx.AsyncClient, page: str) -> tuple[int, httpx.Response]:
+    """One answer cycle as a browser makes it (a right answer); the transactions it opened
+    and the POST's response."""
+    before = database.transaction_count()
+    shown = await client.get(page)
+    assert shown.status_code == 200, shown.text
+    challenge = _CHALLENGE.search(shown.text)
+    kind = _TYPE.search(shown.text)
+    csrf = _CSRF.search(shown.text)
+    assert challenge
+    assert kind
+    assert csrf
+    form: dict[str, Any] = {
+        "_csrf_token": csrf.group(1),
+        "challenge_id": challenge.group(1),
+        "type": kind.group(1),
+        **right_answer(challenge.group(1)),
+    }
+    answered = await client.post(page, data=form)
+    assert answered.status_code == 303, answered.text
+    return database.transaction_count() - before, answered
+
+
+async def test_an_answer_cycle_opens_one_transaction_per_request(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    campaign = await short_campaign(tenant_a, length=8)
+    await _participant(browser)
+    page = await _start(browser, campaign)
+    counts = []
+    for _ in range(8):
+        opened, answered = await _cycle(browser.client, page)
+        counts.append(opened)
+        if answered.headers["location"] != page:
+            break
+    assert answered.headers["location"] == page + "/results"
+    # the same at the first question and the last (the result stored with the last answer)
+    assert counts == [2] * len(counts)
+    assert max(counts) <= MAX_TRANSACTIONS_PER_CYCLE
+
+
+async def test_a_session_whose_account_is_gone_is_signed_out_on_the_test_page(
+    browser: Browser, tenant_a: TenantFixture, owner_url: str
+) -> None:
+    campaign = await short_campaign(tenant_a)
+    person = await _participant(browser)
+    page = await _start(browser, campaign)
+    assert (await browser.get(page)).status_code == 200
+    owner = await asyncpg.connect(owner_url)
+    try:
+        await owner.execute("UPDATE user_account SET is_active = false WHERE id = $1", person.id)
+        response = await browser.get(page)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login?next=")
+        # the session ended: signed out even once the account is back
+        await owner.execute("UPDATE user_account SET is_active = true WHERE id = $1", person.id)
+        assert (await browser.get(page)).status_code == 303
+    finally:
+        await owner.close()
+
+
+async def test_an_unknown_organization_in_the_test_pages_path_is_not_found(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    campaign = await short_campaign(tenant_a)
+    await _participant(browser)
+    page = await _start(browser, campaign)
+    participation = page.rsplit("/", 1)[1]
+    for slug in ("no-such-org", "Not%20a%20slug", "x" * 60):
+        assert (await browser.get(f"/p/{slug}/{participation}")).status_code == 404
+
+
+#: A statement (a string's start, or after a `;`) setting a parameter for the whole session.
+_SESSION_SET = re.compile(
+    r"(?:\A|;)\s*SET\s+(?!LOCAL\b|TRANSACTION\b)(?:SESSION\s+)?(?:ROLE\b|[\w.\"]+\s*(?:=|TO\b))",
+    re.IGNORECASE,
+)
+_ROOT = Path(__file__).resolve().parents[2]
+_APPLICATION = ("core", "tenants", "sso", "billing", "campaigns", "engine", "web", "admin", "api")
+
+
+def test_the_application_sets_nothing_for_the_session() -> None:
+    """The pool gives connections back without asyncpg's `RESET ALL` (ADR 0023): safe only
+    while every setting is `SET LOCAL` (gone with its transaction) and no `set_config` is
+    session-wide. Any other `SET` in a string of the application's source fails here."""
+    wrong = []
+    for package in _APPLICATION:
+        for path in (_ROOT / package).rglob("*.py"):
+            if "piccolo_migrations" in path.parts:
+                continue  # migrations run on the owner's own connection, not the pool
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    text = node.value
+                    if _SESSION_SET.search(text) or re.search(
+                        r"set_config\([^)]*,\s*false\s*\)", text, re.IGNORECASE
+                    ):
+                        wrong.append(f"{path.relative_to(_ROOT)}: {text[:60]!r}")
+    assert wrong == []
