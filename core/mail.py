@@ -2,13 +2,19 @@
 
 `queue_mail()` writes the message in the caller's transaction and enqueues its delivery after
 commit, so a rolled-back change sends nothing and a crash after commit loses nothing.
-`SmtpMailer` delivers in production; without SMTP, `OutboxMailer` keeps messages in the table
-for the development outbox page, where a person can click the links.
+`SmtpMailer` delivers in production; without SMTP (development mode only: production refuses
+to start without it), `OutboxMailer` holds messages unsent in the table for the development
+outbox page, where a person on this machine can click the links.
+
+Bodies carry live links (invitations, magic links, resets): a body is kept only until its
+message is sent, then redacted, and the record (recipient, subject, status, dates) is deleted
+after `JALON_MAIL_RETENTION_DAYS` by the hourly `purge_mail` (ADR 0024).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -24,6 +30,14 @@ from piccolo.table import Table
 
 from core.database import DB, fetch, global_transaction
 from core.jobs import enqueue, every, job
+from core.settings import get_settings
+
+logger = logging.getLogger("jalon.mail")
+
+#: Where a message is (`mail_message.status`).
+QUEUED, HELD, SENT, FAILED = "queued", "held", "sent", "failed"
+#: Attempts after which a message is given up (`failed`, its body redacted).
+MAX_ATTEMPTS = 20
 
 
 class MailMessage(Table, tablename="mail_message", db=DB):
@@ -36,6 +50,8 @@ class MailMessage(Table, tablename="mail_message", db=DB):
     sent_at = Timestamptz(null=True, default=None)
     attempts = Integer(default=0)
     last_error = Text(null=True, default=None)
+    status = Text(default=QUEUED)
+    redacted_at = Timestamptz(null=True, default=None)
 
 
 @dataclass(frozen=True)
@@ -53,7 +69,8 @@ class Mailer(Protocol):
 
 
 class OutboxMailer:
-    """Delivers nowhere: messages stay readable in the development outbox."""
+    """Delivers nowhere: `deliver_mail` holds the messages unsent, readable in the development
+    outbox (development mode only)."""
 
     async def send(self, mail: OutgoingMail) -> None:
         return None
@@ -145,25 +162,53 @@ async def queue_mail(
     return message_id
 
 
+#: What a sent or abandoned message keeps of its body: nothing.
+_REDACTED: dict[Any, Any] = {MailMessage.body_text: "", MailMessage.body_html: None}
+
+
 @job
 async def deliver_mail(ctx: dict[str, Any], message_id: str) -> None:
-    """Send one outbox message; a message already sent is left alone (at-least-once)."""
+    """Send one queued message, then redact its body; a message already sent, held or given
+    up is left alone (at-least-once). Without SMTP (development), hold it unsent."""
     async with global_transaction():
         row = await MailMessage.select().where(MailMessage.id == UUID(message_id)).first()
-    if row is None or row["sent_at"] is not None:
+    if row is None or row["status"] != QUEUED:
+        return
+    if isinstance(_mailer, OutboxMailer):
+        async with global_transaction():
+            await MailMessage.update({MailMessage.status: HELD}).where(
+                (MailMessage.id == row["id"]) & (MailMessage.status == QUEUED)
+            )
+        logger.warning("mail %s kept unsent: no JALON_SMTP_URL (development outbox)", row["id"])
         return
     mail = OutgoingMail(row["to_address"], row["subject"], row["body_text"], row["body_html"])
     try:
         await _mailer.send(mail)
     except (OSError, smtplib.SMTPException) as error:
+        given_up = row["attempts"] + 1 >= MAX_ATTEMPTS
+        failure: dict[Any, Any] = {
+            MailMessage.attempts: MailMessage.attempts + 1,
+            MailMessage.last_error: str(error),
+        }
+        if given_up:  # its links are still live: nobody will send them now, nobody keeps them
+            failure |= {MailMessage.status: FAILED, MailMessage.redacted_at: datetime.now(UTC)}
+            failure |= _REDACTED
         async with global_transaction():
-            await MailMessage.update(
-                {MailMessage.attempts: MailMessage.attempts + 1, MailMessage.last_error: str(error)}
-            ).where(MailMessage.id == row["id"])
+            await MailMessage.update(failure).where(MailMessage.id == row["id"])
+        if given_up:
+            logger.error("mail %s given up after %d attempts", row["id"], MAX_ATTEMPTS)
+            return
         raise
+    now = datetime.now(UTC)
     async with global_transaction():
         await MailMessage.update(
-            {MailMessage.sent_at: datetime.now(UTC), MailMessage.attempts: MailMessage.attempts + 1}
+            {
+                MailMessage.status: SENT,
+                MailMessage.sent_at: now,
+                MailMessage.attempts: MailMessage.attempts + 1,
+                MailMessage.redacted_at: now,
+                **_REDACTED,
+            }
         ).where(MailMessage.id == row["id"])
 
 
@@ -178,10 +223,11 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     async with global_transaction():
         rows = await fetch(
             """SELECT id, attempts FROM mail_message
-               WHERE sent_at IS NULL AND attempts < 20
+               WHERE status = 'queued' AND attempts < $2
                  AND created_at < now() - make_interval(mins => $1)
                ORDER BY created_at LIMIT 500""",
             STALE_AFTER_MINUTES,
+            MAX_ATTEMPTS,
         )
         for row in rows:
             # A new job id per sweep and attempt count: the lost job's id may linger in Redis.
@@ -191,6 +237,15 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
                 job_id=f"mail:{row['id']}:sweep:{row['attempts']}:{ctx.get('job_id', '')}",
             )
     return len(rows)
+
+
+@every(minutes=60)
+async def purge_mail(ctx: dict[str, Any]) -> int:
+    """Delete the records of mail written more than `JALON_MAIL_RETENTION_DAYS` ago (through
+    the owner's `mail_purge`: the runtime role may not delete). How many were deleted."""
+    async with global_transaction():
+        rows = await fetch("SELECT mail_purge($1) AS gone", get_settings().mail_retention_days)
+    return int(rows[0]["gone"])
 
 
 @dataclass(frozen=True)
@@ -203,13 +258,16 @@ class OutboxMessage:
     body_text: str
     created_at: datetime
     sent_at: datetime | None
+    status: str
 
 
 async def recent_mail(limit: int = 50) -> list[OutboxMessage]:
-    """The newest outbox messages, for the development outbox page."""
+    """The newest messages that still have their body (held or not yet sent), for the
+    development outbox page."""
     async with global_transaction():
         rows = await fetch(
-            """SELECT id, to_address, subject, body_text, created_at, sent_at FROM mail_message
+            """SELECT id, to_address, subject, body_text, created_at, sent_at, status
+               FROM mail_message WHERE status IN ('queued', 'held')
                ORDER BY created_at DESC LIMIT $1""",
             limit,
         )

@@ -57,9 +57,15 @@ class Settings:
     #: kept unsent in the database, for the development outbox.
     smtp_url: str | None = None
     mail_from: str = "Jalon <no-reply@jalon.localhost>"
+    #: Days a mail message's record (recipient, subject, status; its body is redacted once
+    #: sent) is kept before the hourly purge deletes it.
+    mail_retention_days: int = 30
     default_locale: str = "fr"
     #: Database connections per process.
     db_pool_size: int = 10
+    #: Threads per process that hash and verify passwords (argon2id, 64 MiB each): sign-ins
+    #: beyond them wait their turn, so a storm of them leaves the other cores to pages.
+    password_hash_threads: int = 1
     #: Login throttling: failed attempts allowed per window, per account and per IP.
     login_attempts_per_account: int = 5
     login_attempts_per_ip: int = 20
@@ -242,8 +248,10 @@ def load_settings() -> Settings:
         base_url=(_env("JALON_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/"),
         smtp_url=_env("JALON_SMTP_URL"),
         mail_from=_env("JALON_MAIL_FROM", Settings.mail_from) or Settings.mail_from,
+        mail_retention_days=max(1, _env_int("JALON_MAIL_RETENTION_DAYS", 30)),
         default_locale=_env("JALON_DEFAULT_LOCALE", "fr") or "fr",
         db_pool_size=_env_int("JALON_DB_POOL_SIZE", 10),
+        password_hash_threads=max(1, _env_int("JALON_PASSWORD_HASH_THREADS", 1)),
         login_attempts_per_account=_env_int("JALON_LOGIN_ATTEMPTS_PER_ACCOUNT", 5),
         login_attempts_per_ip=_env_int("JALON_LOGIN_ATTEMPTS_PER_IP", 20),
         login_window_seconds=_env_int("JALON_LOGIN_WINDOW_SECONDS", 900),
