@@ -6,9 +6,18 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from core.settings import get_settings
+
+_T = TypeVar("_T")
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
@@ -16,13 +25,71 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 _DUMMY_HASH = _hasher.hash("not a real password")
 
 
-# argon2id takes tens of milliseconds and 64 MiB by design: it runs on a worker thread
-# (the library releases the GIL) so one sign-in does not stall every other request.
+# argon2id takes tens of milliseconds of a core and 64 MiB by design. It runs on worker
+# threads (the library releases the GIL), so one sign-in does not stall every other request;
+# and on a few of them only (`password_hash_threads`, ADR 0023), so a storm of sign-ins queues
+# here instead of taking every core (and 64 MiB per hash) from the pages.
+_executor: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+_running = 0
+_peak = 0
+
+
+def configure_hashing(threads: int) -> None:
+    """Hash and verify passwords on `threads` worker threads from now on (the setting
+    `password_hash_threads` otherwise, read at the first hash)."""
+    global _executor
+    with _lock:
+        previous, _executor = _executor, _new_executor(threads)
+    if previous is not None:
+        previous.shutdown(wait=False)
+
+
+def _new_executor(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="argon2")
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        with _lock:
+            if _executor is None:
+                _executor = _new_executor(get_settings().password_hash_threads)
+    return _executor
+
+
+def hashing_peak(*, reset: bool = False) -> int:
+    """The most hashes or verifications ever running at once in this process (then zero,
+    with `reset`): never more than the threads."""
+    global _peak
+    with _lock:
+        peak = _peak
+        if reset:
+            _peak = 0
+    return peak
+
+
+def _counted(work: Callable[[], _T]) -> _T:
+    global _running, _peak
+    with _lock:
+        _running += 1
+        _peak = max(_peak, _running)
+    try:
+        return work()
+    finally:
+        with _lock:
+            _running -= 1
+
+
+async def _on_hashing_thread(work: Callable[[], _T]) -> _T:
+    # A request that gives up while waiting (the client went away) leaves the queue: asyncio
+    # cancels the pending call, which then never runs.
+    return await asyncio.get_running_loop().run_in_executor(_pool(), _counted, work)
 
 
 async def hash_password(password: str) -> str:
     """An argon2id hash of `password`."""
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await _on_hashing_thread(partial(_hasher.hash, password))
 
 
 def _verify(password_hash: str | None, password: str) -> bool:
@@ -34,7 +101,7 @@ def _verify(password_hash: str | None, password: str) -> bool:
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """True when `password` matches; spends the same effort when there is no hash."""
-    return await asyncio.to_thread(_verify, password_hash, password)
+    return await _on_hashing_thread(partial(_verify, password_hash, password))
 
 
 def needs_rehash(password_hash: str) -> bool:
