@@ -66,9 +66,6 @@ class Settings:
     #: Threads per process that hash and verify passwords (argon2id, 64 MiB each): sign-ins
     #: beyond them wait their turn, so a storm of them leaves the other cores to pages.
     password_hash_threads: int = 1
-    #: Threads per process that hash and verify passwords (argon2id, 64 MiB each): sign-ins
-    #: beyond them wait their turn, so a storm of them leaves the other cores to pages.
-    password_hash_threads: int = 1
     #: Login throttling: failed attempts allowed per window, per account and per IP.
     login_attempts_per_account: int = 5
     login_attempts_per_ip: int = 20
@@ -254,7 +251,6 @@ def load_settings() -> Settings:
         mail_retention_days=max(1, _env_int("JALON_MAIL_RETENTION_DAYS", 30)),
         default_locale=_env("JALON_DEFAULT_LOCALE", "fr") or "fr",
         db_pool_size=_env_int("JALON_DB_POOL_SIZE", 10),
-        password_hash_threads=max(1, _env_int("JALON_PASSWORD_HASH_THREADS", 1)),
         password_hash_threads=max(1, _env_int("JALON_PASSWORD_HASH_THREADS", 1)),
         login_attempts_per_account=_env_int("JALON_LOGIN_ATTEMPTS_PER_ACCOUNT", 5),
         login_attempts_per_ip=_env_int("JALON_LOGIN_ATTEMPTS_PER_IP", 20),
