@@ -30,7 +30,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from core.database import execute, fetch, tenant_transaction
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from core.ids import uuid_or_404
 from core.validation import clean_choice, clean_email, clean_text
 from sso.scim_errors import ScimConflict, ScimInvalid, invalid_value
@@ -230,8 +230,8 @@ def _text(value: Any, name: str, max_length: int, *, required: bool = False) -> 
         raise invalid_value("{name} must be a string.", name=name)
     try:
         return clean_text(value, name, max_length=max_length, required=required)
-    except Exception as error:  # Invalid: a SCIM 400 with the same message
-        raise invalid_value(getattr(error, "message", str(error)), name=name) from None
+    except Invalid as error:  # a SCIM 400 with the same message, and its parameters ({max})
+        raise invalid_value(error.message, **{**error.params, "name": name}) from None
 
 
 def _optional_text(value: Any, name: str, max_length: int) -> str | None:

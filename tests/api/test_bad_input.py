@@ -115,3 +115,18 @@ def test_an_unknown_time_zone_is_a_clean_command_line_error(owner_url: str) -> N
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr
         assert "time zone" in result.stderr
+
+
+async def test_an_overlong_scim_field_is_a_scim_400_naming_the_limit(
+    client: httpx.AsyncClient, tenant_a: TenantFixture
+) -> None:
+    from sso.scim_tokens import create_scim_token
+
+    token = (await create_scim_token(tenant_a.owner_ctx, "directory")).token
+    response = await client.post(
+        "/scim/v2/Users",
+        json={"userName": "someone@example.org", "displayName": "x" * 100_000},
+        headers=bearer(token),
+    )
+    assert response.status_code == 400, response.text
+    assert "200 characters at most" in response.json()["detail"]
