@@ -402,5 +402,5 @@ async def test_a_page_render_costs_the_same_statements_whatever_the_page(
     assert counts == [RENDER_STATEMENTS] * 4, "\n".join(statements)
 
 
-#: The list's ten, and the guard's transaction reading the signed-in person and staff role.
-RENDER_STATEMENTS = 13
+#: The list's nine, and the guard's transaction reading the signed-in person and staff role.
+RENDER_STATEMENTS = 12
