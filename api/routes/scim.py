@@ -37,6 +37,7 @@ from sso.scim_tokens import scim_context
 from tenants.context import TenantContext
 from web.guards import Ctx
 from web.pages import client_ip
+from web.requests import MAX_JSON_DEPTH, TOO_DEEP_MESSAGE, json_depth_exceeds
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/scim+json"
@@ -106,8 +107,12 @@ def _ctx(request: Request[Any, Any, Any]) -> TenantContext:
 
 
 async def _body(request: Request[Any, Any, Any]) -> Any:
+    body = await request.body()
+    # Refused before `json.loads` recurses into it (a RecursionError past ~1,000 levels).
+    if json_depth_exceeds(body):
+        raise ScimInvalid("invalidSyntax", TOO_DEEP_MESSAGE, max=MAX_JSON_DEPTH)
     try:
-        return json.loads(await request.body())
+        return json.loads(body)
     except ValueError:
         raise ScimInvalid("invalidSyntax", "The body is not valid JSON.") from None
 

@@ -130,3 +130,20 @@ async def test_an_overlong_scim_field_is_a_scim_400_naming_the_limit(
     )
     assert response.status_code == 400, response.text
     assert "200 characters at most" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("depth", [100, 5_000])
+async def test_a_deeply_nested_scim_body_is_a_scim_400(
+    client: httpx.AsyncClient, tenant_a: TenantFixture, depth: int
+) -> None:
+    from sso.scim_tokens import create_scim_token
+
+    token = (await create_scim_token(tenant_a.owner_ctx, "directory")).token
+    for content_type in ("application/scim+json", "application/json"):
+        response = await client.post(
+            "/scim/v2/Users",
+            content=b'{"userName": ' + _nested(depth).encode() + b"}",
+            headers={**bearer(token), "content-type": content_type},
+        )
+        assert response.status_code == 400, response.text
+        assert "nested too deeply" in response.json()["detail"]

@@ -394,6 +394,7 @@ async def test_every_json_field_survives_bad_values(
     for (method, path), (ident, body) in JSON_BODIES.items():
         url = _PARAM.sub(victim.ids.get(ident, ""), path)
         headers = api if url.startswith("/api/") else scim
+        media_type = "application/json" if url.startswith("/api/") else "application/scim+json"
         for mutated in _mutations(body):
             await owner.client.request(method, url, json=mutated, headers=headers)
         for raw in (b"[" * 5_000, b'{"a": "\\u0000"}', b"\xff\xfe", b"1e999999", b""):
@@ -401,5 +402,5 @@ async def test_every_json_field_survives_bad_values(
                 method,
                 url,
                 content=raw,
-                headers={**headers, "content-type": "application/json"},
+                headers={**headers, "content-type": media_type},
             )
