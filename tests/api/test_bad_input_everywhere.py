@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -162,14 +162,18 @@ class Crawl:
     names: set[str] = field(default_factory=set)  # every GET form's fields
 
 
-async def _crawl(browser: Browser, slug: str) -> Crawl:
+async def crawl_pages(
+    browser: Browser, starts: Sequence[str], within: tuple[str, ...], skipped: re.Pattern[str]
+) -> Crawl:
+    """The pages reachable from `starts` by links under `within` (one per route pattern),
+    their forms, and the names their GET forms filter by."""
     crawl = Crawl()
-    queue = [start.format(slug=slug) for start in START]
+    queue = list(starts)
     seen: set[str] = set()
     while queue and len(seen) < MAX_PAGES:
         url = queue.pop(0)
         pattern = _pattern(urlsplit(url).path)
-        if pattern in seen or SKIPPED_FORMS.search(urlsplit(url).path):
+        if pattern in seen or skipped.search(urlsplit(url).path):
             continue
         seen.add(pattern)
         response = await browser.get(url)
@@ -185,8 +189,28 @@ async def _crawl(browser: Browser, slug: str) -> Crawl:
                 crawl.names |= set(form.fields)
             key = (form.method, _pattern(action), frozenset(form.fields))
             crawl.forms.setdefault(key, form)
-        queue += [link for link in parser.links if link.startswith(("/o/", "/me", "/account"))]
+        queue += [link for link in parser.links if link.startswith(within)]
     return crawl
+
+
+async def fuzz_forms(
+    browser: Browser, forms: Iterable[Form], skipped: re.Pattern[str], avoid: str
+) -> int:
+    """Post every form but those `skipped` or whose action holds `avoid` (the signed-in
+    person's own id) with each field made bad in turn (`_sample`); how many were sent."""
+    sent = 0
+    for form in forms:
+        if form.method != "POST" or skipped.search(form.action) or avoid in form.action:
+            continue
+        defaults = {k: v for k, v in form.fields.items() if k != "_csrf_token"}
+        for name in defaults:
+            for value in _sample(sent):
+                data = {**defaults, name: value, "_csrf_token": browser.csrf}
+                await browser.client.post(form.action, data=data)
+                sent += 1
+        # The fields no page offers, typed in by hand.
+        await browser.client.post(form.action, data={"_csrf_token": browser.csrf, NUL: NUL})
+    return sent
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +222,8 @@ async def owner(app: Litestar, victim: Victim) -> AsyncIterator[Browser]:
 
 @pytest.fixture(scope="module")
 async def crawl(owner: Browser, victim: Victim) -> Crawl:
-    found = await _crawl(owner, victim.tenant.slug)
+    starts = [start.format(slug=victim.tenant.slug) for start in START]
+    found = await crawl_pages(owner, starts, ("/o/", "/me", "/account"), SKIPPED_FORMS)
     assert len(found.pages) >= 25, sorted(found.pages)  # the crawl reached the console
     assert len(found.forms) > 30, sorted(found.forms)
     return found
@@ -220,20 +245,8 @@ async def test_every_form_field_survives_bad_values(
 ) -> None:
     own_membership = await _owner_membership(victim)
     await owner.get(f"/o/{victim.tenant.slug}")
-    sent = 0
-    for form in crawl.forms.values():
-        if form.method != "POST" or SKIPPED_FORMS.search(form.action):
-            continue
-        if own_membership in form.action:
-            continue  # the owner demoting or removing themselves ends the crawl's powers
-        defaults = {k: v for k, v in form.fields.items() if k != "_csrf_token"}
-        for name in defaults:
-            for value in _sample(sent):
-                data = {**defaults, name: value, "_csrf_token": owner.csrf}
-                await owner.client.post(form.action, data=data)
-                sent += 1
-        # The fields no page offers, typed in by hand.
-        await owner.client.post(form.action, data={"_csrf_token": owner.csrf, NUL: NUL})
+    # The owner demoting or removing themselves would end the crawl's powers.
+    sent = await fuzz_forms(owner, crawl.forms.values(), SKIPPED_FORMS, own_membership)
     assert sent > 300
 
 
