@@ -107,14 +107,33 @@ def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) ->
     locale = locale_of(request)
     status = error.status_code
     if isinstance(error, PermissionDeniedException) and "CSRF" in str(error.detail):
+    field: str | None = None
         message = translate(locale, CSRF_MESSAGE)
     elif status == 400 and _wants_json(request) and error.detail:
-        message = translate(locale, "The request is not valid: {detail}", detail=error.detail)
+        detail, field = _validation_detail(error)
+        message = translate(locale, "The request is not valid: {detail}", detail=detail)
     else:
         message = translate(locale, _STATUS_MESSAGES.get(status, _STATUS_MESSAGES[400]))
     if status >= 500:
         log.error("server error on %s: %s", request.url.path, error.detail)
-    return _render_error(request, status, message)
+    # A 405 names the methods the path takes (`Allow`, RFC 9110), as Litestar's router says.
+    return _render_error(request, status, message, field, headers=error.headers)
+
+
+def _validation_detail(error: HTTPException) -> tuple[str, str | None]:
+    """What a parameter or body validation error says, and the field at fault: Litestar puts
+    them in `extra` ({"key", "message", "source"}); the API's error body carries them as
+    `message` and `field`, like the 422s of the domain."""
+    extra = error.extra if isinstance(error.extra, list) else []
+    problems = [item for item in extra if isinstance(item, dict) and item.get("message")]
+    if not problems:
+        return str(error.detail), None
+    keys = [str(item["key"]) for item in problems if item.get("key")]
+    detail = "; ".join(
+        f"{item['key']}: {item['message']}" if item.get("key") else str(item["message"])
+        for item in problems
+    )
+    return detail, keys[0] if keys else None
 
 
 def read_only_handler(
@@ -146,13 +165,17 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 
 
 def _render_error(
-    request: Request[Any, Any, Any], status: int, message: str, field: str | None = None
+    request: Request[Any, Any, Any],
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[Any]:
     if _wants_json(request):
         body: dict[str, Any] = {"error": {"status": status, "message": message}}
         if field:
             body["error"]["field"] = field
-        return Response(body, status_code=status)
+        return Response(body, status_code=status, headers=headers)
     template = request.app.template_engine.get_template("error.html")  # type: ignore[union-attr]
     locale = locale_of(request)
     html = template.render(
@@ -172,4 +195,4 @@ def _render_error(
         csrf_input="",
         request=request,
     )
-    return Response(html, status_code=status, media_type="text/html")
+    return Response(html, status_code=status, media_type="text/html", headers=headers)

@@ -13,22 +13,27 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Router, delete, get, patch, post
+from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import SecurityScheme
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, KwargDefinition, QueryParameter
+from litestar.routes import HTTPRoute
 
 from campaigns import campaign_listing, learner_listing
-from campaigns.paging import DEFAULT_LIMIT
+from campaigns.campaign_fields import STATUSES as CAMPAIGN_STATUSES
+from campaigns.campaign_listing import PARTICIPATION_STATUSES
+from campaigns.learner_rows import GROUP_MAX_LENGTH, NAME_MAX_LENGTH
+from campaigns.paging import DEFAULT_LIMIT, MAX_LIMIT
 from core.errors import Forbidden, Unauthenticated
 from core.settings import get_settings
 from tenants import invitations, members
 from tenants.context import TenantContext
+from tenants.members import MEMBER_PAGE_MAX
 from tenants.organizations import get_organization
-from tenants.permissions import Permission
+from tenants.permissions import Permission, Role
 from tenants.tokens import token_context
 from web.guards import Ctx
 from web.pages import client_ip
@@ -64,8 +69,12 @@ class MemberPage(msgspec.Struct):
     next_cursor: str | None
 
 
+#: The roles a member can have (another is a 422 naming `role`).
+RoleName = Annotated[str, KwargDefinition(schema_extra={"enum": [role.value for role in Role]})]
+
+
 class RoleChange(msgspec.Struct):
-    role: str
+    role: RoleName
 
 
 class Invitation(msgspec.Struct):
@@ -80,8 +89,8 @@ class Invitation(msgspec.Struct):
 
 
 class NewInvitation(msgspec.Struct):
-    email: str
-    role: str = "member"
+    email: Annotated[str, KwargDefinition(schema_extra={"examples": ["new.member@example.org"]})]
+    role: RoleName = "member"
 
 
 class CreatedInvitation(msgspec.Struct):
@@ -237,11 +246,41 @@ def _error(description: str) -> ResponseSpec:
 
 #: The errors every endpoint may answer, documented once.
 ERRORS: dict[int, ResponseSpec] = {
+    400: _error(
+        "Malformed request: a parameter or body of the wrong type, or not valid JSON; "
+        "`error.field` names the field when one is at fault"
+    ),
     401: _error("Missing, malformed, expired or revoked token"),
     403: _error("The token does not carry the scope this endpoint needs"),
     404: _error("No such object in the token's organization"),
     422: _error("Invalid input: `error.field` names the field"),
 }
+#: The errors of endpoints that change something that may have changed meanwhile.
+CONFLICTS: dict[int, ResponseSpec] = {
+    **ERRORS,
+    409: _error(
+        "The change clashes with the current state (already a member or invited, "
+        "no longer pending, the last owner)"
+    ),
+}
+
+# The bounds below are documented in the schema (`schema_extra`) and checked by the services,
+# which refuse a value out of them with a 422 naming the field, in the caller's language.
+#: A page size: the API's listings take 1 to `MAX_LIMIT` items, members 1 to 200.
+PageLimit = Annotated[int, QueryParameter(schema_extra={"minimum": 1, "maximum": MAX_LIMIT})]
+MemberPageLimit = Annotated[
+    int, QueryParameter(schema_extra={"minimum": 1, "maximum": MEMBER_PAGE_MAX})
+]
+#: Search texts and group names: at most what a learner's name or group can be.
+Search = Annotated[str | None, QueryParameter(schema_extra={"maxLength": NAME_MAX_LENGTH})]
+Group = Annotated[str | None, QueryParameter(schema_extra={"maxLength": GROUP_MAX_LENGTH})]
+#: The statuses campaigns and participations are filtered by.
+CampaignStatus = Annotated[
+    str | None, QueryParameter(schema_extra={"enum": list(CAMPAIGN_STATUSES)})
+]
+ParticipationStatus = Annotated[
+    str | None, QueryParameter(schema_extra={"enum": list(PARTICIPATION_STATUSES)})
+]
 
 
 async def bearer_token(
@@ -274,7 +313,7 @@ async def organization(ctx: Ctx) -> Organization:
 
 @get("/members", opt={"permission": Permission.MEMBERS_READ}, responses=ERRORS)
 async def list_members(
-    ctx: Ctx, cursor: FromQuery[str | None] = None, limit: FromQuery[int] = 50
+    ctx: Ctx, cursor: FromQuery[str | None] = None, limit: MemberPageLimit = 50
 ) -> MemberPage:
     """Members in joining order, one page of `limit` (1 to 200) at a time: pass `next_cursor`
     back as `cursor` for the next page; it is null on the last one."""
@@ -288,7 +327,9 @@ async def get_member(ctx: Ctx, membership_id: FromPath[str]) -> Member:
 
 
 @patch(
-    "/members/{membership_id:str}", opt={"permission": Permission.MEMBERS_UPDATE}, responses=ERRORS
+    "/members/{membership_id:str}",
+    opt={"permission": Permission.MEMBERS_UPDATE},
+    responses=CONFLICTS,
 )
 async def change_role(ctx: Ctx, membership_id: FromPath[str], data: JSONBody[RoleChange]) -> Member:
     """Give a member another role (owners are managed in the console)."""
@@ -297,7 +338,9 @@ async def change_role(ctx: Ctx, membership_id: FromPath[str], data: JSONBody[Rol
 
 
 @delete(
-    "/members/{membership_id:str}", opt={"permission": Permission.MEMBERS_REMOVE}, responses=ERRORS
+    "/members/{membership_id:str}",
+    opt={"permission": Permission.MEMBERS_REMOVE},
+    responses=CONFLICTS,
 )
 async def remove_member(ctx: Ctx, membership_id: FromPath[str]) -> None:
     """Remove a member; the last owner stays."""
@@ -322,7 +365,7 @@ async def get_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> Invitation:
     return _convert(await invitations.get_invitation(ctx, invitation_id), Invitation)
 
 
-@post("/invitations", opt={"permission": Permission.MEMBERS_INVITE}, responses=ERRORS)
+@post("/invitations", opt={"permission": Permission.MEMBERS_INVITE}, responses=CONFLICTS)
 async def create_invitation(ctx: Ctx, data: JSONBody[NewInvitation]) -> CreatedInvitation:
     """Invite someone by email; they receive a link valid 7 days. 409 when they are already a
     member or already invited (in any letter case)."""
@@ -333,7 +376,7 @@ async def create_invitation(ctx: Ctx, data: JSONBody[NewInvitation]) -> CreatedI
 @post(
     "/invitations/{invitation_id:str}/resend",
     opt={"permission": Permission.MEMBERS_INVITE},
-    responses=ERRORS,
+    responses=CONFLICTS,
     status_code=204,
 )
 async def resend_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> None:
@@ -344,7 +387,7 @@ async def resend_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> None:
 @delete(
     "/invitations/{invitation_id:str}",
     opt={"permission": Permission.MEMBERS_INVITE},
-    responses=ERRORS,
+    responses=CONFLICTS,
 )
 async def revoke_invitation(ctx: Ctx, invitation_id: FromPath[str]) -> None:
     """Revoke a pending invitation; its link stops working."""
@@ -370,8 +413,8 @@ RESULTS_READ = {"permission": Permission.RESULTS_READ}
 async def list_campaigns(
     ctx: Ctx,
     cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = DEFAULT_LIMIT,
-    status: FromQuery[str | None] = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    status: CampaignStatus = None,
 ) -> CampaignPage:
     """Campaigns, newest first, each with how many learners started, completed and shared;
     `status` keeps draft, active, closed or archived ones.
@@ -400,10 +443,10 @@ async def list_participations(
     ctx: Ctx,
     campaign_id: FromPath[str],
     cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = DEFAULT_LIMIT,
-    status: FromQuery[str | None] = None,
-    search: FromQuery[str | None] = None,
-    group: FromQuery[str | None] = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    status: ParticipationStatus = None,
+    search: Search = None,
+    group: Group = None,
 ) -> ParticipationPage:
     """A campaign's participations, newest first (needs `org:learners:read`: they name
     people). `status`: started, completed (finished, not shared) or shared; `search`: part of
@@ -425,9 +468,9 @@ async def list_results(
     ctx: Ctx,
     campaign_id: FromPath[str],
     cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = DEFAULT_LIMIT,
-    search: FromQuery[str | None] = None,
-    group: FromQuery[str | None] = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    search: Search = None,
+    group: Group = None,
 ) -> SharedResultPage:
     """The results learners shared with the organization, most recently shared first, with
     each competence's level (needs `org:results:read`). Results not shared never appear."""
@@ -441,9 +484,9 @@ async def list_results(
 async def list_learners(
     ctx: Ctx,
     cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = DEFAULT_LIMIT,
-    search: FromQuery[str | None] = None,
-    group: FromQuery[str | None] = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    search: Search = None,
+    group: Group = None,
 ) -> LearnerPage:
     """The people who took part in the organization's campaigns, newest first. `search`:
     part of a name, email or external id; `group`: one of their groups."""
@@ -459,9 +502,27 @@ async def get_learner(ctx: Ctx, learner_id: FromPath[str]) -> LearnerDetail:
     return _convert(await learner_listing.get_learner(ctx, learner_id), LearnerDetail)
 
 
+def answer_options(request: Request[Any, Any, Any]) -> Response[None] | None:
+    """`OPTIONS` answers 204 with `Allow` naming every method of the path. (Litestar's own
+    OPTIONS handler lists only the methods of the first handler registered on a path.)"""
+    if request.method != "OPTIONS":
+        return None
+    template = request.scope.get("path_template")
+    methods = sorted(
+        {
+            method
+            for route in request.app.routes
+            if isinstance(route, HTTPRoute) and route.path_format == template
+            for method in route.methods
+        }
+    )
+    return Response(None, status_code=204, headers={"Allow": ", ".join(methods)})
+
+
 api_router = Router(
     path="/api/v1",
     guards=[bearer_token],
+    before_request=answer_options,
     dependencies={"ctx": Provide(_ctx, sync_to_thread=False)},
     route_handlers=[
         organization,

@@ -73,7 +73,13 @@ def user_error(_: Request[Any, Any, Any], error: UserError) -> Response[bytes]:
 
 
 def http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
-    return _error(error.status_code, str(error.detail or "The request could not be understood."))
+    response = _error(
+        error.status_code, str(error.detail or "The request could not be understood.")
+    )
+    # A 405 names the methods the path takes (`Allow`, RFC 9110).
+    for name, value in (error.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 def server_error(_: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
