@@ -106,8 +106,8 @@ def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) ->
     """Litestar's own 4xx (unknown route, bad method, malformed JSON, CSRF) translated."""
     locale = locale_of(request)
     status = error.status_code
-    if isinstance(error, PermissionDeniedException) and "CSRF" in str(error.detail):
     field: str | None = None
+    if isinstance(error, PermissionDeniedException) and "CSRF" in str(error.detail):
         message = translate(locale, CSRF_MESSAGE)
     elif status == 400 and _wants_json(request) and error.detail:
         detail, field = _validation_detail(error)
