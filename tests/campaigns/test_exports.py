@@ -329,7 +329,11 @@ async def wire(db: str) -> AsyncIterator[ExecuteCounter]:
     # Plain text on the relay, or it could not read the messages: a server with TLS on would
     # otherwise be asked for it, and encrypt what the relay parses.
     database_name = parts.path.lstrip("/")
-    relayed = f"postgresql://{user}{password}@127.0.0.1:{port}/{database_name}?sslmode=disable"
+    # The pool's own options stay (statement_cache_size=0 through PgBouncer: tests/conftest.py).
+    options = f"&{parts.query}" if parts.query else ""
+    relayed = (
+        f"postgresql://{user}{password}@127.0.0.1:{port}/{database_name}?sslmode=disable{options}"
+    )
     await database.close_pool()
     try:
         database.configure(relayed, pool_size=5)
