@@ -61,62 +61,83 @@ _LATENCY_BUCKETS = (
 )
 _JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 600.0)
 
-REQUEST_SECONDS = Histogram(
-    "jalon_http_request_duration_seconds",
-    "Time to answer an HTTP request, by route template, method and status code.",
-    ("route", "method", "status"),
-    buckets=_LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
-ANSWER_CYCLE_SECONDS = Histogram(
-    "jalon_answer_cycle_duration_seconds",
-    "Time to record a participant's answer and choose the next challenge (the answer POST).",
-    buckets=_LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
-JOB_SECONDS = Histogram(
-    "jalon_job_duration_seconds",
-    "Time a background job's try took, by job name.",
-    ("job",),
-    buckets=_JOB_BUCKETS,
-    registry=REGISTRY,
-)
-JOB_RUNS = Counter(
-    "jalon_job_runs",
-    "Tries of background jobs, by job name and outcome (ok or failed).",
-    ("job", "outcome"),
-    registry=REGISTRY,
-)
-JOB_FAILURES = Counter(
-    "jalon_job_failures",
-    "Failed tries of background jobs, by job name (a retried job counts each failure).",
-    ("job",),
-    registry=REGISTRY,
-)
-DB_POOL_SIZE = Gauge(
-    "jalon_db_pool_connections",
-    "Database connections open in the pools of the live processes.",
-    registry=REGISTRY,
-    multiprocess_mode="livesum",
-)
-DB_POOL_IDLE = Gauge(
-    "jalon_db_pool_idle_connections",
-    "Open database connections not lent to a request or job, in the live processes.",
-    registry=REGISTRY,
-    multiprocess_mode="livesum",
-)
-DB_POOL_MAX = Gauge(
-    "jalon_db_pool_max_connections",
-    "The most connections the pools of the live processes may open.",
-    registry=REGISTRY,
-    multiprocess_mode="livesum",
-)
-OUTBOX_LAG_SECONDS = Gauge(
-    "jalon_outbox_lag_seconds",
-    "Age of the oldest job waiting in the transactional outbox (0 when it is empty).",
-    registry=REGISTRY,
-    multiprocess_mode="livemostrecent",
-)
+
+# The metrics, made by `_define()` below.
+REQUEST_SECONDS: Histogram
+ANSWER_CYCLE_SECONDS: Histogram
+JOB_SECONDS: Histogram
+JOB_RUNS: Counter
+JOB_FAILURES: Counter
+DB_POOL_SIZE: Gauge
+DB_POOL_IDLE: Gauge
+DB_POOL_MAX: Gauge
+OUTBOX_LAG_SECONDS: Gauge
+
+
+def _define(registry: CollectorRegistry) -> None:
+    """Create every metric in `registry` (again, after a switch to multiprocess mode: values
+    are files then, and the metrics made before the switch would keep theirs in memory)."""
+    global REQUEST_SECONDS, ANSWER_CYCLE_SECONDS, JOB_SECONDS, JOB_RUNS, JOB_FAILURES
+    global DB_POOL_SIZE, DB_POOL_IDLE, DB_POOL_MAX, OUTBOX_LAG_SECONDS
+    REQUEST_SECONDS = Histogram(
+        "jalon_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template, method and status code.",
+        ("route", "method", "status"),
+        buckets=_LATENCY_BUCKETS,
+        registry=registry,
+    )
+    ANSWER_CYCLE_SECONDS = Histogram(
+        "jalon_answer_cycle_duration_seconds",
+        "Time to record a participant's answer and choose the next challenge (the answer POST).",
+        buckets=_LATENCY_BUCKETS,
+        registry=registry,
+    )
+    JOB_SECONDS = Histogram(
+        "jalon_job_duration_seconds",
+        "Time a background job's try took, by job name.",
+        ("job",),
+        buckets=_JOB_BUCKETS,
+        registry=registry,
+    )
+    JOB_RUNS = Counter(
+        "jalon_job_runs",
+        "Tries of background jobs, by job name and outcome (ok or failed).",
+        ("job", "outcome"),
+        registry=registry,
+    )
+    JOB_FAILURES = Counter(
+        "jalon_job_failures",
+        "Failed tries of background jobs, by job name (a retried job counts each failure).",
+        ("job",),
+        registry=registry,
+    )
+    DB_POOL_SIZE = Gauge(
+        "jalon_db_pool_connections",
+        "Database connections open in the pools of the live processes.",
+        registry=registry,
+        multiprocess_mode="livesum",
+    )
+    DB_POOL_IDLE = Gauge(
+        "jalon_db_pool_idle_connections",
+        "Open database connections not lent to a request or job, in the live processes.",
+        registry=registry,
+        multiprocess_mode="livesum",
+    )
+    DB_POOL_MAX = Gauge(
+        "jalon_db_pool_max_connections",
+        "The most connections the pools of the live processes may open.",
+        registry=registry,
+        multiprocess_mode="livesum",
+    )
+    OUTBOX_LAG_SECONDS = Gauge(
+        "jalon_outbox_lag_seconds",
+        "Age of the oldest job waiting in the transactional outbox (0 when it is empty).",
+        registry=registry,
+        multiprocess_mode="livemostrecent",
+    )
+
+
+_define(REGISTRY)
 
 
 def multiprocess() -> bool:
@@ -209,12 +230,21 @@ def use_multiprocess_directory(directory: Path) -> None:
     """Share values between the processes started from now on through `directory` (emptied
     first: counters start again with the server, as Prometheus expects of a restart), unless
     the operator chose one in `PROMETHEUS_MULTIPROC_DIR`. Call before the processes start."""
+    global REGISTRY
     if multiprocess():
         return
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
     os.environ[MULTIPROC_ENV] = str(directory)
+    # This process imported prometheus_client before the variable was set, and a server
+    # that forks its workers (granian) hands them its choice: switch it, and remake the
+    # metrics so that their values are files, written by each worker under its own pid.
+    from prometheus_client import values
+
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    REGISTRY = CollectorRegistry(auto_describe=True)
+    _define(REGISTRY)
 
 
 def serve_on_port(port: int, host: str = "127.0.0.1") -> None:

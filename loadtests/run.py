@@ -7,8 +7,9 @@ with a job worker, run Locust headless, then print the figures that say whether 
   the load's database, Redis), sampled through the run: after warm-up it must stay flat.
 
 Options come from the environment: LOAD_MINUTES (10), LOAD_PARTICIPANTS (300), LOAD_CONSOLE
-(15), LOAD_API (5), LOAD_VISITORS (5), LOAD_SPAWN_RATE (10 users/s), LOAD_WORKERS (uvicorn
-workers, 2), LOAD_WARMUP_SECONDS (a quarter of the run, at most 120), LOAD_SAMPLE_SECONDS (30),
+(15), LOAD_API (5), LOAD_VISITORS (5), LOAD_SPAWN_RATE (2 users/s: a class comes in over a
+few minutes), LOAD_WORKERS (uvicorn workers, 2), LOAD_WARMUP_SECONDS (until every user has
+arrived plus a minute, or a quarter of the run if longer), LOAD_SAMPLE_SECONDS (30),
 LOAD_THINK_MIN/MAX (2–6 s between a participant's requests), LOAD_FLAT_PERCENT (10) and
 LOAD_FLAT_MIB (10): a process that grew less than either after warm-up is flat (Redis holds
 the sessions of every new participant, a little more each minute, by design); LOAD_REDIS_DB
@@ -211,6 +212,8 @@ class Sample:
     at: float
     #: process label -> (RSS KiB, anonymous RSS KiB)
     processes: dict[str, tuple[int, int]]
+    #: connections to the load's database (the backends summed under "postgres backends")
+    backends: int = 0
 
 
 @dataclass
@@ -236,14 +239,14 @@ class MemoryProbe:
             processes["job worker"] = _rss_kib(self.worker_pid)
         backends = asyncio.run(_backend_pids(self.owner))
         sums = [_rss_kib(pid) for pid in backends]
-        processes[f"postgres backends ({len(backends)})"] = (
+        processes["postgres backends"] = (
             sum(rss for rss, _ in sums),
             sum(anon for _, anon in sums),
         )
         redis = _redis_rss_kib(self.redis_url)
         if redis is not None:
             processes["redis (whole server)"] = (redis, 0)
-        found = Sample(time.monotonic() - self.started, processes)
+        found = Sample(time.monotonic() - self.started, processes, len(backends))
         self.samples.append(found)
         return found
 
@@ -268,11 +271,6 @@ def _is_python(pid: int) -> bool:
     return b"python" in command and b"resource_tracker" not in command
 
 
-def _family(label: str) -> str:
-    # the backend count changes between samples; the series is the sum either way
-    return re.sub(r" \(\d+\)$", "", label)
-
-
 def _print_memory(
     samples: list[Sample], warmup: float, flat_percent: float, flat_mib: float
 ) -> bool:
@@ -280,15 +278,16 @@ def _print_memory(
     families: list[str] = []
     for found in samples:
         for label in found.processes:
-            if _family(label) not in families:
-                families.append(_family(label))
+            if label not in families:
+                families.append(label)
     print(f"\nResident memory (MiB; anonymous in brackets), warm-up ends at {warmup:.0f} s:")
     header = f"{'t (s)':>6}  " + "  ".join(f"{name[:22]:>22}" for name in families)
+    header += f"  {'pg conns':>8}"
     print(header)
     series: dict[str, list[tuple[float, int]]] = {name: [] for name in families}
     for found in samples:
         cells = []
-        by_family = {_family(label): value for label, value in found.processes.items()}
+        by_family = found.processes
         for name in families:
             rss, anon = by_family.get(name, (0, 0))
             cells.append(f"{rss / 1024:>12.1f} [{anon / 1024:>7.1f}]")
@@ -296,9 +295,12 @@ def _print_memory(
                 # PostgreSQL backends and Redis share memory pages: their anonymous RSS is
                 # their own, the rest is mostly the shared buffers they have touched
                 own = anon if anon and not name.startswith("redis") else rss
+                if name == "postgres backends" and found.backends:
+                    # the pools open connections as the load needs them: judged per connection
+                    own //= found.backends
                 series[name].append((found.at, own))
         marker = "*" if found.at < warmup else " "
-        print(f"{found.at:>5.0f}{marker}  " + "  ".join(cells))
+        print(f"{found.at:>5.0f}{marker}  " + "  ".join(cells) + f"  {found.backends:>8}")
     print("  (* during warm-up)")
     flat = True
     print(
@@ -318,8 +320,9 @@ def _print_memory(
         steady = growth < flat_percent or (last - first) / 1024 < flat_mib
         verdict = "flat" if steady else "GREW"
         flat = flat and steady
+        label = name + (" (each)" if name == "postgres backends" else "")
         print(
-            f"  {name:<28} first {first / 1024:7.1f}  last {last / 1024:7.1f}  "
+            f"  {label:<28} first {first / 1024:7.1f}  last {last / 1024:7.1f}  "
             f"min {low / 1024:7.1f}  max {high / 1024:7.1f} MiB  "
             f"{growth:+6.1f}%  ({(last - first) / 1024 / minutes:+.2f} MiB/min)  {verdict}"
         )
@@ -423,9 +426,10 @@ def main() -> None:
         + _env_int("LOAD_API", 5)
         + _env_int("LOAD_VISITORS", 5)
     )
-    rate = os.environ.get("LOAD_SPAWN_RATE", "10")
+    rate = os.environ.get("LOAD_SPAWN_RATE", "2")
     workers = os.environ.get("LOAD_WORKERS", "2")
-    warmup = float(os.environ.get("LOAD_WARMUP_SECONDS", str(min(120, seconds // 4))))
+    arrived = users / float(rate) + 60
+    warmup = float(os.environ.get("LOAD_WARMUP_SECONDS", str(max(arrived, seconds / 4))))
     every = float(os.environ.get("LOAD_SAMPLE_SECONDS", "30"))
     flat_percent = float(os.environ.get("LOAD_FLAT_PERCENT", "10"))
     flat_mib = float(os.environ.get("LOAD_FLAT_MIB", "10"))
