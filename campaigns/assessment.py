@@ -26,6 +26,7 @@ from engine import (
     EngineConfig,
     Exposure,
     ExposureLedger,
+    Resume,
     Score,
     ScoringConfig,
     Step,
@@ -128,12 +129,14 @@ def step(
     seen_before: Iterable[str] = (),
     withdrawn: Iterable[str] = (),
     exposure: ExposureLedger | None = None,
+    resume: Resume | None = None,
 ) -> Step:
     """The engine's step after `responses`; the draw is seeded by (seed, answers so far), so
     the same state always gives the same challenge. `withdrawn` challenges (reported, pending
     review: `campaigns.problem_reports`) are never selected; one already shown stays answerable.
     `exposure` is the service-wide ledger (`campaigns.exposure`): challenges served in more
-    than the campaign's maximum rate of recent tests give way to others."""
+    than the campaign's maximum rate of recent tests give way to others. `resume`, the state
+    the previous step stored, spares estimating the earlier answers again (the same step)."""
     return next_step(
         bank.pool,
         responses,
@@ -142,6 +145,7 @@ def step(
         locale=locale,
         excluded=chain(the_plan.excluded, seen_before, withdrawn),
         exposure=exposure,
+        resume=resume,
     )
 
 

@@ -14,6 +14,7 @@ from piccolo.columns import (
     Array,
     BigInt,
     Boolean,
+    Bytea,
     DoublePrecision,
     Integer,
     Text,
@@ -115,6 +116,8 @@ class Assessment(Table, tablename="assessment", db=DB):
     created_at = Timestamptz()
     current_shown_at = Timestamptz(null=True, default=None)
     updated_at = Timestamptz()
+    #: the engine's posterior after the answers so far (`engine.Resume`), for the next answer
+    posterior = Bytea(null=True, default=None)
 
 
 class Answer(Table, tablename="answer", db=DB):

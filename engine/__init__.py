@@ -9,7 +9,9 @@ Per answer, the web app calls::
     bank = get_bank("engine/content/demo", version=campaign.bank_version)  # cached per process
     step = next_step(bank.pool, answers, config, np.random.default_rng([seed, len(answers)]),
                      locale="fr", excluded=seen_before)
-    # step.theta, step.se, step.next_item (None when the test stops), step.stop_reason
+    # step.theta, step.se, step.next_item (None when the test stops), step.stop_reason;
+    # step.resume(len(answers)) stored and passed back as `resume=` on the next answer spares
+    # estimating the earlier answers again (the same step)
 
 and at the end ``score(bank, answers, ScoringConfig(), competences=profile)``.
 See docs/engine.md.
@@ -56,7 +58,7 @@ from engine.models import grm_information, grm_probability, information, probabi
 from engine.pool import ItemPool
 from engine.scoring import CompetenceScore, Score, ScoringConfig, level_cuts_from_bank, score
 from engine.selection import ExposureLedger
-from engine.session import Session, Step, next_step
+from engine.session import Resume, Session, Step, next_step
 
 __all__ = [
     "Anchor",
@@ -84,6 +86,7 @@ __all__ = [
     "Level",
     "Posterior",
     "Prior",
+    "Resume",
     "Score",
     "ScoringConfig",
     "Selector",

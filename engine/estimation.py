@@ -110,6 +110,14 @@ class Posterior:
         self._likelihoods.append(likelihood)
         self._eap = (w, self._summary(mass, first, second))
 
+    def restore(self, weights: FloatArray, estimate: Estimate) -> None:
+        """Put back the normalised `weights` and their estimate that an earlier posterior
+        reached (`engine.session.Resume`): `eap()` then gives `estimate` as it stands, and the
+        next `update` continues from them. The likelihoods behind them are not kept:
+        `log_likelihood` covers only what is folded in from here."""
+        self.weights = weights
+        self._eap = (weights, estimate)
+
     def update_dichotomous(
         self, correct: bool, a: float, b: float, c: float = 0.0, d: float = 1.0
     ) -> None:

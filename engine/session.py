@@ -1,14 +1,17 @@
 """One participant's adaptive test: state, answer updates, next-item selection, stopping.
 
 `Session` is the stateful object (fast, used by simulations); `next_step` is the stateless call
-the web app makes on every answer: it replays the stored answers into a fresh session, which
-costs O(answers × grid) plus one selection, so nothing but the answers needs persisting.
+the web app makes on every answer. Given the stored answers alone it replays them into a fresh
+session, O(answers × grid) plus one selection. Given also the estimation state after the
+earlier answers (`Resume`, the posterior and estimate the previous step returned), it only
+closes the items they used (a few array writes each, no estimation) and estimates the new
+answer: the same step to the bit, with the earlier answers' estimation O(1) (ADR 0023).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +45,36 @@ class Step:
     stop_reason: StopReason | None
     answered: int
     pretest: bool = False
+    #: the posterior's weights on the grid after the answers, to store for the next step's
+    #: `Resume` (not compared: the estimate says the same)
+    posterior: NDArray[np.float64] | None = field(default=None, compare=False, repr=False)
+
+    def resume(self, answers: int) -> Resume | None:
+        """The state to resume from after these `answers` (all the step was given); None
+        when the step carries no posterior."""
+        if self.posterior is None:
+            return None
+        return Resume(answers=answers, weights=self.posterior, theta=self.theta, se=self.se)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """The estimation state after the first `answers` stored answers, as a previous step
+    left it: the posterior's `weights` on the configuration's grid and its estimate. Only
+    the EAP estimator resumes (MAP and MLE look at every answer again): the others replay."""
+
+    answers: int
+    weights: NDArray[np.float64]
+    theta: float
+    se: float
+
+    def to_bytes(self) -> bytes:
+        """The weights as stored (float64, machine order): exact, unlike a decimal text."""
+        return np.ascontiguousarray(self.weights, dtype=np.float64).tobytes()
+
+    @staticmethod
+    def weights_from_bytes(data: bytes) -> NDArray[np.float64]:
+        return np.frombuffer(data, dtype=np.float64).copy()
 
 
 class Session:
@@ -133,8 +166,10 @@ class Session:
         self.items: list[int] = []
         self.scores: list[int] = []
         self.is_pretest: list[bool] = []
+        #: the estimate and its SE after each scored answer recorded (not those `resume` took)
         self.estimates: list[float] = []
         self.standard_errors: list[float] = []
+        self._answered = 0
 
     # -- state -----------------------------------------------------------------------------
 
@@ -151,7 +186,7 @@ class Session:
     @property
     def answered(self) -> int:
         """Number of scored answers so far."""
-        return len(self.estimates)
+        return self._answered
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -167,6 +202,17 @@ class Session:
 
     def record_index(self, i: int, score: int) -> None:
         """Fold in the answer to the item at index `i` (the fast path of `record`)."""
+        if not self._use(i, score):
+            return  # pretest answers are collected for calibration, never scored
+        pool = self.pool
+        self.posterior.update(pool.likelihood(i, score, self.posterior.grid))
+        self._estimate = self._point_estimate()
+        self.estimates.append(self._estimate.theta)
+        self.standard_errors.append(self._estimate.se)
+
+    def _use(self, i: int, score: int) -> bool:
+        """Everything an answer changes but the estimate: the items it closes, the competence
+        rules' memory, the answer lists. True for a scored answer (the caller estimates it)."""
         pool, rules = self.pool, self.config.rules
         self._close(i)
         if rules.one_per_tube and pool.tube[i] >= 0:
@@ -182,12 +228,32 @@ class Session:
         if self.track_exposure and self.exposure is not None:
             self.exposure.counts[i] += 1
         if pretest:
-            return  # pretest answers are collected for calibration, never scored
+            return False
         self._visited[comp + 1] = True
-        self.posterior.update(pool.likelihood(i, score, self.posterior.grid))
-        self._estimate = self._point_estimate()
-        self.estimates.append(self._estimate.theta)
-        self.standard_errors.append(self._estimate.se)
+        self._answered += 1
+        return True
+
+    def resume(self, responses: Sequence[tuple[str, int | bool]], state: Resume) -> None:
+        """Take the answers `responses` as answered, with the estimation state `state` a
+        previous step left after them (see `Resume`), instead of estimating them again:
+        afterwards the session is the one `record` of each would have made (but for the
+        per-answer `estimates` history). A fresh session only; EAP only (ValueError)."""
+        if self.items or self.config.estimator is not Estimator.EAP:
+            raise ValueError("only a fresh session with the EAP estimator resumes")
+        if state.answers != len(responses):
+            raise ValueError("the state is of another number of answers")
+        if state.weights.shape != self.posterior.grid.shape:
+            raise ValueError("the state's posterior is on another grid")
+        index = self.pool.index
+        for item_id, score in responses:
+            i = index.get(item_id)
+            if i is None:
+                raise KeyError(f"item {item_id!r} is not in bank version {self.pool.version!r}")
+            self._use(i, int(score))
+        estimate_ = Estimate(state.theta, state.se)
+        weights = np.array(state.weights, dtype=np.float64)
+        self.posterior.restore(weights, estimate_)
+        self._estimate = estimate_
 
     def _close(self, idx: int | NDArray[np.int64]) -> None:
         self._scored_open[idx] = False
@@ -376,6 +442,7 @@ class Session:
             stop_reason=reason,
             answered=self.answered,
             pretest=nxt is not None and bool(self.pool.pretest[nxt]),
+            posterior=self.posterior.weights if self.config.estimator is Estimator.EAP else None,
         )
 
 
@@ -388,14 +455,27 @@ def next_step(
     locale: str | None = None,
     excluded: Iterable[str] = (),
     exposure: ExposureLedger | None = None,
+    resume: Resume | None = None,
 ) -> Step:
     """The per-answer call: estimate and next item from the stored `(item_id, score)` answers.
 
     Pure: the same arguments (and `rng` state) give the same step. For a reproducible draw per
     request, seed `rng` with the assessment's seed and the number of answers, e.g.
     `np.random.default_rng([seed, len(responses)])`. Raises KeyError for an unknown item id.
+
+    `resume`, the state a previous step left after the first `resume.answers` of `responses`
+    (`Step.resume`), spares estimating those again: the step is the same, to the bit. It is
+    ignored where it cannot apply (another estimator than EAP, more answers than given).
     """
     session = Session(pool, config, rng, locale=locale, excluded=excluded, exposure=exposure)
-    for item_id, score in responses:
+    start = 0
+    if (
+        resume is not None
+        and session.config.estimator is Estimator.EAP
+        and resume.answers <= len(responses)
+    ):
+        start = resume.answers
+        session.resume(responses[:start], resume)
+    for item_id, score in responses[start:]:
         session.record(item_id, score)
     return session.step()

@@ -20,7 +20,7 @@ from campaigns.problem_reports import withdrawn_challenges
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, NotFound
 from core.ids import uuid_or_404
-from engine import Bank, Challenge
+from engine import Bank, Challenge, Resume
 from tenants.context import TenantContext
 
 
@@ -76,7 +76,8 @@ _CURRENT_SQL = _STATE.format(answers="", join="", lock="")
 # the statement and its row lock to the tenant's shard. (An aggregate without GROUP BY always
 # yields its one row: the lateral is an inner join.)
 _ANSWER_STATE_SQL = _STATE.format(
-    answers=", coalesce(x.ids, '{}') AS answer_ids, coalesce(x.scores, '{}') AS answer_scores",
+    answers=", s.theta, s.se, s.posterior, coalesce(x.ids, '{}') AS answer_ids, "
+    "coalesce(x.scores, '{}') AS answer_scores",
     join="""CROSS JOIN LATERAL (
     SELECT array_agg(a.challenge_id ORDER BY a.position) AS ids,
            array_agg(a.correct::int ORDER BY a.position) AS scores
@@ -91,7 +92,8 @@ WITH answer_row AS (
         skipped, pretest)
     VALUES ($1, $3, $2, $4, $5, $6::jsonb, $7, $8, $9) RETURNING 1)
 UPDATE assessment SET answered = $4, current_challenge_id = $10, current_pretest = $11,
-    theta = $12, se = $13, stop_reason = $14, current_shown_at = NULL, updated_at = now()
+    theta = $12, se = $13, stop_reason = $14, posterior = $15, current_shown_at = NULL,
+    updated_at = now()
 WHERE tenant_id = $1 AND participation_id = $2
 """
 
@@ -107,9 +109,10 @@ completion AS (
 result_row AS (
     INSERT INTO result (tenant_id, id, participation_id, theta, se, level, score, competences,
         mastered_skills)
-    VALUES ($1, $15, $2, $16, $17, $18, $19, $20::jsonb, $21) RETURNING 1)
+    VALUES ($1, $16, $2, $17, $18, $19, $20, $21::jsonb, $22) RETURNING 1)
 UPDATE assessment SET answered = $4, current_challenge_id = $10, current_pretest = $11,
-    theta = $12, se = $13, stop_reason = $14, current_shown_at = NULL, updated_at = now()
+    theta = $12, se = $13, stop_reason = $14, posterior = $15, current_shown_at = NULL,
+    updated_at = now()
 WHERE tenant_id = $1 AND participation_id = $2
 """
 
@@ -136,6 +139,22 @@ def _view(
         proposals=tuple(challenge.proposals.get(locale, ())),
         timer_seconds=timer,
         seconds_left=seconds_left(timer, seconds_shown),
+    )
+
+
+def _resume(row: Mapping[str, Any]) -> Resume | None:
+    """The engine's state after the answers so far, as the last answer stored it (ADR 0023):
+    the next step then estimates only the new answer. None before the first answer (a fresh
+    start is the same), for a test begun before the state was stored, and for a state that is
+    not of these answers (rows put back by hand): those replay the answers, as before."""
+    answers = len(row["answer_ids"])
+    if row["posterior"] is None or answers == 0 or row["answered"] != answers:
+        return None
+    return Resume(
+        answers=answers,
+        weights=Resume.weights_from_bytes(row["posterior"]),
+        theta=row["theta"],
+        se=row["se"],
     )
 
 
@@ -291,7 +310,9 @@ async def record_answer(
         row["seen_before"],
         inputs.withdrawn,
         ledger_for(bank, inputs.ledgers),
+        _resume(row),
     )
+    after = step.resume(position)
     args: list[Any] = [
         ctx.tenant_id,
         row["id"],
@@ -307,6 +328,7 @@ async def record_answer(
         step.theta,
         step.se,
         step.stop_reason.value if step.stop_reason else None,
+        None if after is None else after.to_bytes(),
     ]
     sql = _RECORD_ANSWER
     if step.next_item is None:
