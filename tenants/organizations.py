@@ -452,15 +452,16 @@ WHERE u.id = $1 AND u.is_active
 @asynccontextmanager
 async def dangerously_enter_tenant_by_slug(
     user_id: UUID, slug: str
-) -> AsyncIterator[tuple[UserAccount, TenantSummary] | None]:
+) -> AsyncIterator[tuple[UserAccount, TenantSummary | None] | None]:
     """One transaction for a whole request of a signed-in person on a page of the
     organization `slug` (a participant's test page): their active account and the
     organization are read by one statement, then the tenant is set for row-level security, so
     the page's own work runs in the same transaction (ADR 0023: one transaction per request
     instead of three). Yields the account and the organization, or None when the account is
-    gone or inactive (the caller signs the person out; no tenant is set); `NotFound` for an
-    unknown slug. The caller must check what the tenant's rows are to this person: here the
-    tenant is only named by a URL."""
+    gone or inactive (the caller signs the person out; no tenant is set). For an unknown slug
+    the organization is None and no tenant is set: the caller answers `NotFound`, with the
+    person known, as for any other missing page. The caller must check what the tenant's rows
+    are to this person: here the tenant is only named by a URL."""
     wanted = slug.lower() if _slug_or_none(slug) is not None else ""
     async with global_transaction(user_id):
         rows = await fetch(_PERSON_AND_TENANT_SQL, user_id, wanted)
@@ -469,7 +470,8 @@ async def dangerously_enter_tenant_by_slug(
             return
         row = rows[0]
         if row["tenant_id"] is None:
-            raise NotFound()
+            yield account_of(row), None
+            return
         tenant = summary({key.removeprefix("tenant_"): row[key] for key in _TENANT_KEYS})
         await dangerously_switch_tenant(tenant.id)
         yield account_of(row), tenant

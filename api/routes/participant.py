@@ -37,7 +37,7 @@ from campaigns.participation.landing import CampaignLanding, participant_context
 from campaigns.participation.results import my_participations, result_details, share
 from campaigns.participation.start import start_or_resume
 from campaigns.problem_reports import report_problem
-from core.errors import Conflict, Invalid, UserError
+from core.errors import Conflict, Invalid, NotFound, UserError
 from core.settings import get_settings
 from sso.discovery import sign_in_connections
 from tenants.accounts import check_new_account, create_user
@@ -246,6 +246,8 @@ async def _participant_transaction(
             raise LoginRequired()
         user, tenant = found
         remember_user(request, user)
+        if tenant is None:
+            raise NotFound()
         yield participant_context(tenant, actor_for(request, user))
 
 
