@@ -261,3 +261,14 @@ def serve_on_port(port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=registry)
     else:
         start_http_server(port, addr=host, registry=REGISTRY)
+
+
+def render_all_text() -> str:
+    """Every process's values as they stand (the sum in multiprocess mode), no gauge refreshed."""
+    if multiprocess():
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry).decode("utf-8")
+    return render_text()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -134,3 +136,36 @@ def test_the_api_records_what_it_is_given() -> None:
     metrics.observe_answer_cycle(0.042)
     after = _sample(metrics.render_text(), "jalon_answer_cycle_duration_seconds_count")
     assert after == before + 1
+
+
+_FORKED_WORKERS = """
+import asyncio, os, sys
+from pathlib import Path
+from core import metrics
+
+metrics.use_multiprocess_directory(Path(sys.argv[1]))
+for _ in range(2):  # two workers forked after the switch, as granian does
+    pid = os.fork()
+    if pid == 0:
+        metrics.observe_request("/p/{slug}/{participation_id}", "POST", 303, 0.01)
+        os._exit(0)
+    os.waitpid(pid, 0)
+print(metrics.render_all_text())
+"""
+
+
+def test_workers_forked_after_the_switch_are_summed(tmp_path: Path) -> None:
+    # prometheus_client was imported (and chose in-memory values) before the switch: the
+    # workers' values must still reach the shared directory, and a scrape must sum them
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKED_WORKERS, str(tmp_path / "metrics")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+    )
+    count = "jalon_http_request_duration_seconds_count"
+    assert _sample(done.stdout, count, route="/p/{slug}/{participation_id}", method="POST") == 2
