@@ -22,7 +22,7 @@ bench database's commits and rollbacks over the window, divided by the cycles.
 
 `--servers` and `--workers` compare HTTP servers (ADR 0022); `--profile` records the server
 under load with py-spy and prints where the time goes. The database is a fresh
-`jalon_answer_bench` on the `DATABASE_URL` server (the embedded one when unset), dropped at the
+`jalon_answer_bench_<pid>` on the `DATABASE_URL` server (the embedded one when unset), dropped at the
 end, and every server started is stopped.
 """
 
@@ -66,7 +66,8 @@ from tenants.organizations import OrganizationFields, create_organization, membe
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "answer_cycle.lua"
-BENCH_DATABASE = "jalon_answer_bench"
+#: Of this process: two benches at once on one server must not drop each other's database.
+BENCH_DATABASE = f"jalon_answer_bench_{os.getpid()}"
 HOST = "127.0.0.1"
 PASSWORD = "bench-password-2026"
 PARTICIPANTS = 32
@@ -573,8 +574,10 @@ def print_profile(path: Path, top: int = 25) -> None:
     print("  self %   function")
     for frame, n in own.most_common(top):
         print(f"  {100 * n / samples:5.1f}   {frame}")
-    print("  total %  function")
-    for frame, n in total.most_common(top + 15):
+    print("  total %  function (below the process and event-loop frames)")
+    ceiling = total.most_common(1)[0][1] if total else 0
+    below = [(f, n) for f, n in total.most_common() if n < 0.95 * ceiling]
+    for frame, n in below[:top]:
         print(f"  {100 * n / samples:5.1f}   {frame}")
 
 
@@ -597,7 +600,7 @@ async def over_http(
     work: Path,
     profile_to: Path | None,
 ) -> HttpResult:
-    log_path = ROOT / "var" / f"answer-bench-{name}-{workers}.log"
+    log_path = ROOT / "var" / f"answer-bench-{os.getpid()}-{name}-{workers}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         server = await start_server(name, workers, owner, log)
