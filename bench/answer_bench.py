@@ -22,8 +22,8 @@ bench database's commits and rollbacks over the window, divided by the cycles.
 
 `--servers` and `--workers` compare HTTP servers (ADR 0022); `--profile` records the server
 under load with py-spy and prints where the time goes. The database is a fresh
-`jalon_answer_bench_<pid>` on the `DATABASE_URL` server (the embedded one when unset), dropped at the
-end, and every server started is stopped.
+`jalon_answer_bench_<pid>` on the `DATABASE_URL` server (the embedded one when unset), dropped
+at the end, and every server started is stopped.
 """
 
 from __future__ import annotations
