@@ -3,8 +3,8 @@ application, so error pages, refusals and unknown routes carry them too):
 
 - on HTML pages, a Content-Security-Policy without `'unsafe-inline'`: scripts and styles come
   from our own files only (`/static/…`, and `/brand/…` for an organization's colour), no page
-  may be framed, and forms post to Jalon only, except on the pages whose form may lead to an
-  organization's identity provider (a browser checks the redirects that follow a form post
+  may be framed, and forms post to Jalon only, except on the sign-in page, whose form may lead
+  to an organization's identity provider (a browser checks the redirects that follow a form post
   against `form-action`, and identity providers are on other origins);
 - on every response, `X-Content-Type-Options: nosniff` and a `Referrer-Policy`;
 - `Strict-Transport-Security` when the request came over https (its scheme as the server saw
@@ -41,9 +41,10 @@ _POLICY = {
     "frame-ancestors": "'none'",
     "form-action": "'self'",
 }
-#: Pages whose form may be answered by a redirect to an identity provider (home-realm
-#: discovery on the sign-in page, a campaign's SSO on its landing page).
-_SSO_FORMS = re.compile(r"^/(login|c/[^/]+)/?$")
+#: Pages whose form may be answered by a redirect to an identity provider: the sign-in page
+#: (home-realm discovery sends an email's domain to its provider). A campaign's SSO starts
+#: from a link, which `form-action` does not govern.
+_SSO_FORMS = re.compile(r"^/login/?$")
 
 
 def _policy(**changes: str) -> str:

@@ -58,3 +58,34 @@ async def test_console_pages_work_under_the_policy(page: Page, tenant_a: TenantF
     selected = await issued.evaluate("(f) => f.selectionEnd - f.selectionStart")
     assert selected == len(await issued.input_value()) > 0
     assert await _violations(page, console) == []
+
+
+async def test_the_sign_in_form_may_send_a_person_to_their_identity_provider(
+    page: Page, tenant_a: TenantFixture
+) -> None:
+    """Home-realm discovery answers the sign-in form with redirects to the organization's
+    provider, on another origin: Chromium checks them against `form-action`, which the
+    sign-in page widens to https (every other page keeps `'self'`)."""
+    from uuid import uuid4
+
+    from sso.connections import ConnectionFields, create_connection, set_enabled
+    from tests.sso.seeding import add_verified_domain
+
+    domain = f"csp-{uuid4().hex[:8]}.example.org"
+    await add_verified_domain(tenant_a.id, domain)
+    fields = ConnectionFields(
+        protocol="oidc",
+        name="Company IdP",
+        settings={
+            "issuer": "https://idp.invalid",
+            "client_id": "jalon",
+            "provider": {"authorization_endpoint": "https://idp.invalid/authorize"},
+        },
+        secret="secret",
+    )
+    await set_enabled(tenant_a.owner_ctx, await create_connection(tenant_a.owner_ctx, fields), True)
+    await page.add_init_script(WATCH_VIOLATIONS)
+    await page.goto("/login")
+    await page.get_by_label("Email").fill(f"someone@{domain}")
+    async with page.expect_request(lambda r: r.url.startswith("https://idp.invalid/")):
+        await page.get_by_role("button", name="Continue").click()
