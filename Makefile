@@ -77,7 +77,7 @@ test-pgbouncer: install system ## The isolation, campaign and participant tests 
 bench-pgbouncer: install system ## The answer-cycle benchmark with the server and the ceiling through PgBouncer
 	@bash scripts/pgbouncer.sh start
 	@status=0; \
-	JALON_RUNTIME_DATABASE_URL=$$(bash scripts/pgbouncer.sh url "$${JALON_DB_RUNTIME_ROLE:-jalon_app}" jalon_answer_bench) \
+	JALON_BENCH_RUNTIME_VIA=$$(bash scripts/pgbouncer.sh url "$${JALON_DB_RUNTIME_ROLE:-jalon_app}") \
 	$(BIN)/python -m bench.answer_bench $(BENCH_ARGS) || status=$$?; \
 	bash scripts/pgbouncer.sh stop; exit $$status
 

@@ -853,6 +853,9 @@ async def main_async(args: argparse.Namespace) -> None:
         await admin.close()
     owner = database.with_database(server_url, BENCH_DATABASE)
     runtime = database.runtime_url(settings, owner)
+    if via := os.environ.get("JALON_BENCH_RUNTIME_VIA"):  # make bench-pgbouncer: the pooler's
+        runtime = database.with_database(via, BENCH_DATABASE)  # URL, as the runtime role
+        os.environ["JALON_RUNTIME_DATABASE_URL"] = runtime  # for the servers it starts
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             await database.migrate(
