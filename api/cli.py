@@ -7,6 +7,7 @@ so scripts can chain them (`jalon tenant create … | jq -r .id`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging.config
 import sys
@@ -145,8 +146,15 @@ def worker(metrics_port: int | None) -> None:
         await database.start_pool()
         jobs.configure_queue(settings.redis_url)
         configure_mailer(settings.smtp_url, settings.mail_from)
+        # The job outbox's relay: what the web processes could not hand to Redis (ADR 0025).
+        ctx["outbox_relay"] = asyncio.create_task(jobs.relay_forever())
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        relay = ctx.get("outbox_relay")
+        if relay is not None:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
         await jobs.get_queue().close()
         await database.close_pool()
 

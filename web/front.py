@@ -21,6 +21,7 @@ from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.errors import UserError
 from core.i18n import LOCALE_NAMES, translate
@@ -155,11 +156,37 @@ def server_error_handler(request: Request[Any, Any, Any], error: Exception) -> R
     return _render_error(request, 500, translate(locale_of(request), _STATUS_MESSAGES[500]))
 
 
+UNAVAILABLE_MESSAGE = (
+    "The service is briefly unavailable, and nothing of this request was saved. "
+    "Try again in a moment."
+)
+
+
+def unavailable_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """The database or Redis did not answer (a connection killed, a server restarting): a 503
+    saying to try again, never a 500; the request's transaction was rolled back whole."""
+    log.warning("service unavailable on %s: %r", request.url.path, error)
+    response = _render_error(request, 503, translate(locale_of(request), UNAVAILABLE_MESSAGE))
+    response.headers["retry-after"] = "5"
+    return response
+
+
+#: What a server that does not answer raises (ADR 0025).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    RedisConnectionError,
+)
+
 #: The exception handlers of every front.
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UserError: user_error_handler,
     HTTPException: http_error_handler,
     asyncpg.ReadOnlySQLTransactionError: read_only_handler,
+    **dict.fromkeys(UNAVAILABLE, unavailable_handler),
     Exception: server_error_handler,
 }
 

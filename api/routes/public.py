@@ -37,7 +37,13 @@ def healthz() -> dict[str, str]:
 @get("/readyz")
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     """The database (and Redis, when configured) answer."""
-    checks = {"database": "ok" if await database.ping() else "unavailable"}
+    try:
+        # A pool whose connections were killed reconnects here; a server that is down or
+        # hanging answers "unavailable" within seconds, never a 500.
+        database_ok = await asyncio.wait_for(database.ping(), timeout=3)
+    except Exception:
+        database_ok = False
+    checks = {"database": "ok" if database_ok else "unavailable"}
     redis = request.app.state.get("redis")
     if redis is not None:
         try:

@@ -42,9 +42,10 @@ class DownQueue:
 async def _rows(owner_url: str, job_id: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(owner_url)
     try:
-        return await conn.fetch(
+        rows: list[asyncpg.Record] = await conn.fetch(
             "SELECT * FROM job_outbox WHERE job_id = $1 ORDER BY created_at", job_id
         )
+        return rows
     finally:
         await conn.close()
 
