@@ -11,6 +11,8 @@ command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+# redis-server: the fault tests (tests/core/test_faults.py) run a private one and stop it.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # PgBouncer (make test-pgbouncer, bench-pgbouncer): scripts/pgbouncer.sh runs its own instance;
 # the package's system service, should it start one on 6432, is stopped and disabled below.
 [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)
