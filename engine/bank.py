@@ -581,6 +581,21 @@ def _stamp(path: Path) -> tuple[int, int]:
     return (max((s.st_mtime_ns for s in st), default=0), sum(s.st_size for s in st))
 
 
+_resolved: dict[str, str] = {}
+
+
+def _key(path: str | os.PathLike[str]) -> str:
+    """The cache's key for `path`: its resolved form, remembered for absolute paths (resolving
+    asks the file system for every component, on every answer)."""
+    text = os.fspath(path)
+    key = _resolved.get(text)
+    if key is None:
+        key = str(Path(text).resolve())
+        if Path(text).is_absolute():
+            _resolved[text] = key
+    return key
+
+
 def get_bank(path: str | os.PathLike[str], version: str | None = None) -> Bank:
     """The bank at `path`, loaded once per process and cached by version.
 
@@ -590,7 +605,7 @@ def get_bank(path: str | os.PathLike[str], version: str | None = None) -> Bank:
     (and its compiled pool). Raises BankValidationError if the bank is invalid, and
     LookupError if `version` is given but the files hold another one.
     """
-    key_path = str(Path(path).resolve())
+    key_path = _key(path)
     with _lock:
         if version is not None and (key_path, version) in _cache:
             return _cache[(key_path, version)]
