@@ -9,6 +9,9 @@ newest first (at most `LIMIT` of each), and a retry where one makes sense.
   "Send again" does (`tenants.webhooks.endpoints.redeliver`), acting in the tenant as staff
   for a reason: the tenant's audit log and the staff trail both record `webhook.redelivered`
   with it.
+- Jobs that failed for good (`core.outbox`, ADR 0025): every background job's last error,
+  after its retries; listed, never retried from here (its own page above retries it when
+  one makes sense).
 - Gateway events set aside as dead letters (`billing.inbox`): given a fresh round of
   attempts (`gateway_event.retried` in the staff trail, with the reason). Payments: it needs
   `BILLING_MANAGE`.
@@ -34,6 +37,7 @@ from admin.paths import GATEWAY, GATEWAY_EVENT_ID, path_token
 from billing.inbox import dangerously_dead_letters, dangerously_retry_event
 from core.errors import Conflict, Invalid, NotFound
 from core.i18n import N_
+from core.outbox import dangerously_failed_jobs
 from core.tasks import find_task
 from tenants.organizations import tenant_by_id
 from tenants.permissions import StaffPermission
@@ -66,6 +70,7 @@ async def jobs_page(request: Request[Any, Any, Any], staff: StaffCtx) -> Templat
         tasks=await dangerously_failed_tasks(staff, LIMIT),
         deliveries=await dangerously_failed_deliveries(staff, LIMIT),
         events=await dangerously_dead_letters(staff, LIMIT),
+        failed_jobs=await dangerously_failed_jobs(LIMIT),
         limit=LIMIT,
         can_retry=staff.can(StaffPermission.TENANTS_MANAGE),
         can_retry_events=staff.can(StaffPermission.BILLING_MANAGE),

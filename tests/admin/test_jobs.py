@@ -350,3 +350,29 @@ async def test_a_gateway_event_path_that_names_nothing_is_a_404(
     for data in ({}, CONFIRMED):
         response = await am_browser.post(path, data, page="/admin/jobs")
         assert response.status_code == 404, (path, response.text[:300])
+
+
+async def test_the_page_lists_jobs_that_failed_for_good(
+    am_browser: Browser, tenant_a: TenantFixture, owner_url: str
+) -> None:
+    import asyncpg
+
+    job_id = f"mail:{uuid4()}"
+    owner = await asyncpg.connect(owner_url)
+    try:
+        await owner.execute(
+            """INSERT INTO job_outbox (id, organization_id, job_id, name, args, status, tries,
+                                       last_error, last_error_at)
+               VALUES ($1, $2, $3, 'deliver_mail', '[]', 'failed', 5,
+                       'SMTPServerDisconnected: the relay hung up', now())""",
+            uuid4(),
+            tenant_a.id,
+            job_id,
+        )
+    finally:
+        await owner.close()
+    page = await am_browser.get("/admin/jobs")
+    assert page.status_code == 200
+    assert job_id in page.text
+    assert "the relay hung up" in page.text
+    assert f"/admin/tenants/{tenant_a.id}" in page.text
