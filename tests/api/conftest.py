@@ -52,6 +52,9 @@ class Browser:
     async def login(self, user: UserAccount, password: str = PASSWORD) -> httpx.Response:
         response = await self.post("/login", {"email": user.email, "password": password})
         assert response.status_code == 303, response.text
+        # The session got a new id, and its forms a new token (`web.csrf`): load a page of
+        # the signed-in session, as a browser following the redirect would.
+        await self.get("/account")
         return response
 
 
