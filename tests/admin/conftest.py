@@ -68,6 +68,8 @@ async def staff_login(web: Browser, staff: StaffFixture, code: str | None = None
     # staff who may not read tenants land on the content pages (the dashboard is not theirs)
     landing = "/admin/content" if staff.role == StaffRole.CONTENT_EDITOR else "/admin"
     assert response.headers["location"] == landing
+    # The session got a new id, and its forms a new token (`web.csrf`): load the landing page.
+    await web.get(landing)
 
 
 @pytest.fixture
