@@ -541,20 +541,21 @@ async def raw_sign_in(url: str, email: str) -> float:
 
 async def storm(
     url: str, people: list[UserAccount], stop: asyncio.Event
-) -> tuple[list[float], int, int]:
+) -> tuple[list[float], collections.Counter[str], int]:
     """STORM_RATE sign-ins per second (new visitors, right password) until `stop`, sent on
     schedule whatever the server's pace; their POST durations (ms), failures, and how many
     were sent."""
     durations: list[float] = []
-    failures = 0
+    failures: collections.Counter[str] = collections.Counter()
     pending: set[asyncio.Task[None]] = set()
 
     async def one(email: str) -> None:
-        nonlocal failures
         try:
             durations.append(await raw_sign_in(url, email) * 1000)
-        except (RuntimeError, OSError, ValueError, asyncio.IncompleteReadError):
-            failures += 1
+        except RuntimeError as refused:  # a status other than the redirect
+            failures["status " + str(refused).rsplit(" ", 1)[-1]] += 1
+        except (OSError, ValueError, asyncio.IncompleteReadError):
+            failures["connection"] += 1
 
     started, n = time.monotonic(), 0
     while not stop.is_set():
@@ -567,7 +568,7 @@ async def storm(
         await asyncio.wait(pending, timeout=30)
         for task in list(pending):  # still waiting after 30 s: counted as failed
             task.cancel()
-            failures += 1
+            failures["unanswered after 30 s"] += 1
     return durations, failures, n
 
 
@@ -636,7 +637,7 @@ class HttpResult:
     steady: Figures
     stormy: Figures | None
     sign_ins: list[float]
-    sign_in_failures: int
+    sign_in_failures: collections.Counter[str]
     sign_ins_sent: int
 
 
@@ -668,7 +669,8 @@ async def over_http(
                 spy.wait()
             stormy: Figures | None = None
             sign_ins: list[float] = []
-            failures = sent = 0
+            failures: collections.Counter[str] = collections.Counter()
+            sent = 0
             if storm_seconds:
                 await reset(owner, world)
                 stop = asyncio.Event()
@@ -853,7 +855,9 @@ def report(results: list[HttpResult], raw: Figures, seconds: float, storm_second
             print(
                 f"  {'':<4}sign-ins: {result.sign_ins_sent} sent "
                 f"({result.sign_ins_sent / storm_seconds:.1f}/s), {len(ok)} done, "
-                f"{result.sign_in_failures} failed, POST p50 {percentile(ok, 0.5):.0f} ms "
+                f"{result.sign_in_failures.total()} failed "
+                f"({', '.join(f'{k}: {v}' for k, v in result.sign_in_failures.items()) or '-'}), "
+                f"POST p50 {percentile(ok, 0.5):.0f} ms "
                 f"p95 {percentile(ok, 0.95):.0f} ms"
             )
     print(raw.row())
