@@ -651,7 +651,7 @@ async def over_http(
     work: Path,
     profile_to: Path | None,
 ) -> HttpResult:
-    log_path = ROOT / "var" / f"answer-bench-{os.getpid()}-{name}-{workers}.log"
+    log_path = ROOT / "var" / f"answer-bench-{name}-{workers}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         server = await start_server(name, workers, owner, log)
