@@ -84,7 +84,7 @@ function request()
     return wrk.format("POST", path, headers_post, form)
   end
   if exhausted == 1 then
-    return wrk.format("GET", "/livez", headers_get)
+    return wrk.format("GET", "/healthz", headers_get) -- out of tests: the bench warns
   end
   started = now_ms()
   return wrk.format("GET", path, headers_get)
