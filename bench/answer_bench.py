@@ -882,6 +882,9 @@ def report(results: list[HttpResult], raw: Figures, seconds: float, storm_second
             )
         if result.steady.errors or (result.stormy and result.stormy.errors):
             print("  WARNING: some cycles failed (see the errors column)")
+        for figures in (result.steady, result.stormy):
+            if figures is not None and figures.note:
+                print(f"  WARNING: {figures.note} (the figures above undercount)")
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -892,7 +895,7 @@ async def main_async(args: argparse.Namespace) -> None:
         print("REDIS_URL is unset: sessions are kept in files, not in Redis")
     seconds = 5.0 if args.quick else args.seconds
     storm_seconds = 0.0 if args.no_storm else (4.0 if args.quick else seconds / 2)
-    tests = args.tests or (12 if args.quick else 40)
+    tests = args.tests or (16 if args.quick else 64)
     servers = [s for s in args.servers.split(",") if s]
     workers = [int(w) for w in args.workers.split(",") if w]
     for name in servers:
