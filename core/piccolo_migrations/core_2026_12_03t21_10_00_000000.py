@@ -45,7 +45,7 @@ RETURNS TABLE (id uuid, job_id text, name text, args jsonb) {_DEFINER} AS $$
 BEGIN
     -- Rows relayed too often without finishing are given up on, visibly.
     UPDATE job_outbox o SET status = 'failed', last_error_at = now(),
-        last_error = coalesce(o.last_error, 'relayed ' || o.relay_tries || ' times, never finished')
+        last_error = 'relayed too many times, never finished'
     WHERE o.status IN ('pending', 'relayed') AND o.relay_after <= now()
         AND o.relay_tries >= p_max_relays;
     RETURN QUERY
@@ -75,10 +75,13 @@ END $$;
 -- The queue could not take them (Redis down): try again after an exponential back-off.
 CREATE FUNCTION jalon_outbox_relay_failed(p_ids uuid[], p_error text)
 RETURNS integer {_DEFINER} AS $$
-DECLARE n integer;
+DECLARE
+    n integer;
+    started double precision := extract(epoch FROM now());
 BEGIN
+    -- (Epoch arithmetic: Citus refuses a STABLE function next to a column in an UPDATE.)
     UPDATE job_outbox SET
-        relay_after = now() + make_interval(secs => least(power(2, relay_tries), 300)),
+        relay_after = to_timestamp(started + least(power(2, relay_tries), 300)),
         last_error = left(p_error, 2000), last_error_at = now()
     WHERE id = ANY(p_ids) AND status = 'pending';
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -94,13 +97,21 @@ BEGIN
     IF p_outcome NOT IN ('done', 'failed', 'retrying') THEN
         RAISE EXCEPTION 'unknown job outcome %', p_outcome;
     END IF;
-    UPDATE job_outbox SET
-        status = CASE p_outcome WHEN 'retrying' THEN status ELSE p_outcome END,
-        finished_at = CASE p_outcome WHEN 'retrying' THEN finished_at ELSE now() END,
-        tries = greatest(tries, p_tries),
-        last_error = CASE WHEN p_error IS NULL THEN last_error ELSE left(p_error, 2000) END,
-        last_error_at = CASE WHEN p_error IS NULL THEN last_error_at ELSE now() END
-    WHERE job_id = p_job_id AND status IN ('pending', 'relayed');
+    -- (No CASE around now(): Citus refuses non-immutable functions in CASE and COALESCE.)
+    IF p_outcome = 'retrying' THEN
+        UPDATE job_outbox SET tries = greatest(tries, p_tries),
+            last_error = left(p_error, 2000), last_error_at = now()
+        WHERE job_id = p_job_id AND status IN ('pending', 'relayed');
+    ELSIF p_error IS NULL THEN
+        UPDATE job_outbox SET status = p_outcome, finished_at = now(),
+            tries = greatest(tries, p_tries)
+        WHERE job_id = p_job_id AND status IN ('pending', 'relayed');
+    ELSE
+        UPDATE job_outbox SET status = p_outcome, finished_at = now(),
+            tries = greatest(tries, p_tries),
+            last_error = left(p_error, 2000), last_error_at = now()
+        WHERE job_id = p_job_id AND status IN ('pending', 'relayed');
+    END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
