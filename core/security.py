@@ -19,7 +19,12 @@ from core.settings import get_settings
 
 _T = TypeVar("_T")
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+#: argon2id at OWASP's recommended parameters (19 MiB, 2 passes, 1 lane): about 30 ms of one
+#: core here, against argon2-cffi's default (RFC 9106's "low memory" 64 MiB, 3 passes,
+#: 4 lanes), about 190 ms, which 20 sign-ins a second could not fit beside the pages on two
+#: cores (ADR 0023). Hashes made with other parameters still verify, and are re-hashed with
+#: these at the next sign-in (`needs_rehash`).
+_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 
 #: Verifying against this keeps the time of a login for an unknown email like a known one.
 _DUMMY_HASH = _hasher.hash("not a real password")

@@ -65,3 +65,28 @@ def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert load_settings().password_hash_threads == 3
     monkeypatch.setenv("JALON_PASSWORD_HASH_THREADS", "0")
     assert load_settings().password_hash_threads == 1
+
+
+async def test_a_hash_of_older_parameters_verifies_and_is_rehashed_at_sign_in(db: str) -> None:
+    """Accounts hashed with argon2-cffi's default (64 MiB, 3 passes, 4 lanes) still sign in,
+    and leave with the parameters Jalon hashes with now (ADR 0023)."""
+    from argon2 import PasswordHasher
+
+    from core.database import execute, fetch, global_transaction
+    from core.ratelimit import MemoryRateLimiter
+    from tenants.accounts import authenticate, create_user
+
+    user = await create_user("old.hash@example.org", "Old Hash", "an old password", "en")
+    old = PasswordHasher().hash("an old password")
+    assert security.needs_rehash(old)
+    async with global_transaction():
+        await execute("UPDATE user_account SET password_hash = $2 WHERE id = $1", user.id, old)
+    account = await authenticate(
+        "old.hash@example.org", "an old password", "127.0.0.1", MemoryRateLimiter(), get_settings()
+    )
+    assert account.id == user.id
+    async with global_transaction():
+        rows = await fetch("SELECT password_hash FROM user_account WHERE id = $1", user.id)
+    stored = rows[0]["password_hash"]
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert not security.needs_rehash(stored)
