@@ -131,6 +131,12 @@ def flash(connection: ASGIConnection[Any, Any, Any, Any], message: str, **params
 
 UTC = ZoneInfo("UTC")
 
+#: Shown on every page while the session store (Redis) is out of reach (`web.sessions`).
+SESSIONS_DEGRADED_MESSAGE = (
+    "Jalon is running with reduced service: your answers are saved, but you may be asked to "
+    "sign in again."
+)
+
 
 def page_helpers(locale: str, zone: ZoneInfo = UTC) -> dict[str, Any]:
     """Translation and date formatting for a page: dates in `zone` (the organization's)."""
@@ -159,6 +165,8 @@ def render(
     settings: Settings = get_settings()
     session = session_of(request)
     notices = session.pop("flash", []) if status < 400 else []
+    if request.scope.get("jalon_sessions_degraded"):
+        notices = [{"message": SESSIONS_DEGRADED_MESSAGE, "params": {}}, *notices]
     state = request.scope.get("state", {})
     base = {
         **page_helpers(locale, ctx.tenant.zone if ctx else UTC),

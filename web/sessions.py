@@ -157,6 +157,8 @@ class SessionMiddleware:
                 session_id = None
         session = Session(session_id, data)
         scope["jalon_session"] = session  # type: ignore[typeddict-unknown-key]
+        # Pages say it too (`web.pages.render`): the person knows why they may be signed out.
+        scope["jalon_sessions_degraded"] = self._degraded  # type: ignore[typeddict-unknown-key]
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":

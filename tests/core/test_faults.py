@@ -271,6 +271,9 @@ async def test_with_redis_stopped_answers_are_saved_and_queued_work_goes_out_aft
             assert answered.status_code == 303, answered.text
             assert answered.headers.get("x-jalon-degraded") == "sessions"
         assert await _answers(owner_url, tenant_a.id) == before + 2
+        shown = await browser.client.get(answered.headers["location"])
+        assert shown.status_code == 200
+        assert "you may be asked to sign in again" in shown.text
         # Work queued meanwhile is kept in the outbox...
         marker = uuid4().hex
         async with database.tenant_transaction(tenant_a.owner_ctx):
