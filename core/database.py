@@ -8,6 +8,7 @@ to the fixed group role `jalon_runtime`, of which the runtime login role is a me
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import os
@@ -158,6 +159,7 @@ async def start_pool() -> None:
 
 
 async def close_pool() -> None:
+    _drop_probe()
     if DB.pool is not None:
         await DB.close_connection_pool()
         DB.pool = None
@@ -397,13 +399,38 @@ def contains_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+#: `ping`'s own connection, with the event loop it belongs to: readiness must not queue for
+#: a pooled connection behind the requests, or a busy instance (every connection lent, the
+#: database fine) would be reported unavailable at its peak and taken out of rotation.
+_probe: tuple[asyncio.AbstractEventLoop, asyncpg.Connection] | None = None
+
+
+def _drop_probe() -> None:
+    global _probe
+    if _probe is not None:
+        _, connection = _probe
+        _probe = None
+        try:
+            connection.terminate()
+        except Exception:  # its loop may be gone (tests): it is dropped anyway
+            log.debug("probe connection already gone", exc_info=True)
+
+
 async def ping() -> bool:
-    """True when the database answers."""
+    """True when the database answers, asked on a connection of its own (not the pool's),
+    opened again after a failure: a killed connection or a restarted server is seen here."""
+    global _probe
+    loop = asyncio.get_running_loop()
     try:
-        async with global_transaction():
-            await fetch("SELECT 1")
-    except (OSError, asyncpg.PostgresError):
+        if _probe is None or _probe[0] is not loop or _probe[1].is_closed():
+            _drop_probe()
+            _probe = (loop, await asyncpg.connect(dsn=DB.config["dsn"]))
+        # The simple query protocol: no prepared statement, as a pooler in transaction
+        # mode wants (docs/scaling.md, "PgBouncer").
+        await _probe[1].execute("SELECT 1")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         log.exception("database ping failed")
+        _drop_probe()
         return False
     return True
 

@@ -45,3 +45,22 @@ async def test_readyz_says_unavailable_when_redis_is_down(db: str, settings: Set
             response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "ok", "redis": "unavailable"}
+
+
+async def test_readyz_is_ready_while_every_pooled_connection_is_lent(
+    client: httpx.AsyncClient,
+) -> None:
+    """A busy instance is not a broken one: readiness asks the database on a connection of
+    its own, so a peak that lends every pooled connection does not take it out of rotation."""
+    from core.database import DB
+
+    pool = DB.pool
+    assert pool is not None
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        response = await client.get("/readyz")
+    finally:
+        for connection in held:
+            await pool.release(connection)
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
