@@ -400,7 +400,7 @@ async def test_settings_change_name_language_and_colour_in_one_event(
     assert await audit_actions(tenant_a.id) == [*before, "organization.updated"]
     shown = await browser.get(page)
     assert "Your changes are saved." in shown.text
-    assert "--brand: #1d4ed8" in shown.text
+    assert "/brand/1d4ed8.css" in shown.text
 
 
 async def test_saving_unchanged_settings_records_nothing(

@@ -324,6 +324,12 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/schema/{path}"): Case(
         "public", why="the API documentation", serves="/schema/swagger", refuses="/schema/..%2F"
     ),
+    ("GET", "/brand/{name}"): Case(
+        "public",
+        why="an organization's colour as a stylesheet: the colour is the name, nothing else",
+        serves="/brand/1d4ed8.css",
+        refuses="/brand/..%2Fapp.py",
+    ),
 }
 
 
@@ -337,6 +343,7 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("GET", "/"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
+        ("GET", "/metrics"),  # the service's figures, no tenant's: token or loopback only
         ("POST", "/locale"),
         ("GET", "/dev/outbox"),
         ("GET", "/login"),
