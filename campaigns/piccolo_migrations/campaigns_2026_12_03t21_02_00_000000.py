@@ -149,12 +149,18 @@ FROM public.participation WHERE completed_at >= since AND completed_at < until G
 
 
 def _function(signature: str, returns: str, body: str) -> str:
+    # PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters on distributed tables
+    # ("could not create distributed plan"); the output columns yield to the tables' columns.
     return f"""
 CREATE FUNCTION {signature}
 RETURNS {returns}
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public
-AS $book${body}
+AS $book$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY {body};
+END
 $book$;
 REVOKE ALL ON FUNCTION {signature} FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION {signature} TO jalon_runtime;

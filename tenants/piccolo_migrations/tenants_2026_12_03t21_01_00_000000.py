@@ -29,13 +29,18 @@ BEGIN
 END $$;
 CREATE FUNCTION webhook_due_deliveries(max_rows integer)
 RETURNS TABLE (tenant_id uuid, id uuid, attempts integer)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public
 AS $$
+#variable_conflict use_column
+BEGIN
+    -- PL/pgSQL: Citus cannot plan a SQL function's parameters on a distributed table.
+    RETURN QUERY
     SELECT d.tenant_id, d.id, d.attempts FROM public.webhook_delivery d
     WHERE d.status = 'pending' AND d.next_attempt_at <= now()
     ORDER BY d.next_attempt_at
-    LIMIT least(greatest(max_rows, 0), 1000)
+    LIMIT least(greatest(max_rows, 0), 1000);
+END
 $$;
 REVOKE ALL ON FUNCTION webhook_due_deliveries(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook_due_deliveries(integer) TO jalon_runtime;
