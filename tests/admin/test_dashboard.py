@@ -19,8 +19,6 @@ from tests.admin.conftest import StaffFixture, staff_login
 from tests.api.conftest import Browser
 from tests.conftest import TenantFixture, make_tenant
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-TODAY = NOW.date()
 
 
 def _revenue(overview: BillingOverview) -> dict[str, tuple[int, ...]]:
@@ -54,6 +52,7 @@ class Figures:
 class Book:
     tenants: dict[str, TenantFixture]
     before: Figures
+    now: datetime  # read when the book was seeded: a run that crosses midnight stays consistent
 
 
 @pytest.fixture
@@ -74,11 +73,13 @@ async def book(
       months ago (counted) and 999.00 USD 13 months ago (not counted).
     - D: per-seat, trialing, trial ending in 10 days (not this week).
     """
+    now = datetime.now(UTC).replace(microsecond=0)
+    today = now.date()
     staff = account_manager.ctx
     before = Figures(
         await dangerously_count_tenants(staff),
-        await dangerously_billing_overview(staff, NOW),
-        await dangerously_assessments_per_day(staff, NOW),
+        await dangerously_billing_overview(staff, now),
+        await dangerously_assessments_per_day(staff, now),
     )
     tenant_c = await make_tenant("Gamma")
     tenant_d = await make_tenant("Delta")
@@ -94,11 +95,11 @@ async def book(
             conn, "license", "year", {"EUR": 120000}, included_seats=50
         )
         packs, _ = await seed.make_plan(conn, "seat_pack", "year", {"USD": 36000}, pack_seats=10)
-        start = NOW - timedelta(days=5)
+        start = now - timedelta(days=5)
         await seed.subscribe(conn, tenant_a.id, per_seat, "active", 5, "EUR", start)
-        await seed.seat_pack(conn, tenant_a.id, 10, TODAY - timedelta(days=1), TODAY)
+        await seed.seat_pack(conn, tenant_a.id, 10, today - timedelta(days=1), today)
         await seed.seat_pack(
-            conn, tenant_a.id, 99, TODAY + timedelta(days=1), TODAY + timedelta(days=9)
+            conn, tenant_a.id, 99, today + timedelta(days=1), today + timedelta(days=9)
         )
         await seed.seat_balance(conn, tenant_a.id, start, 7)
         await seed.subscribe(
@@ -109,15 +110,15 @@ async def book(
             40,
             "EUR",
             start,
-            past_due_since=NOW - timedelta(days=3),
+            past_due_since=now - timedelta(days=3),
         )
         await seed.invoice(
             conn,
             tenant_b.id,
             "EUR",
             status="open",
-            issued_at=NOW - timedelta(days=31),
-            due_on=TODAY - timedelta(days=1),
+            issued_at=now - timedelta(days=31),
+            due_on=today - timedelta(days=1),
             total=120000,
             amount_paid=20000,
         )
@@ -126,8 +127,8 @@ async def book(
             tenant_b.id,
             "EUR",
             status="open",
-            issued_at=NOW,
-            due_on=TODAY + timedelta(days=30),
+            issued_at=now,
+            due_on=today + timedelta(days=30),
             total=5000,
         )
         await seed.subscribe(
@@ -138,15 +139,15 @@ async def book(
             1,
             "USD",
             start,
-            trial_end=NOW + timedelta(days=3),
+            trial_end=now + timedelta(days=3),
         )
         await seed.invoice(
             conn,
             tenant_c.id,
             "USD",
             status="paid",
-            issued_at=NOW - timedelta(days=60),
-            due_on=TODAY - timedelta(days=30),
+            issued_at=now - timedelta(days=60),
+            due_on=today - timedelta(days=30),
             total=36000,
             line_kind="seat_pack",
         )
@@ -155,8 +156,8 @@ async def book(
             tenant_c.id,
             "USD",
             status="paid",
-            issued_at=NOW - timedelta(days=400),
-            due_on=TODAY - timedelta(days=370),
+            issued_at=now - timedelta(days=400),
+            due_on=today - timedelta(days=370),
             total=99900,
             line_kind="seat_pack",
         )
@@ -168,17 +169,17 @@ async def book(
             3,
             "EUR",
             start,
-            trial_end=NOW + timedelta(days=10),
+            trial_end=now + timedelta(days=10),
         )
-        await seed.participations(conn, tenant_a.id, NOW, 2, completed=NOW)
-        await seed.participations(conn, tenant_a.id, NOW, 1)
-        await seed.participations(conn, tenant_a.id, NOW - timedelta(days=2), 1)
+        await seed.participations(conn, tenant_a.id, now, 2, completed=now)
+        await seed.participations(conn, tenant_a.id, now, 1)
+        await seed.participations(conn, tenant_a.id, now - timedelta(days=2), 1)
         await seed.participations(
-            conn, tenant_b.id, NOW - timedelta(days=40), 1, completed=NOW - timedelta(days=40)
+            conn, tenant_b.id, now - timedelta(days=40), 1, completed=now - timedelta(days=40)
         )
     finally:
         await conn.close()
-    return Book({"a": tenant_a, "b": tenant_b, "c": tenant_c, "d": tenant_d}, before)
+    return Book({"a": tenant_a, "b": tenant_b, "c": tenant_c, "d": tenant_d}, before, now)
 
 
 def _tallies(tallies: list[Tally]) -> dict[str, tuple[int, ...]]:
@@ -189,9 +190,10 @@ async def test_the_dashboard_counts_each_figure_right(
     book: Book, account_manager: StaffFixture
 ) -> None:
     staff = account_manager.ctx
+    now, today = book.now, book.now.date()
     counts = await dangerously_count_tenants(staff)
-    billing = await dangerously_billing_overview(staff, NOW)
-    days = await dangerously_assessments_per_day(staff, NOW)
+    billing = await dangerously_billing_overview(staff, now)
+    days = await dangerously_assessments_per_day(staff, now)
     before = book.before
 
     assert counts.total - before.counts.total == 2
@@ -230,7 +232,7 @@ async def test_the_dashboard_counts_each_figure_right(
     assert [(f.gateway, f.past_due_since is not None) for f in failed] == [("manual", True)]
     overdue = [i for i in billing.overdue_invoices if i.tenant_id == tenants["b"].id]
     assert [(i.amount_due.amount, i.amount_due.currency, i.due_on) for i in overdue] == [
-        (100000, "EUR", TODAY - timedelta(days=1))
+        (100000, "EUR", today - timedelta(days=1))
     ]
     assert not {i.tenant_id for i in billing.overdue_invoices} & {
         tenants["a"].id,
@@ -238,14 +240,14 @@ async def test_the_dashboard_counts_each_figure_right(
     }
 
     assert len(days) == 30
-    assert days[-1].day == TODAY
-    assert days[0].day == TODAY - timedelta(days=29)
+    assert days[-1].day == today
+    assert days[0].day == today - timedelta(days=29)
     changes = {
         d.day: (d.started - b.started, d.completed - b.completed)
         for d, b in zip(days, before.days, strict=True)
         if (d.started, d.completed) != (b.started, b.completed)
     }
-    assert changes == {TODAY: (3, 2), TODAY - timedelta(days=2): (1, 0)}
+    assert changes == {today: (3, 2), today - timedelta(days=2): (1, 0)}
 
 
 async def test_the_dashboard_page_shows_the_figures(book: Book, am_browser: Browser) -> None:

@@ -72,9 +72,10 @@ async def billed(
             f"DE{uuid4().int % 10**9:09d}",
         )
         plan, code = await seed.make_plan(conn, "per_seat", "month", {"EUR": 1000})
-        start = NOW - timedelta(days=3)
+        now = datetime.now(UTC)  # not the module's NOW: a run may cross midnight since import
+        start = now - timedelta(days=3)
         await seed.subscribe(conn, tenant_a.id, plan, "active", 5, "EUR", start)
-        await seed.seat_pack(conn, tenant_a.id, 10, start.date(), NOW.date())
+        await seed.seat_pack(conn, tenant_a.id, 10, start.date(), now.date())
         await seed.seat_balance(conn, tenant_a.id, start, 7)
     finally:
         await conn.close()

@@ -421,7 +421,7 @@ async def test_packs_add_seats_while_valid_and_removed_ones_stop_counting(
     tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     await subscribe_to(tenant_a, policy="block", seats=2)
-    today = NOW.date()
+    today = datetime.now(UTC).date()  # not NOW's: a run may cross midnight since import
     expired = await seats.add_seat_pack(
         tenant_a.owner_ctx,
         STAFF,
