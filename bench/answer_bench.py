@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import io
 import json
 import math
 import os
@@ -54,6 +53,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 
+from bench.common import run, scratch_database
 from campaigns.campaign_fields import CampaignFields
 from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
@@ -901,23 +901,12 @@ async def main_async(args: argparse.Namespace) -> None:
     for name in servers:
         if name not in SERVERS:
             raise SystemExit(f"unknown server {name!r}: one of {', '.join(SERVERS)}")
-    server_url = database.owner_url(settings)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    finally:
-        await admin.close()
-    owner = database.with_database(server_url, BENCH_DATABASE)
-    runtime = database.runtime_url(settings, owner)
-    if via := os.environ.get("JALON_BENCH_RUNTIME_VIA"):  # make bench-pgbouncer: the pooler's
-        runtime = database.with_database(via, BENCH_DATABASE)  # URL, as the runtime role
-        os.environ["JALON_RUNTIME_DATABASE_URL"] = runtime  # for the servers it starts
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            await database.migrate(
-                owner, settings.runtime_role, settings.runtime_password, "api.piccolo_conf"
-            )
+    via = os.environ.get("JALON_BENCH_RUNTIME_VIA")  # make bench-pgbouncer: the pooler's URL
+    async with scratch_database(settings, BENCH_DATABASE) as owner:
+        runtime = database.runtime_url(settings, owner)
+        if via:  # as the runtime role, for this process and the servers it starts
+            runtime = database.with_database(via, BENCH_DATABASE)
+            os.environ["JALON_RUNTIME_DATABASE_URL"] = runtime
         database.configure(runtime, pool_size=5)
         await database.start_pool()
         jobs.configure_queue(None)
@@ -952,31 +941,16 @@ async def main_async(args: argparse.Namespace) -> None:
                     print(f"  {results[-1].steady.label}: {results[-1].steady.line()}")
         raw = await ceiling(runtime, owner, world, seconds, settings.db_pool_size)
         report(results, raw, seconds, storm_seconds)
-    finally:
-        with contextlib.suppress(Exception):
-            await database.close_pool()
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
-def main() -> None:
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 s windows")
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="the window (20 s)")
     parser.add_argument("--servers", default="serve", help=f"among {', '.join(SERVERS)}")
     parser.add_argument("--workers", default="1", help="worker counts to run, e.g. 1,2")
     parser.add_argument("--tests", type=int, default=0, help="tests per participant")
     parser.add_argument("--no-storm", action="store_true", help="skip the sign-in storm")
     parser.add_argument("--profile", help="record the server with py-spy to this path")
-    args = parser.parse_args()
-    args.quick = args.quick or os.environ.get("JALON_BENCH_QUICK") == "1"
-    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
-    main()
+    run(main_async, __doc__, "5 s windows", _arguments)

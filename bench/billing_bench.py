@@ -16,24 +16,20 @@ when unset), dropped at the end. `--quick` posts fewer events.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import io
 import json
 import logging
 import math
 import os
 import statistics
-import sys
 import time
 from dataclasses import replace
 from typing import Any
 
-import asyncpg
 import httpx
 import stripe
 
 from api.app import create_app
+from bench.common import run, scratch_database
 from core import database, jobs
 from core.settings import load_settings
 from tests.api.running import asgi_transport, running
@@ -159,43 +155,15 @@ async def commit_floor(rounds: int = 300) -> list[float]:
     return timings
 
 
-async def main_async(quick: bool) -> None:
+async def main_async(args: argparse.Namespace) -> None:
     # The app logs every request httpx makes; the figures are what this prints.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_settings()
-    server_url = database.owner_url(settings)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    finally:
-        await admin.close()
-    owner = database.with_database(server_url, BENCH_DATABASE)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            await database.migrate(
-                owner, settings.runtime_role, settings.runtime_password, "api.piccolo_conf"
-            )
+    async with scratch_database(settings, BENCH_DATABASE) as owner:
         database.configure(database.runtime_url(settings, owner), pool_size=5)
         await database.start_pool()
-        await measure(300 if quick else 2000)
-        await database.close_pool()
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-def main() -> None:
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer events")
-    args = parser.parse_args()
-    asyncio.run(main_async(args.quick or os.environ.get("JALON_BENCH_QUICK") == "1"))
+        await measure(300 if args.quick else 2000)
 
 
 if __name__ == "__main__":
-    main()
+    run(main_async, __doc__, "fewer events")

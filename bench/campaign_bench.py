@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import io
 import json
 import math
 import os
@@ -40,13 +38,14 @@ import asyncpg
 import httpx
 import numpy as np
 
+from bench.common import run, scratch_database
 from campaigns import content, exports
 from campaigns.campaign_fields import Campaign, CampaignFields
 from campaigns.participation.answering import answer, current_challenge
 from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
 from campaigns.service import create_campaign
-from core import citus, database, jobs
+from core import database, jobs
 from core.settings import load_settings
 from engine import Bank, Challenge, get_bank
 from tenants.accounts import UserAccount, create_user
@@ -350,25 +349,11 @@ async def over_http(
             print(f"  {label:<13} p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
 
 
-async def main_async(quick: bool) -> None:
+async def main_async(args: argparse.Namespace) -> None:
+    quick = args.quick
     settings = load_settings()
-    server_url = database.owner_url(settings)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    finally:
-        await admin.close()
-    owner = database.with_database(server_url, BENCH_DATABASE)
     workers = [url for url in os.environ.get("JALON_CITUS_WORKERS", "").split(",") if url]
-    if workers:
-        await citus.join_workers(owner, workers)
-        print(f"On Citus: a coordinator and {len(workers)} workers")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            await database.migrate(
-                owner, settings.runtime_role, settings.runtime_password, "api.piccolo_conf"
-            )
+    async with scratch_database(settings, BENCH_DATABASE, workers) as owner:
         database.configure(database.runtime_url(settings, owner), pool_size=5)
         await database.start_pool()
         jobs.configure_queue(None)
@@ -384,22 +369,7 @@ async def main_async(quick: bool) -> None:
         await export_figures(owner, setup, 10_000 if quick else 100_000)
         await database.close_pool()
         await over_http(owner, setup, people[tests:], 10 if quick else 20, concurrency=4)
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-def main() -> None:
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer tests, a shorter window")
-    args = parser.parse_args()
-    asyncio.run(main_async(args.quick or os.environ.get("JALON_BENCH_QUICK") == "1"))
 
 
 if __name__ == "__main__":
-    main()
+    run(main_async, __doc__, "fewer tests, a shorter window")

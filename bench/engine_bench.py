@@ -12,11 +12,9 @@ printed next to it for comparison.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import arguments
 from engine.calibration import calibrate
 from engine.config import ContentRules, EngineConfig, Exposure, Stopping
 from engine.pool import ItemPool
@@ -371,13 +370,12 @@ def _verdict(ok: bool) -> str:
 
 
 def main() -> None:
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 simulees instead of 5,000")
-    parser.add_argument("--simulees", type=int, default=None)
-    args = parser.parse_args()
-    quick = args.quick or os.environ.get("JALON_BENCH_QUICK") == "1"
+    args = arguments(
+        __doc__,
+        "1,000 simulees instead of 5,000",
+        lambda parser: parser.add_argument("--simulees", type=int, default=None),
+    )
+    quick = args.quick
     n_sim = args.simulees or (1000 if quick else 5000)
     thetas = np.random.default_rng(THETA_SEED).normal(0.0, 1.0, n_sim)
     pool2 = reference_pool(500, "2PL", np.random.default_rng(BANK_SEED))

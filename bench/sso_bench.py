@@ -17,24 +17,20 @@ unset), dropped at the end. `--quick` signs in fewer times.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import io
 import logging
 import math
 import os
 import statistics
-import sys
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import asyncpg
 import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from api.app import create_app
+from bench.common import run, scratch_database
 from core import database
 from core.settings import load_settings
 from sso import oidc
@@ -183,41 +179,13 @@ async def measure_protocol(
     return timings
 
 
-async def main_async(quick: bool) -> None:
+async def main_async(args: argparse.Namespace) -> None:
     settings = load_settings()
-    server_url = database.owner_url(settings)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    finally:
-        await admin.close()
-    owner = database.with_database(server_url, BENCH_DATABASE)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            await database.migrate(
-                owner, settings.runtime_role, settings.runtime_password, "api.piccolo_conf"
-            )
+    async with scratch_database(settings, BENCH_DATABASE) as owner:
         database.configure(database.runtime_url(settings, owner), pool_size=5)
         await database.start_pool()
-        await measure(200 if quick else 1000)
-        await database.close_pool()
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-def main() -> None:
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer sign-ins")
-    args = parser.parse_args()
-    asyncio.run(main_async(args.quick or os.environ.get("JALON_BENCH_QUICK") == "1"))
+        await measure(200 if args.quick else 1000)
 
 
 if __name__ == "__main__":
-    main()
+    run(main_async, __doc__, "fewer sign-ins")

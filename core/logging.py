@@ -5,7 +5,7 @@ The ids live in a context variable: the web middleware (`web.observe`) opens a `
 per request, whose tenant and user it may fill lazily (read from the request when a line is
 written, so a request that logs nothing pays nothing); jobs and commands use `log_context()`.
 `configure_logging()` installs the handler; `logging_config()` is the same as a
-`logging.config.dictConfig` dictionary, for uvicorn's worker processes.
+`logging.config.dictConfig` dictionary, for the HTTP server's worker processes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ with a job worker, run Locust headless, then print the figures that say whether 
 
 Options come from the environment: LOAD_MINUTES (10), LOAD_PARTICIPANTS (300), LOAD_CONSOLE
 (15), LOAD_API (5), LOAD_VISITORS (5), LOAD_SPAWN_RATE (2 users/s: a class comes in over a
-few minutes), LOAD_WORKERS (uvicorn workers, 2), LOAD_WARMUP_SECONDS (until every user has
+few minutes), LOAD_WORKERS (`jalon serve` workers, 2), LOAD_WARMUP_SECONDS (until every user has
 arrived plus a minute, or a quarter of the run if longer), LOAD_SAMPLE_SECONDS (30),
 LOAD_THINK_MIN/MAX (2–6 s between a participant's requests), LOAD_FLAT_PERCENT (10) and
 LOAD_FLAT_MIB (10): a process that grew less than either after warm-up is flat (Redis holds
@@ -267,7 +267,7 @@ def _is_python(pid: int) -> bool:
             command = handle.read()
     except OSError:
         return False
-    # uvicorn's spawned workers; not multiprocessing's resource tracker
+    # the server's spawned workers; not multiprocessing's resource tracker
     return b"python" in command and b"resource_tracker" not in command
 
 

@@ -228,7 +228,7 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.invitations.accept_invitation": "the invitee becomes a member",
     "tenants.tokens.token_context": "the token names its tenant; its secret's digest must match",
     "tenants.webhooks.delivery.deliver_webhook": "a job holds the tenant id it was queued with",
-    "tenants.webhooks.delivery.sweep_webhooks": "all tenants' due deliveries (jalon.sweep)",
+    "tenants.webhooks.delivery.sweep_webhooks": "all tenants' due deliveries (ADR 0024)",
     "sso.provisioning.admit": "a proven identity names its tenant; its account is global",
     "sso.discovery.connections_for_email": "a verified email domain names its organization",
     "sso.policy.sso_required_connections": "a person's own memberships, then their policies",

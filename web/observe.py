@@ -37,7 +37,8 @@ POOL_REFRESH_SECONDS = 5.0
 
 _REQUEST_ID_HEADER = b"x-request-id"
 #: One line per request (route template, status, milliseconds, the ids) at DEBUG level:
-#: off by default, as uvicorn's access log already says what was asked and answered.
+#: off by default, as the server's access log (JALON_ACCESS_LOG) says what was asked
+#: and answered.
 access_log = logging.getLogger("jalon.access")
 
 

@@ -103,8 +103,9 @@ async def organization_logo(slug: FromPath[str]) -> Response[bytes]:
 
 def loopback_client(request: Request[Any, Any, Any]) -> bool:
     """True when the connection's client address (the ASGI scope's, never a header's) is a
-    loopback address. Behind a proxy trusted by `JALON_FORWARDED_ALLOW_IPS`, uvicorn has already
-    put the proxied client there, so a remote visitor through a local proxy is not loopback."""
+    loopback address. Behind a proxy trusted by `JALON_FORWARDED_ALLOW_IPS`, `jalon serve`'s
+    proxy-headers middleware has already put the proxied client there, so a remote visitor
+    through a local proxy is not loopback."""
     client = request.scope.get("client")
     if not client:
         return False

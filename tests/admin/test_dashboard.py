@@ -20,7 +20,6 @@ from tests.api.conftest import Browser
 from tests.conftest import TenantFixture, make_tenant
 
 
-
 def _revenue(overview: BillingOverview) -> dict[str, tuple[int, ...]]:
     return {r.currency: (r.arr.amount, r.mrr.amount, r.subscriptions) for r in overview.revenue}
 
