@@ -11,8 +11,9 @@ so the answer path costs no extra query.
 Content editors (staff) triage across tenants with `list_flags`, `mark_reviewed` and
 `retire` (the command line), or their back-office forms `review_reported`, `retire_reported`
 and `restore_reported` (the same statements, with the staff member's reason in their
-trail); they read the reports' comments through the database's `content_triage` policy,
-which checks their staff role itself.
+trail). Once their staff role is checked, they read the reports' comments across tenants
+through `triage_report_samples`, a `SECURITY DEFINER` function of the owner role that returns
+the latest comments and nothing else (ADR 0024); no setting opens `challenge_report`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ CATEGORIES = ("unclear_statement", "wrong_answer_key", "broken_media", "accessib
 COMMENT_MAX_LENGTH = 1000
 #: How long a process trusts its copy of the withdrawn set (changes made here clear it).
 CACHE_SECONDS = 60.0
-#: Staff roles that triage reports (the `content_triage` policy names the same).
+#: Staff roles that triage reports.
 TRIAGE_ROLES = tuple(sorted(staff_roles_with(StaffPermission.CONTENT_TRIAGE)))
 SAMPLE_COMMENTS = 3
 
@@ -307,8 +308,8 @@ class Flag:
 
 async def _require_triage(staff_user_id: UUID) -> None:
     """`Forbidden` unless the person is a content editor or superadmin (in the open
-    transaction); then the transaction may read reports across tenants (the `content_triage`
-    policy asks for `jalon.triage`, which only this function sets)."""
+    transaction); the caller may then read reports across tenants through
+    `triage_report_samples`, the only way to (ADR 0024)."""
     rows = await fetch(
         """SELECT 1 FROM staff_member
            WHERE user_id = $1 AND disabled_at IS NULL AND role = ANY($2::text[])""",
@@ -317,7 +318,6 @@ async def _require_triage(staff_user_id: UUID) -> None:
     )
     if not rows:
         raise Forbidden()
-    await execute("SET LOCAL jalon.triage = 'challenge_report'")
 
 
 _FLAGS_SQL = """
@@ -339,19 +339,14 @@ ORDER BY CASE f.status WHEN 'withdrawn' THEN 0 WHEN 'open' THEN 1 WHEN 'reviewed
 LIMIT $2
 """
 
-# Read through the `content_triage` policy (no tenant set, the acting user a content editor).
-# On Citus the window (per challenge, across tenants) runs on the coordinator over the rows
-# the shards return: the commented reports of the listed challenges since their last review.
+# The owner's `triage_report_samples` (migration `campaigns_2026_12_04t04_00_00_000000`, ADR
+# 0024): the commented reports of the listed challenges since their last review, newest first,
+# from every tenant, without who or where. On Citus the window (per challenge, across tenants)
+# runs on the coordinator over the rows the shards return.
 _SAMPLES_SQL = """
-SELECT * FROM (
-    SELECT r.challenge_id, r.locale, r.category, r.comment, r.answer, r.answer_submitted,
-           r.answer_correct, r.created_at,
-           row_number() OVER (PARTITION BY r.challenge_id ORDER BY r.created_at DESC) AS n
-    FROM challenge_report r JOIN challenge_flag f ON f.challenge_id = r.challenge_id
-    WHERE r.challenge_id = ANY($1::text[]) AND r.comment <> ''
-      AND r.created_at > coalesce(f.reviewed_at, '-infinity')) s
-WHERE n <= $2
-ORDER BY challenge_id, created_at DESC
+SELECT challenge_id, locale, category, comment, answer, answer_submitted, answer_correct,
+       created_at
+FROM triage_report_samples($1::text[], $2)
 """
 
 STATUSES = ("open", "withdrawn", "reviewed", "retired")

@@ -388,11 +388,14 @@ async def test_only_content_editors_triage(
             await mark_reviewed(person, view.challenge_id)
         with pytest.raises(Forbidden):
             await retire(person, view.challenge_id)
-    # The database agrees: outside the triage functions (which set `jalon.triage` once the
-    # staff role is checked), no tenant's reports are readable, whoever asks.
+    # The database agrees: outside the owner's `triage_report_samples` (which `list_flags`
+    # calls once the staff role is checked), no tenant's reports are readable, whoever asks,
+    # with or without the setting that once opened them (ADR 0024).
     editor = await _editor()
     for person in (manager.id, tenant_a.owner.id, paula.user_id, editor):
         async with database.global_transaction(user_id=person):
+            assert await database.fetch("SELECT 1 FROM challenge_report") == []
+            await database.execute("SET LOCAL jalon.triage = 'challenge_report'")
             assert await database.fetch("SELECT 1 FROM challenge_report") == []
     [flag] = [f for f in await list_flags(editor) if f.challenge_id == view.challenge_id]
     assert [sample.comment for sample in flag.samples] == ["?"]
