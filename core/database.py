@@ -158,11 +158,26 @@ async def start_pool() -> None:
     await DB.start_connection_pool()
 
 
+#: How long closing the pool waits for borrowed connections to come back before it closes
+#: them anyway (a task that never returns one must not hang a shutdown).
+CLOSE_GRACE_SECONDS = 10.0
+
+
 async def close_pool() -> None:
+    """Close the pool: borrowed connections get `CLOSE_GRACE_SECONDS` to be returned, then every
+    connection is closed (asyncpg terminates the pool when its graceful close is cancelled)."""
     _drop_probe()
-    if DB.pool is not None:
-        await DB.close_connection_pool()
-        DB.pool = None
+    pool = DB.pool
+    if pool is None:
+        return
+    DB.pool = None
+    try:
+        await asyncio.wait_for(pool.close(), CLOSE_GRACE_SECONDS)
+    except TimeoutError:
+        log.warning(
+            "database pool: connections still borrowed after %.0f s, closed anyway",
+            CLOSE_GRACE_SECONDS,
+        )
 
 
 async def ensure_roles(owner: str, runtime_role: str, runtime_password: str | None) -> None:
