@@ -390,6 +390,10 @@ async def _tell_gateway(
         )
     if preview.cancel_at_period_end and not preview.before.cancel_at_period_end:
         await gateway.cancel_subscription(ctx, after, at_period_end=True)
+    elif preview.before.cancel_at_period_end and not preview.cancel_at_period_end:
+        # "Keep the subscription": without this, the gateway's next webhook (a fresh read)
+        # would set the cancellation back on Jalon's row
+        await gateway.resume_subscription(ctx, after)
 
 
 # --- a discount granted by our staff ----------------------------------------------------------

@@ -146,6 +146,11 @@ class PaymentGateway(Protocol):
         """Cancel `sub` now, or at the end of its current period."""
         ...
 
+    async def resume_subscription(self, ctx: TenantScope, sub: GatewaySubscriptionView) -> None:
+        """Withdraw a cancellation at the end of the period (`cancel_subscription` with
+        `at_period_end`): `sub` renews again. Nothing to do when it was not cancelling."""
+        ...
+
     async def checkout_url(
         self,
         ctx: TenantScope,

@@ -70,6 +70,10 @@ class ManualGateway:
     ) -> None:
         return None
 
+    async def resume_subscription(self, ctx: TenantScope, sub: GatewaySubscriptionView) -> None:
+        # Jalon's row is the only record: the change service has already resumed it.
+        return None
+
     async def checkout_url(
         self,
         ctx: TenantScope,

@@ -522,6 +522,17 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise GatewayError(f"Stripe refused the cancellation: {error}") from error
 
+    async def resume_subscription(self, ctx: TenantScope, sub: GatewaySubscriptionView) -> None:
+        """Keep the subscription: `cancel_at_period_end` off again, so that Stripe renews it
+        (and its next webhooks, which re-read it, no longer say it is ending)."""
+        subscription_id = self._linked(sub)
+        try:
+            await self.client.v1.subscriptions.update_async(
+                subscription_id, {"cancel_at_period_end": False}
+            )
+        except stripe.StripeError as error:
+            raise GatewayError(f"Stripe refused to keep the subscription: {error}") from error
+
     # -- hosted pages ---------------------------------------------------------------------
 
     async def checkout_url(

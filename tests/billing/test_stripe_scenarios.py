@@ -4,7 +4,7 @@ the webhook endpoint, and the tenant's subscription follows."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -12,10 +12,12 @@ import httpx
 import pytest
 
 from billing.catalogue import plan_price
+from billing.changes import ChangeRequest, apply_change
 from billing.gateways.stripe import StripeGateway
 from billing.subscriptions import Subscription, current_subscription, subscribe
 from core.database import fetch
 from core.jobs import InProcessQueue
+from core.settings import Settings
 from tests.billing.conftest import billing_details, deliver, subscribe_on_stripe
 from tests.billing.plans import per_seat_plan
 from tests.billing.stripe_server import StripeServer
@@ -222,6 +224,77 @@ async def test_cancel_at_period_end_then_at_once(
     kinds = await _deliver_all(webhook_client, stripe_server, in_process)
     assert kinds == ["customer.subscription.deleted"]
     assert (await _now(tenant_a)).status == "canceled"
+
+
+async def test_a_change_in_the_console_reaches_stripe_and_stays_after_its_webhooks(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    stripe_settings: Settings,
+    in_process: InProcessQueue,
+    tenant_a: TenantFixture,
+) -> None:
+    _sub, stripe_id = await subscribe_on_stripe(tenant_a, stripe_gateway, seats=10)
+    await _deliver_all(webhook_client, stripe_server, in_process)
+    ctx = tenant_a.owner_ctx
+    # a day into the period Stripe reports (its clock runs ahead of ours)
+    at = (await _now(tenant_a)).current_period_start + timedelta(days=1)
+    changed = await apply_change(ctx, ChangeRequest(quantity=14), at=at, settings=stripe_settings)
+    assert changed.quantity == 14
+    asked = _last(stripe_server, "POST", f"/v1/subscriptions/{stripe_id}")
+    assert asked["items"][0]["quantity"] == "14"
+    assert asked["proration_behavior"] == "create_prorations"
+    assert stripe_server.state.objects[stripe_id]["items"]["data"][0]["quantity"] == 14
+    await _deliver_all(webhook_client, stripe_server, in_process)
+    assert (await _now(tenant_a)).quantity == 14
+
+
+async def test_keeping_the_subscription_withdraws_the_cancellation_on_stripe_too(
+    webhook_client: httpx.AsyncClient,
+    stripe_server: StripeServer,
+    stripe_gateway: StripeGateway,
+    stripe_settings: Settings,
+    in_process: InProcessQueue,
+    tenant_a: TenantFixture,
+) -> None:
+    _sub, stripe_id = await subscribe_on_stripe(tenant_a, stripe_gateway)
+    await _deliver_all(webhook_client, stripe_server, in_process)
+    ctx = tenant_a.owner_ctx
+    await apply_change(
+        ctx,
+        ChangeRequest(cancel_at_period_end=True),
+        at=datetime.now(UTC),
+        settings=stripe_settings,
+    )
+    assert stripe_server.state.objects[stripe_id]["cancel_at_period_end"] is True
+    cancelling = stripe_server.take_events()
+    for event in cancelling:
+        await deliver(webhook_client, event)
+    await in_process.drain()
+    assert (await _now(tenant_a)).cancel_at_period_end
+
+    kept = await apply_change(
+        ctx,
+        ChangeRequest(cancel_at_period_end=False),
+        at=datetime.now(UTC),
+        settings=stripe_settings,
+    )
+    assert not kept.cancel_at_period_end
+    assert _last(stripe_server, "POST", f"/v1/subscriptions/{stripe_id}") == {
+        "cancel_at_period_end": "false"
+    }
+    assert stripe_server.state.objects[stripe_id]["cancel_at_period_end"] is False
+    # Stripe's next webhooks re-read the subscription: it renews; and the cancellation's
+    # own event, delivered late, re-reads it too and changes nothing
+    await _deliver_all(webhook_client, stripe_server, in_process)
+    stripe_server.renew(stripe_id)
+    await _deliver_all(webhook_client, stripe_server, in_process)
+    for event in cancelling:
+        await deliver(webhook_client, {**event, "id": event["id"] + "_late"})
+    await in_process.drain()
+    now = await _now(tenant_a)
+    assert not now.cancel_at_period_end
+    assert now.status == "active"
 
 
 async def test_the_customer_is_made_once_with_its_vat_number_and_the_portal_opens(
