@@ -11,7 +11,9 @@ the membership, never the global account.
 Groups (`directory_group`) map to roles through the mapping the admin sets on the SCIM page
 (`directory_group_mapping`, by display name): a person in a group mapped to `admin` is an
 admin. Owners are never changed by the directory. Each group's mapping also names the learner
-group its members are filed under when they take part in campaigns (`learner_groups_of`).
+group its members are filed under when they take part in campaigns: `sso` may not know
+campaigns' learners, so campaigns registers what files them (`on_learner_groups_change`) and
+reads the groups through `directory_learner_groups_sql` (ADR 0019, amendment of 2026-12-04).
 
 Every change of a group locks the group's row first (`FOR UPDATE`, inside the tenant: one
 shard on Citus), so concurrent PATCHes apply one after the other and no member is lost.
@@ -22,6 +24,7 @@ Services take the SCIM context (`sso.scim_tokens.scim_context`) or an admin's, a
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -107,6 +110,81 @@ class GroupMapping:
     group_name: str
     role: str
     learner_group: str
+
+
+# --- learner groups: what campaigns registers ----------------------------------------------
+
+#: What files people's learner records under their learner groups again, in the transaction
+#: of the change: `(ctx, account_ids, withdrawn)`. `account_ids` are global accounts
+#: (`user_account.id`), or None for every person the directory provisioned; `withdrawn` names
+#: learner groups a mapping targeted until this change and targets no more.
+LearnerGroupsListener = Callable[
+    [TenantContext, "list[UUID] | None", "tuple[str, ...]"], Awaitable[None]
+]
+
+_learner_group_listeners: list[LearnerGroupsListener] = []
+
+
+def on_learner_groups_change(listener: LearnerGroupsListener) -> LearnerGroupsListener:
+    """Register `listener` (a later package, at import: `campaigns.directory_groups`); it is
+    called whenever people's directory groups, or what the groups mean, change. Registering
+    the same function again changes nothing. Returns it (usable as a decorator)."""
+    if listener not in _learner_group_listeners:
+        _learner_group_listeners.append(listener)
+    return listener
+
+
+def learner_group_listeners() -> tuple[LearnerGroupsListener, ...]:
+    """The registered listeners, in registration order."""
+    return tuple(_learner_group_listeners)
+
+
+async def _learner_groups_changed(
+    ctx: TenantContext, account_ids: list[UUID] | None, withdrawn: tuple[str, ...] = ()
+) -> None:
+    if account_ids is not None:
+        account_ids = list(dict.fromkeys(account_ids))
+        if not account_ids:
+            return
+    for listener in _learner_group_listeners:
+        await listener(ctx, account_ids, withdrawn)
+
+
+async def _accounts_of(ctx: TenantContext, directory_user_ids: list[UUID]) -> list[UUID]:
+    if not directory_user_ids or not _learner_group_listeners:
+        return []
+    rows = await fetch(
+        "SELECT user_id FROM directory_user WHERE tenant_id = $1 AND id = ANY($2)",
+        ctx.tenant_id,
+        directory_user_ids,
+    )
+    return [row["user_id"] for row in rows]
+
+
+def directory_learner_groups_sql(tenant: str, account: str) -> str:
+    """A scalar subquery (SQL): the learner groups (text[], distinct, sorted) the mappings of
+    tenant `tenant` file the person `account` under through their directory groups; `{}` when
+    the directory deactivated them or none of their groups names a learner group; NULL when
+    the directory did not provision them. `tenant` and `account` are SQL expressions (`$1`,
+    `l.user_id`). Every table is filtered on `tenant` itself (one shard on Citus)."""
+    return f"""(SELECT CASE WHEN count(du.id) = 0 THEN NULL ELSE coalesce(
+        array_agg(DISTINCT p.learner_group ORDER BY p.learner_group)
+            FILTER (WHERE p.learner_group IS NOT NULL), '{{}}'::text[]) END
+    FROM directory_user du
+    LEFT JOIN directory_group_member gm ON gm.tenant_id = {tenant}
+        AND gm.directory_user_id = du.id AND du.active IS DISTINCT FROM false
+    LEFT JOIN directory_group g ON g.tenant_id = {tenant} AND g.id = gm.group_id
+    LEFT JOIN directory_group_mapping p ON p.tenant_id = {tenant}
+        AND lower(p.group_name) = lower(g.display_name) AND p.learner_group <> ''
+    WHERE du.tenant_id = {tenant} AND du.user_id = {account})"""  # noqa: S608 - SQL expressions
+
+
+def targeted_learner_groups_sql(tenant: str) -> str:
+    """A scalar subquery (SQL): every learner group (text[]) a mapping of tenant `tenant`
+    targets, whoever is in its directory group; `{}` when none does."""
+    return f"""(SELECT coalesce(array_agg(DISTINCT p.learner_group), '{{}}'::text[])
+    FROM directory_group_mapping p
+    WHERE p.tenant_id = {tenant} AND p.learner_group <> '')"""  # noqa: S608 - SQL expressions
 
 
 # --- documents ---------------------------------------------------------------------------
@@ -654,6 +732,9 @@ async def _write_user(
     except asyncpg.UniqueViolationError:
         raise ScimConflict("A user with this userName already exists.") from None
     await _sync_membership(ctx, user_id, fields.user_name, fields.is_active, now)
+    if user_id != current.user_id or (current.active is not False) != fields.is_active:
+        # Deactivated, reactivated, or moved to another account: filed again (both accounts).
+        await _learner_groups_changed(ctx, [current.user_id, user_id])
     changed = sorted(
         name
         for name, before, after in (
@@ -737,6 +818,7 @@ async def delete_user(ctx: TenantContext, user_id: UUID | str) -> None:
             ctx.tenant_id,
             current.id,
         )
+        await _learner_groups_changed(ctx, [current.user_id])
         await audit.record(
             ctx, "scim.user_deleted", "directory_user", current.id, email=current.user_name
         )
@@ -970,7 +1052,9 @@ async def _write_group(
         )
     await _add_members(ctx, current.id, added)
     renamed = fields.display_name != current.display_name
-    await _sync_roles(ctx, sorted(before | after) if renamed else added + removed)
+    touched = sorted(before | after) if renamed else added + removed
+    await _sync_roles(ctx, touched)
+    await _learner_groups_changed(ctx, await _accounts_of(ctx, touched))
     await audit.record(
         ctx,
         action,
@@ -1005,6 +1089,7 @@ async def create_group(ctx: TenantContext, document: Any) -> DirectoryGroup:
             raise ScimConflict("A group with this displayName already exists.") from None
         await _add_members(ctx, group_id, fields.members)
         await _sync_roles(ctx, fields.members)
+        await _learner_groups_changed(ctx, await _accounts_of(ctx, fields.members))
         await audit.record(
             ctx,
             "scim.group_created",
@@ -1049,6 +1134,7 @@ async def delete_group(ctx: TenantContext, group_id: UUID | str) -> None:
             current.id,
         )
         await _sync_roles(ctx, current.members)
+        await _learner_groups_changed(ctx, await _accounts_of(ctx, current.members))
         await audit.record(
             ctx, "scim.group_deleted", "directory_group", current.id, name=current.display_name
         )
@@ -1073,19 +1159,20 @@ async def set_group_mapping(
     ctx: TenantContext, group_name: str, role: str, learner_group: str = ""
 ) -> GroupMapping:
     """Say what the directory group `group_name` means (a role, a learner group), replacing
-    what it meant; every directory user's role follows at once. Audited."""
+    what it meant; every directory user's role, and learner groups, follow at once. Audited."""
     ctx.require(Permission.SSO_MANAGE)
     name = clean_text(group_name, "group_name", max_length=200)
     role = clean_choice(role, MAPPED_ROLES, "role")
     learner = clean_text(learner_group, "learner_group", max_length=100, required=False)
     async with tenant_transaction(ctx):
         existing = await fetch(
-            """SELECT id FROM directory_group_mapping
+            """SELECT id, learner_group FROM directory_group_mapping
                WHERE tenant_id = $1 AND lower(group_name) = lower($2) FOR UPDATE""",
             ctx.tenant_id,
             name,
         )
         mapping_id = existing[0]["id"] if existing else uuid4()
+        before = existing[0]["learner_group"] if existing else ""
         try:
             await execute(
                 """INSERT INTO directory_group_mapping
@@ -1103,6 +1190,7 @@ async def set_group_mapping(
         except asyncpg.UniqueViolationError:  # the same name, mapped at the same moment
             raise Conflict("This group already has a mapping.", field="group_name") from None
         await _sync_roles(ctx, None)
+        await _learner_groups_changed(ctx, None, (before,) if before and before != learner else ())
         await audit.record(
             ctx,
             "scim.mapping_set",
@@ -1116,19 +1204,22 @@ async def set_group_mapping(
 
 
 async def remove_group_mapping(ctx: TenantContext, mapping_id: UUID | str) -> None:
-    """Forget a mapping (404 for another tenant's); roles follow the remaining mappings."""
+    """Forget a mapping (404 for another tenant's); roles and learner groups follow the
+    remaining mappings."""
     ctx.require(Permission.SSO_MANAGE)
     ident = uuid_or_404(mapping_id)
     async with tenant_transaction(ctx):
         rows = await fetch(
             """DELETE FROM directory_group_mapping WHERE tenant_id = $1 AND id = $2
-               RETURNING group_name""",
+               RETURNING group_name, learner_group""",
             ctx.tenant_id,
             ident,
         )
         if not rows:
             raise NotFound()
         await _sync_roles(ctx, None)
+        withdrawn = rows[0]["learner_group"]
+        await _learner_groups_changed(ctx, None, (withdrawn,) if withdrawn else ())
         await audit.record(
             ctx,
             "scim.mapping_removed",
@@ -1140,19 +1231,12 @@ async def remove_group_mapping(ctx: TenantContext, mapping_id: UUID | str) -> No
 
 async def learner_groups_of(ctx: TenantContext, user_id: UUID) -> list[str]:
     """The learner groups a person is filed under through their directory groups' mappings
-    (for campaigns to put on their learner record), by name. Opens its own transaction."""
+    (what campaigns puts on their learner record), by name; none while the directory has them
+    deactivated. Opens its own transaction."""
     async with tenant_transaction(ctx):
         rows = await fetch(
-            """SELECT DISTINCT p.learner_group FROM directory_user du
-               JOIN directory_group_member gm
-                 ON gm.tenant_id = du.tenant_id AND gm.directory_user_id = du.id
-               JOIN directory_group g ON g.tenant_id = gm.tenant_id AND g.id = gm.group_id
-               JOIN directory_group_mapping p
-                 ON p.tenant_id = g.tenant_id AND lower(p.group_name) = lower(g.display_name)
-               WHERE du.tenant_id = $1 AND gm.tenant_id = $1 AND g.tenant_id = $1
-                 AND p.tenant_id = $1 AND du.user_id = $2 AND p.learner_group <> ''
-               ORDER BY 1""",
+            f"SELECT {directory_learner_groups_sql('$1', '$2')} AS groups",
             ctx.tenant_id,
             user_id,
         )
-    return [row["learner_group"] for row in rows]
+    return list(rows[0]["groups"] or [])

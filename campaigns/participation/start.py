@@ -15,6 +15,7 @@ from billing import seats
 from campaigns import assessment
 from campaigns.access import participant_id
 from campaigns.content import frozen_bank
+from campaigns.directory_groups import kept_groups_sql
 from campaigns.exposure import exposure_ledgers, ledger_for
 from campaigns.participation.rules import (
     choose_locale,
@@ -35,6 +36,7 @@ from core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from core.ids import uuid_or_404
 from core.validation import clean_email, clean_text
 from engine import Bank
+from sso.scim import directory_learner_groups_sql, targeted_learner_groups_sql
 from tenants.context import TenantContext
 
 
@@ -75,13 +77,21 @@ FOR KEY SHARE OF c
 #: The participant's learner row: theirs if they have one; else a learner the organization
 #: imported with their verified email (claimed, so the import and the test are one person);
 #: else a new one. One statement. The upsert's SET takes the time from EXCLUDED (the column's
-#: default): Citus refuses now() in an upsert's SET clause.
-_UPSERT_LEARNER = """
+#: default): Citus refuses now() in an upsert's SET clause. A new or claimed row is filed
+#: under the learner groups the person's directory groups map to (`filed`, NULL for a person
+#: the directory did not provision: a claimed row then keeps its groups), as
+#: `campaigns.directory_groups` files it on every directory change since; an existing row
+#: already is, and is not touched.
+_UPSERT_LEARNER = f"""
 WITH person AS (SELECT id, name, email, email_verified FROM user_account WHERE id = $3),
+filed AS (SELECT {directory_learner_groups_sql("$1", "$3")} AS groups,
+    {targeted_learner_groups_sql("$1")} AS targeted),
 claimed AS (
     UPDATE learner l SET user_id = person.id, name = person.name, email = person.email,
-        external_id = coalesce($4, l.external_id), updated_at = now()
-    FROM person
+        external_id = coalesce($4, l.external_id), updated_at = now(),
+        groups = CASE WHEN filed.groups IS NULL THEN l.groups
+            ELSE {kept_groups_sql("l.groups", "filed.targeted")} || filed.groups END
+    FROM person, filed
     WHERE l.tenant_id = $1 AND l.id = (
         SELECT i.id FROM learner i
         WHERE i.tenant_id = $1 AND i.user_id IS NULL AND person.email_verified
@@ -91,15 +101,17 @@ claimed AS (
         ORDER BY i.created_at, i.id LIMIT 1)
     RETURNING l.id),
 upserted AS (
-    INSERT INTO learner (tenant_id, id, user_id, name, email, external_id)
-    SELECT $1, $2, person.id, person.name, person.email, $4 FROM person
+    INSERT INTO learner (tenant_id, id, user_id, name, email, external_id, groups)
+    SELECT $1, $2, person.id, person.name, person.email, $4,
+        coalesce(filed.groups, '{{}}'::text[])
+    FROM person, filed
     WHERE NOT EXISTS (SELECT 1 FROM claimed)
     ON CONFLICT (tenant_id, user_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
         external_id = coalesce(EXCLUDED.external_id, learner.external_id),
         updated_at = EXCLUDED.updated_at
     RETURNING id)
 SELECT id FROM claimed UNION ALL SELECT id FROM upserted
-"""
+"""  # noqa: S608 - constant clauses
 
 _INSERT_PARTICIPATION = """
 INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt, status,
