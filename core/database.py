@@ -295,15 +295,16 @@ def detached_tenant_transaction(
 
 
 def global_transaction(
-    user_id: UUID | str | None = None,
+    user_id: UUID | str | None = None, *, read_only: bool = False
 ) -> AbstractAsyncContextManager[PostgresTransaction]:
     """A transaction with no tenant: every tenant-owned row is invisible, but for the acting
     person's own rows (`user_id`, through the `own_rows` policies). For global tables (people,
     the mail outbox, the bank's statistics) and a person's own rows across organizations.
 
     Application code opens one only where the allow-list of `tests/test_architecture.py`
-    says so, or in a function named `dangerously_*`."""
-    return transaction(None, user_id)
+    says so, or in a function named `dangerously_*`. `read_only`: PostgreSQL refuses every
+    write in it."""
+    return transaction(None, user_id, read_only=read_only)
 
 
 @asynccontextmanager
@@ -326,18 +327,26 @@ async def transaction(
     pending: list[Callable[[], Awaitable[None]]] = []
     token = _after_commit.set(pending)
     try:
-        async with DB.transaction() as tx:
-            if read_only:
-                await execute("SET TRANSACTION READ ONLY")
-            if tenant_id is not None:
-                await _set_setting("jalon.tenant_id", tenant_id)
-            if user_id is not None:
-                await _set_setting("jalon.user_id", user_id)
+        async with _Transaction(
+            DB, allow_nested=False, begin_sql=_begin_sql(tenant_id, user_id, read_only)
+        ) as tx:
             yield tx
     finally:
         _after_commit.reset(token)
     for work in pending:
         await work()
+
+
+def _begin_sql(tenant_id: UUID | str | None, user_id: UUID | str | None, read_only: bool) -> str:
+    """`BEGIN` and the row-level-security settings, sent as one simple query: one round trip
+    where three were (ADR 0023). Each is a `SET LOCAL` of its own (Citus propagates those to
+    its workers, not `set_config()`); the values are parsed as UUIDs before they are inlined."""
+    parts = ["BEGIN READ ONLY" if read_only else "BEGIN"]
+    if tenant_id is not None:
+        parts.append(f"SET LOCAL jalon.tenant_id = '{_parse_uuid(tenant_id)}'")
+    if user_id is not None:
+        parts.append(f"SET LOCAL jalon.user_id = '{_parse_uuid(user_id)}'")
+    return "; ".join(parts)
 
 
 @asynccontextmanager
@@ -354,20 +363,17 @@ async def _detached(
         DB.current_transaction.reset(outer)
 
 
-async def _set_setting(name: str, value: UUID | str) -> None:
-    await execute(f"SET LOCAL {name} = '{_parse_uuid(value)}'")
-
-
 async def dangerously_switch_tenant(
     tenant_id: UUID | str, user_id: UUID | str | None = None
 ) -> None:
     """Set (or switch) the tenant, and the acting person when given, of the open transaction:
     for the few places that learn them inside it (an organization just created, a campaign
     code or an invitation link just resolved, an account just made). Only the allow-list of
-    `tests/test_architecture.py` calls it."""
-    await _set_setting("jalon.tenant_id", tenant_id)
+    `tests/test_architecture.py` calls it. One round trip, as `_begin_sql`."""
+    settings = [f"SET LOCAL jalon.tenant_id = '{_parse_uuid(tenant_id)}'"]
     if user_id is not None:
-        await _set_setting("jalon.user_id", user_id)
+        settings.append(f"SET LOCAL jalon.user_id = '{_parse_uuid(user_id)}'")
+    await execute("; ".join(settings))
 
 
 def after_commit(work: Callable[[], Awaitable[None]]) -> None:
@@ -454,20 +460,54 @@ async def ping() -> bool:
 
 
 class _Transaction(PostgresTransaction):
-    """Piccolo's transaction, with work run just before COMMIT (`before_commit`) and an exit
-    that gives the connection back to the pool and resets the current transaction even when
-    COMMIT or ROLLBACK fails (a connection killed under it): Piccolo's own exit leaks both."""
+    """Piccolo's transaction, begun by `begin_sql` in one round trip (`BEGIN` and the settings
+    of row-level security: `_begin_sql`), with work run just before COMMIT (`before_commit`),
+    and an entry and exit that give the connection back to the pool and reset the current
+    transaction even when BEGIN, COMMIT or ROLLBACK fails (a connection killed under it):
+    Piccolo's own leak the connection, borrowed for good, and a pool's close then waits."""
 
-    __slots__ = ("before_commit_work",)
+    __slots__ = ("_begin_sql", "before_commit_work")
 
-    def __init__(self, engine: PostgresEngine, allow_nested: bool = True) -> None:
+    def __init__(
+        self, engine: PostgresEngine, allow_nested: bool = True, begin_sql: str = "BEGIN"
+    ) -> None:
         super().__init__(engine, allow_nested)
+        self._begin_sql = begin_sql
         self.before_commit_work: list[Callable[[], Awaitable[None]]] = []
+
+    async def __aenter__(self) -> PostgresTransaction:
+        if self._parent is not None:
+            return self._parent
+        self.connection = await self.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            # asyncpg's Transaction would send BEGIN, then each setting its own round trip
+            await self.connection.execute(self._begin_sql)
+        except BaseException:
+            await self._give_back()
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
 
     async def commit(self) -> None:
         while self.before_commit_work:
             await self.before_commit_work.pop(0)()
-        await super().commit()  # type: ignore[no-untyped-call]
+        await self.connection.execute("COMMIT")
+        self._committed = True
+
+    async def rollback(self) -> None:
+        await self.connection.execute("ROLLBACK")
+        self._rolled_back = True
+
+    async def _give_back(self) -> None:
+        try:
+            if self.engine.pool:
+                await self.engine.pool.release(self.connection)
+            else:
+                await self.connection.close()
+        except Exception:
+            log.warning("could not give a connection back", exc_info=True)
+            if not self.connection.is_closed():
+                self.connection.terminate()
 
     async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
         if self._parent:
@@ -476,7 +516,7 @@ class _Transaction(PostgresTransaction):
             if exception is not None:
                 if not self._rolled_back:
                     try:
-                        await self.rollback()  # type: ignore[no-untyped-call]
+                        await self.rollback()
                     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                         # The connection is gone: the server has rolled back already; the
                         # original error is the one to tell.
@@ -485,14 +525,7 @@ class _Transaction(PostgresTransaction):
                 await self.commit()
         finally:
             try:
-                if self.engine.pool:
-                    await self.engine.pool.release(self.connection)
-                else:
-                    await self.connection.close()
-            except Exception:
-                log.warning("could not give a connection back", exc_info=True)
-                if not self.connection.is_closed():
-                    self.connection.terminate()
+                await self._give_back()
             finally:
                 self.engine.current_transaction.reset(self.context)
         return exception is None

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from core.database import execute, fetch, global_transaction
+from core.database import fetch, global_transaction
 from core.errors import Forbidden
 from tenants.context import StaffContext
 from tenants.permissions import StaffPermission, staff_roles_with
@@ -32,11 +32,10 @@ async def dangerously_open_book(staff: StaffContext) -> AsyncIterator[None]:
     """A READ ONLY transaction with no tenant, for the book's functions across tenants;
     `Forbidden` unless `staff` reads tenants, by their context and by their staff record in the
     database (a role changed or a staff member disabled since the session began is refused).
-    Four statements before the caller's (BEGIN, the acting user, READ ONLY, the check), and
+    Two statements before the caller's (BEGIN READ ONLY with the acting user, the check), and
     COMMIT after."""
     staff.require(StaffPermission.TENANTS_READ)
-    async with global_transaction(staff.user_id):
-        await execute("SET TRANSACTION READ ONLY")
+    async with global_transaction(staff.user_id, read_only=True):
         rows = await fetch(
             """SELECT 1 FROM staff_member
                WHERE user_id = $1 AND disabled_at IS NULL AND role = ANY($2::text[])""",

@@ -78,4 +78,4 @@ async def test_stats_cost_a_fixed_number_of_statements(
         await campaign_stats(tenant_a.owner_ctx, campaign.id)
         await asyncio.sleep(0)  # asyncpg calls query loggers on the next loop iteration
         counts.append(len(statements))
-    assert counts == [6, 6, 6]  # BEGIN, two SET LOCAL, counts, levels, COMMIT
+    assert counts == [4, 4, 4]  # BEGIN with two SET LOCAL, counts, levels, COMMIT

@@ -166,4 +166,4 @@ async def test_a_page_of_learners_costs_the_same_statements_whatever_its_size(
         await asyncio.sleep(0)  # asyncpg calls query loggers on the next loop iteration
         assert page.items
         counts.append(len(statements))
-    assert counts == [5, 5, 5]  # BEGIN, two SET LOCAL, the page, COMMIT
+    assert counts == [3, 3, 3]  # BEGIN with two SET LOCAL, the page, COMMIT
