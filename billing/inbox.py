@@ -31,8 +31,8 @@ from uuid import UUID, uuid4
 
 import stripe
 
-from billing import dunning, invoices
-from billing.gateways.base import GatewayObjectMissing
+from billing import dunning, invoices, seats
+from billing.gateways.base import GatewayError, GatewayObjectMissing
 from billing.gateways.stripe import StripeGateway, StripeSubscriptionState, moment_of
 from billing.money import Money
 from billing.subscriptions import MAX_SEATS, SubscriptionStatus, transition
@@ -367,7 +367,72 @@ async def _process_stripe_event(event_id: str, gateway: StripeGateway | None) ->
             event_id,
             outcome[:500],
         )
+    if state is not None:
+        # after commit: no transaction waits on Stripe
+        await bill_overage_on_stripe(ctx, gateway or stripe_gateway(), state.id)
     return Outcome(event_id, outcome, tenant_id)
+
+
+async def bill_overage_on_stripe(
+    ctx: TenantContext, gateway: StripeGateway, subscription_id: str
+) -> int:
+    """Put the overage seats of the periods a Stripe subscription has finished (`bill`
+    policy; `billing.seats.unbilled_overage` before Jalon's current period, which the
+    webhooks keep on Stripe's) on Stripe as invoice items, which Stripe bills on the
+    subscription's next invoice; each recorded billed after Stripe made it. Idempotent: the
+    item's idempotency key is the subscription, the period's start and the seats already
+    billed, so a replayed or duplicated webhook, or a run that died before recording the
+    item, gets Stripe's first item back instead of a second one. A refusal is logged and
+    left for the subscription's next event. How many items were made."""
+    async with tenant_transaction(ctx):
+        rows = await fetch(
+            """SELECT current_period_start, gateway_customer_id, gateway_subscription_id,
+                      status, gateway
+               FROM subscription WHERE tenant_id = $1""",
+            ctx.tenant_id,
+        )
+        if not rows:
+            return 0
+        row = rows[0]
+        if (
+            row["gateway"] != "stripe"
+            or row["gateway_subscription_id"] != subscription_id
+            or row["status"] == S.CANCELED
+            or not row["gateway_customer_id"]
+        ):
+            return 0
+        owed = await seats.unbilled_overage(ctx, row["current_period_start"])
+        billable = await invoices._billable(ctx.tenant_id) if owed else None
+    if not owed or billable is None:
+        return 0
+    unit = invoices.overage_seat_price(billable)
+    made = 0
+    for index, overage in enumerate(owed):
+        end = owed[index + 1].period_start if index + 1 < len(owed) else row["current_period_start"]
+        stamp = int(overage.period_start.timestamp())
+        try:
+            if unit > 0:
+                await gateway.bill_overage(
+                    ctx,
+                    customer_id=row["gateway_customer_id"],
+                    subscription_id=subscription_id,
+                    currency=billable.currency,
+                    seats=overage.seats,
+                    unit_amount=unit,
+                    period=(overage.period_start, end),
+                    description=(
+                        f"Sièges au-delà de l'allocation / Seats beyond the allowance "
+                        f"({overage.period_start:%Y-%m-%d} – {end:%Y-%m-%d})"
+                    ),
+                    idempotency_key=(f"jalon-overage-{subscription_id}-{stamp}-{overage.billed}"),
+                )
+                made += 1
+        except GatewayError:
+            log.exception("Stripe refused %s's overage; the next event retries", ctx.tenant.slug)
+            return made
+        async with tenant_transaction(ctx):
+            await seats.mark_overage_billed(ctx, [overage])
+    return made
 
 
 async def _apply_subscription(

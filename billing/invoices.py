@@ -23,8 +23,7 @@ from billing import notices
 from billing.dunning import settle
 from billing.money import Money, currency_code
 from billing.profiles import ProfileFields, TaxKind, tax_treatment
-from billing.seats import SeatPack, overage_for_period
-from billing.subscriptions import add_months
+from billing.seats import SeatOverage, SeatPack, mark_overage_billed, unbilled_overage
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.i18n import N_, translate
@@ -717,6 +716,20 @@ class BillableSubscription:
     interval: str = "month"
     overage_policy: str = "block"
     overage_unit_amount: int | None = None
+    pack_seats: int | None = None
+    included_seats: int | None = None
+
+
+def overage_seat_price(sub: BillableSubscription) -> int:
+    """What one overage seat costs (minor units of the subscription's currency): the plan
+    price's `overage_unit_amount` when the catalogue sets one (0: overage is free); else the
+    price of one seat of the plan: a per-seat plan's price, a seat pack's price (of the
+    subscription's category) over its `pack_seats`, a licence's over its `included_seats`,
+    rounded half-even to the minor unit (ADR 0020, amendment of 2026-12-04)."""
+    if sub.overage_unit_amount is not None:
+        return sub.overage_unit_amount
+    seats = {"seat_pack": sub.pack_seats, "license": sub.included_seats}.get(sub.plan_kind, 1)
+    return round(Fraction(sub.unit_amount, max(seats or 1, 1)))
 
 
 async def _billable(tenant_id: UUID) -> BillableSubscription | None:
@@ -724,7 +737,7 @@ async def _billable(tenant_id: UUID) -> BillableSubscription | None:
         """SELECT s.id, s.status, p.kind, p.code, p.names, s.quantity, s.currency,
                   pp.unit_amount, s.current_period_start, s.current_period_end,
                   s.collection_method, s.net_terms_days, s.po_number, s.gateway, p.interval,
-                  p.overage_policy, pp.overage_unit_amount
+                  p.overage_policy, pp.overage_unit_amount, p.pack_seats, p.included_seats
            FROM subscription s
            JOIN plan p ON p.id = s.plan_id
            JOIN plan_price pp ON pp.plan_id = s.plan_id AND pp.currency = s.currency
@@ -754,6 +767,8 @@ async def _billable(tenant_id: UUID) -> BillableSubscription | None:
         interval=row["interval"],
         overage_policy=row["overage_policy"],
         overage_unit_amount=row["overage_unit_amount"],
+        pack_seats=row["pack_seats"],
+        included_seats=row["included_seats"],
     )
 
 
@@ -824,26 +839,36 @@ def _billable_charges(
     return [row for row in ours if row["id"] in chosen]  # in the order they were made
 
 
-async def _overage_line(ctx: TenantContext, sub: BillableSubscription) -> LineInput | None:
-    """The seats used beyond the allowance in the period before this one, under the `bill`
-    policy, at the plan's overage price (billed in arrears with the period in advance)."""
-    if sub.overage_policy != "bill" or not sub.overage_unit_amount:
-        return None
-    previous = add_months(sub.period_start, -12 if sub.interval == "year" else -1)
-    overage = await overage_for_period(ctx, previous)
-    if overage.seats <= 0:
-        return None
-    return LineInput(
-        kind="overage",
-        description=(
-            f"Sièges au-delà de l'allocation / Seats beyond the allowance "
-            f"({previous:%Y-%m-%d} – {sub.period_start:%Y-%m-%d})"
-        ),
-        quantity=overage.seats,
-        unit_amount=sub.overage_unit_amount,
-        period_start=previous,
-        period_end=sub.period_start,
-    )
+async def overage_lines(
+    ctx: TenantContext, sub: BillableSubscription, *, before: datetime
+) -> tuple[list[LineInput], list[SeatOverage]]:
+    """The overage lines Jalon's next invoice carries: the seats used beyond the allowance,
+    not billed yet, of every period that began before `before` under the `bill` policy
+    (billed in arrears: the period that just ended goes on the next period's invoice, or on
+    the final invoice at cancellation), at `overage_seat_price`; and what the caller marks
+    billed (`billing.seats.mark_overage_billed`) once its invoice is drafted. The ledger's
+    rows stay locked until the caller's transaction ends."""
+    owed = await unbilled_overage(ctx, before, lock=True)
+    unit = overage_seat_price(sub)
+    lines = []
+    for index, overage in enumerate(owed):
+        end = owed[index + 1].period_start if index + 1 < len(owed) else before
+        if unit <= 0:
+            continue  # free overage: nothing to charge, recorded as billed all the same
+        lines.append(
+            LineInput(
+                kind="overage",
+                description=(
+                    f"Sièges au-delà de l'allocation / Seats beyond the allowance "
+                    f"({overage.period_start:%Y-%m-%d} – {end:%Y-%m-%d})"
+                ),
+                quantity=overage.seats,
+                unit_amount=unit,
+                period_start=overage.period_start,
+                period_end=end,
+            )
+        )
+    return lines, owed
 
 
 async def bill_period(
@@ -862,8 +887,13 @@ async def bill_period(
         key = f"period:{sub.id}:{sub.period_start.isoformat()}"
         plan_line = _plan_line(sub, locale)
         lines = [plan_line] if plan_line.quantity else []
-        overage = await _overage_line(ctx, sub)
-        lines += [overage] if overage else []
+        # Stripe bills a Stripe subscription's overage itself (`billing.inbox`)
+        overage, owed = (
+            await overage_lines(ctx, sub, before=sub.period_start)
+            if sub.gateway == "manual"
+            else ([], [])
+        )
+        lines += overage
         charges = _billable_charges(
             lines, await _pending_charges(ctx.tenant_id, sub.id), sub.currency
         )
@@ -890,6 +920,8 @@ async def bill_period(
                 draft.id,
                 moment,
             )
+        if draft.status == "draft" and owed:
+            await mark_overage_billed(ctx, owed)
         issued = await issue_draft(ctx, draft.id, at=moment, net_terms_days=sub.net_terms_days)
         if draft.status == "draft" and issued.gateway == "manual":
             await mail_issued(ctx, issued)

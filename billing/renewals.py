@@ -12,7 +12,8 @@ that began on 31 January ends on 28 February, and the next one on 31 March, not 
 
 A subscription canceled at period end first receives what it still owes: its period's
 invoice if it never had one, and a final invoice of the prorated charges still waiting
-(seats added during the period), before it becomes canceled.
+(seats added during the period) and of the last period's overage seats (`bill` policy),
+before it becomes canceled.
 
 An hourly sweep queues one job per tenant whose period is over, or whose current period has
 no invoice an hour after it began (an invoice that failed is attempted again), one per
@@ -28,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from billing.seats import mark_overage_billed
 from billing.subscriptions import (
     Subscription,
     SubscriptionStatus,
@@ -149,23 +151,32 @@ async def _invoice(ctx: TenantContext, at: datetime) -> None:
 
 
 async def _invoice_waiting_charges(ctx: TenantContext, sub: Subscription, at: datetime) -> None:
-    """The subscription's last invoice: the prorated charges still waiting at the end of its
-    last period (seats added after that period was invoiced), billed once. A net credit is
-    not invoiced (it stays in `pending_charge` for a credit note)."""
+    """The subscription's last invoice: what it still owes at the end of its last period,
+    billed once: the prorated charges still waiting (seats added after that period was
+    invoiced) and, under the `bill` policy, the overage seats of that last period (and of
+    any earlier one not billed yet). A net credit is not invoiced (it stays in
+    `pending_charge` for a credit note)."""
     from billing import invoices
 
     key = f"final:{sub.id}:{sub.current_period_start.isoformat()}"
     async with tenant_transaction(ctx):
+        billable = await invoices._billable(ctx.tenant_id)
+        overage, owed = (
+            await invoices.overage_lines(ctx, billable, before=sub.current_period_end)
+            if billable is not None
+            else ([], [])
+        )
         charges = [
             row
             for row in await invoices._pending_charges(ctx.tenant_id, sub.id)
             if row["currency"].strip() == sub.currency
         ]
-        if not charges or sum(int(row["amount"]) for row in charges) <= 0:
+        owes = sum(line.quantity * line.unit_amount for line in overage)
+        if not (charges or overage) or owes + sum(int(row["amount"]) for row in charges) <= 0:
             return
         draft = await invoices.insert_draft(
             ctx,
-            [invoices._charge_line(row) for row in charges],
+            overage + [invoices._charge_line(row) for row in charges],
             currency=sub.currency,
             subscription_id=sub.id,
             billing_key=key,
@@ -176,6 +187,7 @@ async def _invoice_waiting_charges(ctx: TenantContext, sub: Subscription, at: da
         )
         if draft.status != "draft":
             return
+        await mark_overage_billed(ctx, owed)
         await execute(
             """UPDATE pending_charge SET invoice_id = $3, invoiced_at = $4
                WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND invoiced_at IS NULL""",

@@ -11,7 +11,7 @@ quantity; a licence: its included seats, or the subscription's quantity when mor
 bought; a seat-pack plan: none) plus the seats of every pack
 valid on the day (UTC). Beyond it, the plan's overage policy decides: `block` refuses the
 participant, `warn` lets them in and shows the admins a banner, `bill` lets them in and counts
-an overage seat that the next invoice charges (`overage_for_period`).
+an overage seat that the next invoice charges (`unbilled_overage`, `mark_overage_billed`).
 
 The check and the consumption are one SQL statement (`_CONSUME`): an upsert of the period's
 `seat_balance` row whose update runs under the row's lock with `used < capacity` in its WHERE
@@ -702,10 +702,12 @@ async def usage_report(ctx: TenantContext, at: datetime | None = None) -> SeatUs
 
 @dataclass(frozen=True)
 class SeatOverage:
-    """The seats consumed beyond the capacity in a period, which the `bill` policy charges."""
+    """The seats consumed beyond the capacity in a period, which the `bill` policy charges;
+    `billed`: those of the period an invoice already charged (`unbilled_overage`)."""
 
     period_start: datetime
     seats: int
+    billed: int = 0
 
 
 async def overage_for_period(ctx: TenantContext, period_start: datetime) -> SeatOverage:
@@ -717,3 +719,50 @@ async def overage_for_period(ctx: TenantContext, period_start: datetime) -> Seat
     async with joined(ctx):
         rows = await fetch(sql, ctx.tenant_id, period_start)
     return SeatOverage(period_start, rows[0]["seats"])
+
+
+# The ledger's own period rows: a period is the one its seats were consumed in (the
+# subscription's `current_period_start` then), whatever its length.
+_UNBILLED = """
+SELECT period_start, overage - overage_billed AS seats, overage_billed AS billed
+FROM seat_balance
+WHERE tenant_id = $1 AND period_start < $2 AND overage_policy = 'bill'
+  AND overage > overage_billed
+ORDER BY period_start
+"""
+
+
+async def unbilled_overage(
+    ctx: TenantContext, before: datetime, *, lock: bool = False
+) -> list[SeatOverage]:
+    """The overage seats not billed yet of every period that began before `before` (the start
+    of the period being invoiced, or the end of the last one at cancellation) under the
+    `bill` policy, oldest first, in the caller's transaction or its own. Read from the
+    ledger's period rows rather than by working out the previous period's dates, so that a
+    period of any length (a month clamped to its last day, a trial, a period begun early by
+    "invoice me") is found, and a period skipped by an earlier invoice is not lost. With
+    `lock`, the rows stay locked until the transaction ends (an invoice taking them)."""
+    sql = _UNBILLED + (" FOR UPDATE" if lock else "")
+    async with joined(ctx):
+        rows = await fetch(sql, ctx.tenant_id, before)
+    return [SeatOverage(row["period_start"], row["seats"], row["billed"]) for row in rows]
+
+
+async def mark_overage_billed(ctx: TenantContext, owed: list[SeatOverage]) -> int:
+    """Record that `owed` (from `unbilled_overage`) is billed, in the caller's transaction or
+    its own: each period's count moves on by its seats, unless another run recorded it first
+    (the count is no longer the one read). How many periods were recorded."""
+    recorded = 0
+    async with joined(ctx):
+        for overage in owed:
+            rows = await fetch(
+                """UPDATE seat_balance SET overage_billed = overage_billed + $3
+                   WHERE tenant_id = $1 AND period_start = $2 AND overage_billed = $4
+                   RETURNING id""",
+                ctx.tenant_id,
+                overage.period_start,
+                overage.seats,
+                overage.billed,
+            )
+            recorded += len(rows)
+    return recorded

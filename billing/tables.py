@@ -213,6 +213,8 @@ class SeatBalance(Table, tablename="seat_balance", db=DB):
     period_start = Timestamptz()
     used = Integer(default=0)
     overage = Integer(default=0)
+    #: overage seats an invoice (Jalon's, or a Stripe invoice item) already charges
+    overage_billed = Integer(default=0)
     capacity = Integer(default=0)
     overage_policy = Text()
     alert_80_used = Integer(null=True, default=None)

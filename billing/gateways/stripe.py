@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 import stripe
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from stripe.params import (
         CustomerCreateParams,
         CustomerUpdateParams,
+        InvoiceItemCreateParams,
         PriceCreateParams,
         SubscriptionCreateParams,
         SubscriptionUpdateParams,
@@ -532,6 +534,48 @@ class StripeGateway:
             )
         except stripe.StripeError as error:
             raise GatewayError(f"Stripe refused to keep the subscription: {error}") from error
+
+    async def bill_overage(
+        self,
+        ctx: TenantScope,
+        *,
+        customer_id: str,
+        subscription_id: str,
+        currency: str,
+        seats: int,
+        unit_amount: int,
+        period: tuple[datetime, datetime],
+        description: str,
+        idempotency_key: str,
+    ) -> str:
+        """An invoice item of `seats` overage seats at `unit_amount` (minor units of
+        `currency`) on the customer's subscription, which Stripe puts on the subscription's
+        next invoice, taxed as Jalon's invoices are; once per `idempotency_key` (a replay
+        gets the item made the first time). The item's id."""
+        start, end = period
+        params: InvoiceItemCreateParams = {
+            "customer": customer_id,
+            "subscription": subscription_id,
+            "currency": currency.lower(),
+            "quantity": seats,
+            "unit_amount_decimal": Decimal(unit_amount),
+            "description": description,
+            "period": {"start": _timestamp(start), "end": max(_timestamp(end), _timestamp(start))},
+            "metadata": {
+                "jalon_tenant_id": str(ctx.tenant_id),
+                "jalon_overage_period_start": start.isoformat(),
+            },
+        }
+        tax_rates = await self.tax_rate_ids(ctx)
+        if tax_rates:
+            params["tax_rates"] = tax_rates
+        try:
+            item = await self.client.v1.invoice_items.create_async(
+                params, {"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as error:
+            raise GatewayError(f"Stripe refused the overage invoice item: {error}") from error
+        return item.id
 
     # -- hosted pages ---------------------------------------------------------------------
 

@@ -344,6 +344,7 @@ class StripeServer:
                 self._cancel_subscription,
             ),
             ("GET", "/v1/invoices/([^/]+)", p.InvoiceRetrieveParams, self._get("invoice")),
+            ("POST", "/v1/invoiceitems", p.InvoiceItemCreateParams, self._create_invoice_item),
             (
                 "POST",
                 "/v1/invoices/([^/]+)/finalize",
@@ -628,7 +629,9 @@ class StripeServer:
         """The period's invoice, finalized, then paid or failed (`charge_automatically`) or
         left open (`send_invoice`); its events recorded."""
         items = subscription["items"]["data"]
+        pending = self._pending_items(subscription)
         subtotal = sum(item["price"]["unit_amount"] * item["quantity"] for item in items)
+        subtotal += sum(item["amount"] for item in pending)
         taxes = [
             {
                 "amount": int(
@@ -690,9 +693,12 @@ class StripeServer:
             "voided_at": None,
         }
         invoice["lines"] = _listing(
-            [self._line(invoice, subscription, item) for item in items],
+            [self._line(invoice, subscription, item) for item in items]
+            + [self._item_line(invoice, item) for item in pending],
             f"/v1/invoices/{invoice['id']}/lines",
         )
+        for item in pending:
+            item["invoice"] = invoice["id"]
         subscription["latest_invoice"] = invoice["id"]
         self.event("invoice.finalized", invoice)
         if subscription["collection_method"] == "charge_automatically":
@@ -729,6 +735,40 @@ class StripeServer:
                 "type": "price_details",
                 "price_details": {"price": price["id"], "product": price["product"]},
                 "unit_amount_decimal": str(price["unit_amount"]),
+            },
+            taxes=[],
+            metadata={},
+        )
+        return line
+
+    def _item_line(self, invoice: Json, item: Json) -> Json:
+        line: Json = copy.deepcopy(self.fixtures["line_item"])
+        line.update(
+            id=f"il_test{next(self._ids):06d}",
+            invoice=invoice["id"],
+            amount=item["amount"],
+            subtotal=item["amount"],
+            currency=item["currency"],
+            description=item["description"],
+            quantity=item["quantity"],
+            period=copy.deepcopy(item["period"]),
+            subscription=None,
+            parent={
+                "type": "invoice_item_details",
+                "invoice_item_details": {
+                    "invoice_item": item["id"],
+                    "proration": False,
+                    "proration_details": {"credited_items": None},
+                    "subscription": (
+                        (item.get("parent") or {}).get("subscription_details") or {}
+                    ).get("subscription"),
+                },
+                "subscription_item_details": None,
+            },
+            pricing={
+                "type": "price_details",
+                "price_details": None,
+                "unit_amount_decimal": item["pricing"]["unit_amount_decimal"],
             },
             taxes=[],
             metadata={},
@@ -777,6 +817,68 @@ class StripeServer:
         subscription.update(status="canceled", canceled_at=moment, ended_at=moment)
         self.event("customer.subscription.deleted", subscription)
         return subscription
+
+    def _create_invoice_item(self, params: Json) -> Json:
+        """A pending invoice item: the subscription's (or else the customer's) next invoice
+        takes it (`_invoice`)."""
+        customer = self._object("customer", params["customer"])
+        subscription_id = params.get("subscription")
+        if subscription_id is not None:
+            self._object("subscription", subscription_id)
+        quantity = int(params.get("quantity", 1))
+        unit = params.get("unit_amount_decimal")
+        if "amount" in params:
+            amount = int(params["amount"])
+        elif unit is not None:
+            amount = int((Decimal(unit) * quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        else:
+            raise StripeRequestError(400, "Missing required param: amount.", param="amount")
+        moment = self.now()
+        period = params.get("period") or {}
+        return self._new(
+            "invoiceitem",
+            "ii",
+            customer=customer["id"],
+            currency=params["currency"],
+            amount=amount,
+            net_amount=amount,
+            quantity=quantity,
+            quantity_decimal=str(quantity),
+            description=params.get("description"),
+            date=moment,
+            invoice=None,
+            proration=False,
+            discountable=params.get("discountable", "true") == "true",
+            metadata=dict(params.get("metadata") or {}),
+            period={
+                "start": int(period.get("start", moment)),
+                "end": int(period.get("end", moment)),
+            },
+            parent=(
+                {
+                    "type": "subscription_details",
+                    "subscription_details": {"subscription": subscription_id},
+                }
+                if subscription_id
+                else None
+            ),
+            pricing={"type": "price_details", "unit_amount_decimal": unit},
+            tax_rates=[
+                copy.deepcopy(self._object("tax_rate", rate))
+                for rate in params.get("tax_rates", [])
+            ],
+        )
+
+    def _pending_items(self, subscription: Json) -> list[Json]:
+        return [
+            obj
+            for obj in self.state.objects.values()
+            if obj.get("object") == "invoiceitem"
+            and obj.get("invoice") is None
+            and obj["customer"] == subscription["customer"]
+            and ((obj.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+            in (None, subscription["id"])
+        ]
 
     def _finalize_invoice(self, params: Json, invoice_id: str) -> Json:
         invoice = self._object("invoice", invoice_id)
