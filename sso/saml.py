@@ -22,6 +22,7 @@ import asyncio
 import base64
 import binascii
 import calendar
+import functools
 import os
 import shutil
 import tempfile
@@ -49,6 +50,7 @@ from saml2.config import SPConfig
 from saml2.metadata import create_metadata_string
 from saml2.response import AuthnResponse, StatusError
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_TRANSIENT, SCM_BEARER
+from saml2.sigver import CryptoBackendXmlSec1
 from saml2.time_util import str_to_time
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
@@ -489,7 +491,25 @@ def _load_client(
         config["cert_file"] = cert_file
     sp_config = SPConfig()
     sp_config.load(config)
-    return Saml2Client(config=sp_config)
+    client = Saml2Client(config=sp_config)
+    client.sec.crypto = _XmlSec1(XMLSEC, delete_tmpfiles=True)
+    return client
+
+
+@functools.cache
+def _xmlsec1_version(binary: str) -> str:
+    version: str = CryptoBackendXmlSec1(binary).version
+    return version
+
+
+class _XmlSec1(CryptoBackendXmlSec1):  # type: ignore[misc]
+    """pysaml2's xmlsec1 backend, asking the binary for its version once per process: pysaml2
+    runs `xmlsec1 --version` twice for each signature it checks, two processes of the three a
+    SAML sign-in started (ADR 0019)."""
+
+    @property
+    def version(self) -> str:
+        return _xmlsec1_version(self.xmlsec)
 
 
 #: SP metadata already made, by connection and version (the public metadata URL is asked

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from saml2 import sigver as saml_sigver
 
 from core.database import fetch
 from core.errors import Forbidden, Invalid, NotFound
@@ -95,6 +96,28 @@ async def test_a_signed_assertion_answering_our_request_proves_the_person(
     assert identity.claims["employeeNumber"] == "E-42"
     # SAML has no email_verified claim: only the admin's word counts, and it is off by default
     assert identity.email_verified is False
+
+
+async def test_the_xmlsec1_version_is_asked_once_per_process(
+    tenant_a: TenantFixture, idp: TestIdp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pysaml2 runs `xmlsec1 --version` twice per signature it checks; ours asks once."""
+    started: list[list[str]] = []
+    real_popen = saml_sigver.Popen
+
+    def popen(args: list[str], *rest: Any, **kwargs: Any) -> Any:
+        started.append(list(args))
+        return real_popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(saml_sigver, "Popen", popen)
+    connection, urls = await _connect(tenant_a, idp)
+    for _ in range(2):
+        request_id = _request_id(connection, urls)
+        response = idp.response(urls.entity_id, urls.acs_url, ADA, Issue(in_response_to=request_id))
+        started.clear()  # what the test IdP ran to sign it is not ours
+        await _consume(tenant_a, connection, urls, response, request_id)
+    # the second sign-in: one process, the check itself
+    assert [a[1] for a in started] == ["--verify"]
 
 
 async def test_a_signed_response_alone_is_enough_by_default(
