@@ -52,8 +52,18 @@ CSRF_MESSAGE = "This form has expired. Reload the page and send it again."
 
 
 def template_config(*directories: Path) -> TemplateConfig[JinjaTemplateEngine]:
-    """Jinja templates from `directories` (a front's own first), then the shared ones."""
-    return TemplateConfig(directory=[*directories, TEMPLATES], engine=JinjaTemplateEngine)
+    """Jinja templates from `directories` (a front's own first), then the shared ones. Each is
+    compiled once per process: no file is looked at again on each page (`jalon serve` has no
+    reload mode; restart it to see a template changed)."""
+    return TemplateConfig(
+        directory=[*directories, TEMPLATES],
+        engine=JinjaTemplateEngine,
+        engine_callback=_no_reload,
+    )
+
+
+def _no_reload(engine: JinjaTemplateEngine) -> None:
+    engine.engine.auto_reload = False
 
 
 def static_files() -> Router:
