@@ -274,13 +274,16 @@ async def test_the_hourly_sweep_queues_the_tenants_that_need_dunning(
     assert await status(tenant_b) == "active"
 
 
-def jalon(owner_url: str, *options: str) -> subprocess.CompletedProcess[str]:
-    """`jalon billing record-payment …`, run as an operator would."""
+async def jalon(owner_url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`jalon billing record-payment …`, run as an operator would. In a thread: this test's
+    event loop keeps running its in-process jobs (a mail's delivery may be between its UPDATE
+    and its COMMIT, and on Citus a write to `mail_message`, a reference table, would wait for
+    it: the command would hang)."""
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # jobs in-process
     env["DATABASE_URL"] = owner_url
     command = [sys.executable, "-m", "api.cli", "billing", "record-payment", *options]
-    return subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=120, check=False
+    return await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=env, timeout=120, check=False
     )
 
 
@@ -290,7 +293,9 @@ async def test_an_account_manager_records_a_transfer_from_the_command_line(
     invoice, _ = await billed(tenant_a, at=datetime.now(UTC) - timedelta(days=45))
     assert (await dunning.run_dunning(system(tenant_a), at=datetime.now(UTC))).status == "past_due"
     options = ["--tenant", tenant_a.slug, "--invoice", str(invoice.number), "--amount", "60.00"]
-    result = jalon(owner_url, *options, "--reference", "VIR-CLI-1", "--received-on", "2026-12-01")
+    result = await jalon(
+        owner_url, *options, "--reference", "VIR-CLI-1", "--received-on", "2026-12-01"
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
         "invoice": invoice.number,
@@ -301,7 +306,7 @@ async def test_an_account_manager_records_a_transfer_from_the_command_line(
         "recorded": True,
     }
     assert await status(tenant_a) == "active"
-    wrong = jalon(owner_url, *options[:4], "--amount", "12.345", "--reference", "VIR-CLI-2")
+    wrong = await jalon(owner_url, *options[:4], "--amount", "12.345", "--reference", "VIR-CLI-2")
     assert wrong.returncode == 2
     assert "amount" in wrong.stderr
 
@@ -422,11 +427,11 @@ async def test_the_command_line_refuses_bad_amounts_and_a_transfer_without_refer
         ("99999999999", "too large"),
         ("60.01", "more than"),
     ]:
-        result = jalon(owner_url, *target, "--amount", amount, "--reference", "VIR-BAD")
+        result = await jalon(owner_url, *target, "--amount", amount, "--reference", "VIR-BAD")
         assert result.returncode == 2, (amount, result.stderr)
         assert "Traceback" not in result.stderr
         assert why in result.stderr
-    missing = jalon(owner_url, *target, "--amount", "60.00")
+    missing = await jalon(owner_url, *target, "--amount", "60.00")
     assert missing.returncode == 2
     assert "--reference is required" in missing.stderr
     kept = await invoices.get_invoice(tenant_a.owner_ctx, invoice.id)
