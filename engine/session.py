@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.random  # numpy loads it lazily: at a first request otherwise
 from numpy.typing import NDArray
 
 from engine import selection
