@@ -12,36 +12,24 @@ from campaigns.campaign_fields import Campaign, CampaignFields
 from campaigns.service import create_campaign, get_campaign
 from core.database import fetch
 from core.settings import get_settings
-from sso.connections import ConnectionFields, create_connection, set_enabled
-from sso.oidc import OidcConnectionForm, save_connection
 from tests.api.conftest import Browser
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
 from tests.sso import conftest as sso_fixtures
-from tests.sso.conftest import OidcPeer
+from tests.sso.conftest import OidcPeer, peer_connection
 from tests.sso.seeding import add_connection, add_verified_domain, unique_domain
 
 
 async def _peer_connection(peer: OidcPeer, tenant: TenantFixture, claim: str = "") -> UUID:
     """An enabled connection of `tenant` to the provider, its external id read from `claim`."""
-    ctx = tenant.owner_ctx
-    connection_id = await create_connection(
-        ctx, ConnectionFields(protocol="oidc", name="Placeholder", secret="placeholder")
-    )
-    redirect_uri = f"{get_settings().base_url}/sso/{tenant.slug}/oidc/{connection_id}/callback"
-    client_id, secret = peer.register_client(redirect_uri)
-    form = OidcConnectionForm(
+    return await peer_connection(
+        peer,
+        tenant,
         name="Company account",
-        issuer=peer.issuer,
-        client_id=client_id,
-        client_secret=secret,
         # the peer releases employee_id under its "employee" scope
         scopes="openid email profile employee",
         external_id_claim=claim,
     )
-    await save_connection(ctx, form, connection_id)
-    await set_enabled(ctx, connection_id, True)
-    return connection_id
 
 
 #: The real OpenID provider, started once per session (a fixture of tests/sso).

@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from uuid import UUID
 
 import httpx
 import pytest
 
-from sso.oidc import forget_keys
+from core.settings import get_settings
+from sso.connections import ConnectionFields, create_connection, set_enabled
+from sso.oidc import OidcConnectionForm, forget_keys, save_connection
 from tests.api.conftest import app, browser, client  # noqa: F401 - fixtures shared here
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, TenantFixture
 
 PEER_DIR = Path(__file__).resolve().parent.parent / "peers" / "oidc"
 _INTERACTION = re.compile(r"/interaction/([A-Za-z0-9_-]+)")
@@ -147,3 +150,24 @@ def oidc_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcPeer]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+async def peer_connection(
+    peer: OidcPeer, tenant: TenantFixture, *, enabled: bool = True, **form: Any
+) -> UUID:
+    """A connection of `tenant` to the provider, registered there with its redirect URI (the
+    connection's id is in it, so it is made first), saved with `form`'s fields (a name,
+    scopes, a role mapping…) and enabled unless told otherwise."""
+    ctx = tenant.owner_ctx
+    connection_id = await create_connection(
+        ctx, ConnectionFields(protocol="oidc", name="Placeholder", secret="placeholder")
+    )
+    redirect_uri = f"{get_settings().base_url}/sso/{tenant.slug}/oidc/{connection_id}/callback"
+    client_id, secret = peer.register_client(redirect_uri)
+    fields = OidcConnectionForm(
+        **({"name": "Peer"} | form), issuer=peer.issuer, client_id=client_id, client_secret=secret
+    )
+    await save_connection(ctx, fields, connection_id)
+    if enabled:
+        await set_enabled(ctx, connection_id, True)
+    return connection_id

@@ -14,36 +14,24 @@ from uuid import UUID
 from core import database
 from core.database import global_transaction
 from core.settings import get_settings
-from sso.connections import ConnectionFields, create_connection, set_enabled
-from sso.oidc import OidcConnectionForm, save_connection
 from tests.api.conftest import Browser, audit_actions
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
-from tests.sso.conftest import OidcPeer
+from tests.sso.conftest import OidcPeer, peer_connection
 from tests.sso.seeding import add_verified_domain, unique_domain
 
 
 async def _connection(peer: OidcPeer, tenant: TenantFixture) -> UUID:
     """An enabled connection of `tenant` to the provider: its "Jalon admins" group maps to
     admin, everyone else is a member."""
-    ctx = tenant.owner_ctx
-    connection_id = await create_connection(
-        ctx, ConnectionFields(protocol="oidc", name="Placeholder", secret="placeholder")
-    )
-    redirect_uri = f"{get_settings().base_url}/sso/{tenant.slug}/oidc/{connection_id}/callback"
-    client_id, secret = peer.register_client(redirect_uri)
-    form = OidcConnectionForm(
+    return await peer_connection(
+        peer,
+        tenant,
         name="Staff directory",
-        issuer=peer.issuer,
-        client_id=client_id,
-        client_secret=secret,
         scopes="openid email profile groups",  # the provider releases groups in their scope
         role_mapping={"Jalon admins": "admin"},
         default_role="member",
     )
-    await save_connection(ctx, form, connection_id)
-    await set_enabled(ctx, connection_id, True)
-    return connection_id
 
 
 def _local(url: str) -> str:

@@ -20,29 +20,16 @@ from litestar import Litestar
 
 from core import database
 from core.settings import get_settings
-from sso.connections import ConnectionFields, create_connection, get_connection, set_enabled
-from sso.oidc import OidcConnectionForm, save_connection
+from sso.connections import get_connection
 from tests.api.conftest import Browser, audit_actions, browser_on
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
-from tests.sso.conftest import OidcPeer
+from tests.sso.conftest import OidcPeer, peer_connection
 
 
 async def _connection(peer: OidcPeer, tenant: TenantFixture, *, enabled: bool = True) -> str:
     """A connection of `tenant` to the provider, registered there with its redirect URI."""
-    ctx = tenant.owner_ctx
-    connection_id = await create_connection(
-        ctx, ConnectionFields(protocol="oidc", name="Placeholder", secret="placeholder")
-    )
-    redirect_uri = f"{get_settings().base_url}/sso/{tenant.slug}/oidc/{connection_id}/callback"
-    client_id, secret = peer.register_client(redirect_uri)
-    form = OidcConnectionForm(
-        name="Peer", issuer=peer.issuer, client_id=client_id, client_secret=secret
-    )
-    await save_connection(ctx, form, connection_id)
-    if enabled:
-        await set_enabled(ctx, connection_id, True)
-    return str(connection_id)
+    return str(await peer_connection(peer, tenant, enabled=enabled))
 
 
 def _local(url: str) -> str:
