@@ -405,26 +405,24 @@ async def bill_overage_on_stripe(
         billable = await invoices._billable(ctx.tenant_id) if owed else None
     if not owed or billable is None:
         return 0
-    unit = invoices.overage_seat_price(billable)
+    until = row["current_period_start"]
     made = 0
-    for index, overage in enumerate(owed):
-        end = owed[index + 1].period_start if index + 1 < len(owed) else row["current_period_start"]
+    for overage, line in invoices.overage_charges(
+        owed, invoices.overage_seat_price(billable), until
+    ):
         stamp = int(overage.period_start.timestamp())
         try:
-            if unit > 0:
+            if line is not None:
                 await gateway.bill_overage(
                     ctx,
                     customer_id=row["gateway_customer_id"],
                     subscription_id=subscription_id,
                     currency=billable.currency,
-                    seats=overage.seats,
-                    unit_amount=unit,
-                    period=(overage.period_start, end),
-                    description=(
-                        f"Sièges au-delà de l'allocation / Seats beyond the allowance "
-                        f"({overage.period_start:%Y-%m-%d} – {end:%Y-%m-%d})"
-                    ),
-                    idempotency_key=(f"jalon-overage-{subscription_id}-{stamp}-{overage.billed}"),
+                    seats=line.quantity,
+                    unit_amount=line.unit_amount,
+                    period=(overage.period_start, line.period_end or until),
+                    description=line.description,
+                    idempotency_key=f"jalon-overage-{subscription_id}-{stamp}-{overage.billed}",
                 )
                 made += 1
         except GatewayError:

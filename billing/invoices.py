@@ -839,6 +839,35 @@ def _billable_charges(
     return [row for row in ours if row["id"] in chosen]  # in the order they were made
 
 
+def overage_charges(
+    owed: list[SeatOverage], unit_amount: int, until: datetime
+) -> list[tuple[SeatOverage, LineInput | None]]:
+    """Each period of `owed` (oldest first, from `billing.seats.unbilled_overage`) with the
+    line that charges it at `unit_amount`: from its start to the next owed period's, the last
+    one to `until`. None for free overage (a zero price): nothing to charge, recorded as
+    billed all the same. What Jalon's invoices carry and what Stripe's invoice items copy."""
+    charges: list[tuple[SeatOverage, LineInput | None]] = []
+    for index, overage in enumerate(owed):
+        end = owed[index + 1].period_start if index + 1 < len(owed) else until
+        line = (
+            LineInput(
+                kind="overage",
+                description=(
+                    f"Sièges au-delà de l'allocation / Seats beyond the allowance "
+                    f"({overage.period_start:%Y-%m-%d} – {end:%Y-%m-%d})"
+                ),
+                quantity=overage.seats,
+                unit_amount=unit_amount,
+                period_start=overage.period_start,
+                period_end=end,
+            )
+            if unit_amount > 0
+            else None
+        )
+        charges.append((overage, line))
+    return charges
+
+
 async def overage_lines(
     ctx: TenantContext, sub: BillableSubscription, *, before: datetime
 ) -> tuple[list[LineInput], list[SeatOverage]]:
@@ -849,26 +878,8 @@ async def overage_lines(
     billed (`billing.seats.mark_overage_billed`) once its invoice is drafted. The ledger's
     rows stay locked until the caller's transaction ends."""
     owed = await unbilled_overage(ctx, before, lock=True)
-    unit = overage_seat_price(sub)
-    lines = []
-    for index, overage in enumerate(owed):
-        end = owed[index + 1].period_start if index + 1 < len(owed) else before
-        if unit <= 0:
-            continue  # free overage: nothing to charge, recorded as billed all the same
-        lines.append(
-            LineInput(
-                kind="overage",
-                description=(
-                    f"Sièges au-delà de l'allocation / Seats beyond the allowance "
-                    f"({overage.period_start:%Y-%m-%d} – {end:%Y-%m-%d})"
-                ),
-                quantity=overage.seats,
-                unit_amount=unit,
-                period_start=overage.period_start,
-                period_end=end,
-            )
-        )
-    return lines, owed
+    charges = overage_charges(owed, overage_seat_price(sub), before)
+    return [line for _, line in charges if line is not None], owed
 
 
 async def bill_period(

@@ -710,17 +710,6 @@ class SeatOverage:
     billed: int = 0
 
 
-async def overage_for_period(ctx: TenantContext, period_start: datetime) -> SeatOverage:
-    """The overage seats of the period starting at `period_start` (the subscription's
-    `current_period_start` then), in the caller's transaction or its own: what the period's
-    invoice charges at the plan's overage price."""
-    sql = """SELECT count(*)::integer AS seats FROM seat_usage
-             WHERE tenant_id = $1 AND period_start = $2 AND overage"""
-    async with joined(ctx):
-        rows = await fetch(sql, ctx.tenant_id, period_start)
-    return SeatOverage(period_start, rows[0]["seats"])
-
-
 # The ledger's own period rows: a period is the one its seats were consumed in (the
 # subscription's `current_period_start` then), whatever its length.
 _UNBILLED = """
