@@ -24,11 +24,12 @@ from billing.catalogue import (
 from billing.profiles import ProfileFields, billing_profile, save_profile
 from billing.subscriptions import current_subscription, subscribe
 from campaigns.campaign_fields import CampaignFields
-from campaigns.campaign_listing import all_campaigns
+from campaigns.campaign_listing import CampaignSummary, all_campaigns
 from campaigns.participation.landing import participant_context
+from campaigns.participation.rules import refuse_unless_accepting
 from campaigns.participation.start import start_or_resume
 from campaigns.service import create_campaign
-from core.errors import NotFound
+from core.errors import Conflict, Gone, NotFound
 from core.settings import Settings, get_settings
 from sso.connections import create_connection, list_connections, set_enabled
 from sso.domains import add_domain, list_domains, verify_domain
@@ -176,7 +177,7 @@ async def _person(person: DemoPerson) -> UserAccount:
 
 
 async def _organization(demo: DemoOrganization) -> str:
-    """Create what is missing of one demo organization; the code of its campaign."""
+    """Create what is missing of one demo organization; the code of its open campaign."""
     people = [await _person(p) for p in demo.people]
     owner = people[0]
     actor = Actor(kind="user", user_id=owner.id, label=owner.email)
@@ -189,16 +190,39 @@ async def _organization(demo: DemoOrganization) -> str:
             await add_member(ctx, account, person.role)
         await invite(ctx, demo.invitee, "member", get_settings())
     ctx = await member_context(demo.fields.slug, owner, actor)
-    for existing in await all_campaigns(ctx):
-        if existing.name == demo.campaign.name:
+    return await _open_campaign(ctx, demo.campaign)
+
+
+def _accepting(campaign: CampaignSummary, now: datetime) -> bool:
+    """Whether a participant opening this campaign's link now can start (the landing page's
+    own rule): not a draft, not closed or archived, open and not ended."""
+    try:
+        refuse_unless_accepting(campaign.status, campaign.opens_at, campaign.closes_at, now)
+    except (NotFound, Gone, Conflict):
+        return False
+    return True
+
+
+async def _open_campaign(
+    ctx: TenantContext, campaign: DemoCampaign, *, sso_required: bool = False
+) -> str:
+    """The code of a campaign named as the demo's that participants can open now: the oldest
+    one (the seeded original, so that runs print the same link), not a copy someone made and
+    closed, nor a draft. When none is open any more, a new one is made, so the printed link
+    always works."""
+    now = datetime.now(UTC)
+    named = [c for c in await all_campaigns(ctx) if c.name == campaign.name]
+    for existing in reversed(named):  # newest first: the original is last
+        if _accepting(existing, now):
             return existing.code
     created = await create_campaign(
         ctx,
         CampaignFields(
-            name=demo.campaign.name,
-            profile_key=demo.campaign.profile_key,
-            landing_text=demo.campaign.landing_text,
-            external_id_label=demo.campaign.external_id_label,
+            name=campaign.name,
+            profile_key=campaign.profile_key,
+            landing_text=campaign.landing_text,
+            external_id_label=campaign.external_id_label,
+            sso_required=sso_required,
         ),
     )
     return created.code
@@ -314,8 +338,9 @@ async def _context(demo: DemoOrganization) -> TenantContext:
     return await member_context(demo.fields.slug, owner, actor)
 
 
-async def _billing(by_slug: dict[str, DemoOrganization]) -> None:
-    """Each organization's subscription, details, invoice and seats, once."""
+async def _billing(by_slug: dict[str, DemoOrganization], codes: dict[str, str]) -> None:
+    """Each organization's subscription, details, invoice and seats, once; `codes` are the
+    organizations' open campaigns, by slug."""
     await _catalogue()
     now = datetime.now(UTC)
     for slug, profile in PROFILES.items():
@@ -327,7 +352,7 @@ async def _billing(by_slug: dict[str, DemoOrganization]) -> None:
         # One invoice a period at most: a second run finds it issued.
         await invoices.bill_period(ctx, at=now, locale=by_slug[slug].fields.default_locale)
     belleval = by_slug["ville-de-belleval"]
-    await _residents_take_the_test(await _context(belleval), belleval)
+    await _residents_take_the_test(await _context(belleval), codes[belleval.fields.slug])
 
 
 async def _subscribe(ctx: TenantContext, slug: str, now: datetime) -> None:
@@ -348,10 +373,10 @@ async def _subscribe(ctx: TenantContext, slug: str, now: datetime) -> None:
         await subscribe(ctx, "licence-500-annual", at=now, currency="NOK", trial=False)
 
 
-async def _residents_take_the_test(ctx: TenantContext, demo: DemoOrganization) -> None:
-    """Belleval's residents start the city's campaign: each consumes a seat of the pack (a
-    second run resumes their tests and consumes nothing)."""
-    campaign = next(c for c in await all_campaigns(ctx) if c.name == demo.campaign.name)
+async def _residents_take_the_test(ctx: TenantContext, code: str) -> None:
+    """Belleval's residents start the city's open campaign (the one printed): each consumes a
+    seat of the pack (a second run resumes their tests and consumes nothing)."""
+    campaign = next(c for c in await all_campaigns(ctx) if c.code == code)
     for resident in RESIDENTS:
         account = await _person(resident)
         actor = Actor(kind="user", user_id=account.id, label=account.email)
@@ -402,19 +427,7 @@ async def seed_sso(settings: Settings) -> list[str]:
         await set_enabled(ctx, connection_id, True)
     # Campaigns are made by a member of the organization: its owner.
     owner = await _context(next(d for d in ORGANIZATIONS if d.fields.slug == SSO_ORGANIZATION))
-    code = next((c.code for c in await all_campaigns(owner) if c.name == SSO_CAMPAIGN.name), None)
-    if code is None:
-        created = await create_campaign(
-            owner,
-            CampaignFields(
-                name=SSO_CAMPAIGN.name,
-                profile_key=SSO_CAMPAIGN.profile_key,
-                landing_text=SSO_CAMPAIGN.landing_text,
-                external_id_label=SSO_CAMPAIGN.external_id_label,
-                sso_required=True,
-            ),
-        )
-        code = created.code
+    code = await _open_campaign(owner, SSO_CAMPAIGN, sso_required=True)
     newcomer = PERSONAS[0]
     return [
         f"{settings.base_url}/c/{code}  {SSO_CAMPAIGN.name} (sign-in through the company's SSO)",
@@ -427,15 +440,16 @@ async def seed_sso(settings: Settings) -> list[str]:
 async def seed() -> DemoSignIns:
     """Create what is missing of the demo; return the sign-ins to print."""
     base_url = get_settings().base_url
+    codes = {demo.fields.slug: await _organization(demo) for demo in ORGANIZATIONS}
     campaigns = [
-        f"{base_url}/c/{await _organization(demo)}  {demo.campaign.name} ({demo.fields.name})"
+        f"{base_url}/c/{codes[demo.fields.slug]}  {demo.campaign.name} ({demo.fields.name})"
         for demo in ORGANIZATIONS
     ]
     for person in STAFF_PEOPLE:
         account = await _person(person)
         if account.staff_role != person.role:  # run again: left as it is
             await make_staff(account.id, person.role)
-    await _billing({demo.fields.slug: demo for demo in ORGANIZATIONS})
+    await _billing({demo.fields.slug: demo for demo in ORGANIZATIONS}, codes)
     accounts = [
         f"{p.email:<36} {p.role:<7} {demo.fields.name}"
         for demo in ORGANIZATIONS

@@ -6,13 +6,23 @@ from typing import Any
 
 import pyotp
 
-from api.demo import ORGANIZATIONS, PASSWORD, STAFF_PEOPLE, STAFF_SIGN_IN, seed
+from api.demo import (
+    ORGANIZATIONS,
+    PASSWORD,
+    STAFF_PEOPLE,
+    STAFF_SIGN_IN,
+    DemoOrganization,
+    seed,
+)
+from campaigns.campaign_listing import all_campaigns
 from campaigns.participation.landing import resolve_code
+from campaigns.service import activate_campaign, close_campaign, duplicate_campaign
 from core import database
 from core.ratelimit import MemoryRateLimiter
 from core.settings import Settings
 from tenants.accounts import authenticate, find_user_by_email
-from tenants.organizations import tenant_by_slug
+from tenants.context import Actor, TenantContext
+from tenants.organizations import member_context, tenant_by_slug
 from tenants.staff import begin_enrolment, confirm_enrolment, staff_member_of
 from tests.db import as_tenant
 
@@ -92,3 +102,41 @@ async def test_the_demo_staff_sign_in_and_set_up_their_app_at_first_sign_in(
     assert member is not None
     assert member.second_factor  # kept
     assert member.role == "content_editor"
+
+
+async def test_the_demo_prints_an_open_campaign_after_a_copy_of_it_was_closed(
+    db: str, settings: Settings
+) -> None:
+    """Someone duplicates a demo campaign, opens the copy and closes it (or leaves another
+    copy as a draft): seeding again prints a link that participants can open, the original's,
+    in every organization. When the original itself is closed, a new open one is made."""
+    first = await seed()
+    for demo in ORGANIZATIONS:
+        ctx = await _owner_context(demo)
+        original = next(c for c in await all_campaigns(ctx) if c.name == demo.campaign.name)
+        closed_copy = await duplicate_campaign(ctx, original.id)
+        await activate_campaign(ctx, closed_copy.id)
+        await close_campaign(ctx, closed_copy.id)
+        await duplicate_campaign(ctx, original.id)  # a draft copy, whose link answers 404
+    again = await seed()
+    assert again.campaigns == first.campaigns
+    for line in again.campaigns:
+        await resolve_code(line.split("/c/")[1].split()[0])  # open, or it raises
+
+    belleval = next(d for d in ORGANIZATIONS if d.fields.slug == "ville-de-belleval")
+    ctx = await _owner_context(belleval)
+    for campaign in await all_campaigns(ctx):
+        if campaign.status == "active":
+            await close_campaign(ctx, campaign.id)
+    third = await seed()
+    [line] = [line for line in third.campaigns if belleval.fields.name in line]
+    assert line not in first.campaigns
+    landing = await resolve_code(line.split("/c/")[1].split()[0])
+    assert landing.name == belleval.campaign.name
+
+
+async def _owner_context(demo: DemoOrganization) -> TenantContext:
+    owner = await find_user_by_email(demo.people[0].email)
+    assert owner is not None
+    actor = Actor(kind="user", user_id=owner.id, label=owner.email)
+    return await member_context(demo.fields.slug, owner, actor)
