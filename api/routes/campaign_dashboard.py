@@ -31,6 +31,9 @@ FILTERS = ("search", "status", "group")
 # Geometry of the progress chart (SVG user units).
 CHART_W, CHART_H = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 12, 36
+SERIES = ("started", "completed", "shared")
+#: The least distance between two value labels of a one-day chart (13px text).
+VALUE_GAP = 16
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,11 @@ class ProgressChart:
     first: str
     last: str
     days: list[tuple[str, ProgressDay]] = field(default_factory=list)
+    #: With a single day of data, the lines have no length: each series is drawn as a dot
+    #: (series, x, y, radius), and each distinct value is written once beside them
+    #: (x, y, value).
+    dots: list[tuple[str, float, float, float]] = field(default_factory=list)
+    values: list[tuple[float, float, int]] = field(default_factory=list)
 
 
 def _filters(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -86,7 +94,7 @@ def progress_chart(days: list[ProgressDay], locale: str) -> ProgressChart | None
 
     lines = {
         series: " ".join(f"{x(i)},{y(getattr(day, series))}" for i, day in enumerate(days))
-        for series in ("started", "completed", "shared")
+        for series in SERIES
     }
     labels = [format_date(day.day, "short", locale=locale) for day in days]
     picks = sorted({0, len(days) // 2, len(days) - 1})
@@ -95,6 +103,14 @@ def progress_chart(days: list[ProgressDay], locale: str) -> ProgressChart | None
         for label, day in zip(labels, days, strict=True)
         if day.new_started or day.new_completed or day.new_shared
     ]
+    dots: list[tuple[str, float, float, float]] = []
+    values: list[tuple[float, float, int]] = []
+    if len(days) == 1:
+        # Concentric rings, so that series with the same figure all stay visible.
+        for series, radius in (("started", 9.0), ("completed", 6.0), ("shared", 3.0)):
+            dots.append((series, x(0), y(getattr(days[0], series)), radius))
+        shown = sorted({getattr(days[0], series) for series in SERIES}, reverse=True)
+        values = [(x(0) + 16, y(value) + 4, value) for value in shown]
     return ProgressChart(
         width=CHART_W,
         height=CHART_H,
@@ -107,7 +123,19 @@ def progress_chart(days: list[ProgressDay], locale: str) -> ProgressChart | None
         first=format_date(days[0].day, "long", locale=locale),
         last=format_date(days[-1].day, "long", locale=locale),
         days=changed,
+        dots=dots,
+        values=_apart(values),
     )
+
+
+def _apart(values: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    """Value labels moved down where needed, so that none overlaps the one above it."""
+    placed: list[tuple[float, float, int]] = []
+    for x, y, value in values:  # top to bottom
+        if placed and y - placed[-1][1] < VALUE_GAP:
+            y = placed[-1][1] + VALUE_GAP
+        placed.append((x, y, value))
+    return placed
 
 
 async def dashboard(

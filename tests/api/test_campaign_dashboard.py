@@ -179,6 +179,30 @@ async def test_the_charts_carry_titles_descriptions_and_figures(
     assert "Learners per level, over shared results" in page  # the table of the same figures
 
 
+async def test_a_single_day_of_progress_draws_its_figures_not_bare_axes(
+    member: Browser, board: dict[str, Any]
+) -> None:
+    """Two learners on one day (one started, one completed): a polyline of one point draws
+    nothing, so each series is a dot with its figure written beside it, and the page says
+    why there are no lines yet; the table of figures is there, open."""
+    fresh = await create_campaign(
+        board["a"].owner_ctx, CampaignFields(name="One day", profile_key="digcomp")
+    )
+    await seed(board["a"], fresh.id, 2, prefix="Early", same_time=True)
+    page = (await member.client.get(f"/o/{board['a'].slug}/campaigns/{fresh.id}")).text
+    chart = page.split('<figure class="chart progress-chart">', 1)[1].split("</figure>", 1)[0]
+    dots = re.findall(
+        r'<circle cx="([\d.]+)" cy="([\d.]+)" r="[\d.]+" class="line (\w+) dot"/>', chart
+    )
+    assert [series for _, _, series in dots] == ["started", "completed", "shared"]
+    heights = {series: float(cy) for _, cy, series in dots}
+    assert heights["started"] < heights["completed"] < heights["shared"]  # 2, 1 and 0
+    assert re.findall(r'class="value">(\d+)</text>', chart) == ["2", "1", "0"]
+    assert "One day of activity so far" in page
+    figures = page.split('<details class="figures" open>', 1)[1].split("</details>", 1)[0]
+    assert "<td>2 (+2)</td><td>1 (+1)</td><td>0 (+0)</td>" in figures
+
+
 async def test_a_campaign_nobody_took_says_so(member: Browser, board: dict[str, Any]) -> None:
     empty = await create_campaign(
         board["a"].owner_ctx, CampaignFields(name="Empty", profile_key="digcomp")
