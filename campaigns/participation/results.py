@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from campaigns import events
@@ -29,6 +30,7 @@ from core.database import (
 )
 from core.errors import Conflict, Invalid, NotFound
 from core.ids import uuid_or_404
+from engine.bank import Challenge
 from tenants import audit
 from tenants.context import TenantContext
 
@@ -97,12 +99,20 @@ class CompetenceLevel:
 
 @dataclass(frozen=True)
 class MissedChallenge:
-    """A challenge answered wrongly (or skipped), with what the right answer was about."""
+    """A challenge answered wrongly (or skipped): the participant's answer beside the right
+    one, and what the right answer was about. Texts are in the language of the test."""
 
+    #: the bank's challenge type: single_choice, multiple_choice or short_text
+    kind: str
     statement: str
     proposals: tuple[str, ...]
     explanation: str
     skipped: bool
+    #: what the participant answered: the proposals they chose, or the text they typed
+    #: (empty when skipped)
+    given: tuple[str, ...]
+    #: the right answer: the right proposals, or the accepted texts (the first one preferred)
+    correct: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -122,7 +132,7 @@ _RESULT_DETAILS = """
 SELECT p.*, r.theta, r.se, r.level, r.score, r.competences, r.mastered_skills,
        c.name AS campaign_name, c.type AS campaign_type, c.bank_version, c.profile_snapshot,
        s.locale AS test_locale, coalesce(x.ids, '{}') AS missed_ids,
-       coalesce(x.skipped, '{}') AS missed_skipped
+       coalesce(x.skipped, '{}') AS missed_skipped, coalesce(x.answers, '{}') AS missed_answers
 FROM participation p
 JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
 JOIN campaign c ON c.tenant_id = $1 AND c.id = p.campaign_id
@@ -130,7 +140,8 @@ LEFT JOIN assessment s ON s.tenant_id = $1 AND s.participation_id = p.id
 LEFT JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
 CROSS JOIN LATERAL (
     SELECT array_agg(a.challenge_id ORDER BY a.position) AS ids,
-           array_agg(a.skipped ORDER BY a.position) AS skipped
+           array_agg(a.skipped ORDER BY a.position) AS skipped,
+           array_agg(a.value::text ORDER BY a.position) AS answers
     FROM answer a WHERE a.tenant_id = $1 AND a.participation_id = p.id
         AND NOT a.correct AND NOT a.pretest) x
 WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3
@@ -142,6 +153,35 @@ def _text(texts: Mapping[str, str], *locales: str | None) -> str:
         if locale and texts.get(locale):
             return texts[locale]
     return next(iter(texts.values()), "")
+
+
+def _chosen(proposals: tuple[str, ...], indices: Any) -> tuple[str, ...]:
+    """The proposals at `indices` (one index or a list), in the proposals' order; an index the
+    proposals do not have (a stored answer is never one) is left out."""
+    wanted = {indices} if isinstance(indices, int) else set(indices or ())
+    return tuple(text for i, text in enumerate(proposals) if i in wanted)
+
+
+def _missed(challenge: Challenge, locale: str, value: Any, *, skipped: bool) -> MissedChallenge:
+    """A missed challenge as the results page shows it: for a choice, the chosen and the right
+    proposals; for a short text, what was typed and the accepted answers."""
+    proposals = tuple(challenge.proposals.get(locale, ()))
+    if challenge.type == "short_text":
+        accepted = challenge.solution if isinstance(challenge.solution, Mapping) else {}
+        correct = tuple(accepted.get(locale) or next(iter(accepted.values()), ()))
+        given: tuple[str, ...] = (value,) if isinstance(value, str) and value else ()
+    else:
+        correct = _chosen(proposals, challenge.solution)
+        given = () if value is None else _chosen(proposals, value)
+    return MissedChallenge(
+        kind=challenge.type,
+        statement=_text(challenge.statement, locale),
+        proposals=proposals,
+        explanation=_text(challenge.explanation, locale),
+        skipped=skipped,
+        given=given,
+        correct=correct,
+    )
 
 
 async def result_details(
@@ -172,16 +212,12 @@ async def result_details(
                     code, _text(title, locale, test_locale), level, spec.max_level(code)
                 )
             )
-        for challenge_id, skipped in zip(row["missed_ids"], row["missed_skipped"], strict=True):
+        for challenge_id, skipped, stored in zip(
+            row["missed_ids"], row["missed_skipped"], row["missed_answers"], strict=True
+        ):
             challenge = bank.challenge_by_id[challenge_id]
-            missed.append(
-                MissedChallenge(
-                    statement=_text(challenge.statement, test_locale),
-                    proposals=tuple(challenge.proposals.get(test_locale, ())),
-                    explanation=_text(challenge.explanation, test_locale),
-                    skipped=skipped,
-                )
-            )
+            value = None if skipped or stored is None else json.loads(stored)
+            missed.append(_missed(challenge, test_locale, value, skipped=skipped))
     return ResultDetails(
         participation=view,
         campaign_name=row["campaign_name"],
@@ -211,6 +247,8 @@ class OwnParticipation:
     #: the organization's slug: the participation's pages are under /p/{slug}/
     slug: str
     organization_name: str
+    #: the organization's zone: its times are shown in it
+    timezone: str
     level: int | None
     score: int | None
 
@@ -218,7 +256,7 @@ class OwnParticipation:
 _OWN_ORGANIZATIONS = "SELECT DISTINCT tenant_id FROM learner WHERE user_id = $1"
 
 _OWN_PARTICIPATIONS = """
-SELECT p.id, p.attempt, p.status, p.created_at, p.completed_at, p.shared_at,
+SELECT p.id, p.attempt, p.status, p.created_at, p.completed_at, p.shared_at, o.timezone,
        c.name AS campaign_name, c.type AS campaign_type, o.slug, o.name AS organization_name,
        r.level, r.score
 FROM learner l
