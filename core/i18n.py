@@ -17,6 +17,8 @@ from babel.support import Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 LOCALES: tuple[str, ...] = ("fr", "en")
+from core.l10n_elision import elide
+
 LOCALE_NAMES = {"fr": "Français", "en": "English"}
 
 
@@ -40,9 +42,10 @@ def translations(locale: str) -> Translations:
 
 
 def translate(locale: str, message: str, **params: Any) -> str:
-    """`message` in `locale`, with `{name}` parameters filled in."""
+    """`message` in `locale`, with `{name}` parameters filled in (French "de {name}" elided
+    before a vowel: `core.l10n_elision`)."""
     text = translations(locale).gettext(message)
-    return text.format(**params) if params else text
+    return elide(locale, text, params).format(**params) if params else text
 
 
 def best_locale(accept_language: str | None, default: str) -> str:

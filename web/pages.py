@@ -4,13 +4,12 @@ person, the language, rendering, forms and one-time notices."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.response import Redirect, Template
@@ -18,6 +17,7 @@ from litestar.response import Redirect, Template
 from core.errors import Invalid, UserError
 from core.i18n import LOCALE_NAMES, LOCALES, best_locale, translate
 from core.settings import Settings, get_settings
+from core.l10n import Width, format_clock, format_day, format_moment, plural, zone_name, zone_named
 from tenants.accounts import UserAccount, get_user
 from tenants.context import Actor, ActorKind, TenantContext
 from web.sessions import Session, get_session
@@ -138,18 +138,53 @@ SESSIONS_DEGRADED_MESSAGE = (
 )
 
 
-def page_helpers(locale: str, zone: ZoneInfo = UTC) -> dict[str, Any]:
-    """Translation and date formatting for a page: dates in `zone` (the organization's)."""
+def page_helpers(locale: str, zone: tzinfo | None = UTC) -> dict[str, Any]:
+    """Translation, plurals and date formatting for a page (`core.l10n`): moments in `zone`
+    (the organization's), with that zone named.
+
+    - `_(message, **params)`; `ngettext(singular, plural, count, **params)` for every count;
+    - `format_dt(moment, width, in_zone=None)`: "3 Dec 2026, 14:05 (Europe/Paris)", no seconds;
+    - `format_day(day_or_moment, width)`: "3 Dec 2026";
+    - `format_clock(moment)`: "14:05 (Europe/Paris)";
+    - `zone_name`: the zone's name, for a column header that states it once.
+    """
 
     def gettext(message: str, **params: Any) -> str:
         return translate(locale, message, **params)
 
-    def format_dt(value: datetime | None, format: str = "medium") -> str:
-        if value is None:
-            return ""
-        return format_datetime(value, format=format, tzinfo=zone, locale=locale)
+    def ngettext(singular: str, plural_form: str, count: int, **params: Any) -> str:
+        return plural(locale, singular, plural_form, count, **params)
 
-    return {"_": gettext, "format_dt": format_dt}
+    def format_dt(
+        value: datetime | None, width: Width = "medium", in_zone: str | None = None
+    ) -> str:
+        # `in_zone`: a row's own organization's zone, on a page that lists several
+        return format_moment(value, locale, zone_named(in_zone) if in_zone else zone, width)
+
+    def format_day_in_zone(value: date | datetime | None, width: Width = "medium") -> str:
+        return format_day(value, locale, zone, width)
+
+    def format_clock_in_zone(value: datetime | None) -> str:
+        return format_clock(value, locale, zone)
+
+    return {
+        "_": gettext,
+        "ngettext": ngettext,
+        "format_dt": format_dt,
+        "format_day": format_day_in_zone,
+        "format_clock": format_clock_in_zone,
+        "zone_name": zone_name(zone),
+    }
+
+
+def _page_zone(ctx: TenantContext | None, context: dict[str, Any]) -> tzinfo:
+    """The zone a page shows its times in: the organization's, whether the page is the
+    console's (`ctx`) or a participant's (the campaign's organization, `tenant=`)."""
+    if ctx is not None:
+        return ctx.tenant.zone
+    tenant = context.get("tenant")
+    zone = getattr(tenant, "zone", None)
+    return zone if isinstance(zone, tzinfo) else UTC
 
 
 def render(
@@ -169,7 +204,7 @@ def render(
         notices = [{"message": SESSIONS_DEGRADED_MESSAGE, "params": {}}, *notices]
     state = request.scope.get("state", {})
     base = {
-        **page_helpers(locale, ctx.tenant.zone if ctx else UTC),
+        **page_helpers(locale, _page_zone(ctx, context)),
         "locale": locale,
         "locales": LOCALE_NAMES,
         "user": state.get("user"),
