@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install system peers demo serve test test-citus bench-citus test-pgbouncer bench-pgbouncer test-fast test-browser lint format bench load worker migrate clean
+.PHONY: help install system peers demo serve test test-citus bench-citus test-pgbouncer bench-pgbouncer test-fast test-browser lint format i18n bench load worker migrate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -86,6 +86,10 @@ test-fast: install ## Run the suite without the slow and browser groups
 
 test-browser: install system peers ## Run only the headless Chromium tests
 	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS)
+
+# core.i18n compiles the .po catalogues in memory at first use: there is no .mo to build.
+i18n: install ## Extract the strings and update the fr, en, nl and de catalogues; list what is left
+	sh scripts/update-translations.sh
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Extract the translatable strings (babel.cfg) and merge them into the catalogs
-# core/locale/{fr,en}/LC_MESSAGES/messages.po, keeping existing translations.
+# core/locale/{fr,en,nl,de}/LC_MESSAGES/messages.po, keeping existing translations.
 #
 #   scripts/update-translations.sh           update the catalogs, then list what is left to translate
 #   scripts/update-translations.sh --check   only check that the catalogs are up to date (CI)
@@ -8,7 +8,7 @@
 # New or changed English strings then appear with an empty msgstr, or marked "fuzzy" with a
 # guessed translation to review (remove the "#, fuzzy" line once it is right). English is the
 # source language: its msgstr stay empty except for labels such as "local_authority".
-# tests/core/test_i18n.py fails while a French translation is missing or fuzzy.
+# tests/core/test_i18n.py fails while a French, Dutch or German translation is missing or fuzzy.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ PYTHON=${PYTHON:-.venv/bin/python}
 pybabel() { "$PYTHON" -m babel.messages.frontend "$@"; }
 
 LOCALE_DIR=core/locale
-LOCALES="fr en"
+LOCALES="fr en nl de"
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n 1)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jalon-i18n.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM

@@ -1,13 +1,15 @@
-"""Translations: every English source string has its French translation, placeholders intact.
+"""Translations: every English source string has its French, Dutch and German translation,
+placeholders and HTML tags intact, and no template shows text that skips the catalogues.
 
 The extraction is the one `scripts/update-translations.sh` runs (`babel.cfg`), done in-process:
-a new English string without French fails here with the list of what is missing.
+a new English string without a translation fails here with the list of what is missing.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -15,14 +17,17 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
+from jinja2 import Environment
 
-from core.i18n import LOCALE_DIR, best_locale, translate
+from core.i18n import LOCALE_DIR, LOCALES, best_locale, translate
 
 ROOT = Path(__file__).resolve().parents[2]
 HOW_TO = (
     "run scripts/update-translations.sh, then translate in "
-    "core/locale/fr/LC_MESSAGES/messages.po (and drop the '#, fuzzy' lines once reviewed)"
+    "core/locale/{locale}/LC_MESSAGES/messages.po (and drop the '#, fuzzy' lines once reviewed)"
 )
+#: The catalogues that must translate every string (English is the source language).
+TRANSLATED = [locale for locale in LOCALES if locale != "en"]
 
 Msgid = tuple[str, str | None]  # (msgid, context)
 
@@ -88,21 +93,70 @@ def test_the_extraction_finds_the_strings(extracted: dict[Msgid, list[str]]) -> 
     assert len(msgids) > 200
 
 
-def test_every_source_string_has_a_french_translation(
-    extracted: dict[Msgid, list[str]], french: Catalog
+def test_the_supported_languages() -> None:
+    assert LOCALES == ("fr", "en", "nl", "de")
+    for locale in LOCALES:
+        assert (LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po").exists(), locale
+    script = (ROOT / "scripts" / "update-translations.sh").read_text(encoding="utf-8")
+    assert f'LOCALES="{" ".join(LOCALES)}"' in script
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_every_source_string_has_a_translation(
+    extracted: dict[Msgid, list[str]], locale: str
 ) -> None:
+    catalog = _catalog(locale)
     missing = []
     for (msgid, context), places in extracted.items():
-        message = french.get(msgid, context)
+        message = catalog.get(msgid, context)
         if message is None or message.fuzzy or not all(_strings(message.string)):
             state = "fuzzy" if message is not None and message.fuzzy else "missing"
             missing.append(f"{state}: {msgid!r} ({', '.join(sorted(set(places))[:3])})")
-    assert not missing, f"{len(missing)} French translation(s) to do ({HOW_TO}):\n" + "\n".join(
-        missing
+    assert not missing, (
+        f"{len(missing)} {locale} translation(s) to do ({HOW_TO.format(locale=locale)}):\n"
+        + "\n".join(missing)
     )
 
 
-@pytest.mark.parametrize("locale", ["fr", "en"])
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_no_fuzzy_entry_is_left(locale: str) -> None:
+    """Even an entry no source uses any more: a fuzzy guess is never shipped as reviewed."""
+    fuzzy = [m.id for m in _catalog(locale) if m.id and m.fuzzy]
+    assert not fuzzy, f"review and drop '#, fuzzy' in core/locale/{locale}: {fuzzy}"
+
+
+@pytest.mark.parametrize("locale", ["nl", "de"])
+def test_dutch_and_german_have_two_plural_forms(locale: str) -> None:
+    catalog = _catalog(locale)
+    assert catalog.num_plurals == 2
+    assert catalog.plural_expr == "(n != 1)"
+
+
+#: HTML elements a message may hold ("<token>" in "Bearer <token>" is text, not a tag).
+_TAG = re.compile(
+    r"</?(?:a|abbr|b|br|code|em|i|kbd|li|mark|ol|p|small|span|strong|sub|sup|time|u|ul)\b[^>]*>"
+)
+
+
+def _tags(text: str) -> list[str]:
+    """The HTML tags of a message, their names and attributes (link targets included)."""
+    return sorted(_TAG.findall(text))
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_translations_keep_the_html_tags(locale: str) -> None:
+    wrong = []
+    for message in _catalog(locale):
+        if not message.id or not message.string:
+            continue
+        msgid = _strings(message.id)[0]
+        wrong += [
+            f"{msgid!r} -> {t!r}" for t in _strings(message.string) if _tags(t) != _tags(msgid)
+        ]
+    assert not wrong, "HTML tags differ:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
 def test_translations_keep_the_placeholders(locale: str) -> None:
     wrong = []
     for message in _catalog(locale):
@@ -195,7 +249,17 @@ def test_translate() -> None:
     assert translate("en", "Incorrect email or password.") == "Incorrect email or password."
     assert translate("en", "local_authority") == "local authority"
     assert translate("fr", "A string nobody translated.") == "A string nobody translated."
-    assert translate("de", "Sign in") == "Sign in"
+    assert translate("es", "Sign in") == "Sign in"  # no catalogue: the English source
+    assert translate("nl", "Incorrect email or password.") == ("Onjuist e-mailadres of wachtwoord.")
+    assert translate("de", "Incorrect email or password.") == (
+        "E-Mail-Adresse oder Passwort ist falsch."
+    )
+    assert translate("nl", "Join {organization}", organization="Stad Gent") == (
+        "Word lid van Stad Gent"
+    )
+    assert translate("de", "Join {organization}", organization="Stadt Eupen") == (
+        "Stadt Eupen beitreten"
+    )
 
 
 @pytest.mark.parametrize(
@@ -204,20 +268,23 @@ def test_translate() -> None:
         ("fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7", "en", "fr"),  # Chrome, French
         ("en-US,en;q=0.5", "fr", "en"),  # Firefox, English
         ("en-GB,en;q=0.9,fr;q=0.8", "fr", "en"),
-        ("de-DE,de;q=0.9,en;q=0.5,fr;q=0.7", "en", "fr"),  # first supported by weight
+        ("de-DE,de;q=0.9,en;q=0.5,fr;q=0.7", "en", "de"),  # German
+        ("nl-BE,nl;q=0.9,fr-BE;q=0.8", "fr", "nl"),  # Flemish Brussels
+        ("es-ES,es;q=0.9,en;q=0.5,fr;q=0.7", "en", "fr"),  # first supported by weight
         ("fr;q=0.3,en;q=0.7", "fr", "en"),  # weights, not order
         ("en;q=0.8,fr-CA", "en", "fr"),  # no q means 1
         ("fr,en", "en", "fr"),  # equal weights: header order
         ("EN-us", "fr", "en"),  # case-insensitive
         ("*;q=0.5,en", "fr", "en"),
         ("fr;q=abc,en;q=0.1", "fr", "en"),  # a malformed weight counts as 0
-        ("de-DE,es;q=0.8", "en", "en"),  # nothing supported: the default
-        ("de-DE,es;q=0.8", "fr", "fr"),
+        ("es-ES,it;q=0.8", "en", "en"),  # nothing supported: the default
+        ("es-ES,it;q=0.8", "nl", "nl"),
         ("*", "en", "en"),
         ("", "en", "en"),
         (None, "fr", "fr"),
         (" , ,", "en", "en"),
-        (None, "de", "fr"),  # an unsupported default: the first locale
+        (None, "de", "de"),
+        (None, "es", "fr"),  # an unsupported default: the first locale
     ],
 )
 def test_best_locale(header: str | None, default: str, expected: str) -> None:
@@ -230,3 +297,100 @@ def test_best_locale_accepts_spaces_around_the_weight() -> None:
 
 def test_best_locale_skips_refused_languages() -> None:
     assert best_locale("fr;q=0", "en") == "en"
+
+
+def test_best_locale_among_a_campaigns_languages() -> None:
+    """A campaign offered in French and Dutch: the browser's choice among those two, else the
+    campaign's first language (English is supported by Jalon but not by the campaign)."""
+    assert best_locale("nl-BE,en;q=0.9", "fr", among=("fr", "nl")) == "nl"
+    assert best_locale("en-GB,de;q=0.5", "fr", among=("fr", "nl")) == "fr"
+    assert best_locale(None, "de", among=("de", "fr")) == "de"
+
+
+# --- text in templates ------------------------------------------------------------------------
+
+#: Words a template may show as they are, in every language: names and acronyms.
+UNTRANSLATED_WORDS = {"Jalon", "SIRET", "IBAN", "BIC", "HTTP", "IP", "KiB", "SSO", "SCIM", "API"}
+#: Attributes whose value a person sees or hears (a screen reader reads aria-label).
+_VISIBLE_ATTRIBUTES = {"title", "alt", "placeholder", "aria-label", "label"}
+_JINJA = (
+    " data-jinja "  # stands for each {{ … }} / {% … %}: an attribute inside a tag, a gap in text
+)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+class _VisibleText(HTMLParser):
+    """The literal text and visible attribute values of an HTML template, its Jinja removed."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.literals: list[str] = []
+        self._hidden = 0  # inside <script> or <style>
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"script", "style"}:
+            self._hidden += 1
+        named = dict(attrs)
+        for name, value in attrs:
+            button = tag == "input" and named.get("type") in {"submit", "button", "reset"}
+            if value and (name in _VISIBLE_ATTRIBUTES or (name == "value" and button)):
+                self._check(value)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"script", "style"}:
+            self._hidden = max(0, self._hidden - 1)
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self._check(data)
+
+    def _check(self, text: str) -> None:
+        for piece in text.split(_JINJA.strip()):
+            words = [w for w in _WORD.findall(piece) if w not in UNTRANSLATED_WORDS]
+            if words:
+                self.literals.append(" ".join(piece.split()))
+
+
+def _template_literals(source: str) -> list[str]:
+    """What `source` shows outside {{ _() }} and {% trans %}: every Jinja token is replaced by
+    a stand-in, then an HTML parser reads the text and the visible attributes."""
+    pieces: list[str] = []
+    in_trans, tag_next = 0, False  # inside {% trans %}…{% endtrans %}; a block's first name
+    for _, kind, value in Environment(autoescape=True, extensions=["jinja2.ext.i18n"]).lex(source):
+        if kind == "name" and tag_next:
+            in_trans += {"trans": 1, "endtrans": -1}.get(value, 0)
+        if kind != "whitespace":
+            tag_next = kind == "block_begin"
+        if kind == "data" and not in_trans:
+            pieces.append(value)
+        elif pieces and pieces[-1].endswith(("<", "</")):
+            pieces.append("jinja")  # a tag name from a variable: <{{ heading }}>
+        elif not pieces or pieces[-1] != _JINJA:
+            pieces.append(_JINJA)
+    parser = _VisibleText()
+    parser.feed("".join(pieces))
+    parser.close()
+    return parser.literals
+
+
+def test_the_template_check_finds_literal_text() -> None:
+    source = (
+        '<h1>{{ _("Campaigns") }}</h1><p>Welcome {{ name }}</p>'
+        '<input type="submit" value="Send"><img alt="{{ _("Logo") }}" src="x.png">'
+        '<a title="Back" href="/o/{{ slug }}">{% trans %}Back{% endtrans %}</a>'
+        "<script>const label = 'not shown';</script><p>Jalon · SIRET {{ siret }}</p>"
+    )
+    assert sorted(_template_literals(source)) == ["Back", "Send", "Welcome"]
+
+
+def test_templates_show_no_untranslated_text() -> None:
+    found = []
+    for path in sorted(ROOT.glob("*/**/templates/**/*.html")):
+        if path.relative_to(ROOT).parts[0] in {".venv", "tests", "var"}:
+            continue
+        for literal in _template_literals(path.read_text(encoding="utf-8")):
+            found.append(f"{path.relative_to(ROOT)}: {literal!r}")
+    assert not found, (
+        "text shown outside {{ _() }} or {% trans %} (wrap it, or add a name to "
+        "UNTRANSLATED_WORDS in tests/core/test_i18n.py):\n" + "\n".join(found)
+    )
