@@ -24,13 +24,13 @@ from campaigns.campaign_fields import (
     Campaign,
     CampaignFields,
     last_open_day,
+    offered_locales,
 )
 from campaigns.campaign_stats import CampaignStats, campaign_stats
 from campaigns.content import current_bank, frozen_bank
 from campaigns.profile_catalogue import catalogue
 from campaigns.target_profiles import list_target_profiles
 from core.errors import Invalid, UserError
-from core.i18n import LOCALES
 from sso.discovery import sso_available
 from tenants.context import TenantContext
 from tenants.permissions import Permission
@@ -42,7 +42,7 @@ MANAGE = {"permission": Permission.CAMPAIGNS_MANAGE}
 NEW_CAMPAIGN = {
     "type": "assessment",
     "target_profile": "catalogue:digcomp",
-    "locales": LOCALES,
+    "locales": ("fr", "en"),
     "consumes_seat": True,
 }
 
@@ -108,7 +108,7 @@ async def _list_page(
         "profiles": await _profile_options(ctx, locale_of(request)),
         "types": CAMPAIGN_TYPES,
         "formats": EXTERNAL_ID_FORMATS,
-        "all_locales": LOCALES,
+        "all_locales": offered_locales(current_bank()),
         "sso_offered": await sso_available(ctx),
     }
     if error is None:
@@ -217,18 +217,61 @@ async def _change(
     return redirect(page)
 
 
+async def _confirmation(
+    request: Request[Any, Any, Any], ctx: TenantContext, campaign_id: str, action: str
+) -> Template:
+    """The page that asks to confirm closing or archiving, and says what it does; its button
+    posts the confirmed form to the same address."""
+    campaign = await service.get_campaign(ctx, campaign_id)
+    base = f"/o/{ctx.tenant.slug}/campaigns/{campaign.id}"
+    return render(
+        request,
+        "console/confirm.html",
+        ctx=ctx,
+        what=f"campaign_{action}",
+        subject=campaign,
+        action=f"{base}/{action}",
+        back=base,
+    )
+
+
+async def _confirmed_change(
+    request: Request[Any, Any, Any], ctx: TenantContext, campaign_id: str, action: str
+) -> Template | Redirect:
+    """Close or archive once confirmed; a form without the confirmation (an old page, a
+    script) acts on nothing and is sent to the confirmation page."""
+    form = await form_of(request)
+    if form.get("confirm") != "yes":
+        return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign_id}/{action}")
+    return await _change(request, ctx, campaign_id, action)
+
+
+@get("/campaigns/{campaign_id:str}/close", opt=MANAGE)
+async def campaign_close_confirm(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Template:
+    return await _confirmation(request, ctx, campaign_id, "close")
+
+
 @post("/campaigns/{campaign_id:str}/close", opt=MANAGE)
 async def campaign_close(
     request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
 ) -> Template | Redirect:
-    return await _change(request, ctx, campaign_id, "close")
+    return await _confirmed_change(request, ctx, campaign_id, "close")
+
+
+@get("/campaigns/{campaign_id:str}/archive", opt=MANAGE)
+async def campaign_archive_confirm(
+    request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
+) -> Template:
+    return await _confirmation(request, ctx, campaign_id, "archive")
 
 
 @post("/campaigns/{campaign_id:str}/archive", opt=MANAGE)
 async def campaign_archive(
     request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
 ) -> Template | Redirect:
-    return await _change(request, ctx, campaign_id, "archive")
+    return await _confirmed_change(request, ctx, campaign_id, "archive")
 
 
 @post("/campaigns/{campaign_id:str}/activate", opt=MANAGE)
@@ -283,7 +326,7 @@ async def _edit_page(
     context: dict[str, Any] = {
         "campaign": campaign,
         "profiles": await _profile_options(ctx, locale_of(request)),
-        "all_locales": LOCALES,
+        "all_locales": offered_locales(current_bank()),
         "locked": stats.started > 0,
         "sso_offered": await sso_available(ctx),
     }
@@ -378,6 +421,8 @@ handlers = [
     campaign_page,
     campaign_close,
     campaign_archive,
+    campaign_close_confirm,
+    campaign_archive_confirm,
     campaign_activate,
     campaign_duplicate,
     campaign_edit_page,

@@ -151,11 +151,35 @@ async def change_role(
     return redirect(f"/o/{ctx.tenant.slug}/members")
 
 
+@get("/members/{membership_id:str}/remove", opt={"permission": Permission.MEMBERS_READ})
+async def remove_member_confirm(
+    request: Request[Any, Any, Any], ctx: Ctx, membership_id: FromPath[str]
+) -> Template:
+    """Asks to confirm removing a member (or leaving, for one's own membership), and says
+    what it does. Removing someone else needs MEMBERS_REMOVE: refused here as on the form."""
+    member = await members.get_member(ctx, membership_id)
+    leaving = member.user_id == ctx.actor.user_id
+    if not leaving:
+        ctx.require(Permission.MEMBERS_REMOVE)
+    return render(
+        request,
+        "console/confirm.html",
+        ctx=ctx,
+        what="member_leave" if leaving else "member_remove",
+        subject=member,
+        action=f"/o/{ctx.tenant.slug}/members/{member.id}/remove",
+        back=f"/o/{ctx.tenant.slug}/members",
+    )
+
+
 @post("/members/{membership_id:str}/remove", opt={"permission": Permission.MEMBERS_READ})
 async def remove_member(
     request: Request[Any, Any, Any], ctx: Ctx, membership_id: FromPath[str]
 ) -> Template | Redirect:
     # Any member may leave; removing someone else needs MEMBERS_REMOVE, checked by the service.
+    # A form without the confirmation removes nobody: it leads to the confirmation page.
+    if (await form_of(request)).get("confirm") != "yes":
+        return redirect(f"/o/{ctx.tenant.slug}/members/{membership_id}/remove")
     try:
         left = await members.remove_member(ctx, membership_id)
     except UserError as error:
@@ -337,10 +361,35 @@ async def tokens_create(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     )
 
 
+@get("/tokens/{token_id:str}/revoke", opt={"permission": Permission.TOKENS_MANAGE})
+async def tokens_revoke_confirm(
+    request: Request[Any, Any, Any], ctx: Ctx, token_id: FromPath[str]
+) -> Template | Redirect:
+    """Asks to confirm revoking a token, and says what it does; a revoked token's page leads
+    back to the list."""
+    token = next((t for t in await tokens.list_tokens(ctx) if str(t.id) == token_id), None)
+    if token is None:
+        raise NotFound()
+    if token.revoked_at is not None:
+        return redirect(f"/o/{ctx.tenant.slug}/tokens")
+    return render(
+        request,
+        "console/confirm.html",
+        ctx=ctx,
+        what="token_revoke",
+        subject=token,
+        action=f"/o/{ctx.tenant.slug}/tokens/{token.id}/revoke",
+        back=f"/o/{ctx.tenant.slug}/tokens",
+    )
+
+
 @post("/tokens/{token_id:str}/revoke", opt={"permission": Permission.TOKENS_MANAGE})
 async def tokens_revoke(
     request: Request[Any, Any, Any], ctx: Ctx, token_id: FromPath[str]
 ) -> Redirect:
+    # A form without the confirmation revokes nothing: it leads to the confirmation page.
+    if (await form_of(request)).get("confirm") != "yes":
+        return redirect(f"/o/{ctx.tenant.slug}/tokens/{token_id}/revoke")
     await tokens.revoke_token(ctx, token_id)
     flash(request, "The token has been revoked.")
     return redirect(f"/o/{ctx.tenant.slug}/tokens")
@@ -357,6 +406,7 @@ console_router = Router(
         members_page,
         invite,
         change_role,
+        remove_member_confirm,
         remove_member,
         resend,
         revoke,
@@ -365,6 +415,7 @@ console_router = Router(
         audit_page,
         tokens_page,
         tokens_create,
+        tokens_revoke_confirm,
         tokens_revoke,
         *campaigns.handlers,
         *target_profiles.handlers,

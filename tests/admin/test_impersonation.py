@@ -247,7 +247,7 @@ async def test_a_campaign_and_its_results_read_while_impersonating(
     assert "impersonation-banner" in page.text
     for path in (f"{base}/edit", f"{base}/results.csv", f"{base}/results.xlsx"):
         assert (await am_browser.client.get(path)).status_code < 500, path
-    closed = await am_browser.post(f"{base}/close", {}, page=base)
+    closed = await am_browser.post(f"{base}/close", {"confirm": "yes"}, page=base)
     assert closed.status_code == 403
 
 

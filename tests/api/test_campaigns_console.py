@@ -124,7 +124,7 @@ async def test_close_duplicate_reopen_and_archive(
     )
     await browser.login(tenant_a.owner)
     page = f"/o/{tenant_a.slug}/campaigns/{campaign.id}"
-    response = await browser.post(f"{page}/close", page=page)
+    response = await browser.post(f"{page}/close", {"confirm": "yes"}, page=page)
     assert response.headers["location"] == page
     shown = await browser.get(page)
     assert "The campaign is closed: nobody new can start it." in shown.text
@@ -140,11 +140,11 @@ async def test_close_duplicate_reopen_and_archive(
 
     await browser.post(f"{page}/activate", page=page)
     assert "The campaign is open." in (await browser.get(page)).text
-    await browser.post(f"{page}/archive", page=page)
+    await browser.post(f"{page}/archive", {"confirm": "yes"}, page=page)
     shown = await browser.get(page)
     assert "The campaign is archived: its link no longer works." in shown.text
     # An archived campaign changes no more: the refusal is shown on its page.
-    refused = await browser.post(f"{page}/close", page=page)
+    refused = await browser.post(f"{page}/close", {"confirm": "yes"}, page=page)
     assert refused.status_code == 409
     assert "An archived campaign cannot be changed." in refused.text
     assert (await browser.get(f"/c/{campaign.code}")).status_code == 410

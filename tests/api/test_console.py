@@ -269,7 +269,9 @@ async def test_removing_a_member_records_one_event(
     membership = await _membership_id(tenant_a, tenant_a.member.id)
     before = await audit_actions(tenant_a.id)
     response = await browser.post(
-        f"/o/{tenant_a.slug}/members/{membership}/remove", page=f"/o/{tenant_a.slug}/members"
+        f"/o/{tenant_a.slug}/members/{membership}/remove",
+        {"confirm": "yes"},
+        page=f"/o/{tenant_a.slug}/members",
     )
     assert response.status_code == 303
     assert tenant_a.member.email not in await _roles(tenant_a)
@@ -286,6 +288,7 @@ async def test_a_member_may_leave_and_loses_access(
     before = await audit_actions(tenant_a.id)
     response = await browser.post(
         f"/o/{tenant_a.slug}/members/{membership.upper()}/remove",
+        {"confirm": "yes"},
         page=f"/o/{tenant_a.slug}/members",
     )
     assert response.status_code == 303
@@ -299,6 +302,7 @@ async def test_a_member_cannot_remove_someone_else(member: Browser, shared: Tena
     before = await audit_actions(shared.id)
     response = await member.post(
         f"/o/{shared.slug}/members/{owner_membership}/remove",
+        {"confirm": "yes"},
         page=f"/o/{shared.slug}/members",
     )
     assert response.status_code == 403
@@ -313,7 +317,9 @@ async def test_the_last_owner_can_neither_leave_nor_be_demoted(
     own = await _membership_id(shared, shared.owner.id)
     before = await audit_actions(shared.id)
     leave = await owner.post(
-        f"/o/{shared.slug}/members/{own}/remove", page=f"/o/{shared.slug}/members"
+        f"/o/{shared.slug}/members/{own}/remove",
+        {"confirm": "yes"},
+        page=f"/o/{shared.slug}/members",
     )
     demote = await owner.post(
         f"/o/{shared.slug}/members/{own}/role",
@@ -362,7 +368,9 @@ async def test_an_admin_cannot_touch_owners(browser: Browser, tenant_a: TenantFi
     invite = await browser.post(
         f"{members_page}/invite", {"email": "boss@example.org", "role": "owner"}, page=members_page
     )
-    remove = await browser.post(f"{members_page}/{owner_membership}/remove", page=members_page)
+    remove = await browser.post(
+        f"{members_page}/{owner_membership}/remove", {"confirm": "yes"}, page=members_page
+    )
     for response in (demote, promote, invite):
         assert response.status_code == 403
         assert "Only an owner can appoint or change an owner." in response.text
@@ -687,11 +695,11 @@ async def test_revoking_a_token_records_one_event_and_the_token_stops_working(
     await browser.login(tenant_a.owner)
     page = f"/o/{tenant_a.slug}/tokens"
     before = await audit_actions(tenant_a.id)
-    response = await browser.post(f"{page}/{token_id}/revoke", page=page)
+    response = await browser.post(f"{page}/{token_id}/revoke", {"confirm": "yes"}, page=page)
     assert response.status_code == 303
     assert await audit_actions(tenant_a.id) == [*before, "token.revoked"]
     assert (await client.get("/api/v1/organization", headers=bearer(token))).status_code == 401
-    again = await browser.post(f"{page}/{token_id}/revoke", page=page)
+    again = await browser.post(f"{page}/{token_id}/revoke", {"confirm": "yes"}, page=page)
     assert again.status_code == 303
     assert await audit_actions(tenant_a.id) == [*before, "token.revoked"]  # nothing new
 

@@ -123,7 +123,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/o/{slug}/members/{membership_id}/role"): Case(
         "console", id="membership", form={"role": "admin"}
     ),
-    ("POST", "/o/{slug}/members/{membership_id}/remove"): Case("console", id="membership"),
+    ("GET", "/o/{slug}/members/{membership_id}/remove"): Case("console", id="membership"),
+    ("POST", "/o/{slug}/members/{membership_id}/remove"): Case(
+        "console", id="membership", form={"confirm": "yes"}
+    ),
     ("POST", "/o/{slug}/invitations/{invitation_id}/resend"): Case("console", id="invitation"),
     ("POST", "/o/{slug}/invitations/{invitation_id}/revoke"): Case("console", id="invitation"),
     ("GET", "/o/{slug}/settings"): Case("console"),
@@ -133,12 +136,21 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/o/{slug}/tokens"): Case(
         "console", form={"name": "Stolen", "scopes": "org:members:read"}
     ),
-    ("POST", "/o/{slug}/tokens/{token_id}/revoke"): Case("console", id="token"),
+    ("GET", "/o/{slug}/tokens/{token_id}/revoke"): Case("console", id="token"),
+    ("POST", "/o/{slug}/tokens/{token_id}/revoke"): Case(
+        "console", id="token", form={"confirm": "yes"}
+    ),
     ("GET", "/o/{slug}/campaigns"): Case("console"),
     ("POST", "/o/{slug}/campaigns"): Case("console", form=_CAMPAIGN),
     ("GET", "/o/{slug}/campaigns/{campaign_id}"): Case("console", id="campaign"),
-    ("POST", "/o/{slug}/campaigns/{campaign_id}/close"): Case("console", id="campaign"),
-    ("POST", "/o/{slug}/campaigns/{campaign_id}/archive"): Case("console", id="campaign"),
+    ("GET", "/o/{slug}/campaigns/{campaign_id}/close"): Case("console", id="campaign"),
+    ("POST", "/o/{slug}/campaigns/{campaign_id}/close"): Case(
+        "console", id="campaign", form={"confirm": "yes"}
+    ),
+    ("GET", "/o/{slug}/campaigns/{campaign_id}/archive"): Case("console", id="campaign"),
+    ("POST", "/o/{slug}/campaigns/{campaign_id}/archive"): Case(
+        "console", id="campaign", form={"confirm": "yes"}
+    ),
     ("POST", "/o/{slug}/campaigns/{campaign_id}/activate"): Case("console", id="campaign_closed"),
     ("POST", "/o/{slug}/campaigns/{campaign_id}/duplicate"): Case("console", id="campaign"),
     ("GET", "/o/{slug}/campaigns/{campaign_id}/results.csv"): Case("console", id="campaign"),
