@@ -296,9 +296,7 @@ def _fit(
             correct[challenge_id] += int(right)
     if unknown:
         warnings.append(
-            _warning(
-                "{count} answered challenge(s) are not in the bank: ignored.", count=len(unknown)
-            )
+            _warning("Answered challenges not in the bank, ignored: {count}.", count=len(unknown))
         )
     answered = sorted(answers)
     columns = [cid for cid in answered if answers[cid] >= min_answers]
@@ -306,7 +304,7 @@ def _fit(
     if too_few:
         warnings.append(
             _warning(
-                "{count} challenge(s) had fewer than {min} answers: counted, not calibrated.",
+                "Challenges with fewer than {min} answers, counted but not calibrated: {count}.",
                 count=too_few,
                 min=min_answers,
             )
@@ -341,7 +339,7 @@ def _fit(
         if not result.converged:
             warnings.append(
                 _warning(
-                    "The estimation did not converge in {count} iterations.",
+                    "The estimation did not converge (iterations: {count}).",
                     count=result.iterations,
                 )
             )
@@ -349,13 +347,16 @@ def _fit(
         if misfits:
             warnings.append(
                 _warning(
-                    "{count} challenge(s) misfit (infit or outfit outside 0.7–1.3).", count=misfits
+                    "Challenges that misfit (infit or outfit outside 0.7–1.3): {count}.",
+                    count=misfits,
                 )
             )
         drifted = sum(1 for d in drifts if d.flagged)
         if drifted:
             warnings.append(
-                _warning("{count} challenge(s) drifted from the bank's parameters.", count=drifted)
+                _warning(
+                    "Challenges that drifted from the bank's parameters: {count}.", count=drifted
+                )
             )
     else:
         warnings.append(

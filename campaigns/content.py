@@ -280,7 +280,7 @@ def _check(text: str, filename: str) -> BankCheck:
     if removed:
         warnings.append(
             {
-                "message": "{count} challenge(s) of the bank in use are missing: campaigns "
+                "message": "Challenges of the bank in use that are missing: {count}. Campaigns "
                 "frozen on the current version keep them, new campaigns will not serve them.",
                 "params": {"count": len(removed)},
             }

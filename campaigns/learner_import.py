@@ -341,8 +341,8 @@ async def write_import(
         problems = [*parsed.problems, *plan.problems]
         if problems:
             raise Invalid(
-                "The organization’s learners changed since the file was checked: {count} "
-                "rows no longer fit. Import the file again to see them.",
+                "The organization’s learners changed since the file was checked; rows that no "
+                "longer fit: {count}. Import the file again to see them.",
                 count=len({p.line for p in problems}),
             )
         counts = plan.counts()

@@ -21,6 +21,7 @@ from core.l10n import Width, format_clock, format_day, format_moment, plural, zo
 from tenants.accounts import UserAccount, get_user
 from tenants.context import Actor, ActorKind, TenantContext
 from web.sessions import Session, get_session
+from web.audit_text import describe_details
 
 LOCALE_COOKIE = "jalon_locale"
 
@@ -146,7 +147,8 @@ def page_helpers(locale: str, zone: tzinfo | None = UTC) -> dict[str, Any]:
     - `format_dt(moment, width, in_zone=None)`: "3 Dec 2026, 14:05 (Europe/Paris)", no seconds;
     - `format_day(day_or_moment, width)`: "3 Dec 2026";
     - `format_clock(moment)`: "14:05 (Europe/Paris)";
-    - `zone_name`: the zone's name, for a column header that states it once.
+    - `zone_name`: the zone's name, for a column header that states it once;
+    - `audit_details(details, skip)`: an audit event's details as readable lines.
     """
 
     def gettext(message: str, **params: Any) -> str:
@@ -193,6 +195,9 @@ def render(
     *,
     status: int = 200,
     ctx: TenantContext | None = None,
+    def audit_details(details: dict[str, Any] | None, skip: tuple[str, ...] = ()) -> list[str]:
+        return [line.text(locale) for line in describe_details(locale, details, zone, skip=skip)]
+
     **context: Any,
 ) -> Template:
     """Render `template` in the request's language with the page chrome's context."""
@@ -200,6 +205,7 @@ def render(
     settings: Settings = get_settings()
     session = session_of(request)
     notices = session.pop("flash", []) if status < 400 else []
+        "audit_details": audit_details,
     if request.scope.get("jalon_sessions_degraded"):
         notices = [{"message": SESSIONS_DEGRADED_MESSAGE, "params": {}}, *notices]
     state = request.scope.get("state", {})

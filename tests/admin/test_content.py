@@ -510,7 +510,7 @@ async def test_a_valid_bank_is_compared_then_stored_once_confirmed_with_a_reason
     assert removed in page
     assert changed in page
     assert "ch-new-001" in page
-    assert "1 challenge(s) of the bank in use are missing" in page
+    assert "Challenges of the bank in use that are missing: 1." in page
     assert not (banks_dir / "2099.2.0").exists()  # nothing applied yet
     token = page.split('name="token" value="')[1].split('"')[0]
     refused = await editor.post(
