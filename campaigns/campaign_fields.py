@@ -40,7 +40,8 @@ class CampaignFields:
     type: str = "assessment"
     profile_key: str | None = None
     target_profile_id: UUID | str | None = None
-    locales: tuple[str, ...] = LOCALES
+    #: French and English, the languages every bank Jalon ships is written in.
+    locales: tuple[str, ...] = ("fr", "en")
     landing_text: str = ""
     external_id_label: str | None = None
     external_id_format: str = "text"
@@ -195,6 +196,12 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("campaign dates must be timezone-aware")
     return value
+
+
+def offered_locales(bank: Bank) -> tuple[str, ...]:
+    """The languages a campaign can be given: Jalon's (`core.i18n.LOCALES`, in their order)
+    that `bank` is written in (the demo bank: French and English, not yet Dutch or German)."""
+    return tuple(locale for locale in LOCALES if locale in bank.locales)
 
 
 def clean_fields(

@@ -1,4 +1,5 @@
-"""Translations with Babel: one catalog for the whole product, fr and en first.
+"""Translations with Babel: one catalog for the whole product, in French, English, Dutch and
+German (the first is the fallback when nothing else decides).
 
 Catalogs are the `.po` files under `core/locale/`, compiled in memory at first use so that a
 fresh checkout needs no build step.
@@ -7,6 +8,7 @@ fresh checkout needs no build step.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,12 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-LOCALE_DIR = Path(__file__).parent / "locale"
-LOCALES: tuple[str, ...] = ("fr", "en")
 from core.l10n_elision import elide
 
-LOCALE_NAMES = {"fr": "Français", "en": "English"}
+LOCALE_DIR = Path(__file__).parent / "locale"
+LOCALES: tuple[str, ...] = ("fr", "en", "nl", "de")
+#: Each language in its own name, as the language menus show it.
+LOCALE_NAMES = {"fr": "Français", "en": "English", "nl": "Nederlands", "de": "Deutsch"}
 
 
 def N_(message: str) -> str:
@@ -48,8 +51,11 @@ def translate(locale: str, message: str, **params: Any) -> str:
     return elide(locale, text, params).format(**params) if params else text
 
 
-def best_locale(accept_language: str | None, default: str) -> str:
-    """The supported locale an Accept-Language header prefers (RFC 9110), else `default`.
+def best_locale(
+    accept_language: str | None, default: str, *, among: Sequence[str] = LOCALES
+) -> str:
+    """The locale of `among` (by default every supported one) that an Accept-Language header
+    prefers (RFC 9110), else `default` if it is one of them, else the first of them.
 
     Weights may be surrounded by spaces; a weight of 0 means "not acceptable"; an
     unreadable weight counts as 0.
@@ -72,6 +78,6 @@ def best_locale(accept_language: str | None, default: str) -> str:
                 weighted.append((weight, tag.lower()))
         for _, tag in sorted(weighted, key=lambda pair: -pair[0]):
             primary = tag.split("-")[0]
-            if primary in LOCALES:
+            if primary in among:
                 return primary
-    return default if default in LOCALES else LOCALES[0]
+    return default if default in among else among[0]

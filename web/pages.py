@@ -4,6 +4,7 @@ person, the language, rendering, forms and one-time notices."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,12 +17,12 @@ from litestar.response import Redirect, Template
 
 from core.errors import Invalid, UserError
 from core.i18n import LOCALE_NAMES, LOCALES, best_locale, translate
-from core.settings import Settings, get_settings
 from core.l10n import Width, format_clock, format_day, format_moment, plural, zone_name, zone_named
+from core.settings import Settings, get_settings
 from tenants.accounts import UserAccount, get_user
 from tenants.context import Actor, ActorKind, TenantContext
-from web.sessions import Session, get_session
 from web.audit_text import describe_details
+from web.sessions import Session, get_session
 
 LOCALE_COOKIE = "jalon_locale"
 
@@ -87,10 +88,15 @@ def actor_for(
 
 
 def locale_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """The request's language: the person's choice, then the cookie, then the browser's.
+    """The request's language, the first of:
 
-    The person's choice is also kept in their session, so pages drawn before the account is
-    loaded (a refused CSRF token, say) still speak it.
+    1. the person's choice: their account's language, kept in their session too (so pages
+       drawn before the account is loaded, a refused CSRF token say, still speak it), else the
+       language a visitor picked in the menu (a cookie);
+    2. what the page belongs to (`prefer_locale`): a campaign's languages (the browser's
+       favourite among them, else the campaign's first), or an organization's default;
+    3. the browser's Accept-Language, among every supported language;
+    4. the instance's default (JALON_DEFAULT_LOCALE).
     """
     state = connection.scope.get("state", {})
     user: UserAccount | None = state.get("user")
@@ -102,7 +108,27 @@ def locale_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     cookie = connection.cookies.get(LOCALE_COOKIE)
     if cookie in LOCALES:
         return str(cookie)
-    return best_locale(connection.headers.get("accept-language"), get_settings().default_locale)
+    header = connection.headers.get("accept-language")
+    preferred: tuple[str, tuple[str, ...]] | None = state.get("locale_context")
+    if preferred is None and (ctx := state.get("ctx")) is not None:
+        preferred = (ctx.tenant.default_locale, ())
+    if preferred is not None:
+        default, offered = preferred
+        among = tuple(x for x in offered if x in LOCALES) or (
+            (default,) if default in LOCALES else ()
+        )
+        if among:
+            return best_locale(header, default, among=among)
+    return best_locale(header, get_settings().default_locale)
+
+
+def prefer_locale(
+    connection: ASGIConnection[Any, Any, Any, Any], default: str, offered: Sequence[str] = ()
+) -> None:
+    """Tell `locale_of` what this page belongs to, for a visitor who chose no language: a
+    campaign offered in `offered` (the first its default), or an organization whose default
+    language is `default` (no `offered`). It then outranks the browser's Accept-Language."""
+    connection.scope.setdefault("state", {})["locale_context"] = (default, tuple(offered))
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
@@ -169,6 +195,9 @@ def page_helpers(locale: str, zone: tzinfo | None = UTC) -> dict[str, Any]:
     def format_clock_in_zone(value: datetime | None) -> str:
         return format_clock(value, locale, zone)
 
+    def audit_details(details: dict[str, Any] | None, skip: tuple[str, ...] = ()) -> list[str]:
+        return [line.text(locale) for line in describe_details(locale, details, zone, skip=skip)]
+
     return {
         "_": gettext,
         "ngettext": ngettext,
@@ -176,6 +205,7 @@ def page_helpers(locale: str, zone: tzinfo | None = UTC) -> dict[str, Any]:
         "format_day": format_day_in_zone,
         "format_clock": format_clock_in_zone,
         "zone_name": zone_name(zone),
+        "audit_details": audit_details,
     }
 
 
@@ -195,9 +225,6 @@ def render(
     *,
     status: int = 200,
     ctx: TenantContext | None = None,
-    def audit_details(details: dict[str, Any] | None, skip: tuple[str, ...] = ()) -> list[str]:
-        return [line.text(locale) for line in describe_details(locale, details, zone, skip=skip)]
-
     **context: Any,
 ) -> Template:
     """Render `template` in the request's language with the page chrome's context."""
@@ -205,7 +232,6 @@ def render(
     settings: Settings = get_settings()
     session = session_of(request)
     notices = session.pop("flash", []) if status < 400 else []
-        "audit_details": audit_details,
     if request.scope.get("jalon_sessions_degraded"):
         notices = [{"message": SESSIONS_DEGRADED_MESSAGE, "params": {}}, *notices]
     state = request.scope.get("state", {})

@@ -51,6 +51,7 @@ from web.pages import (
     form_error,
     form_of,
     locale_of,
+    prefer_locale,
     redirect,
     remember_user,
     render,
@@ -119,15 +120,22 @@ async def _landing_page(
     return render(request, "participant/landing.html", **context)
 
 
-async def _landing(code: str) -> tuple[str, CampaignLanding]:
+async def _landing(request: Request[Any, Any, Any], code: str) -> tuple[str, CampaignLanding]:
+    """The campaign of `code`; its pages speak one of its languages to a visitor who chose none."""
     normalized = normalize_code(code)
-    return normalized, await resolve_code(normalized)
+    landing = await resolve_code(normalized)
+    prefer_locale(
+        request,
+        landing.locales[0] if landing.locales else landing.tenant.default_locale,
+        landing.locales,
+    )
+    return normalized, landing
 
 
 @get("/c/{code:str}")
 async def landing_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Template | Redirect:
     await current_user(request)
-    normalized, landing = await _landing(code)
+    normalized, landing = await _landing(request, code)
     if normalized != code:
         return redirect(f"/c/{normalized}")
     return await _landing_page(request, landing)
@@ -139,7 +147,7 @@ async def sso_sign_in(
 ) -> Template | Redirect:
     """Send a participant of an SSO-required campaign to their organization's identity
     provider (`connection`, or the only one), coming back to the campaign's page."""
-    normalized, landing = await _landing(code)
+    normalized, landing = await _landing(request, code)
     choices = await sign_in_connections(landing.tenant)
     chosen = [c for c in choices if str(c.connection_id) == connection] if connection else []
     if not chosen and len(choices) == 1:
@@ -155,7 +163,7 @@ async def sso_sign_in(
 
 @get("/c/{code:str}/account")
 async def account_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Template | Redirect:
-    normalized, landing = await _landing(code)
+    normalized, landing = await _landing(request, code)
     if await current_user(request):
         return redirect(f"/c/{normalized}")
     return render(request, "participant/account.html", landing=landing, tenant=landing.tenant)
@@ -165,7 +173,7 @@ async def account_page(request: Request[Any, Any, Any], code: FromPath[str]) -> 
 async def account_create(
     request: Request[Any, Any, Any], code: FromPath[str]
 ) -> Template | Redirect:
-    normalized, landing = await _landing(code)
+    normalized, landing = await _landing(request, code)
     form = await form_of(request)
     try:
         new = check_new_account(
@@ -194,7 +202,7 @@ async def account_create(
 
 @post("/c/{code:str}/start")
 async def start(request: Request[Any, Any, Any], code: FromPath[str]) -> Template | Redirect:
-    normalized, landing = await _landing(code)
+    normalized, landing = await _landing(request, code)
     user = await current_user(request)
     if user is None:
         return Redirect(path="/login", query_params={"next": f"/c/{normalized}"}, status_code=303)
