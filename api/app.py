@@ -11,12 +11,12 @@ from pathlib import Path
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
 from admin.app import TEMPLATES as ADMIN_TEMPLATES
 from admin.app import admin_router
-from api import dev_idp
+from api import api_docs, dev_idp
+from api.api_docs import RedocPage, SwaggerPage
 from api.routes import (
     api_v1,
     auth,
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             *dev_idp_routes,
             *metrics_route.handlers(settings),
             static_files(),
+            *api_docs.assets_handlers(),
             brand_stylesheet,
         ],
         lifespan=[lifespan],
@@ -158,7 +159,8 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             path="/schema",
             # Each endpoint's docstring is written for API users: it is the operation's text.
             use_handler_docstrings=True,
-            render_plugins=[SwaggerRenderPlugin()],
+            # Swagger UI (also at /schema) and Redoc, from files Jalon serves: api.api_docs
+            render_plugins=[SwaggerPage(), RedocPage()],
             components=Components(security_schemes={**api_v1.SECURITY_SCHEMES}),
         ),
         request_max_body_size=2_000_000,

@@ -12,8 +12,9 @@ application, so error pages, refusals and unknown routes carry them too):
 - `Cache-Control: no-store` on every response that is not a static file and did not choose its
   own caching: pages of signed-in people, exports and downloads, API answers.
 
-The API's documentation page (`/schema/…`) draws Swagger UI with an inline script from a CDN:
-it gets every header except the page policy.
+The API's documentation pages (`/schema/…`) get the same policy: their viewers are files
+served by Jalon. A page may change directives of its own policy through `request.state`
+(`PAGE_POLICY`): Redoc's page allows the styles that carry its nonce, and its search worker.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ _POLICY = {
 #: (home-realm discovery sends an email's domain to its provider). A campaign's SSO starts
 #: from a link, which `form-action` does not govern.
 _SSO_FORMS = re.compile(r"^/login/?$")
+#: The `request.state` key of a page's own directives ({directive: value}), which replace
+#: the policy's (the API's Redoc page sets them).
+PAGE_POLICY = "content_security_policy"
 
 
 def _policy(**changes: str) -> str:
@@ -74,8 +78,14 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
         headers.setdefault("strict-transport-security", HSTS)
     if "cache-control" not in headers and _uncached(path):
         headers["cache-control"] = "no-store"
-    if headers.get("content-type", "").startswith("text/html") and not path.startswith("/schema"):
-        policy = SSO_CONTENT_SECURITY_POLICY if _SSO_FORMS.match(path) else CONTENT_SECURITY_POLICY
+    if headers.get("content-type", "").startswith("text/html"):
+        own: dict[str, str] | None = scope.get("state", {}).get(PAGE_POLICY)
+        if _SSO_FORMS.match(path):
+            policy = SSO_CONTENT_SECURITY_POLICY
+        elif own:
+            policy = _policy(**own)
+        else:
+            policy = CONTENT_SECURITY_POLICY
         headers.setdefault("content-security-policy", policy)
         headers.setdefault("x-frame-options", "DENY")  # frame-ancestors for older browsers
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
-from litestar.response import Redirect, Template
+from litestar.response import File, Redirect, Template
 from redis.exceptions import RedisError
 
 from core import database
@@ -115,6 +116,21 @@ def loopback_client(request: Request[Any, Any, Any]) -> bool:
         return False
 
 
+FAVICON = Path(__file__).resolve().parents[2] / "web" / "static" / "favicon.ico"
+
+
+@get("/favicon.ico", sync_to_thread=False)
+def favicon() -> File:
+    """The icon browsers and feed readers ask for at the root (pages link the SVG one in
+    /static), cached for a day."""
+    return File(
+        FAVICON,
+        content_disposition_type="inline",
+        media_type="image/x-icon",
+        headers={"cache-control": "public, max-age=86400"},
+    )
+
+
 @get("/dev/outbox")
 async def dev_outbox(request: Request[Any, Any, Any]) -> Template:
     """Mail the development server would have sent, with clickable links: only in development
@@ -126,4 +142,4 @@ async def dev_outbox(request: Request[Any, Any, Any]) -> Template:
     return render(request, "dev_outbox.html", messages=await recent_mail())
 
 
-handlers = [home, healthz, readyz, set_locale, organization_logo, dev_outbox]
+handlers = [home, healthz, readyz, set_locale, organization_logo, favicon, dev_outbox]

@@ -333,6 +333,12 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/static/{file_path}"): Case(
         "public", why="the stylesheet", serves="/static/jalon.css", refuses="/static/..%2Fapp.py"
     ),
+    ("GET", "/static/docs/{file_path}"): Case(
+        "public",
+        why="the API documentation's viewers",
+        serves="/static/docs/swagger-ui.css",
+        refuses="/static/docs/..%2F..%2Fapp.py",
+    ),
     ("GET", "/schema/{path}"): Case(
         "public", why="the API documentation", serves="/schema/swagger", refuses="/schema/..%2F"
     ),
@@ -391,7 +397,9 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("GET", "/schema"),
         ("GET", "/schema/swagger"),
         ("GET", "/schema/openapi.json"),
-        ("GET", "/schema/oauth2-redirect.html"),
+        ("GET", "/schema/redoc"),
+        ("GET", "/static/docs/redoc.standalone.js"),  # the API documentation's Redoc
+        ("GET", "/favicon.ico"),
         # Stripe posts signed events: no tenant in the URL, the signature authenticates
         ("POST", "/billing/stripe/webhook"),
         ("GET", "/pricing"),  # the global plan catalogue, public
