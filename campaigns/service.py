@@ -32,6 +32,7 @@ from campaigns.profile_catalogue import ProfileSpec, catalogue_profile, check_se
 from campaigns.target_profiles import access_target_profile
 from core.database import fetch, tenant_transaction
 from core.errors import Conflict, Invalid, NotFound
+from core.i18n import translate
 from core.ids import uuid_or_404
 from engine import Bank
 from tenants import audit
@@ -323,16 +324,36 @@ async def update_campaign(
     return updated
 
 
+def copy_name(name: str, locale: str) -> str:
+    """The name of a copy of the campaign `name`: "{name} (copy)" in `locale`, the original
+    name shortened so that the whole fits the 200 characters a name may have."""
+    suffix = translate(locale, "{name} (copy)", name="\0")
+    room = 200 - (len(suffix) - 1)
+    short = name if len(name) <= room else name[: room - 1].rstrip() + "…"
+    return suffix.replace("\0", short)
+
+
 async def duplicate_campaign(
-    ctx: TenantContext, campaign_id: UUID | str, *, name: str | None = None
+    ctx: TenantContext,
+    campaign_id: UUID | str,
+    *,
+    name: str | None = None,
+    locale: str = "en",
 ) -> Campaign:
     """A draft copy of a campaign with a new code: same settings and profile definition
-    (frozen again against the current bank), no dates, nobody in it yet."""
+    (frozen again against the current bank), no dates, nobody in it yet. Unless `name` is
+    given, it is the original's followed by "(copy)" in `locale`, so that the two are told
+    apart in lists."""
     require_manager(ctx)
     bank = current_bank()
     async with tenant_transaction(ctx):
         source, _ = await access_campaign(ctx, campaign_id)
-        fields = replace(source.fields(), opens_at=None, closes_at=None, name=name or source.name)
+        fields = replace(
+            source.fields(),
+            opens_at=None,
+            closes_at=None,
+            name=name or copy_name(source.name, locale),
+        )
         values = clean_fields(fields, bank)
         spec = clean_spec(
             bank, source.profile.competences, source.profile.tubes, dict(source.profile.max_levels)

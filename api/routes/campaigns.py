@@ -206,7 +206,7 @@ async def _change(
                 await service.activate_campaign(ctx, campaign_id)
                 flash(request, "The campaign is open.")
             case _:
-                copy = await service.duplicate_campaign(ctx, campaign_id)
+                copy = await service.duplicate_campaign(ctx, campaign_id, locale=locale_of(request))
                 flash(request, "This is a draft copy of the campaign, with a new code.")
                 return redirect(f"/o/{ctx.tenant.slug}/campaigns/{copy.id}")
     except UserError as error:
