@@ -8,6 +8,7 @@ report page lists every bad row with its line and column as the spreadsheet show
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from litestar import Request, get, post
@@ -26,7 +27,7 @@ from core.i18n import translate
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 from web.guards import Ctx
-from web.pages import flash, locale_of, redirect, render
+from web.pages import flash, locale_of, redirect, render, session_of
 
 READ = {"permission": Permission.LEARNERS_READ}
 IMPORT = {"permission": Permission.LEARNERS_IMPORT}
@@ -70,39 +71,76 @@ async def learners_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
     )
 
 
-def _report(
+#: The session key of the last import's report, shown once by the import page (Post/Redirect/
+#: Get: the report's page is a GET, so reloading or bookmarking it never answers 405).
+REPORT_KEY = "learners_import_report"
+
+
+def _keep_report(
     request: Request[Any, Any, Any],
     ctx: TenantContext,
     *,
     result: ImportResult | None = None,
     error: UserError | None = None,
     filename: str = "",
-) -> Template:
-    """The import's report: a refused file, the bad rows, or what a check found."""
+) -> Redirect:
+    """Keep the import's report (a refused file, the bad rows, or what a check found) in the
+    session, untranslated, and send the browser to the page that shows it."""
+    problems = result.problems if result else ()
+    session_of(request)[REPORT_KEY] = {
+        "result": None
+        if result is None
+        else {
+            "rows": result.rows,
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "encoding": result.encoding,
+            "ignored_columns": list(result.ignored_columns),
+            "dry_run": result.dry_run,
+        },
+        "problems": [
+            {
+                "line": p.line,
+                "column": p.column,
+                "letter": p.letter,
+                "value": p.value,
+                "reason": p.reason,
+                "params": dict(p.params),
+            }
+            for p in problems[:SHOWN_PROBLEMS]
+        ],
+        "bad": len(problems),
+        "bad_lines": len({p.line for p in problems}),
+        "error": None if error is None else {"message": error.message, "params": error.params},
+        "filename": filename,
+    }
+    return redirect(f"/o/{ctx.tenant.slug}/learners/import")
+
+
+@get("/learners/import", opt=IMPORT)
+async def learners_import_page(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
+    """The import form, with the report of the import just sent, once (422 when it was
+    refused, so that the answer says so; reloading shows the form alone, 200)."""
     locale = locale_of(request)
-    problems = [
-        {
-            "line": p.line,
-            "column": p.column,
-            "letter": p.letter,
-            "value": p.value,
-            "reason": translate(locale, p.reason, **p.params),
-        }
-        for p in (result.problems if result else ())[:SHOWN_PROBLEMS]
-    ]
-    bad = len(result.problems) if result else 0
-    failed = error is not None or bad > 0
+    report: dict[str, Any] = session_of(request).pop(REPORT_KEY, None) or {}
+    error = report.get("error")
+    kept = report.get("result")
+    failed = error is not None or bool(report.get("bad"))
     return render(
         request,
         "console/learners_import.html",
         status=422 if failed else 200,
         ctx=ctx,
-        result=result,
-        problems=problems,
-        hidden=max(bad - SHOWN_PROBLEMS, 0),
-        bad_lines=len({p.line for p in result.problems}) if result else 0,
-        filename=filename,
-        errors={"file": translate(locale, error.message, **error.params)} if error else {},
+        result=SimpleNamespace(**kept) if kept else None,
+        problems=[
+            {**p, "reason": translate(locale, p["reason"], **p["params"])}
+            for p in report.get("problems", ())
+        ],
+        hidden=max(report.get("bad", 0) - SHOWN_PROBLEMS, 0),
+        bad_lines=report.get("bad_lines", 0),
+        filename=report.get("filename", ""),
+        errors={"file": translate(locale, error["message"], **error["params"])} if error else {},
         limits={"mb": MAX_BYTES // (1024 * 1024), "rows": MAX_ROWS},
     )
 
@@ -122,7 +160,7 @@ async def _upload(request: Request[Any, Any, Any]) -> tuple[UploadFile, bool]:
 
 
 @post("/learners/import", opt=IMPORT, request_max_body_size=UPLOAD_LIMIT)
-async def learners_import(request: Request[Any, Any, Any], ctx: Ctx) -> Template | Redirect:
+async def learners_import(request: Request[Any, Any, Any], ctx: Ctx) -> Redirect:
     filename = ""
     try:
         upload, check_only = await _upload(request)
@@ -133,9 +171,9 @@ async def learners_import(request: Request[Any, Any, Any], ctx: Ctx) -> Template
     except UserError as error:
         if isinstance(error, NotFound):
             raise
-        return _report(request, ctx, error=error, filename=filename)
+        return _keep_report(request, ctx, error=error, filename=filename)
     if result.problems or result.dry_run:
-        return _report(request, ctx, result=result, filename=filename)
+        return _keep_report(request, ctx, result=result, filename=filename)
     if result.task_id is not None:
         flash(
             request,
@@ -165,4 +203,4 @@ async def learners_template(request: Request[Any, Any, Any], ctx: Ctx) -> Respon
     )
 
 
-handlers = [learners_page, learners_import, learners_template]
+handlers = [learners_page, learners_import_page, learners_import, learners_template]

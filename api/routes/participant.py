@@ -44,6 +44,7 @@ from tenants.accounts import check_new_account, create_user
 from tenants.context import TenantContext
 from tenants.organizations import dangerously_enter_tenant_by_slug, tenant_by_slug
 from web.guards import LoginRequired, signed_in
+from web.kept_forms import keep_form, kept_form
 from web.pages import (
     actor_for,
     current_user,
@@ -65,6 +66,9 @@ MISTYPED_MESSAGE = (
     "digits, without 0, 1, I, L or O."
 )
 CODE_LENGTH_MESSAGE = "A campaign code has 9 characters."
+#: The session key of the answer in progress sent with a problem report, checked again on the
+#: challenge page the report comes back to.
+CHOSEN = "report_chosen"
 
 
 # --- the code ------------------------------------------------------------------------------
@@ -138,7 +142,18 @@ async def landing_page(request: Request[Any, Any, Any], code: FromPath[str]) -> 
     normalized, landing = await _landing(request, code)
     if normalized != code:
         return redirect(f"/c/{normalized}")
+    kept = kept_form(request, f"/c/{normalized}")
+    if kept is not None:
+        return await _landing_page(request, landing, *kept)
     return await _landing_page(request, landing)
+
+
+@get("/c/{code:str}/start")
+async def start_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Redirect:
+    """The start button's form lives on the campaign's page: a reload or a bookmark of the
+    form's address leads there (an unknown code is the same 404), not to a 405."""
+    normalized, _landing_of_code = await _landing(request, code)
+    return redirect(f"/c/{normalized}")
 
 
 @get("/c/{code:str}/sso")
@@ -222,7 +237,9 @@ async def start(request: Request[Any, Any, Any], code: FromPath[str]) -> Templat
             via_sso=marker is not None,
         )
     except UserError as error:
-        return await _landing_page(request, landing, error, form)
+        # The campaign's page again (a GET), the error beside the field, the value kept.
+        keep_form(request, f"/c/{normalized}", error, form)
+        return redirect(f"/c/{normalized}")
     base = f"/p/{landing.tenant.slug}/{participation.id}"
     return redirect(base if participation.status == "started" else f"{base}/results")
 
@@ -291,9 +308,23 @@ async def challenge_page(
 ) -> Template | Redirect:
     async with _participant_transaction(request, slug) as ctx:
         view = await read_current_challenge(ctx, participation_id)
+    here = f"/p/{slug}/{participation_id}"
     if view is None:
-        return redirect(f"/p/{slug}/{participation_id}/results")
-    return _challenge_page(request, ctx, view)
+        return redirect(f"{here}/results")
+    # After a problem report (Post/Redirect/Get): the answer in progress checked again, and a
+    # refused report's error with what was typed.
+    kept_answer = session_of(request).get(CHOSEN)
+    chosen: list[str] = []
+    if isinstance(kept_answer, dict) and kept_answer.get("page") == here:
+        session_of(request).pop(CHOSEN)
+        chosen = [str(v) for v in kept_answer.get("answer", [])]
+    kept = kept_form(request, here)
+    if kept is None:
+        return _challenge_page(request, ctx, view, chosen=chosen)
+    error, values = kept
+    chosen = [str(v) for v in values.pop("answer", [])]
+    reporting = values.pop("reporting", None) == "yes"
+    return _challenge_page(request, ctx, view, error, values, chosen=chosen, reporting=reporting)
 
 
 def _answer_value(form: Any, kind: str) -> Any:
@@ -364,6 +395,7 @@ async def challenge_report(
     except Invalid:
         given = None  # nothing chosen yet: the report goes without an answer
     text = {k: v for k, v in form.items() if isinstance(v, str) and k != "answer"}
+    here = f"/p/{slug}/{participation_id}"
     try:
         outcome = await report_problem(
             ctx,
@@ -374,18 +406,27 @@ async def challenge_report(
             given,
         )
     except Invalid as error:
-        view = await current_challenge(ctx, participation_id)
-        if view is None:
-            return redirect(f"/p/{slug}/{participation_id}/results")
-        return _challenge_page(request, ctx, view, error, text, chosen=chosen, reporting=True)
+        # The challenge page again (a GET), the report form open with the error beside its
+        # field and what was typed, the answer in progress still checked.
+        keep_form(request, here, error, {**text, "answer": chosen, "reporting": "yes"})
+        return redirect(here)
     if outcome.recorded:
         flash(request, "Thank you: your report is sent to the team that writes the questions.")
     else:
         flash(request, "You had already reported this question: thank you, it is being looked at.")
-    view = await current_challenge(ctx, participation_id)
-    if view is None:
-        return redirect(f"/p/{slug}/{participation_id}/results")
-    return _challenge_page(request, ctx, view, chosen=chosen)
+    session_of(request)[CHOSEN] = {"page": here, "answer": chosen}
+    return redirect(here)
+
+
+@get("/p/{slug:str}/{participation_id:str}/report", guards=[signed_in])
+async def challenge_report_page(
+    request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
+) -> Redirect:
+    """The report form lives on the challenge page: a reload or a bookmark of the form's
+    address leads there (one's own participation only), not to a 405."""
+    async with _participant_transaction(request, slug) as ctx:
+        await read_current_challenge(ctx, participation_id)
+    return redirect(f"/p/{slug}/{participation_id}")
 
 
 # --- results -------------------------------------------------------------------------------
@@ -411,7 +452,8 @@ async def results_page(
     request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
 ) -> Template | Redirect:
     ctx = await _participant(request, slug)
-    return await _results_page(request, ctx, participation_id)
+    kept = kept_form(request, f"/p/{slug}/{participation_id}/results")
+    return await _results_page(request, ctx, participation_id, kept[0] if kept else None)
 
 
 @post("/p/{slug:str}/{participation_id:str}/share", guards=[signed_in])
@@ -420,11 +462,24 @@ async def share_results(
 ) -> Template | Redirect:
     ctx = await _participant(request, slug)
     form = await form_of(request)
+    results = f"/p/{slug}/{participation_id}/results"
     try:
         await share(ctx, participation_id, consent=form.get("consent") == "yes")
     except (Conflict, Invalid) as error:
-        return await _results_page(request, ctx, participation_id, error)
+        keep_form(request, results, error, form)
+        return redirect(f"{results}#share-title")
     flash(request, "Your results are shared with {organization}.", organization=ctx.tenant.name)
+    return redirect(results)
+
+
+@get("/p/{slug:str}/{participation_id:str}/share", guards=[signed_in])
+async def share_page(
+    request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
+) -> Redirect:
+    """The consent form lives on the results page: a reload or a bookmark of the form's
+    address leads there (one's own participation only), not to a 405."""
+    ctx = await _participant(request, slug)
+    await result_details(ctx, participation_id, locale_of(request))
     return redirect(f"/p/{slug}/{participation_id}/results")
 
 
@@ -442,10 +497,13 @@ handlers: list[ControllerRouterHandler] = [
     account_page,
     account_create,
     start,
+    start_page,
     challenge_page,
     challenge_answer,
     challenge_report,
+    challenge_report_page,
     results_page,
     share_results,
+    share_page,
     my_results,
 ]

@@ -173,6 +173,7 @@ CASES: dict[tuple[str, str], Case] = {
         "console", id="target_profile"
     ),
     ("GET", "/o/{slug}/learners"): Case("console"),
+    ("GET", "/o/{slug}/learners/import"): Case("console"),
     ("POST", "/o/{slug}/learners/import"): Case("console"),
     ("GET", "/o/{slug}/learners/template.csv"): Case("console"),
     ("GET", "/o/{slug}/tasks"): Case("console"),
@@ -294,7 +295,13 @@ CASES: dict[tuple[str, str], Case] = {
         # the challenge B's participant is shown, so that a leak would really write a report
         form={"challenge_id": "{current_challenge}", "category": "unclear_statement"},
     ),
+    ("GET", "/p/{slug}/{participation_id}/report"): Case(
+        "participation", id="participation", why="a redirect to the challenge page"
+    ),
     ("GET", "/p/{slug}/{participation_id}/results"): Case("participation", id="finished"),
+    ("GET", "/p/{slug}/{participation_id}/share"): Case(
+        "participation", id="finished", why="a redirect to the results page"
+    ),
     ("POST", "/p/{slug}/{participation_id}/share"): Case(
         "participation", id="finished", form={"consent": "yes"}
     ),
@@ -319,6 +326,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/c/{code}/account"): Case("code", why="creating one's own account"),
     ("POST", "/c/{code}/account"): Case("code", why="creating one's own account"),
     ("POST", "/c/{code}/start"): Case("code", why="taking part is what a code is for"),
+    ("GET", "/c/{code}/start"): Case("code", why="a redirect to the campaign's page"),
     ("GET", "/c/{code}/sso"): Case("code", why="signing in through the code's organization"),
     # Not tenant data.
     ("GET", "/logos/{slug}"): Case("logo", why="public, like the pages participants see"),
@@ -777,9 +785,9 @@ async def test_tenant_a_cannot_reach_tenant_b(
         if method == "GET":
             # The real code does reach the page: its landing; its account form sends a person
             # already signed in (the attacker is) back to the landing, and so does its SSO
-            # sign-in for a campaign that does not require SSO.
+            # sign-in for a campaign that does not require SSO, and the start form's address.
             own = await browser.client.get(_fill(path, "", token=victim.code))
-            expected = 303 if path.endswith(("/account", "/sso")) else 200
+            expected = 303 if path.endswith(("/account", "/sso", "/start")) else 200
             assert own.status_code == expected
     elif case.kind == "api":
         headers = bearer(attacker_token)

@@ -48,9 +48,18 @@ async def _upload(
     data = {"_csrf_token": browser.csrf}
     if check_only:
         data["check_only"] = "yes"
-    return await browser.client.post(
+    response = await browser.client.post(
         f"{page}/import", data=data, files={"file": (filename, content, "text/csv")}
     )
+    return await _report_of(browser, response)
+
+
+async def _report_of(browser: Browser, response: httpx.Response) -> httpx.Response:
+    """The report page an import's 303 leads to (Post/Redirect/Get), as a browser follows it;
+    any other answer as it is."""
+    if response.status_code == 303 and response.headers["location"].endswith("/learners/import"):
+        return await browser.get(response.headers["location"])
+    return response
 
 
 async def _names(tenant: TenantFixture) -> list[str]:
@@ -148,7 +157,10 @@ async def test_unreadable_files_get_a_clear_message(
         assert message in response.text.replace("&#39;", "’").replace("&#x27;", "’")
     page = f"/o/{tenant_a.slug}/learners"
     await browser.get(page)
-    response = await browser.client.post(f"{page}/import", data={"_csrf_token": browser.csrf})
+    response = await _report_of(
+        browser,
+        await browser.client.post(f"{page}/import", data={"_csrf_token": browser.csrf}),
+    )
     assert response.status_code == 422
     assert "Choose a CSV file to import." in response.text
     assert await _names(tenant_a) == []
@@ -318,3 +330,28 @@ async def test_a_file_name_with_control_characters_is_cleaned_in_the_audit_log(
             tenant_a.id,
         )
     assert [row["file"] for row in rows] == [recorded]
+
+
+async def test_the_import_report_is_a_page_of_its_own_that_reloads(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    """Post/Redirect/Get: the report (a check, or refused rows) is shown by a GET page, so
+    that reloading or bookmarking it never answers 405; shown once, then the form alone."""
+    await browser.login(tenant_a.owner)
+    page = f"/o/{tenant_a.slug}/learners"
+    await browser.get(page)
+    posted = await browser.client.post(
+        f"{page}/import",
+        data={"_csrf_token": browser.csrf, "check_only": "yes"},
+        files={"file": ("learners.csv", GOOD, "text/csv")},
+    )
+    assert posted.status_code == 303
+    assert posted.headers["location"] == f"{page}/import"
+    report = await browser.get(f"{page}/import")
+    assert report.status_code == 200
+    assert "learners.csv" in report.text
+    reloaded = await browser.get(f"{page}/import")
+    assert reloaded.status_code == 200
+    assert "learners.csv" not in reloaded.text
+    assert 'type="file"' in reloaded.text
+    assert await _names(tenant_a) == []

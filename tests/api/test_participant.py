@@ -199,11 +199,22 @@ async def test_the_external_id_is_asked_when_the_campaign_wants_it(
     await _participant(browser)
     landing = await browser.get(f"/c/{campaign.code}")
     assert "Employee number" in landing.text
-    response = await browser.post(
+    refused = await browser.post(
         f"/c/{campaign.code}/start", {"external_id": "A12"}, page=f"/c/{campaign.code}"
     )
+    # Post/Redirect/Get: back to the campaign's page, which shows the error and the value.
+    assert refused.status_code == 303
+    assert refused.headers["location"] == f"/c/{campaign.code}"
+    response = await browser.get(f"/c/{campaign.code}")
     assert response.status_code == 422
     assert "Enter digits only." in response.text
+    assert 'value="A12"' in response.text
+    reloaded = await browser.get(f"/c/{campaign.code}")
+    assert reloaded.status_code == 200
+    assert "Enter digits only." not in reloaded.text
+    bookmarked = await browser.get(f"/c/{campaign.code}/start")
+    assert bookmarked.status_code == 303
+    assert bookmarked.headers["location"] == f"/c/{campaign.code}"
     path = await _start(browser, campaign, external_id="0042")
     assert path.startswith(f"/p/{tenant_a.slug}/")
 
@@ -261,8 +272,14 @@ async def test_a_participant_answers_skips_finishes_and_shares(
 
     before = await audit_actions(tenant_a.id)
     refused = await browser.post(page + "/share", {}, page=results)
-    assert refused.status_code == 422
-    assert "Tick the box to agree to share your results." in refused.text
+    # Post/Redirect/Get: back to the results page, which shows why; a reload is a 200.
+    assert refused.status_code == 303
+    assert refused.headers["location"] == f"{results}#share-title"
+    told = await browser.get(results)
+    assert told.status_code == 422
+    assert "Tick the box to agree to share your results." in told.text
+    assert (await browser.get(results)).status_code == 200
+    assert (await browser.get(page + "/share")).headers["location"] == results
     assert await audit_actions(tenant_a.id) == before
     shared = await browser.post(page + "/share", {"consent": "yes"}, page=results)
     assert shared.status_code == 303

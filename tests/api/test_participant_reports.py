@@ -57,8 +57,16 @@ def _an_answer(challenge_id: str) -> list[str]:
 
 
 async def _report(browser: Browser, page: str, **form: Any) -> httpx.Response:
+    """Send the report form, and follow its 303 back to the challenge page, as a browser does
+    (Post/Redirect/Get); any other answer as it is."""
     await browser.get(page)
-    return await browser.client.post(f"{page}/report", data={"_csrf_token": browser.csrf, **form})
+    response = await browser.client.post(
+        f"{page}/report", data={"_csrf_token": browser.csrf, **form}
+    )
+    if response.status_code != 303:
+        return response
+    assert response.headers["location"] == page
+    return await browser.get(page)
 
 
 async def _stored(tenant: TenantFixture) -> list[dict[str, Any]]:
@@ -181,3 +189,32 @@ async def test_a_challenge_not_served_or_someone_elses_participation_is_not_foun
     )
     assert response.status_code == 404
     assert await _stored(tenant_a) == []
+
+
+async def test_a_report_leaves_the_browser_on_the_challenge_page_which_reloads(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    """Post/Redirect/Get: the report answers 303 to the challenge page; reloading that page
+    is a 200 without the confirmation again, and the report's own address leads there too."""
+    page, challenge_id, kind = await _taking_part(browser, tenant_a)
+    await browser.get(page)
+    posted = await browser.client.post(
+        f"{page}/report",
+        data={
+            "_csrf_token": browser.csrf,
+            "challenge_id": challenge_id,
+            "type": kind,
+            "category": "wrong_answer_key",
+        },
+    )
+    assert posted.status_code == 303
+    assert posted.headers["location"] == page
+    shown = await browser.get(page)
+    assert shown.status_code == 200
+    assert SENT in shown.text
+    reloaded = await browser.get(page)
+    assert reloaded.status_code == 200
+    assert SENT not in reloaded.text
+    bookmarked = await browser.get(f"{page}/report")
+    assert bookmarked.status_code == 303
+    assert bookmarked.headers["location"] == page

@@ -105,7 +105,9 @@ async def test_a_password_sign_in_does_not_open_an_sso_required_campaign(
     await browser.login(tenant_a.member)
     landing = await browser.get(f"/c/{campaign.code}")
     assert f"/c/{campaign.code}/sso?connection=" in landing.text
-    refused = await browser.post(f"/c/{campaign.code}/start", {}, page=f"/c/{campaign.code}")
+    posted = await browser.post(f"/c/{campaign.code}/start", {}, page=f"/c/{campaign.code}")
+    assert posted.status_code == 303  # Post/Redirect/Get: the campaign's page says why
+    refused = await browser.get(posted.headers["location"])
     assert refused.status_code == 403
     assert "sign in with your organization" in refused.text
 
@@ -121,7 +123,9 @@ async def test_an_sso_sign_in_through_another_organization_does_not_count(
         (await browser.client.get(start)).headers["location"], tenant_b.member.email
     )
     assert (await browser.client.get(_local(back))).status_code == 303
-    refused = await browser.post(f"/c/{campaign.code}/start", {}, page=f"/c/{campaign.code}")
+    posted = await browser.post(f"/c/{campaign.code}/start", {}, page=f"/c/{campaign.code}")
+    assert posted.status_code == 303  # Post/Redirect/Get: the campaign's page says why
+    refused = await browser.get(posted.headers["location"])
     assert refused.status_code == 403
 
 
