@@ -116,6 +116,7 @@ class ApiToken(Table, tablename="api_token", db=DB):
     tenant_id = UUID()
     name = Text()
     prefix = Text()
+    hint = Text(null=True, default=None)
     token_hash = Bytea()
     scopes = Array(base_column=Text())
     created_by = UUID(null=True, default=None)

@@ -1,7 +1,9 @@
 """API tokens: per tenant, scoped, expiring, shown once and stored as a digest.
 
 A token reads `jalon_<tenant id hex>_<secret>`: the tenant part lets the API set the tenant
-before looking the digest up, so the lookup itself runs under row-level security.
+before looking the digest up, so the lookup itself runs under row-level security. The first
+`HINT_LENGTH` characters of the secret are kept (`hint`), for people to tell their tokens
+apart: 36 of its 256 bits, which leaves the rest out of reach of guessing.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from tenants.permissions import TOKEN_SCOPES, Permission
 
 PREFIX = "jalon_"
 MAX_DAYS = 730
+HINT_LENGTH = 6
 
 
-_COLUMNS = """id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at,
+_COLUMNS = """id, name, prefix, hint, scopes, created_at, expires_at, last_used_at, revoked_at,
     (expires_at IS NOT NULL AND expires_at < now()) AS expired"""
 
 
@@ -64,18 +67,20 @@ async def create_token(
             "Choose an expiry between 1 and {max} days.", field="expires_in_days", max=MAX_DAYS
         )
     expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-    token = f"{PREFIX}{ctx.tenant_id.hex}_{new_token()}"
+    secret = new_token()
+    token = f"{PREFIX}{ctx.tenant_id.hex}_{secret}"
     token_id = uuid4()
     async with tenant_transaction(ctx):
         await require_feature(ctx, Feature.API_ACCESS)
         await execute(
-            """INSERT INTO api_token (tenant_id, id, name, prefix, token_hash, scopes,
+            """INSERT INTO api_token (tenant_id, id, name, prefix, hint, token_hash, scopes,
                    created_by, expires_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
             ctx.tenant_id,
             token_id,
             name,
             token[: len(PREFIX) + 8],
+            secret[:HINT_LENGTH],
             token_digest(token),
             chosen,
             ctx.actor.user_id,
@@ -91,8 +96,11 @@ class ApiToken:
 
     id: UUID
     name: str
-    #: the token's first characters, to recognise it
+    #: the token's first characters: `jalon_` and the start of the organization's id
     prefix: str
+    #: the first characters of the token's secret part, which tell it apart from the
+    #: organization's other tokens; None for tokens issued before they were kept
+    hint: str | None
     scopes: list[str]
     created_at: datetime
     expires_at: datetime | None
@@ -106,6 +114,7 @@ def _api_token(row: dict[str, Any]) -> ApiToken:
         id=row["id"],
         name=row["name"],
         prefix=row["prefix"],
+        hint=row["hint"],
         scopes=list(row["scopes"]),
         created_at=row["created_at"],
         expires_at=row["expires_at"],
