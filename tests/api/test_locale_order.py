@@ -92,10 +92,8 @@ async def test_the_persons_language_outranks_everything(
     response = await browser.client.get(f"/c/{campaign.code}", headers={"accept-language": "fr"})
     assert _lang(response.text) == "de"
     async with database.global_transaction():
-        assert (
-            await database.fetchval("SELECT locale FROM user_account WHERE id = $1", person.id)
-            == "de"
-        )
+        rows = await database.fetch("SELECT locale FROM user_account WHERE id = $1", person.id)
+    assert rows == [{"locale": "de"}]
 
 
 async def test_an_unknown_language_is_refused_on_the_account_page(browser: Browser) -> None:
