@@ -7,6 +7,7 @@ import unicodedata
 from datetime import date
 from zoneinfo import ZoneInfo
 
+from core.colours import text_on
 from core.errors import Invalid
 from core.i18n import LOCALES
 
@@ -141,6 +142,14 @@ def clean_colour(value: str | None, field: str = "brand_colour") -> str | None:
         return None
     if not _COLOUR.match(colour):
         raise Invalid("Enter a colour as #rrggbb.", field=field)
+    if text_on(colour) is None:
+        # Buttons are filled with the brand colour: their text, dark or white, must read.
+        raise Invalid(
+            "Text on this colour would be hard to read: neither dark nor white text reaches "
+            "the contrast of 4.5 to 1 that accessibility requires. Choose a lighter or a "
+            "darker shade.",
+            field=field,
+        )
     return colour
 
 

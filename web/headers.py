@@ -29,6 +29,8 @@ from litestar.params import FromPath
 from litestar.response import Response
 from litestar.types import Message, Scope
 
+from core.colours import WHITE_TEXT, readable_on_white, text_on
+
 _POLICY = {
     "default-src": "'self'",
     "script-src": "'self'",
@@ -93,6 +95,16 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
 _COLOUR = re.compile(r"^([0-9a-f]{6})\.css$")
 
 
+def brand_css(colour: str) -> str:
+    """The brand colour's custom properties: the colour, the text that reads on it (dark or
+    white, by contrast ratio), and a shade of it that reads as text on white (links)."""
+    on_brand = text_on(colour) or WHITE_TEXT
+    return (
+        f":root {{ --brand: {colour}; --on-brand: {on_brand}; "
+        f"--brand-text: {readable_on_white(colour)}; }}\n"
+    )
+
+
 @get("/brand/{name:str}", include_in_schema=False, sync_to_thread=False)
 def brand_stylesheet(name: FromPath[str]) -> Response[Any]:
     """`/brand/1d4ed8.css`: an organization's colour as a stylesheet, which its pages link to
@@ -102,7 +114,7 @@ def brand_stylesheet(name: FromPath[str]) -> Response[Any]:
     if match is None:
         raise NotFoundException
     return Response(
-        f":root {{ --brand: #{match.group(1)}; }}\n",
+        brand_css(f"#{match.group(1)}"),
         media_type="text/css",
         headers={"cache-control": "public, max-age=31536000, immutable"},
     )

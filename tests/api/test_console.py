@@ -430,6 +430,8 @@ async def test_saving_unchanged_settings_records_nothing(
         ({"brand_colour": "#12345g"}, "Enter a colour as #rrggbb."),
         ({"brand_colour": "#fff"}, "Enter a colour as #rrggbb."),
         ({"brand_colour": "#1d4ed8; background: url(x)"}, "Enter a colour as #rrggbb."),
+        # mid grey: white text reads at 4.48:1, the dark ink at 3.96:1, both under 4.5
+        ({"brand_colour": "#777777"}, "Text on this colour would be hard to read"),
         ({"name": "x" * 201}, "This field is too long (200 characters at most)."),
         ({"name": "   "}, "This field is required."),
         ({"name": "Bad\x00Name"}, "This field contains characters that are not allowed."),
@@ -809,3 +811,31 @@ async def test_the_csrf_refusal_follows_the_signed_in_persons_language(
     )
     assert response.status_code == 403
     assert "Ce formulaire a expiré" in response.text
+
+
+async def test_a_light_brand_colour_gets_dark_text_on_its_buttons(
+    browser: Browser, client: httpx.AsyncClient, tenant_a: TenantFixture
+) -> None:
+    """A yellow brand is accepted: its buttons carry the dark ink (11.6:1) instead of white
+    (1.5:1), and its links a darker shade that reads on white."""
+    await browser.login(tenant_a.owner)
+    page = f"/o/{tenant_a.slug}/settings"
+    response = await browser.post(page, _settings_form(brand_colour="#facc15"), page=page)
+    assert response.status_code == 303
+    settings_page = await browser.get(page)
+    assert '<link rel="stylesheet" href="/brand/facc15.css">' in settings_page.text
+    stylesheet = (await client.get("/brand/facc15.css")).text
+    assert "--on-brand: #111827;" in stylesheet
+    assert "--brand-text: #8c720c;" in stylesheet
+
+
+async def test_a_colour_no_text_can_read_on_is_refused_in_french(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    await browser.login(tenant_a.owner)
+    page = f"/o/{tenant_a.slug}/settings"
+    await browser.post("/locale", {"locale": "fr"}, page=page)
+    response = await browser.post(page, _settings_form(brand_colour="#777777"), page=page)
+    assert response.status_code == 422
+    assert "Un texte sur cette couleur serait difficile à lire" in response.text
+    assert 'id="f-brand_colour-error"' in response.text  # beside the colour field

@@ -102,7 +102,7 @@ async def test_an_organization_colour_is_a_stylesheet_not_an_inline_style(
     response = await client.get("/brand/12ab9f.css")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/css")
-    assert response.text == ":root { --brand: #12ab9f; }\n"
+    assert response.text.startswith(":root { --brand: #12ab9f; --on-brand: #111827; ")
     assert "immutable" in response.headers["cache-control"]
     for bad in ("12AB9F.css", "12ab9f", "12ab9f0.css", "red.css", "..%2Fx.css"):
         assert (await client.get(f"/brand/{bad}")).status_code == 404, bad
