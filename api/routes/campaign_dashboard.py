@@ -31,6 +31,9 @@ FILTERS = ("search", "status", "group")
 # Geometry of the progress chart (SVG user units).
 CHART_W, CHART_H = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 12, 36
+#: The phone layout of the same chart: drawn near its size on a 360-pixel screen, so that its
+#: labels keep their size (the wide drawing, scaled down, would shrink them to 6 pixels).
+NARROW_W, NARROW_H = 320, 220
 SERIES = ("started", "completed", "shared")
 #: The least distance between two value labels of a one-day chart (13px text).
 VALUE_GAP = 16
@@ -77,13 +80,16 @@ def _link(base: str, filters: dict[str, str], cursor: str | None) -> str | None:
     return f"{base}?{urlencode({**filters, 'cursor': cursor})}#participants"
 
 
-def progress_chart(days: list[ProgressDay], locale: str) -> ProgressChart | None:
-    """The progress series as polylines; None when nobody has started yet."""
+def progress_chart(
+    days: list[ProgressDay], locale: str, width: int = CHART_W, height: int = CHART_H
+) -> ProgressChart | None:
+    """The progress series as polylines, in a drawing of `width` × `height` user units; None
+    when nobody has started yet."""
     if not days:
         return None
     marks = ticks(days[-1].started)
     y_max = max(marks[-1], 1)
-    plot_w, plot_h = CHART_W - LEFT - RIGHT, CHART_H - TOP - BOTTOM
+    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
     span = max(len(days) - 1, 1)
 
     def x(i: int) -> float:
@@ -112,14 +118,14 @@ def progress_chart(days: list[ProgressDay], locale: str) -> ProgressChart | None
         shown = sorted({getattr(days[0], series) for series in SERIES}, reverse=True)
         values = [(x(0) + 16, y(value) + 4, value) for value in shown]
     return ProgressChart(
-        width=CHART_W,
-        height=CHART_H,
+        width=width,
+        height=height,
         lines=lines,
         y_ticks=[(y(t), t) for t in marks],
         x_ticks=[(x(i), labels[i]) for i in picks],
         baseline=y(0),
         plot_left=LEFT,
-        plot_right=CHART_W - RIGHT,
+        plot_right=width - RIGHT,
         first=format_date(days[0].day, "long", locale=locale),
         last=format_date(days[-1].day, "long", locale=locale),
         days=changed,
@@ -171,5 +177,6 @@ async def dashboard(
         "next_link": _link(base, filters, page.next_cursor),
         "previous_link": _link(base, filters, page.previous_cursor),
         "progress": progress_chart(days, locale_of(request)),
+        "progress_narrow": progress_chart(days, locale_of(request), NARROW_W, NARROW_H),
     }
     return Dashboard(context, error)

@@ -172,7 +172,9 @@ async def test_the_charts_carry_titles_descriptions_and_figures(
     desc = re.search(r'<desc id="progress-chart-desc">([^<]+)</desc>', page)
     assert desc is not None
     assert "30 started, 20 completed, 10 shared" in html.unescape(desc.group(1))
-    assert page.count('class="line ') == 3
+    # drawn twice: the wide chart and the phone's narrow one, three lines each
+    assert page.count('class="line ') == 6
+    assert page.count('<svg class="narrow"') == 3
     assert "Figures per day" in page
     assert 'aria-labelledby="dist-chart-title dist-chart-desc"' in page
     assert 'class="lvl lvl-' in page
@@ -190,7 +192,8 @@ async def test_a_single_day_of_progress_draws_its_figures_not_bare_axes(
     )
     await seed(board["a"], fresh.id, 2, prefix="Early", same_time=True)
     page = (await member.client.get(f"/o/{board['a'].slug}/campaigns/{fresh.id}")).text
-    chart = page.split('<figure class="chart progress-chart">', 1)[1].split("</figure>", 1)[0]
+    figure = page.split('<figure class="chart progress-chart">', 1)[1].split("</figure>", 1)[0]
+    chart = figure.split('<svg class="narrow"', 1)[0]  # the wide drawing
     dots = re.findall(
         r'<circle cx="([\d.]+)" cy="([\d.]+)" r="[\d.]+" class="line (\w+) dot"/>', chart
     )

@@ -9,4 +9,29 @@
       field.select();
     }
   });
+
+  // Each data cell learns its column's name (`data-label`, from the column headers), so that
+  // on a phone, where the stylesheet stacks a table's rows as cards, every figure keeps its
+  // label. Without script, such a table scrolls sideways inside itself instead.
+  function labelCells(table) {
+    var head = table.tHead && table.tHead.rows[table.tHead.rows.length - 1];
+    if (!head) return;
+    var names = [];
+    Array.prototype.forEach.call(head.cells, function (cell) {
+      var name = (cell.getAttribute("aria-label") || cell.textContent || "").trim();
+      for (var i = 0; i < cell.colSpan; i++) names.push(name);
+    });
+    Array.prototype.forEach.call(table.tBodies, function (body) {
+      Array.prototype.forEach.call(body.rows, function (row) {
+        var column = 0;
+        Array.prototype.forEach.call(row.cells, function (cell) {
+          if (cell.tagName === "TD" && cell.colSpan === 1 && !cell.hasAttribute("data-label")) {
+            cell.setAttribute("data-label", names[column] || "");
+          }
+          column += cell.colSpan;
+        });
+      });
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table"), labelCells);
 })();
