@@ -9,12 +9,16 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from core.database import contains_pattern, execute, fetch, tenant_transaction
+from core.errors import Invalid
 from core.keyset import decode_cursor, encode_cursor
+from core.validation import clean_day, clean_text
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 from tenants.staff_trail import record_staff_action
 
 PAGE_SIZE = 50
+#: The most events one page holds (the API's `limit`).
+PAGE_MAX = 100
 
 
 async def record(
@@ -65,6 +69,23 @@ class AuditFilter:
     until: date | None = None
 
 
+def clean_filter(
+    action: str | None, actor: str | None, since: str | None, until: str | None
+) -> AuditFilter:
+    """The filters as typed in the console's form or the API's query: an action name, part
+    of an actor's email or token name, and days as YYYY-MM-DD. `Invalid` naming the field for
+    a text too long, a day in another form, or an end before the start."""
+    cleaned = AuditFilter(
+        action=clean_text(action or "", "action", max_length=100, required=False) or None,
+        actor=clean_text(actor or "", "actor", max_length=200, required=False) or None,
+        since=clean_day(since, "since"),
+        until=clean_day(until, "until"),
+    )
+    if cleaned.since and cleaned.until and cleaned.until < cleaned.since:
+        raise Invalid("The end date is before the start date.", field="until")
+    return cleaned
+
+
 @dataclass(frozen=True)
 class AuditEvent:
     """One change recorded in the log: who did what to which object, from where."""
@@ -110,8 +131,11 @@ def _event(row: dict[str, Any]) -> AuditEvent:
 async def list_events(
     ctx: TenantContext, filters: AuditFilter, cursor: str | None = None, limit: int = PAGE_SIZE
 ) -> AuditPage:
-    """Events newest first, filtered, one keyset page at a time."""
+    """Events newest first, filtered, one keyset page of `limit` (1 to `PAGE_MAX`) at a
+    time; `Invalid` for another `limit` or a forged cursor."""
     ctx.require(Permission.AUDIT_READ)
+    if isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
+        raise Invalid("Ask for between 1 and {max} items per page.", field="limit", max=PAGE_MAX)
     after = decode_cursor(cursor)
     clauses = ["tenant_id = $1"]
     args: list[Any] = [ctx.tenant_id]

@@ -27,9 +27,9 @@ from campaigns.campaign_fields import STATUSES as CAMPAIGN_STATUSES
 from campaigns.campaign_listing import PARTICIPATION_STATUSES
 from campaigns.learner_rows import GROUP_MAX_LENGTH, NAME_MAX_LENGTH
 from campaigns.paging import DEFAULT_LIMIT, MAX_LIMIT
-from core.errors import Forbidden, Unauthenticated
+from core.errors import Forbidden, Invalid, Unauthenticated
 from core.settings import get_settings
-from tenants import invitations, members
+from tenants import audit, invitations, members
 from tenants.context import TenantContext
 from tenants.members import MEMBER_PAGE_MAX
 from tenants.organizations import get_organization
@@ -228,6 +228,30 @@ class LearnerDetail(msgspec.Struct):
     participations: list[LearnerParticipation]
 
 
+class AuditEvent(msgspec.Struct):
+    id: UUID
+    occurred_at: datetime
+    #: user, api_token, staff (Jalon's staff, on the organization's behalf) or system
+    actor_kind: str
+    #: the actor's email or token name as it was then
+    actor_label: str
+    #: what happened, e.g. member.invited, campaign.closed, token.created
+    action: str
+    #: the kind of object acted on (membership, campaign, api_token…) and its id
+    target_type: str
+    target_id: str
+    #: where the change came from, when known
+    ip: str | None
+    user_agent: str
+    #: what the action recorded: changed values, emails, roles…
+    details: dict[str, Any]
+
+
+class AuditEventPage(msgspec.Struct):
+    items: list[AuditEvent]
+    next_cursor: str | None
+
+
 class ErrorDetail(msgspec.Struct):
     status: int
     message: str
@@ -281,6 +305,13 @@ CampaignStatus = Annotated[
 ParticipationStatus = Annotated[
     str | None, QueryParameter(schema_extra={"enum": list(PARTICIPATION_STATUSES)})
 ]
+#: The audit log's filters: as the console's audit page takes them.
+AuditPageLimit = Annotated[
+    int, QueryParameter(schema_extra={"minimum": 1, "maximum": audit.PAGE_MAX})
+]
+AuditAction = Annotated[str | None, QueryParameter(schema_extra={"maxLength": 100})]
+AuditActor = Annotated[str | None, QueryParameter(schema_extra={"maxLength": 200})]
+Day = Annotated[str | None, QueryParameter(schema_extra={"format": "date"})]
 
 
 async def bearer_token(
@@ -502,6 +533,35 @@ async def get_learner(ctx: Ctx, learner_id: FromPath[str]) -> LearnerDetail:
     return _convert(await learner_listing.get_learner(ctx, learner_id), LearnerDetail)
 
 
+@get("/audit", opt={"permission": Permission.AUDIT_READ}, responses=ERRORS, tags=["audit"])
+async def list_audit_events(
+    ctx: Ctx,
+    cursor: FromQuery[str | None] = None,
+    limit: AuditPageLimit = audit.PAGE_SIZE,
+    action: AuditAction = None,
+    actor: AuditActor = None,
+    since: Day = None,
+    until: Day = None,
+) -> AuditEventPage:
+    """The organization's audit log, newest first: who changed what, when and from where.
+    `action` keeps the events of one action (e.g. `member.invited`), `actor` those whose
+    actor's email or token name contains it, `since` and `until` whole days (YYYY-MM-DD, in
+    the organization's time zone, both included), like the console's audit page.
+
+    `limit` events (1 to 100, 50 by default) at a time, forward only: pass `next_cursor`
+    back as `cursor` for the next (older) page, with the same filters; it is null on the
+    last one."""
+    for name, day in (("since", since), ("until", until)):
+        if day is not None and not day.strip():  # the console's form sends "" for no day
+            raise Invalid("Enter a date as YYYY-MM-DD.", field=name)
+    filters = audit.clean_filter(action, actor, since, until)
+    page = await audit.list_events(ctx, filters, cursor, limit)
+    return AuditEventPage(
+        items=[_convert(event, AuditEvent) for event in page.events],
+        next_cursor=page.next_cursor,
+    )
+
+
 def answer_options(request: Request[Any, Any, Any]) -> Response[None] | None:
     """`OPTIONS` answers 204 with `Allow` naming every method of the path. (Litestar's own
     OPTIONS handler lists only the methods of the first handler registered on a path.)"""
@@ -541,6 +601,7 @@ api_router = Router(
         list_results,
         list_learners,
         get_learner,
+        list_audit_events,
     ],
     security=[{"bearer": []}],
     tags=["organization"],

@@ -36,7 +36,6 @@ from api.routes import (
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from core.settings import get_settings
-from core.validation import clean_day, clean_text
 from tenants import audit, invitations, members, tokens
 from tenants.organizations import (
     LOGO_MAX_BYTES,
@@ -271,12 +270,7 @@ async def settings_update(request: Request[Any, Any, Any], ctx: Ctx) -> Template
 
 
 def _audit_filter(values: dict[str, str]) -> audit.AuditFilter:
-    return audit.AuditFilter(
-        action=clean_text(values["action"], "action", max_length=100, required=False) or None,
-        actor=clean_text(values["actor"], "actor", max_length=200, required=False) or None,
-        since=clean_day(values["since"], "since"),
-        until=clean_day(values["until"], "until"),
-    )
+    return audit.clean_filter(values["action"], values["actor"], values["since"], values["until"])
 
 
 @get("/audit", opt={"permission": Permission.AUDIT_READ})

@@ -392,6 +392,7 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("POST", "/api/v1/invitations"),
         ("GET", "/api/v1/campaigns"),
         ("GET", "/api/v1/learners"),
+        ("GET", "/api/v1/audit"),
         ("GET", "/scim/v2/ServiceProviderConfig"),  # the same for every organization
         ("GET", "/scim/v2/ResourceTypes"),
         ("GET", "/scim/v2/Schemas"),
@@ -880,6 +881,11 @@ async def test_tenant_a_lists_nothing_of_tenant_b(
     assert campaigns.json()["items"] == []
     learners = await client.get("/api/v1/learners", headers=bearer(attacker_token))
     assert learners.json()["items"] == []
+    events = await client.get("/api/v1/audit", headers=bearer(attacker_token))
+    assert events.status_code == 200
+    assert events.json()["items"]  # A's own
+    assert not [email for email in b_emails if email in events.text]
+    assert str(victim.tenant.id) not in events.text
     mine = await client.get("/o/")
     assert attacker.slug in mine.text
     assert victim.tenant.slug not in mine.text
