@@ -7,6 +7,7 @@ steps so that they are not limited by the grid spacing.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -54,8 +55,16 @@ class Grid:
     points: int = 97
 
     def values(self) -> FloatArray:
-        """The grid points, increasing."""
-        return np.linspace(self.low, self.high, self.points)
+        """The grid points, increasing (one read-only array per grid: every session and score
+        starts from it)."""
+        return _grid_values(self.low, self.high, self.points)
+
+
+@functools.cache
+def _grid_values(low: float, high: float, points: int) -> FloatArray:
+    values = np.linspace(low, high, points)
+    values.setflags(write=False)
+    return values
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ one with many answers is driven by its own evidence.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -160,21 +161,70 @@ def score(
     )
 
 
-def _mastered(
-    bank: Bank, results: dict[str, CompetenceScore], cfg: ScoringConfig
-) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class _MasteryItems:
+    """The items mastery is judged on (validated and retired challenges), grouped by skill in
+    the bank's order: skill k's discriminations and difficulties are `a[starts[k]:][:sizes[k]]`
+    and `b[…]`. Built once per bank (`_mastery_items`)."""
+
+    skills: tuple[str, ...]
+    competences: tuple[str, ...]
+    a: NDArray[np.float64]
+    b: NDArray[np.float64]
+    starts: NDArray[np.intp]
+    sizes: NDArray[np.intp]
+
+
+_MASTERY_ITEMS: weakref.WeakKeyDictionary[Bank, _MasteryItems] = weakref.WeakKeyDictionary()
+
+
+def _mastery_items(bank: Bank) -> _MasteryItems:
+    found = _MASTERY_ITEMS.get(bank)
+    if found is not None:
+        return found
     by_skill: dict[str, list[tuple[float, float]]] = {}
     for ch in bank.challenges:
         if ch.status in ("validated", "retired"):
             by_skill.setdefault(ch.skill, []).append((ch.irt.a, ch.irt.b))
-    out = []
-    for code, skill in bank.skills.items():
-        comp = results.get(skill.competence)
-        params = by_skill.get(code)
-        if comp is None or comp.answers == 0 or not params:
-            continue
-        a, b = np.array(params).T
-        p_know = 1.0 / (1.0 + np.exp(-a * (comp.theta - b)))
-        if float(p_know.mean()) >= cfg.mastery_probability:
-            out.append(code)
-    return tuple(out)
+    skills = [code for code in bank.skills if by_skill.get(code)]
+    sizes = np.array([len(by_skill[code]) for code in skills], dtype=np.intp)
+    params = [pair for code in skills for pair in by_skill[code]]
+    a, b = np.array(params, dtype=np.float64).reshape(-1, 2).T
+    items = _MasteryItems(
+        skills=tuple(skills),
+        competences=tuple(bank.skills[code].competence for code in skills),
+        a=np.ascontiguousarray(a),
+        b=np.ascontiguousarray(b),
+        starts=np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp),
+        sizes=sizes,
+    )
+    _MASTERY_ITEMS[bank] = items
+    return items
+
+
+def _mastered(
+    bank: Bank, results: dict[str, CompetenceScore], cfg: ScoringConfig
+) -> tuple[str, ...]:
+    """The skills whose items the person would answer right with, on average, at least the
+    mastery probability, at their competence's ability; only skills of competences they
+    answered in."""
+    items = _mastery_items(bank)
+    if not items.skills:
+        return ()
+    judged = [
+        (comp := results.get(code)) is not None and comp.answers > 0 for code in items.competences
+    ]
+    theta = np.array(
+        [
+            results[code].theta if ok else 0.0
+            for code, ok in zip(items.competences, judged, strict=True)
+        ],
+        dtype=np.float64,
+    )
+    p_know = 1.0 / (1.0 + np.exp(-items.a * (np.repeat(theta, items.sizes) - items.b)))
+    means = np.add.reduceat(p_know, items.starts) / items.sizes
+    return tuple(
+        code
+        for code, ok, mean in zip(items.skills, judged, means.tolist(), strict=True)
+        if ok and mean >= cfg.mastery_probability
+    )

@@ -211,15 +211,22 @@ class Session:
         self.estimates.append(self._estimate.theta)
         self.standard_errors.append(self._estimate.se)
 
-    def _use(self, i: int, score: int) -> bool:
+    def _use(
+        self, i: int, score: int, closing: list[int | NDArray[np.int64]] | None = None
+    ) -> bool:
         """Everything an answer changes but the estimate: the items it closes, the competence
-        rules' memory, the answer lists. True for a scored answer (the caller estimates it)."""
+        rules' memory, the answer lists. True for a scored answer (the caller estimates it).
+        With `closing`, the items to close are added to it for the caller to close at once."""
         pool, rules = self.pool, self.config.rules
-        self._close(i)
+        closes: list[int | NDArray[np.int64]] = [] if closing is None else closing
+        closes.append(i)
         if rules.one_per_tube and pool.tube[i] >= 0:
-            self._close(pool.tube_members[pool.tube[i]])
+            closes.append(pool.tube_members[pool.tube[i]])
         if rules.one_per_skill and pool.skill[i] >= 0:
-            self._close(pool.skill_members[pool.skill[i]])
+            closes.append(pool.skill_members[pool.skill[i]])
+        if closing is None:
+            for idx in closes:
+                self._close(idx)
         comp = int(pool.competence[i])
         self._last_competence = comp
         pretest = bool(pool.pretest[i])
@@ -246,11 +253,14 @@ class Session:
         if state.weights.shape != self.posterior.grid.shape:
             raise ValueError("the state's posterior is on another grid")
         index = self.pool.index
+        closing: list[int | NDArray[np.int64]] = []
         for item_id, score in responses:
             i = index.get(item_id)
             if i is None:
                 raise KeyError(f"item {item_id!r} is not in bank version {self.pool.version!r}")
-            self._use(i, int(score))
+            self._use(i, int(score), closing)
+        if closing:  # closed together: one assignment per array instead of one per item
+            self._close(np.concatenate([np.atleast_1d(c) for c in closing]).astype(np.int64))
         estimate_ = Estimate(state.theta, state.se)
         weights = np.array(state.weights, dtype=np.float64)
         self.posterior.restore(weights, estimate_)
