@@ -349,6 +349,16 @@ def _begin_sql(tenant_id: UUID | str | None, user_id: UUID | str | None, read_on
     return "; ".join(parts)
 
 
+def hinted_transaction(
+    tenant_id: UUID | str, user_id: UUID | str | None = None
+) -> AbstractAsyncContextManager[PostgresTransaction]:
+    """A transaction with a tenant that nobody has checked yet: a hint, such as the
+    organization a slug named the last time, set in the `BEGIN` so that it costs no round trip.
+    The caller's first statement must confirm it (and leave the transaction otherwise). Only
+    the allow-list of `tests/test_architecture.py` calls it."""
+    return transaction(tenant_id, user_id)
+
+
 @asynccontextmanager
 async def _detached(
     tenant_id: UUID | str | None, user_id: UUID | str | None, read_only: bool = False

@@ -20,6 +20,7 @@ from core.database import (
     execute,
     fetch,
     global_transaction,
+    hinted_transaction,
     tenant_transaction,
 )
 from core.errors import Conflict, Invalid, NotFound
@@ -449,20 +450,38 @@ WHERE u.id = $1 AND u.is_active
 """
 
 
+#: The organization each slug named the last time, in this process: a hint that lets
+#: `dangerously_enter_tenant_by_slug` set the tenant in its `BEGIN` (one round trip fewer per
+#: request). The person-and-organization statement confirms it; a stale one (an organization
+#: renamed or deleted since) costs a second transaction, never a wrong tenant.
+_SLUG_HINTS: dict[str, UUID] = {}
+_SLUG_HINTS_MAX = 10_000
+
+
 @asynccontextmanager
 async def dangerously_enter_tenant_by_slug(
     user_id: UUID, slug: str
 ) -> AsyncIterator[tuple[UserAccount, TenantSummary | None] | None]:
     """One transaction for a whole request of a signed-in person on a page of the
     organization `slug` (a participant's test page): their active account and the
-    organization are read by one statement, then the tenant is set for row-level security, so
-    the page's own work runs in the same transaction (ADR 0023: one transaction per request
-    instead of three). Yields the account and the organization, or None when the account is
-    gone or inactive (the caller signs the person out; no tenant is set). For an unknown slug
-    the organization is None and no tenant is set: the caller answers `NotFound`, with the
-    person known, as for any other missing page. The caller must check what the tenant's rows
-    are to this person: here the tenant is only named by a URL."""
+    organization are read by one statement, with the tenant already set for row-level
+    security when this process has seen the slug before (`_SLUG_HINTS`), so the page's own
+    work runs in the same transaction (ADR 0023: one transaction per request instead of
+    three). Yields the account and the organization, or None when the account is gone or
+    inactive (the caller signs the person out; no tenant is set). For an unknown slug the
+    organization is None and no tenant is set: the caller answers `NotFound`, with the person
+    known, as for any other missing page. The caller must check what the tenant's rows are to
+    this person: here the tenant is only named by a URL."""
     wanted = slug.lower() if _slug_or_none(slug) is not None else ""
+    hint = _SLUG_HINTS.get(wanted)
+    if hint is not None:
+        async with hinted_transaction(hint, user_id):
+            rows = await fetch(_PERSON_AND_TENANT_SQL, user_id, wanted)
+            if rows and rows[0]["tenant_id"] == hint:
+                yield account_of(rows[0]), _tenant_of(rows[0])
+                return
+        # The hint is stale, or the account is gone: nothing was done under it.
+        _SLUG_HINTS.pop(wanted, None)
     async with global_transaction(user_id):
         rows = await fetch(_PERSON_AND_TENANT_SQL, user_id, wanted)
         if not rows:
@@ -472,9 +491,16 @@ async def dangerously_enter_tenant_by_slug(
         if row["tenant_id"] is None:
             yield account_of(row), None
             return
-        tenant = summary({key.removeprefix("tenant_"): row[key] for key in _TENANT_KEYS})
+        tenant = _tenant_of(row)
         await dangerously_switch_tenant(tenant.id)
+        if len(_SLUG_HINTS) >= _SLUG_HINTS_MAX:
+            _SLUG_HINTS.clear()
+        _SLUG_HINTS[wanted] = tenant.id
         yield account_of(row), tenant
+
+
+def _tenant_of(row: dict[str, Any]) -> TenantSummary:
+    return summary({key.removeprefix("tenant_"): row[key] for key in _TENANT_KEYS})
 
 
 _TENANT_KEYS = (

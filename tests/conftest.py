@@ -15,6 +15,7 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+from asyncpg.connection import LoggedQuery
 
 from api.runtime import import_jobs
 from core import citus, database, jobs
@@ -236,3 +237,31 @@ def held(in_process: jobs.InProcessQueue) -> Iterator[HeldQueue]:
     jobs.use_queue(queue)
     yield queue
     jobs.use_queue(previous)
+
+
+#: What asyncpg sends of its own: type introspection the first time a connection meets a
+#: type, and the reset of a connection going back to the pool (one per transaction).
+DRIVER_STATEMENTS = ("typeinfo_tree", "'jit'", "pg_advisory_unlock_all")
+
+
+@pytest.fixture
+async def statements(db: str) -> AsyncIterator[list[str]]:
+    """Every statement our code sends from now on, as asyncpg logs them: the pool is restarted
+    with a query logger on each connection, so the driver does the counting, not our code.
+    The driver's own statements (`DRIVER_STATEMENTS`) are left out."""
+    sent: list[str] = []
+
+    def log(record: LoggedQuery) -> None:
+        if not any(marker in record.query for marker in DRIVER_STATEMENTS):
+            sent.append(record.query)
+
+    async def init(connection: Any) -> None:
+        connection.add_query_logger(log)
+
+    await database.close_pool()
+    await database.DB.start_connection_pool(init=init)
+    try:
+        yield sent
+    finally:
+        await database.close_pool()
+        await database.start_pool()

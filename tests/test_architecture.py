@@ -205,7 +205,12 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 #: Openers of a transaction without a tenant, the switch of tenant inside one, and the scope a
 #: job or a sweep builds from a tenant id it holds (never from what a person sends).
-TENANTLESS = {"global_transaction", "dangerously_switch_tenant", "SystemScope"}
+TENANTLESS = {
+    "global_transaction",
+    "dangerously_switch_tenant",
+    "hinted_transaction",
+    "SystemScope",
+}
 #: The primitive under them: core's alone.
 PRIMITIVES = {"transaction"}
 

@@ -13,11 +13,13 @@ import ast
 import re
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import httpx
 
 from core import database
+from tenants import organizations
 from tests.api.conftest import Browser
 from tests.api.test_participant import _participant, _start, right_answer, short_campaign
 from tests.conftest import TenantFixture
@@ -128,3 +130,45 @@ def test_the_application_sets_nothing_for_the_session() -> None:
                     ):
                         wrong.append(f"{path.relative_to(_ROOT)}: {text[:60]!r}")
     assert wrong == []
+
+
+async def test_a_test_page_sends_four_statements_once_its_organization_is_known(
+    browser: Browser, tenant_a: TenantFixture, statements: list[str]
+) -> None:
+    """The organization a slug names is remembered by the process (a hint): the next page
+    sets the tenant in its `BEGIN`, so a test page is `BEGIN` with its settings, the person
+    and organization, the page's state, and `COMMIT`; no separate `SET`."""
+    campaign = await short_campaign(tenant_a)
+    await _participant(browser)
+    page = await _start(browser, campaign)
+    assert (await browser.get(page)).status_code == 200  # the slug is known from here on
+    statements.clear()
+    assert (await browser.get(page)).status_code == 200
+    assert len(statements) == 4, statements
+    assert statements[0].startswith("BEGIN; SET LOCAL jalon.tenant_id = ")
+    assert f"'{tenant_a.id}'" in statements[0]
+    assert statements[-1] == "COMMIT"
+    assert not any(s.startswith("SET") for s in statements)
+
+
+async def test_a_stale_organization_hint_never_opens_another_tenant(
+    browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    """A slug's remembered organization may be stale (an organization deleted and its slug
+    taken again): the statement that reads the person confirms it, and a wrong one, even
+    another tenant's, only costs a second transaction."""
+    campaign = await short_campaign(tenant_a)
+    await _participant(browser)
+    page = await _start(browser, campaign)
+    slug = tenant_a.slug
+    organizations._SLUG_HINTS[slug] = tenant_b.id
+    before = database.transaction_count()
+    shown = await browser.get(page)
+    assert shown.status_code == 200
+    assert _CHALLENGE.search(shown.text)
+    assert database.transaction_count() - before == 2
+    assert organizations._SLUG_HINTS[slug] == tenant_a.id
+    # and a hint to an organization that is gone
+    organizations._SLUG_HINTS[slug] = uuid4()
+    assert (await browser.get(page)).status_code == 200
+    assert organizations._SLUG_HINTS[slug] == tenant_a.id

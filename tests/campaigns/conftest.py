@@ -8,14 +8,13 @@ Every test module here uses the two tenants of tests/conftest.py.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
-from asyncpg.connection import LoggedQuery
 
 from campaigns import content
 from campaigns.campaign_fields import Campaign, CampaignFields
@@ -29,7 +28,6 @@ from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
 from campaigns.participation.views import ParticipationView
 from campaigns.service import create_campaign
-from core import database
 from engine import Bank, Challenge, get_bank
 from tenants.context import Actor, TenantContext
 from tests.conftest import TenantFixture, make_user
@@ -136,31 +134,3 @@ async def take_test(
         outcomes.append(outcome)
         view = outcome.next_challenge
     return outcomes
-
-
-#: What asyncpg sends of its own: type introspection the first time a connection meets a
-#: type, and the reset of a connection going back to the pool (one per transaction).
-DRIVER_STATEMENTS = ("typeinfo_tree", "'jit'", "pg_advisory_unlock_all")
-
-
-@pytest.fixture
-async def statements(db: str) -> AsyncIterator[list[str]]:
-    """Every statement our code sends from now on, as asyncpg logs them: the pool is restarted
-    with a query logger on each connection, so the driver does the counting, not our code.
-    The driver's own statements (`DRIVER_STATEMENTS`) are left out."""
-    sent: list[str] = []
-
-    def log(record: LoggedQuery) -> None:
-        if not any(marker in record.query for marker in DRIVER_STATEMENTS):
-            sent.append(record.query)
-
-    async def init(connection: Any) -> None:
-        connection.add_query_logger(log)
-
-    await database.close_pool()
-    await database.DB.start_connection_pool(init=init)
-    try:
-        yield sent
-    finally:
-        await database.close_pool()
-        await database.start_pool()
