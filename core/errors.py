@@ -24,6 +24,25 @@ class Invalid(UserError):
     status_code = 422
 
 
+class InvalidFields(Invalid):
+    """Several fields at fault at once, so that a form shows each error next to its field
+    (a short password *and* a confirmation that differs). Where one error only can be told
+    (the JSON API's body), the first stands for all: its message and field are this one's."""
+
+    def __init__(self, errors: list[Invalid]) -> None:
+        first = errors[0]
+        super().__init__(first.message, field=first.field, **first.params)
+        self.errors = errors
+
+
+def raise_all(errors: list[Invalid]) -> None:
+    """Raise nothing for no error, the error itself for one, `InvalidFields` for several."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise InvalidFields(errors)
+
+
 class NotFound(UserError):
     """Missing, or not yours: the same answer for both (404)."""
 

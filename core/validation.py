@@ -8,7 +8,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from core.colours import text_on
-from core.errors import Invalid
+from core.errors import Invalid, raise_all
 from core.i18n import LOCALES
 
 _EMAIL = re.compile(
@@ -102,6 +102,25 @@ def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return slug[:48].strip("-") or "organization"
+
+
+def clean_new_password(
+    password: str | None,
+    confirmation: str | None,
+    field: str = "password",
+    confirmation_field: str = "password_confirm",
+) -> str:
+    """A new password typed twice: `Invalid` for a password too short or too long, for two
+    that differ, and both at once (`InvalidFields`) when both are wrong."""
+    errors: list[Invalid] = []
+    try:
+        clean_password(password, field)
+    except Invalid as error:
+        errors.append(error)
+    if (password or "") != (confirmation or ""):
+        errors.append(Invalid("The two passwords differ.", field=confirmation_field))
+    raise_all(errors)
+    return password or ""
 
 
 def clean_password(value: str | None, field: str = "password") -> str:

@@ -6,6 +6,7 @@ SHA-256 digests, single-use and short-lived.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from core.database import execute, fetch, global_transaction
-from core.errors import Conflict, Gone, Invalid, TooManyRequests, Unauthenticated
+from core.errors import Conflict, Gone, Invalid, TooManyRequests, Unauthenticated, raise_all
 from core.i18n import translate
 from core.mail import queue_mail
 from core.ratelimit import RateLimiter
@@ -63,24 +64,35 @@ def check_new_account(
 ) -> NewAccount:
     """What a person typed to create their account, checked the same way by every form that
     creates one (signup, invitation acceptance, a participant's account): `Invalid` naming
-    the field, first for two passwords that differ, then for terms not accepted, then for
-    the email, name, language and password (in that order, the order of the forms' errors).
+    the field, for two passwords that differ, terms not accepted, the email, name, language
+    and password; several at once (`InvalidFields`, in that order) when several are wrong,
+    so that the form shows every error, a short password beside a confirmation that differs.
 
     `email` is None when the form does not ask for it (an invitation names the address);
     `terms` is None when the form does not ask for it (an invitation, accepted as the
     organization's member). A missing `locale` is `default_locale`.
     """
+    errors: list[Invalid] = []
+
+    def checked(check: Callable[[], str]) -> str:
+        try:
+            return check()
+        except Invalid as error:
+            errors.append(error)
+            return ""
+
     if password != password_confirm:
-        raise Invalid("The two passwords differ.", field="password_confirm")
+        errors.append(Invalid("The two passwords differ.", field="password_confirm"))
     if terms is not None and not terms:
-        raise Invalid("Accept the terms of use to continue.", field="terms")
-    clean_address = clean_email(email) if email is not None else ""
-    return NewAccount(
-        name=clean_text(name, "name", max_length=200),
-        locale=clean_locale(locale or default_locale),
-        password=clean_password(password),
-        email=clean_address,
+        errors.append(Invalid("Accept the terms of use to continue.", field="terms"))
+    account = NewAccount(
+        email=checked(lambda: clean_email(email)) if email is not None else "",
+        name=checked(lambda: clean_text(name, "name", max_length=200)),
+        locale=checked(lambda: clean_locale(locale or default_locale)),
+        password=checked(lambda: clean_password(password)),
     )
+    raise_all(errors)
+    return account
 
 
 def _account(row: dict[str, Any]) -> UserAccount:

@@ -268,8 +268,10 @@ def form_error(
 ) -> Template:
     """Re-render a form with what was typed and the error next to its field (nothing lost)."""
     locale = locale_of(request)
-    message = translate(locale, error.message, **error.params)
-    errors = {error.field or "__all__": message}
+    errors = {
+        each.field or "__all__": translate(locale, each.message, **each.params)
+        for each in reversed(getattr(error, "errors", None) or [error])
+    }  # reversed: where two name one field, the first is shown
     safe_values = {k: v for k, v in values.items() if "password" not in k and k != "_csrf_token"}
     return render(
         request,

@@ -8,9 +8,9 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from core.errors import Gone, Invalid, UserError
+from core.errors import Gone, UserError
 from core.settings import get_settings
-from core.validation import clean_email, slugify
+from core.validation import clean_email, clean_new_password, slugify
 from sso.discovery import connections_for_email
 from sso.policy import sso_required_connections
 from tenants import accounts
@@ -219,9 +219,8 @@ async def password_reset(
 ) -> Template | Redirect:
     form = await form_of(request)
     try:
-        if form.get("password") != form.get("password_confirm"):
-            raise Invalid("The two passwords differ.", field="password_confirm")
-        user = await accounts.reset_password(token, form.get("password", ""))
+        password = clean_new_password(form.get("password"), form.get("password_confirm"))
+        user = await accounts.reset_password(token, password)
     except UserError as error:
         return form_error(request, "password_reset.html", error, form, token=token)
     refused = await _sso_required_page(request, user, "")
