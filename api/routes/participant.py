@@ -29,6 +29,7 @@ from campaigns.codes import LENGTH, is_well_formed, normalize_code
 from campaigns.participation.answering import (
     ChallengeView,
     current_challenge,
+    extend_time,
     prepare_answer,
     read_current_challenge,
     record_answer,
@@ -418,6 +419,27 @@ async def challenge_report(
     return redirect(here)
 
 
+@post("/p/{slug:str}/{participation_id:str}/more-time")
+async def challenge_more_time(
+    request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
+) -> Redirect:
+    """ "More time" on a timed question (WCAG 2.2.1), a button of the answer form: the time is
+    extended on the server, and the challenge page comes back with the new time left and the
+    answer in progress still checked."""
+    form = await request.form()
+    chosen = [v for v in form.getall("answer") if isinstance(v, str)] if "answer" in form else []
+    here = f"/p/{slug}/{participation_id}"
+    try:
+        async with _participant_transaction(request, slug) as ctx:
+            await extend_time(ctx, participation_id, str(form.get("challenge_id") or ""))
+    except Conflict as error:
+        flash(request, error.message, **error.params)
+        return redirect(here)
+    flash(request, "You have more time for this question. Your answer in progress is kept.")
+    session_of(request)[CHOSEN] = {"page": here, "answer": chosen}
+    return redirect(here)
+
+
 @get("/p/{slug:str}/{participation_id:str}/report", guards=[signed_in])
 async def challenge_report_page(
     request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
@@ -502,6 +524,7 @@ handlers: list[ControllerRouterHandler] = [
     challenge_answer,
     challenge_report,
     challenge_report_page,
+    challenge_more_time,
     results_page,
     share_results,
     share_page,

@@ -15,7 +15,12 @@ from campaigns import assessment
 from campaigns.access import participant_id
 from campaigns.content import frozen_bank
 from campaigns.exposure import StoredLedger, exposure_ledgers, ledger_for
-from campaigns.participation.rules import is_late, refuse_if_archived, seconds_left
+from campaigns.participation.rules import (
+    extended_seconds_left,
+    is_late,
+    refuse_if_archived,
+    seconds_left,
+)
 from campaigns.problem_reports import withdrawn_challenges
 from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, NotFound
@@ -211,6 +216,52 @@ async def read_current_challenge(
         row["answered"] + 1,
         row["locale"],
         None if row["seconds_shown"] is None else float(row["seconds_shown"]),
+    )
+
+
+async def extend_time(
+    ctx: TenantContext, participation_id: UUID | str, challenge_id: str
+) -> ChallengeView:
+    """Give more time on the current timed challenge (WCAG 2.2.1): what was left plus its
+    whole time again (`extended_seconds_left`), recorded on the database's clock by moving
+    the moment the challenge counts as shown, so that an answer within the new time is not
+    late. Read and written in the caller's tenant transaction; a challenge that is not the
+    current one, or not timed, is a `Conflict`."""
+    user_id = participant_id(ctx)
+    lock = _STATE.format(answers="", join="", lock="FOR UPDATE OF p")
+    rows = await fetch(lock, ctx.tenant_id, uuid_or_404(participation_id), user_id)
+    if not rows:
+        raise NotFound()
+    row = rows[0]
+    _check_state(row)
+    if row["status"] != "started" or row["current_challenge_id"] is None:
+        raise Conflict("This test is finished.")
+    if challenge_id != row["current_challenge_id"]:
+        raise Conflict("This is not the current question.")
+    bank = frozen_bank(row["bank_version"])
+    timer = bank.challenge_by_id[challenge_id].timer_seconds
+    if timer is None:
+        raise Conflict("This question is not timed.")
+    shown = 0.0 if row["seconds_shown"] is None else float(row["seconds_shown"])
+    left = extended_seconds_left(timer, shown)
+    # shown `timer - left` seconds ago (negative: in the future), on the transaction's clock
+    await execute(
+        """UPDATE assessment SET current_shown_at = now() - make_interval(secs => $4)
+           WHERE tenant_id = $1 AND participation_id = $2 AND current_challenge_id = $3""",
+        ctx.tenant_id,
+        row["id"],
+        challenge_id,
+        float(timer) - left,
+    )
+    the_plan = assessment.plan(bank, row["profile_snapshot"])
+    return _view(
+        bank,
+        the_plan,
+        row["id"],
+        challenge_id,
+        row["answered"] + 1,
+        row["locale"],
+        float(timer) - left,
     )
 
 

@@ -18,6 +18,10 @@ UNKNOWN_CODE_MESSAGE = "No campaign has this code. Check it and try again."
 CLOSED_MESSAGE = "This campaign is closed."
 #: Seconds past a timed challenge's limit still accepted (the page's round trip).
 TIMER_GRACE_SECONDS = 5
+#: A participant may ask for more time on a timed challenge (WCAG 2.2.1, "Timing Adjustable":
+#: extend the limit with a simple action, at least ten times); each request adds the
+#: challenge's whole time again, up to this many times its time left at once.
+TIMER_EXTENSION_CAP = 10
 
 
 # --- whether a campaign takes participants ---------------------------------------------------
@@ -89,6 +93,14 @@ def seconds_left(timer_seconds: int | None, seconds_shown: float | None) -> int 
     if timer_seconds is None:
         return None
     return max(0, timer_seconds - math.floor(seconds_shown or 0.0))
+
+
+def extended_seconds_left(timer_seconds: int, seconds_shown: float) -> float:
+    """The seconds left after asking for more time on a challenge of `timer_seconds` shown
+    `seconds_shown` seconds ago: what was left (nothing once the time is up) plus the whole
+    time again, at most `TIMER_EXTENSION_CAP` times the time."""
+    left = max(0.0, timer_seconds - seconds_shown)
+    return min(left + timer_seconds, float(TIMER_EXTENSION_CAP * timer_seconds))
 
 
 def is_late(timer_seconds: int | None, seconds_shown: float | None, *, skipped: bool) -> bool:

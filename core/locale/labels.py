@@ -41,6 +41,7 @@ AUDIT_ACTIONS = (
     N_("campaign.activated"),
     N_("campaign.closed"),
     N_("campaign.archived"),
+    N_("campaign.results_exported"),
     N_("target_profile.created"),
     N_("target_profile.updated"),
     N_("target_profile.archived"),
@@ -51,6 +52,7 @@ AUDIT_ACTIONS = (
     N_("learners.imported"),
     # background tasks (tenants/tasks.py)
     N_("task.started"),
+    N_("task.file_downloaded"),
     # outgoing webhooks (tenants/webhooks/endpoints.py)
     N_("webhook.created"),
     N_("webhook.updated"),
