@@ -9,9 +9,15 @@ on the tenant in every table, goes to the tenant's shard; the coordinator gather
 tuple store (spilled to disk past `work_mem`) and the cursor still hands them over a batch at
 a time.
 
-- CSV is UTF-8 with a byte-order mark (so spreadsheet software opens accents right).
+- CSV is UTF-8 with a byte-order mark (so spreadsheet software opens accents right), in the
+  dialect the reader's spreadsheet expects (`csv_dialect`): `;` between cells and `,` before
+  decimals in French, Dutch and German (what Excel opens as columns there), `,` and `.` in
+  English. Moments stay ISO 8601 in UTC, a machine format.
 - XLSX is written by openpyxl in write-only mode (rows go to a temporary file): numbers are
   numbers, dates are dates in the organization's time zone, the header row is bold and frozen.
+
+Every download of the file (streamed here, or a background task's file in `tenants.tasks`)
+is recorded in the organization's audit log: who, which campaign, which format, how many rows.
 
 Small exports stream in the request; above `JALON_EXPORT_BACKGROUND_THRESHOLD` shared results
 (`runs_in_background`) `start_export` runs the same code as a background task (ADR 0014) with
@@ -45,6 +51,7 @@ from core.errors import Invalid
 from core.i18n import N_, translate
 from core.settings import get_settings
 from core.tasks import TaskRun, task_job
+from tenants import audit
 from tenants.context import TenantContext
 from tenants.tasks import start_task, starter_context
 
@@ -93,6 +100,37 @@ WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'shared'
 """
 
 
+#: Languages whose spreadsheets read `;` between cells and `,` before decimals.
+SEMICOLON_LOCALES = frozenset({"fr", "nl", "de"})
+#: The separators a person may choose on the export form, by their name in the query.
+SEPARATORS = {"semicolon": ";", "comma": ","}
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file separates cells and writes decimals, for one spreadsheet's habits."""
+
+    delimiter: str
+    decimal: str
+
+
+def csv_dialect(locale: str, separator: str | None = None) -> CsvDialect:
+    """The dialect of `locale`'s spreadsheets (`;` and `,` in French, Dutch and German; `,`
+    and `.` otherwise), or the `separator` chosen by name (`semicolon`, `comma`, or the
+    character itself); `Invalid` for another separator."""
+    if separator:
+        delimiter = SEPARATORS.get(separator, separator)
+        if delimiter not in SEPARATORS.values():
+            raise Invalid("Choose a semicolon or a comma as separator.", field="separator")
+    else:
+        delimiter = ";" if locale.split("-")[0].split("_")[0] in SEMICOLON_LOCALES else ","
+    # A comma before decimals only where it does not also separate the cells.
+    return CsvDialect(delimiter, "," if delimiter == ";" else ".")
+
+
+ENGLISH_CSV = CsvDialect(",", ".")
+
+
 def _title(texts: Mapping[str, str], locale: str) -> str:
     return texts.get(locale) or texts.get("en") or next(iter(texts.values()), "")
 
@@ -104,13 +142,18 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _line(values: list[Any]) -> str:
+def _csv_value(value: Any, dialect: CsvDialect) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, float):
+        return repr(value).replace(".", dialect.decimal)
+    return _cell(value)
+
+
+def _line(values: list[Any], dialect: CsvDialect = ENGLISH_CSV) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(
-        [
-            _cell(value.isoformat(timespec="seconds") if isinstance(value, datetime) else value)
-            for value in values
-        ]
+    csv.writer(buffer, delimiter=dialect.delimiter, lineterminator="\r\n").writerow(
+        [_csv_value(value, dialect) for value in values]
     )
     return buffer.getvalue()
 
@@ -179,26 +222,48 @@ async def _rows(ctx: TenantContext, layout: Layout) -> AsyncIterator[list[Any]]:
 
 
 async def _csv_lines(
-    ctx: TenantContext, layout: Layout, run: TaskRun[TenantContext] | None = None
+    ctx: TenantContext,
+    layout: Layout,
+    dialect: CsvDialect,
+    run: TaskRun[TenantContext] | None = None,
 ) -> AsyncIterator[str]:
-    yield BOM + _line(layout.headers)
+    yield BOM + _line(layout.headers, dialect)
     count = 0
     async for values in _rows(ctx, layout):
-        yield _line(values)
+        yield _line(values, dialect)
         count += 1
         if run is not None and count % PROGRESS_EVERY == 0:
             await run.progress(count)
 
 
+async def _record_download(ctx: TenantContext, layout: Layout, export_format: str) -> None:
+    """Record in the audit log that the actor downloads the export (personal data), with the
+    number of rows it holds as the download starts."""
+    async with tenant_transaction(ctx):
+        rows = await fetch(_SHARED_COUNT, ctx.tenant_id, layout.campaign.id)
+        await audit.record(
+            ctx,
+            "campaign.results_exported",
+            "campaign",
+            layout.campaign.id,
+            campaign=layout.campaign.name,
+            format=export_format,
+            file=layout.filename(export_format),
+            rows=rows[0]["shared"],
+        )
+
+
 async def results_csv(
-    ctx: TenantContext, campaign_id: UUID | str, locale: str
+    ctx: TenantContext, campaign_id: UUID | str, locale: str, dialect: CsvDialect | None = None
 ) -> tuple[str, AsyncIterator[str]]:
-    """The file name and the lines of the campaign's shared results as CSV.
+    """The file name and the lines of the campaign's shared results as CSV, in `dialect`
+    (by default that of `locale`'s spreadsheets), the download recorded in the audit log.
 
     Access is checked before the first line (404 alike for another tenant's campaign); the
     lines are produced while the caller sends them."""
     layout = await _layout(ctx, campaign_id, locale)
-    return layout.filename("csv"), _csv_lines(ctx, layout)
+    await _record_download(ctx, layout, "csv")
+    return layout.filename("csv"), _csv_lines(ctx, layout, dialect or csv_dialect(locale))
 
 
 def _xlsx_text(sheet: WriteOnlyWorksheet, value: str) -> Cell | str:
@@ -254,11 +319,13 @@ async def _write_xlsx(
 async def results_xlsx(
     ctx: TenantContext, campaign_id: UUID | str, locale: str
 ) -> tuple[str, AsyncIterator[bytes]]:
-    """The file name and the bytes of the campaign's shared results as XLSX.
+    """The file name and the bytes of the campaign's shared results as XLSX, the download
+    recorded in the audit log.
 
     Access is checked first; the workbook is built into a temporary file while the caller
     starts sending, then read back in chunks."""
     layout = await _layout(ctx, campaign_id, locale)
+    await _record_download(ctx, layout, "xlsx")
 
     async def chunks() -> AsyncIterator[bytes]:
         with tempfile.TemporaryFile() as target:
@@ -287,11 +354,17 @@ async def shared_count(ctx: TenantContext, campaign_id: UUID | str) -> int:
 
 
 async def start_export(
-    ctx: TenantContext, campaign_id: UUID | str, export_format: str, locale: str
+    ctx: TenantContext,
+    campaign_id: UUID | str,
+    export_format: str,
+    locale: str,
+    dialect: CsvDialect | None = None,
 ) -> UUID:
-    """Start the export as a background task (for large campaigns); the task's id."""
+    """Start the export as a background task (for large campaigns); the task's id. A CSV
+    is written in `dialect` (by default that of `locale`'s spreadsheets)."""
     if export_format not in FORMATS:
         raise Invalid("Choose CSV or XLSX.", field="format")
+    dialect = dialect or csv_dialect(locale)
     require_reader(ctx)
     async with tenant_transaction(ctx):
         campaign, _ = await access_campaign(ctx, campaign_id)
@@ -300,22 +373,28 @@ async def start_export(
             ctx,
             TASK_KIND,
             "export_campaign_results",
-            [str(campaign.id), export_format, locale],
+            [str(campaign.id), export_format, locale, dialect.delimiter],
             total=rows[0]["shared"],
         )
 
 
 @task_job(acting_as=starter_context)
 async def export_campaign_results(
-    run: TaskRun[TenantContext], campaign_id: str, export_format: str, locale: str
+    run: TaskRun[TenantContext],
+    campaign_id: str,
+    export_format: str,
+    locale: str,
+    delimiter: str = "",
 ) -> None:
-    """Write the export into a temporary file with progress, then keep it with the task."""
+    """Write the export into a temporary file with progress, then keep it with the task.
+    (`delimiter` is absent from the tasks queued before it was chosen: `locale`'s then.)"""
     layout = await _layout(run.ctx, campaign_id, locale)
+    dialect = csv_dialect(locale, delimiter or None)
     with tempfile.TemporaryFile() as target:
         if export_format == "xlsx":
             await _write_xlsx(run.ctx, layout, locale, target, run)
         else:
-            async for line in _csv_lines(run.ctx, layout, run):
+            async for line in _csv_lines(run.ctx, layout, dialect, run):
                 target.write(line.encode("utf-8"))
         target.seek(0)
         await run.finish(layout.filename(export_format), CONTENT_TYPES[export_format], target)

@@ -136,10 +136,35 @@ def _header_key(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", ascii_text.lower()).strip()
 
 
-def _delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (";", ",", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
+#: The separators a learners file may use, the most likely first (ties go to the first).
+DELIMITERS = (";", ",", "\t")
+#: Lines read to recognise the separator.
+SNIFF_LINES = 20
+
+
+def _delimiter(text: str) -> str:
+    """The separator of the file: among `DELIMITERS`, the one that splits the header into
+    the most cells while every following line of the sample (quotes respected, so that
+    "Martin, Camille";… is one cell) has as many; else the one most frequent in the header;
+    `,` for a single column. French, Dutch and German Excel write `;`, English Excel `,`."""
+    sample = [line for line in io.StringIO(text, newline="").readlines()[:SNIFF_LINES]]
+    best, best_cells = "", 1
+    for delimiter in DELIMITERS:
+        try:
+            rows = [row for row in csv.reader(sample, delimiter=delimiter) if any(row)]
+        except csv.Error:
+            continue
+        if not rows:
+            continue
+        cells = len(rows[0])
+        if cells > best_cells and all(len(row) == cells for row in rows[1:-1] or rows[1:]):
+            best, best_cells = delimiter, cells
+    if best:
+        return best
+    first = sample[0] if sample else ""
+    counts = {d: first.count(d) for d in DELIMITERS}
+    most = max(counts, key=lambda d: counts[d])
+    return most if counts[most] else ","
 
 
 def _read_header(cells: Sequence[str]) -> tuple[Header, tuple[str, ...]]:
@@ -205,7 +230,7 @@ def parse_learner_csv(data: bytes) -> ParsedFile:
         line = 2
     else:
         lines.seek(0)
-        delimiter = _delimiter(first)
+        delimiter = _delimiter(text)
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     head: list[str] | None = None
     try:

@@ -9,7 +9,9 @@ package writes `@task_job(acting_as=starter_context)` over a job taking a
   rather than work with data they can no longer read.
 - A task is seen by the person who started it and by those who hold `org:tasks:read`
   (owners and admins); to anyone else it is the 404 of a missing one. `get_task`,
-  `list_tasks` and `download` serve the console's pages under `/o/{slug}/tasks`.
+  `list_tasks` and `download` serve the console's pages under `/o/{slug}/tasks`; every
+  download of a task's file (an export of people's results…) is `task.file_downloaded` in
+  the audit log, with the file's name and its rows.
 - `purge_expired_tasks` (hourly) runs the runner's purge in every organization.
 """
 
@@ -121,13 +123,24 @@ async def list_tasks(ctx: TenantContext, limit: int = LIST_LIMIT) -> list[Task]:
 
 
 async def download(ctx: TenantContext, task_id: UUID | str) -> tuple[Task, AsyncIterator[bytes]]:
-    """The task and the parts of its result file, read one at a time while they are sent.
-    `NotFound` when it has none (yet), `Gone` once it expired."""
+    """The task and the parts of its result file, read one at a time while they are sent,
+    the download recorded in the audit log (who, which file, how many rows). `NotFound`
+    when it has none (yet), `Gone` once it expired."""
     task = await get_task(ctx, task_id)
     if task.status != "done" or task.file_name is None:
         raise NotFound("This task has no file to download.")
     if task.expired:
         raise Gone("This file has expired: start the task again.")
+    async with tenant_transaction(ctx):
+        await record(
+            ctx,
+            "task.file_downloaded",
+            "task",
+            task.id,
+            kind=task.kind,
+            file=task.file_name,
+            rows=task.done if task.total is None else task.total,
+        )
     return task, await runner.result_file(ctx, task.id)
 
 

@@ -16,7 +16,7 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
-from api.routes import campaign_dashboard
+from api.routes import campaign_dashboard, campaign_participants
 from campaigns import campaign_listing, exports, service
 from campaigns.campaign_fields import (
     CAMPAIGN_TYPES,
@@ -362,6 +362,12 @@ async def campaign_edit(
     return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign.id}")
 
 
+def _csv_dialect(request: Request[Any, Any, Any], separator: str | None) -> exports.CsvDialect:
+    """The CSV dialect of the person's spreadsheet: their language's (`;` and `,` in French,
+    Dutch and German), or the separator they chose on the export form."""
+    return exports.csv_dialect(locale_of(request), separator or None)
+
+
 async def _export(
     request: Request[Any, Any, Any], ctx: TenantContext, campaign_id: str, export_format: str
 ) -> Stream | Redirect:
@@ -373,7 +379,8 @@ async def _export(
     locale = ctx.tenant.default_locale
     body: AsyncIterator[str] | AsyncIterator[bytes]
     if export_format == "csv":
-        name, body = await exports.results_csv(ctx, campaign_id, locale)
+        dialect = _csv_dialect(request, request.query_params.get("separator"))
+        name, body = await exports.results_csv(ctx, campaign_id, locale, dialect)
     else:
         name, body = await exports.results_xlsx(ctx, campaign_id, locale)
     return Stream(
@@ -387,7 +394,9 @@ async def _export(
 async def campaign_results_csv(
     request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
 ) -> Stream | Redirect:
-    """The shared results as CSV (UTF-8 with BOM), headers in the organization's language."""
+    """The shared results as CSV (UTF-8 with BOM), headers in the organization's language,
+    cells separated as the person's spreadsheet expects (`?separator=semicolon|comma` to
+    choose)."""
     return await _export(request, ctx, campaign_id, "csv")
 
 
@@ -407,7 +416,11 @@ async def campaign_export_start(
     Every member who reads the results may, as they may download a small export."""
     form = await form_of(request)
     task_id = await exports.start_export(
-        ctx, campaign_id, form.get("format", ""), ctx.tenant.default_locale
+        ctx,
+        campaign_id,
+        form.get("format", ""),
+        ctx.tenant.default_locale,
+        _csv_dialect(request, form.get("separator")),
     )
     return redirect(f"/o/{ctx.tenant.slug}/tasks/{task_id}")
 
@@ -427,4 +440,5 @@ handlers = [
     campaign_duplicate,
     campaign_edit_page,
     campaign_edit,
+    *campaign_participants.handlers,
 ]

@@ -147,11 +147,38 @@ async def test_the_xlsx_has_the_columns_of_the_csv_with_typed_cells(
 
     _, lines = await exports.results_csv(tenant_a.member_ctx, campaign.id, "fr")
     text = "".join([line async for line in lines])
-    csv_rows = list(csv.reader(io.StringIO(text.removeprefix(exports.BOM))))
+    # French spreadsheets: `;` between cells, `,` before decimals.
+    csv_rows = list(csv.reader(io.StringIO(text.removeprefix(exports.BOM)), delimiter=";"))
     assert csv_rows[0] == FRENCH_HEADERS
     assert [len(row) for row in csv_rows] == [len(row) for row in rows]
     assert [row[0] for row in csv_rows[1:]] == ["'=HYPERLINK 1", "Learner 1", "Learner 2"]
-    assert csv_rows[1][7:] == ["2", "250", "3", "4", "0", "3.5", "0.0"]
+    assert csv_rows[1][7:] == ["2", "250", "3", "4", "0", "3,5", "0,0"]
+    _, lines = await exports.results_csv(
+        tenant_a.member_ctx, campaign.id, "fr", exports.csv_dialect("en")
+    )
+    english = "".join([line async for line in lines])
+    english_rows = list(csv.reader(io.StringIO(english.removeprefix(exports.BOM))))
+    assert english_rows[0] == FRENCH_HEADERS
+    assert english_rows[1][7:] == ["2", "250", "3", "4", "0", "3.5", "0.0"]
+
+
+@pytest.mark.parametrize(
+    ("locale", "separator", "expected"),
+    [
+        ("fr", None, (";", ",")),
+        ("nl", None, (";", ",")),
+        ("de", None, (";", ",")),
+        ("en", None, (",", ".")),
+        ("fr", "comma", (",", ".")),
+        ("en", "semicolon", (";", ",")),
+        ("en", ";", (";", ",")),
+    ],
+)
+def test_the_csv_dialect_follows_the_language_or_the_choice(
+    locale: str, separator: str | None, expected: tuple[str, str]
+) -> None:
+    dialect = exports.csv_dialect(locale, separator)
+    assert (dialect.delimiter, dialect.decimal) == expected
 
 
 async def test_headers_follow_the_language_asked(
