@@ -47,7 +47,7 @@ worker: install ## Run a background job worker (needs REDIS_URL)
 system: ## Install the Debian packages the tests drive: Chromium, xmlsec1, poppler-utils, Pango (as root)
 	@bash scripts/install-system.sh
 
-peers: ## Install the test peers from the npm registry (the OpenID provider), from their lock files
+peers: ## Install the test peers from the npm registry (the OpenID provider, axe-core for the accessibility audit), from their lock files
 	@for dir in tests/peers/*/; do \
 	  if [ -f "$$dir/package-lock.json" ]; then npm ci --silent --no-audit --no-fund --prefix "$$dir"; fi; \
 	done

@@ -4,15 +4,13 @@ read-only for a reason, being refused a change there, and stopping."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.admin.conftest import StaffFixture
 from tests.api.conftest import PASSWORD
+from tests.browser.audit import audit
 from tests.browser.conftest import screenshot, staff_sign_in
-from tests.browser.test_pages import A11Y_AUDIT
 from tests.conftest import TenantFixture
 
 pytestmark = pytest.mark.browser
@@ -21,9 +19,7 @@ REASON = "Ticket 5150: the owner cannot find the settings"
 
 
 async def _accessible(page: Page, name: str) -> None:
-    problems: list[Any] = await page.evaluate(A11Y_AUDIT)
-    await screenshot(page, name)
-    assert problems == [], f"{name}: {problems}"
+    await audit(page, name)  # basics, axe-core, and a screenshot
 
 
 async def test_an_account_manager_views_a_tenant_read_only_and_stops(

@@ -6,7 +6,6 @@ the accessibility basics and is photographed in var/screenshots/."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -19,16 +18,14 @@ from tenants.context import Actor, TenantSummary
 from tenants.organizations import OrganizationFields, create_organization, system_context
 from tests.admin.conftest import StaffFixture
 from tests.billing.plans import STAFF
+from tests.browser.audit import audit
 from tests.browser.conftest import screenshot, staff_sign_in
-from tests.browser.test_pages import A11Y_AUDIT
 
 pytestmark = pytest.mark.browser
 
 
 async def _audit(page: Page, name: str) -> None:
-    problems: list[Any] = await page.evaluate(A11Y_AUDIT)
-    await screenshot(page, name)
-    assert problems == [], f"{name}: {problems}"
+    await audit(page, name)  # basics, axe-core, and a screenshot
 
 
 async def a_city() -> TenantSummary:

@@ -6,7 +6,6 @@ every page checked for the basics of accessibility and photographed in var/scree
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
@@ -16,8 +15,8 @@ from campaigns.problem_reports import forget_withdrawn, report_problem
 from core import database, jobs
 from tests.admin.conftest import StaffFixture
 from tests.admin.test_content import _answers
-from tests.browser.conftest import screenshot, staff_sign_in
-from tests.browser.test_pages import A11Y_AUDIT
+from tests.browser.audit import audit
+from tests.browser.conftest import staff_sign_in
 from tests.campaigns.conftest import start_a_test
 from tests.conftest import TenantFixture
 
@@ -37,9 +36,7 @@ async def _no_flag_outlives_its_test(db: str) -> AsyncIterator[None]:
 
 
 async def _accessible(page: Page, name: str) -> None:
-    problems: list[Any] = await page.evaluate(A11Y_AUDIT)
-    await screenshot(page, name)
-    assert problems == [], f"{name}: {problems}"
+    await audit(page, name)  # basics, axe-core, and a screenshot
 
 
 async def test_a_content_editor_retires_a_reported_challenge_and_runs_a_calibration(

@@ -4,23 +4,19 @@ accessibility audit of both pages."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.admin.conftest import StaffFixture
 from tests.admin.test_dashboard import Book, book  # noqa: F401 - the seeded book of business
-from tests.browser.conftest import screenshot, staff_sign_in
-from tests.browser.test_pages import A11Y_AUDIT
+from tests.browser.audit import audit
+from tests.browser.conftest import staff_sign_in
 
 pytestmark = pytest.mark.browser
 
 
 async def _accessible(page: Page, name: str) -> None:
-    problems: list[Any] = await page.evaluate(A11Y_AUDIT)
-    await screenshot(page, name)
-    assert problems == [], f"{name}: {problems}"
+    await audit(page, name)  # basics, axe-core, and a screenshot
 
 
 async def test_an_account_manager_reads_the_dashboard_and_searches_the_tenants(

@@ -5,7 +5,6 @@ photographed in var/screenshots/."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -14,16 +13,14 @@ from playwright.async_api import Page, expect
 from billing.catalogue import PlanFields, PlanKind, create_plan, set_price
 from tests.admin.conftest import StaffFixture
 from tests.billing.plans import STAFF
-from tests.browser.conftest import screenshot, staff_sign_in
-from tests.browser.test_pages import A11Y_AUDIT
+from tests.browser.audit import audit
+from tests.browser.conftest import staff_sign_in
 
 pytestmark = pytest.mark.browser
 
 
 async def _audit(page: Page, name: str) -> None:
-    problems: list[Any] = await page.evaluate(A11Y_AUDIT)
-    await screenshot(page, name)
-    assert problems == [], f"{name}: {problems}"
+    await audit(page, name)  # basics, axe-core, and a screenshot
 
 
 async def _continue(page: Page) -> None:

@@ -5,7 +5,6 @@ photographed in var/screenshots/."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -14,17 +13,15 @@ from playwright.async_api import Page, expect
 from billing.catalogue import plan_by_code
 from tests.admin.conftest import StaffFixture
 from tests.admin.test_jobs import _dead_letter, _failed_delivery, _failed_task
-from tests.browser.conftest import screenshot, staff_sign_in
-from tests.browser.test_pages import A11Y_AUDIT
+from tests.browser.audit import audit
+from tests.browser.conftest import staff_sign_in
 from tests.conftest import TenantFixture
 
 pytestmark = pytest.mark.browser
 
 
 async def _accessible(page: Page, name: str) -> None:
-    problems: list[Any] = await page.evaluate(A11Y_AUDIT)
-    await screenshot(page, name)
-    assert problems == [], f"{name}: {problems}"
+    await audit(page, name)  # basics, axe-core, and a screenshot
 
 
 async def test_an_account_manager_creates_edits_and_retires_a_plan(

@@ -1,55 +1,26 @@
 """Pages as a person meets them, in headless Chromium: sign-in, the console, both languages.
 
 Each page is checked for the basics of accessibility (language, one main heading, labelled
-fields, alternative text, unique ids, a skip link) and photographed in var/screenshots/.
+fields, alternative text, unique ids, a skip link), audited by axe-core (no serious or critical
+violation) and photographed in var/screenshots/ (tests/browser/audit.py).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 from playwright.async_api import Page
 
 from tests.api.conftest import PASSWORD
-from tests.browser.conftest import screenshot
+from tests.browser.audit import BASICS, audit
 from tests.conftest import TenantFixture
 
 pytestmark = pytest.mark.browser
 
-# Runs in the page: what a screen-reader user or a keyboard user would trip on.
-A11Y_AUDIT = """() => {
-  const problems = [];
-  if (!document.documentElement.lang) problems.push('html has no lang');
-  const h1 = document.querySelectorAll('h1').length;
-  if (h1 !== 1) problems.push(`${h1} h1 elements`);
-  if (!document.title.trim()) problems.push('empty title');
-  for (const field of document.querySelectorAll('input, select, textarea')) {
-    if (field.type === 'hidden' || field.type === 'submit') continue;
-    const labelled = (field.id && document.querySelector(`label[for="${field.id}"]`))
-      || field.closest('label') || field.getAttribute('aria-label')
-      || field.getAttribute('aria-labelledby');
-    if (!labelled) problems.push(`unlabelled ${field.tagName} ${field.name}`);
-  }
-  for (const img of document.querySelectorAll('img')) {
-    if (!img.hasAttribute('alt')) problems.push(`img without alt ${img.src}`);
-  }
-  const ids = [...document.querySelectorAll('[id]')].map(e => e.id);
-  const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
-  if (dup.length) problems.push(`duplicate ids ${dup}`);
-  for (const a of document.querySelectorAll('a, button')) {
-    if (!(a.textContent.trim() || a.getAttribute('aria-label') || a.querySelector('img[alt]')))
-      problems.push(`nameless ${a.tagName} ${a.outerHTML.slice(0, 60)}`);
-  }
-  if (!document.querySelector('a.skip-link[href="#main"]')) problems.push('no skip link');
-  return problems;
-}"""
+A11Y_AUDIT = BASICS  # the basic checks, for modules that run them alone
 
 
 async def _audit(page: Page, name: str) -> None:
-    problems: list[Any] = await page.evaluate(A11Y_AUDIT)
-    await screenshot(page, name)
-    assert problems == [], f"{name}: {problems}"
+    await audit(page, name)
 
 
 async def _sign_in(page: Page, email: str) -> None:
