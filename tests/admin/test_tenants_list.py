@@ -25,7 +25,6 @@ from core.errors import Forbidden, Invalid
 from tests.admin import book_seed as seed
 from tests.admin.conftest import StaffFixture, staff_login
 from tests.api.conftest import Browser
-from tests.campaigns.conftest import statements  # noqa: F401 - the statement counter
 from tests.conftest import TenantFixture
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -354,7 +353,7 @@ async def test_ten_thousand_tenants_page_by_page_in_order(
 async def test_a_page_costs_the_same_statements_whatever_the_number_of_tenants(
     ten_thousand: tuple[str, str],
     account_manager: StaffFixture,
-    statements: list[str],  # noqa: F811 - the shared fixture
+    statements: list[str],
 ) -> None:
     token, code = ten_thousand
     staff = account_manager.ctx
@@ -383,7 +382,7 @@ LIST_STATEMENTS = 7
 async def test_a_page_render_costs_the_same_statements_whatever_the_page(
     ten_thousand: tuple[str, str],
     am_browser: Browser,
-    statements: list[str],  # noqa: F811 - the shared fixture
+    statements: list[str],
 ) -> None:
     token, code = ten_thousand
     first = await am_browser.get("/admin/tenants", params={"q": token})

@@ -18,7 +18,6 @@ from litestar import Litestar
 from campaigns.campaign_fields import Campaign, CampaignFields
 from campaigns.service import create_campaign
 from tests.api.conftest import Browser, browser_on
-from tests.campaigns.conftest import statements  # noqa: F401 - fixture
 from tests.campaigns.listing_helpers import seed
 from tests.conftest import TenantFixture, make_tenant
 
@@ -229,7 +228,7 @@ async def test_another_tenants_campaign_and_participants_stay_hidden(
 async def test_the_dashboard_costs_the_same_statements_whatever_the_participants(
     app: Litestar,
     board: dict[str, Any],
-    statements: list[str],  # noqa: F811
+    statements: list[str],
 ) -> None:
     tenant: TenantFixture = board["a"]
     few = await create_campaign(tenant.owner_ctx, CampaignFields(name="Few", profile_key="digcomp"))

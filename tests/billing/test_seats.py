@@ -30,7 +30,6 @@ from tests.campaigns.conftest import (  # noqa: F401 - fixtures
     Simulee,
     make_campaign,
     make_participant,
-    statements,
     take_test,
     test_bank,
 )
@@ -508,7 +507,7 @@ def _kinds(sent: list[str]) -> list[str]:
 async def test_the_seat_check_costs_one_statement_and_none_without_subscription(
     tenant_a: TenantFixture,
     tenant_b: TenantFixture,
-    statements: list[str],  # noqa: F811
+    statements: list[str],
 ) -> None:
     await subscribe_to(tenant_b, kind="per_seat", seats=10)
     costs: dict[str, list[str]] = {}

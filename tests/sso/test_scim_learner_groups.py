@@ -28,7 +28,6 @@ from tests.api.conftest import app  # noqa: F401 - the application fixture
 from tests.campaigns.conftest import (  # noqa: F401 - fixtures
     make_campaign,
     make_participant,
-    statements,
     test_bank,
 )
 from tests.conftest import TenantFixture
@@ -240,7 +239,7 @@ async def test_the_start_files_the_learner_at_no_statement_of_its_own(
     client: httpx.AsyncClient,
     directory: Directory,
     tenant_b: TenantFixture,
-    statements: list[str],  # noqa: F811
+    statements: list[str],
 ) -> None:
     tenant = directory.tenant
     await scim.set_group_mapping(tenant.owner_ctx, "Paris office", "member", "Paris")
