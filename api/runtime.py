@@ -20,6 +20,7 @@ JOB_MODULES = (
     "campaigns.exports",
     "campaigns.learner_import",
     "campaigns.exposure",
+    "campaigns.invitations",
     "campaigns.calibration_runs",
     "tenants.webhooks.delivery",
     "billing.inbox",

@@ -243,6 +243,7 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "campaigns.participation.results.my_participations": "a person's own participations",
     "campaigns.problem_reports": "global flags, and samples through triage_report_samples",
     "campaigns.exposure": "the global, anonymous exposure ledger",
+    "campaigns.invitations.mail_campaign_invitations": "a job holds the tenant id it was given",
     "billing.catalogue": "the catalogue of plans and prices is global, the same for all",
 }
 

@@ -42,6 +42,7 @@ AUDIT_ACTIONS = (
     N_("campaign.closed"),
     N_("campaign.archived"),
     N_("campaign.results_exported"),
+    N_("campaign.learners_invited"),
     N_("target_profile.created"),
     N_("target_profile.updated"),
     N_("target_profile.archived"),

@@ -159,6 +159,13 @@ CASES: dict[tuple[str, str], Case] = {
         "console", id="campaign", form={"format": "csv"}
     ),
     ("GET", "/o/{slug}/campaigns/{campaign_id}/edit"): Case("console", id="campaign"),
+    ("GET", "/o/{slug}/campaigns/{campaign_id}/invite"): Case("console", id="campaign"),
+    ("POST", "/o/{slug}/campaigns/{campaign_id}/invite"): Case(
+        "console", id="campaign", form={"reminders": "3"}
+    ),
+    ("GET", "/o/{slug}/campaigns/{campaign_id}/participants/{participation_id}"): Case(
+        "console", id="campaign_participant"
+    ),
     ("POST", "/o/{slug}/campaigns/{campaign_id}/edit"): Case(
         "console", id="campaign", form=_CAMPAIGN
     ),
@@ -534,6 +541,8 @@ async def victim(db: str) -> Victim:
         "webhook_disabled": str(webhook_disabled),
         # Two ids in one: the endpoint's and its delivery's (see `_fill`).
         "webhook_delivery": f"{webhook}/deliveries/{delivery}",
+        # Two ids in one: the campaign's and its participation's (see `_fill`).
+        "campaign_participant": f"{campaign.id}/participants/{finished.id}",
         "learner": str(await _learner_id(tenant, started.id)),
         "task": str(await _finished_export(ctx, campaign.id)),
         "sso_oidc": str(oidc_connection),
@@ -700,6 +709,7 @@ def _fill(path: str, slug: str, ident: str = "", token: str = "") -> str:
     """The path with the slug, the id (every `{…_id}`: a route takes one object, or a delivery
     with its endpoint, given together) and the token or code put in."""
     path = path.replace("{slug}", slug).replace("{endpoint_id}/deliveries/{delivery_id}", ident)
+    path = path.replace("{campaign_id}/participants/{participation_id}", ident)
     path = re.sub(r"\{\w+_id\}", ident, path)
     return path.replace("{token}", token).replace("{code}", token)
 
@@ -752,6 +762,8 @@ async def test_tenant_a_cannot_reach_tenant_b(
     random_id = str(uuid4())
     if "/deliveries/" in b_id:  # an endpoint's delivery: two ids, both unknown
         random_id = f"{random_id}/deliveries/{uuid4()}"
+    if "/participants/" in b_id:  # a campaign's participation: two ids, both unknown
+        random_id = f"{random_id}/participants/{uuid4()}"
     browser = attacker_owner
 
     if case.kind == "console":
