@@ -16,13 +16,27 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from core.database import execute, fetch, global_transaction
-from core.errors import Conflict, Gone, Invalid, TooManyRequests, Unauthenticated, raise_all
+from core.errors import (
+    Conflict,
+    Gone,
+    Invalid,
+    InvalidFields,
+    TooManyRequests,
+    Unauthenticated,
+    raise_all,
+)
 from core.i18n import translate
 from core.mail import queue_mail
 from core.ratelimit import RateLimiter
 from core.security import hash_password, needs_rehash, new_token, token_digest, verify_password
 from core.settings import Settings
-from core.validation import clean_email, clean_locale, clean_password, clean_text
+from core.validation import (
+    clean_email,
+    clean_locale,
+    clean_new_password,
+    clean_password,
+    clean_text,
+)
 
 RESET_TTL = timedelta(hours=1)
 MAGIC_LINK_TTL = timedelta(minutes=15)
@@ -39,6 +53,15 @@ class UserAccount:
     staff_role: str | None = None
     #: whether their staff second factor is set up (a superadmin's reset takes it away)
     staff_second_factor: bool = False
+    #: their sessions signed in before this moment are over (a password change, ADR 0027)
+    sessions_valid_after: datetime | None = None
+
+    def session_is_current(self, signed_in_at: float | None) -> bool:
+        """Whether a session that signed in at `signed_in_at` (epoch seconds; None for one
+        that did not say) still holds: it began after the last password change."""
+        if self.sessions_valid_after is None:
+            return True
+        return signed_in_at is not None and signed_in_at >= self.sessions_valid_after.timestamp()
 
 
 @dataclass(frozen=True)
@@ -105,19 +128,22 @@ def _account(row: dict[str, Any]) -> UserAccount:
         is_staff=row.get("staff_role") is not None,
         staff_role=row.get("staff_role"),
         staff_second_factor=bool(row.get("staff_second_factor")),
+        # Read strictly: a statement that forgot it would keep ended sessions alive.
+        sessions_valid_after=row["sessions_valid_after"],
     )
 
 
 def account_of(row: dict[str, Any]) -> UserAccount:
     """The account of a row holding `_USER_SQL`'s columns (`id`, `email`, `name`, `locale`,
-    `email_verified`, `staff_role`, `staff_second_factor`), read together with something
-    else (`tenants.organizations.dangerously_enter_tenant_by_slug`)."""
+    `email_verified`, `sessions_valid_after`, `staff_role`, `staff_second_factor`), read
+    together with something else (`tenants.organizations.dangerously_enter_tenant_by_slug`)."""
     return _account(row)
 
 
 _USER_SQL = """
 SELECT u.id, u.email, u.name, u.locale, u.email_verified, u.password_hash, u.is_active,
-       s.role AS staff_role, s.totp_confirmed_at IS NOT NULL AS staff_second_factor
+       u.sessions_valid_after, s.role AS staff_role,
+       s.totp_confirmed_at IS NOT NULL AS staff_second_factor
 FROM user_account u LEFT JOIN staff_member s ON s.user_id = u.id AND s.disabled_at IS NULL
 """
 
@@ -187,8 +213,7 @@ async def authenticate(
 
     The message is the same for an unknown email and a wrong password.
     """
-    account_key = "login:acct:" + email.strip().lower()
-    ip_key = "login:ip:" + ip
+    account_key, ip_key = _sign_in_keys(email, ip)
     if (
         await limiter.count(account_key) >= settings.login_attempts_per_account
         or await limiter.count(ip_key) >= settings.login_attempts_per_ip
@@ -275,15 +300,18 @@ async def request_password_reset(email: str, settings: Settings) -> None:
 
 
 async def reset_password(token: str, password: str) -> UserAccount:
-    """Set a new password with a reset token; every other reset link stops working."""
+    """Set a new password with a reset token; every other reset link stops working, and
+    every session of the person ends (whoever knew the old password is signed out)."""
     password = clean_password(password)
     password_hash = await hash_password(password)
     async with global_transaction():
         user_id = await _consume_token(token, "password_reset")
         await execute(
-            "UPDATE user_account SET password_hash = $2, email_verified = true WHERE id = $1",
+            """UPDATE user_account SET password_hash = $2, email_verified = true,
+                      sessions_valid_after = $3 WHERE id = $1""",
             user_id,
             password_hash,
+            datetime.now(UTC),
         )
         await execute(
             "UPDATE user_token SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",
@@ -328,6 +356,99 @@ async def consume_magic_link(token: str) -> UserAccount:
         rows = await fetch(_USER_SQL + " WHERE u.id = $1 AND u.is_active", user_id)
     if not rows:
         raise Unauthenticated("This account is disabled.")
+    return _account(rows[0])
+
+
+def _sign_in_keys(email: str, ip: str) -> tuple[str, str]:
+    """The limiter's counters of failed attempts at a person's password: per account (by
+    email) and per address, shared by sign-in and password change."""
+    return "login:acct:" + email.strip().lower(), "login:ip:" + ip
+
+
+async def change_password(
+    user: UserAccount,
+    current: str | None,
+    new: str | None,
+    confirmation: str | None,
+    ip: str,
+    limiter: RateLimiter,
+    settings: Settings,
+) -> UserAccount:
+    """Change a signed-in person's password, knowing the current one.
+
+    Refused with every error at once (`InvalidFields`): a wrong current password, a new one
+    too short or too long (the sign-up rules), a confirmation that differs. A wrong current
+    password counts as a failed sign-in for the account and the address (the same limiter
+    and limits), and past them `TooManyRequests` refuses before any check. On success every
+    session of the person that signed in before now is over (`sessions_valid_after`, ADR
+    0027); the caller renews its own session past it. The person is told by mail."""
+    account_key, ip_key = _sign_in_keys(user.email, ip)
+    if (
+        await limiter.count(account_key) >= settings.login_attempts_per_account
+        or await limiter.count(ip_key) >= settings.login_attempts_per_ip
+    ):
+        raise TooManyRequests(
+            "Too many failed attempts. Wait {minutes} minutes or reset your password.",
+            minutes=settings.login_window_seconds // 60,
+        )
+    async with global_transaction(user_id=user.id):
+        rows = await fetch("SELECT password_hash FROM user_account WHERE id = $1", user.id)
+    stored = rows[0]["password_hash"] if rows else None
+    errors: list[Invalid] = []
+    # Hashing happens outside any transaction: no connection waits on argon2.
+    if stored is None:
+        errors.append(
+            Invalid(
+                "Your account has no password yet: choose one with the “Forgot your "
+                "password?” link.",
+                field="current_password",
+            )
+        )
+    elif not current:
+        errors.append(Invalid("Type your current password.", field="current_password"))
+    elif not await verify_password(stored, current):
+        errors.append(Invalid("The current password is incorrect.", field="current_password"))
+        if current:
+            await limiter.hit(account_key, settings.login_window_seconds)
+            await limiter.hit(ip_key, settings.login_window_seconds)
+    try:
+        clean_new_password(new, confirmation)
+    except InvalidFields as several:
+        errors.extend(several.errors)
+    except Invalid as error:
+        errors.append(error)
+    if not errors and new == current:
+        errors.append(Invalid("Choose a password other than the current one.", field="password"))
+    raise_all(errors)
+    password_hash = await hash_password(new or "")
+    now = datetime.now(UTC)
+    async with global_transaction(user_id=user.id):
+        await execute(
+            "UPDATE user_account SET password_hash = $2, sessions_valid_after = $3 WHERE id = $1",
+            user.id,
+            password_hash,
+            now,
+        )
+        # A reset link asked for earlier would set the password again: it stops working.
+        await execute(
+            "UPDATE user_token SET used_at = now() WHERE user_id = $1 AND used_at IS NULL "
+            "AND purpose = 'password_reset'",
+            user.id,
+        )
+        await queue_mail(
+            user.email,
+            translate(user.locale, "Your Jalon password was changed"),
+            translate(
+                user.locale,
+                "Hello {name},\n\nThe password of your Jalon account was changed, and your "
+                "other sessions were signed out.\n\nIf you did not do it, choose a new "
+                "password at once:\n{link}",
+                name=user.name,
+                link=f"{settings.base_url}/password/forgot",
+            ),
+        )
+        rows = await fetch(_USER_SQL + " WHERE u.id = $1", user.id)
+    await limiter.reset(account_key)
     return _account(rows[0])
 
 

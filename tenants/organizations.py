@@ -437,7 +437,7 @@ async def tenant_by_slug(slug: str) -> TenantSummary:
 # (both global tables: reference tables under Citus, joined to each other only). No row: no
 # such active account; a row without `tenant_id`: no such organization.
 _PERSON_AND_TENANT_SQL = """
-SELECT u.id, u.email, u.name, u.locale, u.email_verified,
+SELECT u.id, u.email, u.name, u.locale, u.email_verified, u.sessions_valid_after,
        s.role AS staff_role, s.totp_confirmed_at IS NOT NULL AS staff_second_factor,
        o.id AS tenant_id, o.slug AS tenant_slug, o.name AS tenant_name,
        o.status AS tenant_status, o.default_locale AS tenant_default_locale,

@@ -52,6 +52,8 @@ class User(Table, tablename="user_account", db=DB):
     is_active = Boolean(default=True)
     created_at = Timestamptz()
     last_login_at = Timestamptz(null=True, default=None)
+    #: sessions signed in before this moment are over (a password change, ADR 0027)
+    sessions_valid_after = Timestamptz(null=True, default=None)
 
 
 class UserToken(Table, tablename="user_token", db=DB):

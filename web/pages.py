@@ -39,8 +39,7 @@ async def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> UserAc
         return user
     user_id = session_user_id(connection)
     account = None if user_id is None else await get_user(user_id)
-    remember_user(connection, account)
-    return account
+    return remember_user(connection, account)
 
 
 def session_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> UUID | None:
@@ -57,13 +56,26 @@ def session_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> UUID | No
         return None
 
 
-def remember_user(connection: ASGIConnection[Any, Any, Any, Any], user: UserAccount | None) -> None:
+#: The session's key for the moment it signed in (epoch seconds), compared with the
+#: account's `sessions_valid_after` (ADR 0027).
+SIGNED_IN_AT = "signed_in_at"
+
+
+def remember_user(
+    connection: ASGIConnection[Any, Any, Any, Any], user: UserAccount | None
+) -> UserAccount | None:
     """Keep the account read for this request, so `current_user` does not read it again: by
     `current_user` itself, or by a page that reads it in its own transaction (ADR 0023). None,
-    for a session whose account is gone or inactive, ends the session."""
-    if user is None and session_of(connection).get("user_id"):
-        session_of(connection).clear()
+    for a session whose account is gone or inactive, ends the session; so does an account
+    whose password changed since this session signed in (ADR 0027). The account, or None
+    when the session ended."""
+    session = session_of(connection)
+    if user is not None and not user.session_is_current(session.get(SIGNED_IN_AT)):
+        user = None
+    if user is None and session.get("user_id"):
+        session.clear()
     connection.scope.setdefault("state", {})["user"] = user
+    return user
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

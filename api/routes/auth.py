@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar import Request, get, post
@@ -14,12 +15,14 @@ from core.validation import clean_email, clean_new_password, slugify
 from sso.discovery import connections_for_email
 from sso.policy import sso_required_connections
 from tenants import accounts
+from tenants.account_events import record_password_change
 from tenants.accounts import UserAccount
 from tenants.invitations import InviteeAccountForm, accept_invitation, pending_invitation
 from tenants.organizations import KINDS, OrganizationFields
 from tenants.organizations import signup as signup_service
 from web.guards import signed_in
 from web.pages import (
+    SIGNED_IN_AT,
     actor_for,
     client_ip,
     current_user,
@@ -40,6 +43,8 @@ def sign_in(request: Request[Any, Any, Any], user: UserAccount) -> None:
     session.rotate()
     session["user_id"] = str(user.id)
     session["locale"] = user.locale
+    # A password change ends the sessions that signed in before it (ADR 0027).
+    session[SIGNED_IN_AT] = time.time()
     request.scope["state"]["user"] = user
 
 
@@ -331,6 +336,38 @@ async def account_page(request: Request[Any, Any, Any]) -> Template:
     return render(request, "account.html", values={"name": user.name, "locale": user.locale})
 
 
+@post("/account/password", guards=[signed_in])
+async def account_password(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """Change one's password in place: the current one, the new one twice (every error at
+    once, throttled as sign-in is). The person's other sessions end; this one goes on under
+    a new id. Recorded in the audit log of each of their organizations."""
+    form = await form_of(request)
+    user = await current_user(request)
+    assert user is not None
+    try:
+        changed = await accounts.change_password(
+            user,
+            form.get("current_password"),
+            form.get("password"),
+            form.get("password_confirm"),
+            client_ip(request),
+            request.app.state.limiter,
+            get_settings(),
+        )
+    except UserError as error:
+        profile = {"name": user.name, "locale": user.locale}
+        return form_error(request, "account.html", error, {**profile, **form}, password_form=True)
+    # This session goes on, past the cut-off and under a new id; its other keys (a staff
+    # member's second factor) stay.
+    session = session_of(request)
+    session.rotate()
+    session[SIGNED_IN_AT] = time.time()
+    request.scope["state"]["user"] = changed
+    await record_password_change(changed, actor_for(request, changed))
+    flash(request, "Your password has been changed. Your other sessions are signed out.")
+    return redirect("/account")
+
+
 @post("/account", guards=[signed_in])
 async def account_update(request: Request[Any, Any, Any]) -> Template | Redirect:
     form = await form_of(request)
@@ -364,4 +401,5 @@ handlers = [
     invitation_accept,
     account_page,
     account_update,
+    account_password,
 ]

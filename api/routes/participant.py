@@ -271,7 +271,8 @@ async def _participant_transaction(
             remember_user(request, None)
             raise LoginRequired()
         user, tenant = found
-        remember_user(request, user)
+        if remember_user(request, user) is None:  # signed out by a password change
+            raise LoginRequired()
         if tenant is None:
             raise NotFound()
         yield participant_context(tenant, actor_for(request, user))

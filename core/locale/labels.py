@@ -21,6 +21,8 @@ KINDS = (
 
 #: the actions tenants/*.py record in the audit log (tenants.audit.record)
 AUDIT_ACTIONS = (
+    # a person's own account, told to their organizations (tenants/account_events.py)
+    N_("account.password_changed"),
     N_("invitation.accepted"),
     N_("invitation.resent"),
     N_("invitation.revoked"),
