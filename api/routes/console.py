@@ -33,6 +33,7 @@ from api.routes import (
     tasks,
     webhooks,
 )
+from campaigns.participation.results import my_participations
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
 from core.settings import get_settings
@@ -58,6 +59,10 @@ async def organizations(request: Request[Any, Any, Any]) -> Template | Redirect:
     user = await current_user(request)
     assert user is not None
     orgs = await my_organizations(user.id)
+    if not orgs and not user.staff_role and await my_participations(user.id):
+        # A participant, not an organizer: their tests and results, no "create an
+        # organization" to push them to.
+        return redirect("/me/results")
     return render(request, "orgs.html", organizations=orgs)
 
 

@@ -34,7 +34,12 @@ from campaigns.participation.answering import (
     read_current_challenge,
     record_answer,
 )
-from campaigns.participation.landing import CampaignLanding, participant_context, resolve_code
+from campaigns.participation.landing import (
+    CampaignLanding,
+    own_latest_participation,
+    participant_context,
+    resolve_code,
+)
 from campaigns.participation.results import my_participations, result_details, share
 from campaigns.participation.start import start_or_resume
 from campaigns.problem_reports import report_problem
@@ -112,6 +117,13 @@ async def _landing_page(
     values: dict[str, Any] | None = None,
 ) -> Template:
     context: dict[str, Any] = {"landing": landing, "tenant": landing.tenant}
+    user = await current_user(request)
+    if user is not None:
+        # Back on the link after finishing: the results, not the start form again.
+        ctx = participant_context(landing.tenant, actor_for(request, user))
+        latest = await own_latest_participation(ctx, landing.campaign_id)
+        if latest is not None and latest.status != "started":
+            context["finished"] = f"/p/{landing.tenant.slug}/{latest.id}/results"
     if landing.sso_required:
         # An SSO-required campaign starts only after a sign-in through the organization's
         # identity provider, in this session; until then its connections are offered.

@@ -13,7 +13,7 @@ from campaigns.participation.rules import (
     UNKNOWN_CODE_MESSAGE,
     refuse_unless_accepting,
 )
-from core.database import dangerously_switch_tenant, fetch, global_transaction
+from core.database import dangerously_switch_tenant, fetch, global_transaction, tenant_transaction
 from core.errors import Gone, NotFound, Unauthenticated
 from tenants.context import Actor, TenantContext, TenantSummary
 from tenants.organizations import summary
@@ -89,3 +89,29 @@ def participant_context(tenant: TenantSummary, actor: Actor) -> TenantContext:
     if actor.kind != "user" or actor.user_id is None:
         raise Unauthenticated("Sign in to continue.")
     return TenantContext(tenant=tenant, actor=actor)
+
+
+@dataclass(frozen=True)
+class OwnLatest:
+    """A signed-in participant's latest participation in a campaign."""
+
+    id: UUID
+    status: str
+
+
+async def own_latest_participation(ctx: TenantContext, campaign_id: UUID) -> OwnLatest | None:
+    """The signed-in participant's latest participation in the campaign, if any: the campaign's
+    link then leads a finished one to its results rather than to the start form again."""
+    if ctx.actor.user_id is None:
+        return None
+    async with tenant_transaction(ctx):
+        rows = await fetch(
+            """SELECT p.id, p.status FROM participation p
+               JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
+               WHERE p.tenant_id = $1 AND p.campaign_id = $2 AND l.user_id = $3
+               ORDER BY p.attempt DESC LIMIT 1""",
+            ctx.tenant_id,
+            campaign_id,
+            ctx.actor.user_id,
+        )
+    return OwnLatest(rows[0]["id"], rows[0]["status"]) if rows else None

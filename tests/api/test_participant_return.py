@@ -1,0 +1,109 @@
+"""A participant coming back (issue 14, gap 8): the campaign's link after finishing leads to
+the results, not the identifier form again; a participant without an organization lands on
+their results, not on "create an organization". Over HTTP, two tenants."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from core import database
+from tests.api.conftest import Browser
+from tests.campaigns.conftest import make_campaign
+from tests.conftest import TenantFixture, make_user
+from tests.db import as_tenant
+
+
+async def _participation(
+    tenant: TenantFixture, campaign_id: UUID, user_id: UUID, status: str
+) -> UUID:
+    """A learner for the account and their participation, written directly."""
+    learner, participation = uuid4(), uuid4()
+    done = status != "started"
+    async with as_tenant(tenant.id):
+        await database.execute(
+            "INSERT INTO learner (tenant_id, id, user_id, name) VALUES ($1, $2, $3, 'Pat')",
+            tenant.id,
+            learner,
+            user_id,
+        )
+        await database.execute(
+            """INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt,
+                   status, external_id, completed_at)
+               VALUES ($1, $2, $3, $4, 1, $5, 'E-1', CASE WHEN $6 THEN now() END)""",
+            tenant.id,
+            participation,
+            campaign_id,
+            learner,
+            status,
+            done,
+        )
+    return participation
+
+
+async def test_the_link_after_finishing_leads_to_the_results(
+    browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    campaign = await make_campaign(tenant_a, external_id_label="Staff number")
+    theirs = await make_campaign(tenant_b, external_id_label="Staff number")
+    pat = await make_user("Pat Participant")
+    finished = await _participation(tenant_a, campaign.id, pat.id, "completed")
+    await browser.login(pat)
+
+    page = await browser.get(f"/c/{campaign.code}")
+    assert page.status_code == 200
+    assert "You have finished this test" in page.text
+    assert f'href="/p/{tenant_a.slug}/{finished}/results"' in page.text
+    assert 'name="external_id"' not in page.text
+    # Another organization's campaign, not taken: the start form as before.
+    other = await browser.get(f"/c/{theirs.code}")
+    assert 'name="external_id"' in other.text
+    assert "You have finished this test" not in other.text
+
+
+async def test_a_test_in_progress_keeps_the_start_form(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    campaign = await make_campaign(tenant_a)
+    pat = await make_user("Pat Participant")
+    await _participation(tenant_a, campaign.id, pat.id, "started")
+    await browser.login(pat)
+    page = await browser.get(f"/c/{campaign.code}")
+    assert "You have finished this test" not in page.text
+    assert f'action="/c/{campaign.code}/start"' in page.text
+
+
+async def test_a_participant_lands_on_their_results_not_on_create_an_organization(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    campaign = await make_campaign(tenant_a)
+    pat = await make_user("Pat Participant")
+    await _participation(tenant_a, campaign.id, pat.id, "completed")
+    signed_in = await browser.login(pat)
+    assert signed_in.headers["location"] in ("/", "/o/")
+    landing = await browser.get("/o/")
+    assert landing.status_code == 303
+    assert landing.headers["location"] == "/me/results"
+    home = await browser.get("/")
+    assert home.status_code == 303
+    mine = await browser.get("/me/results")
+    assert mine.status_code == 200
+    assert "Create an organization" not in mine.text
+
+
+async def test_an_organizer_still_sees_their_organizations(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    campaign = await make_campaign(tenant_a)
+    await _participation(tenant_a, campaign.id, tenant_a.member.id, "completed")
+    await browser.login(tenant_a.member)
+    page = await browser.get("/o/")
+    assert page.status_code == 200
+    assert tenant_a.owner_ctx.tenant.name in page.text
+
+
+async def test_someone_with_nothing_yet_may_create_an_organization(browser: Browser) -> None:
+    newcomer = await make_user("New Comer")
+    await browser.login(newcomer)
+    page = await browser.get("/o/")
+    assert page.status_code == 200
+    assert "Create an organization" in page.text
