@@ -24,7 +24,7 @@ from tests.conftest import TenantFixture, make_user
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
+
 # Runs in the page: the elements that stick out of the screen to the right (a sideways scroll).
 WIDER_THAN_THE_SCREEN = """() => [...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
@@ -38,7 +38,7 @@ async def phone_nl(chromium: Browser, live_server: str) -> AsyncIterator[Page]:
     context = await chromium.new_context(
         base_url=live_server,
         locale="nl-NL",
-        viewport=PHONE,
+        viewport={"width": 390, "height": 844},
         device_scale_factor=1,
         is_mobile=True,
         has_touch=True,
