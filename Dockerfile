@@ -39,6 +39,8 @@ RUN groupadd --system --gid 10001 jalon \
 
 COPY --from=builder /opt/jalon /opt/jalon
 COPY LICENSE /usr/share/doc/jalon/LICENSE
+# The documentation pages the app serves (/docs/webhooks: web.documents).
+COPY docs/webhooks.md /usr/share/doc/jalon/webhooks.md
 
 ENV PATH=/opt/jalon/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -1,4 +1,5 @@
-"""Pages anyone may open: home, health, language switch, organization logos, dev outbox."""
+"""Pages anyone may open: home, health, language switch, organization logos, documentation
+pages, dev outbox."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from core.i18n import LOCALES
 from core.mail import recent_mail
 from core.settings import get_settings
 from tenants.organizations import logo
+from web.documents import document
 from web.pages import LOCALE_COOKIE, current_user, form_of, redirect, render, safe_next, session_of
 
 
@@ -131,6 +133,17 @@ def favicon() -> File:
     )
 
 
+@get("/docs/{name:str}")
+async def documentation(request: Request[Any, Any, Any], name: FromPath[str]) -> Template:
+    """A page of Jalon's documentation (`docs/*.md`, e.g. `/docs/webhooks`), public, rendered
+    from Markdown with raw HTML escaped (`web.documents`); 404 for any other name."""
+    found = document(name)
+    if found is None:
+        raise NotFoundException()
+    title, body = found
+    return render(request, "document.html", title=title, body=body)
+
+
 @get("/dev/outbox")
 async def dev_outbox(request: Request[Any, Any, Any]) -> Template:
     """Mail the development server would have sent, with clickable links: only in development
@@ -142,4 +155,13 @@ async def dev_outbox(request: Request[Any, Any, Any]) -> Template:
     return render(request, "dev_outbox.html", messages=await recent_mail())
 
 
-handlers = [home, healthz, readyz, set_locale, organization_logo, favicon, dev_outbox]
+handlers = [
+    home,
+    healthz,
+    readyz,
+    set_locale,
+    organization_logo,
+    favicon,
+    documentation,
+    dev_outbox,
+]

@@ -363,6 +363,12 @@ CASES: dict[tuple[str, str], Case] = {
         serves="/brand/1d4ed8.css",
         refuses="/brand/..%2Fapp.py",
     ),
+    ("GET", "/docs/{name}"): Case(
+        "public",
+        why="Jalon's own documentation (docs/*.md), the same for everyone; only listed names",
+        serves="/docs/webhooks",
+        refuses="/docs/..%2Fpyproject.toml",
+    ),
 }
 
 
@@ -389,6 +395,7 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("GET", "/signup"),
         ("POST", "/signup"),
         ("GET", "/account"),
+        ("POST", "/account/password"),
         ("POST", "/account"),
         ("GET", "/o"),  # the person's own organizations
         ("GET", "/c"),  # the code form
