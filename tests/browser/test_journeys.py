@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page
@@ -218,3 +219,89 @@ async def test_a_participant_takes_the_whole_test_with_the_keyboard_only(
         await page.keyboard.press("Enter")
     assert await page.locator(".share .notice.success").count() == 1
     await audit(page, "journey-keyboard-results-shared")
+
+
+async def _sign_in(page: Page, email: str) -> None:
+    await page.goto("/login")
+    await page.locator("#f-email").fill(email)
+    await page.locator("form[action='/login'] button[type=submit]").click()
+    await page.locator("#f-password").fill(PASSWORD)
+    await page.locator("form[action='/login'] button[type=submit]").click()
+    await page.wait_for_load_state("networkidle")
+
+
+LEARNERS_CSV = (
+    "name,email,external_id,groups\r\n"
+    "Camille Martin,camille.journey@example.org,A1024,Accounting\r\n"
+    "Karim Benali,karim.journey@example.org,A1025,Accounting\r\n"
+)
+
+
+async def test_journey_3_an_hr_manager_creates_imports_invites_follows_and_exports(
+    page: Page, tenant_a: TenantFixture, tmp_path: Path
+) -> None:
+    await _sign_in(page, tenant_a.owner.email)
+    base = f"/o/{tenant_a.slug}"
+    await page.goto(f"{base}/campaigns")
+    await audit(page, "journey-3-campaigns")
+    form = page.locator(f"form[action='{base}/campaigns']")
+    await form.locator("#f-name").fill("Spring skills check")
+    await form.locator("#f-target_profile").select_option(index=1)
+    await form.locator("button[type=submit]").click()
+    await page.wait_for_url(re.compile(r".*/campaigns/[0-9a-f-]{36}$"))
+    campaign_page = page.url
+    await audit(page, "journey-3-campaign-new")
+    activate = page.locator("form[action$='/activate'] button[type=submit]")
+    if await activate.count():
+        await activate.click()
+        await page.wait_for_load_state("networkidle")
+    # the learners, from a CSV file
+    await page.goto(f"{base}/learners")
+    await audit(page, "journey-3-learners")
+    upload = tmp_path / "learners.csv"
+    upload.write_text(LEARNERS_CSV, encoding="utf-8")
+    await page.locator("form.import-form #f-file").set_input_files(str(upload))
+    await page.locator("form.import-form button[type=submit]").click()
+    await page.wait_for_load_state("networkidle")
+    await audit(page, "journey-3-learners-imported")
+    await page.goto(f"{base}/learners")
+    assert await page.get_by_text("camille.journey@example.org").count() >= 1
+    # the invitations (issue 14, gap 2): to every imported learner
+    invite = await page.goto(f"{campaign_page}/invite")
+    assert invite is not None
+    if invite.status == 200:
+        await audit(page, "journey-3-invite")
+        await page.locator("form[action$='/invite'][method=post] button[type=submit]").click()
+        await page.wait_for_load_state("networkidle")
+        await audit(page, "journey-3-invited")
+    # a learner takes the test and shares the results
+    await page.goto(campaign_page)
+    code = (await page.locator(".card code").first.inner_text()).strip()
+    await page.context.clear_cookies()
+    learner = await make_user("Camille Martin")
+    await _sign_in(page, learner.email)
+    await page.goto(f"/c/{code}")
+    await page.locator("form[action$='/start'] button[type=submit]").click()
+    await page.wait_for_url("**/p/**")
+    await _answer_everything(page, "journey-3-learner")
+    await page.locator("#f-consent").check()
+    async with page.expect_navigation():
+        await page.locator("form[action$='/share'] button[type=submit]").click()
+    await page.context.clear_cookies()
+    await _sign_in(page, tenant_a.owner.email)
+    # the dashboard: its charts come with tables
+    await page.goto(campaign_page)
+    await audit(page, "journey-3-dashboard")
+    for chart in await page.locator("figure.chart").all():
+        described = await chart.evaluate(
+            """(figure) => !!(figure.querySelector('table')
+                || figure.parentElement.querySelector('table.data')
+                || figure.nextElementSibling?.matches('table, details'))"""
+        )
+        assert described, "a chart without a table alternative"
+    async with page.expect_download() as caught:
+        await page.locator("a[href$='/results.csv']").first.click()
+    download = await caught.value
+    exported = (await download.path()).read_bytes()
+    assert "Camille Martin" in exported.decode("utf-8-sig")
+    await download.save_as(tmp_path / download.suggested_filename)
