@@ -102,3 +102,44 @@ def _stats(counts: Mapping[str, Any], cells: list[dict[str, Any]]) -> CampaignSt
         average_score=score_sum / learners if learners else None,
         competences=competences,
     )
+
+
+@dataclass(frozen=True)
+class OrganizationFigures:
+    """The organization's figures at a glance, for its dashboard: zeros for a new one."""
+
+    campaigns: int
+    #: campaigns open to participants now
+    active_campaigns: int
+    learners: int
+    #: participations started, in every campaign
+    participations: int
+    #: results their participants shared with the organization
+    shared: int
+
+
+_ORGANIZATION_FIGURES = """
+SELECT
+  (SELECT count(*) FROM campaign WHERE tenant_id = $1 AND status <> 'archived') AS campaigns,
+  (SELECT count(*) FROM campaign WHERE tenant_id = $1 AND status = 'active') AS active_campaigns,
+  (SELECT count(*) FROM learner WHERE tenant_id = $1) AS learners,
+  (SELECT count(*) FROM participation WHERE tenant_id = $1) AS participations,
+  (SELECT count(*) FROM participation WHERE tenant_id = $1 AND status = 'shared') AS shared
+"""
+
+
+async def organization_figures(ctx: TenantContext) -> OrganizationFigures:
+    """How many campaigns (archived aside; how many open), learners, participations and
+    shared results the organization has, in one statement (each count filtered on the
+    tenant, as Citus routes it). Every member reads them, as they read campaigns."""
+    require_reader(ctx)
+    async with tenant_transaction(ctx):
+        rows = await fetch(_ORGANIZATION_FIGURES, ctx.tenant_id)
+    row = rows[0]
+    return OrganizationFigures(
+        campaigns=row["campaigns"],
+        active_campaigns=row["active_campaigns"],
+        learners=row["learners"],
+        participations=row["participations"],
+        shared=row["shared"],
+    )

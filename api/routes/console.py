@@ -15,7 +15,7 @@ from typing import Any
 from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
@@ -33,6 +33,7 @@ from api.routes import (
     tasks,
     webhooks,
 )
+from campaigns.campaign_stats import organization_figures
 from campaigns.participation.results import my_participations
 from core.errors import Invalid, NotFound, UserError
 from core.i18n import translate
@@ -55,10 +56,17 @@ SCOPES = sorted(scope.value for scope in TOKEN_SCOPES)
 
 
 @get("/o/", guards=[signed_in], include_in_schema=False)
-async def organizations(request: Request[Any, Any, Any]) -> Template | Redirect:
+async def organizations(
+    request: Request[Any, Any, Any], all: FromQuery[str | None] = None
+) -> Template | Redirect:
+    """The person's organizations. Someone who belongs to exactly one (staff aside) is taken
+    into it: this is where sign-in and the home page send people. `?all=1` lists anyway (to
+    create another organization)."""
     user = await current_user(request)
     assert user is not None
     orgs = await my_organizations(user.id)
+    if len(orgs) == 1 and not all and not user.staff_role:
+        return redirect(f"/o/{orgs[0].slug}/")
     if not orgs and not user.staff_role and await my_participations(user.id):
         # A participant, not an organizer: their tests and results, no "create an
         # organization" to push them to.
@@ -76,6 +84,7 @@ async def dashboard(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
         if ctx.can(Permission.AUDIT_READ)
         else []
     )
+    figures = await organization_figures(ctx) if ctx.can(Permission.CAMPAIGNS_READ) else None
     return render(
         request,
         "console/dashboard.html",
@@ -84,6 +93,8 @@ async def dashboard(request: Request[Any, Any, Any], ctx: Ctx) -> Template:
         member_count=len(people.items),
         pending_count=len(pending),
         recent=recent,
+        figures=figures,
+        can_create=ctx.can(Permission.CAMPAIGNS_MANAGE),
     )
 
 

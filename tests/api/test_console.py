@@ -155,8 +155,14 @@ async def test_dashboard_counts_members_and_invitations_and_shows_recent_activit
     page = await browser.get(f"/o/{tenant_a.slug}/")
     assert page.status_code == 200
     assert tenant_a.owner_ctx.tenant.name in page.text
-    stats = re.findall(r'<span class="value">(\d+)</span>', page.text)
-    assert stats == ["2", "1"]  # owner and member; one invitation
+    stats = dict(
+        (label, value)
+        for value, label in re.findall(
+            r'<span class="value">(\d+)</span><span class="label">([^<]+)</span>', page.text
+        )
+    )
+    # owner and member; one invitation
+    assert (stats["members"], stats["pending invitation"]) == ("2", "1")
     assert "Member invited" in page.text  # recent activity, for those who may read the log
 
 

@@ -96,7 +96,11 @@ async def test_an_organizer_still_sees_their_organizations(
     campaign = await make_campaign(tenant_a)
     await _participation(tenant_a, campaign.id, tenant_a.member.id, "completed")
     await browser.login(tenant_a.member)
-    page = await browser.get("/o/")
+    # Their one organization, not their results (gap 6: one organization lands in it)...
+    landing = await browser.get("/o/")
+    assert (landing.status_code, landing.headers["location"]) == (303, f"/o/{tenant_a.slug}/")
+    # ...and the list when asked for.
+    page = await browser.get("/o/?all=1")
     assert page.status_code == 200
     assert tenant_a.owner_ctx.tenant.name in page.text
 
