@@ -1,6 +1,10 @@
 """Issue 14's journeys, end to end in headless Chromium: each page visited is audited (our basics
 and axe-core, tests/browser/audit.py) and photographed in var/screenshots/journey-*.png.
 
+Journey 4's SSO form points at the OpenID provider peer of the SSO tests (tests/peers/oidc),
+whose discovery document the form reads. Journey 2 (an employee signing in through SSO to take
+a campaign that requires it) is not here yet: tests/sso covers that sign-in over HTTP.
+
 The back office's journeys are the existing tests: an account manager onboards a foreign agency
 (test_admin_onboarding) and records its bank transfer (test_admin_actions), a content editor
 previews a challenge and retires it (test_admin_content); they use the same audit.
@@ -11,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from playwright.async_api import Browser, Page
@@ -20,8 +25,10 @@ from campaigns.service import create_campaign
 from core import database
 from tests.api.conftest import PASSWORD
 from tests.api.test_participant import shorten
+from tests.billing.plans import licence_plan
 from tests.browser.audit import audit
 from tests.conftest import TenantFixture, make_user
+from tests.sso.conftest import OidcPeer, oidc_peer  # noqa: F401 - the OpenID provider peer
 
 pytestmark = pytest.mark.browser
 
@@ -102,8 +109,8 @@ async def test_journey_1_a_resident_on_a_phone_signs_up_comes_back_by_magic_link
     phone_nl: Page, tenant_a: TenantFixture
 ) -> None:
     """A city's resident, on a 390x844 phone whose browser asks for Dutch. The challenge bank
-    has French and English only: the test is taken in the campaign's language (English) while
-    the interface is in Dutch."""
+    has French and English only: the test is taken in the campaign's first language (French)
+    while the interface is in Dutch."""
     page = phone_nl
     campaign = await _campaign(tenant_a, "Digital skills for residents")
     await page.goto(f"/c/{campaign.code}")
@@ -305,3 +312,65 @@ async def test_journey_3_an_hr_manager_creates_imports_invites_follows_and_expor
     exported = (await download.path()).read_bytes()
     assert "Camille Martin" in exported.decode("utf-8-sig")
     await download.save_as(tmp_path / download.suggested_filename)
+
+
+async def test_journey_4_a_tenant_admin_signs_up_invites_connects_sso_and_pays_an_invoice(
+    page: Page,
+    db: str,
+    oidc_peer: OidcPeer,  # noqa: F811 - the fixture imported above
+) -> None:
+    plan = await licence_plan(amount=120_000, seats=50)
+    slug = f"journey-{uuid4().hex[:8]}"
+    email = f"admin.{slug}@example.org"
+    await page.goto("/signup")
+    await audit(page, "journey-4-signup")
+    await page.locator("#f-name").fill("Ada Admin")
+    await page.locator("#f-email").fill(email)
+    await page.locator("#f-password").fill(PASSWORD)
+    await page.locator("#f-password_confirm").fill(PASSWORD)
+    await page.locator("#f-organization_name").fill("Journey Works")
+    await page.locator("#f-slug").fill(slug)
+    await page.locator("#f-country").fill("FR")
+    await page.locator("#f-terms").check()
+    await page.locator("form[action='/signup'] button[type=submit]").click()
+    await page.wait_for_url(f"**/o/{slug}/**")
+    await audit(page, "journey-4-dashboard")
+    base = f"/o/{slug}"
+    # a colleague
+    await page.goto(f"{base}/members")
+    invite = page.locator(f"form[action='{base}/members/invite']")
+    await invite.locator("input[type=email]").fill(f"colleague.{slug}@example.org")
+    await invite.locator("button[type=submit]").click()
+    await page.wait_for_load_state("networkidle")
+    assert await page.get_by_text(f"colleague.{slug}@example.org").count() >= 1
+    await audit(page, "journey-4-members-invited")
+    # the company's OpenID Connect provider
+    await page.goto(f"{base}/sso")
+    await audit(page, "journey-4-sso")
+    await page.goto(f"{base}/sso/oidc/new")
+    await audit(page, "journey-4-sso-oidc-form")
+    await page.locator("#f-name").fill("Journey Works staff account")
+    await page.locator("#f-issuer").fill(oidc_peer.issuer)
+    await page.locator("#f-client_id").fill("jalon")
+    await page.locator("#f-client_secret").fill("a-client-secret-of-the-provider")
+    await page.locator(f"form[action='{base}/sso/oidc/new'] button[type=submit]").click()
+    await page.wait_for_load_state("networkidle")
+    await audit(page, "journey-4-sso-oidc-saved")
+    assert await page.get_by_text("Journey Works staff account").count() >= 1
+    # a plan, paid by bank transfer on invoice, and the invoice's PDF
+    await page.goto(f"{base}/billing")
+    await audit(page, "journey-4-billing")
+    subscribe = page.locator(f"form[action='{base}/billing/subscribe']")
+    await subscribe.locator("#f-plan").select_option(plan.code)
+    if await subscribe.locator("#f-method-invoice").count():
+        await subscribe.locator("#f-method-invoice").check()
+    await subscribe.locator("button[type=submit]").click()
+    await page.wait_for_load_state("networkidle")
+    await audit(page, "journey-4-subscribed")
+    await page.goto(f"{base}/billing/invoices")
+    await audit(page, "journey-4-invoices")
+    async with page.expect_download() as caught:
+        await page.locator("a[href$='.pdf']").first.click()
+    download = await caught.value
+    pdf = await download.path()
+    assert pdf.read_bytes().startswith(b"%PDF")
