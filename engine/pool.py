@@ -89,6 +89,17 @@ class ItemPool:
         return np.ascontiguousarray(table.T, dtype=np.float32)
 
     @cached_property
+    def tags(self) -> tuple[list[int], list[int], list[int], list[bool]]:
+        """Each item's competence, tube and skill (-1 for none) and whether it is pretest, as
+        Python lists: what a session reads per answer, without indexing numpy arrays."""
+        return (
+            self.competence.tolist(),
+            self.tube.tolist(),
+            self.skill.tolist(),
+            self.pretest.tolist(),
+        )
+
+    @cached_property
     def tube_members(self) -> tuple[IntArray, ...]:
         """Item indices of each tube."""
         return _members(self.tube, len(self.tube_codes))

@@ -211,25 +211,30 @@ class Session:
         self.estimates.append(self._estimate.theta)
         self.standard_errors.append(self._estimate.se)
 
-    def _use(
-        self, i: int, score: int, closing: list[int | NDArray[np.int64]] | None = None
-    ) -> bool:
+    def _use(self, i: int, score: int) -> bool:
         """Everything an answer changes but the estimate: the items it closes, the competence
-        rules' memory, the answer lists. True for a scored answer (the caller estimates it).
-        With `closing`, the items to close are added to it for the caller to close at once."""
+        rules' memory, the answer lists. True for a scored answer (the caller estimates it)."""
+        for idx in self._closed_by(i):
+            self._close(idx)
+        return self._note(i, score)
+
+    def _closed_by(self, i: int) -> list[int | NDArray[np.int64]]:
+        """The item `i` and what the content rules close with it (its tube's, its skill's)."""
         pool, rules = self.pool, self.config.rules
-        closes: list[int | NDArray[np.int64]] = [] if closing is None else closing
-        closes.append(i)
-        if rules.one_per_tube and pool.tube[i] >= 0:
-            closes.append(pool.tube_members[pool.tube[i]])
-        if rules.one_per_skill and pool.skill[i] >= 0:
-            closes.append(pool.skill_members[pool.skill[i]])
-        if closing is None:
-            for idx in closes:
-                self._close(idx)
-        comp = int(pool.competence[i])
+        _, tube, skill, _ = pool.tags
+        closed: list[int | NDArray[np.int64]] = [i]
+        if rules.one_per_tube and tube[i] >= 0:
+            closed.append(pool.tube_members[tube[i]])
+        if rules.one_per_skill and skill[i] >= 0:
+            closed.append(pool.skill_members[skill[i]])
+        return closed
+
+    def _note(self, i: int, score: int) -> bool:
+        """The answer lists and the competence rules' memory; True for a scored answer."""
+        competence, _, _, pretest_of = self.pool.tags
+        comp = competence[i]
         self._last_competence = comp
-        pretest = bool(pool.pretest[i])
+        pretest = pretest_of[i]
         self.items.append(i)
         self.scores.append(score)
         self.is_pretest.append(pretest)
@@ -253,14 +258,17 @@ class Session:
         if state.weights.shape != self.posterior.grid.shape:
             raise ValueError("the state's posterior is on another grid")
         index = self.pool.index
-        closing: list[int | NDArray[np.int64]] = []
+        items: list[int] = []
+        groups: list[NDArray[np.int64]] = []
         for item_id, score in responses:
             i = index.get(item_id)
             if i is None:
                 raise KeyError(f"item {item_id!r} is not in bank version {self.pool.version!r}")
-            self._use(i, int(score), closing)
-        if closing:  # closed together: one assignment per array instead of one per item
-            self._close(np.concatenate([np.atleast_1d(c) for c in closing]).astype(np.int64))
+            items.append(i)
+            groups.extend(g for g in self._closed_by(i)[1:] if not isinstance(g, int))
+            self._note(i, int(score))
+        if items:  # closed together: one assignment per array instead of one per item
+            self._close(np.concatenate([np.array(items, dtype=np.int64), *groups]))
         estimate_ = Estimate(state.theta, state.se)
         weights = np.array(state.weights, dtype=np.float64)
         self.posterior.restore(weights, estimate_)
