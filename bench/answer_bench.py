@@ -178,6 +178,8 @@ class Figures:
     transactions: int | None = None
     #: CPU seconds the server's processes (all workers) used over the window
     server_cpu: float | None = None
+    #: CPU seconds PostgreSQL's processes used over the window (all of the server's databases)
+    database_cpu: float | None = None
     note: str = ""
 
     @property
@@ -466,6 +468,18 @@ def server_cpu(server: Server) -> float:
     return total
 
 
+def database_cpu() -> float:
+    """CPU seconds used so far by the PostgreSQL processes of this machine (0 when it is not
+    local or not ours to read)."""
+    total = 0.0
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] in ("postgres", "postmaster"):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                times = process.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 async def run_wrk(server: Server, people: Path, seconds: float, label: str) -> Figures:
     """wrk with one thread and one connection per participant for `seconds`."""
     out = people.with_suffix(".out.json")
@@ -676,9 +690,10 @@ async def over_http(
             label = f"Jalon ({name}, {workers} worker{'s' if workers > 1 else ''})"
             spy = await profile(server, seconds, profile_to) if profile_to else None
             before = await transactions(owner)
-            cpu_before = server_cpu(server)
+            cpu_before, database_before = server_cpu(server), database_cpu()
             steady = await run_wrk(server, people, seconds, label)
             steady.server_cpu = server_cpu(server) - cpu_before
+            steady.database_cpu = database_cpu() - database_before
             await asyncio.sleep(1.5)  # PostgreSQL flushes its statistics about once a second
             steady.transactions = await transactions(owner) - before - 1
             if spy is not None:
@@ -887,7 +902,8 @@ def report(results: list[HttpResult], raw: Figures, seconds: float, storm_second
             print(
                 f"  server CPU per cycle: "
                 f"{1000 * result.steady.server_cpu / len(result.steady.latencies):.2f} ms "
-                f"(all workers, over the window)"
+                f"(all workers, over the window); PostgreSQL "
+                f"{1000 * (result.steady.database_cpu or 0) / len(result.steady.latencies):.2f} ms"
             )
         if result.steady.transactions is not None and result.steady.latencies:
             print(
