@@ -22,12 +22,16 @@ from tests.campaigns.listing_helpers import seed
 from tests.conftest import TenantFixture, make_tenant
 
 _ROW = re.compile(
-    r'<tr>\s*<th scope="row">([^<]+)(?:<span[^>]*>[^<]*</span>)?</th>(.*?)</tr>', re.S
+    r'<tr>\s*<th scope="row">'
+    r'<a href="/o/[^/"]+/campaigns/[0-9a-f-]+/participants/[0-9a-f-]+">([^<]+)</a>'
+    r"\s*(?:<span[^>]*>[^<]*</span>)?</th>(.*?)</tr>",
+    re.S,
 )
 
 
 def participant_rows(page: str) -> list[tuple[str, list[str]]]:
-    """(name, [cells…]) of the participants table, cells as text."""
+    """(name, [cells…]) of the participants table, cells as text; each name links to the
+    participant's page."""
     table = page.split('<table class="data participants">', 1)[1].split("</table>", 1)[0]
     rows = []
     for name, cells in _ROW.findall(table):
