@@ -136,21 +136,32 @@ async def list_tokens(ctx: TenantContext) -> list[ApiToken]:
     return [_api_token(row) for row in rows]
 
 
-async def access_token(ctx: TenantContext, token_id: UUID | str) -> ApiToken:
-    """The API token `token_id` of this tenant, locked for update; 404 otherwise.
+async def access_token(
+    ctx: TenantContext, token_id: UUID | str, *, for_update: bool = True
+) -> ApiToken:
+    """The API token `token_id` of this tenant, locked for update unless told otherwise;
+    `NotFound` for unknown, mangled and other tenants' ids alike.
 
     Call inside the tenant's transaction.
     """
     ident = uuid_or_404(token_id)
+    lock = " FOR UPDATE" if for_update else ""
     rows = await fetch(
         f"""SELECT {_COLUMNS}
-            FROM api_token WHERE tenant_id = $1 AND id = $2 FOR UPDATE""",  # noqa: S608
+            FROM api_token WHERE tenant_id = $1 AND id = $2{lock}""",  # noqa: S608
         ctx.tenant_id,
         ident,
     )
     if not rows:
         raise NotFound()
     return _api_token(rows[0])
+
+
+async def get_token(ctx: TenantContext, token_id: UUID | str) -> ApiToken:
+    """One API token of this tenant, revoked or not; `NotFound` otherwise."""
+    ctx.require(Permission.TOKENS_MANAGE)
+    async with tenant_transaction(ctx):
+        return await access_token(ctx, token_id, for_update=False)
 
 
 async def revoke_token(ctx: TenantContext, token_id: UUID | str) -> None:

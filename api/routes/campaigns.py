@@ -239,10 +239,12 @@ async def _confirmed_change(
     request: Request[Any, Any, Any], ctx: TenantContext, campaign_id: str, action: str
 ) -> Template | Redirect:
     """Close or archive once confirmed; a form without the confirmation (an old page, a
-    script) acts on nothing and is sent to the confirmation page."""
+    script) acts on nothing and is sent to the confirmation page of a campaign that exists:
+    an unknown, mangled or other tenant's id is a 404, as on that page."""
     form = await form_of(request)
     if form.get("confirm") != "yes":
-        return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign_id}/{action}")
+        campaign = await service.get_campaign(ctx, campaign_id)
+        return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign.id}/{action}")
     return await _change(request, ctx, campaign_id, action)
 
 

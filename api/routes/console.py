@@ -192,9 +192,11 @@ async def remove_member(
     request: Request[Any, Any, Any], ctx: Ctx, membership_id: FromPath[str]
 ) -> Template | Redirect:
     # Any member may leave; removing someone else needs MEMBERS_REMOVE, checked by the service.
-    # A form without the confirmation removes nobody: it leads to the confirmation page.
+    # A form without the confirmation removes nobody: it leads to the confirmation page of
+    # a membership that exists (an unknown or mangled id is a 404 here as on that page).
     if (await form_of(request)).get("confirm") != "yes":
-        return redirect(f"/o/{ctx.tenant.slug}/members/{membership_id}/remove")
+        member = await members.get_member(ctx, membership_id)
+        return redirect(f"/o/{ctx.tenant.slug}/members/{member.id}/remove")
     try:
         left = await members.remove_member(ctx, membership_id)
     except UserError as error:
@@ -377,9 +379,7 @@ async def tokens_revoke_confirm(
 ) -> Template | Redirect:
     """Asks to confirm revoking a token, and says what it does; a revoked token's page leads
     back to the list."""
-    token = next((t for t in await tokens.list_tokens(ctx) if str(t.id) == token_id), None)
-    if token is None:
-        raise NotFound()
+    token = await tokens.get_token(ctx, token_id)
     if token.revoked_at is not None:
         return redirect(f"/o/{ctx.tenant.slug}/tokens")
     return render(
@@ -397,9 +397,11 @@ async def tokens_revoke_confirm(
 async def tokens_revoke(
     request: Request[Any, Any, Any], ctx: Ctx, token_id: FromPath[str]
 ) -> Redirect:
-    # A form without the confirmation revokes nothing: it leads to the confirmation page.
+    # A form without the confirmation revokes nothing: it leads to the confirmation page of
+    # a token that exists (an unknown or mangled id is a 404 here as on that page).
     if (await form_of(request)).get("confirm") != "yes":
-        return redirect(f"/o/{ctx.tenant.slug}/tokens/{token_id}/revoke")
+        token = await tokens.get_token(ctx, token_id)
+        return redirect(f"/o/{ctx.tenant.slug}/tokens/{token.id}/revoke")
     await tokens.revoke_token(ctx, token_id)
     flash(request, "The token has been revoked.")
     return redirect(f"/o/{ctx.tenant.slug}/tokens")

@@ -171,3 +171,42 @@ async def test_revoking_a_token_asks_first(
         )[0]["id"]
     assert (await browser.get(f"{tokens}/{theirs}/revoke")).status_code == 404
     assert (await browser.get(f"{tokens}/not-a-uuid/revoke")).status_code == 404
+
+
+async def test_an_unconfirmed_form_for_an_unknown_or_foreign_id_is_not_found(
+    browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    """The first click on an id that is not this organization's (unknown, mangled, another
+    tenant's) is a 404, not a redirect to a question that would then be a 404."""
+    theirs = await create_campaign(
+        tenant_b.owner_ctx,
+        CampaignFields(name="Theirs", profile_key="digcomp", locales=("en", "fr")),
+    )
+    their_member = await _membership_id(tenant_b, tenant_b.member.id)
+    await issue_token(tenant_b.owner_ctx, "org:organization:read")
+    async with as_tenant(tenant_b.id):
+        their_token = (
+            await database.fetch("SELECT id FROM api_token WHERE tenant_id = $1", tenant_b.id)
+        )[0]["id"]
+    base = f"/o/{tenant_a.slug}"
+    await browser.login(tenant_a.owner)
+    before = await audit_actions(tenant_a.id)
+    for ident in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        for action in ("close", "archive"):
+            sent = await browser.post(f"{base}/campaigns/{ident}/{action}", {}, page=base)
+            assert sent.status_code == 404
+        sent = await browser.post(f"{base}/members/{ident}/remove", {}, page=base)
+        assert sent.status_code == 404
+        sent = await browser.post(f"{base}/tokens/{ident}/revoke", {}, page=base)
+        assert sent.status_code == 404
+    assert (
+        await browser.post(f"{base}/campaigns/{theirs.id}/close", {}, page=base)
+    ).status_code == 404
+    assert (
+        await browser.post(f"{base}/members/{their_member}/remove", {}, page=base)
+    ).status_code == 404
+    assert (
+        await browser.post(f"{base}/tokens/{their_token}/revoke", {}, page=base)
+    ).status_code == 404
+    assert await audit_actions(tenant_a.id) == before
+    assert (await get_campaign(tenant_b.owner_ctx, theirs.id)).status == theirs.status
