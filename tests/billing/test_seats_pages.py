@@ -103,9 +103,15 @@ async def test_a_participant_turned_away_sees_why_on_the_campaign_page_and_nothi
         assert started.status_code == 303
         late = await make_user("Ben Resident")
         await browser.login(late)
-        refused = await browser.post(f"/c/{campaign.code}/start", {}, page=f"/c/{campaign.code}")
+        posted = await browser.post(f"/c/{campaign.code}/start", {}, page=f"/c/{campaign.code}")
+        # Post/Redirect/Get (issue 14, defect 7): the campaign's page says why, as a 403.
+        assert posted.status_code == 303
+        assert posted.headers["location"] == f"/c/{campaign.code}"
+        refused = await browser.get(posted.headers["location"])
+        reloaded = await browser.get(posted.headers["location"])
     assert refused.status_code == 403
     assert "This organization has no seat left for new participants." in _text(refused.text)
+    assert reloaded.status_code == 200  # told once; a reload is the campaign's page again
     async with as_tenant(tenant_a.id):
         learners = await fetch("SELECT name FROM learner WHERE tenant_id = $1", tenant_a.id)
     assert [row["name"] for row in learners] == ["Ann Resident"]
