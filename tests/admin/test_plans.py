@@ -435,7 +435,8 @@ async def test_a_price_change_for_subscribers_is_confirmed_first(
     form = _form(code, price_amount_0="12", reason=REASON)
     asked = await am_browser.post(path, form, page=path)
     assert asked.status_code == 200
-    assert "Confirm the new prices: the 1 subscribers" in asked.text
+    # ngettext since 623621a (issue 14, defect 9): one subscriber is singular.
+    assert "Confirm the new prices: the 1 subscriber of this plan pays them" in asked.text
     assert "€9.00 becomes €12.00" in asked.text
     assert 'value="12"' in asked.text  # the form as typed
     assert await _prices_of(code) == [("EUR", 900)]
