@@ -109,11 +109,18 @@ def locale_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
        favourite among them, else the campaign's first), or an organization's default;
     3. the browser's Accept-Language, among every supported language;
     4. the instance's default (JALON_DEFAULT_LOCALE).
+
+    A program calling with an API or SCIM token has no account and no menu: the
+    Accept-Language it sends with each request is its choice (1), the organization's
+    default only stands in when it sends none that we speak.
     """
     state = connection.scope.get("state", {})
     user: UserAccount | None = state.get("user")
     if user is not None and user.locale in LOCALES:
         return user.locale
+    ctx: TenantContext | None = state.get("ctx")
+    if ctx is not None and ctx.actor.kind == "api_token":
+        return best_locale(connection.headers.get("accept-language"), ctx.tenant.default_locale)
     session: Session | None = connection.scope.get("jalon_session")  # type: ignore[assignment]
     if session is not None and session.get("locale") in LOCALES:
         return str(session["locale"])
@@ -122,7 +129,7 @@ def locale_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         return str(cookie)
     header = connection.headers.get("accept-language")
     preferred: tuple[str, tuple[str, ...]] | None = state.get("locale_context")
-    if preferred is None and (ctx := state.get("ctx")) is not None:
+    if preferred is None and ctx is not None:
         preferred = (ctx.tenant.default_locale, ())
     if preferred is not None:
         default, offered = preferred

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from core import database
-from tests.api.conftest import Browser
+from tests.api.conftest import Browser, bearer, issue_token
 from tests.campaigns.conftest import make_campaign
 from tests.conftest import TenantFixture, make_user
 
@@ -121,3 +121,30 @@ async def test_an_organization_can_default_to_dutch_or_german(
         )
     defaults = {row["id"]: row["default_locale"] for row in rows}
     assert defaults == {tenant_a.id: locale, tenant_b.id: other_default}  # the other untouched
+
+
+async def test_an_api_caller_is_answered_in_the_language_it_asks_for(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    """A program has no account nor menu: its Accept-Language is its choice, before the
+    organization's default (here German), which stands in when it asks for none we speak."""
+    async with database.global_transaction():
+        await database.execute(
+            "UPDATE organization SET default_locale = 'de' WHERE id = $1", tenant_a.id
+        )
+    token = await issue_token(tenant_a.owner_ctx, "org:learners:read")
+
+    async def message(accept: str) -> str:
+        response = await browser.client.get(
+            "/api/v1/learners",
+            params={"limit": "500"},
+            headers={**bearer(token), "accept-language": accept},
+        )
+        assert response.status_code == 422, response.text
+        text: str = response.json()["error"]["message"]
+        return text
+
+    assert await message("fr-FR,fr;q=0.9") == "Demandez entre 1 et 100 éléments par page."
+    assert await message("en") == "Ask for between 1 and 100 items per page."
+    assert await message("es") == "Fordern Sie zwischen 1 und 100 Einträge pro Seite an."
+    assert await message("") == "Fordern Sie zwischen 1 und 100 Einträge pro Seite an."
