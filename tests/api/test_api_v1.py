@@ -195,6 +195,7 @@ SCOPED_REQUESTS = [
     ("GET", "/api/v1/campaigns/{campaign_id}/results", None, "org:results:read"),
     ("GET", "/api/v1/learners", None, "org:learners:read"),
     ("GET", "/api/v1/learners/{learner_id}", None, "org:learners:read"),
+    ("GET", "/api/v1/audit", None, "org:audit:read"),
 ]
 
 
