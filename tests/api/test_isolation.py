@@ -29,6 +29,7 @@ from litestar.routes import HTTPRoute
 
 from billing.invoices import LineInput, draft_invoice, issue_invoice
 from campaigns.campaign_fields import CampaignFields
+from campaigns.content import current_bank
 from campaigns.exports import start_export
 from campaigns.participation.answering import answer, current_challenge
 from campaigns.participation.landing import participant_context
@@ -302,6 +303,13 @@ CASES: dict[tuple[str, str], Case] = {
         # the challenge B's participant is shown, so that a leak would really write a report
         form={"challenge_id": "{current_challenge}", "category": "unclear_statement"},
     ),
+    ("POST", "/p/{slug}/{participation_id}/more-time"): Case(
+        "participation",
+        id="participation",
+        # the timed challenge B's participant is shown, so that a leak would really move its
+        # time (the assessment's current_shown_at, in the snapshot)
+        form={"challenge_id": "{current_challenge}"},
+    ),
     ("GET", "/p/{slug}/{participation_id}/report"): Case(
         "participation", id="participation", why="a redirect to the challenge page"
     ),
@@ -492,6 +500,16 @@ async def victim(db: str) -> Victim:
     started = await start_or_resume(participant, campaign.id)
     shown = await current_challenge(participant, started.id)
     assert shown is not None
+    # B's participant is shown a timed challenge, which "More time" could extend.
+    timed = next(c for c in current_bank().challenges if c.timer_seconds is not None)
+    async with as_tenant(tenant.id):
+        await database.execute(
+            "UPDATE assessment SET current_challenge_id = $3, current_shown_at = now() "
+            "WHERE tenant_id = $1 AND participation_id = $2",
+            tenant.id,
+            started.id,
+            timed.id,
+        )
     other = participant_context(ctx.tenant, Actor(kind="user", user_id=tenant.owner.id))
     finished = await start_or_resume(other, campaign.id)
     view = await current_challenge(other, finished.id)
@@ -542,7 +560,7 @@ async def victim(db: str) -> Victim:
         "campaign_closed": str(closed.id),
         "participation": str(started.id),
         "finished": str(finished.id),
-        "current_challenge": shown.challenge_id,
+        "current_challenge": timed.id,
         "target_profile": str(profile.id),
         "webhook": str(webhook),
         "webhook_disabled": str(webhook_disabled),
@@ -668,6 +686,11 @@ async def _snapshot(victim: Victim) -> dict[str, Any]:
             ),
             "participations": await database.fetch(
                 "SELECT id, status FROM participation WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
+            "assessments": await database.fetch(
+                "SELECT participation_id, current_challenge_id, current_shown_at FROM assessment "
+                "WHERE tenant_id = $1 ORDER BY participation_id",
+                tenant.id,
             ),
             "answers": await database.fetch(
                 "SELECT count(*) FROM answer WHERE tenant_id = $1", tenant.id
@@ -905,7 +928,11 @@ async def test_tenant_a_lists_nothing_of_tenant_b(
     assert events.json()["items"]  # A's own
     assert not [email for email in b_emails if email in events.text]
     assert str(victim.tenant.id) not in events.text
-    mine = await client.get("/o/")
+    # One organization: /o/ lands in it (e2613f6); the list is /o/?all=1.
+    landing = await client.get("/o/")
+    assert landing.status_code == 303
+    assert landing.headers["location"] == f"/o/{attacker.slug}/"
+    mine = await client.get("/o/", params={"all": "1"})
     assert attacker.slug in mine.text
     assert victim.tenant.slug not in mine.text
     for page in ("/", "/members", "/audit", "/tokens", "/settings", "/webhooks", "/tasks"):

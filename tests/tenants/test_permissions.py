@@ -185,6 +185,14 @@ async def targets(tenant: TenantFixture) -> dict[str, str]:
             endpoint,
             uuid4(),
         )
+    async with as_tenant(tenant.id):
+        # A learner with an address, so that a campaign invitation let through would write.
+        await database.execute(
+            "INSERT INTO learner (tenant_id, id, name, email) VALUES ($1, $2, 'Lea', $3)",
+            tenant.id,
+            uuid4(),
+            "lea-guarded@example.org",
+        )
     # Removing someone else's membership: leaving one's own is open to every member.
     return {
         "membership_id": str(owner[0]["id"]),
@@ -212,6 +220,7 @@ CONSOLE_FORMS: dict[str, dict[str, str]] = {
     "/o/{slug}/tokens/{token_id}/revoke": {"confirm": "yes"},
     "/o/{slug}/campaigns": {"name": "Refused", "type": "assessment", "target_profile": "x:y"},
     "/o/{slug}/campaigns/{campaign_id}/close": {"confirm": "yes"},
+    "/o/{slug}/campaigns/{campaign_id}/invite": {"group": "", "reminders": "3"},
     "/o/{slug}/learners/import": {},
     "/o/{slug}/campaigns/{campaign_id}/archive": {"confirm": "yes"},
     "/o/{slug}/campaigns/{campaign_id}/activate": {},
@@ -290,6 +299,9 @@ async def _state(tenant: TenantFixture) -> dict[str, Any]:
             ),
             "campaigns": await database.fetch(
                 "SELECT id, name, status FROM campaign WHERE tenant_id = $1 ORDER BY id", tenant.id
+            ),
+            "campaign_invitations": await database.fetch(
+                "SELECT count(*) FROM campaign_invitation WHERE tenant_id = $1", tenant.id
             ),
             "webhooks": await database.fetch(
                 "SELECT id, url, events, enabled, secret FROM webhook_endpoint "
