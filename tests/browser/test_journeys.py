@@ -157,8 +157,7 @@ async def test_journey_1_a_resident_on_a_phone_signs_up_comes_back_by_magic_link
     assert await page.evaluate("document.documentElement.lang") == "nl"
     await _results_have_a_table_for_each_chart(page)
     await audit(page, "journey-1-results")
-    # (The results page's "questions to review", being reworked by issue 14's gap 1, sticks
-    # out by about 20 px at 390 px today: the 360 px check of every page is test_phone_layout's.)
+    assert await page.evaluate(WIDER_THAN_THE_SCREEN) == []  # "questions to review" included
     await page.locator("#f-consent").check()
     async with page.expect_navigation():
         await page.locator("form[action$='/share'] button[type=submit]").click()
