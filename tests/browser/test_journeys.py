@@ -1,9 +1,9 @@
 """Issue 14's journeys, end to end in headless Chromium: each page visited is audited (our basics
 and axe-core, tests/browser/audit.py) and photographed in var/screenshots/journey-*.png.
 
-Journey 4's SSO form points at the OpenID provider peer of the SSO tests (tests/peers/oidc),
-whose discovery document the form reads. Journey 2 (an employee signing in through SSO to take
-a campaign that requires it) is not here yet: tests/sso covers that sign-in over HTTP.
+Journeys 2 and 4 use the OpenID provider peer of the SSO tests (tests/peers/oidc): journey 2's
+employee signs in there to take a campaign that requires SSO, journey 4's SSO form reads its
+discovery document.
 
 The back office's journeys are the existing tests: an account manager onboards a foreign agency
 (test_admin_onboarding) and records its bank transfer (test_admin_actions), a content editor
@@ -18,17 +18,21 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, Route
 
 from campaigns.campaign_fields import Campaign, CampaignFields
 from campaigns.service import create_campaign
 from core import database
+from core.settings import get_settings
 from tests.api.conftest import PASSWORD
 from tests.api.test_participant import shorten
 from tests.billing.plans import licence_plan
 from tests.browser.audit import audit
+from tests.browser.conftest import screenshot
 from tests.conftest import TenantFixture, make_user
-from tests.sso.conftest import OidcPeer, oidc_peer  # noqa: F401 - the OpenID provider peer
+from tests.db import as_tenant
+from tests.sso.conftest import OidcPeer, oidc_peer, peer_connection  # noqa: F401 - the peer
+from tests.sso.seeding import add_verified_domain, unique_domain
 
 pytestmark = pytest.mark.browser
 
@@ -225,6 +229,108 @@ async def test_a_participant_takes_the_whole_test_with_the_keyboard_only(
         await page.keyboard.press("Enter")
     assert await page.locator(".share .notice.success").count() == 1
     await audit(page, "journey-keyboard-results-shared")
+
+
+async def _reach_the_live_server_for_the_base_url(page: Page, live_server: str) -> None:
+    """The provider sends the browser back to the callback under the instance's address
+    (JALON_BASE_URL, which the connection registered there): in the test that address is
+    another port of 127.0.0.1 than the live server's, so the browser is redirected to the same
+    path on the live server (cookies do not depend on the port)."""
+    base_url = get_settings().base_url
+
+    async def to_the_live_server(route: Route) -> None:
+        path = route.request.url.removeprefix(base_url)
+        await route.fulfill(status=302, headers={"location": live_server + path})
+
+    await page.context.route(f"{base_url}/**", to_the_live_server)
+
+
+async def test_journey_2_an_employee_signs_in_through_sso_takes_the_campaign_and_sees_results(
+    page: Page,
+    live_server: str,
+    tenant_a: TenantFixture,
+    oidc_peer: OidcPeer,  # noqa: F811 - the fixture imported above
+) -> None:
+    """An employee opens a campaign that requires the company's SSO: no start button until
+    they sign in at the company's OpenID provider (tests/peers/oidc), which gives their name
+    and employee number; they come back, start with that number, answer, see their results and
+    share them, and find them in their list of results. Jalon's pages are audited; the
+    provider's login page (not ours) is photographed only."""
+    domain = unique_domain("works")
+    await add_verified_domain(tenant_a.id, domain)
+    connection_id = await peer_connection(
+        oidc_peer,
+        tenant_a,
+        name="Company account",
+        scopes="openid email profile employee",  # the peer releases employee_id under it
+        external_id_claim="employee_id",
+    )
+    login = f"sam.sso@{domain}"
+    oidc_peer.set_claims(login, {"name": "Sam Employee", "employee_id": "E-2024"})
+    campaign = await create_campaign(
+        tenant_a.owner_ctx,
+        CampaignFields(
+            name="Security awareness",
+            profile_key="digcomp",
+            sso_required=True,
+            external_id_label="Employee number",
+        ),
+    )
+    await shorten(tenant_a.id, campaign.id, 3)
+    await _reach_the_live_server_for_the_base_url(page, live_server)
+
+    await page.goto(f"/c/{campaign.code}")
+    await audit(page, "journey-2-landing")
+    assert await page.locator(f"form[action='/c/{campaign.code}/start']").count() == 0
+    sign_in = page.locator(f"a[href='/c/{campaign.code}/sso?connection={connection_id}']")
+    assert await sign_in.count() == 1
+    await sign_in.click()
+    # At the company's provider: its own login page.
+    await page.wait_for_url(f"{oidc_peer.issuer}/**")
+    await page.locator("input[name=login]").fill(login)
+    await page.locator("input[name=password]").fill("any")  # the peer checks none
+    await screenshot(page, "journey-2-provider-login")
+    await page.locator("button[type=submit]").click()
+    await page.wait_for_url(f"{live_server}/c/{campaign.code}")
+    await audit(page, "journey-2-signed-in")
+    assert await page.get_by_text("E-2024").count() >= 1  # the provider's employee number
+    await page.locator(f"form[action='/c/{campaign.code}/start'] button[type=submit]").click()
+    await page.wait_for_url("**/p/**")
+    await _answer_everything(page, "journey-2")
+    await page.wait_for_url("**/results")
+    results = page.url
+    await _results_have_a_table_for_each_chart(page)
+    await audit(page, "journey-2-results")
+    await page.locator("#f-consent").check()
+    async with page.expect_navigation():
+        await page.locator("form[action$='/share'] button[type=submit]").click()
+    assert await page.locator(".share .notice.success").count() == 1
+    await audit(page, "journey-2-results-shared")
+    await page.goto("/me/results")
+    await audit(page, "journey-2-my-results")
+    assert await page.get_by_text("Security awareness").count() >= 1
+    await page.goto(results)
+    assert page.url == results  # still signed in: the results are theirs to read again
+
+    # The participation is the provider's person, under their employee number, through SSO,
+    # and they are a participant of the organization, not a member.
+    async with as_tenant(tenant_a.id):
+        rows = await database.fetch(
+            """SELECT p.external_id, p.status, l.name, l.user_id FROM participation p
+               JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
+               WHERE p.tenant_id = $1 AND p.campaign_id = $2""",
+            tenant_a.id,
+            campaign.id,
+        )
+        members = await database.fetch(
+            "SELECT 1 FROM membership WHERE tenant_id = $1 AND user_id = $2",
+            tenant_a.id,
+            rows[0]["user_id"],
+        )
+    assert [(r["external_id"], r["status"], r["name"]) for r in rows] == [
+        ("E-2024", "shared", "Sam Employee")
+    ]
+    assert members == []
 
 
 async def _sign_in(page: Page, email: str) -> None:
