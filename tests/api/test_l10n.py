@@ -9,7 +9,7 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 from core import database
@@ -129,7 +129,7 @@ def test_the_scan_finds_a_count_without_ngettext() -> None:
 # --- pages ---------------------------------------------------------------------------------
 
 
-async def _seed(tenant_id: object, zone: str) -> None:
+async def _seed(tenant_id: UUID, zone: str) -> None:
     async with as_tenant(tenant_id):
         await database.execute(
             "UPDATE organization SET timezone = $2 WHERE id = $1", tenant_id, zone
