@@ -137,33 +137,67 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
     return redirect("/")
 
 
+#: The session key of the address a sign-in or reset link was last asked for: the page that
+#: says it is on its way (Post/Redirect/Get) names it, and a reload sends nothing again.
+MAIL_SENT_TO = "mail_sent_to"
+
+
+#: What the page after asking for a link says, by kind of link and whether the address is
+#: known to the session (it always is, but for a bookmark of the page): never whether an
+#: account exists.
+MAIL_SENT_MESSAGES = {
+    ("magic_link", True): "If an account exists for {email}, a sign-in link is on its way. "
+    "It works once, for 15 minutes.",
+    ("magic_link", False): "If an account exists for that address, a sign-in link is on its "
+    "way. It works once, for 15 minutes.",
+    ("password_reset", True): "If an account exists for {email}, a link to choose a new "
+    "password is on its way. It works once, for an hour.",
+    ("password_reset", False): "If an account exists for that address, a link to choose a new "
+    "password is on its way. It works once, for an hour.",
+}
+_ASK_AGAIN = {"magic_link": "/login/link", "password_reset": "/password/forgot"}
+
+
+def _mail_sent_page(request: Request[Any, Any, Any], kind: str) -> Template:
+    """The GET page after asking for a sign-in (`kind` "magic_link") or reset link
+    ("password_reset"): the same words whether or not an account exists for the address."""
+    sent = session_of(request).get(MAIL_SENT_TO)
+    email = sent.get("email") if isinstance(sent, dict) and sent.get("kind") == kind else None
+    return render(
+        request,
+        "mail_sent.html",
+        sent_message=MAIL_SENT_MESSAGES[kind, bool(email)],
+        params={"email": email},
+        again=_ASK_AGAIN[kind],
+    )
+
+
 @get("/login/link")
 async def magic_link_page(
     request: Request[Any, Any, Any],
     next: FromQuery[str | None] = None,
     email: FromQuery[str | None] = None,
+    sent: FromQuery[str | None] = None,
 ) -> Template:
+    if sent is not None:
+        return _mail_sent_page(request, "magic_link")
     return render(
         request, "magic_link.html", next=safe_next(next, ""), values={"email": email or ""}
     )
 
 
 @post("/login/link")
-async def magic_link_request(request: Request[Any, Any, Any]) -> Template:
+async def magic_link_request(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """Mail a sign-in link, then Post/Redirect/Get to a page that says so: a reload of it
+    sends nothing again, and it reads the same whether or not the account exists."""
     form = await form_of(request)
     try:
         email = clean_email(form.get("email"))
     except UserError as error:
         return form_error(request, "magic_link.html", error, form, next=form.get("next", ""))
     await accounts.request_magic_link(email, get_settings(), safe_next(form.get("next"), "/o/"))
-    return render(
-        request,
-        "message.html",
-        title="Check your inbox",
-        message="If an account exists for {email}, a sign-in link is on its way. "
-        "It works once, for 15 minutes.",
-        params={"email": email},
-    )
+    session_of(request)[MAIL_SENT_TO] = {"kind": "magic_link", "email": email}
+    return redirect("/login/link?sent=1")
 
 
 @get("/login/link/{token:str}")
@@ -191,26 +225,25 @@ async def magic_link_consume(
 
 
 @get("/password/forgot")
-async def password_forgot_page(request: Request[Any, Any, Any]) -> Template:
+async def password_forgot_page(
+    request: Request[Any, Any, Any], sent: FromQuery[str | None] = None
+) -> Template:
+    if sent is not None:
+        return _mail_sent_page(request, "password_reset")
     return render(request, "password_forgot.html")
 
 
 @post("/password/forgot")
-async def password_forgot(request: Request[Any, Any, Any]) -> Template:
+async def password_forgot(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """Mail a reset link, then Post/Redirect/Get (as `magic_link_request`)."""
     form = await form_of(request)
     try:
         email = clean_email(form.get("email"))
     except UserError as error:
         return form_error(request, "password_forgot.html", error, form)
     await accounts.request_password_reset(email, get_settings())
-    return render(
-        request,
-        "message.html",
-        title="Check your inbox",
-        message="If an account exists for {email}, a link to choose a new password "
-        "is on its way. It works once, for an hour.",
-        params={"email": email},
-    )
+    session_of(request)[MAIL_SENT_TO] = {"kind": "password_reset", "email": email}
+    return redirect("/password/forgot?sent=1")
 
 
 @get("/password/reset/{token:str}")
