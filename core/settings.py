@@ -131,6 +131,9 @@ class Settings:
     metrics_token: str | None = None
     #: Log lines: `json` (one object a line, the default in production) or `text`.
     log_format: str = "json"
+    #: The operator's own terms of use (an https:// address): linked from the sign-up forms'
+    #: terms checkbox instead of Jalon's plain page at /terms. Unset: /terms.
+    terms_url: str | None = None
 
     @property
     def embedded_database(self) -> bool:
@@ -212,6 +215,14 @@ def _log_format(environment: str) -> str:
     return value
 
 
+def _terms_url() -> str | None:
+    value = _env("JALON_TERMS_URL")
+    if value is not None and not value.startswith(("https://", "http://", "/")):
+        # linked from every sign-up form: never a javascript: or data: address
+        raise RuntimeError(f"JALON_TERMS_URL must be an http(s):// URL or a path, not {value!r}")
+    return value
+
+
 def load_settings() -> Settings:
     """Read the environment into a `Settings`; production without a secret key is refused."""
     environment = _env("JALON_ENV", "production") or "production"
@@ -265,6 +276,7 @@ def load_settings() -> Settings:
         impersonation_minutes=_env_int("JALON_IMPERSONATION_MINUTES", 30),
         metrics_token=_env("JALON_METRICS_TOKEN"),
         log_format=_log_format(environment),
+        terms_url=_terms_url(),
         stripe_secret_key=_env("JALON_STRIPE_SECRET_KEY"),
         stripe_webhook_secret=_env("JALON_STRIPE_WEBHOOK_SECRET"),
         stripe_api_base=(

@@ -54,6 +54,20 @@ def landing(user: UserAccount) -> str:
     return "/admin" if user.staff_role else "/o/"
 
 
+def terms_url() -> str:
+    """Where the sign-up forms' terms checkbox links: the operator's terms
+    (`JALON_TERMS_URL`) when set, else Jalon's plain page."""
+    return get_settings().terms_url or "/terms"
+
+
+@get("/terms")
+async def terms_page(request: Request[Any, Any, Any]) -> Template:
+    """Jalon's terms of use, public: what is stored about a person, who sees their results,
+    for how long, how to have it deleted (the operator completes the legal notice)."""
+    await current_user(request)
+    return render(request, "terms.html")
+
+
 @get("/login", name="login")
 async def login_page(
     request: Request[Any, Any, Any],
@@ -272,7 +286,13 @@ async def password_reset(
 @get("/signup")
 async def signup_page(request: Request[Any, Any, Any]) -> Template:
     await current_user(request)
-    return render(request, "signup.html", kinds=KINDS, values={"country": "FR", "kind": "company"})
+    return render(
+        request,
+        "signup.html",
+        kinds=KINDS,
+        values={"country": "FR", "kind": "company"},
+        terms_url=terms_url(),
+    )
 
 
 @post("/signup")
@@ -306,7 +326,7 @@ async def signup(request: Request[Any, Any, Any]) -> Template | Redirect:
         if user is None:
             sign_in(request, owner)
     except UserError as error:
-        return form_error(request, "signup.html", error, form, kinds=KINDS)
+        return form_error(request, "signup.html", error, form, kinds=KINDS, terms_url=terms_url())
     flash(
         request,
         "Welcome! {organization} is ready: its trial has started.",
@@ -417,6 +437,7 @@ async def account_update(request: Request[Any, Any, Any]) -> Template | Redirect
 
 
 handlers = [
+    terms_page,
     login_page,
     login,
     logout,

@@ -23,7 +23,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
-from api.routes.auth import sign_in
+from api.routes.auth import sign_in, terms_url
 from api.routes.sso_signin import CAMPAIGN_SIGN_IN, sso_session
 from campaigns.codes import LENGTH, is_well_formed, normalize_code
 from campaigns.participation.answering import (
@@ -194,7 +194,13 @@ async def account_page(request: Request[Any, Any, Any], code: FromPath[str]) -> 
     normalized, landing = await _landing(request, code)
     if await current_user(request):
         return redirect(f"/c/{normalized}")
-    return render(request, "participant/account.html", landing=landing, tenant=landing.tenant)
+    return render(
+        request,
+        "participant/account.html",
+        landing=landing,
+        tenant=landing.tenant,
+        terms_url=terms_url(),
+    )
 
 
 @post("/c/{code:str}/account")
@@ -222,6 +228,7 @@ async def account_create(
             form,
             landing=landing,
             tenant=landing.tenant,
+            terms_url=terms_url(),
         )
     sign_in(request, user)
     flash(request, "Your account is ready.")

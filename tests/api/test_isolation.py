@@ -393,6 +393,7 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("GET", "/metrics"),  # the service's figures, no tenant's: token or loopback only
         ("POST", "/locale"),
         ("GET", "/dev/outbox"),
+        ("GET", "/terms"),
         ("GET", "/login"),
         ("POST", "/login"),
         ("POST", "/logout"),
