@@ -36,6 +36,7 @@ from campaigns.participation.answering import (
 )
 from campaigns.participation.landing import (
     CampaignLanding,
+    closed_campaign,
     own_latest_participation,
     participant_context,
     resolve_code,
@@ -43,7 +44,7 @@ from campaigns.participation.landing import (
 from campaigns.participation.results import my_participations, result_details, share
 from campaigns.participation.start import start_or_resume
 from campaigns.problem_reports import report_problem
-from core.errors import Conflict, Invalid, NotFound, UserError
+from core.errors import Conflict, Gone, Invalid, NotFound, UserError
 from core.settings import get_settings
 from sso.discovery import sign_in_connections
 from tenants.accounts import check_new_account, create_user
@@ -149,10 +150,29 @@ async def _landing(request: Request[Any, Any, Any], code: str) -> tuple[str, Cam
     return normalized, landing
 
 
+async def _closed_page(request: Request[Any, Any, Any], code: str, gone: Gone) -> Template:
+    """The 410 of a campaign that no longer takes participants; a signed-in person who
+    finished it gets a link to their results there (the link was theirs too)."""
+    user = await current_user(request)
+    context: dict[str, Any] = {"message": gone.message, "params": gone.params}
+    campaign = await closed_campaign(code) if user is not None else None
+    if campaign is not None and user is not None:
+        ctx = participant_context(campaign.tenant, actor_for(request, user))
+        latest = await own_latest_participation(ctx, campaign.campaign_id)
+        if latest is not None and latest.status != "started":
+            context["finished"] = f"/p/{campaign.tenant.slug}/{latest.id}/results"
+            context["campaign"] = campaign
+            context["tenant"] = campaign.tenant
+    return render(request, "participant/closed.html", status=410, **context)
+
+
 @get("/c/{code:str}")
 async def landing_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Template | Redirect:
     await current_user(request)
-    normalized, landing = await _landing(request, code)
+    try:
+        normalized, landing = await _landing(request, code)
+    except Gone as gone:
+        return await _closed_page(request, normalize_code(code), gone)
     if normalized != code:
         return redirect(f"/c/{normalized}")
     kept = kept_form(request, f"/c/{normalized}")

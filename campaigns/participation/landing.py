@@ -115,3 +115,47 @@ async def own_latest_participation(ctx: TenantContext, campaign_id: UUID) -> Own
             ctx.actor.user_id,
         )
     return OwnLatest(rows[0]["id"], rows[0]["status"]) if rows else None
+
+
+@dataclass(frozen=True)
+class ClosedCampaign:
+    """A campaign whose link no longer takes participants (closed, archived or ended), as its
+    link still shows it to those who took it."""
+
+    tenant: TenantSummary
+    campaign_id: UUID
+    name: str
+
+
+async def closed_campaign(code: str) -> ClosedCampaign | None:
+    """The campaign behind `code` when it is closed or past its end (`resolve_code` answers
+    `Gone`), its organization still active; None otherwise (unknown code, draft, open,
+    archived - whose participations are out of reach -, suspended or closed organization).
+    Its link then leads a participant who finished it to their results."""
+    normalized = normalize_code(code)
+    if not is_well_formed(normalized):
+        return None
+    async with global_transaction():
+        orgs = await fetch(
+            """SELECT cc.campaign_id, o.id, o.slug, o.name, o.status, o.default_locale,
+                      o.timezone, o.brand_colour, o.logo_data_url IS NOT NULL AS has_logo
+               FROM campaign_code cc JOIN organization o ON o.id = cc.organization_id
+               WHERE cc.code = $1""",
+            normalized,
+        )
+        if not orgs or orgs[0]["status"] in ("suspended", "closed"):
+            return None
+        org = orgs[0]
+        await dangerously_switch_tenant(org["id"])
+        rows = await fetch(
+            "SELECT id, name, status, closes_at FROM campaign WHERE tenant_id = $1 AND id = $2",
+            org["id"],
+            org["campaign_id"],
+        )
+    if not rows or rows[0]["status"] == "draft":
+        return None
+    row = rows[0]
+    ended = row["closes_at"] is not None and row["closes_at"] <= datetime.now(UTC)
+    if not (row["status"] == "closed" or (row["status"] == "active" and ended)):
+        return None
+    return ClosedCampaign(tenant=summary(org), campaign_id=row["id"], name=row["name"])
