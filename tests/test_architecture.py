@@ -240,6 +240,7 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "sso.connections.connection_for_sign_in": "a sign-in URL names its tenant and connection",
     "sso.connections.connection_by_slug": "a sign-in URL names its tenant and connection",
     "campaigns.participation.landing.resolve_code": "a campaign code names its organization",
+    "campaigns.participation.landing.closed_campaign": "a campaign code names its organization",
     "campaigns.participation.results.my_participations": "a person's own participations",
     "campaigns.problem_reports": "global flags, and samples through triage_report_samples",
     "campaigns.exposure": "the global, anonymous exposure ledger",
