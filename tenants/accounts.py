@@ -40,6 +40,10 @@ from core.validation import (
 
 RESET_TTL = timedelta(hours=1)
 MAGIC_LINK_TTL = timedelta(minutes=15)
+EMAIL_VERIFICATION_TTL = timedelta(hours=48)
+#: Verification mails a person may ask for again within the window (`resend_email_verification`).
+VERIFICATION_MAILS_PER_WINDOW = 3
+VERIFICATION_WINDOW_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -357,6 +361,92 @@ async def consume_magic_link(token: str) -> UserAccount:
     if not rows:
         raise Unauthenticated("This account is disabled.")
     return _account(rows[0])
+
+
+async def _send_email_verification(user: UserAccount, settings: Settings) -> None:
+    """Issue a verification token bound to the account's current address and mail its link,
+    inside the caller's transaction."""
+    token = new_token()
+    await execute(
+        """INSERT INTO user_token (id, user_id, purpose, token_hash, expires_at, email)
+           VALUES ($1, $2, 'email_verification', $3, $4, $5)""",
+        uuid4(),
+        user.id,
+        token_digest(token),
+        datetime.now(UTC) + EMAIL_VERIFICATION_TTL,
+        user.email,
+    )
+    await queue_mail(
+        user.email,
+        translate(user.locale, "Confirm your email address for Jalon"),
+        translate(
+            user.locale,
+            "Hello {name},\n\nTo confirm that this address is yours, open this link within 48 "
+            "hours and press the button:\n{link}\n\nOnce it is confirmed, you can share your "
+            "results with the organizations whose tests you take.\n\nIf you did not create a "
+            "Jalon account, ignore this message.",
+            name=user.name,
+            link=f"{settings.base_url}/email/verify/{token}",
+        ),
+    )
+
+
+async def request_email_verification(user: UserAccount, settings: Settings) -> None:
+    """Mail a person who signed up with a password a link that verifies their address
+    (single-use, 48 hours); nothing for an address already verified (a magic link, a
+    password reset, SSO or an invitation proved it)."""
+    if user.email_verified:
+        return
+    async with global_transaction(user_id=user.id):
+        await _send_email_verification(user, settings)
+
+
+async def resend_email_verification(
+    user: UserAccount, limiter: RateLimiter, settings: Settings
+) -> None:
+    """The verification mail again, at a signed-in person's request: `TooManyRequests` past
+    `VERIFICATION_MAILS_PER_WINDOW` an hour; `Conflict` when the address is verified."""
+    if user.email_verified:
+        raise Conflict("Your email address is already verified.")
+    key = f"verify:acct:{user.id}"
+    if await limiter.count(key) >= VERIFICATION_MAILS_PER_WINDOW:
+        raise TooManyRequests(
+            "The verification mail was sent several times already. Wait {minutes} minutes, "
+            "and look in your spam folder.",
+            minutes=VERIFICATION_WINDOW_SECONDS // 60,
+        )
+    await limiter.hit(key, VERIFICATION_WINDOW_SECONDS)
+    async with global_transaction(user_id=user.id):
+        await _send_email_verification(user, settings)
+
+
+async def verify_email(token: str) -> UserAccount:
+    """Verify the address a verification token was sent to, and return its account: the
+    token works once, within 48 hours, and only while the account still has that address
+    (`Gone` otherwise). It verifies the token's own account, whoever opens it, and signs no
+    one in."""
+    async with global_transaction():
+        rows = await fetch(
+            """UPDATE user_token t SET used_at = now()
+               FROM user_account u
+               WHERE t.token_hash = $1 AND t.purpose = 'email_verification'
+                 AND t.used_at IS NULL AND t.expires_at > now()
+                 AND u.id = t.user_id AND lower(u.email) = lower(t.email) AND u.is_active
+               RETURNING t.user_id""",
+            token_digest(token),
+        )
+        if not rows:
+            raise Gone("This link has expired or has already been used. Ask for a new one.")
+        user_id = rows[0]["user_id"]
+        await execute("UPDATE user_account SET email_verified = true WHERE id = $1", user_id)
+        # Its other verification links have nothing left to do.
+        await execute(
+            """UPDATE user_token SET used_at = now()
+               WHERE user_id = $1 AND purpose = 'email_verification' AND used_at IS NULL""",
+            user_id,
+        )
+        found = await fetch(_USER_SQL + " WHERE u.id = $1", user_id)
+    return _account(found[0])
 
 
 def _sign_in_keys(email: str, ip: str) -> tuple[str, str]:

@@ -64,6 +64,8 @@ class UserToken(Table, tablename="user_token", db=DB):
     created_at = Timestamptz()
     expires_at = Timestamptz()
     used_at = Timestamptz(null=True, default=None)
+    #: the address an email verification token was sent to (it verifies that one only)
+    email = Text(null=True, default=None)
 
 
 class StaffMember(Table, tablename="staff_member", db=DB):

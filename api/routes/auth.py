@@ -325,6 +325,7 @@ async def signup(request: Request[Any, Any, Any]) -> Template | Redirect:
         owner, tenant = await signup_service(fields, user, new_owner, actor_for(request, user))
         if user is None:
             sign_in(request, owner)
+            await accounts.request_email_verification(owner, settings)
     except UserError as error:
         return form_error(request, "signup.html", error, form, kinds=KINDS, terms_url=terms_url())
     flash(
@@ -333,6 +334,48 @@ async def signup(request: Request[Any, Any, Any]) -> Template | Redirect:
         organization=tenant.name,
     )
     return redirect(f"/o/{tenant.slug}/")
+
+
+@get("/email/verify/{token:str}")
+async def email_verify_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
+    """The link of a verification mail: a button, as mail scanners open links by themselves
+    and must not verify anything."""
+    await current_user(request)
+    return render(request, "email_verify.html", token=token)
+
+
+@post("/email/verify/{token:str}")
+async def email_verify(
+    request: Request[Any, Any, Any], token: FromPath[str]
+) -> Template | Redirect:
+    """Verify the address the token was mailed to (the token's own account, whoever is
+    signed in: another person's link verifies them, not you), then Post/Redirect/Get."""
+    user = await current_user(request)
+    try:
+        verified = await accounts.verify_email(token)
+    except UserError as error:
+        return form_error(request, "message.html", error, {}, title="Confirm your email address")
+    if user is not None and user.id == verified.id:
+        request.scope["state"]["user"] = verified
+    flash(request, "The address {email} is verified.", email=verified.email)
+    return redirect("/o/" if user is not None else "/login")
+
+
+@post("/account/verify-email", guards=[signed_in])
+async def email_verify_again(request: Request[Any, Any, Any]) -> Redirect:
+    """Send the verification mail again (limited to a few an hour), back to the page that
+    asked (`next`)."""
+    form = await form_of(request)
+    user = await current_user(request)
+    assert user is not None
+    back = safe_next(form.get("next"), "/account")
+    try:
+        await accounts.resend_email_verification(user, request.app.state.limiter, get_settings())
+    except UserError as error:
+        flash(request, error.message, **error.params)
+        return redirect(back)
+    flash(request, "We sent the verification mail again to {email}.", email=user.email)
+    return redirect(back)
 
 
 @get("/invitations/{slug:str}/{token:str}")
@@ -451,6 +494,9 @@ handlers = [
     password_reset,
     signup_page,
     signup,
+    email_verify_page,
+    email_verify,
+    email_verify_again,
     invitation_page,
     invitation_accept,
     account_page,

@@ -47,7 +47,7 @@ from campaigns.problem_reports import report_problem
 from core.errors import Conflict, Gone, Invalid, NotFound, UserError
 from core.settings import get_settings
 from sso.discovery import sign_in_connections
-from tenants.accounts import check_new_account, create_user
+from tenants.accounts import check_new_account, create_user, request_email_verification
 from tenants.context import TenantContext
 from tenants.organizations import dangerously_enter_tenant_by_slug, tenant_by_slug
 from web.guards import LoginRequired, signed_in
@@ -251,6 +251,7 @@ async def account_create(
             terms_url=terms_url(),
         )
     sign_in(request, user)
+    await request_email_verification(user, get_settings())
     flash(request, "Your account is ready.")
     return redirect(f"/c/{normalized}")
 
@@ -503,7 +504,12 @@ async def _results_page(
     details = await result_details(ctx, participation_id, locale_of(request))
     if details.participation.status == "started":
         return redirect(f"/p/{ctx.tenant.slug}/{participation_id}")
-    context: dict[str, Any] = {"details": details, "tenant": ctx.tenant, "slug": ctx.tenant.slug}
+    context: dict[str, Any] = {
+        "details": details,
+        "tenant": ctx.tenant,
+        "slug": ctx.tenant.slug,
+        "unverified": not await _may_share(request, ctx),
+    }
     if error is None:
         return render(request, "participant/results.html", **context)
     return form_error(request, "participant/results.html", error, {}, **context)
@@ -518,6 +524,22 @@ async def results_page(
     return await _results_page(request, ctx, participation_id, kept[0] if kept else None)
 
 
+async def _may_share(request: Request[Any, Any, Any], ctx: TenantContext) -> bool:
+    """Whether the signed-in person's address is proven, so that their results may be shared:
+    verified (by its mail's link, a magic link, a reset, an invitation or an identity provider
+    that vouched for it), or signed in through this organization's own identity provider."""
+    user = await current_user(request)
+    return user is not None and (
+        user.email_verified or sso_session(request, ctx.tenant.id) is not None
+    )
+
+
+#: Why sharing is refused before the address is verified.
+UNVERIFIED_MESSAGE = (
+    "Confirm your email address before sharing your results: open the link we sent to {email}."
+)
+
+
 @post("/p/{slug:str}/{participation_id:str}/share", guards=[signed_in])
 async def share_results(
     request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
@@ -526,6 +548,10 @@ async def share_results(
     form = await form_of(request)
     results = f"/p/{slug}/{participation_id}/results"
     try:
+        if not await _may_share(request, ctx):
+            user = await current_user(request)
+            await result_details(ctx, participation_id, locale_of(request))  # theirs, or 404
+            raise Conflict(UNVERIFIED_MESSAGE, email=user.email if user else "")
         await share(ctx, participation_id, consent=form.get("consent") == "yes")
     except (Conflict, Invalid) as error:
         keep_form(request, results, error, form)

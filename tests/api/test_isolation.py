@@ -347,6 +347,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/logos/{slug}"): Case("logo", why="public, like the pages participants see"),
     ("GET", "/login/link/{token}"): Case("global_link", why="a person's own sign-in link"),
     ("POST", "/login/link/{token}"): Case("global_link", why="a person's own sign-in link"),
+    ("GET", "/email/verify/{token}"): Case("global_link", why="a person's own verification link"),
+    ("POST", "/email/verify/{token}"): Case("global_link", why="a person's own verification link"),
     ("GET", "/password/reset/{token}"): Case("global_link", why="a person's own reset link"),
     ("POST", "/password/reset/{token}"): Case(
         "global_link",
@@ -405,6 +407,7 @@ def test_every_route_is_known(app: Litestar) -> None:
         ("POST", "/signup"),
         ("GET", "/account"),
         ("POST", "/account/password"),
+        ("POST", "/account/verify-email"),  # one's own address
         ("POST", "/account"),
         ("GET", "/o"),  # the person's own organizations
         ("GET", "/c"),  # the code form
