@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from babel.dates import format_date
 from litestar import Request, get
 from litestar.response import Template
 
 from billing.book import dangerously_billing_overview
 from campaigns.book import DayActivity, dangerously_assessments_per_day
+from core.l10n import format_day
 from tenants.book import dangerously_count_tenants
 from tenants.permissions import StaffPermission
 from web.charts import ticks
@@ -74,12 +74,12 @@ def activity_chart(days: list[DayActivity], locale: str) -> ActivityChart:
         started=line("started"),
         completed=line("completed"),
         y_ticks=[(y(t), t) for t in marks],
-        x_ticks=[(x(i), format_date(days[i].day, "short", locale=locale)) for i in picks],
+        x_ticks=[(x(i), format_day(days[i].day, locale, width="short")) for i in picks],
         baseline=y(0),
         plot_left=LEFT,
         plot_right=CHART_W - RIGHT,
-        first=format_date(days[0].day, "long", locale=locale),
-        last=format_date(days[-1].day, "long", locale=locale),
+        first=format_day(days[0].day, locale, width="long"),
+        last=format_day(days[-1].day, locale, width="long"),
         started_total=sum(day.started for day in days),
         completed_total=sum(day.completed for day in days),
     )

@@ -13,6 +13,7 @@ from babel.numbers import format_currency, get_currency_precision
 
 from core.errors import Invalid
 from core.i18n import N_
+from core.l10n import babel_locale
 
 #: ISO 4217 codes of the currencies legal tender somewhere today (from CLDR).
 ISO_4217 = frozenset(
@@ -87,8 +88,9 @@ class Money:
         return Decimal(self.amount).scaleb(-minor_digits(self.currency))
 
     def format(self, locale: str) -> str:
-        """The amount as `locale` writes it: "1 234,50 €" in fr, "€1,234.50" in en."""
-        return str(format_currency(self.decimal, self.currency, locale=locale))
+        """The amount as `locale` (one of our language codes) writes it, through
+        `core.l10n.BABEL_LOCALES`: "1 234,50 €" in fr, "€1,234.50" in en, "€ 1.234,50" in nl."""
+        return str(format_currency(self.decimal, self.currency, locale=babel_locale(locale)))
 
     def __str__(self) -> str:
         return f"{self.decimal} {self.currency}"

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from billing import facturx
@@ -21,6 +20,7 @@ from billing.invoices import Invoice, get_invoice
 from billing.money import Money
 from core.errors import NotFound
 from core.i18n import translate
+from core.l10n import format_day
 from tenants.context import TenantContext
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -61,7 +61,7 @@ def invoice_html(invoice: Invoice, locale: str, credited_number: str | None = No
         return Money(amount, invoice.currency).format(locale)
 
     def day(value: Any) -> str:
-        return str(format_date(value, "long", locale=locale)) if value else ""
+        return format_day(value, locale, width="long")
 
     lines = [
         _Line(

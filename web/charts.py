@@ -7,9 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from babel.dates import format_date
-
 from billing.seats import SeatDay
+from core.l10n import format_day
 
 
 def ticks(top: int) -> list[int]:
@@ -60,7 +59,7 @@ def usage_chart(days: list[SeatDay], capacity: int, locale: str) -> UsageChart |
     def y(value: int) -> float:
         return round(TOP + plot_h - plot_h * value / y_max, 1)
 
-    labels = [format_date(day.day, "short", locale=locale) for day in days]
+    labels = [format_day(day.day, locale, width="short") for day in days]
     points = [(x(i), y(day.used)) for i, day in enumerate(days)]
     if len(points) == 1:  # one day: a flat segment across the plot, not an invisible dot
         points = [(float(LEFT), points[0][1]), (float(CHART_W - RIGHT), points[0][1])]
@@ -75,7 +74,7 @@ def usage_chart(days: list[SeatDay], capacity: int, locale: str) -> UsageChart |
         baseline=y(0),
         plot_left=LEFT,
         plot_right=CHART_W - RIGHT,
-        first=format_date(days[0].day, "long", locale=locale),
-        last=format_date(days[-1].day, "long", locale=locale),
+        first=format_day(days[0].day, locale, width="long"),
+        last=format_day(days[-1].day, locale, width="long"),
         days=[(label, day) for label, day in zip(labels, days, strict=True) if day.consumed],
     )

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from babel.dates import format_date
 from litestar import Request
 
 from campaigns import campaign_listing
 from campaigns.campaign_listing import ParticipationRow, ProgressDay
 from campaigns.paging import Page
 from core.errors import Invalid
+from core.l10n import format_day
 from tenants.context import TenantContext
 from web.charts import ticks
 from web.pages import locale_of
@@ -102,7 +102,7 @@ def progress_chart(
         series: " ".join(f"{x(i)},{y(getattr(day, series))}" for i, day in enumerate(days))
         for series in SERIES
     }
-    labels = [format_date(day.day, "short", locale=locale) for day in days]
+    labels = [format_day(day.day, locale, width="short") for day in days]
     picks = sorted({0, len(days) // 2, len(days) - 1})
     changed = [
         (label, day)
@@ -126,8 +126,8 @@ def progress_chart(
         baseline=y(0),
         plot_left=LEFT,
         plot_right=width - RIGHT,
-        first=format_date(days[0].day, "long", locale=locale),
-        last=format_date(days[-1].day, "long", locale=locale),
+        first=format_day(days[0].day, locale, width="long"),
+        last=format_day(days[-1].day, locale, width="long"),
         days=changed,
         dots=dots,
         values=_apart(values),

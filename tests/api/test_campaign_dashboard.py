@@ -207,6 +207,9 @@ async def test_a_single_day_of_progress_draws_its_figures_not_bare_axes(
     assert "One day of activity so far" in page
     figures = page.split('<details class="figures" open>', 1)[1].split("</details>", 1)[0]
     assert "<td>2 (+2)</td><td>1 (+1)</td><td>0 (+0)</td>" in figures
+    # English is British English (core.l10n.BABEL_LOCALES): 2 March 2021, day first
+    assert '<th scope="row">02/03/2021</th>' in figures
+    assert "From 2 March 2021 to 2 March 2021" in html.unescape(chart)
 
 
 async def test_a_campaign_nobody_took_says_so(member: Browser, board: dict[str, Any]) -> None:

@@ -48,4 +48,24 @@ def test_each_currency_has_its_minor_units() -> None:
 def test_amounts_are_written_as_each_locale_writes_them() -> None:
     assert Money(123450, "EUR").format("fr") == "1\u202f234,50\xa0€"
     assert Money(123450, "EUR").format("en") == "€1,234.50"
-    assert Money(-500, "USD").format("en") == "-$5.00"
+    assert Money(-500, "USD").format("en") == "-US$5.00"  # en_GB
+
+
+@pytest.mark.parametrize(
+    ("locale", "currency", "written"),
+    [
+        # our language codes go through core.l10n.BABEL_LOCALES: English is en_GB, where a
+        # dollar is "US$" (bare "en" would write "$", ambiguous to a European reader)
+        ("en", "EUR", "€1,234.50"),
+        ("en", "USD", "US$1,234.50"),
+        ("fr", "EUR", "1\u202f234,50\u00a0€"),
+        ("nl", "EUR", "€\u00a01.234,50"),  # nl_BE
+        ("nl", "USD", "US$\u00a01.234,50"),
+        ("de", "EUR", "1.234,50\u00a0€"),  # de_BE
+        ("de", "CHF", "1.234,50\u00a0CHF"),
+    ],
+)
+def test_money_is_written_as_each_language_writes_it(
+    locale: str, currency: str, written: str
+) -> None:
+    assert Money(123450, currency).format(locale) == written

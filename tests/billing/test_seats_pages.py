@@ -123,7 +123,9 @@ def test_the_chart_draws_the_capacity_and_lists_only_days_with_new_seats() -> No
     assert [(d.consumed, d.used) for d in days] == [(2, 2), (0, 2), (3, 5), (0, 5)]
     chart = usage_chart(days, 10, "en")
     assert chart is not None
-    assert [label for label, _ in chart.days] == ["3/1/26", "3/3/26"]
+    # English is British English (core.l10n.BABEL_LOCALES): day, month, year
+    assert [label for label, _ in chart.days] == ["01/03/2026", "03/03/2026"]
+    assert chart.first == "1 March 2026"
     assert [value for _, value in chart.y_ticks] == [0, 5, 10]
     assert chart.capacity_y == chart.y_ticks[-1][0]
     assert len(chart.used_line.split()) == 4
