@@ -14,7 +14,9 @@ a time.
   decimals in French, Dutch and German (what Excel opens as columns there), `,` and `.` in
   English. Moments stay ISO 8601 in UTC, a machine format.
 - XLSX is written by openpyxl in write-only mode (rows go to a temporary file): numbers are
-  numbers, dates are dates in the organization's time zone, the header row is bold and frozen.
+  numbers, dates are dates in the organization's time zone (Excel has none), so each date
+  column's header names that zone ("Completed on (Europe/Paris)"); the header row is bold and
+  frozen.
 
 Every download of the file (streamed here, or a background task's file in `tenants.tasks`)
 is recorded in the organization's audit log: who, which campaign, which format, how many rows.
@@ -49,6 +51,7 @@ from campaigns.service import access_campaign
 from core.database import fetch, stream, tenant_transaction
 from core.errors import Invalid
 from core.i18n import N_, translate
+from core.l10n import zone_name
 from core.settings import get_settings
 from core.tasks import TaskRun, task_job
 from tenants import audit
@@ -82,6 +85,8 @@ FIXED_HEADERS = (
     N_("Global level"),
     N_("Score"),
 )
+#: Where the moments (started, completed, shared) stand among `FIXED_HEADERS`.
+MOMENT_COLUMNS = frozenset({4, 5, 6})
 SHEET_TITLE = N_("Results")
 
 _SHARED_RESULTS = """
@@ -290,7 +295,9 @@ async def _write_xlsx(
     sheet.freeze_panes = "A2"
     bold = Font(bold=True)
     header_cells = []
-    for header in layout.headers:
+    for index, header in enumerate(layout.headers):
+        if index in MOMENT_COLUMNS:  # wall-clock times: say whose wall
+            header = f"{header} ({zone_name(zone)})"
         cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("", header))
         cell.data_type = "s"
         cell.font = bold

@@ -47,6 +47,11 @@ FRENCH_HEADERS = [
     "1 Information",
     "4 Sécurité",
 ]
+#: The XLSX's: Excel has no time zones, so its date columns name the organization's.
+FRENCH_XLSX_HEADERS = [
+    f"{header} (Europe/Paris)" if index in (4, 5, 6) else header
+    for index, header in enumerate(FRENCH_HEADERS)
+]
 #: When the seeded learners started, and when the first of them shared.
 STARTED = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 FIRST_SHARE = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)
@@ -125,7 +130,8 @@ async def test_the_xlsx_has_the_columns_of_the_csv_with_typed_cells(
     assert name == f"{campaign.code}-results.xlsx"
     sheet, rows = _sheet_rows(await _bytes(chunks))
     assert sheet.title == "Résultats"
-    assert list(rows[0]) == FRENCH_HEADERS
+    # Excel has no time zones: the date columns say whose wall-clock time they hold.
+    assert list(rows[0]) == FRENCH_XLSX_HEADERS
     assert sheet["A1"].font.b
     assert sheet["N1"].font.b
     assert sheet.freeze_panes == "A2"
@@ -150,6 +156,12 @@ async def test_the_xlsx_has_the_columns_of_the_csv_with_typed_cells(
     # French spreadsheets: `;` between cells, `,` before decimals.
     csv_rows = list(csv.reader(io.StringIO(text.removeprefix(exports.BOM)), delimiter=";"))
     assert csv_rows[0] == FRENCH_HEADERS
+    # The CSV's moments are a machine format: ISO 8601 in UTC, whatever the zone.
+    assert csv_rows[1][4:7] == [
+        "2026-03-01T08:00:00+00:00",
+        "2026-03-01T08:30:00+00:00",
+        "2026-03-02T23:30:01+00:00",
+    ]
     assert [len(row) for row in csv_rows] == [len(row) for row in rows]
     assert [row[0] for row in csv_rows[1:]] == ["'=HYPERLINK 1", "Learner 1", "Learner 2"]
     assert csv_rows[1][7:] == ["2", "250", "3", "4", "0", "3,5", "0,0"]
@@ -203,7 +215,7 @@ async def test_the_external_identifier_column_takes_the_campaigns_label(
     found = await make_campaign(tenant_a, external_id_label="Matricule")
     _, chunks = await exports.results_xlsx(tenant_a.owner_ctx, found.id, "fr")
     _, rows = _sheet_rows(await _bytes(chunks))
-    assert rows == [(*FRENCH_HEADERS[:2], "Matricule", *FRENCH_HEADERS[3:])]
+    assert rows == [(*FRENCH_XLSX_HEADERS[:2], "Matricule", *FRENCH_XLSX_HEADERS[3:])]
 
 
 async def test_another_tenants_campaign_is_not_found(
