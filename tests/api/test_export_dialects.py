@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,6 +111,69 @@ async def test_the_person_may_choose_the_separator(
     refused = await browser.client.get(f"{base}?separator=pipe")
     assert refused.status_code == 422
     assert "Choose a semicolon or a comma as separator." in refused.text
+
+
+def _separator_form(page: str) -> tuple[str, str, str, list[str]]:
+    """The campaign page's CSV form: its method, its action, the separator selected and
+    the separators offered."""
+    form = re.search(
+        r'<form method="(\w+)" action="([^"]+)"[^>]*>(?:(?!</form>).)*?'
+        r'<select id="csv-separator" name="separator">((?:(?!</select>).)*)</select>',
+        page,
+        re.S,
+    )
+    assert form is not None, "no separator choice on the page"
+    options = re.findall(r'<option value="(\w+)"( selected)?>', form.group(3))
+    selected = [value for value, chosen in options if chosen]
+    assert len(selected) == 1
+    return form.group(1), form.group(2), selected[0], [value for value, _ in options]
+
+
+async def test_the_export_form_offers_the_separator_chosen_by_the_persons_language(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    """The campaign page's CSV download is a form with the separator to choose, preselected
+    for the person's spreadsheet; what they choose is what the file has."""
+    campaign = await _campaign(tenant_a)
+    base = f"/o/{tenant_a.slug}/campaigns/{campaign.id}"
+    await browser.login(tenant_a.member)  # an English account
+    page = (await browser.client.get(base)).text
+    assert _separator_form(page) == ("get", f"{base}/results.csv", "comma", ["semicolon", "comma"])
+    assert "Semicolon (Excel in French, Dutch, German)" in page
+    assert "Comma (Excel in English)" in page
+
+    french = await _french_member(tenant_a)
+    await browser.login(french)
+    page = (await browser.client.get(base)).text
+    method, action, selected, _ = _separator_form(page)
+    assert method == "get"
+    assert selected == "semicolon"
+    assert "Point-virgule (Excel en français, néerlandais, allemand)" in page
+    # a French reader who opens the file in an English Excel picks the comma
+    response = await browser.client.get(action, params={"separator": "comma"})
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert len(rows[0]) == 9 + 21 + 5
+    assert rows[1][9 + 21] == "2.3"
+
+
+@pytest.mark.usefixtures("low_threshold")
+async def test_a_background_export_takes_the_separator_chosen_on_its_form(
+    browser: Browser, tenant_a: TenantFixture, held: HeldQueue
+) -> None:
+    campaign = await _campaign(tenant_a, 3)
+    base = f"/o/{tenant_a.slug}/campaigns/{campaign.id}"
+    await browser.login(await _french_member(tenant_a))
+    page = (await browser.client.get(base)).text
+    assert _separator_form(page)[:3] == ("post", f"{base}/exports", "semicolon")
+    started = await browser.post(
+        f"{base}/exports", {"format": "csv", "separator": "comma"}, page=base
+    )
+    assert started.status_code == 303
+    await held.run()
+    download = await browser.client.get(f"{started.headers['location']}/download")
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
+    assert len(rows) == 1 + 3
+    assert len(rows[0]) == 9 + 21 + 5
 
 
 @pytest.mark.parametrize("locale", ["fr", "en"])
