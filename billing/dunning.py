@@ -129,7 +129,7 @@ async def payment_failed(
         since = sub.past_due_since or at
         sent: tuple[str, ...] = ()
         if await _record_steps(ctx, f"past_due:{since.isoformat()}", ["failed"], at):
-            deadline = (since + timedelta(days=CARD_GRACE_DAYS)).date().isoformat()
+            deadline = since + timedelta(days=CARD_GRACE_DAYS)  # a moment, zone named
             await notices.send(ctx, notices.PAYMENT_FAILED, amount=amount or "—", deadline=deadline)
             await audit.record(ctx, "billing.dunning.notice", "subscription", sub.id, step="failed")
             sent = ("failed",)
@@ -222,8 +222,8 @@ async def run_dunning(ctx: TenantContext, *, at: datetime) -> DunningOutcome:
                         notices.OVERDUE,
                         number=invoice["number"],
                         amount=due,
-                        due_on=invoice["due_on"].isoformat(),
-                        deadline=deadline.isoformat(),
+                        due_on=invoice["due_on"],  # days, written in each reader's language
+                        deadline=deadline,
                     )
                     await audit.record(
                         ctx, "billing.dunning.notice", "invoice", invoice["id"], step=step
@@ -251,7 +251,7 @@ async def _card_schedule(ctx: TenantContext, sub: _Subscription, at: datetime) -
     reminders = [step for step in _reached(CARD_STEPS, days) if step != "failed"]
     step = await _record_steps(ctx, subject, reminders, at)
     if step:
-        deadline = (since + timedelta(days=CARD_GRACE_DAYS)).date().isoformat()
+        deadline = since + timedelta(days=CARD_GRACE_DAYS)  # a moment, zone named
         await notices.send(ctx, notices.PAYMENT_FAILED, amount="—", deadline=deadline)
         await audit.record(ctx, "billing.dunning.notice", "subscription", sub.id, step=step)
         sent.append(step)

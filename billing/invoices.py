@@ -28,6 +28,7 @@ from core.database import execute, fetch, tenant_transaction
 from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.i18n import N_, translate
 from core.ids import uuid_or_404
+from core.l10n import format_day
 from core.mail import queue_mail
 from core.settings import Settings, get_settings
 from tenants import audit
@@ -1334,7 +1335,7 @@ async def mail_issued(ctx: TenantContext, invoice: Invoice) -> int:
             "seller": invoice.seller.name,
             "organization": ctx.tenant.name,
             "amount": invoice.money(invoice.total).format(locale),
-            "due_on": invoice.due_on.isoformat() if invoice.due_on else "",
+            "due_on": format_day(invoice.due_on, locale, width="long"),
             "payment": payment,
             "link": link,
         }
@@ -1342,5 +1343,6 @@ async def mail_issued(ctx: TenantContext, invoice: Invoice) -> int:
             email,
             translate(locale, INVOICE_ISSUED[0], **values),
             translate(locale, INVOICE_ISSUED[1], **values),
+            zone=ctx.tenant.timezone,
         )
     return len(people)

@@ -3,17 +3,20 @@ overdue payment, a suspension, a reactivation); an issued invoice's mail is
 `billing.invoices.mail_issued`.
 
 Each goes to the billing email of the tenant's billing details and to its owners and admins,
-in the reader's language, written in the caller's transaction (`core.mail.queue_mail`): the
+in the reader's language (amounts, days and moments written as it writes them, moments in the
+organization's zone, named), written in the caller's transaction (`core.mail.queue_mail`): the
 mail and the change it tells of commit together, or neither.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from billing.money import Money
 from core.database import fetch
 from core.i18n import N_, translate
+from core.l10n import format_day, format_moment
 from core.mail import queue_mail
 from core.settings import get_settings
 from tenants.context import TenantContext
@@ -75,9 +78,23 @@ def invoices_link(ctx: TenantContext) -> str:
     return f"{get_settings().base_url}/o/{ctx.tenant.slug}/billing/invoices"
 
 
+def written(value: Any, locale: str, zone: tzinfo) -> Any:
+    """A parameter of a notice as `locale` reads it: a `Money` formatted, a day written out
+    ("12 December 2026"), a moment in the organization's `zone` with the zone named
+    ("12 December 2026, 14:05 (Europe/Paris)"); anything else as it is."""
+    if isinstance(value, Money):
+        return value.format(locale)
+    if isinstance(value, datetime):
+        return format_moment(value, locale, zone, "long")
+    if isinstance(value, date):
+        return format_day(value, locale, width="long")
+    return value
+
+
 async def send(ctx: TenantContext, mail: tuple[str, str], **params: Any) -> int:
-    """Queue `mail` (subject and body msgids) to every recipient, in their language;
-    `amount` may be a `Money` (formatted per reader). How many were queued."""
+    """Queue `mail` (subject and body msgids) to every recipient, in their language; a
+    `Money`, a `date` or a `datetime` parameter is written for each reader (`written`), in the
+    organization's zone. How many were queued."""
     people = await recipients(ctx)
     for email, locale in people:
         values = {
@@ -85,10 +102,11 @@ async def send(ctx: TenantContext, mail: tuple[str, str], **params: Any) -> int:
             "link": invoices_link(ctx),
             **params,
         }
-        for key, value in list(values.items()):
-            if isinstance(value, Money):
-                values[key] = value.format(locale)
+        values = {key: written(value, locale, ctx.tenant.zone) for key, value in values.items()}
         await queue_mail(
-            email, translate(locale, mail[0], **values), translate(locale, mail[1], **values)
+            email,
+            translate(locale, mail[0], **values),
+            translate(locale, mail[1], **values),
+            zone=ctx.tenant.timezone,
         )
     return len(people)

@@ -278,6 +278,7 @@ async def _mail_admins(ctx: TenantContext, subject: str, body: str, **figures: A
             admin["email"],
             translate(locale, subject, **params),
             translate(locale, body, **params),
+            zone=ctx.tenant.timezone,
         )
 
 

@@ -26,12 +26,14 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from campaigns.access import require_manager, require_reader
+from campaigns.campaign_fields import last_open_day
 from campaigns.service import access_campaign
 from core.database import SystemScope, fetch, tenant_transaction
 from core.errors import Conflict, Invalid
 from core.i18n import LOCALES, translate
 from core.ids import uuid_or_404
 from core.jobs import enqueue, every, job
+from core.l10n import format_day, zone_named
 from core.mail import queue_mail
 from core.settings import get_settings
 from tenants import audit
@@ -235,7 +237,7 @@ async def learner_invitation(
 
 _RECIPIENTS = """
 SELECT i.id, l.name, l.email, u.locale AS user_locale, c.name AS campaign, c.code, c.locales,
-       o.name AS organization
+       c.closes_at, o.name AS organization, o.timezone
 FROM campaign_invitation i
 JOIN learner l ON l.tenant_id = $1 AND l.id = i.learner_id
 JOIN campaign c ON c.tenant_id = $1 AND c.id = i.campaign_id
@@ -281,7 +283,15 @@ async def _queue(row: Mapping[str, Any], *, reminder: bool) -> None:
             "address of the link. You can stop and come back later with the same link.",
             **params,
         )
-    await queue_mail(row["email"], subject, body)
+    if row["closes_at"] is not None:
+        # The last day it is open, in the organization's zone: what its organizers typed.
+        last_day = last_open_day(row["closes_at"], zone_named(row["timezone"]))
+        body += "\n\n" + translate(
+            locale,
+            "The test is open until {day} inclusive.",
+            day=format_day(last_day, locale, width="long"),
+        )
+    await queue_mail(row["email"], subject, body, zone=row["timezone"])
 
 
 @job

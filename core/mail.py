@@ -4,7 +4,10 @@
 commit, so a rolled-back change sends nothing and a crash after commit loses nothing.
 `SmtpMailer` delivers in production; without SMTP (development mode only: production refuses
 to start without it), `OutboxMailer` holds messages unsent in the table for the development
-outbox page, where a person on this machine can click the links.
+outbox page, where a person on this machine can click the links. A message written for an
+organization keeps that organization's zone (`zone`: its times are in it), so the outbox shows
+when it was written in that zone, named, and in UTC, named, for the others; the table is global,
+so it holds the zone's name rather than a tenant id.
 
 Bodies carry live links (invitations, magic links, resets): a body is kept only until its
 message is sent, then redacted, and the record (recipient, subject, status, dates) is deleted
@@ -52,6 +55,8 @@ class MailMessage(Table, tablename="mail_message", db=DB):
     last_error = Text(null=True, default=None)
     status = Text(default=QUEUED)
     redacted_at = Timestamptz(null=True, default=None)
+    #: The IANA zone of the organization the message was written for; None outside one.
+    zone = Text(null=True, default=None)
 
 
 @dataclass(frozen=True)
@@ -140,11 +145,17 @@ def get_mailer() -> Mailer:
 
 
 async def queue_mail(
-    to_address: str, subject: str, body_text: str, body_html: str | None = None
+    to_address: str,
+    subject: str,
+    body_text: str,
+    body_html: str | None = None,
+    *,
+    zone: str | None = None,
 ) -> UUID:
     """Write a message in the current transaction; it is delivered after commit. Outside a
     transaction it refuses (RuntimeError), as the other helpers do: the message and the change
-    it tells of must commit together, or neither."""
+    it tells of must commit together, or neither. `zone`: the IANA zone of the organization the
+    message is written for (its times are in it), kept for the development outbox."""
     if DB.current_transaction.get() is None:
         raise RuntimeError("queue_mail() needs an open transaction()")
     message_id = uuid4()
@@ -156,6 +167,7 @@ async def queue_mail(
             body_text=body_text,
             body_html=body_html,
             created_at=datetime.now(UTC),
+            zone=zone or None,
         )
     )
     enqueue("deliver_mail", str(message_id), job_id=f"mail:{message_id}")
@@ -250,7 +262,10 @@ async def purge_mail(ctx: dict[str, Any]) -> int:
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    """A message of the outbox, as the development outbox page shows it."""
+    """A message of the outbox, as the development outbox page shows it: when it was written
+    in the zone of the organization it was written for (`zone`), or in UTC for a message
+    outside any organization (None), the zone always named on the page. `mail_message` is a
+    global table, so it keeps that zone's name, not a tenant id (migration 2026-12-04T14:30)."""
 
     id: UUID
     to_address: str
@@ -259,6 +274,7 @@ class OutboxMessage:
     created_at: datetime
     sent_at: datetime | None
     status: str
+    zone: str | None = None
 
 
 async def recent_mail(limit: int = 50) -> list[OutboxMessage]:
@@ -266,7 +282,7 @@ async def recent_mail(limit: int = 50) -> list[OutboxMessage]:
     development outbox page."""
     async with global_transaction():
         rows = await fetch(
-            """SELECT id, to_address, subject, body_text, created_at, sent_at, status
+            """SELECT id, to_address, subject, body_text, created_at, sent_at, status, zone
                FROM mail_message WHERE status IN ('queued', 'held')
                ORDER BY created_at DESC LIMIT $1""",
             limit,

@@ -20,6 +20,7 @@ from core.database import (
 from core.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from core.i18n import translate
 from core.ids import uuid_or_404
+from core.l10n import format_moment
 from core.mail import queue_mail
 from core.security import new_token, token_digest
 from core.settings import Settings
@@ -101,8 +102,16 @@ def _invitation_link(settings: Settings, slug: str, token: str) -> str:
 
 
 async def _mail_invitation(
-    ctx: TenantContext, email: str, role: str, token: str, settings: Settings, locale: str
+    ctx: TenantContext,
+    email: str,
+    role: str,
+    token: str,
+    settings: Settings,
+    locale: str,
+    expires_at: datetime,
 ) -> None:
+    """The invitation mail, in `locale`: its link and until when it works, in the
+    organization's zone, named."""
     link = _invitation_link(settings, ctx.tenant.slug, token)
     await queue_mail(
         email,
@@ -112,12 +121,14 @@ async def _mail_invitation(
         translate(
             locale,
             "Hello,\n\n{inviter} invites you to join {organization} on Jalon as {role}.\n"
-            "Accept within 7 days:\n{link}\n",
+            "Accept by {expires}:\n{link}\n",
             inviter=ctx.actor.label or ctx.tenant.name,
             organization=ctx.tenant.name,
             role=translate(locale, role),
             link=link,
+            expires=format_moment(expires_at, locale, ctx.tenant.zone, "long"),
         ),
+        zone=ctx.tenant.timezone,
     )
 
 
@@ -170,10 +181,11 @@ async def invite(ctx: TenantContext, email: str, role: str, settings: Settings) 
             email,
         )
         try:
-            await execute(
+            inserted = await fetch(
                 """INSERT INTO invitation (tenant_id, id, email, role, token_hash, invited_by,
                        expires_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)""",
+                   VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)
+                   RETURNING expires_at""",
                 ctx.tenant_id,
                 invitation_id,
                 email,
@@ -189,7 +201,15 @@ async def invite(ctx: TenantContext, email: str, role: str, settings: Settings) 
         await audit.record(
             ctx, "member.invited", "invitation", invitation_id, email=email, role=role
         )
-        await _mail_invitation(ctx, email, role, token, settings, ctx.tenant.default_locale)
+        await _mail_invitation(
+            ctx,
+            email,
+            role,
+            token,
+            settings,
+            ctx.tenant.default_locale,
+            inserted[0]["expires_at"],
+        )
     return invitation_id
 
 
@@ -203,10 +223,11 @@ async def resend_invitation(
         invitation = await access_invitation(ctx, invitation_id)
         if invitation.accepted_at or invitation.revoked_at:
             raise Conflict("This invitation is no longer pending.")
-        await execute(
+        updated = await fetch(
             """UPDATE invitation SET token_hash = $3, expires_at = now() + $4::interval,
                    last_sent_at = now(), send_count = send_count + 1
-               WHERE tenant_id = $1 AND id = $2""",
+               WHERE tenant_id = $1 AND id = $2
+               RETURNING expires_at""",
             ctx.tenant_id,
             invitation.id,
             token_digest(token),
@@ -216,7 +237,13 @@ async def resend_invitation(
             ctx, "invitation.resent", "invitation", invitation.id, email=invitation.email
         )
         await _mail_invitation(
-            ctx, invitation.email, invitation.role, token, settings, ctx.tenant.default_locale
+            ctx,
+            invitation.email,
+            invitation.role,
+            token,
+            settings,
+            ctx.tenant.default_locale,
+            updated[0]["expires_at"],
         )
 
 
