@@ -123,7 +123,8 @@ async def _walk(page: Page, tenant: TenantFixture, lang: str) -> None:
     # The owner exports the results and edits the campaign.
     await page.goto(f"/o/{tenant.slug}/campaigns/{campaign.id}")
     async with page.expect_download() as caught:
-        await page.locator(f"a[href$='/campaigns/{campaign.id}/results.csv']").click()
+        # the CSV download is a form with the separator, preselected for the person's language
+        await page.locator(f"form[action$='/campaigns/{campaign.id}/results.csv'] button").click()
     download = await caught.value
     exported = (await download.path()).read_text(encoding="utf-8-sig")
     assert "Jo Participant" in exported

@@ -412,7 +412,7 @@ async def test_journey_3_an_hr_manager_creates_imports_invites_follows_and_expor
         )
         assert described, "a chart without a table alternative"
     async with page.expect_download() as caught:
-        await page.locator("a[href$='/results.csv']").first.click()
+        await page.locator("form[action$='/results.csv'] button").first.click()
     download = await caught.value
     exported = (await download.path()).read_bytes()
     assert "Camille Martin" in exported.decode("utf-8-sig")
