@@ -187,7 +187,11 @@ async def test_a_challenge_is_previewed_in_each_of_its_languages(editor: Browser
     assert challenge.proposals["fr"][0] in french
     assert 'lang="fr"' in french
     assert (await editor.get("/admin/content/challenges/nope")).status_code == 404
-    response = await editor.get("/admin/content/challenges/ch-1.1-001?locale=de")
+    for locale in ("nl", "de"):  # the demo bank is in four languages since 4bf838a
+        page = (await editor.get(f"/admin/content/challenges/ch-1.1-001?locale={locale}")).text
+        assert challenge.proposals[locale][0] in page
+        assert f'lang="{locale}"' in page
+    response = await editor.get("/admin/content/challenges/ch-1.1-001?locale=es")
     assert response.status_code == 422
     assert "This question is not written in that language." in response.text
 
