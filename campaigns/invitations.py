@@ -28,7 +28,7 @@ from uuid import UUID, uuid4
 from campaigns.access import require_manager, require_reader
 from campaigns.campaign_fields import last_open_day
 from campaigns.service import access_campaign
-from core.database import SystemScope, fetch, tenant_transaction
+from core.database import SystemScope, execute, fetch, tenant_transaction
 from core.errors import Conflict, Invalid
 from core.i18n import LOCALES, translate
 from core.ids import uuid_or_404
@@ -345,13 +345,20 @@ FROM (
     LIMIT $2
 ) due
 WHERE i.tenant_id = $1 AND i.id = due.id
+  -- again on the row as it is now: a run that waited for another's lock sees its days
+  AND NOT (i.reminded_days && due.days)
 RETURNING i.id
 """
 
 
 async def _remind_tenant(tenant_id: UUID) -> int:
     """Inside the tenant's transaction (the sweep's): mark the due reminders sent and write
-    one mail per invitation that had any."""
+    one mail per invitation that had any. One run at a time per organization (arq's cron can
+    start two at once): the second waits here, then sees what the first marked."""
+    await execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('invitation-reminders:' || $1::text, 0))",
+        str(tenant_id),
+    )
     total = 0
     while True:
         marked = await fetch(_DUE_REMINDERS, tenant_id, CHUNK)

@@ -6,6 +6,7 @@ are 404s."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -310,3 +311,48 @@ async def test_another_organizations_campaign_is_a_404(
         f"/o/{tenant_b.slug}/campaigns/{mine.id}/participants/{participation}"
     )
     assert response.status_code == 404
+
+
+async def test_two_reminder_runs_at_once_mail_each_reminder_day_once(
+    browser: Browser, tenant_a: TenantFixture, held: HeldQueue
+) -> None:
+    # arq's cron (run_at_startup, a job id per worker) can start the sweep twice at once: the
+    # second run, blocked while the first writes, must not mail the same day again.
+    from campaigns.invitations import _remind_tenant
+    from core.database import SystemScope, tenant_transaction
+
+    campaign = await make_campaign(tenant_a, locales=("en",))
+    tag, _ = await _learners(tenant_a)
+    await browser.login(tenant_a.owner)
+    await _invite(browser, tenant_a, campaign, reminders=["3"])
+    await held.run()
+    await _age_invitations(tenant_a, 4)
+    first_wrote, release = asyncio.Event(), asyncio.Event()
+
+    async def first() -> int:
+        async with tenant_transaction(SystemScope(tenant_a.id)):
+            sent = await _remind_tenant(tenant_a.id)
+            first_wrote.set()
+            await release.wait()  # hold the transaction open while the second run starts
+        return sent
+
+    async def second() -> int:
+        await first_wrote.wait()
+        async with tenant_transaction(SystemScope(tenant_a.id)):
+            return await _remind_tenant(tenant_a.id)
+
+    one, two = asyncio.create_task(first()), asyncio.create_task(second())
+    await first_wrote.wait()
+    await asyncio.sleep(0.5)  # the second run is now waiting on the first
+    release.set()
+    assert sorted(await asyncio.gather(one, two)) == [0, 3]
+    ann = f"ann-{tag}@example.org"
+    reminders = [m for m in await _mails(ann) if m["subject"].startswith("Reminder")]
+    assert len(reminders) == 1
+    async with as_tenant(tenant_a.id):
+        rows = await database.fetch(
+            "SELECT reminded_days, reminded_at FROM campaign_invitation WHERE tenant_id = $1",
+            tenant_a.id,
+        )
+    assert {tuple(row["reminded_days"]) for row in rows} == {(3,)}
+    assert {len(row["reminded_at"]) for row in rows} == {1}
