@@ -5,6 +5,7 @@ again and a bookmark or a shared link would answer 405."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -14,26 +15,73 @@ from web.pages import session_of
 
 KEY = "kept_form"
 
+#: The longest text kept of one field, in characters: more than any field of ours takes. A
+#: longer value is cut when its field was named, dropped otherwise (a form's own fields are
+#: short; a huge unknown one is someone filling the session, which Redis and every
+#: process's local copies hold).
+MAX_VALUE = 2_000
+#: The most values kept of one list field (ticked boxes, chosen answers).
+MAX_ITEMS = 50
+#: The most fields kept of one form.
+MAX_FIELDS = 30
+#: The longest field name kept.
+MAX_NAME = 100
+
+
+def kept_list(values: Sequence[object]) -> list[str]:
+    """The text items of a list field as a session keeps them: at most `MAX_ITEMS`, each cut
+    to `MAX_VALUE` characters."""
+    return [value[:MAX_VALUE] for value in values if isinstance(value, str)][:MAX_ITEMS]
+
+
+def _kept_values(
+    values: dict[str, Any] | None, fields: Collection[str] | None
+) -> dict[str, str | list[str]]:
+    kept: dict[str, str | list[str]] = {}
+    for key, value in (values or {}).items():
+        if len(kept) >= MAX_FIELDS:
+            break
+        if not isinstance(key, str) or len(key) > MAX_NAME:
+            continue
+        if "password" in key or key == "_csrf_token":
+            continue
+        if fields is not None and key not in fields:
+            continue
+        if isinstance(value, str):
+            if len(value) > MAX_VALUE and fields is None:
+                continue
+            kept[key] = value[:MAX_VALUE]
+        elif isinstance(value, list):
+            if fields is None and (
+                len(value) > MAX_ITEMS
+                or any(isinstance(item, str) and len(item) > MAX_VALUE for item in value)
+            ):
+                continue
+            kept[key] = kept_list(value)
+    return kept
+
 
 def keep_form(
     connection: ASGIConnection[Any, Any, Any, Any],
     page: str,
     error: UserError,
     values: dict[str, Any] | None = None,
+    *,
+    fields: Collection[str] | None = None,
 ) -> None:
     """Keep `error` (untranslated) and the text fields of `values` for the next visit of
-    `page`; passwords and the CSRF token are never kept."""
+    `page`; passwords and the CSRF token are never kept. Only the `fields` named, when
+    given (a route passing a whole form names the fields its page shows again). Bounded
+    whatever is posted: at most `MAX_FIELDS` fields, each text cut to `MAX_VALUE`
+    characters, each list to `MAX_ITEMS` items; a field not named that is longer is
+    dropped."""
     session_of(connection)[KEY] = {
         "page": page,
         "message": error.message,
         "params": error.params,
         "field": error.field,
         "status": error.status_code,
-        "values": {
-            key: value
-            for key, value in (values or {}).items()
-            if isinstance(value, str | list) and "password" not in key and key != "_csrf_token"
-        },
+        "values": _kept_values(values, fields),
     }
 
 

@@ -51,7 +51,7 @@ from tenants.accounts import check_new_account, create_user, request_email_verif
 from tenants.context import TenantContext
 from tenants.organizations import dangerously_enter_tenant_by_slug, tenant_by_slug
 from web.guards import LoginRequired, signed_in
-from web.kept_forms import keep_form, kept_form
+from web.kept_forms import keep_form, kept_form, kept_list
 from web.pages import (
     actor_for,
     current_user,
@@ -279,7 +279,7 @@ async def start(request: Request[Any, Any, Any], code: FromPath[str]) -> Templat
         )
     except UserError as error:
         # The campaign's page again (a GET), the error beside the field, the value kept.
-        keep_form(request, f"/c/{normalized}", error, form)
+        keep_form(request, f"/c/{normalized}", error, form, fields=("external_id",))
         return redirect(f"/c/{normalized}")
     base = f"/p/{landing.tenant.slug}/{participation.id}"
     return redirect(base if participation.status == "started" else f"{base}/results")
@@ -450,13 +450,14 @@ async def challenge_report(
     except Invalid as error:
         # The challenge page again (a GET), the report form open with the error beside its
         # field and what was typed, the answer in progress still checked.
-        keep_form(request, here, error, {**text, "answer": chosen, "reporting": "yes"})
+        kept = {**text, "answer": chosen, "reporting": "yes"}
+        keep_form(request, here, error, kept, fields=("category", "comment", "answer", "reporting"))
         return redirect(here)
     if outcome.recorded:
         flash(request, "Thank you: your report is sent to the team that writes the questions.")
     else:
         flash(request, "You had already reported this question: thank you, it is being looked at.")
-    session_of(request)[CHOSEN] = {"page": here, "answer": chosen}
+    session_of(request)[CHOSEN] = {"page": here, "answer": kept_list(chosen)}
     return redirect(here)
 
 
@@ -477,7 +478,7 @@ async def challenge_more_time(
         flash(request, error.message, **error.params)
         return redirect(here)
     flash(request, "You have more time for this question. Your answer in progress is kept.")
-    session_of(request)[CHOSEN] = {"page": here, "answer": chosen}
+    session_of(request)[CHOSEN] = {"page": here, "answer": kept_list(chosen)}
     return redirect(here)
 
 
@@ -554,7 +555,7 @@ async def share_results(
             raise Conflict(UNVERIFIED_MESSAGE, email=user.email if user else "")
         await share(ctx, participation_id, consent=form.get("consent") == "yes")
     except (Conflict, Invalid) as error:
-        keep_form(request, results, error, form)
+        keep_form(request, results, error, form, fields=("consent",))
         return redirect(f"{results}#share-title")
     flash(request, "Your results are shared with {organization}.", organization=ctx.tenant.name)
     return redirect(results)
