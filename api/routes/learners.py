@@ -34,8 +34,11 @@ IMPORT = {"permission": Permission.LEARNERS_IMPORT}
 #: Bodies up to this size reach the import, which refuses files over `MAX_BYTES` with its own
 #: message; larger ones get the generic "too large" page.
 UPLOAD_LIMIT = 3 * MAX_BYTES
-#: Problems listed on the report page (the count of the rest is shown).
-SHOWN_PROBLEMS = 1000
+#: Problems listed on the report page (the count of the rest is shown): the report waits in
+#: the session, which Redis and every process's local copies hold, so it stays small.
+SHOWN_PROBLEMS = 100
+#: The longest cell value a listed problem quotes, in characters.
+SHOWN_VALUE = 200
 TOO_LARGE_MESSAGE = "This file is larger than {max} MB. Split it into several files."
 
 
@@ -85,9 +88,12 @@ def _keep_report(
     filename: str = "",
 ) -> Redirect:
     """Keep the import's report (a refused file, the bad rows, or what a check found) in the
-    session, untranslated, and send the browser to the page that shows it."""
+    session, untranslated, for the import page of this organization only, and send the
+    browser to that page."""
     problems = result.problems if result else ()
+    page = f"/o/{ctx.tenant.slug}/learners/import"
     session_of(request)[REPORT_KEY] = {
+        "page": page,
         "result": None
         if result is None
         else {
@@ -104,7 +110,7 @@ def _keep_report(
                 "line": p.line,
                 "column": p.column,
                 "letter": p.letter,
-                "value": p.value,
+                "value": p.value[:SHOWN_VALUE],
                 "reason": p.reason,
                 "params": dict(p.params),
             }
@@ -115,7 +121,7 @@ def _keep_report(
         "error": None if error is None else {"message": error.message, "params": error.params},
         "filename": filename,
     }
-    return redirect(f"/o/{ctx.tenant.slug}/learners/import")
+    return redirect(page)
 
 
 @get("/learners/import", opt=IMPORT)
@@ -123,7 +129,11 @@ async def learners_import_page(request: Request[Any, Any, Any], ctx: Ctx) -> Tem
     """The import form, with the report of the import just sent, once (422 when it was
     refused, so that the answer says so; reloading shows the form alone, 200)."""
     locale = locale_of(request)
-    report: dict[str, Any] = session_of(request).pop(REPORT_KEY, None) or {}
+    report: dict[str, Any] = {}
+    kept_report = session_of(request).get(REPORT_KEY)
+    if isinstance(kept_report, dict) and kept_report.get("page") == request.url.path:
+        # Another organization's import page leaves it for its own (a person in several).
+        report = session_of(request).pop(REPORT_KEY)
     error = report.get("error")
     kept = report.get("result")
     failed = error is not None or bool(report.get("bad"))
@@ -137,7 +147,7 @@ async def learners_import_page(request: Request[Any, Any, Any], ctx: Ctx) -> Tem
             {**p, "reason": translate(locale, p["reason"], **p["params"])}
             for p in report.get("problems", ())
         ],
-        hidden=max(report.get("bad", 0) - SHOWN_PROBLEMS, 0),
+        hidden=max(report.get("bad", 0) - len(report.get("problems", ())), 0),
         bad_lines=report.get("bad_lines", 0),
         filename=report.get("filename", ""),
         errors={"file": translate(locale, error["message"], **error["params"])} if error else {},

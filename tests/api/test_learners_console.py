@@ -356,3 +356,42 @@ async def test_the_import_report_is_a_page_of_its_own_that_reloads(
     assert "learners.csv" not in reloaded.text
     assert 'type="file"' in reloaded.text
     assert await _names(tenant_a) == []
+
+
+async def test_an_import_report_shows_on_its_own_organizations_page_only(
+    browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    """A person in two organizations imports a bad file in A, then opens B's import page: A's
+    rows must not appear under B; A's page still shows them, once."""
+    from tenants.members import add_member
+
+    await add_member(tenant_b.owner_ctx, tenant_a.owner, "admin")
+    await browser.login(tenant_a.owner)
+    page = f"/o/{tenant_a.slug}/learners"
+    await browser.get(page)
+    posted = await browser.client.post(
+        f"{page}/import",
+        data={"_csrf_token": browser.csrf},
+        files={"file": ("alpha-secret.csv", b"name,email\nAnn,not-an-address\n", "text/csv")},
+    )
+    assert posted.status_code == 303
+    other = await browser.get(f"/o/{tenant_b.slug}/learners/import")
+    assert other.status_code == 200
+    assert "alpha-secret.csv" not in other.text
+    assert "not-an-address" not in other.text
+    own = await browser.get(f"{page}/import")
+    assert own.status_code == 422
+    assert "alpha-secret.csv" in own.text
+    assert "not-an-address" in own.text
+
+
+async def test_a_report_of_many_bad_rows_lists_a_hundred_and_counts_the_rest(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    await browser.login(tenant_a.owner)
+    rows = "".join(f"Person {n},bad-{n}-{'x' * 500}\n" for n in range(300))
+    response = await _upload(browser, tenant_a.slug, f"name,email\n{rows}".encode())
+    assert response.status_code == 422
+    assert len(_report_rows(response.text)) == 100
+    assert "And 200 more problems, shown once these are fixed." in response.text
+    assert "x" * 201 not in response.text
