@@ -16,10 +16,12 @@ from campaigns.access import participant_id
 from campaigns.content import frozen_bank
 from campaigns.exposure import StoredLedger, exposure_ledgers, ledger_for
 from campaigns.participation.rules import (
+    TIME_UP_MESSAGE,
     extended_seconds_left,
     is_late,
     refuse_if_archived,
     seconds_left,
+    time_is_up,
 )
 from campaigns.problem_reports import withdrawn_challenges
 from core.database import execute, fetch, tenant_transaction
@@ -226,7 +228,8 @@ async def extend_time(
     whole time again (`extended_seconds_left`), recorded on the database's clock by moving
     the moment the challenge counts as shown, so that an answer within the new time is not
     late. Read and written in the caller's tenant transaction; a challenge that is not the
-    current one, or not timed, is a `Conflict`."""
+    current one, or not timed, or whose time is up already (`time_is_up`), is a
+    `Conflict`."""
     user_id = participant_id(ctx)
     lock = _STATE.format(answers="", join="", lock="FOR UPDATE OF p")
     rows = await fetch(lock, ctx.tenant_id, uuid_or_404(participation_id), user_id)
@@ -243,6 +246,8 @@ async def extend_time(
     if timer is None:
         raise Conflict("This question is not timed.")
     shown = 0.0 if row["seconds_shown"] is None else float(row["seconds_shown"])
+    if time_is_up(timer, shown):
+        raise Conflict(TIME_UP_MESSAGE)
     left = extended_seconds_left(timer, shown)
     # shown `timer - left` seconds ago (negative: in the future), on the transaction's clock
     await execute(

@@ -95,10 +95,23 @@ def seconds_left(timer_seconds: int | None, seconds_shown: float | None) -> int 
     return max(0, timer_seconds - math.floor(seconds_shown or 0.0))
 
 
+#: Why more time is refused once the time (and its grace) has run out.
+TIME_UP_MESSAGE = "The time for this question is up."
+
+
+def time_is_up(timer_seconds: int, seconds_shown: float) -> bool:
+    """Whether a challenge of `timer_seconds` shown `seconds_shown` seconds ago is past its
+    time and `TIMER_GRACE_SECONDS`: an answer now is late, and more time is refused (WCAG
+    2.2.1 extends a limit before it runs out; afterwards it would turn a late answer into
+    one on time)."""
+    return seconds_shown > timer_seconds + TIMER_GRACE_SECONDS
+
+
 def extended_seconds_left(timer_seconds: int, seconds_shown: float) -> float:
-    """The seconds left after asking for more time on a challenge of `timer_seconds` shown
-    `seconds_shown` seconds ago: what was left (nothing once the time is up) plus the whole
-    time again, at most `TIMER_EXTENSION_CAP` times the time."""
+    """The seconds left after asking for more time, before it is up (`time_is_up`), on a
+    challenge of `timer_seconds` shown `seconds_shown` seconds ago: what was left (nothing
+    within the grace after the time) plus the whole time again, at most
+    `TIMER_EXTENSION_CAP` times the time."""
     left = max(0.0, timer_seconds - seconds_shown)
     return min(left + timer_seconds, float(TIMER_EXTENSION_CAP * timer_seconds))
 
@@ -111,5 +124,5 @@ def is_late(timer_seconds: int | None, seconds_shown: float | None, *, skipped: 
         not skipped
         and timer_seconds is not None
         and seconds_shown is not None
-        and seconds_shown > timer_seconds + TIMER_GRACE_SECONDS
+        and time_is_up(timer_seconds, seconds_shown)
     )

@@ -10,7 +10,12 @@ from uuid import UUID
 from litestar import Litestar
 
 from campaigns.content import current_bank
-from campaigns.participation.rules import TIMER_EXTENSION_CAP, extended_seconds_left
+from campaigns.participation.rules import (
+    TIMER_EXTENSION_CAP,
+    TIMER_GRACE_SECONDS,
+    extended_seconds_left,
+    time_is_up,
+)
 from core import database
 from engine import Challenge
 from tests.api.conftest import Browser, browser_on
@@ -60,7 +65,9 @@ async def _more_time(browser: Browser, page: str, challenge: Challenge, **form: 
 
 def test_more_time_adds_the_whole_time_to_what_is_left_up_to_a_cap() -> None:
     assert extended_seconds_left(90, 30.0) == 150.0  # 60 s left, plus 90
-    assert extended_seconds_left(90, 400.0) == 90.0  # time up: the whole time again
+    assert extended_seconds_left(90, 93.0) == 90.0  # up, within the grace: the whole time
+    assert not time_is_up(90, 90.0 + TIMER_GRACE_SECONDS)
+    assert time_is_up(90, 90.5 + TIMER_GRACE_SECONDS)  # past it: refused, see below
     assert extended_seconds_left(90, -800.0) == TIMER_EXTENSION_CAP * 90  # never more than this
 
 
@@ -78,6 +85,30 @@ async def test_the_challenge_page_offers_more_time_on_a_timed_question_only(
     assert "Adds 90 seconds to the time left, as often as you need." in shown.text
 
 
+async def test_more_time_is_refused_once_the_time_is_up(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    """WCAG 2.2.1 extends a limit before it runs out: afterwards, more time would turn a late
+    answer into one on time. The page no longer offers it; the server refuses it."""
+    campaign = await short_campaign(tenant_a, length=3)
+    await _participant(browser)
+    page = await _start(browser, campaign)
+    participation_id = page.rsplit("/", 1)[1]
+    timed = _timed()
+    await _show_timed(tenant_a.id, participation_id, timed, ago=100)  # up, grace included
+    shown = await browser.get(page)
+    assert f'formaction="{page}/more-time"' not in shown.text
+    refused = await _more_time(browser, page, timed, **right_answer(timed.id))
+    assert refused.status_code == 303
+    assert refused.headers["location"] == page
+    assert "The time for this question is up." in (await browser.get(page)).text
+    assert 99 <= await _seconds_shown(tenant_a.id, participation_id) <= 103  # unchanged
+    form = {"challenge_id": timed.id, "type": timed.type, **right_answer(timed.id)}
+    answered = await browser.post(page, form, page=page)
+    after = await browser.get(answered.headers["location"])
+    assert "The time for that question was up" in after.text
+
+
 async def test_an_answer_after_the_first_time_but_within_the_extended_time_is_not_late(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
@@ -86,7 +117,7 @@ async def test_an_answer_after_the_first_time_but_within_the_extended_time_is_no
     page = await _start(browser, campaign)
     participation_id = page.rsplit("/", 1)[1]
     timed = _timed()
-    await _show_timed(tenant_a.id, participation_id, timed, ago=100)  # the time is up
+    await _show_timed(tenant_a.id, participation_id, timed, ago=80)  # 10 s left
     await browser.get(page)
     answer = right_answer(timed.id)
     extended = await _more_time(browser, page, timed, **answer)
@@ -94,11 +125,12 @@ async def test_an_answer_after_the_first_time_but_within_the_extended_time_is_no
     assert extended.headers["location"] == page
     shown = await browser.get(page)
     assert "You have more time for this question. Your answer in progress is kept." in shown.text
-    assert "1:30" in shown.text or "1:29" in shown.text  # the whole time again
+    assert "1:40" in shown.text or "1:39" in shown.text  # what was left plus the whole time
     if timed.type != "short_text":  # the answer in progress comes back checked
         assert f'value="{answer["answer"][0]}" type=' in shown.text
         assert "checked" in shown.text
-    assert -1.0 <= await _seconds_shown(tenant_a.id, participation_id) <= 2.0
+    assert -11.0 <= await _seconds_shown(tenant_a.id, participation_id) <= -8.0
+    await _show_timed(tenant_a.id, participation_id, timed, ago=-10 + 95)  # 95 s later
     form = {"challenge_id": timed.id, "type": timed.type, **answer}
     answered = await browser.post(page, form, page=page)
     assert answered.status_code == 303

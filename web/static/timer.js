@@ -1,6 +1,8 @@
 // Countdown of a timed question (participant/challenge.html). Progressive enhancement: the
 // page already says the time allowed and the time left when it was sent; this only keeps the
-// clock moving and announces half time and the end to screen readers, once each.
+// clock moving and announces half time and the end to screen readers, once each. At zero the
+// "More time" button goes (the server refuses it once the time is up: WCAG 2.2.1 extends a
+// limit before it runs out).
 (function () {
   "use strict";
   var box = document.querySelector(".timer[data-seconds-left]");
@@ -21,6 +23,12 @@
     if (seconds === 0) {
       alert.textContent = alert.getAttribute("data-over");
       box.classList.add("over");
+      var extend = document.querySelector(".timer-extend");
+      if (extend) {
+        var button = extend.querySelector("button");
+        if (button) button.disabled = true;
+        extend.hidden = true;
+      }
       return;
     }
     window.setTimeout(tick, 1000);
