@@ -229,7 +229,7 @@ async def learner_invitation(
         invited_at=row["invited_at"],
         mailed_at=row["mailed_at"],
         reminder_days=tuple(row["reminder_days"]),
-        reminders=tuple(zip(row["reminded_days"], row["reminded_at"], strict=False)),
+        reminders=tuple(zip(row["reminded_days"], row["reminded_at"], strict=True)),
     )
 
 
@@ -323,7 +323,10 @@ async def mail_campaign_invitations(ctx: dict[str, Any], tenant_id: str, campaig
 
 _DUE_REMINDERS = """
 UPDATE campaign_invitation i
-SET reminded_days = i.reminded_days || due.days, reminded_at = i.reminded_at || now()
+-- one moment per day sent (two days due at once make one mail, written now): the two
+-- arrays stay in step (now() in a plain SET, not in a CASE or an upsert: Citus allows it)
+SET reminded_days = i.reminded_days || due.days,
+    reminded_at = i.reminded_at || array_fill(now(), ARRAY[cardinality(due.days)])
 FROM (
     SELECT d.id, array_agg(d.day ORDER BY d.day) AS days
     FROM (SELECT i2.id, i2.campaign_id, i2.learner_id, i2.invited_at, i2.reminded_days,

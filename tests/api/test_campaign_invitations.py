@@ -356,3 +356,43 @@ async def test_two_reminder_runs_at_once_mail_each_reminder_day_once(
         )
     assert {tuple(row["reminded_days"]) for row in rows} == {(3,)}
     assert {len(row["reminded_at"]) for row in rows} == {1}
+
+
+async def test_two_reminder_days_due_at_once_make_one_mail_and_both_show_as_sent(
+    browser: Browser, tenant_a: TenantFixture, held: HeldQueue
+) -> None:
+    # The worker was down past both days: one mail, and each day gets its moment, so the
+    # participant page lists both and promises none still to come.
+    campaign = await make_campaign(tenant_a, locales=("en",))
+    tag, ids = await _learners(tenant_a)
+    await browser.login(tenant_a.owner)
+    await _invite(browser, tenant_a, campaign)
+    await held.run()
+    await _age_invitations(tenant_a, 8)
+    await REGISTRY["send_invitation_reminders"]({})
+    ann = f"ann-{tag}@example.org"
+    assert [m["subject"].startswith("Reminder") for m in await _mails(ann)] == [False, True]
+    async with as_tenant(tenant_a.id):
+        rows = await database.fetch(
+            """SELECT reminded_days, cardinality(reminded_at) AS moments
+               FROM campaign_invitation WHERE tenant_id = $1 AND learner_id = $2""",
+            tenant_a.id,
+            ids["Ann"],
+        )
+    assert (rows[0]["reminded_days"], rows[0]["moments"]) == ([3, 7], 2)
+    async with as_tenant(tenant_a.id):
+        participation = uuid4()
+        await database.execute(
+            """INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt)
+               VALUES ($1, $2, $3, $4, 1)""",
+            tenant_a.id,
+            participation,
+            campaign.id,
+            ids["Ann"],
+        )
+    page = await browser.get(
+        f"/o/{tenant_a.slug}/campaigns/{campaign.id}/participants/{participation}"
+    )
+    assert "3 days after the invitation" in page.text
+    assert "7 days after the invitation" in page.text
+    assert "Reminders still to come" not in page.text
