@@ -15,20 +15,24 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
-from playwright.async_api import Browser, Page, Route
+from playwright.async_api import Browser, Page, Route, expect
 
+from billing import invoices
+from billing.catalogue import PlanFields, PlanKind, create_plan, set_price
 from campaigns.campaign_fields import Campaign, CampaignFields
 from campaigns.service import create_campaign
 from core import database
 from core.settings import get_settings
+from tenants.organizations import system_context, tenant_by_id
+from tests.admin.conftest import StaffFixture
 from tests.api.conftest import PASSWORD
 from tests.api.test_participant import shorten
-from tests.billing.plans import licence_plan
+from tests.billing.plans import STAFF, licence_plan
 from tests.browser.audit import audit
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, staff_sign_in
 from tests.conftest import TenantFixture, make_user
 from tests.db import as_tenant
 from tests.sso.conftest import OidcPeer, oidc_peer, peer_connection  # noqa: F401 - the peer
@@ -479,3 +483,114 @@ async def test_journey_4_a_tenant_admin_signs_up_invites_connects_sso_and_pays_a
     download = await caught.value
     pdf = await download.path()
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+async def _onboarding_continue(page: Page) -> None:
+    await page.get_by_role("button", name="Continue").click()
+    await page.wait_for_load_state("networkidle")
+
+
+async def test_journey_5_an_account_manager_onboards_a_foreign_agency_and_records_its_transfer(
+    page: Page, account_manager: StaffFixture
+) -> None:
+    """An account manager signs in (password, then TOTP), onboards a Norwegian agency in
+    English, invoiced in crowns and paid by bank transfer, sees its first invoice open, records
+    the transfer as the bank statement writes it, and sees the invoice paid."""
+    plan = await create_plan(
+        STAFF,
+        PlanFields(
+            code=f"journey-licence-{uuid4().hex[:8]}",
+            kind=PlanKind.LICENSE,
+            names={"en": "Annual licence, 200 seats", "fr": "Licence annuelle, 200 sièges"},
+            interval="year",
+            overage_policy="warn",
+            included_seats=200,
+        ),
+    )
+    await set_price(STAFF, plan.code, "NOK", 6_000_000)
+    slug = f"fjordby-{uuid4().hex[:6]}"
+    await staff_sign_in(page, account_manager)
+    await audit(page, "journey-5-back-office")
+    await page.goto("/admin/tenants/new")
+    await audit(page, "journey-5-onboarding-kind")
+    await page.locator("#f-kind").select_option("foreign_agency")
+    await page.locator("#f-country").fill("NO")
+    await _onboarding_continue(page)
+    # English and crowns, as the country suggests (and said again, as an account manager would)
+    await expect(page.locator("#f-locale")).to_have_value("en")
+    await expect(page.locator("#f-currency")).to_have_value("NOK")
+    await page.locator("#f-locale").select_option("en")
+    await page.locator("#f-name").fill("Fjordby Digital Services")
+    await page.locator("#f-slug").fill(slug)
+    await audit(page, "journey-5-onboarding-organization")
+    await _onboarding_continue(page)
+    await expect(page.locator("#f-collection_method")).to_have_value("send_invoice")
+    await page.locator("#f-plan").select_option(f"{plan.code}:standard")
+    await page.locator("#f-po_number").fill("FJ-2026-07")
+    await audit(page, "journey-5-onboarding-plan")
+    await _onboarding_continue(page)
+    await page.locator("#f-billing_email").fill("faktura@fjordby.example")
+    await page.locator("#f-address_line1").fill("Kaigata 3")
+    await page.locator("#f-postal_code").fill("5003")
+    await page.locator("#f-city").fill("Bergen")
+    await page.locator("#f-vat_number").fill("NO987654321MVA")
+    await audit(page, "journey-5-onboarding-billing")
+    await _onboarding_continue(page)
+    await page.locator("#f-admin_email").fill(f"sigrid.{slug}@fjordby.example")
+    await page.locator("#f-admin_name").fill("Sigrid Haugen")
+    await audit(page, "journey-5-onboarding-admin")
+    await _onboarding_continue(page)
+    await expect(page.locator("dl.details")).to_contain_text("Fjordby Digital Services")
+    await page.locator("#f-reason").fill("Signed order FJ-2026-07")
+    await audit(page, "journey-5-onboarding-confirm")
+    await page.get_by_role("button", name="Create").click()
+    await page.wait_for_url(re.compile(r".*/admin/tenants/[0-9a-f-]{36}$"))
+    await expect(page.get_by_role("status")).to_contain_text("was created")
+    await audit(page, "journey-5-tenant")
+    tenant_id = UUID(page.url.rstrip("/").rsplit("/", 1)[1])
+    agency = await tenant_by_id(tenant_id)
+    assert (agency.slug, agency.default_locale) == (slug, "en")
+
+    # its first invoice, in crowns, open
+    [invoice] = await invoices.list_invoices(system_context(agency, "tests"))
+    assert (invoice.currency, invoice.status) == ("NOK", "open")
+    await (
+        page.get_by_role("navigation", name="Tenant")
+        .get_by_role("link", name="Invoices and payments")
+        .click()
+    )
+    await page.wait_for_url(f"**/admin/tenants/{tenant_id}/invoices")
+    row = page.locator("tr", has=page.get_by_role("rowheader", name=invoice.number or ""))
+    await expect(row).to_contain_text("open")
+    await expect(row).to_contain_text("NOK")
+    await audit(page, "journey-5-invoice-open")
+
+    # the transfer, as the bank statement writes it
+    await page.get_by_role("link", name=f"Record a transfer {invoice.number}").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Record a bank transfer")
+    due = invoice.total
+    await page.locator("#f-amount").fill(f"{due // 100:,}.{due % 100:02d}")
+    await page.locator("#f-reference").fill("OVERFØRING FJORDBY FJ-2026-07")
+    await page.locator("#f-reason").fill("Transfer on today's bank statement")
+    await audit(page, "journey-5-payment")
+    await page.get_by_role("button", name="Continue").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Confirm: Record a bank transfer"
+    )
+    await audit(page, "journey-5-payment-confirm")
+    await page.get_by_role("button", name="Confirm").click()
+    await page.wait_for_url(f"**/admin/tenants/{tenant_id}")
+    await expect(page.get_by_role("status").filter(has_text="A transfer of")).to_be_visible()
+    await audit(page, "journey-5-payment-recorded")
+
+    # the invoice is paid
+    await page.goto(f"/admin/tenants/{tenant_id}/invoices")
+    row = page.locator("tr", has=page.get_by_role("rowheader", name=invoice.number or ""))
+    await expect(row).to_contain_text("paid")
+    await expect(page.get_by_text("OVERFØRING FJORDBY FJ-2026-07")).to_be_visible()
+    await expect(
+        page.get_by_role("link", name=f"Record a transfer {invoice.number}")
+    ).to_have_count(0)
+    await audit(page, "journey-5-invoice-paid")
+    paid = await invoices.get_invoice(system_context(agency, "tests"), invoice.id)
+    assert (paid.status, paid.amount_paid) == ("paid", invoice.total)
