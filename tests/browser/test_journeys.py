@@ -12,6 +12,7 @@ previews a challenge and retires it (test_admin_content); they use the same audi
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +24,12 @@ from playwright.async_api import Browser, Page, Route, expect
 from billing import invoices
 from billing.catalogue import PlanFields, PlanKind, create_plan, set_price
 from campaigns.campaign_fields import Campaign, CampaignFields
+from campaigns.content import current_bank
+from campaigns.participation.answering import current_challenge
+from campaigns.participation.start import start_or_resume
+from campaigns.problem_reports import forget_withdrawn, report_problem, withdrawn_challenges
 from campaigns.service import create_campaign
+from campaigns.target_profiles import TargetProfileFields, create_target_profile
 from core import database
 from core.settings import get_settings
 from tenants.organizations import system_context, tenant_by_id
@@ -33,6 +39,7 @@ from tests.api.test_participant import shorten
 from tests.billing.plans import STAFF, licence_plan
 from tests.browser.audit import audit
 from tests.browser.conftest import screenshot, staff_sign_in
+from tests.campaigns.conftest import make_participant
 from tests.conftest import TenantFixture, make_user
 from tests.db import as_tenant
 from tests.sso.conftest import OidcPeer, oidc_peer, peer_connection  # noqa: F401 - the peer
@@ -594,3 +601,98 @@ async def test_journey_5_an_account_manager_onboards_a_foreign_agency_and_record
     await audit(page, "journey-5-invoice-paid")
     paid = await invoices.get_invoice(system_context(agency, "tests"), invoice.id)
     assert (paid.status, paid.amount_paid) == ("paid", invoice.total)
+
+
+AREA_5 = Path(__file__).resolve().parents[2] / "engine" / "content" / "demo" / "area-5.json"
+FOUR_LANGUAGES = ("fr", "en", "nl", "de")
+
+
+@pytest.fixture
+async def _area_5_flags_reviewed_afterwards(db: str) -> AsyncIterator[None]:
+    """Flags are global: the flags of area 5's challenges this journey reports and retires are
+    reviewed away afterwards, so other tests are served them again."""
+    yield
+    async with database.global_transaction():
+        await database.execute(
+            """UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(),
+                   recent_reports = 0, retired_at = NULL
+               WHERE challenge_id LIKE 'ch-5.%'"""
+        )
+    forget_withdrawn()
+
+
+@pytest.mark.usefixtures("_area_5_flags_reviewed_afterwards")
+async def test_journey_6_a_content_editor_previews_a_challenge_in_four_languages_and_retires_it(
+    page: Page, content_editor: StaffFixture, tenant_a: TenantFixture
+) -> None:
+    """A participant of a campaign on area 5 (problem solving) reports the question they are
+    shown; the content editor finds it in the bank, previews it in French, English, Dutch and
+    German (each statement as the bank file writes it), retires it from the problem-report
+    queue with a reason, and sees it retired there and on its preview."""
+    written = {c["id"]: c for c in json.loads(AREA_5.read_text(encoding="utf-8"))["challenges"]}
+    bank = current_bank()
+    area_5 = [code for code in bank.competences if code.startswith("5.")]
+    assert area_5, "the bank in use has no area 5"
+    profile = await create_target_profile(
+        tenant_a.owner_ctx, TargetProfileFields(name="Problem solving", competences=area_5)
+    )
+    campaign = await create_campaign(
+        tenant_a.owner_ctx, CampaignFields(name="Problem solving", target_profile_id=profile.id)
+    )
+    paula = await make_participant(tenant_a)
+    participation = await start_or_resume(paula.ctx, campaign.id)
+    view = await current_challenge(paula.ctx, participation.id)
+    assert view is not None
+    challenge_id = view.challenge_id
+    assert challenge_id.startswith("ch-5."), challenge_id
+    statements = written[challenge_id]["statement"]
+    assert set(FOUR_LANGUAGES) <= set(bank.challenge_by_id[challenge_id].locales)
+    await report_problem(
+        paula.ctx, participation.id, challenge_id, "unclear_statement", "The Dutch text reads oddly"
+    )
+
+    await staff_sign_in(page, content_editor)
+    await audit(page, "journey-6-framework")
+    await page.get_by_role("link", name="Challenges", exact=True).click()
+    await page.wait_for_url("**/admin/content/challenges")
+    word = max(statements["en"].split(), key=len).strip(".,;:?!«»\"'()")
+    await page.locator("#f-search").fill(word)
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_load_state("networkidle")
+    await audit(page, "journey-6-challenges")
+    await page.get_by_role("link", name=challenge_id, exact=True).click()
+    await page.wait_for_url(f"**/admin/content/challenges/{challenge_id}")
+    languages = page.get_by_role("navigation", name="Languages of the challenge")
+    seen = set()
+    for locale in FOUR_LANGUAGES:
+        await languages.locator(f"a[href$='?locale={locale}']").click()
+        await page.wait_for_url(f"**/admin/content/challenges/{challenge_id}?locale={locale}")
+        preview = page.locator(".preview")
+        await expect(preview).to_have_attribute("lang", locale)
+        statement = (await preview.locator(".statement").first.inner_text()).strip()
+        assert statement.startswith(statements[locale].strip()), (locale, statement)
+        seen.add(statements[locale])
+        await expect(languages.locator("a[aria-current=page]")).to_have_attribute(
+            "href", re.compile(rf"\?locale={locale}$")
+        )
+        await audit(page, f"journey-6-preview-{locale}")
+    assert len(seen) == len(FOUR_LANGUAGES)  # four different texts, not one language four times
+
+    # retired from the queue, confirmed with a reason
+    await page.get_by_role("link", name="Problem reports").click()
+    await page.wait_for_url("**/admin/content/reports")
+    await expect(page.get_by_text("The Dutch text reads oddly")).to_be_visible()
+    await audit(page, "journey-6-reports")
+    await page.get_by_role("button", name=f"Retire {challenge_id}…").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"Retire {challenge_id}?")
+    await page.locator("#f-reason").fill("The Dutch statement needs rewriting")
+    await audit(page, "journey-6-retire-confirm")
+    await page.get_by_role("button", name="Retire the challenge").click()
+    await page.wait_for_url("**/admin/content/reports")
+    await expect(page.get_by_text(f"{challenge_id} is retired")).to_be_visible()
+    await expect(page.get_by_role("button", name=f"Restore {challenge_id}…")).to_be_visible()
+    await audit(page, "journey-6-retired")
+    await page.goto(f"/admin/content/challenges/{challenge_id}")
+    await expect(page.get_by_text("Tests do not serve this challenge")).to_be_visible()
+    await audit(page, "journey-6-preview-retired")
+    assert challenge_id in await withdrawn_challenges()
