@@ -5,9 +5,12 @@ Journeys 2 and 4 use the OpenID provider peer of the SSO tests (tests/peers/oidc
 employee signs in there to take a campaign that requires SSO, journey 4's SSO form reads its
 discovery document.
 
-The back office's journeys are the existing tests: an account manager onboards a foreign agency
-(test_admin_onboarding) and records its bank transfer (test_admin_actions), a content editor
-previews a challenge and retires it (test_admin_content); they use the same audit.
+Journeys 5 and 6 are the back office's, its staff signing in with their TOTP code as the other
+back-office browser tests do: an account manager onboards a foreign agency and records its bank
+transfer in one journey (the steps of test_admin_onboarding and test_admin_actions), a content
+editor previews an area-5 challenge in four languages and retires it. A challenge is retired
+from the problem-report queue (the back office retires reported challenges only), so a
+participant of a campaign on area 5 reports the one they are shown first.
 """
 
 from __future__ import annotations
