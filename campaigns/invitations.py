@@ -87,7 +87,21 @@ class LearnerInvitation:
     reminders: tuple[tuple[int, datetime], ...]
 
 
-_AUDIENCE = """
+def _has_finished(campaign: str, learner: str) -> str:
+    """SQL (of the tenant `$1`): the learner `learner` (an alias of `learner`) has finished
+    the campaign `campaign` (an SQL expression), as this learner or under an account of the
+    same address that was not verified when its test started (so it did not claim the
+    imported learner). One rule for whom the invitation counts, invites and reminds."""
+    return f"""EXISTS (SELECT 1 FROM participation p
+          JOIN learner lp ON lp.tenant_id = $1 AND lp.id = p.learner_id
+          WHERE p.tenant_id = $1 AND p.campaign_id = {campaign} AND p.status <> 'started'
+            AND (lp.id = {learner}.id OR lower(lp.email) = lower({learner}.email)))"""  # noqa: S608 - constant clauses
+
+
+#: SQL (of the tenant `$1`): the campaign `c` still takes participants, so its link works.
+_TAKES_PARTICIPANTS = "c.status = 'active' AND (c.closes_at IS NULL OR c.closes_at > now())"
+
+_AUDIENCE = f"""
 SELECT count(*) AS learners,
        count(*) FILTER (WHERE l.email IS NULL) AS without_email,
        count(*) FILTER (WHERE l.email IS NOT NULL AND EXISTS (
@@ -96,25 +110,22 @@ SELECT count(*) AS learners,
        count(*) FILTER (WHERE l.email IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM campaign_invitation i WHERE i.tenant_id = $1
                AND i.campaign_id = $2 AND i.learner_id = l.id)
-           AND EXISTS (SELECT 1 FROM participation p WHERE p.tenant_id = $1
-               AND p.campaign_id = $2 AND p.learner_id = l.id AND p.status <> 'started'))
-           AS finished
+           AND {_has_finished("$2", "l")}) AS finished
 FROM learner l
 WHERE l.tenant_id = $1 AND ($3::text IS NULL OR $3 = ANY(l.groups))
-"""
+"""  # noqa: S608 - constant clauses
 
-_INVITE = """
+_INVITE = f"""
 INSERT INTO campaign_invitation (tenant_id, id, campaign_id, learner_id, invited_by,
     reminder_days)
 SELECT l.tenant_id, md5($2::uuid::text || l.id::text)::uuid, $2::uuid, l.id, $4::uuid,
     $5::integer[]
 FROM learner l
 WHERE l.tenant_id = $1 AND l.email IS NOT NULL AND ($3::text IS NULL OR $3 = ANY(l.groups))
-  AND NOT EXISTS (SELECT 1 FROM participation p WHERE p.tenant_id = $1
-      AND p.campaign_id = $2::uuid AND p.learner_id = l.id AND p.status <> 'started')
+  AND NOT {_has_finished("$2::uuid", "l")}
 ON CONFLICT (tenant_id, campaign_id, learner_id) DO NOTHING
 RETURNING id
-"""
+"""  # noqa: S608 - constant clauses
 
 
 def _audience(row: Mapping[str, Any]) -> Audience:
@@ -294,6 +305,21 @@ async def _queue(row: Mapping[str, Any], *, reminder: bool) -> None:
     await queue_mail(row["email"], subject, body, zone=row["timezone"])
 
 
+#: Marks a chunk of the campaign's invitations mailed, only while the campaign still takes
+#: participants (closed, archived or past its end between the request and the job: its link
+#: is dead, nobody is mailed; the invitations wait, unmailed, unreminded).
+_MARK_MAILED = f"""
+UPDATE campaign_invitation SET mailed_at = now()
+WHERE tenant_id = $1 AND id IN (
+    SELECT i.id FROM campaign_invitation i
+    JOIN campaign c ON c.tenant_id = $1 AND c.id = i.campaign_id
+    WHERE i.tenant_id = $1 AND i.campaign_id = $2 AND i.mailed_at IS NULL
+      AND {_TAKES_PARTICIPANTS}
+    ORDER BY i.invited_at, i.id LIMIT $3 FOR UPDATE OF i SKIP LOCKED)
+RETURNING id
+"""  # noqa: S608 - a constant clause
+
+
 @job
 async def mail_campaign_invitations(ctx: dict[str, Any], tenant_id: str, campaign_id: str) -> int:
     """Write the invitation mail of each invitation to the campaign not mailed yet, marking
@@ -302,17 +328,7 @@ async def mail_campaign_invitations(ctx: dict[str, Any], tenant_id: str, campaig
     total = 0
     while True:
         async with tenant_transaction(scope):
-            marked = await fetch(
-                """UPDATE campaign_invitation SET mailed_at = now()
-                   WHERE tenant_id = $1 AND id IN (
-                       SELECT id FROM campaign_invitation
-                       WHERE tenant_id = $1 AND campaign_id = $2 AND mailed_at IS NULL
-                       ORDER BY invited_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
-                   RETURNING id""",
-                scope.tenant_id,
-                UUID(campaign_id),
-                CHUNK,
-            )
+            marked = await fetch(_MARK_MAILED, scope.tenant_id, UUID(campaign_id), CHUNK)
             if not marked:
                 return total
             rows = await fetch(_RECIPIENTS, scope.tenant_id, [row["id"] for row in marked])
@@ -321,7 +337,7 @@ async def mail_campaign_invitations(ctx: dict[str, Any], tenant_id: str, campaig
             total += len(rows)
 
 
-_DUE_REMINDERS = """
+_DUE_REMINDERS = f"""
 UPDATE campaign_invitation i
 -- one moment per day sent (two days due at once make one mail, written now): the two
 -- arrays stay in step (now() in a plain SET, not in a CASE or an upsert: Citus allows it)
@@ -337,13 +353,8 @@ FROM (
     JOIN learner li ON li.tenant_id = $1 AND li.id = d.learner_id
     WHERE NOT d.day = ANY(d.reminded_days)
       AND d.invited_at + make_interval(days => d.day) <= now()
-      AND c.status = 'active' AND (c.closes_at IS NULL OR c.closes_at > now())
-      -- finished as this learner, or under an account of the same address that was not
-      -- verified when its test started (so it did not claim the imported learner)
-      AND NOT EXISTS (SELECT 1 FROM participation p
-          JOIN learner lp ON lp.tenant_id = $1 AND lp.id = p.learner_id
-          WHERE p.tenant_id = $1 AND p.campaign_id = d.campaign_id AND p.status <> 'started'
-            AND (lp.id = li.id OR lower(lp.email) = lower(li.email)))
+      AND {_TAKES_PARTICIPANTS}
+      AND NOT {_has_finished("d.campaign_id", "li")}
     GROUP BY d.id
     LIMIT $2
 ) due
@@ -351,7 +362,7 @@ WHERE i.tenant_id = $1 AND i.id = due.id
   -- again on the row as it is now: a run that waited for another's lock sees its days
   AND NOT (i.reminded_days && due.days)
 RETURNING i.id
-"""
+"""  # noqa: S608 - constant clauses
 
 
 async def _remind_tenant(tenant_id: UUID) -> int:

@@ -396,3 +396,60 @@ async def test_two_reminder_days_due_at_once_make_one_mail_and_both_show_as_sent
     assert "3 days after the invitation" in page.text
     assert "7 days after the invitation" in page.text
     assert "Reminders still to come" not in page.text
+
+
+@pytest.mark.parametrize("ended", ["closed", "archived", "past its end"])
+async def test_a_campaign_closed_before_the_job_runs_mails_nobody(
+    browser: Browser, tenant_a: TenantFixture, held: HeldQueue, ended: str
+) -> None:
+    campaign = await make_campaign(tenant_a, locales=("en",))
+    tag, _ = await _learners(tenant_a)
+    await browser.login(tenant_a.owner)
+    await _invite(browser, tenant_a, campaign)
+    change = (
+        "closes_at = now() - interval '1 minute'"
+        if ended == "past its end"
+        else f"status = '{ended}'"
+    )
+    async with as_tenant(tenant_a.id):
+        await database.execute(
+            f"UPDATE campaign SET {change} WHERE tenant_id = $1 AND id = $2",  # noqa: S608
+            tenant_a.id,
+            campaign.id,
+        )
+    await held.run()  # the job, after the campaign closed: its link is dead
+    assert await _mails(f"ann-{tag}@example.org", f"bob-{tag}@example.org") == []
+    async with as_tenant(tenant_a.id):
+        rows = await database.fetch(
+            "SELECT count(*) AS n FROM campaign_invitation WHERE tenant_id = $1 "
+            "AND mailed_at IS NOT NULL",
+            tenant_a.id,
+        )
+    assert rows[0]["n"] == 0
+
+
+async def test_who_finished_under_an_unverified_account_of_the_address_is_not_invited(
+    browser: Browser, tenant_a: TenantFixture, held: HeldQueue
+) -> None:
+    # Ann finished the test under an account of her address that was not verified when it
+    # started (so it has a learner of its own): the form counts her as finished, the
+    # invitation skips her, as the reminders do.
+    campaign = await make_campaign(tenant_a, locales=("en",))
+    tag, _ = await _learners(tenant_a)
+    own_learner = uuid4()
+    async with as_tenant(tenant_a.id):
+        await database.execute(
+            "INSERT INTO learner (tenant_id, id, name, email) VALUES ($1, $2, 'Ann', $3)",
+            tenant_a.id,
+            own_learner,
+            f"ANN-{tag}@example.org",
+        )
+    await _finish(tenant_a, campaign, own_learner)
+    await browser.login(tenant_a.owner)
+    form = await browser.get(f"/o/{tenant_a.slug}/campaigns/{campaign.id}/invite")
+    assert "<dt>Finished the campaign</dt><dd>2</dd>" in form.text  # Ann, and her account
+    assert "This invitation mails 2 learners." in form.text  # Bob and Dora
+    await _invite(browser, tenant_a, campaign)
+    await held.run()
+    ann, bob = f"ann-{tag}@example.org", f"bob-{tag}@example.org"
+    assert [m["to_address"] for m in await _mails(ann, bob)] == [bob]
