@@ -51,7 +51,7 @@ from campaigns.service import access_campaign
 from core.database import fetch, stream, tenant_transaction
 from core.errors import Invalid
 from core.i18n import N_, translate
-from core.l10n import zone_name
+from core.l10n import csv_delimiter, zone_name
 from core.settings import get_settings
 from core.tasks import TaskRun, task_job
 from tenants import audit
@@ -105,8 +105,6 @@ WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'shared'
 """
 
 
-#: Languages whose spreadsheets read `;` between cells and `,` before decimals.
-SEMICOLON_LOCALES = frozenset({"fr", "nl", "de"})
 #: The separators a person may choose on the export form, by their name in the query.
 SEPARATORS = {"semicolon": ";", "comma": ","}
 
@@ -128,7 +126,7 @@ def csv_dialect(locale: str, separator: str | None = None) -> CsvDialect:
         if delimiter not in SEPARATORS.values():
             raise Invalid("Choose a semicolon or a comma as separator.", field="separator")
     else:
-        delimiter = ";" if locale.split("-")[0].split("_")[0] in SEMICOLON_LOCALES else ","
+        delimiter = csv_delimiter(locale)
     # A comma before decimals only where it does not also separate the cells.
     return CsvDialect(delimiter, "," if delimiter == ";" else ".")
 

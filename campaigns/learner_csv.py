@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from campaigns.learner_rows import (
     repeated_rows,
 )
 from core.errors import Invalid
+from core.l10n import csv_delimiter
 
 #: The largest file read, and the most learners in one file.
 MAX_BYTES = 5 * 1024 * 1024
@@ -147,7 +149,7 @@ def _delimiter(text: str) -> str:
     the most cells while every following line of the sample (quotes respected, so that
     "Martin, Camille";… is one cell) has as many; else the one most frequent in the header;
     `,` for a single column. French, Dutch and German Excel write `;`, English Excel `,`."""
-    sample = [line for line in io.StringIO(text, newline="").readlines()[:SNIFF_LINES]]
+    sample = list(itertools.islice(io.StringIO(text, newline=""), SNIFF_LINES))
     best, best_cells = "", 1
     for delimiter in DELIMITERS:
         try:
@@ -285,23 +287,24 @@ def parse_learner_csv(data: bytes) -> ParsedFile:
 
 
 def template_csv(locale: str) -> tuple[str, bytes]:
-    """(file name, content) of an example file to fill in: French headers and `;` in French
-    (what French Excel opens as columns), English headers and `,` otherwise; UTF-8 with BOM
-    so that Excel reads the accents."""
+    """(file name, content) of an example file to fill in: French headers in French, English
+    ones otherwise; the separator of the person's spreadsheets (`;` in French, Dutch and
+    German: what their Excel opens as columns, as the exports); UTF-8 with BOM so that Excel
+    reads the accents."""
     if locale == "fr":
         lines = [
             ["nom", "email", "matricule", "groupes"],
             ["Camille Martin", "camille.martin@example.org", "A1024", "Comptabilité|Lyon"],
             ["Karim Benali", "karim.benali@example.org", "A1025", "Lyon"],
         ]
-        delimiter, name = ";", "apprenants.csv"
+        name = "apprenants.csv"
     else:
         lines = [
             ["name", "email", "external_id", "groups"],
             ["Camille Martin", "camille.martin@example.org", "A1024", "Accounting|Lyon"],
             ["Karim Benali", "karim.benali@example.org", "A1025", "Lyon"],
         ]
-        delimiter, name = ",", "learners.csv"
+        name = "learners.csv"
     out = io.StringIO()
-    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows(lines)
+    csv.writer(out, delimiter=csv_delimiter(locale), lineterminator="\r\n").writerows(lines)
     return name, b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")

@@ -33,6 +33,16 @@ BABEL_LOCALES: dict[str, str] = {
 }
 
 
+#: Languages whose spreadsheets read `;` between cells and `,` before decimals (Excel in
+#: French, Dutch and German): the CSV exports and the import template follow it.
+SEMICOLON_LOCALES = frozenset({"fr", "nl", "de"})
+
+
+def csv_delimiter(locale: str) -> str:
+    """The cell separator of `locale`'s spreadsheets: `;` or `,`."""
+    return ";" if locale.split("-")[0].split("_")[0] in SEMICOLON_LOCALES else ","
+
+
 def babel_locale(locale: str) -> str:
     """The Babel locale for one of our language codes (`en` -> `en_GB`)."""
     return BABEL_LOCALES.get(locale, locale)

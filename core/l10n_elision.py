@@ -50,6 +50,8 @@ def starts_with_vowel_sound(word: str) -> bool:
     bare = "".join(
         c for c in unicodedata.normalize("NFD", text[:12].lower()) if not unicodedata.combining(c)
     )
+    if not bare:  # nothing but combining marks
+        return False
     first = bare[0]
     if first in _VOWELS:
         # "yaourt" is the exception that proves little; names such as "Yvelines" elide.

@@ -149,14 +149,15 @@ def format_value(locale: str, value: Any, zone: tzinfo | None = None) -> str:
         )
     if isinstance(value, str):
         if _ISO_MOMENT.fullmatch(value[:16]) and len(value) > 10:
+            # anything a person typed may look like a moment: one out of range stays text
             try:
                 return format_moment(datetime.fromisoformat(value), locale, zone)
-            except ValueError:
+            except (ValueError, OverflowError):
                 return value
         if _ISO_DAY.fullmatch(value):
             try:
                 return format_day(date.fromisoformat(value), locale)
-            except ValueError:
+            except (ValueError, OverflowError):
                 return value
         if value in TRANSLATED_VALUES:
             return translate(locale, value)

@@ -64,13 +64,16 @@ def render_markdown(text: str) -> Markup:
     return Markup(md.renderer.render(tokens, md.options, {}))  # noqa: S704 - escaped by markdown-it
 
 
-@cache
 def document(name: str) -> tuple[str, Markup] | None:
     """(title, HTML) of the document `name` (`DOCUMENTS`), or None when there is no such
-    document or it is not installed. Its first level-1 heading is its title."""
+    document or it is not installed. Its first level-1 heading is its title. Only listed
+    names reach the cache: a name from a URL is anything."""
     file_name = DOCUMENTS.get(name)
-    if file_name is None:
-        return None
+    return None if file_name is None else _document(name, file_name)
+
+
+@cache
+def _document(name: str, file_name: str) -> tuple[str, Markup] | None:
     for folder in DOCUMENT_DIRS:
         path = folder / file_name
         if path.is_file():

@@ -304,3 +304,14 @@ async def test_a_workbook_keeps_numbers_as_numbers_whatever_the_language(
         .iter_rows(values_only=True)
     )
     assert rows[1][9 + 21] == AREA_1
+
+
+@pytest.mark.parametrize(
+    ("locale", "delimiter"), [("fr", ";"), ("nl", ";"), ("de", ";"), ("en", ",")]
+)
+def test_the_import_template_uses_the_exports_separator(locale: str, delimiter: str) -> None:
+    """The template to fill in is written with the separator the person's spreadsheets read,
+    as the exports are (Dutch and German included)."""
+    _, content = template_csv(locale)
+    first_line = content.decode("utf-8-sig").splitlines()[0]
+    assert first_line.count(delimiter) == 3
