@@ -33,7 +33,7 @@ from api.routes import metrics as metrics_route
 from api.runtime import connect, import_jobs
 from core import database, jobs, metrics
 from core.mail import configure_mailer, get_mailer, use_mailer
-from core.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from core.ratelimit import PROCESS_LIMITER, RedisRateLimiter
 from core.settings import Settings, get_settings
 from web import observe
 from web.front import (
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, *, periodic_jobs: bool = False)
             app.state.limiter = RedisRateLimiter(redis)
         else:
             app.state.redis = None
-            app.state.limiter = MemoryRateLimiter()
+            app.state.limiter = PROCESS_LIMITER  # the in-process jobs count with it too
         try:
             yield
         finally:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -29,12 +29,13 @@ from campaigns.access import require_manager, require_reader
 from campaigns.campaign_fields import last_open_day
 from campaigns.service import access_campaign
 from core.database import SystemScope, execute, fetch, tenant_transaction
-from core.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid, TooManyRequests
 from core.i18n import LOCALES, translate
 from core.ids import uuid_or_404
 from core.jobs import enqueue, every, job
 from core.l10n import format_day, zone_named
 from core.mail import queue_mail
+from core.ratelimit import RateLimiter, job_limiter
 from core.settings import get_settings
 from tenants import audit
 from tenants.context import TenantContext
@@ -48,6 +49,26 @@ CHUNK = 200
 NOT_OPEN_MESSAGE = "Open the campaign before inviting learners: its link does not work yet."
 UNKNOWN_GROUP_MESSAGE = "No learner is in this group."
 BAD_REMINDER_MESSAGE = "Choose reminders among the days offered."
+MAIL_QUOTA_MESSAGE = (
+    "Your organization may send {cap} invitation and reminder mails a day and has {left} left "
+    "today: this invitation would send {count}. Invite a group, or try again tomorrow."
+)
+#: How long a day's count of mails is kept (its key names the day).
+QUOTA_WINDOW_SECONDS = 2 * 24 * 3600
+
+
+def daily_mail_cap(organization_status: str) -> int:
+    """Invitation and reminder mails an organization may send a day (UTC): fewer in trial
+    (settings `invitation_mails_per_day`, `invitation_mails_per_day_trial`)."""
+    settings = get_settings()
+    if organization_status == "trial":
+        return settings.invitation_mails_per_day_trial
+    return settings.invitation_mails_per_day
+
+
+def quota_key(tenant_id: UUID) -> str:
+    """The rate limiter's key of the organization's invitation and reminder mails today."""
+    return f"invitation-mails:{tenant_id}:{datetime.now(UTC).date().isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -174,12 +195,14 @@ async def invite_learners(
     *,
     group: str | None = None,
     reminder_days: Sequence[int] = REMINDER_CHOICES,
+    limiter: RateLimiter,
 ) -> InvitationSent:
     """Invite the organization's learners (or those of `group`) to an open campaign: one
     invitation per learner with an email address who was not invited yet and has not
     finished it, mailed by a job after commit, with reminders `reminder_days` days later.
     Recorded in the audit log. `Conflict` unless the campaign is open; `Invalid` for a group
-    nobody is in."""
+    nobody is in; `TooManyRequests` when the mails would pass the organization's daily cap
+    (`daily_mail_cap`, counted by `limiter` with the reminders), nothing invited."""
     require_manager(ctx)
     chosen = _clean_group(group)
     days = sorted({int(day) for day in reminder_days})
@@ -192,7 +215,24 @@ async def invite_learners(
         audience = _audience((await fetch(_AUDIENCE, ctx.tenant_id, campaign.id, chosen))[0])
         if chosen is not None and audience.learners == 0:
             raise Invalid(UNKNOWN_GROUP_MESSAGE, field="group")
-        rows = await fetch(_INVITE, ctx.tenant_id, campaign.id, chosen, ctx.user_id, days)
+        key, count = quota_key(ctx.tenant_id), audience.to_invite
+        if count:
+            # Taken first (atomic in Redis, so two requests cannot both fit), given back when
+            # over the cap or when the invitation does not happen.
+            used = await limiter.hit(key, QUOTA_WINDOW_SECONDS, count)
+            cap = daily_mail_cap(ctx.tenant.status)
+            if used > cap:
+                await limiter.hit(key, QUOTA_WINDOW_SECONDS, -count)
+                left = max(cap - (used - count), 0)
+                raise TooManyRequests(MAIL_QUOTA_MESSAGE, cap=cap, left=left, count=count)
+        try:
+            rows = await fetch(_INVITE, ctx.tenant_id, campaign.id, chosen, ctx.user_id, days)
+        except BaseException:
+            if count:
+                await limiter.hit(key, QUOTA_WINDOW_SECONDS, -count)
+            raise
+        if len(rows) != count:  # learners invited or imported meanwhile: count what is sent
+            await limiter.hit(key, QUOTA_WINDOW_SECONDS, len(rows) - count)
         if rows:
             await audit.record(
                 ctx,
@@ -365,19 +405,28 @@ RETURNING i.id
 """  # noqa: S608 - constant clauses
 
 
-async def _remind_tenant(tenant_id: UUID) -> int:
+async def _remind_tenant(tenant_id: UUID, limiter: RateLimiter) -> int:
     """Inside the tenant's transaction (the sweep's): mark the due reminders sent and write
     one mail per invitation that had any. One run at a time per organization (arq's cron can
-    start two at once): the second waits here, then sees what the first marked."""
+    start two at once): the second waits here, then sees what the first marked. Within the
+    organization's daily cap of invitation and reminder mails (`daily_mail_cap`, counted by
+    `limiter`): reminders over it wait, unmarked, for a later run."""
     await execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('invitation-reminders:' || $1::text, 0))",
         str(tenant_id),
     )
+    found = await fetch("SELECT status FROM organization WHERE id = $1", tenant_id)
+    cap = daily_mail_cap(str(found[0]["status"]) if found else "trial")
+    key = quota_key(tenant_id)
     total = 0
     while True:
-        marked = await fetch(_DUE_REMINDERS, tenant_id, CHUNK)
+        room = min(CHUNK, cap - await limiter.count(key))
+        if room <= 0:
+            return total
+        marked = await fetch(_DUE_REMINDERS, tenant_id, room)
         if not marked:
             return total
+        await limiter.hit(key, QUOTA_WINDOW_SECONDS, len(marked))
         rows = await fetch(_RECIPIENTS, tenant_id, [row["id"] for row in marked])
         for row in rows:
             await _queue(row, reminder=True)
@@ -387,5 +436,10 @@ async def _remind_tenant(tenant_id: UUID) -> int:
 @every(minutes=60)
 async def send_invitation_reminders(ctx: dict[str, Any]) -> int:
     """Mail the reminders that are due, in every organization; how many were written. Run
-    twice, it mails nobody twice."""
-    return await dangerously_sweep_tenants(_remind_tenant)
+    twice, it mails nobody twice; each organization within its daily cap."""
+    limiter = job_limiter(ctx)
+
+    async def remind(tenant_id: UUID) -> int:
+        return await _remind_tenant(tenant_id, limiter)
+
+    return await dangerously_sweep_tenants(remind)

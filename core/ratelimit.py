@@ -9,8 +9,9 @@ from typing import Any, Protocol
 class RateLimiter(Protocol):
     """Counts hits on a key within a fixed window."""
 
-    async def hit(self, key: str, window_seconds: int) -> int:
-        """Record one hit; return the number of hits in the current window."""
+    async def hit(self, key: str, window_seconds: int, amount: int = 1) -> int:
+        """Record `amount` hits (one by default; negative gives some back); return the number
+        of hits in the current window."""
         ...
 
     async def count(self, key: str) -> int: ...
@@ -24,13 +25,13 @@ class MemoryRateLimiter:
     def __init__(self) -> None:
         self._hits: dict[str, tuple[float, int]] = {}
 
-    async def hit(self, key: str, window_seconds: int) -> int:
+    async def hit(self, key: str, window_seconds: int, amount: int = 1) -> int:
         now = time.monotonic()
         expires, hits = self._hits.get(key, (0.0, 0))
         if expires <= now:
             expires, hits = now + window_seconds, 0
-        self._hits[key] = (expires, hits + 1)
-        return hits + 1
+        self._hits[key] = (expires, hits + amount)
+        return hits + amount
 
     async def count(self, key: str) -> int:
         expires, hits = self._hits.get(key, (0.0, 0))
@@ -47,10 +48,10 @@ class RedisRateLimiter:
         self.redis = redis
         self.prefix = prefix
 
-    async def hit(self, key: str, window_seconds: int) -> int:
+    async def hit(self, key: str, window_seconds: int, amount: int = 1) -> int:
         name = self.prefix + key
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
+            pipe.incrby(name, amount)
             pipe.expire(name, window_seconds, nx=True)
             hits, _ = await pipe.execute()
         return int(hits)
@@ -61,3 +62,15 @@ class RedisRateLimiter:
 
     async def reset(self, key: str) -> None:
         await self.redis.delete(self.prefix + key)
+
+
+#: The counters of a process without Redis (the embedded default's single process): shared by
+#: its web requests and its in-process jobs, so that both count against the same limits.
+PROCESS_LIMITER = MemoryRateLimiter()
+
+
+def job_limiter(ctx: dict[str, Any]) -> RateLimiter:
+    """The limiter a job counts with: Redis's (arq hands its connection in `ctx`), shared
+    with the web processes; this process's counters otherwise."""
+    redis = ctx.get("redis")
+    return RedisRateLimiter(redis) if redis is not None else PROCESS_LIMITER

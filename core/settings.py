@@ -70,6 +70,11 @@ class Settings:
     login_attempts_per_account: int = 5
     login_attempts_per_ip: int = 20
     login_window_seconds: int = 900
+    #: Invitation and reminder mails to learners an organization may send a day (UTC), and
+    #: while in trial: Jalon's sender mails addresses the organization typed, so a cap keeps
+    #: a self-signed-up trial from mailing thousands of strangers.
+    invitation_mails_per_day: int = 2000
+    invitation_mails_per_day_trial: int = 200
     session_max_age_seconds: int = 14 * 24 * 3600
     #: Proxies whose X-Forwarded-For/-Proto are believed (comma-separated IPs or networks,
     #: `*` for any): the client address used for throttling and the audit log comes from them.
@@ -266,6 +271,10 @@ def load_settings() -> Settings:
         login_attempts_per_account=_env_int("JALON_LOGIN_ATTEMPTS_PER_ACCOUNT", 5),
         login_attempts_per_ip=_env_int("JALON_LOGIN_ATTEMPTS_PER_IP", 20),
         login_window_seconds=_env_int("JALON_LOGIN_WINDOW_SECONDS", 900),
+        invitation_mails_per_day=max(0, _env_int("JALON_INVITATION_MAILS_PER_DAY", 2000)),
+        invitation_mails_per_day_trial=max(
+            0, _env_int("JALON_INVITATION_MAILS_PER_DAY_TRIAL", 200)
+        ),
         session_max_age_seconds=_env_int("JALON_SESSION_MAX_AGE_SECONDS", 14 * 24 * 3600),
         forwarded_allow_ips=_env("JALON_FORWARDED_ALLOW_IPS", "127.0.0.1") or "127.0.0.1",
         report_threshold=_env_int("JALON_REPORT_THRESHOLD", 3),

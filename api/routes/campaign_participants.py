@@ -88,7 +88,11 @@ async def invite(request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPat
     try:
         days = invitations.clean_reminder_days(ticked)
         sent = await invitations.invite_learners(
-            ctx, campaign_id, group=form.get("group") or None, reminder_days=days
+            ctx,
+            campaign_id,
+            group=form.get("group") or None,
+            reminder_days=days,
+            limiter=request.app.state.limiter,
         )
     except UserError as error:
         if error.status_code == 404:

@@ -7,6 +7,7 @@ are 404s."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,10 +15,14 @@ from uuid import UUID, uuid4
 import pytest
 
 from campaigns.campaign_fields import Campaign
+from campaigns.invitations import QUOTA_WINDOW_SECONDS, quota_key
 from campaigns.learner_import import import_learners
 from core import database
 from core.database import global_transaction
 from core.jobs import REGISTRY
+from core.ratelimit import RedisRateLimiter
+from core.settings import Settings
+from tenants.members import add_member
 from tests.api.conftest import Browser
 from tests.campaigns.conftest import make_campaign
 from tests.conftest import HeldQueue, TenantFixture, make_user
@@ -320,6 +325,7 @@ async def test_two_reminder_runs_at_once_mail_each_reminder_day_once(
     # second run, blocked while the first writes, must not mail the same day again.
     from campaigns.invitations import _remind_tenant
     from core.database import SystemScope, tenant_transaction
+    from core.ratelimit import PROCESS_LIMITER
 
     campaign = await make_campaign(tenant_a, locales=("en",))
     tag, _ = await _learners(tenant_a)
@@ -331,7 +337,7 @@ async def test_two_reminder_runs_at_once_mail_each_reminder_day_once(
 
     async def first() -> int:
         async with tenant_transaction(SystemScope(tenant_a.id)):
-            sent = await _remind_tenant(tenant_a.id)
+            sent = await _remind_tenant(tenant_a.id, PROCESS_LIMITER)
             first_wrote.set()
             await release.wait()  # hold the transaction open while the second run starts
         return sent
@@ -339,7 +345,7 @@ async def test_two_reminder_runs_at_once_mail_each_reminder_day_once(
     async def second() -> int:
         await first_wrote.wait()
         async with tenant_transaction(SystemScope(tenant_a.id)):
-            return await _remind_tenant(tenant_a.id)
+            return await _remind_tenant(tenant_a.id, PROCESS_LIMITER)
 
     one, two = asyncio.create_task(first()), asyncio.create_task(second())
     await first_wrote.wait()
@@ -453,3 +459,80 @@ async def test_who_finished_under_an_unverified_account_of_the_address_is_not_in
     await held.run()
     ann, bob = f"ann-{tag}@example.org", f"bob-{tag}@example.org"
     assert [m["to_address"] for m in await _mails(ann, bob)] == [bob]
+
+
+@pytest.fixture
+async def redis_limiter(settings: Settings) -> AsyncIterator[RedisRateLimiter]:
+    """The web processes' limiter (the app's, on `REDIS_URL`), for a test to fill."""
+    if not settings.redis_url:
+        pytest.skip("needs REDIS_URL, as the web processes and the worker share it")
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url)
+    yield RedisRateLimiter(redis)
+    await redis.aclose()
+
+
+async def test_invitations_over_the_daily_cap_are_refused_with_a_429(
+    browser: Browser, tenant_a: TenantFixture, held: HeldQueue, redis_limiter: RedisRateLimiter
+) -> None:
+    # A trial organization may mail 200 a day: 198 are gone, the 3 learners do not fit.
+    campaign = await make_campaign(tenant_a, locales=("en",))
+    tag, _ = await _learners(tenant_a)
+    key = quota_key(tenant_a.id)
+    await redis_limiter.hit(key, QUOTA_WINDOW_SECONDS, 198)
+    await browser.login(tenant_a.owner)
+    refused = await _invite(browser, tenant_a, campaign)
+    assert refused.status_code == 303
+    page = await browser.get(refused.headers["location"])
+    assert page.status_code == 429
+    assert (
+        "Your organization may send 200 invitation and reminder mails a day and has 2 left "
+        "today: this invitation would send 3." in page.text
+    )
+    async with as_tenant(tenant_a.id):
+        rows = await database.fetch(
+            "SELECT count(*) AS n FROM campaign_invitation WHERE tenant_id = $1", tenant_a.id
+        )
+    assert rows[0]["n"] == 0
+    assert await redis_limiter.count(key) == 198  # the refused ones are given back
+    # In the person's language: a French admin is refused in French.
+    french_admin = await make_user("Fanny Admin", locale="fr")
+    await add_member(tenant_a.owner_ctx, french_admin, "admin")
+    await browser.login(french_admin)
+    again = await _invite(browser, tenant_a, campaign)
+    french = await browser.get(again.headers["location"])
+    assert french.status_code == 429
+    assert "il lui en reste 2 aujourd’hui\u00a0: cette invitation en enverrait 3" in french.text
+    await _invite(browser, tenant_a, campaign, group="Brest")  # Bob alone fits
+    await held.run()
+    assert [m["to_address"] for m in await _mails(f"bob-{tag}@example.org")] == [
+        f"bob-{tag}@example.org"
+    ]
+    assert await redis_limiter.count(key) == 199
+
+
+async def test_reminders_over_the_daily_cap_wait(
+    browser: Browser, tenant_a: TenantFixture, held: HeldQueue, redis_limiter: RedisRateLimiter
+) -> None:
+    campaign = await make_campaign(tenant_a, locales=("en",))
+    tag, _ = await _learners(tenant_a)
+    await browser.login(tenant_a.owner)
+    await _invite(browser, tenant_a, campaign, reminders=["3"])
+    await held.run()
+    await _age_invitations(tenant_a, 4)
+    key = quota_key(tenant_a.id)
+    await redis_limiter.hit(key, QUOTA_WINDOW_SECONDS, 200 - 3 - 1)  # room for one more
+    remind = REGISTRY["send_invitation_reminders"]
+    await remind({"redis": redis_limiter.redis})  # arq hands the worker its Redis
+    addresses = [f"{name}-{tag}@example.org" for name in ("ann", "bob", "dora")]
+    reminders = [m for m in await _mails(*addresses) if m["subject"].startswith("Reminder")]
+    assert len(reminders) == 1
+    assert await redis_limiter.count(key) == 200
+    await remind({"redis": redis_limiter.redis})  # still full: the others wait
+    reminders = [m for m in await _mails(*addresses) if m["subject"].startswith("Reminder")]
+    assert len(reminders) == 1
+    await redis_limiter.reset(key)  # the next day
+    await remind({"redis": redis_limiter.redis})
+    reminders = [m for m in await _mails(*addresses) if m["subject"].startswith("Reminder")]
+    assert len(reminders) == 3
