@@ -155,12 +155,23 @@ def clean_choice(value: str | None, choices: tuple[str, ...] | frozenset[str], f
     return choice
 
 
-def clean_colour(value: str | None, field: str = "brand_colour") -> str | None:
+def clean_colour(
+    value: str | None, field: str = "brand_colour", *, readable: bool = True
+) -> str | None:
+    """A brand colour as `#rrggbb` (None when empty); with `readable`, one that dark or white
+    text reads on (`check_readable`)."""
     colour = (value or "").strip().lower()
     if not colour:
         return None
     if not _COLOUR.match(colour):
         raise Invalid("Enter a colour as #rrggbb.", field=field)
+    if readable:
+        check_readable(colour, field)
+    return colour
+
+
+def check_readable(colour: str, field: str = "brand_colour") -> None:
+    """`Invalid` for a colour that neither dark nor white text reads on (4.5 to 1)."""
     if text_on(colour) is None:
         # Buttons are filled with the brand colour: their text, dark or white, must read.
         raise Invalid(
@@ -169,7 +180,6 @@ def clean_colour(value: str | None, field: str = "brand_colour") -> str | None:
             "darker shade.",
             field=field,
         )
-    return colour
 
 
 #: The years a date typed by a person may fall in: enough for any real use, and far from the

@@ -25,6 +25,7 @@ from core.database import (
 )
 from core.errors import Conflict, Invalid, NotFound
 from core.validation import (
+    check_readable,
     clean_choice,
     clean_colour,
     clean_locale,
@@ -365,10 +366,14 @@ async def update_settings(ctx: TenantContext, change: SettingsChange) -> TenantS
     ctx.require(Permission.ORGANIZATION_UPDATE)
     name = clean_text(change.name, "name", max_length=200)
     locale = clean_locale(change.default_locale, "default_locale")
-    colour = clean_colour(change.brand_colour)
+    colour = clean_colour(change.brand_colour, readable=False)
     logo_url = _logo_data_url(*change.logo) if change.logo else None
     async with tenant_transaction(ctx):
         before = (await fetch(SUMMARY_SQL + " WHERE id = $1 FOR UPDATE", ctx.tenant_id))[0]
+        if colour is not None and colour != before["brand_colour"]:
+            # A colour saved before the contrast rule stays until it is changed: the form
+            # sends it back with every other change.
+            check_readable(colour)
         await execute(
             """UPDATE organization SET name = $2, default_locale = $3, brand_colour = $4,
                    logo_data_url = CASE WHEN $5 THEN NULL ELSE coalesce($6, logo_data_url) END,

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
@@ -854,3 +855,24 @@ async def test_a_colour_no_text_can_read_on_is_refused_in_french(
     assert response.status_code == 422
     assert "Un texte sur cette couleur serait difficile à lire" in response.text
     assert 'id="f-brand_colour-error"' in response.text  # beside the colour field
+
+
+async def test_a_colour_saved_before_the_contrast_rule_does_not_block_other_changes(
+    browser: Browser, tenant_a: TenantFixture, owner_url: str
+) -> None:
+    """An organization whose stored colour no text reads on (saved before the rule) changes
+    its name: the form sends the old colour back, which stays until it is changed; a new
+    unreadable colour is still refused."""
+    owner = await asyncpg.connect(owner_url)
+    try:
+        await owner.execute(
+            "UPDATE organization SET brand_colour = '#777777' WHERE id = $1", tenant_a.id
+        )
+    finally:
+        await owner.close()
+    await browser.login(tenant_a.owner)
+    page = f"/o/{tenant_a.slug}/settings"
+    kept = await browser.post(page, _settings_form(brand_colour="#777777"), page=page)
+    assert kept.status_code == 303
+    refused = await browser.post(page, _settings_form(brand_colour="#7a7a7a"), page=page)
+    assert refused.status_code == 422
