@@ -109,6 +109,8 @@ class OrganizationFigures:
     """The organization's figures at a glance, for its dashboard: zeros for a new one."""
 
     campaigns: int
+    #: archived campaigns, not in `campaigns`: an organization with only these is not new
+    archived_campaigns: int
     #: campaigns open to participants now
     active_campaigns: int
     learners: int
@@ -121,6 +123,8 @@ class OrganizationFigures:
 _ORGANIZATION_FIGURES = """
 SELECT
   (SELECT count(*) FROM campaign WHERE tenant_id = $1 AND status <> 'archived') AS campaigns,
+  (SELECT count(*) FROM campaign WHERE tenant_id = $1 AND status = 'archived')
+      AS archived_campaigns,
   (SELECT count(*) FROM campaign WHERE tenant_id = $1 AND status = 'active') AS active_campaigns,
   (SELECT count(*) FROM learner WHERE tenant_id = $1) AS learners,
   (SELECT count(*) FROM participation WHERE tenant_id = $1) AS participations,
@@ -138,6 +142,7 @@ async def organization_figures(ctx: TenantContext) -> OrganizationFigures:
     row = rows[0]
     return OrganizationFigures(
         campaigns=row["campaigns"],
+        archived_campaigns=row["archived_campaigns"],
         active_campaigns=row["active_campaigns"],
         learners=row["learners"],
         participations=row["participations"],

@@ -217,13 +217,20 @@ async def _change(
     return redirect(page)
 
 
+#: The statuses in which closing or archiving has nothing left to do.
+_ALREADY = {"close": ("closed", "archived"), "archive": ("archived",)}
+
+
 async def _confirmation(
     request: Request[Any, Any, Any], ctx: TenantContext, campaign_id: str, action: str
-) -> Template:
+) -> Template | Redirect:
     """The page that asks to confirm closing or archiving, and says what it does; its button
-    posts the confirmed form to the same address."""
+    posts the confirmed form to the same address. A campaign already closed or archived (an
+    old tab, a bookmark) leads back to its page, as a revoked token's page does."""
     campaign = await service.get_campaign(ctx, campaign_id)
     base = f"/o/{ctx.tenant.slug}/campaigns/{campaign.id}"
+    if campaign.status in _ALREADY[action]:
+        return redirect(base)
     return render(
         request,
         "console/confirm.html",
@@ -251,7 +258,7 @@ async def _confirmed_change(
 @get("/campaigns/{campaign_id:str}/close", opt=MANAGE)
 async def campaign_close_confirm(
     request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
-) -> Template:
+) -> Template | Redirect:
     return await _confirmation(request, ctx, campaign_id, "close")
 
 
@@ -265,7 +272,7 @@ async def campaign_close(
 @get("/campaigns/{campaign_id:str}/archive", opt=MANAGE)
 async def campaign_archive_confirm(
     request: Request[Any, Any, Any], ctx: Ctx, campaign_id: FromPath[str]
-) -> Template:
+) -> Template | Redirect:
     return await _confirmation(request, ctx, campaign_id, "archive")
 
 

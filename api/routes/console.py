@@ -65,7 +65,7 @@ async def organizations(
     user = await current_user(request)
     assert user is not None
     orgs = await my_organizations(user.id)
-    if len(orgs) == 1 and not all and not user.staff_role:
+    if len(orgs) == 1 and all != "1" and not user.staff_role:
         return redirect(f"/o/{orgs[0].slug}/")
     if not orgs and not user.staff_role and await my_participations(user.id):
         # A participant, not an organizer: their tests and results, no "create an

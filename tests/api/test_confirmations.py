@@ -76,6 +76,11 @@ async def test_closing_and_archiving_a_campaign_ask_first_and_say_what_happens(
     assert (await get_campaign(tenant_a.owner_ctx, campaign.id)).status == "closed"
     await browser.post(f"{page}/archive", {"confirm": "yes"}, page=f"{page}/archive")
     assert (await get_campaign(tenant_a.owner_ctx, campaign.id)).status == "archived"
+    # Archived already (an old tab, a bookmark): nothing to ask, back to the campaign's page,
+    # as a revoked token's page does; closing it has nothing to do either.
+    for action in ("archive", "close"):
+        again = await browser.get(f"{page}/{action}")
+        assert (again.status_code, again.headers["location"]) == (303, page)
 
     # Another organization's campaign: the question is not found either.
     other = await create_campaign(

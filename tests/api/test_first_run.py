@@ -146,3 +146,29 @@ async def test_landing_never_opens_another_organization(
     assert (await browser.get(f"/o/{tenant_b.slug}/")).status_code == 404
     ctx = await member_context(tenant_a.slug, tenant_a.member, Actor(kind="user"))
     assert ctx.tenant_id == tenant_a.id
+
+
+async def test_all_other_than_one_still_lands_in_the_only_organization(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    person = await make_user("Single Again")
+    await add_member(tenant_a.owner_ctx, person, "member")
+    await browser.login(person)
+    for query in ("?all=0", "?all=", "?all=no"):
+        landed = await browser.get(f"/o/{query}")
+        assert (landed.status_code, landed.headers["location"]) == (303, f"/o/{tenant_a.slug}/")
+
+
+async def test_an_organization_whose_campaigns_are_all_archived_is_not_told_to_begin(
+    browser: Browser, tenant_a: TenantFixture
+) -> None:
+    from campaigns.service import archive_campaign
+
+    campaign = await create_campaign(
+        tenant_a.owner_ctx, CampaignFields(name="Old", profile_key="digcomp")
+    )
+    await archive_campaign(tenant_a.owner_ctx, campaign.id)
+    await browser.login(tenant_a.owner)
+    page = await browser.get(f"/o/{tenant_a.slug}/")
+    assert _figures(page.text)["campaigns"] == "0"  # archived ones aside
+    assert "Create your first campaign" not in page.text
