@@ -348,10 +348,10 @@ async def test_open_invoices_in_two_currencies_are_summed_per_currency(
         [LineInput(kind="adjustment", description="Workshop", quantity=1, unit_amount=1000)],
         currency="USD",
     )
-    await issue_invoice(system, dollars.id, at=now)  # $12.00
+    await issue_invoice(system, dollars.id, at=now)  # US$12.00 (en_GB: a European reader)
     await browser.login(tenant_a.owner)
     page = await browser.get(f"/o/{tenant_a.slug}/billing")
-    assert "€36.00 + $12.00 is due." in page.text
+    assert "€36.00 + US$12.00 is due." in page.text
     assert "€48.00" not in page.text
 
 
