@@ -218,14 +218,13 @@ async def authenticate(
     The message is the same for an unknown email and a wrong password.
     """
     account_key, ip_key = _sign_in_keys(email, ip)
-    if (
-        await limiter.count(account_key) >= settings.login_attempts_per_account
-        or await limiter.count(ip_key) >= settings.login_attempts_per_ip
-    ):
-        raise TooManyRequests(
-            "Too many failed sign-in attempts. Wait {minutes} minutes or reset your password.",
-            minutes=settings.login_window_seconds // 60,
-        )
+    await _reserve_attempt(
+        limiter,
+        settings,
+        account_key,
+        ip_key,
+        "Too many failed sign-in attempts. Wait {minutes} minutes or reset your password.",
+    )
     async with global_transaction():
         rows = await fetch(
             _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
@@ -243,11 +242,32 @@ async def authenticate(
                 rehashed,
             )
     if failed or row is None:
-        await limiter.hit(account_key, settings.login_window_seconds)
-        await limiter.hit(ip_key, settings.login_window_seconds)
-        raise Unauthenticated("Incorrect email or password.")
-    await limiter.reset(account_key)
+        raise Unauthenticated("Incorrect email or password.")  # the reserved attempt counts
+    await limiter.reset(account_key)  # the account's failures are forgotten
+    await _give_back(limiter, settings, ip_key)  # the address's earlier failures stand
     return _account(row)
+
+
+async def _reserve_attempt(
+    limiter: RateLimiter, settings: Settings, account_key: str, ip_key: str, message: str
+) -> None:
+    """Count a password attempt on the account and the address before checking it, and refuse
+    (`TooManyRequests`, nothing counted) past either limit. Counted first, not checked then
+    counted after argon2: requests sent at once would all pass a count read before any of
+    them failed."""
+    window = settings.login_window_seconds
+    on_account = await limiter.hit(account_key, window)
+    on_ip = await limiter.hit(ip_key, window)
+    if on_account > settings.login_attempts_per_account or on_ip > settings.login_attempts_per_ip:
+        await limiter.hit(account_key, window, -1)
+        await limiter.hit(ip_key, window, -1)
+        raise TooManyRequests(message, minutes=window // 60)
+
+
+async def _give_back(limiter: RateLimiter, settings: Settings, *keys: str) -> None:
+    """The attempt `_reserve_attempt` counted was not a failure: give it back."""
+    for key in keys:
+        await limiter.hit(key, settings.login_window_seconds, -1)
 
 
 async def _issue_token(user_id: UUID, purpose: str, ttl: timedelta) -> str:
@@ -473,18 +493,18 @@ async def change_password(
     session of the person that signed in before now is over (`sessions_valid_after`, ADR
     0027); the caller renews its own session past it. The person is told by mail."""
     account_key, ip_key = _sign_in_keys(user.email, ip)
-    if (
-        await limiter.count(account_key) >= settings.login_attempts_per_account
-        or await limiter.count(ip_key) >= settings.login_attempts_per_ip
-    ):
-        raise TooManyRequests(
-            "Too many failed attempts. Wait {minutes} minutes or reset your password.",
-            minutes=settings.login_window_seconds // 60,
-        )
+    await _reserve_attempt(
+        limiter,
+        settings,
+        account_key,
+        ip_key,
+        "Too many failed attempts. Wait {minutes} minutes or reset your password.",
+    )
     async with global_transaction(user_id=user.id):
         rows = await fetch("SELECT password_hash FROM user_account WHERE id = $1", user.id)
     stored = rows[0]["password_hash"] if rows else None
     errors: list[Invalid] = []
+    wrong = False
     # Hashing happens outside any transaction: no connection waits on argon2.
     if stored is None:
         errors.append(
@@ -498,9 +518,9 @@ async def change_password(
         errors.append(Invalid("Type your current password.", field="current_password"))
     elif not await verify_password(stored, current):
         errors.append(Invalid("The current password is incorrect.", field="current_password"))
-        if current:
-            await limiter.hit(account_key, settings.login_window_seconds)
-            await limiter.hit(ip_key, settings.login_window_seconds)
+        wrong = True
+    if not wrong:  # nothing was guessed wrong: the reserved attempt is given back
+        await _give_back(limiter, settings, account_key, ip_key)
     try:
         clean_new_password(new, confirmation)
     except InvalidFields as several:

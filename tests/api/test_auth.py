@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 
 from core import database
+from core.errors import TooManyRequests, Unauthenticated
+from core.ratelimit import MemoryRateLimiter
+from core.settings import get_settings
+from tenants.accounts import authenticate
 from tests.api.conftest import PASSWORD, Browser
 from tests.conftest import TenantFixture, make_user
 
@@ -281,3 +286,34 @@ async def test_open_redirects_are_refused(browser: Browser, tenant_a: TenantFixt
         {"email": tenant_a.owner.email, "password": PASSWORD, "next": "//evil.example/steal"},
     )
     assert response.headers["location"] == "/o/"
+
+
+async def test_wrong_passwords_sent_at_once_are_throttled_too(tenant_a: TenantFixture) -> None:
+    """Each attempt is counted before its password is checked: twenty wrong passwords sent at
+    once get the account's five checks, the rest are refused unchecked (a count read first
+    let them all through, argon2 being slow). A right one afterwards is refused too."""
+    settings = get_settings()
+    limiter = MemoryRateLimiter()
+    email = tenant_a.member.email
+
+    async def attempt(password: str) -> str:
+        try:
+            await authenticate(email, password, "203.0.113.9", limiter, settings)
+        except TooManyRequests:
+            return "refused"
+        except Unauthenticated:
+            return "checked"
+        return "signed in"
+
+    outcomes = await asyncio.gather(*(attempt(f"wrong {n}") for n in range(20)))
+    assert outcomes.count("checked") == settings.login_attempts_per_account
+    assert outcomes.count("refused") == 20 - settings.login_attempts_per_account
+    assert await attempt(PASSWORD) == "refused"
+
+
+async def test_a_right_password_gives_its_attempt_back(tenant_a: TenantFixture) -> None:
+    """A sign-in that succeeds is not counted against the address."""
+    settings = get_settings()
+    limiter = MemoryRateLimiter()
+    for _ in range(settings.login_attempts_per_ip + 2):
+        await authenticate(tenant_a.owner.email, PASSWORD, "203.0.113.10", limiter, settings)
