@@ -118,6 +118,11 @@ class OrganizationFigures:
     participations: int
     #: results their participants shared with the organization
     shared: int
+    #: the organization's members
+    members: int
+    #: member invitations not accepted nor revoked (expired ones included, as the members
+    #: page lists them)
+    pending_invitations: int
 
 
 _ORGANIZATION_FIGURES = """
@@ -128,13 +133,17 @@ SELECT
   (SELECT count(*) FROM campaign WHERE tenant_id = $1 AND status = 'active') AS active_campaigns,
   (SELECT count(*) FROM learner WHERE tenant_id = $1) AS learners,
   (SELECT count(*) FROM participation WHERE tenant_id = $1) AS participations,
-  (SELECT count(*) FROM participation WHERE tenant_id = $1 AND status = 'shared') AS shared
+  (SELECT count(*) FROM participation WHERE tenant_id = $1 AND status = 'shared') AS shared,
+  (SELECT count(*) FROM membership WHERE tenant_id = $1) AS members,
+  (SELECT count(*) FROM invitation WHERE tenant_id = $1 AND accepted_at IS NULL
+      AND revoked_at IS NULL) AS pending_invitations
 """
 
 
 async def organization_figures(ctx: TenantContext) -> OrganizationFigures:
-    """How many campaigns (archived aside; how many open), learners, participations and
-    shared results the organization has, in one statement (each count filtered on the
+    """How many campaigns (archived aside; how many open; how many archived), learners,
+    participations, shared results, members and pending member invitations the organization
+    has, in one statement (each count filtered on the
     tenant, as Citus routes it). Every member reads them, as they read campaigns."""
     require_reader(ctx)
     async with tenant_transaction(ctx):
@@ -147,4 +156,6 @@ async def organization_figures(ctx: TenantContext) -> OrganizationFigures:
         learners=row["learners"],
         participations=row["participations"],
         shared=row["shared"],
+        members=row["members"],
+        pending_invitations=row["pending_invitations"],
     )

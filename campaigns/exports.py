@@ -32,7 +32,7 @@ import csv
 import io
 import json
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Literal
@@ -50,7 +50,7 @@ from campaigns.content import frozen_bank
 from campaigns.service import access_campaign
 from core.database import fetch, stream, tenant_transaction
 from core.errors import Invalid
-from core.i18n import N_, translate
+from core.i18n import N_, in_language, translate
 from core.l10n import csv_delimiter, zone_name
 from core.settings import get_settings
 from core.tasks import TaskRun, task_job
@@ -134,10 +134,6 @@ def csv_dialect(locale: str, separator: str | None = None) -> CsvDialect:
 ENGLISH_CSV = CsvDialect(",", ".")
 
 
-def _title(texts: Mapping[str, str], locale: str) -> str:
-    return texts.get(locale) or texts.get("en") or next(iter(texts.values()), "")
-
-
 def _cell(value: Any) -> Any:
     """A text a spreadsheet would run as a formula (=, +, -, @…) is quoted with ' first."""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -189,8 +185,9 @@ async def _layout(ctx: TenantContext, campaign_id: UUID | str, locale: str) -> L
     headers = [translate(locale, header) for header in FIXED_HEADERS]
     if campaign.external_id_label:
         headers[2] = campaign.external_id_label
-    headers += [f"{code} {_title(bank.competences[code].title, locale)}" for code in competences]
-    headers += [f"{area.code} {_title(area.title, locale)}" for area, _ in areas]
+    titles = {code: in_language(bank.competences[code].title, locale) for code in competences}
+    headers += [f"{code} {titles[code]}" for code in competences]
+    headers += [f"{area.code} {in_language(area.title, locale)}" for area, _ in areas]
     return Layout(campaign, headers, competences, [(area.code, codes) for area, codes in areas])
 
 

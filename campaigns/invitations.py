@@ -312,7 +312,7 @@ async def _queue(row: Mapping[str, Any], *, reminder: bool) -> None:
         "name": row["name"],
         "organization": row["organization"],
         "campaign": row["campaign"],
-        "link": f"{get_settings().base_url}/c/{row['code']}",
+        "link": get_settings().campaign_link(row["code"]),
         "code": row["code"],
     }
     if reminder:

@@ -8,7 +8,7 @@ fresh checkout needs no build step.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,16 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 LOCALES: tuple[str, ...] = ("fr", "en", "nl", "de")
 #: Each language in its own name, as the language menus show it.
 LOCALE_NAMES = {"fr": "Français", "en": "English", "nl": "Nederlands", "de": "Deutsch"}
+
+
+def in_language(texts: Mapping[str, str], *locales: str | None) -> str:
+    """A text the question bank gives in several languages (a competence's or an area's
+    title, a question's statement), by language code: in the first of `locales` it has,
+    else in English, else in any; empty when it has none."""
+    for locale in (*locales, "en"):
+        if locale and texts.get(locale):
+            return texts[locale]
+    return next(iter(texts.values()), "")
 
 
 def N_(message: str) -> str:

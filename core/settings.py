@@ -140,6 +140,11 @@ class Settings:
     #: terms checkbox instead of Jalon's plain page at /terms. Unset: /terms.
     terms_url: str | None = None
 
+    def campaign_link(self, code: str) -> str:
+        """The address of a campaign's page for its participants, as mails and the console
+        give it: on `base_url`, never on the Host header a request came with."""
+        return f"{self.base_url}/c/{code}"
+
     @property
     def embedded_database(self) -> bool:
         """True when Jalon runs its own PostgreSQL in `data_dir`."""

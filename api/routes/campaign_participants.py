@@ -21,6 +21,8 @@ from campaigns.content import frozen_bank
 from campaigns.learners import learner_groups
 from campaigns.participant_details import participant_detail
 from core.errors import UserError
+from core.i18n import in_language
+from core.settings import get_settings
 from tenants.context import TenantContext
 from tenants.permissions import Permission
 from web.guards import Ctx
@@ -49,7 +51,7 @@ async def _invite_page(
         "groups": groups,
         "audience": audience,
         "reminder_choices": invitations.REMINDER_CHOICES,
-        "link": f"{str(request.base_url).rstrip('/')}/c/{campaign.code}",
+        "link": get_settings().campaign_link(campaign.code),
     }
     if error is None:
         return render(request, "console/campaign_invite.html", ctx=ctx, values=values, **context)
@@ -138,8 +140,7 @@ async def participant_page(
 def _competence_titles(bank_version: str, locale: str) -> dict[str, str]:
     bank = frozen_bank(bank_version)
     return {
-        code: competence.title.get(locale) or next(iter(competence.title.values()), "")
-        for code, competence in bank.competences.items()
+        code: in_language(competence.title, locale) for code, competence in bank.competences.items()
     }
 
 

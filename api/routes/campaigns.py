@@ -31,6 +31,8 @@ from campaigns.content import current_bank, frozen_bank
 from campaigns.profile_catalogue import catalogue
 from campaigns.target_profiles import list_target_profiles
 from core.errors import Invalid, UserError
+from core.i18n import in_language
+from core.settings import get_settings
 from sso.discovery import sso_available
 from tenants.context import TenantContext
 from tenants.permissions import Permission
@@ -149,7 +151,7 @@ def _competence_rows(campaign: Campaign, stats: CampaignStats, locale: str) -> l
         rows.append(
             {
                 "code": code,
-                "title": title.get(locale) or next(iter(title.values()), ""),
+                "title": in_language(title, locale),
                 "average": found.average_level if found else None,
                 "distribution": found.distribution if found else (0,) * 9,
                 "max_level": campaign.profile.max_level(code),
@@ -169,7 +171,7 @@ async def _campaign_page(
     context: dict[str, Any] = {
         "campaign": campaign,
         "stats": stats,
-        "link": f"{str(request.base_url).rstrip('/')}/c/{campaign.code}",
+        "link": get_settings().campaign_link(campaign.code),
         "competences": _competence_rows(campaign, stats, locale_of(request)),
         "export_in_background": exports.runs_in_background(stats.shared),
     }

@@ -29,6 +29,7 @@ from core.database import (
     tenant_transaction,
 )
 from core.errors import Conflict, Invalid, NotFound
+from core.i18n import in_language
 from core.ids import uuid_or_404
 from engine.bank import Challenge
 from tenants import audit
@@ -148,13 +149,6 @@ WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3
 """
 
 
-def _text(texts: Mapping[str, str], *locales: str | None) -> str:
-    for locale in locales:
-        if locale and texts.get(locale):
-            return texts[locale]
-    return next(iter(texts.values()), "")
-
-
 def _chosen(proposals: tuple[str, ...], indices: Any) -> tuple[str, ...]:
     """The proposals at `indices` (one index or a list), in the proposals' order; an index the
     proposals do not have (a stored answer is never one) is left out."""
@@ -175,9 +169,9 @@ def _missed(challenge: Challenge, locale: str, value: Any, *, skipped: bool) -> 
         given = () if value is None else _chosen(proposals, value)
     return MissedChallenge(
         kind=challenge.type,
-        statement=_text(challenge.statement, locale),
+        statement=in_language(challenge.statement, locale),
         proposals=proposals,
-        explanation=_text(challenge.explanation, locale),
+        explanation=in_language(challenge.explanation, locale),
         skipped=skipped,
         given=given,
         correct=correct,
@@ -209,7 +203,7 @@ async def result_details(
             title = bank.competences[code].title if code in bank.competences else {}
             competences.append(
                 CompetenceLevel(
-                    code, _text(title, locale, test_locale), level, spec.max_level(code)
+                    code, in_language(title, locale, test_locale), level, spec.max_level(code)
                 )
             )
         for challenge_id, skipped, stored in zip(

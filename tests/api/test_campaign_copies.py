@@ -65,14 +65,14 @@ async def test_a_drafts_page_says_its_link_works_once_open(
     assert "Invite participants" not in shown
     assert "Send them the link" not in shown
     assert "This campaign is a draft: its link does not work yet." in shown
-    link = f"http://127.0.0.1/c/{campaign.code}"
+    link = f"http://127.0.0.1:8000/c/{campaign.code}"  # on JALON_BASE_URL
     assert f'href="{link}"' not in shown  # never a live link
     assert (await browser.get(f"/c/{campaign.code}")).status_code == 404
 
     await browser.post(f"{page}/activate", page=page)
     shown = html.unescape((await browser.get(page)).text)
     assert "Invite participants" in shown
-    assert "Send them the link, or the code to type at http://127.0.0.1/c." in shown
+    assert "Send them the link, or the code to type at http://127.0.0.1:8000/c." in shown
     assert (await browser.get(f"/c/{campaign.code}")).status_code == 200
 
     await browser.post(f"{page}/close", {"confirm": "yes"}, page=page)

@@ -61,7 +61,11 @@ async def test_an_owner_creates_a_campaign_and_sees_its_link(
     shown = await browser.get(response.headers["location"])
     assert shown.status_code == 200
     assert f"The campaign Spring check is open. Its code is {campaign['code']}." in shown.text
-    assert f"http://127.0.0.1/c/{campaign['code']}" in shown.text
+    # On JALON_BASE_URL, as the invitation mails give it, whatever Host the request named.
+    assert f"http://127.0.0.1:8000/c/{campaign['code']}" in shown.text
+    spoofed = await browser.get(response.headers["location"], headers={"host": "evil.example"})
+    assert f"http://127.0.0.1:8000/c/{campaign['code']}" in spoofed.text
+    assert "evil.example" not in spoofed.text
     assert "No participant has shared results yet" in shown.text
     assert "Spring check" in (await browser.get(page)).text
     assert (await audit_actions(tenant_a.id))[-1] == "campaign.created"

@@ -172,3 +172,22 @@ async def test_an_organization_whose_campaigns_are_all_archived_is_not_told_to_b
     page = await browser.get(f"/o/{tenant_a.slug}/")
     assert _figures(page.text)["campaigns"] == "0"  # archived ones aside
     assert "Create your first campaign" not in page.text
+
+
+async def test_the_figures_count_members_and_pending_invitations_of_their_organization_only(
+    browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    # One statement counts them (the dashboard loaded every member and invitation to count).
+    from campaigns.campaign_stats import organization_figures
+    from core.settings import get_settings
+    from tenants.invitations import invite
+
+    await invite(tenant_a.owner_ctx, "someone@example.org", "member", get_settings())
+    await add_member(tenant_b.owner_ctx, await make_user("Beta Extra"), "member")
+    figures = await organization_figures(tenant_a.owner_ctx)
+    assert (figures.members, figures.pending_invitations) == (2, 1)
+    theirs = await organization_figures(tenant_b.owner_ctx)
+    assert (theirs.members, theirs.pending_invitations) == (3, 0)
+    await browser.login(tenant_a.owner)
+    page = _figures((await browser.get(f"/o/{tenant_a.slug}/")).text)
+    assert (page["members"], page["pending invitation"]) == ("2", "1")

@@ -396,3 +396,14 @@ def test_templates_show_no_untranslated_text() -> None:
         "text shown outside {{ _() }} or {% trans %} (wrap it, or add a name to "
         "UNTRANSLATED_WORDS in tests/core/test_i18n.py):\n" + "\n".join(found)
     )
+
+
+def test_a_bank_text_is_taken_in_the_asked_language_else_english_else_any() -> None:
+    from core.i18n import in_language
+
+    texts = {"fr": "Chercher", "en": "Search", "de": "Suchen"}
+    assert in_language(texts, "de") == "Suchen"
+    assert in_language(texts, "nl") == "Search"  # not translated: English
+    assert in_language(texts, None, "fr") == "Chercher"  # the next language asked
+    assert in_language({"fr": "Chercher", "de": "Suchen"}, "nl") == "Chercher"
+    assert in_language({}, "fr") == ""
