@@ -74,10 +74,14 @@ async def phone_nl(chromium: Browser, live_server: str) -> AsyncIterator[Page]:
     await context.close()
 
 
-async def _campaign(tenant: TenantFixture, name: str, length: int = 3) -> Campaign:
+async def _campaign(
+    tenant: TenantFixture, name: str, length: int = 3, locales: tuple[str, ...] = ("fr", "en")
+) -> Campaign:
     campaign = await create_campaign(
         tenant.owner_ctx,
-        CampaignFields(name=name, profile_key="digcomp", landing_text="Welcome, residents!"),
+        CampaignFields(
+            name=name, profile_key="digcomp", landing_text="Welcome, residents!", locales=locales
+        ),
     )
     await shorten(tenant.id, campaign.id, length)
     return campaign
@@ -126,11 +130,13 @@ async def _results_have_a_table_for_each_chart(page: Page) -> None:
 async def test_journey_1_a_resident_on_a_phone_signs_up_comes_back_by_magic_link_and_shares(
     phone_nl: Page, tenant_a: TenantFixture
 ) -> None:
-    """A city's resident, on a 390x844 phone whose browser asks for Dutch. The challenge bank
-    has French and English only: the test is taken in the campaign's first language (French)
-    while the interface is in Dutch."""
+    """A Belgian city's resident, on a 390x844 phone whose browser asks for Dutch, takes the
+    city's campaign (offered in French, Dutch, German and English) in Dutch: the interface and
+    the questions."""
     page = phone_nl
-    campaign = await _campaign(tenant_a, "Digital skills for residents")
+    campaign = await _campaign(
+        tenant_a, "Digital skills for residents", locales=("fr", "nl", "de", "en")
+    )
     await page.goto(f"/c/{campaign.code}")
     # The organization's language (French) comes before the browser's: the resident picks
     # Dutch in the language menu, and it sticks for the rest of the journey.
@@ -153,6 +159,8 @@ async def test_journey_1_a_resident_on_a_phone_signs_up_comes_back_by_magic_link
     await page.locator(f"form[action='/c/{campaign.code}/start'] button[type=submit]").click()
     await page.wait_for_url("**/p/**")
     test_page = page.url
+    # the question itself is in Dutch (the demo bank's Dutch), not only the interface
+    assert await page.locator("form[lang='nl']").count() == 1
     await audit(page, "journey-1-first-question")
     # The resident stops, and comes back later on the phone by a sign-in link sent by mail.
     await page.context.clear_cookies()
