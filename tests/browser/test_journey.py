@@ -179,3 +179,41 @@ async def test_a_timed_question_counts_down_in_the_browser(
     later = await clock.inner_text()
     assert later != first  # the script runs the clock
     await _audit(page, "en-participant-challenge-timed")
+
+
+async def test_more_time_goes_from_the_page_when_the_time_is_up(
+    page: Page, tenant_a: TenantFixture
+) -> None:
+    # WCAG 2.2.1 extends a limit before it runs out: at zero the button is gone (the server
+    # refuses it too, tests/api/test_timer_extension.py).
+    from uuid import UUID
+
+    from campaigns.content import current_bank
+    from core import database
+
+    campaign = await create_campaign(
+        tenant_a.owner_ctx, CampaignFields(name="Timed end", profile_key="digcomp")
+    )
+    await shorten(tenant_a.id, campaign.id, 3)
+    person = await make_user("Tia Participant")
+    await _sign_in(page, person.email)
+    await page.goto(f"/c/{campaign.code}")
+    await page.get_by_role("button", name="Start").click()
+    await page.wait_for_url("**/p/**")
+    participation_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    timed = next(c for c in current_bank().challenges if c.timer_seconds == 60)
+    async with as_tenant(tenant_a.id):  # set-up: a timed question shown 58 s ago
+        await database.execute(
+            "UPDATE assessment SET current_challenge_id = $3, "
+            "current_shown_at = now() - interval '58 seconds' "
+            "WHERE tenant_id = $1 AND participation_id = $2",
+            tenant_a.id,
+            UUID(participation_id),
+            timed.id,
+        )
+    await page.reload()
+    more = page.get_by_role("button", name="More time")
+    assert await more.is_visible()
+    await page.wait_for_timeout(3500)
+    assert await page.get_by_role("timer").inner_text() == "0:00"
+    assert not await more.is_visible()
