@@ -63,6 +63,8 @@ class DemoCampaign:
     profile_key: str
     landing_text: str
     external_id_label: str | None = None
+    #: the languages a participant may take it in (the demo bank has fr, en, nl and de)
+    locales: tuple[str, ...] = ("fr", "en")
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ ORGANIZATIONS = (
             "digcomp",
             "La Ville de Belleval vous offre un bilan de vos compétences numériques, puis des "
             "ateliers gratuits adaptés à votre niveau à la médiathèque.",
+            # a city's residents speak more than one language: the test in all four
+            locales=("fr", "nl", "de", "en"),
         ),
     ),
     DemoOrganization(
@@ -223,6 +227,7 @@ async def _open_campaign(
             landing_text=campaign.landing_text,
             external_id_label=campaign.external_id_label,
             sso_required=sso_required,
+            locales=campaign.locales,
         ),
     )
     return created.code

@@ -140,3 +140,15 @@ async def _owner_context(demo: DemoOrganization) -> TenantContext:
     assert owner is not None
     actor = Actor(kind="user", user_id=owner.id, label=owner.email)
     return await member_context(demo.fields.slug, owner, actor)
+
+
+async def test_the_city_of_the_demo_offers_its_test_in_four_languages(
+    db: str, settings: Settings
+) -> None:
+    """Belleval's residents' campaign can be taken in French, Dutch, German and English (the
+    demo bank is written in all four)."""
+    signed = await seed()
+    belleval = next(d for d in ORGANIZATIONS if d.fields.slug == "ville-de-belleval")
+    [line] = [line for line in signed.campaigns if belleval.fields.name in line]
+    landing = await resolve_code(line.split("/c/")[1].split()[0])
+    assert set(landing.locales) == {"fr", "nl", "de", "en"}
