@@ -21,7 +21,10 @@
       var name = (cell.getAttribute("aria-label") || cell.textContent || "").trim();
       for (var i = 0; i < cell.colSpan; i++) names.push(name);
     });
-    Array.prototype.forEach.call(table.tBodies, function (body) {
+    // the bodies' rows and the footer's (a total row is stacked like the others)
+    var groups = Array.prototype.slice.call(table.tBodies);
+    if (table.tFoot) groups.push(table.tFoot);
+    groups.forEach(function (body) {
       Array.prototype.forEach.call(body.rows, function (row) {
         var column = 0;
         Array.prototype.forEach.call(row.cells, function (cell) {
