@@ -243,7 +243,10 @@ ORDER BY {order} LIMIT {limit}
 """
 
 
-def _participation(row: Mapping[str, Any]) -> ParticipationRow:
+def participation_row(row: Mapping[str, Any]) -> ParticipationRow:
+    """The participation of a row with `_PARTICIPATIONS`' columns, its level and score kept
+    only once shared: the one place of that rule for the participants table, the API and the
+    console's participant page (`campaigns.participant_details`)."""
     shared = row["status"] == "shared"
     return ParticipationRow(
         id=row["id"],
@@ -291,7 +294,7 @@ async def list_participations(
             ("p.created_at", "p.id"),
             at,
             limit,
-            _participation,
+            participation_row,
             "created_at",
         )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from campaigns.campaign_listing import CompetenceLevel
+from campaigns.campaign_listing import CompetenceLevel, ParticipationRow, participation_row
 from campaigns.invitations import LearnerInvitation, learner_invitation
 from core.database import fetch, tenant_transaction
 from core.errors import NotFound
@@ -35,29 +35,20 @@ class OtherAttempt:
 
 @dataclass(frozen=True)
 class ParticipantDetail:
-    """What the console's participant page shows."""
+    """What the console's participant page shows: the participation as the participants
+    table shows it (`participation.level` and `.score` set only once shared), and more."""
 
-    id: UUID
-    campaign_id: UUID
-    learner_id: UUID
-    name: str
-    email: str | None
-    external_id: str | None
-    groups: tuple[str, ...]
-    attempt: int
-    status: str
-    started_at: datetime
-    completed_at: datetime | None
-    shared_at: datetime | None
+    participation: ParticipationRow
+    #: questions answered, pretest ones not counted
     answers: int
-    #: set only once shared
-    level: int | None
-    score: int | None
+    #: empty until shared
     competences: tuple[CompetenceLevel, ...]
     other_attempts: tuple[OtherAttempt, ...]
     invitation: LearnerInvitation | None
 
 
+# The participants table's columns (`participation_row`), its join on results only once
+# shared, and what only this page shows: the answers and the competences.
 _DETAIL = """
 SELECT p.id, p.campaign_id, p.learner_id, l.name, l.email,
        coalesce(p.external_id, l.external_id) AS external_id, l.groups, p.attempt, p.status,
@@ -66,7 +57,8 @@ SELECT p.id, p.campaign_id, p.learner_id, l.name, l.email,
             AND NOT a.pretest) AS answers
 FROM participation p
 JOIN learner l ON l.tenant_id = $1 AND l.id = p.learner_id
-LEFT JOIN result r ON r.tenant_id = $1 AND r.participation_id = p.id
+LEFT JOIN result r ON p.status = 'shared'
+    AND r.tenant_id = $1 AND r.participation_id = p.id
 WHERE p.tenant_id = $1 AND p.campaign_id = $2 AND p.id = $3
 """
 
@@ -93,24 +85,12 @@ async def participant_detail(
         others = await fetch(
             _OTHERS, ctx.tenant_id, row["campaign_id"], row["learner_id"], row["id"]
         )
-    shared = row["status"] == "shared" and row["level"] is not None
+    participation = participation_row(row)
+    shared = participation.level is not None
     competences = json.loads(row["competences"]) if shared else {}
     return ParticipantDetail(
-        id=row["id"],
-        campaign_id=row["campaign_id"],
-        learner_id=row["learner_id"],
-        name=row["name"],
-        email=row["email"],
-        external_id=row["external_id"],
-        groups=tuple(row["groups"]),
-        attempt=row["attempt"],
-        status=row["status"],
-        started_at=row["created_at"],
-        completed_at=row["completed_at"],
-        shared_at=row["shared_at"],
+        participation=participation,
         answers=int(row["answers"]),
-        level=row["level"] if shared else None,
-        score=row["score"] if shared else None,
         competences=tuple(
             CompetenceLevel(code, int(value.get("level", 0)))
             for code, value in sorted(competences.items())
@@ -119,6 +99,6 @@ async def participant_detail(
             OtherAttempt(o["id"], o["attempt"], o["status"], o["created_at"]) for o in others
         ),
         invitation=await learner_invitation(
-            ctx, row["campaign_id"], row["learner_id"], row["email"]
+            ctx, participation.campaign_id, participation.learner_id, participation.email
         ),
     )

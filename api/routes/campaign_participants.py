@@ -126,7 +126,7 @@ async def participant_page(
     """One participant of the campaign: who, where they stand, their levels once shared,
     and the invitation mails sent to them."""
     detail = await participant_detail(ctx, campaign_id, participation_id)
-    campaign = await service.get_campaign(ctx, detail.campaign_id)
+    campaign = await service.get_campaign(ctx, detail.participation.campaign_id)
     return render(
         request,
         "console/campaign_participant.html",
