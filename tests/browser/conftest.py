@@ -6,7 +6,7 @@ import asyncio
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,6 @@ from litestar import Litestar
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from api.app import create_app
-from campaigns import content
 from core.settings import Settings
 from tenants.permissions import StaffRole
 from tests.admin.conftest import (  # noqa: F401 - the staff fixtures, shared here
@@ -124,13 +123,3 @@ async def staff_sign_in(page: Page, staff: StaffFixture) -> None:
     await page.locator("form[action='/admin/second-factor'] button[type=submit]").click()
     landing = "/admin/content" if staff.role == StaffRole.CONTENT_EDITOR else "/admin"
     await page.wait_for_url(f"**{landing}")
-
-
-@pytest.fixture(scope="package", autouse=True)
-def demo_bank() -> Iterator[None]:
-    """The browser journeys take tests on the demo bank (four languages, every area), whatever
-    bank the tests run before them left in use (tests/campaigns switches to its small bank)."""
-    previous = content.bank_dir()
-    content.use_bank(content.DEMO_BANK)
-    yield
-    content.use_bank(previous)

@@ -2,7 +2,7 @@
 challenges of the three types, one pretest and one retired challenge), participants, and a
 simulated participant who answers like someone of a given ability.
 
-Every test module here uses the two tenants of tests/conftest.py.
+Every test module here uses the two tenants of tests/conftest.py, and runs on the test bank.
 """
 
 from __future__ import annotations
@@ -35,13 +35,24 @@ from tests.conftest import TenantFixture, make_user
 BANK = Path(__file__).parent / "bank"
 
 
-@pytest.fixture(scope="package", autouse=True)
+@pytest.fixture(scope="module")
 def test_bank() -> Iterator[Bank]:
-    """Campaigns of this suite use the test bank; the demo bank again afterwards."""
+    """The test bank is in use for the module that asks for it (by argument, or with
+    `pytest.mark.usefixtures("test_bank")` in another package, which imports it), and the
+    bank in use before it is again after the module's last test.
+
+    Module scope, not package scope: a package fixture imported into another package's
+    module is torn down only when this package's tests end, so every package run in between
+    (tests/browser after tests/billing) got the test bank instead of the demo bank."""
     previous = content.bank_dir()
     content.use_bank(BANK)
     yield get_bank(BANK)
     content.use_bank(previous)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _campaigns_on_the_test_bank(test_bank: Bank) -> None:
+    """Every module of tests/campaigns runs on the test bank."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from tests.sso.scim_helpers import Directory, directory_of, patch_body, scim_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.usefixtures("test_bank")
+
 
 @pytest.fixture
 async def directory(tenant_a: TenantFixture) -> Directory:
