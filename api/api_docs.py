@@ -15,10 +15,11 @@ import importlib.util
 import logging
 import secrets
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from litestar import Request, Response, Router, get
+from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -32,7 +33,7 @@ ASSETS_PATH = "/static/docs"
 _PACKAGE = "drf_spectacular_sidecar"
 
 
-def _package_static() -> Path:
+def package_static() -> Path:
     """The viewers' folder in the installed package (found, not imported)."""
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
@@ -54,7 +55,7 @@ _REDOC_PATCHES = (
 
 @cache
 def _redoc_bundle() -> bytes:
-    text = (_package_static() / "redoc" / "bundles" / "redoc.standalone.js").read_text("utf-8")
+    text = (package_static() / "redoc" / "bundles" / "redoc.standalone.js").read_text("utf-8")
     for old, new in _REDOC_PATCHES:
         if text.count(old) == 1:
             text = text.replace(old, new)
@@ -69,13 +70,35 @@ def redoc_bundle() -> Response[bytes]:
     return Response(_redoc_bundle(), media_type="text/javascript; charset=utf-8")
 
 
+#: The files the two pages load from `ASSETS_PATH`, besides Redoc's bundle: ours
+#: (`web/static/docs/`) and Swagger UI's (the package's `swagger-ui-dist/`). Nothing else of
+#: the package is served: not Swagger UI's OAuth2 redirect page (the API takes tokens, not
+#: OAuth2), nor the source maps, licences, favicon and standalone preset it also ships.
+ASSETS = frozenset(
+    {
+        "api-docs.css",
+        "swagger-init.js",
+        "redoc-init.js",
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+    }
+)
+
+
+def _only_the_pages_assets(request: Request[Any, Any, Any]) -> None:
+    """A 404 for a file of the folders that is not in `ASSETS`."""
+    if PurePath(request.path_params["file_path"]).as_posix().lstrip("/") not in ASSETS:
+        raise NotFoundException()
+
+
 def assets_handlers() -> list[Router | HTTPRouteHandler]:
-    """`/static/docs/…`: Swagger UI's files, Redoc's bundle, and the page scripts that start
-    them (`web/static/docs/`), cached like the other static files."""
+    """`/static/docs/…`: the `ASSETS` of Swagger UI and of the page scripts that start the
+    viewers (`web/static/docs/`), served like the other static files, and Redoc's bundle."""
     here = Path(__file__).resolve().parents[1] / "web" / "static" / "docs"
     files = create_static_files_router(
         path=ASSETS_PATH,
-        directories=[here, _package_static() / "swagger-ui-dist"],
+        directories=[here, package_static() / "swagger-ui-dist"],
+        before_request=_only_the_pages_assets,
         include_in_schema=False,
     )
     return [files, redoc_bundle]
