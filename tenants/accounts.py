@@ -40,6 +40,12 @@ from core.validation import (
 
 RESET_TTL = timedelta(hours=1)
 MAGIC_LINK_TTL = timedelta(minutes=15)
+#: A sign-up link's life (and that of the sign-in link an address with an account gets
+#: instead): longer than a sign-in link's, as the person may read their mail on another device.
+SIGNUP_LINK_TTL = timedelta(hours=1)
+#: Links (sign-in, reset, sign-up) mailed to one address within `LINK_MAIL_WINDOW`.
+LINK_MAILS_PER_ADDRESS = 5
+LINK_MAIL_WINDOW = timedelta(hours=1)
 EMAIL_VERIFICATION_TTL = timedelta(hours=48)
 #: Verification mails a person may ask for again within the window (`resend_email_verification`).
 VERIFICATION_MAILS_PER_WINDOW = 3
@@ -74,7 +80,8 @@ class NewAccount:
     it comes from elsewhere, an invitation say)."""
 
     name: str
-    password: str
+    #: None for a person who signs in by links sent to their address (`password_optional`)
+    password: str | None
     locale: str
     email: str = ""
 
@@ -88,6 +95,7 @@ def check_new_account(
     default_locale: str,
     email: str | None = None,
     terms: bool | None = None,
+    password_optional: bool = False,
 ) -> NewAccount:
     """What a person typed to create their account, checked the same way by every form that
     creates one (signup, invitation acceptance, a participant's account): `Invalid` naming
@@ -97,7 +105,9 @@ def check_new_account(
 
     `email` is None when the form does not ask for it (an invitation names the address);
     `terms` is None when the form does not ask for it (an invitation, accepted as the
-    organization's member). A missing `locale` is `default_locale`.
+    organization's member). A missing `locale` is `default_locale`. With `password_optional`
+    (a participant's sign-up, which may go by link), both password fields left empty make an
+    account without a password (`password` None).
     """
     errors: list[Invalid] = []
 
@@ -116,7 +126,11 @@ def check_new_account(
         email=checked(lambda: clean_email(email)) if email is not None else "",
         name=checked(lambda: clean_text(name, "name", max_length=200)),
         locale=checked(lambda: clean_locale(locale or default_locale)),
-        password=checked(lambda: clean_password(password)),
+        password=(
+            None
+            if password_optional and not password and not password_confirm
+            else checked(lambda: clean_password(password))
+        ),
     )
     raise_all(errors)
     return account
@@ -299,13 +313,32 @@ async def _consume_token(token: str, purpose: str) -> UUID:
     return user_id
 
 
+async def _may_mail_a_link(email: str) -> bool:
+    """Whether `email` may be mailed one more link (sign-in, reset, sign-up), inside the
+    caller's transaction: fewer than `LINK_MAILS_PER_ADDRESS` in the last hour, counted from
+    the links themselves. Past it nothing is sent, and the caller answers as usual (a refusal
+    would tell that the address has an account): a form cannot flood a mailbox."""
+    rows = await fetch(
+        """SELECT (SELECT count(*) FROM user_token t JOIN user_account u ON u.id = t.user_id
+                   WHERE lower(u.email) = lower($1) AND t.purpose IN ('magic_link',
+                         'password_reset') AND t.created_at > now() - $2::interval)
+                + (SELECT count(*) FROM signup_request
+                   WHERE lower(email) = lower($1) AND created_at > now() - $2::interval)
+                  AS sent""",
+        email.strip(),
+        LINK_MAIL_WINDOW,
+    )
+    return bool(rows[0]["sent"] < LINK_MAILS_PER_ADDRESS)
+
+
 async def request_password_reset(email: str, settings: Settings) -> None:
-    """Mail a reset link when the account exists; the caller answers alike either way."""
+    """Mail a reset link when the account exists (and `_may_mail_a_link`); the caller answers
+    alike either way."""
     async with global_transaction():
         rows = await fetch(
             _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
         )
-        if not rows:
+        if not rows or not await _may_mail_a_link(email):
             return
         user = _account(rows[0])
         token = await _issue_token(user.id, "password_reset", RESET_TTL)
@@ -346,16 +379,16 @@ async def reset_password(token: str, password: str) -> UserAccount:
 
 
 async def request_magic_link(email: str, settings: Settings, next_path: str = "/") -> None:
-    """Mail a one-time sign-in link when the account exists."""
+    """Mail a one-time sign-in link when the account exists (and `_may_mail_a_link`)."""
     async with global_transaction():
         rows = await fetch(
             _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
         )
-        if not rows:
+        if not rows or not await _may_mail_a_link(email):
             return
         user = _account(rows[0])
         token = await _issue_token(user.id, "magic_link", MAGIC_LINK_TTL)
-        link = f"{settings.base_url}/login/link/{token}?next={quote(next_path, safe='/')}"
+        link = _link(settings, f"/login/link/{token}", next_path)
         await queue_mail(
             user.email,
             translate(user.locale, "Your Jalon sign-in link"),
@@ -367,6 +400,96 @@ async def request_magic_link(email: str, settings: Settings, next_path: str = "/
                 link=link,
             ),
         )
+
+
+def _link(settings: Settings, path: str, next_path: str) -> str:
+    return f"{settings.base_url}{path}?next={quote(next_path, safe='/')}"
+
+
+async def request_signup_link(new: NewAccount, settings: Settings, next_path: str) -> None:
+    """Sign up by link: mail `new.email` a link that creates the account `new` describes (no
+    password) when it is followed; nothing is created before, so an address typed by someone
+    else gets a mail to ignore, not an account. An address that has an account gets a
+    one-time sign-in link instead, saying so. The caller answers alike either way; nothing
+    is sent past `_may_mail_a_link`. Expired requests are purged here."""
+    async with global_transaction():
+        await execute("DELETE FROM signup_request WHERE expires_at <= now()")
+        if not await _may_mail_a_link(new.email):
+            return
+        rows = await fetch(_USER_SQL + " WHERE lower(u.email) = lower($1)", new.email)
+        if rows:
+            user = _account(rows[0])
+            if not rows[0]["is_active"]:
+                return  # a disabled account gets no link, as on the sign-in form
+            token = await _issue_token(user.id, "magic_link", SIGNUP_LINK_TTL)
+            await queue_mail(
+                user.email,
+                translate(user.locale, "Your Jalon sign-in link"),
+                translate(
+                    user.locale,
+                    "Hello {name},\n\nSomeone, probably you, asked to create a Jalon account "
+                    "with this address, which has one already. Open this link within an hour "
+                    "to sign in:\n{link}\n\nIf you did not ask for it, ignore this message.",
+                    name=user.name,
+                    link=_link(settings, f"/login/link/{token}", next_path),
+                ),
+            )
+            return
+        token = new_token()
+        await execute(
+            """INSERT INTO signup_request (id, token_hash, email, name, locale, expires_at)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            uuid4(),
+            token_digest(token),
+            new.email,
+            new.name,
+            new.locale,
+            datetime.now(UTC) + SIGNUP_LINK_TTL,
+        )
+        await queue_mail(
+            new.email,
+            translate(new.locale, "Finish creating your Jalon account"),
+            translate(
+                new.locale,
+                "Hello {name},\n\nTo finish creating your Jalon account, open this link "
+                "within an hour and press the button:\n{link}\n\nYou will sign in with links "
+                "like this one, sent to this address; you can choose a password later.\n\n"
+                "If you did not ask for it, ignore this message: no account is created.",
+                name=new.name,
+                link=_link(settings, f"/signup/link/{token}", next_path),
+            ),
+        )
+
+
+async def complete_signup(token: str) -> UserAccount:
+    """Create the account a sign-up link describes, its address verified (the link proves
+    it), and return it: the link works once, within the hour (`Gone` otherwise). When the
+    address got an account meanwhile (another link, a sign-up with a password), the link
+    signs that account in as a sign-in link would, and changes nothing of it."""
+    async with global_transaction():
+        rows = await fetch(
+            """DELETE FROM signup_request WHERE token_hash = $1 AND expires_at > now()
+               RETURNING email, name, locale""",
+            token_digest(token),
+        )
+        if not rows:
+            raise Gone("This link has expired or has already been used. Ask for a new one.")
+        email, name, locale = rows[0]["email"], rows[0]["name"], rows[0]["locale"]
+        # The other requests for the address are moot once one is followed.
+        await execute("DELETE FROM signup_request WHERE lower(email) = lower($1)", email)
+        existing = await fetch(_USER_SQL + " WHERE lower(u.email) = lower($1)", email)
+        if not existing:
+            account = await insert_account(email, name, None, locale, verified=True)
+            await execute("UPDATE user_account SET last_login_at = now() WHERE id = $1", account.id)
+            return account
+        if not existing[0]["is_active"]:
+            raise Unauthenticated("This account is disabled.")
+        await execute(
+            "UPDATE user_account SET email_verified = true, last_login_at = now() WHERE id = $1",
+            existing[0]["id"],
+        )
+        rows = await fetch(_USER_SQL + " WHERE u.id = $1", existing[0]["id"])
+    return _account(rows[0])
 
 
 async def consume_magic_link(token: str) -> UserAccount:

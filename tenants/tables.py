@@ -1,7 +1,7 @@
 """Piccolo tables of the tenants package. The schema itself is the SQL of the migrations
 (composite keys, row-level security); these classes mirror it for queries.
 
-Global: Organization (the tenant itself), User, UserToken, StaffMember.
+Global: Organization (the tenant itself), User, UserToken, SignupRequest, StaffMember.
 Tenant-owned (row-level security on `tenant_id`): Membership, Invitation, AuditEvent, ApiToken,
 WebhookEndpoint, WebhookDelivery. The `task` and `task_file` tables, created by a migration of
 this package, are core's (`core.tables`).
@@ -66,6 +66,18 @@ class UserToken(Table, tablename="user_token", db=DB):
     used_at = Timestamptz(null=True, default=None)
     #: the address an email verification token was sent to (it verifies that one only)
     email = Text(null=True, default=None)
+
+
+class SignupRequest(Table, tablename="signup_request", db=DB):
+    """What a person typed to sign up by link, until the link is followed (or expires)."""
+
+    id = UUID(primary_key=True)
+    token_hash = Bytea()
+    email = Text()
+    name = Text()
+    locale = Text()
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
 
 
 class StaffMember(Table, tablename="staff_member", db=DB):

@@ -168,13 +168,19 @@ MAIL_SENT_MESSAGES = {
     "password is on its way. It works once, for an hour.",
     ("password_reset", False): "If an account exists for that address, a link to choose a new "
     "password is on its way. It works once, for an hour.",
+    ("signup_link", True): "A link to finish creating your account is on its way to {email}. "
+    "It works once, for an hour. If the address has an account already, the link signs you in.",
+    ("signup_link", False): "A link to finish creating your account is on its way. It works "
+    "once, for an hour. If the address has an account already, the link signs you in.",
 }
 _ASK_AGAIN = {"magic_link": "/login/link", "password_reset": "/password/forgot"}
 
 
-def _mail_sent_page(request: Request[Any, Any, Any], kind: str) -> Template:
-    """The GET page after asking for a sign-in (`kind` "magic_link") or reset link
-    ("password_reset"): the same words whether or not an account exists for the address."""
+def mail_sent_page(request: Request[Any, Any, Any], kind: str, again: str = "") -> Template:
+    """The GET page after asking for a sign-in (`kind` "magic_link"), reset
+    ("password_reset") or sign-up link ("signup_link"): the same words whether or not an
+    account exists for the address; `again` is where to ask again (the kind's own form by
+    default)."""
     sent = session_of(request).get(MAIL_SENT_TO)
     email = sent.get("email") if isinstance(sent, dict) and sent.get("kind") == kind else None
     return render(
@@ -182,8 +188,15 @@ def _mail_sent_page(request: Request[Any, Any, Any], kind: str) -> Template:
         "mail_sent.html",
         sent_message=MAIL_SENT_MESSAGES[kind, bool(email)],
         params={"email": email},
-        again=_ASK_AGAIN[kind],
+        again=again or _ASK_AGAIN[kind],
     )
+
+
+def mail_sent(request: Request[Any, Any, Any], kind: str, email: str, page: str) -> Redirect:
+    """After mailing a link: remember the address for `mail_sent_page`, then Post/Redirect/Get
+    to `page` (a reload of it sends nothing again)."""
+    session_of(request)[MAIL_SENT_TO] = {"kind": kind, "email": email}
+    return redirect(page)
 
 
 @get("/login/link")
@@ -194,7 +207,7 @@ async def magic_link_page(
     sent: FromQuery[str | None] = None,
 ) -> Template:
     if sent is not None:
-        return _mail_sent_page(request, "magic_link")
+        return mail_sent_page(request, "magic_link")
     return render(
         request, "magic_link.html", next=safe_next(next, ""), values={"email": email or ""}
     )
@@ -210,8 +223,7 @@ async def magic_link_request(request: Request[Any, Any, Any]) -> Template | Redi
     except UserError as error:
         return form_error(request, "magic_link.html", error, form, next=form.get("next", ""))
     await accounts.request_magic_link(email, get_settings(), safe_next(form.get("next"), "/o/"))
-    session_of(request)[MAIL_SENT_TO] = {"kind": "magic_link", "email": email}
-    return redirect("/login/link?sent=1")
+    return mail_sent(request, "magic_link", email, "/login/link?sent=1")
 
 
 @get("/login/link/{token:str}")
@@ -238,12 +250,42 @@ async def magic_link_consume(
     return redirect(safe_next(form.get("next"), landing(user)))
 
 
+@get("/signup/link/{token:str}")
+async def signup_link_confirm(
+    request: Request[Any, Any, Any], token: FromPath[str], next: FromQuery[str | None] = None
+) -> Template:
+    """A sign-up link's page: a button, as for a sign-in link (mail scanners open links)."""
+    return render(request, "signup_link_confirm.html", token=token, next=safe_next(next, "/o/"))
+
+
+@post("/signup/link/{token:str}")
+async def signup_link_consume(
+    request: Request[Any, Any, Any], token: FromPath[str]
+) -> Template | Redirect:
+    """Create the account a sign-up link describes (or sign in the one its address has by
+    now), sign it in, and go where the link said (the campaign it was asked from)."""
+    form = await form_of(request)
+    back = safe_next(form.get("next"), "")
+    try:
+        user = await accounts.complete_signup(token)
+    except UserError as error:
+        return form_error(
+            request, "signup_link_confirm.html", error, {}, token=None, next=back, again=back
+        )
+    refused = await _sso_required_page(request, user, back)
+    if refused is not None:
+        return refused
+    sign_in(request, user)
+    flash(request, "Your account is ready.")
+    return redirect(back or landing(user))
+
+
 @get("/password/forgot")
 async def password_forgot_page(
     request: Request[Any, Any, Any], sent: FromQuery[str | None] = None
 ) -> Template:
     if sent is not None:
-        return _mail_sent_page(request, "password_reset")
+        return mail_sent_page(request, "password_reset")
     return render(request, "password_forgot.html")
 
 
@@ -256,8 +298,7 @@ async def password_forgot(request: Request[Any, Any, Any]) -> Template | Redirec
     except UserError as error:
         return form_error(request, "password_forgot.html", error, form)
     await accounts.request_password_reset(email, get_settings())
-    session_of(request)[MAIL_SENT_TO] = {"kind": "password_reset", "email": email}
-    return redirect("/password/forgot?sent=1")
+    return mail_sent(request, "password_reset", email, "/password/forgot?sent=1")
 
 
 @get("/password/reset/{token:str}")
@@ -488,6 +529,8 @@ handlers = [
     magic_link_request,
     magic_link_confirm,
     magic_link_consume,
+    signup_link_confirm,
+    signup_link_consume,
     password_forgot_page,
     password_forgot,
     password_reset_page,

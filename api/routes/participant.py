@@ -23,7 +23,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
-from api.routes.auth import sign_in, terms_url
+from api.routes.auth import mail_sent, mail_sent_page, sign_in, terms_url
 from api.routes.sso_signin import CAMPAIGN_SIGN_IN, sso_session
 from campaigns.codes import LENGTH, is_well_formed, normalize_code
 from campaigns.participation.answering import (
@@ -47,7 +47,12 @@ from campaigns.problem_reports import report_problem
 from core.errors import Conflict, Gone, Invalid, NotFound, UserError
 from core.settings import get_settings
 from sso.discovery import sign_in_connections
-from tenants.accounts import check_new_account, create_user, request_email_verification
+from tenants.accounts import (
+    check_new_account,
+    create_user,
+    request_email_verification,
+    request_signup_link,
+)
 from tenants.context import TenantContext
 from tenants.organizations import dangerously_enter_tenant_by_slug, tenant_by_slug
 from web.guards import LoginRequired, signed_in
@@ -210,10 +215,14 @@ async def sso_sign_in(
 
 
 @get("/c/{code:str}/account")
-async def account_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Template | Redirect:
+async def account_page(
+    request: Request[Any, Any, Any], code: FromPath[str], sent: FromQuery[str | None] = None
+) -> Template | Redirect:
     normalized, landing = await _landing(request, code)
     if await current_user(request):
         return redirect(f"/c/{normalized}")
+    if sent is not None:
+        return mail_sent_page(request, "signup_link", again=f"/c/{normalized}/account")
     return render(
         request,
         "participant/account.html",
@@ -227,6 +236,9 @@ async def account_page(request: Request[Any, Any, Any], code: FromPath[str]) -> 
 async def account_create(
     request: Request[Any, Any, Any], code: FromPath[str]
 ) -> Template | Redirect:
+    """A participant's account, from the campaign's page: with a password, created at once;
+    without (both password fields empty), by a link mailed to the address, which creates it
+    when followed (`request_signup_link`) and brings the person back to the campaign."""
     normalized, landing = await _landing(request, code)
     form = await form_of(request)
     try:
@@ -238,7 +250,11 @@ async def account_create(
             default_locale=get_settings().default_locale,
             email=form.get("email", ""),
             terms=bool(form.get("terms")),
+            password_optional=True,
         )
+        if new.password is None:
+            await request_signup_link(new, get_settings(), f"/c/{normalized}")
+            return mail_sent(request, "signup_link", new.email, f"/c/{normalized}/account?sent=1")
         user = await create_user(new.email, new.name, new.password, new.locale)
     except UserError as error:
         return form_error(
