@@ -6,7 +6,7 @@ SHA-256 digests, single-use and short-lived.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -606,6 +606,8 @@ async def change_password(
     ip: str,
     limiter: RateLimiter,
     settings: Settings,
+    *,
+    record: Callable[[UserAccount], Awaitable[object]],
 ) -> UserAccount:
     """Change a signed-in person's password, knowing the current one.
 
@@ -614,7 +616,11 @@ async def change_password(
     password counts as a failed sign-in for the account and the address (the same limiter
     and limits), and past them `TooManyRequests` refuses before any check. On success every
     session of the person that signed in before now is over (`sessions_valid_after`, ADR
-    0027); the caller renews its own session past it. The person is told by mail."""
+    0027); the caller renews its own session past it. The person is told by mail.
+
+    `record` writes the change into audit logs (`tenants.account_events`): it is called last
+    in the transaction that changes the password, with the changed account, so the password
+    and its audit events commit together or not at all."""
     account_key, ip_key = _sign_in_keys(user.email, ip)
     await _reserve_attempt(
         limiter,
@@ -681,8 +687,10 @@ async def change_password(
             ),
         )
         rows = await fetch(_USER_SQL + " WHERE u.id = $1", user.id)
+        changed = _account(rows[0])
+        await record(changed)
     await limiter.reset(account_key)
-    return _account(rows[0])
+    return changed
 
 
 async def update_profile(user: UserAccount, name: str, locale: str) -> UserAccount:

@@ -220,6 +220,9 @@ TENANTLESS_ALLOWED: dict[str, str] = {
     "tenants.accounts": "global accounts, credentials and sign-in tokens",
     "tenants.staff": "our staff are global, apart from every tenant",
     "tenants.staff_trail": "the staff trail is global, like our staff",
+    "tenants.account_events.record_in_my_organizations": (
+        "a person's own account change, told to each of their organizations in its transaction"
+    ),
     "tenants.organizations.create_organization": "a new organization, then switch to it",
     "tenants.organizations.insert_organization": "switch to the new tenant",
     "tenants.organizations.signup": "account and organization created together",

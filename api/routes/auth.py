@@ -477,10 +477,12 @@ async def account_page(request: Request[Any, Any, Any]) -> Template:
 async def account_password(request: Request[Any, Any, Any]) -> Template | Redirect:
     """Change one's password in place: the current one, the new one twice (every error at
     once, throttled as sign-in is). The person's other sessions end; this one goes on under
-    a new id. Recorded in the audit log of each of their organizations."""
+    a new id. Recorded in the audit log of each of their organizations, in the password's
+    own transaction."""
     form = await form_of(request)
     user = await current_user(request)
     assert user is not None
+    actor = actor_for(request, user)
     try:
         changed = await accounts.change_password(
             user,
@@ -490,6 +492,7 @@ async def account_password(request: Request[Any, Any, Any]) -> Template | Redire
             client_ip(request),
             request.app.state.limiter,
             get_settings(),
+            record=lambda account: record_password_change(account, actor),
         )
     except UserError as error:
         profile = {"name": user.name, "locale": user.locale}
@@ -500,7 +503,6 @@ async def account_password(request: Request[Any, Any, Any]) -> Template | Redire
     session.rotate()
     session[SIGNED_IN_AT] = time.time()
     request.scope["state"]["user"] = changed
-    await record_password_change(changed, actor_for(request, changed))
     flash(request, "Your password has been changed. Your other sessions are signed out.")
     return redirect("/account")
 

@@ -1,22 +1,29 @@
 """Changing one's password in place, over HTTP (issue 14, gap 9): on the account page, the
 current password and the new one twice; every error at once; the person's other sessions
 end and this one goes on (ADR 0027); throttled as sign-in is; in the audit log of each of
-their organizations, and told by mail."""
+their organizations, in the password's own transaction, and told by mail."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
 
 from core import database
+from core.settings import get_settings
+from tenants import accounts
+from tenants.account_events import record_password_change
+from tenants.context import Actor
 from tenants.members import add_member
 from tests.api.conftest import PASSWORD, Browser, audit_actions, browser_on
 from tests.api.test_auth import _last_link
-from tests.conftest import TenantFixture, make_user
+from tests.conftest import TenantFixture, make_tenant, make_user
+from tests.db import as_tenant
 
 NEW = "a brand new passphrase"
 
@@ -158,3 +165,94 @@ async def test_a_cut_off_ends_every_session_that_signed_in_before_it(
             )
         assert (await old.get("/account")).status_code in (302, 303)
         assert (await current.get("/account")).status_code in (302, 303)
+
+
+async def _password_events(tenant: TenantFixture) -> list[dict[str, object]]:
+    async with as_tenant(tenant.id):
+        rows = await database.fetch(
+            """SELECT actor_label, target_type, target_id, details FROM audit_event
+               WHERE tenant_id = $1 AND action = 'account.password_changed'""",
+            tenant.id,
+        )
+    return [{**row, "details": json.loads(row["details"])} for row in rows]
+
+
+async def test_the_change_is_recorded_once_in_each_of_the_persons_organizations(
+    browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    person = await make_user("Twice Member")
+    await add_member(tenant_a.owner_ctx, person, "member")
+    await add_member(tenant_b.owner_ctx, person, "admin")
+    elsewhere = await make_tenant("Gamma")
+    await browser.login(person)
+    assert (await _change(browser, PASSWORD, NEW)).status_code == 303
+    expected = {
+        "actor_label": person.email,
+        "target_type": "user",
+        "target_id": str(person.id),
+        "details": {"email": person.email},
+    }
+    assert await _password_events(tenant_a) == [expected]
+    assert await _password_events(tenant_b) == [expected]
+    assert await _password_events(elsewhere) == []
+
+
+async def test_an_audit_write_that_fails_leaves_the_password_unchanged(
+    app: Litestar, tenant_a: TenantFixture, tenant_b: TenantFixture, owner_url: str
+) -> None:
+    """The events are written in the password's transaction: when one organization's
+    insert fails (a constraint of the database refuses it), the event already written in the
+    other and the password itself are rolled back with it. (Called as the route calls it: a
+    request failing so is a 500, which the suite's clients refuse.)"""
+    person = await make_user("Unaudited Person")
+    await add_member(tenant_a.owner_ctx, person, "member")
+    await add_member(tenant_b.owner_ctx, person, "member")
+    actor = Actor(kind="user", user_id=person.id, label=person.email)
+    # The organization written last refuses the event, after the first one took it.
+    first, last = sorted([tenant_a, tenant_b], key=lambda tenant: tenant.id)
+    owner = await asyncpg.connect(owner_url)
+    try:
+        await owner.execute(
+            f"""ALTER TABLE audit_event ADD CONSTRAINT test_refuses_password_events
+                CHECK (tenant_id <> '{last.id}' OR action <> 'account.password_changed')
+                NOT VALID"""
+        )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await accounts.change_password(
+                person,
+                PASSWORD,
+                NEW,
+                NEW,
+                "127.0.0.1",
+                app.state.limiter,
+                get_settings(),
+                record=lambda account: record_password_change(account, actor),
+            )
+    finally:
+        await owner.execute(
+            "ALTER TABLE audit_event DROP CONSTRAINT IF EXISTS test_refuses_password_events"
+        )
+        await owner.close()
+    async with database.global_transaction():
+        rows = await database.fetch(
+            "SELECT sessions_valid_after FROM user_account WHERE id = $1", person.id
+        )
+    assert rows[0]["sessions_valid_after"] is None  # no session was ended
+    async with browser_on(app) as browser:
+        refused = await browser.post("/login", {"email": person.email, "password": NEW})
+        assert refused.status_code == 401
+        await browser.login(person, PASSWORD)
+    assert await _password_events(first) == []
+    assert await _password_events(last) == []
+    # The same change without the refusal goes through, recorded in both.
+    await accounts.change_password(
+        person,
+        PASSWORD,
+        NEW,
+        NEW,
+        "127.0.0.1",
+        app.state.limiter,
+        get_settings(),
+        record=lambda account: record_password_change(account, actor),
+    )
+    assert len(await _password_events(first)) == len(await _password_events(last)) == 1
