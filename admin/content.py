@@ -20,13 +20,16 @@ Decisions:
   every organization's answers: it needs a reason, recorded with it.
 - A challenge id in a path is checked against the bank's id format first (`admin.paths`):
   anything else (a NUL, an overlong id) is a 404, never a database error.
+- A challenge is retired, and restored, from the report queue or from its preview, with the
+  same confirmation and reason; each goes back where it started. From the preview, any
+  challenge of the bank in use, reported or not.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from uuid import UUID
 
 from litestar import Request, get, post
@@ -168,7 +171,6 @@ async def challenge_preview(
         raise Invalid("This question is not written in that language.", field="locale")
     statistics = await calibration_runs.dangerously_bank_statistics(staff)
     [row] = [item for item in statistics.items if item.challenge_id == challenge.id]
-    withdrawn = await problem_reports.withdrawn_challenges()
     skill = bank.skills[challenge.skill]
     return _page(
         request,
@@ -179,7 +181,7 @@ async def challenge_preview(
         skill=skill,
         tube=bank.tubes[skill.tube],
         competence=bank.competences[skill.competence],
-        withdrawn=challenge.id in withdrawn,
+        triage=await problem_reports.challenge_triage(staff, challenge.id),
         stats=row,
         statistics=statistics,
     )
@@ -234,10 +236,22 @@ async def report_review(
     return redirect("/admin/content/reports")
 
 
+#: Where a retirement or a restoration starts, and goes back to: the queue or the preview.
+FROM_REPORTS = "reports"
+FROM_PREVIEW = "challenges"
+
+
+def _back(origin: str, challenge_id: str) -> str:
+    if origin == FROM_PREVIEW:
+        return f"/admin/content/challenges/{quote(challenge_id, safe='')}"
+    return "/admin/content/reports"
+
+
 def _confirm_page(
     request: Request[Any, Any, Any],
     action: str,
     challenge_id: str,
+    origin: str,
     form: dict[str, str],
     error: UserError | None = None,
 ) -> Template:
@@ -248,6 +262,9 @@ def _confirm_page(
         "challenge_id": challenge_id,
         "challenge": bank.challenge_by_id.get(challenge_id),
         "text_locale": _text_locale(request, bank.locales),
+        "origin": origin,
+        "form_action": f"/admin/content/{origin}/{quote(challenge_id, safe='')}/{action}",
+        "back": _back(origin, challenge_id),
     }
     if error is not None:
         return form_error(request, "admin/content_report_confirm.html", error, form, **context)
@@ -255,26 +272,32 @@ def _confirm_page(
 
 
 async def _triage(
-    request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: str, action: str
+    request: Request[Any, Any, Any],
+    staff: StaffCtx,
+    challenge_id: str,
+    action: str,
+    origin: str = FROM_REPORTS,
 ) -> Template | Redirect:
     """Retire or restore: the first post shows the confirmation (with the reason to give),
-    the confirmed one does it."""
+    the confirmed one does it, then goes back to the queue or the preview (`origin`)."""
     path_token(challenge_id, CHALLENGE_ID)
+    if origin == FROM_PREVIEW and challenge_id not in current_bank().challenge_by_id:
+        raise NotFound()
     form = await form_of(request)
     if form.get("confirm") != "yes":
-        return _confirm_page(request, action, challenge_id, form)
+        return _confirm_page(request, action, challenge_id, origin, form)
     try:
         if action == "retire":
             await problem_reports.retire_reported(staff, challenge_id, form.get("reason", ""))
         else:
             await problem_reports.restore_reported(staff, challenge_id, form.get("reason", ""))
     except Invalid as error:
-        return _confirm_page(request, action, challenge_id, form, error)
+        return _confirm_page(request, action, challenge_id, origin, form, error)
     if action == "retire":
         flash(request, "{challenge} is retired: no test serves it.", challenge=challenge_id)
     else:
         flash(request, "{challenge} is restored: it is selected again.", challenge=challenge_id)
-    return redirect("/admin/content/reports")
+    return redirect(_back(origin, challenge_id))
 
 
 @post("/content/reports/{challenge_id:str}/retire", opt=CONTENT)
@@ -289,6 +312,21 @@ async def report_restore(
     request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: FromPath[str]
 ) -> Template | Redirect:
     return await _triage(request, staff, challenge_id, "restore")
+
+
+@post("/content/challenges/{challenge_id:str}/retire", opt=CONTENT)
+async def challenge_retire(
+    request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: FromPath[str]
+) -> Template | Redirect:
+    """Retire a challenge of the bank from its preview, reported or not."""
+    return await _triage(request, staff, challenge_id, "retire", FROM_PREVIEW)
+
+
+@post("/content/challenges/{challenge_id:str}/restore", opt=CONTENT)
+async def challenge_restore(
+    request: Request[Any, Any, Any], staff: StaffCtx, challenge_id: FromPath[str]
+) -> Template | Redirect:
+    return await _triage(request, staff, challenge_id, "restore", FROM_PREVIEW)
 
 
 # --- calibration -------------------------------------------------------------------------------
@@ -434,6 +472,8 @@ handlers: list[Any] = [
     framework,
     challenges,
     challenge_preview,
+    challenge_retire,
+    challenge_restore,
     stats,
     reports,
     report_review,

@@ -11,9 +11,11 @@ so the answer path costs no extra query.
 Content editors (staff) triage across tenants with `list_flags`, `mark_reviewed` and
 `retire` (the command line), or their back-office forms `review_reported`, `retire_reported`
 and `restore_reported` (the same statements, with the staff member's reason in their
-trail). Once their staff role is checked, they read the reports' comments across tenants
-through `triage_report_samples`, a `SECURITY DEFINER` function of the owner role that returns
-the latest comments and nothing else (ADR 0024); no setting opens `challenge_report`.
+trail); the back office also retires a challenge of the bank nobody reported, from its preview
+(the flag is then made without report dates), and reads its state with `challenge_triage`.
+Once their staff role is checked, they read the reports' comments across tenants through
+`triage_report_samples`, a `SECURITY DEFINER` function of the owner role that returns the
+latest comments and nothing else (ADR 0024); no setting opens `challenge_report`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from uuid import UUID, uuid4
 
 from campaigns import assessment
 from campaigns.access import participant_id
-from campaigns.content import frozen_bank
+from campaigns.content import current_bank, frozen_bank
 from campaigns.participation.rules import refuse_if_archived
 from core.database import after_commit, execute, fetch, global_transaction, tenant_transaction
 from core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -138,9 +140,11 @@ RETURNING id
 # queue here, so each counts the events the previous ones committed. Citus refuses now() in
 # an upsert's SET clause and in a CASE of an UPDATE: the upsert takes the time from EXCLUDED
 # (the column's default), the count from the event's own time ($4, the database's clock).
+# A flag made by a retirement from the preview has no report dates: the first report sets both.
 _UPSERT_FLAG = """
 INSERT INTO challenge_flag (challenge_id) VALUES ($1)
-ON CONFLICT (challenge_id) DO UPDATE SET last_reported_at = EXCLUDED.last_reported_at
+ON CONFLICT (challenge_id) DO UPDATE SET last_reported_at = EXCLUDED.last_reported_at,
+    first_reported_at = coalesce(challenge_flag.first_reported_at, EXCLUDED.first_reported_at)
 """
 
 _COUNT_AND_WITHDRAW = """
@@ -293,8 +297,9 @@ class Flag:
     challenge_id: str
     status: str
     recent_reports: int
-    first_reported_at: datetime
-    last_reported_at: datetime
+    #: none for a challenge retired from its preview before anybody reported it
+    first_reported_at: datetime | None
+    last_reported_at: datetime | None
     withdrawn_at: datetime | None
     reviewed_at: datetime | None
     reviewed_by: UUID | None
@@ -335,7 +340,8 @@ SELECT f.*,
 FROM challenge_flag f
 WHERE ($1::text IS NULL OR f.status = $1)
 ORDER BY CASE f.status WHEN 'withdrawn' THEN 0 WHEN 'open' THEN 1 WHEN 'reviewed' THEN 2
-         ELSE 3 END, f.recent_reports DESC, f.last_reported_at DESC, f.challenge_id
+         ELSE 3 END, f.recent_reports DESC, f.last_reported_at DESC NULLS LAST,
+         f.challenge_id
 LIMIT $2
 """
 
@@ -420,6 +426,18 @@ UPDATE challenge_flag SET status = 'retired', retired_at = now(),
     reviewed_at = now(), reviewed_by = $2, recent_reports = 0
 WHERE challenge_id = $1 RETURNING status"""
 
+# The same for a challenge of the bank, reported or not: the flag is made, without report
+# dates, when nobody reported it. The times come from EXCLUDED (now() in VALUES): Citus
+# refuses now() in an upsert's SET clause.
+_RETIRE_ANY_SQL = """
+INSERT INTO challenge_flag (challenge_id, status, recent_reports, first_reported_at,
+    last_reported_at, retired_at, reviewed_at, reviewed_by)
+VALUES ($1, 'retired', 0, NULL, NULL, now(), now(), $2)
+ON CONFLICT (challenge_id) DO UPDATE SET status = 'retired', recent_reports = 0,
+    retired_at = EXCLUDED.retired_at, reviewed_at = EXCLUDED.reviewed_at,
+    reviewed_by = EXCLUDED.reviewed_by
+RETURNING status"""
+
 # Restoring is the review of a retired challenge alone: anything else is not found.
 _RESTORE_SQL = """
 UPDATE challenge_flag SET status = 'reviewed', reviewed_at = now(), reviewed_by = $2,
@@ -473,11 +491,38 @@ async def retire(staff_user_id: UUID, challenge_id: str) -> str:
 # --- the back office: the same rules, with the staff member's reason in their trail ----------
 
 
+@dataclass(frozen=True)
+class Triage:
+    """Where a challenge stands, as its preview says: `status` is one of `STATUSES`."""
+
+    status: str
+    withdrawn_at: datetime | None
+    retired_at: datetime | None
+
+    @property
+    def served(self) -> bool:
+        """Whether selection serves the challenge (`withdrawn_challenges` says the same)."""
+        return self.status not in ("withdrawn", "retired")
+
+
 def _editor(staff: StaffContext) -> UUID:
     staff.require(StaffPermission.CONTENT_TRIAGE)
     if staff.user_id is None:
         raise Forbidden()
     return staff.user_id
+
+
+async def challenge_triage(staff: StaffContext, challenge_id: str) -> Triage | None:
+    """The challenge's triage state, read now (not through the withdrawn set's cache); none
+    for a challenge nobody reported or retired. `Forbidden` unless a content editor."""
+    editor = _editor(staff)
+    async with global_transaction(user_id=editor):
+        await _require_triage(editor)
+        rows = await fetch(
+            "SELECT status, withdrawn_at, retired_at FROM challenge_flag WHERE challenge_id = $1",
+            challenge_id,
+        )
+    return Triage(**dict(rows[0])) if rows else None
 
 
 async def review_reported(staff: StaffContext, challenge_id: str, reason: str = "") -> str:
@@ -495,11 +540,14 @@ async def review_reported(staff: StaffContext, challenge_id: str, reason: str = 
 
 
 async def retire_reported(staff: StaffContext, challenge_id: str, reason: str) -> str:
-    """`retire` from the back office: a reason is required; recorded in the staff trail
-    (`content.challenge.retired`). Undone by `restore_reported`."""
+    """`retire` from the back office, for any challenge of the bank in use, reported or not
+    (the flag is made when there is none), and for a reported one the bank no longer holds
+    (frozen campaigns may still serve it); `NotFound` for any other id. A reason is required;
+    recorded in the staff trail (`content.challenge.retired`). Undone by `restore_reported`."""
     editor = _editor(staff)
     staff = with_reason(staff, reason)
-    return await _set_status(editor, challenge_id, _RETIRE_SQL, staff, "content.challenge.retired")
+    sql = _RETIRE_ANY_SQL if challenge_id in current_bank().challenge_by_id else _RETIRE_SQL
+    return await _set_status(editor, challenge_id, sql, staff, "content.challenge.retired")
 
 
 async def restore_reported(staff: StaffContext, challenge_id: str, reason: str) -> str:

@@ -294,6 +294,159 @@ async def content_service_withdrawn() -> frozenset[str]:
     return await withdrawn_challenges()
 
 
+async def _flag_row(challenge_id: str) -> dict[str, Any] | None:
+    async with database.global_transaction():
+        rows = await database.fetch(
+            "SELECT * FROM challenge_flag WHERE challenge_id = $1", challenge_id
+        )
+    return dict(rows[0]) if rows else None
+
+
+async def _unreported() -> str:
+    """A challenge of the bank in use that has no flag (flags are global: earlier tests'
+    remain, reviewed)."""
+    async with database.global_transaction():
+        flagged = {r["challenge_id"] for r in await database.fetch("SELECT * FROM challenge_flag")}
+    return next(c.id for c in current_bank().challenges if c.id not in flagged)
+
+
+async def test_a_challenge_nobody_reported_is_retired_then_restored_from_its_preview(
+    editor: Browser, content_editor: StaffFixture
+) -> None:
+    challenge_id = await _unreported()
+    preview = f"/admin/content/challenges/{challenge_id}"
+    page = (await editor.get(preview)).text
+    assert f'action="{preview}/retire"' in page
+    assert f'action="{preview}/restore"' not in page
+    assert "Retired " not in page
+
+    # the queue's confirmation, coming back to the preview
+    confirm = await editor.post(f"{preview}/retire", {}, page=preview)
+    assert confirm.status_code == 200
+    assert "No test will serve this challenge any more" in confirm.text
+    assert f'action="{preview}/retire"' in confirm.text
+    assert f'<a href="{preview}">' in confirm.text  # cancel
+    assert await _flag_row(challenge_id) is None
+    for reason in ("", "x"):
+        refused = await editor.post(
+            f"{preview}/retire", {"confirm": "yes", "reason": reason}, page=preview
+        )
+        assert refused.status_code == 422
+        assert 'id="f-reason-error"' in refused.text
+        assert await _flag_row(challenge_id) is None
+    done = await editor.post(
+        f"{preview}/retire", {"confirm": "yes", "reason": "Outdated since the reform"}, page=preview
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == preview
+    flag = await _flag_row(challenge_id)
+    assert flag is not None
+    assert (flag["status"], flag["reviewed_by"]) == ("retired", content_editor.user.id)
+    # nobody reported it: no report dates are made up
+    assert (flag["first_reported_at"], flag["last_reported_at"]) == (None, None)
+    assert challenge_id in await content_service_withdrawn()  # selection skips it
+    page = html.unescape((await editor.get(preview)).text)
+    assert f"{challenge_id} is retired: no test serves it." in page  # the flash
+    assert "no test serves this challenge, in any organization, until it is restored" in page
+    assert f'action="{preview}/restore"' in page
+    assert f'action="{preview}/retire"' not in page
+    queue = html.unescape((await editor.get("/admin/content/reports?status=retired")).text)
+    assert challenge_id in queue
+    assert "Nobody reported it: it was retired from its preview." in queue
+
+    # restoring: the same confirmation, a reason required, back to the preview
+    confirm = await editor.post(f"{preview}/restore", {}, page=preview)
+    assert confirm.status_code == 200
+    assert "Tests will serve this challenge again" in confirm.text
+    refused = await editor.post(
+        f"{preview}/restore", {"confirm": "yes", "reason": ""}, page=preview
+    )
+    assert refused.status_code == 422
+    assert (await _flag_row(challenge_id) or {}).get("status") == "retired"
+    done = await editor.post(
+        f"{preview}/restore", {"confirm": "yes", "reason": "The reform was postponed"}, page=preview
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == preview
+    assert await _status(challenge_id) == "reviewed"
+    assert challenge_id not in await content_service_withdrawn()
+    page = html.unescape((await editor.get(preview)).text)
+    assert f"{challenge_id} is restored: it is selected again." in page
+    assert f'action="{preview}/retire"' in page
+    # restoring what is not retired: not found
+    again = await editor.post(
+        f"{preview}/restore", {"confirm": "yes", "reason": "Once more"}, page=preview
+    )
+    assert again.status_code == 404
+
+    trail = [r for r in await _trail(content_editor) if r["action"].startswith("content.")]
+    assert [(r["action"], r["reason"], r["target_id"]) for r in trail] == [
+        ("content.challenge.retired", "Outdated since the reform", challenge_id),
+        ("content.challenge.restored", "The reform was postponed", challenge_id),
+    ]
+
+
+async def test_a_reported_challenge_retired_from_its_preview_keeps_its_reports(
+    editor: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    challenge_id = await _reported(tenant_a)
+    before = await _flag_row(challenge_id)
+    assert before is not None
+    preview = f"/admin/content/challenges/{challenge_id}"
+    done = await editor.post(
+        f"{preview}/retire", {"confirm": "yes", "reason": "Answer key wrong"}, page=preview
+    )
+    assert done.headers["location"] == preview
+    flag = await _flag_row(challenge_id)
+    assert flag is not None
+    assert flag["status"] == "retired"
+    assert flag["first_reported_at"] == before["first_reported_at"]
+    assert flag["last_reported_at"] == before["last_reported_at"]
+    assert challenge_id in await content_service_withdrawn()
+
+
+async def test_only_content_editors_retire_from_the_preview(
+    browser: Browser,
+    superadmin: StaffFixture,
+    account_manager: StaffFixture,
+    support: StaffFixture,
+    tenant_a: TenantFixture,
+) -> None:
+    challenge_id = await _unreported()
+    preview = f"/admin/content/challenges/{challenge_id}"
+    confirmed = {"confirm": "yes", "reason": "Not mine to retire"}
+    for staff in (account_manager, support):
+        await staff_login(browser, staff)
+        for action in ("retire", "restore"):
+            for data in ({}, confirmed):
+                response = await browser.post(f"{preview}/{action}", data, page="/admin")
+                assert response.status_code == 403, (staff.role, action, data)
+        browser.client.cookies.clear()
+    await browser.login(tenant_a.owner)
+    for action in ("retire", "restore"):
+        response = await browser.post(f"{preview}/{action}", confirmed, page="/account")
+        assert response.status_code == 404
+    browser.client.cookies.clear()
+    assert await _flag_row(challenge_id) is None
+    # superadmins hold the content permission
+    await staff_login(browser, superadmin)
+    done = await browser.post(f"{preview}/retire", confirmed, page=preview)
+    assert done.status_code == 303
+    assert await _status(challenge_id) == "retired"
+
+
+async def test_retiring_a_challenge_the_bank_does_not_hold_from_a_preview_is_a_404(
+    editor: Browser,
+) -> None:
+    for action in ("retire", "restore"):
+        for data in ({}, {"confirm": "yes", "reason": "No such challenge"}):
+            response = await editor.post(
+                f"/admin/content/challenges/no-such-challenge/{action}", data, page="/admin/content"
+            )
+            assert response.status_code == 404, (action, data)
+    assert await _flag_row("no-such-challenge") is None
+
+
 async def test_reviewing_serves_the_challenge_again(
     editor: Browser, content_editor: StaffFixture, tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
@@ -682,3 +835,8 @@ async def test_a_challenge_id_that_names_nothing_is_a_404_on_every_challenge_rou
                 f"/admin/content/reports/{bad}/{action}", data, page="/admin/content/reports"
             )
             assert response.status_code == 404, (action, data, response.text[:300])
+            if action != "review":
+                response = await editor.post(
+                    f"/admin/content/challenges/{bad}/{action}", data, page="/admin/content"
+                )
+                assert response.status_code == 404, (action, data, response.text[:300])

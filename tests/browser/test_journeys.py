@@ -710,6 +710,9 @@ async def test_journey_6_a_content_editor_previews_a_challenge_in_four_languages
     await expect(page.get_by_role("button", name=f"Restore {challenge_id}…")).to_be_visible()
     await audit(page, "journey-6-retired")
     await page.goto(f"/admin/content/challenges/{challenge_id}")
-    await expect(page.get_by_text("Tests do not serve this challenge")).to_be_visible()
+    await expect(
+        page.get_by_text("no test serves this challenge, in any organization")
+    ).to_be_visible()
+    await expect(page.get_by_role("button", name=f"Restore {challenge_id}…")).to_be_visible()
     await audit(page, "journey-6-preview-retired")
     assert challenge_id in await withdrawn_challenges()

@@ -17,14 +17,17 @@ from campaigns.participation.answering import answer, current_challenge
 from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
 from campaigns.problem_reports import (
-    forget_withdrawn as forget,
-)
-from campaigns.problem_reports import (
+    challenge_triage,
     list_flags,
     mark_reviewed,
     report_problem,
+    restore_reported,
     retire,
+    retire_reported,
     withdrawn_challenges,
+)
+from campaigns.problem_reports import (
+    forget_withdrawn as forget,
 )
 from campaigns.service import create_campaign
 from campaigns.target_profiles import TargetProfileFields, create_target_profile
@@ -32,6 +35,8 @@ from core import database
 from core.errors import Forbidden, Invalid, NotFound
 from core.settings import get_settings
 from engine import Bank
+from tenants.context import Actor, StaffContext
+from tenants.permissions import staff_permissions_of
 from tenants.staff import make_staff
 from tests.campaigns.conftest import (
     Participant,
@@ -372,6 +377,107 @@ async def test_a_retired_challenge_stays_out_until_reviewed(
     assert view.challenge_id not in await withdrawn_challenges()
     with pytest.raises(NotFound):
         await retire(editor, "never-reported")
+
+
+async def _staff(role: str = "content_editor") -> StaffContext:
+    person = await make_user(f"Stan {role}")
+    await make_staff(person.id, role)
+    return StaffContext(
+        actor=Actor(kind="staff", user_id=person.id),
+        role=role,
+        permissions=staff_permissions_of(role),
+    )
+
+
+async def test_a_challenge_nobody_reported_is_retired_from_the_back_office_and_never_served(
+    tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
+) -> None:
+    campaign = await _topic_campaign(tenant_a)
+    pool = {c.id for c in test_bank.challenges for t in TOPICS if c.id.startswith(f"ch-{t}-")}
+    async with database.global_transaction():
+        flagged = {r["challenge_id"] for r in await database.fetch("SELECT * FROM challenge_flag")}
+    culprit = min(pool - flagged)
+    editor = await _staff()
+    assert await challenge_triage(editor, culprit) is None
+    with pytest.raises(Invalid):  # a reason is required, and nothing is made without one
+        await retire_reported(editor, culprit, "")
+    assert await challenge_triage(editor, culprit) is None
+
+    assert await retire_reported(editor, culprit, "Outdated") == "retired"
+    flag = await _flag(culprit)
+    assert (flag["status"], flag["recent_reports"]) == ("retired", 0)
+    assert (flag["first_reported_at"], flag["last_reported_at"]) == (None, None)
+    triage = await challenge_triage(editor, culprit)
+    assert triage is not None
+    assert (triage.status, triage.served) == ("retired", False)
+    assert triage.retired_at == flag["retired_at"]
+    # Nobody's test serves it now, in any tenant; every other challenge of the topics is.
+    dana = await make_participant(tenant_a, "Dana Four")
+    served = await _served(dana, campaign, test_bank)
+    assert culprit not in served
+    assert set(served) < pool
+    assert len(served) >= 10
+    # Listed with the retired ones, without report dates (and last).
+    assert editor.user_id is not None
+    retired = await list_flags(editor.user_id, "retired")
+    [listed] = [f for f in retired if f.challenge_id == culprit]
+    assert (listed.first_reported_at, listed.recent_reports) == (None, 0)
+
+    # Restored, it is served again; a report then gives it its first report date.
+    assert await restore_reported(editor, culprit, "Still valid") == "reviewed"
+    assert culprit not in await withdrawn_challenges()
+    triage = await challenge_triage(editor, culprit)
+    assert triage is not None
+    assert (triage.status, triage.served) == ("reviewed", True)
+    erin = await make_participant(tenant_a, "Erin Five")
+    outcome = await _report_when_served(erin, campaign, culprit, test_bank)
+    assert outcome.recorded
+    flag = await _flag(culprit)
+    assert flag["first_reported_at"] is not None
+    assert flag["first_reported_at"] == flag["last_reported_at"]
+
+
+async def test_only_a_challenge_of_the_bank_or_a_reported_one_is_retired(
+    tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
+) -> None:
+    editor = await _staff()
+    with pytest.raises(NotFound):
+        await retire_reported(editor, "no-such-challenge", "Outdated")
+    async with database.global_transaction():
+        assert not await database.fetch(
+            "SELECT 1 FROM challenge_flag WHERE challenge_id = 'no-such-challenge'"
+        )
+    # A reported challenge the bank in use no longer holds (frozen campaigns may serve it)
+    # is still retired from the queue.
+    async with database.global_transaction():
+        await database.execute(
+            """INSERT INTO challenge_flag (challenge_id) VALUES ('ch-removed-001')
+               ON CONFLICT (challenge_id) DO NOTHING"""
+        )
+    assert await retire_reported(editor, "ch-removed-001", "Removed from the bank") == "retired"
+
+
+async def test_only_content_editors_retire_a_challenge_of_the_bank(
+    tenant_a: TenantFixture, tenant_b: TenantFixture, test_bank: Bank
+) -> None:
+    challenge_id = test_bank.challenges[0].id
+    before = await withdrawn_challenges()
+    for role in ("account_manager", "support"):
+        staff = await _staff(role)
+        with pytest.raises(Forbidden):
+            await retire_reported(staff, challenge_id, "Not my job")
+        with pytest.raises(Forbidden):
+            await challenge_triage(staff, challenge_id)
+    # A content editor's context for someone whose staff role was taken away: refused too.
+    editor = await _staff()
+    async with database.global_transaction():
+        await database.execute(
+            "UPDATE staff_member SET disabled_at = now() WHERE user_id = $1", editor.user_id
+        )
+    with pytest.raises(Forbidden):
+        await retire_reported(editor, challenge_id, "Disabled")
+    forget()
+    assert await withdrawn_challenges() == before
 
 
 async def test_only_content_editors_triage(
