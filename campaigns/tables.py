@@ -164,13 +164,15 @@ class ChallengeReport(Table, tablename="challenge_report", db=DB):
 
 
 class ChallengeFlag(Table, tablename="challenge_flag", db=DB):
-    """Global: a reported challenge's triage state, and whether selection skips it."""
+    """Global: a challenge's triage state (reported, or retired from its preview), and whether
+    selection skips it."""
 
     challenge_id = Text(primary_key=True)
     status = Text(default="open")
     recent_reports = Integer(default=0)
-    first_reported_at = Timestamptz()
-    last_reported_at = Timestamptz()
+    #: both null for a challenge retired from its preview before anyone reported it (ADR 0029)
+    first_reported_at = Timestamptz(null=True, default=None)
+    last_reported_at = Timestamptz(null=True, default=None)
     withdrawn_at = Timestamptz(null=True, default=None)
     reviewed_at = Timestamptz(null=True, default=None)
     reviewed_by = UUID(null=True, default=None)
