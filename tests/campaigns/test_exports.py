@@ -174,6 +174,83 @@ async def test_the_xlsx_has_the_columns_of_the_csv_with_typed_cells(
     assert english_rows[1][7:] == ["2", "250", "3", "4", "0", "3.5", "0.0"]
 
 
+async def _exported_events(tenant: TenantFixture) -> list[int]:
+    """The rows each `campaign.results_exported` event of the tenant counted, oldest first."""
+    async with as_tenant(tenant.id):
+        rows = await database.fetch(
+            """SELECT details FROM audit_event
+               WHERE tenant_id = $1 AND action = 'campaign.results_exported'
+               ORDER BY occurred_at, id""",
+            tenant.id,
+        )
+    return [json.loads(row["details"])["rows"] for row in rows]
+
+
+@pytest.mark.parametrize("export_format", ["csv", "xlsx"])
+async def test_a_download_is_one_transaction_with_its_audit_record(
+    tenant_a: TenantFixture,
+    tenant_b: TenantFixture,
+    campaign: Campaign,
+    statements: list[str],
+    export_format: str,
+) -> None:
+    """The access check, the count, the audit record and the rows: one BEGIN, one COMMIT,
+    the rows read while the file is sent."""
+    export = exports.results_csv if export_format == "csv" else exports.results_xlsx
+    _, parts = await export(tenant_a.member_ctx, campaign.id, "en")
+    data = [part async for part in parts]
+    await asyncio.sleep(0)  # asyncpg calls query loggers on the next loop iteration
+    assert [s for s in statements if s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))] == [
+        f"BEGIN; SET LOCAL jalon.tenant_id = '{tenant_a.id}'; "
+        f"SET LOCAL jalon.user_id = '{tenant_a.member.id}'",
+        "COMMIT",
+    ]
+    assert sum("FROM campaign c" in statement for statement in statements) == 1
+    if export_format == "csv":
+        assert len(data) == 1 + 3
+    else:
+        assert len(_sheet_rows(b"".join(part for part in data if isinstance(part, bytes)))[1]) == 4
+    assert await _exported_events(tenant_a) == [3]
+    # Another organization's campaign is not found, and nothing is recorded anywhere.
+    statements.clear()
+    with pytest.raises(NotFound):
+        await export(tenant_b.owner_ctx, campaign.id, "en")
+    await asyncio.sleep(0)
+    assert [s for s in statements if s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))] == [
+        f"BEGIN; SET LOCAL jalon.tenant_id = '{tenant_b.id}'; "
+        f"SET LOCAL jalon.user_id = '{tenant_b.owner.id}'",
+        "ROLLBACK",
+    ]
+    assert await _exported_events(tenant_a) == [3]
+    assert await _exported_events(tenant_b) == []
+
+
+async def test_a_download_left_early_is_still_recorded(
+    tenant_a: TenantFixture, campaign: Campaign
+) -> None:
+    """A reader that stops after the first line (a client gone) ends the transaction: it
+    commits, so the audit record of what was sent stands."""
+    _, lines = await exports.results_csv(tenant_a.member_ctx, campaign.id, "en")
+    first = await anext(lines)
+    assert first.startswith(exports.BOM + "Name,")
+    await lines.aclose()
+    assert await _exported_events(tenant_a) == [3]
+
+
+async def test_a_campaign_past_the_threshold_is_not_streamed(
+    monkeypatch: pytest.MonkeyPatch, tenant_a: TenantFixture, campaign: Campaign
+) -> None:
+    monkeypatch.setenv("JALON_EXPORT_BACKGROUND_THRESHOLD", "2")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(exports.RunsInBackground):
+            await exports.results_xlsx(tenant_a.owner_ctx, campaign.id, "en")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert await _exported_events(tenant_a) == []  # nothing was sent, nothing recorded
+
+
 @pytest.mark.parametrize(
     ("locale", "separator", "expected"),
     [
