@@ -23,8 +23,7 @@ is recorded in the organization's audit log: who, which campaign, which format, 
 
 Small exports stream in the request; above `JALON_EXPORT_BACKGROUND_THRESHOLD` shared results
 (`runs_in_background`) `start_export` runs the same code as a background task (ADR 0014) with
-its progress shown. A streamed download is one transaction (`streamed_tenant_transaction`):
-the access check, the count, the audit record and the rows, while the file is sent.
+its progress shown.
 """
 
 from __future__ import annotations
@@ -33,10 +32,10 @@ import csv
 import io
 import json
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, Any, Literal
 from uuid import UUID
 
 from openpyxl import Workbook
@@ -49,7 +48,7 @@ from campaigns.access import require_reader
 from campaigns.campaign_fields import Campaign
 from campaigns.content import frozen_bank
 from campaigns.service import access_campaign
-from core.database import fetch, stream, streamed_tenant_transaction, tenant_transaction
+from core.database import fetch, stream, tenant_transaction
 from core.errors import Invalid
 from core.i18n import N_, in_language, translate
 from core.l10n import csv_delimiter, zone_name
@@ -73,7 +72,6 @@ PROGRESS_EVERY = 500
 #: Bytes read at a time from a finished XLSX file while it is sent.
 CHUNK_BYTES = 64 * 1024
 TASK_KIND = "campaign.results_export"
-ChunkT = TypeVar("ChunkT", str, bytes)
 
 #: Fixed columns, translated into the organization's language.
 FIXED_HEADERS = (
@@ -172,13 +170,11 @@ class Layout:
         return f"{self.campaign.code}-results.{export_format}"
 
 
-class RunsInBackground(Exception):
-    """The campaign has more shared results than a download streams in a request
-    (`runs_in_background`): its export is started as a background task (`start_export`)."""
-
-
-def _layout(campaign: Campaign, locale: str) -> Layout:
-    """Name the columns of `campaign`'s export, in `locale`."""
+async def _layout(ctx: TenantContext, campaign_id: UUID | str, locale: str) -> Layout:
+    """Check access (404 alike for another tenant's campaign) and name the columns."""
+    require_reader(ctx)
+    async with tenant_transaction(ctx):
+        campaign, _ = await access_campaign(ctx, campaign_id)
     bank = frozen_bank(campaign.bank_version)
     competences = tuple(campaign.profile.competences)
     areas = [
@@ -197,31 +193,32 @@ def _layout(campaign: Campaign, locale: str) -> Layout:
 
 async def _rows(ctx: TenantContext, layout: Layout) -> AsyncIterator[list[Any]]:
     """The export's rows as typed values (texts, numbers, datetimes or None), one at a
-    time from a server-side cursor (`BATCH_ROWS` in memory), in the caller's open
-    transaction."""
-    async for row in stream(
-        _SHARED_RESULTS, ctx.tenant_id, layout.campaign.id, prefetch=BATCH_ROWS
-    ):
-        levels = {
-            code: int(value.get("level", 0))
-            for code, value in json.loads(row["competences"]).items()
-        }
-        yield [
-            row["name"],
-            row["email"] or "",
-            row["external_id"] or "",
-            row["attempt"],
-            row["created_at"],
-            row["completed_at"],
-            row["shared_at"],
-            row["level"],
-            row["score"],
-            *(levels.get(code, 0) for code in layout.competences),
-            *(
-                round(sum(levels.get(c, 0) for c in codes) / len(codes), 1)
-                for _, codes in layout.areas
-            ),
-        ]
+    time from a server-side cursor (`BATCH_ROWS` in memory); the transaction stays open
+    while the caller iterates."""
+    async with tenant_transaction(ctx):
+        async for row in stream(
+            _SHARED_RESULTS, ctx.tenant_id, layout.campaign.id, prefetch=BATCH_ROWS
+        ):
+            levels = {
+                code: int(value.get("level", 0))
+                for code, value in json.loads(row["competences"]).items()
+            }
+            yield [
+                row["name"],
+                row["email"] or "",
+                row["external_id"] or "",
+                row["attempt"],
+                row["created_at"],
+                row["completed_at"],
+                row["shared_at"],
+                row["level"],
+                row["score"],
+                *(levels.get(code, 0) for code in layout.competences),
+                *(
+                    round(sum(levels.get(c, 0) for c in codes) / len(codes), 1)
+                    for _, codes in layout.areas
+                ),
+            ]
 
 
 async def _csv_lines(
@@ -229,7 +226,7 @@ async def _csv_lines(
     layout: Layout,
     dialect: CsvDialect,
     run: TaskRun[TenantContext] | None = None,
-) -> AsyncGenerator[str, None]:
+) -> AsyncIterator[str]:
     yield BOM + _line(layout.headers, dialect)
     count = 0
     async for values in _rows(ctx, layout):
@@ -239,59 +236,34 @@ async def _csv_lines(
             await run.progress(count)
 
 
-async def _download(
-    ctx: TenantContext,
-    campaign_id: UUID | str,
-    export_format: ExportFormat,
-    locale: str,
-    write: Callable[[Layout], AsyncGenerator[ChunkT, None]],
-) -> tuple[str, AsyncGenerator[ChunkT, None]]:
-    """The file name and the parts `write` makes of the export, all in one transaction: the
-    access check (404 alike for another tenant's campaign), the count of shared results
-    (`RunsInBackground` past the threshold, nothing recorded), the download's record in the
-    audit log (personal data: who, which campaign, which format, how many rows), then the
-    rows, read while the caller sends the parts. The record stands once the sending began,
-    even if the reader leaves before the end."""
-    require_reader(ctx)
-
-    async def prepare() -> Layout:
-        campaign, _ = await access_campaign(ctx, campaign_id)
-        counted = await fetch(_SHARED_COUNT, ctx.tenant_id, campaign.id)
-        shared: int = counted[0]["shared"]
-        if runs_in_background(shared):
-            raise RunsInBackground()
-        layout = _layout(campaign, locale)
+async def _record_download(ctx: TenantContext, layout: Layout, export_format: str) -> None:
+    """Record in the audit log that the actor downloads the export (personal data), with the
+    number of rows it holds as the download starts."""
+    async with tenant_transaction(ctx):
+        rows = await fetch(_SHARED_COUNT, ctx.tenant_id, layout.campaign.id)
         await audit.record(
             ctx,
             "campaign.results_exported",
             "campaign",
-            campaign.id,
-            campaign=campaign.name,
+            layout.campaign.id,
+            campaign=layout.campaign.name,
             format=export_format,
             file=layout.filename(export_format),
-            rows=shared,
+            rows=rows[0]["shared"],
         )
-        return layout
-
-    layout, parts = await streamed_tenant_transaction(ctx, prepare, write)
-    return layout.filename(export_format), parts
 
 
 async def results_csv(
     ctx: TenantContext, campaign_id: UUID | str, locale: str, dialect: CsvDialect | None = None
-) -> tuple[str, AsyncGenerator[str, None]]:
+) -> tuple[str, AsyncIterator[str]]:
     """The file name and the lines of the campaign's shared results as CSV, in `dialect`
-    (by default that of `locale`'s spreadsheets), the download recorded in the audit log;
-    `RunsInBackground` for a campaign whose export is a background task's.
+    (by default that of `locale`'s spreadsheets), the download recorded in the audit log.
 
     Access is checked before the first line (404 alike for another tenant's campaign); the
-    lines are produced while the caller sends them, in the same transaction (`_download`)."""
-    chosen = dialect or csv_dialect(locale)
-
-    def write(layout: Layout) -> AsyncGenerator[str, None]:
-        return _csv_lines(ctx, layout, chosen)
-
-    return await _download(ctx, campaign_id, "csv", locale, write)
+    lines are produced while the caller sends them."""
+    layout = await _layout(ctx, campaign_id, locale)
+    await _record_download(ctx, layout, "csv")
+    return layout.filename("csv"), _csv_lines(ctx, layout, dialect or csv_dialect(locale))
 
 
 def _xlsx_text(sheet: WriteOnlyWorksheet, value: str) -> Cell | str:
@@ -348,22 +320,23 @@ async def _write_xlsx(
 
 async def results_xlsx(
     ctx: TenantContext, campaign_id: UUID | str, locale: str
-) -> tuple[str, AsyncGenerator[bytes, None]]:
+) -> tuple[str, AsyncIterator[bytes]]:
     """The file name and the bytes of the campaign's shared results as XLSX, the download
-    recorded in the audit log; `RunsInBackground` for a campaign whose export is a
-    background task's.
+    recorded in the audit log.
 
     Access is checked first; the workbook is built into a temporary file while the caller
-    starts sending, then read back in chunks, in the same transaction (`_download`)."""
+    starts sending, then read back in chunks."""
+    layout = await _layout(ctx, campaign_id, locale)
+    await _record_download(ctx, layout, "xlsx")
 
-    async def chunks(layout: Layout) -> AsyncGenerator[bytes, None]:
+    async def chunks() -> AsyncIterator[bytes]:
         with tempfile.TemporaryFile() as target:
             await _write_xlsx(ctx, layout, locale, target)
             target.seek(0)
             while chunk := target.read(CHUNK_BYTES):
                 yield chunk
 
-    return await _download(ctx, campaign_id, "xlsx", locale, chunks)
+    return layout.filename("xlsx"), chunks()
 
 
 def runs_in_background(shared: int) -> bool:
@@ -415,19 +388,15 @@ async def export_campaign_results(
     locale: str,
     delimiter: str = "",
 ) -> None:
-    """Write the export into a temporary file with progress (one transaction reads the
-    campaign and its rows), then keep it with the task. (`delimiter` is absent from the
-    tasks queued before it was chosen: `locale`'s then.)"""
+    """Write the export into a temporary file with progress, then keep it with the task.
+    (`delimiter` is absent from the tasks queued before it was chosen: `locale`'s then.)"""
+    layout = await _layout(run.ctx, campaign_id, locale)
     dialect = csv_dialect(locale, delimiter or None)
-    require_reader(run.ctx)
     with tempfile.TemporaryFile() as target:
-        async with tenant_transaction(run.ctx):
-            campaign, _ = await access_campaign(run.ctx, campaign_id)
-            layout = _layout(campaign, locale)
-            if export_format == "xlsx":
-                await _write_xlsx(run.ctx, layout, locale, target, run)
-            else:
-                async for line in _csv_lines(run.ctx, layout, dialect, run):
-                    target.write(line.encode("utf-8"))
+        if export_format == "xlsx":
+            await _write_xlsx(run.ctx, layout, locale, target, run)
+        else:
+            async for line in _csv_lines(run.ctx, layout, dialect, run):
+                target.write(line.encode("utf-8"))
         target.seek(0)
         await run.finish(layout.filename(export_format), CONTENT_TYPES[export_format], target)

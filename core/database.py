@@ -12,11 +12,11 @@ import asyncio
 import contextvars
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 from uuid import UUID
 
@@ -292,111 +292,6 @@ def detached_tenant_transaction(
     commits on its own, whatever becomes of the open one. For what must be seen before a
     long piece of work ends, such as the progress of a background task reading a cursor."""
     return _detached(scope.tenant_id, scope.user_id, scope.read_only)
-
-
-HeadT = TypeVar("HeadT")
-ItemT = TypeVar("ItemT")
-#: How many items a streamed transaction's work gets ahead of its reader.
-STREAM_BUFFER = 16
-#: How long a streamed transaction's work waits for a reader to take an item before it takes
-#: the reader for gone (a response dropped before it was sent, a client stalled).
-STREAM_IDLE_SECONDS = 300.0
-_END = object()
-#: The tasks of streamed transactions, kept until they end (the loop holds tasks weakly).
-_streaming: set[asyncio.Task[None]] = set()
-
-
-@dataclass(frozen=True)
-class _Failure:
-    error: BaseException
-
-
-@dataclass
-class _Handover(Generic[ItemT]):
-    """What a streamed transaction's task hands to its reader, and whether the reader left."""
-
-    items: asyncio.Queue[object]
-    stopped: asyncio.Event
-    task: asyncio.Task[None] | None = None
-
-    async def give(self, item: object) -> bool:
-        """Hand `item` over, waiting for room; whether the reader is still there for more."""
-        if self.stopped.is_set():
-            return False
-        try:
-            await asyncio.wait_for(self.items.put(item), STREAM_IDLE_SECONDS)
-        except TimeoutError:
-            return False
-        return not self.stopped.is_set()
-
-    def stop(self) -> None:
-        """The reader leaves: what waits to be handed over is dropped, which frees the task."""
-        self.stopped.set()
-        while not self.items.empty():
-            self.items.get_nowait()
-
-    async def take(self) -> object:
-        try:
-            item = await self.items.get()
-        except BaseException:
-            self.stop()
-            raise
-        if isinstance(item, _Failure):
-            self.stop()
-            raise item.error
-        return item
-
-    async def rest(self) -> AsyncGenerator[ItemT, None]:
-        try:
-            while (item := await self.take()) is not _END:
-                yield cast(ItemT, item)
-        finally:
-            self.stop()
-            if self.task is not None:
-                # Closed, read to the end or dropped, the transaction has ended when this
-                # has (shielded: a reader's cancellation must not roll back what it saw).
-                await asyncio.shield(self.task)
-
-
-async def streamed_tenant_transaction(
-    scope: TenantScope,
-    prepare: Callable[[], Awaitable[HeadT]],
-    produce: Callable[[HeadT], AsyncGenerator[ItemT, None]],
-) -> tuple[HeadT, AsyncGenerator[ItemT, None]]:
-    """One `tenant_transaction` for a response streamed after its handler returned (a file of
-    any size): `prepare` runs in it (checks access, reads, writes the audit record) and its
-    result, or its exception (a 404), is returned here, before a response starts; then
-    `produce(result)`'s items, still in it, come through the iterator returned, as it is read
-    (at most `STREAM_BUFFER` ahead of the reader: bounded memory).
-
-    The transaction lives in a task of its own: a streamed response is sent from another task
-    than its handler's, and a transaction must end in the context that began it. It commits
-    when `produce` ends, and also when the reader stops early (a client gone, a response
-    dropped, or nothing taken for `STREAM_IDLE_SECONDS`): what `prepare` wrote stands for what
-    was sent. An exception of `produce` rolls it back and is raised to the reader. Once the
-    iterator is read to its end or closed, the transaction has ended."""
-    handover: _Handover[ItemT] = _Handover(asyncio.Queue(STREAM_BUFFER), asyncio.Event())
-
-    async def work() -> None:
-        try:
-            async with tenant_transaction(scope):
-                head = await prepare()
-                handover.items.put_nowait(head)  # the first item: the queue is empty
-                async with aclosing(produce(head)) as items:
-                    async for item in items:
-                        if not await handover.give(item):
-                            break  # the reader left: commit what was done
-        except Exception as error:
-            # prepare's (the queue is empty then) or produce's, for the reader to raise
-            await handover.give(_Failure(error))
-            return
-        await handover.give(_END)
-
-    task = handover.task = asyncio.create_task(work())
-    _streaming.add(task)
-    task.add_done_callback(_streaming.discard)
-    head = cast(HeadT, await handover.take())
-    return head, handover.rest()
 
 
 def global_transaction(
