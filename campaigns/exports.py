@@ -170,11 +170,13 @@ class Layout:
         return f"{self.campaign.code}-results.{export_format}"
 
 
-async def _layout(ctx: TenantContext, campaign_id: UUID | str, locale: str) -> Layout:
-    """Check access (404 alike for another tenant's campaign) and name the columns."""
-    require_reader(ctx)
-    async with tenant_transaction(ctx):
-        campaign, _ = await access_campaign(ctx, campaign_id)
+class RunsInBackground(Exception):
+    """A download of more results than stream in a request (`runs_in_background`): it is
+    started as a background task instead, and nothing was recorded."""
+
+
+def _columns(campaign: Campaign, locale: str) -> Layout:
+    """The export's columns for `campaign`, named in `locale`."""
     bank = frozen_bank(campaign.bank_version)
     competences = tuple(campaign.profile.competences)
     areas = [
@@ -189,6 +191,34 @@ async def _layout(ctx: TenantContext, campaign_id: UUID | str, locale: str) -> L
     headers += [f"{code} {titles[code]}" for code in competences]
     headers += [f"{area.code} {in_language(area.title, locale)}" for area, _ in areas]
     return Layout(campaign, headers, competences, [(area.code, codes) for area, codes in areas])
+
+
+async def _layout(
+    ctx: TenantContext, campaign_id: UUID | str, locale: str, download: str | None = None
+) -> Layout:
+    """Check access (404 alike for another tenant's campaign) and name the columns. For a
+    `download` (its format), in the same transaction: `RunsInBackground` past the threshold,
+    else the download recorded in the audit log (personal data) with the number of rows it
+    holds, committed before the first row is sent."""
+    require_reader(ctx)
+    async with tenant_transaction(ctx):
+        campaign, _ = await access_campaign(ctx, campaign_id)
+        layout = _columns(campaign, locale)
+        if download is not None:
+            rows = await fetch(_SHARED_COUNT, ctx.tenant_id, campaign.id)
+            if runs_in_background(rows[0]["shared"]):
+                raise RunsInBackground
+            await audit.record(
+                ctx,
+                "campaign.results_exported",
+                "campaign",
+                campaign.id,
+                campaign=campaign.name,
+                format=download,
+                file=layout.filename(download),
+                rows=rows[0]["shared"],
+            )
+    return layout
 
 
 async def _rows(ctx: TenantContext, layout: Layout) -> AsyncIterator[list[Any]]:
@@ -236,33 +266,16 @@ async def _csv_lines(
             await run.progress(count)
 
 
-async def _record_download(ctx: TenantContext, layout: Layout, export_format: str) -> None:
-    """Record in the audit log that the actor downloads the export (personal data), with the
-    number of rows it holds as the download starts."""
-    async with tenant_transaction(ctx):
-        rows = await fetch(_SHARED_COUNT, ctx.tenant_id, layout.campaign.id)
-        await audit.record(
-            ctx,
-            "campaign.results_exported",
-            "campaign",
-            layout.campaign.id,
-            campaign=layout.campaign.name,
-            format=export_format,
-            file=layout.filename(export_format),
-            rows=rows[0]["shared"],
-        )
-
-
 async def results_csv(
     ctx: TenantContext, campaign_id: UUID | str, locale: str, dialect: CsvDialect | None = None
 ) -> tuple[str, AsyncIterator[str]]:
     """The file name and the lines of the campaign's shared results as CSV, in `dialect`
     (by default that of `locale`'s spreadsheets), the download recorded in the audit log.
 
-    Access is checked before the first line (404 alike for another tenant's campaign); the
-    lines are produced while the caller sends them."""
-    layout = await _layout(ctx, campaign_id, locale)
-    await _record_download(ctx, layout, "csv")
+    Access is checked and the download recorded before the first line (404 alike for another
+    tenant's campaign; `RunsInBackground` for a large one); the lines are produced while the
+    caller sends them."""
+    layout = await _layout(ctx, campaign_id, locale, download="csv")
     return layout.filename("csv"), _csv_lines(ctx, layout, dialect or csv_dialect(locale))
 
 
@@ -324,10 +337,9 @@ async def results_xlsx(
     """The file name and the bytes of the campaign's shared results as XLSX, the download
     recorded in the audit log.
 
-    Access is checked first; the workbook is built into a temporary file while the caller
-    starts sending, then read back in chunks."""
-    layout = await _layout(ctx, campaign_id, locale)
-    await _record_download(ctx, layout, "xlsx")
+    Access is checked and the download recorded first (as `results_csv`); the workbook is
+    built into a temporary file while the caller starts sending, then read back in chunks."""
+    layout = await _layout(ctx, campaign_id, locale, download="xlsx")
 
     async def chunks() -> AsyncIterator[bytes]:
         with tempfile.TemporaryFile() as target:
@@ -343,16 +355,6 @@ def runs_in_background(shared: int) -> bool:
     """Whether an export of `shared` results runs as a background task (more than
     `JALON_EXPORT_BACKGROUND_THRESHOLD`) rather than streaming in the request."""
     return shared > get_settings().export_background_threshold
-
-
-async def shared_count(ctx: TenantContext, campaign_id: UUID | str) -> int:
-    """How many shared results the campaign's export would hold (404 as for the export)."""
-    require_reader(ctx)
-    async with tenant_transaction(ctx):
-        campaign, _ = await access_campaign(ctx, campaign_id)
-        rows = await fetch(_SHARED_COUNT, ctx.tenant_id, campaign.id)
-    count: int = rows[0]["shared"]
-    return count
 
 
 async def start_export(

@@ -384,16 +384,17 @@ async def _export(
 ) -> Stream | Redirect:
     """A small export streams at once (bounded memory whatever its size); a large one is
     started from the campaign page's buttons, as a background task, and never by a GET."""
-    if exports.runs_in_background(await exports.shared_count(ctx, campaign_id)):
-        flash(request, "This campaign has many results: start its export with the buttons below.")
-        return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign_id}")
     locale = ctx.tenant.default_locale
     body: AsyncIterator[str] | AsyncIterator[bytes]
-    if export_format == "csv":
-        dialect = _csv_dialect(request, request.query_params.get("separator"))
-        name, body = await exports.results_csv(ctx, campaign_id, locale, dialect)
-    else:
-        name, body = await exports.results_xlsx(ctx, campaign_id, locale)
+    try:
+        if export_format == "csv":
+            dialect = _csv_dialect(request, request.query_params.get("separator"))
+            name, body = await exports.results_csv(ctx, campaign_id, locale, dialect)
+        else:
+            name, body = await exports.results_xlsx(ctx, campaign_id, locale)
+    except exports.RunsInBackground:
+        flash(request, "This campaign has many results: start its export with the buttons below.")
+        return redirect(f"/o/{ctx.tenant.slug}/campaigns/{campaign_id}")
     return Stream(
         body,
         media_type=exports.CONTENT_TYPES[export_format],

@@ -24,6 +24,7 @@ from core import database, jobs
 from core.errors import Invalid, NotFound
 from core.settings import get_settings
 from tenants import tasks
+from tests.api.conftest import audit_actions
 from tests.campaigns.conftest import make_campaign
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
@@ -224,10 +225,44 @@ async def test_another_tenants_campaign_is_not_found(
     with pytest.raises(NotFound):
         await exports.results_xlsx(tenant_b.owner_ctx, campaign.id, "en")
     with pytest.raises(NotFound):
-        await exports.shared_count(tenant_b.owner_ctx, campaign.id)
+        await exports.results_csv(tenant_b.owner_ctx, campaign.id, "en")
     with pytest.raises(NotFound):
         await exports.start_export(tenant_b.owner_ctx, campaign.id, "csv", "en")
     assert await tasks.list_tasks(tenant_b.owner_ctx) == []
+
+
+def _begun(statements: list[str]) -> int:
+    return sum(statement.startswith("BEGIN") for statement in statements)
+
+
+async def test_a_download_is_checked_and_recorded_in_one_transaction_then_read_in_one(
+    tenant_a: TenantFixture, campaign: Campaign, statements: list[str]
+) -> None:
+    """Access, the count and the audit record commit together before the first row; the
+    rows come from a second transaction (a server-side cursor)."""
+    statements.clear()
+    _, lines = await exports.results_csv(tenant_a.member_ctx, campaign.id, "en")
+    assert _begun(statements) == 1
+    assert sum("INSERT INTO audit_event" in statement for statement in statements) == 1
+    assert statements[-1] == "COMMIT"
+    assert len([line async for line in lines]) == 4  # the headers and three results
+    assert _begun(statements) == 2
+
+
+async def test_a_download_past_the_threshold_runs_in_the_background_unrecorded(
+    tenant_a: TenantFixture, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = await audit_actions(tenant_a.id)
+    monkeypatch.setenv("JALON_EXPORT_BACKGROUND_THRESHOLD", "2")
+    get_settings.cache_clear()
+    try:
+        for download in (exports.results_csv, exports.results_xlsx):
+            with pytest.raises(exports.RunsInBackground):
+                await download(tenant_a.member_ctx, campaign.id, "en")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert await audit_actions(tenant_a.id) == before
 
 
 async def test_an_unknown_format_is_refused(tenant_a: TenantFixture, campaign: Campaign) -> None:
@@ -269,7 +304,6 @@ async def test_an_export_runs_as_a_task_with_the_same_file(
     tenant_a: TenantFixture, campaign: Campaign, export_format: str
 ) -> None:
     ctx = tenant_a.member_ctx
-    assert await exports.shared_count(ctx, campaign.id) == 3
     task_id = await exports.start_export(ctx, campaign.id, export_format, "en")
     await _drained()
     task = await tasks.get_task(ctx, task_id)
