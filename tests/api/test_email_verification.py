@@ -14,24 +14,10 @@ from tests.api.conftest import PASSWORD, Browser, audit_actions
 from tests.campaigns.conftest import make_campaign
 from tests.conftest import TenantFixture
 from tests.db import as_tenant
+from tests.mail import last_link, mails_to
 
 LINK = r"http://127\.0\.0\.1:8000(/email/verify/\S+)"
 REFUSED = "Confirm your email address before sharing your results"
-
-
-async def _mails(address: str) -> list[str]:
-    async with database.global_transaction():
-        rows = await database.fetch(
-            "SELECT body_text FROM mail_message WHERE to_address = $1 ORDER BY created_at",
-            address,
-        )
-    return [row["body_text"] for row in rows]
-
-
-async def _verification_link(address: str) -> str:
-    links = [m.group(1) for body in await _mails(address) if (m := re.search(LINK, body))]
-    assert links, f"no verification mail to {address}"
-    return links[-1]
 
 
 async def _sign_up(browser: Browser, code: str, name: str) -> str:
@@ -95,7 +81,7 @@ async def test_sharing_waits_for_the_verified_address(
     campaign = await make_campaign(tenant_a)
     email = await _sign_up(browser, campaign.code, "Vera")
     page = await _finished(tenant_a, campaign.id, email)
-    link = await _verification_link(email)
+    link = await last_link(email, r"/email/verify/\S+")
 
     results = await browser.get(page + "/results")
     assert f"open the link we sent to {email}" in results.text
@@ -127,7 +113,7 @@ async def test_an_expired_link_is_refused(browser: Browser, tenant_a: TenantFixt
     campaign = await make_campaign(tenant_a)
     email = await _sign_up(browser, campaign.code, "Late")
     page = await _finished(tenant_a, campaign.id, email)
-    link = await _verification_link(email)
+    link = await last_link(email, r"/email/verify/\S+")
     async with database.global_transaction():
         await database.execute(
             """UPDATE user_token SET expires_at = now() - interval '1 minute'
@@ -146,7 +132,7 @@ async def test_another_persons_link_does_not_verify_you(
     campaign = await make_campaign(tenant_a)
     theirs = await make_campaign(tenant_b)
     alice = await _sign_up(browser, theirs.code, "Alice")
-    alices_link = await _verification_link(alice)
+    alices_link = await last_link(alice, r"/email/verify/\S+")
     await browser.post("/logout", page="/account")
     bob = await _sign_up(browser, campaign.code, "Bob")
     bobs_page = await _finished(tenant_a, campaign.id, bob)
@@ -166,7 +152,7 @@ async def test_a_token_bound_to_an_old_address_verifies_nothing(
 ) -> None:
     campaign = await make_campaign(tenant_a)
     email = await _sign_up(browser, campaign.code, "Moved")
-    link = await _verification_link(email)
+    link = await last_link(email, r"/email/verify/\S+")
     async with database.global_transaction():
         await database.execute(
             "UPDATE user_account SET email = $2 WHERE lower(email) = lower($1)",
@@ -186,7 +172,7 @@ async def test_the_mail_can_be_sent_again_a_few_times(
     email = await _sign_up(browser, campaign.code, "Resend")
     page = await _finished(tenant_a, campaign.id, email)
     results = page + "/results"
-    assert len(await _mails(email)) == 1
+    assert len(await mails_to(email)) == 1
     for _ in range(3):
         sent = await browser.post("/account/verify-email", {"next": results}, page=results)
         assert sent.status_code == 303
@@ -195,9 +181,9 @@ async def test_the_mail_can_be_sent_again_a_few_times(
     refused = await browser.post("/account/verify-email", {"next": results}, page=results)
     assert refused.status_code == 303
     assert "sent several times already" in (await browser.get(results)).text
-    assert len(await _mails(email)) == 4
+    assert len(await mails_to(email)) == 4
     # Each mail's link works (the latest one here), and then the others are spent.
-    links = [m.group(1) for body in await _mails(email) if (m := re.search(LINK, body))]
+    links = [m.group(1) for body in await mails_to(email) if (m := re.search(LINK, body))]
     assert (await browser.post(links[-1], {}, page=links[-1])).status_code == 303
     assert (await browser.post(links[0], {}, page=links[0])).status_code == 410
 
@@ -212,7 +198,7 @@ async def test_a_magic_link_or_a_reset_verifies_the_address(
         await browser.post("/logout", page="/account")
         await browser.post(way, {"email": email}, page=way)
         pattern = r"http://127\.0\.0\.1:8000(/login/link/[^\s?]+|/password/reset/\S+)"
-        bodies = await _mails(email)
+        bodies = await mails_to(email)
         match = re.search(pattern, bodies[-1])
         assert match
         form = {"password": "another long password", "password_confirm": "another long password"}
@@ -236,7 +222,7 @@ async def test_an_organization_sign_up_is_mailed_a_verification_link(browser: Br
     }
     created = await browser.post("/signup", form, page="/signup")
     assert created.status_code == 303, created.text
-    link = await _verification_link(email)
+    link = await last_link(email, r"/email/verify/\S+")
     assert (await browser.post(link, {}, page=link)).status_code == 303
     account = await find_user_by_email(email)
     assert account is not None

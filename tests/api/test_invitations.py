@@ -23,6 +23,7 @@ from tenants.organizations import set_status, system_context
 from tests.api.conftest import PASSWORD, Browser, audit_actions, browser_on
 from tests.conftest import TenantFixture, make_tenant, make_user
 from tests.db import as_tenant
+from tests.mail import last_link
 
 NEW_ACCOUNT = {
     "name": "Inès Invitée",
@@ -50,20 +51,7 @@ async def _invite(browser: Browser, tenant: TenantFixture, email: str, role: str
     members = f"/o/{tenant.slug}/members"
     response = await browser.post(f"{members}/invite", {"email": email, "role": role}, page=members)
     assert response.status_code == 303, response.text
-    return await _link_sent_to(email)
-
-
-async def _link_sent_to(email: str) -> str:
-    async with database.global_transaction():
-        rows = await database.fetch(
-            "SELECT body_text FROM mail_message WHERE to_address = $1 "
-            "ORDER BY created_at DESC LIMIT 1",
-            email,
-        )
-    assert rows, f"no mail to {email}"
-    match = re.search(r"http://127\.0\.0\.1:8000(/invitations/\S+)", rows[0]["body_text"])
-    assert match, rows[0]["body_text"]
-    return match.group(1)
+    return await last_link(email, r"/invitations/\S+")
 
 
 async def _invitation(tenant: TenantFixture, email: str) -> dict[str, Any]:
@@ -395,7 +383,7 @@ async def test_resending_mails_a_new_link_and_the_old_one_dies(
     )
     assert response.status_code == 303
     assert "The invitation has been sent again." in (await browser.get(members)).text
-    new = await _link_sent_to("resent@example.org")
+    new = await last_link("resent@example.org", r"/invitations/\S+")
     assert new != old
     gone = await client.get(old)
     assert gone.status_code == 410
@@ -473,7 +461,9 @@ async def test_an_expired_invitation_can_be_resent_or_replaced(
     invitation = await _invitation(tenant_a, "second-chance@example.org")
     members = f"/o/{tenant_a.slug}/members"
     await browser.post(f"/o/{tenant_a.slug}/invitations/{invitation['id']}/resend", page=members)
-    assert (await client.get(await _link_sent_to("second-chance@example.org"))).status_code == 200
+    assert (
+        await client.get(await last_link("second-chance@example.org", r"/invitations/\S+"))
+    ).status_code == 200
 
     await _invite(browser, tenant_a, "replaced@example.org")
     await _expire(tenant_a, "replaced@example.org")

@@ -21,9 +21,9 @@ from tenants.account_events import record_password_change
 from tenants.context import Actor
 from tenants.members import add_member
 from tests.api.conftest import PASSWORD, Browser, audit_actions, browser_on
-from tests.api.test_auth import _last_link
 from tests.conftest import TenantFixture, make_tenant, make_user
 from tests.db import as_tenant
+from tests.mail import last_link
 
 NEW = "a brand new passphrase"
 
@@ -115,7 +115,7 @@ async def test_success_signs_out_the_other_session_and_keeps_this_one(
         await laptop.login(person, NEW)
         assert (await laptop.get("/account")).status_code == 200
     assert await audit_actions(tenant_a.id) == [*before, "account.password_changed"]
-    link = await _last_link(person.email, r"http://127\.0\.0\.1:8000/password/forgot")
+    link = await last_link(person.email, r"/password/forgot")
     assert link == "/password/forgot"
 
 
@@ -142,7 +142,7 @@ async def test_a_password_reset_also_ends_the_other_sessions(
     async with browser_on(app) as laptop:
         await laptop.login(person)
         await browser.post("/password/forgot", {"email": person.email}, page="/password/forgot")
-        link = await _last_link(person.email, r"http://127\.0\.0\.1:8000/password/reset/\S+")
+        link = await last_link(person.email, r"/password/reset/\S+")
         done = await browser.post(link, {"password": NEW, "password_confirm": NEW}, page=link)
         assert done.status_code == 303
         assert (await browser.get("/account")).status_code == 200  # signed in by the reset

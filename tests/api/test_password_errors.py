@@ -10,7 +10,6 @@ import re
 import httpx
 import pytest
 
-from core import database
 from core.errors import Invalid, InvalidFields
 from core.settings import Settings
 from core.validation import clean_new_password
@@ -19,6 +18,7 @@ from tenants.invitations import invite
 from tests.api.conftest import Browser
 from tests.api.test_participant import short_campaign
 from tests.conftest import TenantFixture, make_user
+from tests.mail import last_link
 
 SHORT = "abcde"
 TOO_SHORT = "Choose a password of at least 10 characters."
@@ -41,18 +41,6 @@ def _both(page: httpx.Response) -> None:
     assert errors.get("password") == TOO_SHORT, errors
     assert errors.get("password_confirm") == DIFFER, errors
     assert SHORT not in page.text  # passwords are never typed back
-
-
-async def _last_link(to_address: str, pattern: str) -> str:
-    async with database.global_transaction():
-        rows = await database.fetch(
-            "SELECT body_text FROM mail_message WHERE to_address = $1 ORDER BY created_at DESC "
-            "LIMIT 1",
-            to_address,
-        )
-    match = re.search(pattern, rows[0]["body_text"])
-    assert match, rows[0]["body_text"]
-    return match.group(1)
 
 
 async def test_sign_up_says_both(browser: Browser, db: str) -> None:
@@ -103,7 +91,7 @@ async def test_an_invitation_says_both(
 ) -> None:
     email = "invitee-pw@example.org"
     await invite(tenant_a.owner_ctx, email, "member", settings)
-    link = await _last_link(email, r"http://127\.0\.0\.1:8000(/invitations/\S+)")
+    link = await last_link(email, r"/invitations/\S+")
     form = {"name": "Invitee", "password": SHORT, "password_confirm": "other"}
     _both(await browser.post(link, form, page=link))
 
@@ -111,7 +99,7 @@ async def test_an_invitation_says_both(
 async def test_a_password_reset_says_both(browser: Browser, db: str) -> None:
     user = await make_user("Forgetful Both")
     await browser.post("/password/forgot", {"email": user.email}, page="/password/forgot")
-    link = await _last_link(user.email, r"http://127\.0\.0\.1:8000(/password/reset/\S+)")
+    link = await last_link(user.email, r"/password/reset/\S+")
     _both(await browser.post(link, {"password": SHORT, "password_confirm": "other"}, page=link))
 
 

@@ -17,24 +17,10 @@ from tenants.accounts import LINK_MAILS_PER_ADDRESS, find_user_by_email
 from tests.api.conftest import PASSWORD, Browser
 from tests.campaigns.conftest import make_campaign
 from tests.conftest import TenantFixture, make_user
+from tests.mail import last_link, mails_to
 
-SIGNUP_LINK = r"http://127\.0\.0\.1:8000(/signup/link/\S+)"
-SIGN_IN_LINK = r"http://127\.0\.0\.1:8000(/login/link/\S+)"
-
-
-async def _mails(address: str) -> list[str]:
-    async with database.global_transaction():
-        rows = await database.fetch(
-            "SELECT body_text FROM mail_message WHERE to_address = $1 ORDER BY created_at",
-            address,
-        )
-    return [row["body_text"] for row in rows]
-
-
-async def _link(address: str, pattern: str) -> str:
-    links = [m.group(1) for body in await _mails(address) if (m := re.search(pattern, body))]
-    assert links, f"no such link mailed to {address}"
-    return links[-1]
+SIGNUP_LINK = r"/signup/link/\S+"
+SIGN_IN_LINK = r"/login/link/\S+"
 
 
 async def _pending(address: str) -> int:
@@ -71,7 +57,7 @@ async def test_the_link_creates_the_account_and_brings_the_person_back(
     # Nothing is created before the link is followed.
     assert await find_user_by_email(email) is None
     assert await _pending(email) == 1
-    link = await _link(email, SIGNUP_LINK)
+    link = await last_link(email, SIGNUP_LINK)
     assert link.endswith(f"?next=/c/{campaign.code}")
 
     # Opening the link (a mail scanner would) creates nothing: a button does.
@@ -108,9 +94,9 @@ async def test_an_address_with_an_account_gets_a_sign_in_link_and_the_same_page(
     person = await make_user("Already Here")
     await _ask(browser, campaign.code, person.email, name="Someone Else")
     assert await _pending(person.email) == 0
-    body = (await _mails(person.email))[-1]
+    body = (await mails_to(person.email))[-1]
     assert "which has one already" in body
-    link = await _link(person.email, SIGN_IN_LINK)
+    link = await last_link(person.email, SIGN_IN_LINK)
     signed_in = await browser.post(link.split("?")[0], {"next": f"/c/{campaign.code}"}, page=link)
     assert signed_in.status_code == 303
     landing = await browser.get(f"/c/{campaign.code}")
@@ -137,7 +123,7 @@ async def test_an_expired_link_creates_nothing_and_is_purged(
     campaign = await make_campaign(tenant_a)
     email = _address("late")
     await _ask(browser, campaign.code, email)
-    link = (await _link(email, SIGNUP_LINK)).split("?")[0]
+    link = (await last_link(email, SIGNUP_LINK)).split("?")[0]
     async with database.global_transaction():
         # The runtime role may not update these rows (SELECT, INSERT, DELETE): put it back
         # expired a minute ago.
@@ -171,9 +157,9 @@ async def test_a_second_link_for_the_address_is_void_once_one_is_followed(
     campaign = await make_campaign(tenant_a)
     email = _address("twice")
     await _ask(browser, campaign.code, email)
-    first = (await _link(email, SIGNUP_LINK)).split("?")[0]
+    first = (await last_link(email, SIGNUP_LINK)).split("?")[0]
     await _ask(browser, campaign.code, email)
-    second = (await _link(email, SIGNUP_LINK)).split("?")[0]
+    second = (await last_link(email, SIGNUP_LINK)).split("?")[0]
     assert first != second
     assert (await browser.post(second, {}, page=second)).status_code == 303
     assert (await browser.post(first, {}, page=first)).status_code == 410
@@ -185,7 +171,7 @@ async def test_a_link_followed_after_a_password_sign_up_signs_that_account_in(
     campaign = await make_campaign(tenant_a)
     email = _address("both")
     await _ask(browser, campaign.code, email)
-    link = (await _link(email, SIGNUP_LINK)).split("?")[0]
+    link = (await last_link(email, SIGNUP_LINK)).split("?")[0]
     # Meanwhile the address signs up with a password (and is not verified).
     page = f"/c/{campaign.code}/account"
     form = {
@@ -223,7 +209,7 @@ async def test_missing_fields_are_all_reported_and_nothing_is_mailed(
     )
     assert half.status_code == 422
     assert "The two passwords differ." in half.text
-    assert await _mails(email) == []
+    assert await mails_to(email) == []
     assert await _pending(email) == 0
 
 
@@ -234,10 +220,10 @@ async def test_a_mailbox_gets_a_few_links_an_hour_whatever_asks(
     email = _address("flooded")
     for _ in range(LINK_MAILS_PER_ADDRESS + 2):
         await _ask(browser, campaign.code, email)
-    assert len(await _mails(email)) == LINK_MAILS_PER_ADDRESS
+    assert len(await mails_to(email)) == LINK_MAILS_PER_ADDRESS
     # Sign-in and reset links count against the same address once it has an account.
     person = await make_user("Flooded Person")
     for path in ("/login/link", "/password/forgot") * LINK_MAILS_PER_ADDRESS:
         answered = await browser.post(path, {"email": person.email}, page=path)
         assert answered.status_code == 303  # the same answer: past the limit nothing is sent
-    assert len(await _mails(person.email)) == LINK_MAILS_PER_ADDRESS
+    assert len(await mails_to(person.email)) == LINK_MAILS_PER_ADDRESS

@@ -45,6 +45,7 @@ from tests.browser.conftest import screenshot, staff_sign_in
 from tests.campaigns.conftest import make_participant
 from tests.conftest import TenantFixture, make_user
 from tests.db import as_tenant
+from tests.mail import last_link
 from tests.sso.conftest import OidcPeer, oidc_peer, peer_connection  # noqa: F401 - the peer
 from tests.sso.seeding import add_verified_domain, unique_domain
 
@@ -85,21 +86,6 @@ async def _campaign(
     )
     await shorten(tenant.id, campaign.id, length)
     return campaign
-
-
-async def _last_mail_link(to_address: str, pattern: str) -> str:
-    """The last link matching `pattern` mailed to `to_address` (the outbox is the database's
-    mail table; the development outbox page shows the same)."""
-    async with database.global_transaction():
-        rows = await database.fetch(
-            "SELECT body_text FROM mail_message WHERE to_address = $1 "
-            "ORDER BY created_at DESC LIMIT 1",
-            to_address,
-        )
-    assert rows, f"no mail to {to_address}"
-    match = re.search(pattern, rows[0]["body_text"])
-    assert match, rows[0]["body_text"]
-    return re.sub(r"^https?://[^/]+", "", match.group(0))
 
 
 async def _answer_everything(page: Page, name: str) -> None:
@@ -157,7 +143,7 @@ async def test_journey_1_a_resident_on_a_phone_signs_up_by_link_comes_back_by_li
     await page.wait_for_url(f"**/c/{campaign.code}/account?sent=1")
     assert email in await page.locator("[role=status]").inner_text()
     await audit(page, "journey-1-sign-up-link-sent")
-    await page.goto(await _last_mail_link(email, r"https?://\S+/signup/link/\S+"))
+    await page.goto(await last_link(email, r"/signup/link/\S+"))
     await audit(page, "journey-1-sign-up-link-confirm")
     await page.locator("form[action^='/signup/link/'] button[type=submit]").click()
     await page.wait_for_url(f"**/c/{campaign.code}")
@@ -176,7 +162,7 @@ async def test_journey_1_a_resident_on_a_phone_signs_up_by_link_comes_back_by_li
     await page.locator("form[action='/login/link'] button[type=submit]").click()
     await page.wait_for_load_state("networkidle")
     await audit(page, "journey-1-magic-link-sent")
-    link = await _last_mail_link(email, r"https?://\S+/login/link/\S+")
+    link = await last_link(email, r"/login/link/\S+")
     await page.goto(link)
     await audit(page, "journey-1-magic-link-confirm")
     await page.locator("form[action^='/login/link/'] button[type=submit]").click()
