@@ -6,6 +6,7 @@ SHA-256 digests, single-use and short-lived.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,9 +44,11 @@ MAGIC_LINK_TTL = timedelta(minutes=15)
 #: A sign-up link's life (and that of the sign-in link an address with an account gets
 #: instead): longer than a sign-in link's, as the person may read their mail on another device.
 SIGNUP_LINK_TTL = timedelta(hours=1)
-#: Links (sign-in, reset, sign-up) mailed to one address within `LINK_MAIL_WINDOW`.
-LINK_MAILS_PER_ADDRESS = 5
-LINK_MAIL_WINDOW = timedelta(hours=1)
+#: Links (sign-in, reset, sign-up) mailed to one address within `LINK_MAIL_WINDOW_SECONDS`:
+#: asked from one client, and from anywhere (`_reserve_link_mail`).
+LINK_MAILS_PER_CLIENT = 5
+LINK_MAILS_PER_ADDRESS = 20
+LINK_MAIL_WINDOW_SECONDS = 3600
 EMAIL_VERIFICATION_TTL = timedelta(hours=48)
 #: Verification mails a person may ask for again within the window (`resend_email_verification`).
 VERIFICATION_MAILS_PER_WINDOW = 3
@@ -313,32 +316,39 @@ async def _consume_token(token: str, purpose: str) -> UUID:
     return user_id
 
 
-async def _may_mail_a_link(email: str) -> bool:
-    """Whether `email` may be mailed one more link (sign-in, reset, sign-up), inside the
-    caller's transaction: fewer than `LINK_MAILS_PER_ADDRESS` in the last hour, counted from
-    the links themselves. Past it nothing is sent, and the caller answers as usual (a refusal
-    would tell that the address has an account): a form cannot flood a mailbox."""
-    rows = await fetch(
-        """SELECT (SELECT count(*) FROM user_token t JOIN user_account u ON u.id = t.user_id
-                   WHERE lower(u.email) = lower($1) AND t.purpose IN ('magic_link',
-                         'password_reset') AND t.created_at > now() - $2::interval)
-                + (SELECT count(*) FROM signup_request
-                   WHERE lower(email) = lower($1) AND created_at > now() - $2::interval)
-                  AS sent""",
-        email.strip(),
-        LINK_MAIL_WINDOW,
-    )
-    return bool(rows[0]["sent"] < LINK_MAILS_PER_ADDRESS)
+async def _reserve_link_mail(limiter: RateLimiter, email: str, ip: str) -> None:
+    """Count a link mail to `email` asked from `ip` before anything is looked up, and refuse
+    (`TooManyRequests`, nothing counted) past `LINK_MAILS_PER_CLIENT` for the pair or
+    `LINK_MAILS_PER_ADDRESS` for the address from anywhere: the same answer whether or not the
+    address has an account. Per pair first, so that someone asking for links to your address
+    from elsewhere does not stop yours before the far higher cap; counted before the check,
+    so that requests sent at once cannot all pass a count read before any of them. The
+    counters name the address by a digest (no address in Redis)."""
+    address = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    keys = (f"link-mail:{ip}:{address}", f"link-mail:{address}")
+    on_pair = await limiter.hit(keys[0], LINK_MAIL_WINDOW_SECONDS)
+    on_address = await limiter.hit(keys[1], LINK_MAIL_WINDOW_SECONDS)
+    if on_pair > LINK_MAILS_PER_CLIENT or on_address > LINK_MAILS_PER_ADDRESS:
+        for key in keys:
+            await limiter.hit(key, LINK_MAIL_WINDOW_SECONDS, -1)
+        raise TooManyRequests(
+            "Several links were sent to this address already. Wait up to {minutes} minutes, "
+            "and look in your spam folder.",
+            minutes=LINK_MAIL_WINDOW_SECONDS // 60,
+        )
 
 
-async def request_password_reset(email: str, settings: Settings) -> None:
-    """Mail a reset link when the account exists (and `_may_mail_a_link`); the caller answers
-    alike either way."""
+async def request_password_reset(
+    email: str, settings: Settings, *, limiter: RateLimiter, ip: str
+) -> None:
+    """Mail a reset link when the account exists; the caller answers alike either way.
+    `TooManyRequests` past the links an address may be mailed (`_reserve_link_mail`)."""
+    await _reserve_link_mail(limiter, email, ip)
     async with global_transaction():
         rows = await fetch(
             _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
         )
-        if not rows or not await _may_mail_a_link(email):
+        if not rows:
             return
         user = _account(rows[0])
         token = await _issue_token(user.id, "password_reset", RESET_TTL)
@@ -378,17 +388,31 @@ async def reset_password(token: str, password: str) -> UserAccount:
     return _account(rows[0])
 
 
-async def request_magic_link(email: str, settings: Settings, next_path: str = "/") -> None:
-    """Mail a one-time sign-in link when the account exists (and `_may_mail_a_link`)."""
+def _link(settings: Settings, path: str, next_path: str) -> str:
+    return f"{settings.base_url}{path}?next={quote(next_path, safe='/')}"
+
+
+async def _sign_in_link(
+    user: UserAccount, settings: Settings, next_path: str, ttl: timedelta
+) -> str:
+    """A one-time sign-in link for `user`, inside the caller's transaction."""
+    token = await _issue_token(user.id, "magic_link", ttl)
+    return _link(settings, f"/login/link/{token}", next_path)
+
+
+async def request_magic_link(
+    email: str, settings: Settings, next_path: str = "/", *, limiter: RateLimiter, ip: str
+) -> None:
+    """Mail a one-time sign-in link when the account exists (`TooManyRequests` as
+    `request_password_reset`)."""
+    await _reserve_link_mail(limiter, email, ip)
     async with global_transaction():
         rows = await fetch(
             _USER_SQL + " WHERE lower(u.email) = lower($1) AND u.is_active", email.strip()
         )
-        if not rows or not await _may_mail_a_link(email):
+        if not rows:
             return
         user = _account(rows[0])
-        token = await _issue_token(user.id, "magic_link", MAGIC_LINK_TTL)
-        link = _link(settings, f"/login/link/{token}", next_path)
         await queue_mail(
             user.email,
             translate(user.locale, "Your Jalon sign-in link"),
@@ -397,31 +421,28 @@ async def request_magic_link(email: str, settings: Settings, next_path: str = "/
                 "Hello {name},\n\nOpen this link within 15 minutes to sign in:\n{link}\n\n"
                 "If you did not ask for it, ignore this message.",
                 name=user.name,
-                link=link,
+                link=await _sign_in_link(user, settings, next_path, MAGIC_LINK_TTL),
             ),
         )
 
 
-def _link(settings: Settings, path: str, next_path: str) -> str:
-    return f"{settings.base_url}{path}?next={quote(next_path, safe='/')}"
-
-
-async def request_signup_link(new: NewAccount, settings: Settings, next_path: str) -> None:
+async def request_signup_link(
+    new: NewAccount, settings: Settings, next_path: str, *, limiter: RateLimiter, ip: str
+) -> None:
     """Sign up by link: mail `new.email` a link that creates the account `new` describes (no
     password) when it is followed; nothing is created before, so an address typed by someone
     else gets a mail to ignore, not an account. An address that has an account gets a
-    one-time sign-in link instead, saying so. The caller answers alike either way; nothing
-    is sent past `_may_mail_a_link`. Expired requests are purged here."""
+    one-time sign-in link instead, saying so. The caller answers alike either way
+    (`TooManyRequests` as `request_password_reset`). The mail does not repeat the name typed:
+    anyone may type anything there, sent to any address. Expired requests are purged here."""
+    await _reserve_link_mail(limiter, new.email, ip)
     async with global_transaction():
         await execute("DELETE FROM signup_request WHERE expires_at <= now()")
-        if not await _may_mail_a_link(new.email):
-            return
         rows = await fetch(_USER_SQL + " WHERE lower(u.email) = lower($1)", new.email)
         if rows:
-            user = _account(rows[0])
             if not rows[0]["is_active"]:
                 return  # a disabled account gets no link, as on the sign-in form
-            token = await _issue_token(user.id, "magic_link", SIGNUP_LINK_TTL)
+            user = _account(rows[0])
             await queue_mail(
                 user.email,
                 translate(user.locale, "Your Jalon sign-in link"),
@@ -431,7 +452,7 @@ async def request_signup_link(new: NewAccount, settings: Settings, next_path: st
                     "with this address, which has one already. Open this link within an hour "
                     "to sign in:\n{link}\n\nIf you did not ask for it, ignore this message.",
                     name=user.name,
-                    link=_link(settings, f"/login/link/{token}", next_path),
+                    link=await _sign_in_link(user, settings, next_path, SIGNUP_LINK_TTL),
                 ),
             )
             return
@@ -451,59 +472,85 @@ async def request_signup_link(new: NewAccount, settings: Settings, next_path: st
             translate(new.locale, "Finish creating your Jalon account"),
             translate(
                 new.locale,
-                "Hello {name},\n\nTo finish creating your Jalon account, open this link "
-                "within an hour and press the button:\n{link}\n\nYou will sign in with links "
-                "like this one, sent to this address; you can choose a password later.\n\n"
-                "If you did not ask for it, ignore this message: no account is created.",
-                name=new.name,
+                "Hello,\n\nTo finish creating your Jalon account, open this link within an "
+                "hour and press the button:\n{link}\n\nYou will sign in with links like this "
+                "one, sent to this address; you can choose a password later.\n\nIf you did "
+                "not ask for it, ignore this message: no account is created.",
                 link=_link(settings, f"/signup/link/{token}", next_path),
             ),
         )
 
 
-async def complete_signup(token: str) -> UserAccount:
+@dataclass(frozen=True)
+class LinkSignIn:
+    """Who a mailed link (sign-in or sign-up) signed in, and what it changed."""
+
+    account: UserAccount
+    #: the link created the account (a sign-up link for an address without one)
+    created: bool = False
+    #: the account had a password chosen before its address was proved: it no longer works
+    password_dropped: bool = False
+
+
+async def _signed_in_by_link(user_id: UUID) -> LinkSignIn:
+    """Sign in the account whose address a link just proved, inside the caller's
+    transaction: its address is verified from now on. A password chosen before the address
+    was ever proved is dropped and the sessions signed in with it end: anyone may sign up
+    with someone else's address and a password of their own, and must not keep the account
+    once its owner takes it up (a pre-hijack). `Unauthenticated` for a disabled account."""
+    dropped = await execute(
+        """UPDATE user_account SET password_hash = NULL, sessions_valid_after = $2
+           WHERE id = $1 AND NOT email_verified AND password_hash IS NOT NULL""",
+        user_id,
+        datetime.now(UTC),
+    )
+    await execute(
+        "UPDATE user_account SET email_verified = true, last_login_at = now() WHERE id = $1",
+        user_id,
+    )
+    rows = await fetch(_USER_SQL + " WHERE u.id = $1 AND u.is_active", user_id)
+    if not rows:
+        raise Unauthenticated("This account is disabled.")
+    return LinkSignIn(_account(rows[0]), password_dropped=dropped == "UPDATE 1")
+
+
+async def complete_signup(token: str) -> LinkSignIn:
     """Create the account a sign-up link describes, its address verified (the link proves
-    it), and return it: the link works once, within the hour (`Gone` otherwise). When the
-    address got an account meanwhile (another link, a sign-up with a password), the link
-    signs that account in as a sign-in link would, and changes nothing of it."""
+    it), and sign it in: the link works once, within the hour (`Gone` otherwise), and voids
+    the address's other sign-up links. When the address got an account meanwhile (another
+    link, a sign-up with a password), the link signs that account in as a sign-in link would
+    (`_signed_in_by_link`) and changes nothing else of it."""
+    digest = token_digest(token)
     async with global_transaction():
+        found = await fetch("SELECT email FROM signup_request WHERE token_hash = $1", digest)
+        if found:
+            # The address's links one at a time: two followed at once would each wait for
+            # the row the other deleted.
+            await execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(lower($1), 0))", found[0]["email"]
+            )
         rows = await fetch(
             """DELETE FROM signup_request WHERE token_hash = $1 AND expires_at > now()
                RETURNING email, name, locale""",
-            token_digest(token),
+            digest,
         )
         if not rows:
             raise Gone("This link has expired or has already been used. Ask for a new one.")
         email, name, locale = rows[0]["email"], rows[0]["name"], rows[0]["locale"]
-        # The other requests for the address are moot once one is followed.
         await execute("DELETE FROM signup_request WHERE lower(email) = lower($1)", email)
-        existing = await fetch(_USER_SQL + " WHERE lower(u.email) = lower($1)", email)
-        if not existing:
-            account = await insert_account(email, name, None, locale, verified=True)
-            await execute("UPDATE user_account SET last_login_at = now() WHERE id = $1", account.id)
-            return account
-        if not existing[0]["is_active"]:
-            raise Unauthenticated("This account is disabled.")
-        await execute(
-            "UPDATE user_account SET email_verified = true, last_login_at = now() WHERE id = $1",
-            existing[0]["id"],
-        )
-        rows = await fetch(_USER_SQL + " WHERE u.id = $1", existing[0]["id"])
-    return _account(rows[0])
+        existing = await fetch("SELECT id FROM user_account WHERE lower(email) = lower($1)", email)
+        if existing:
+            return await _signed_in_by_link(existing[0]["id"])
+        account = await insert_account(email, name, None, locale, verified=True)
+        await execute("UPDATE user_account SET last_login_at = now() WHERE id = $1", account.id)
+    return LinkSignIn(account, created=True)
 
 
-async def consume_magic_link(token: str) -> UserAccount:
-    """The account a magic link signs in (the link then stops working)."""
+async def consume_magic_link(token: str) -> LinkSignIn:
+    """Sign in the account of a magic link (the link then stops working), as
+    `_signed_in_by_link` says."""
     async with global_transaction():
-        user_id = await _consume_token(token, "magic_link")
-        await execute(
-            "UPDATE user_account SET email_verified = true, last_login_at = now() WHERE id = $1",
-            user_id,
-        )
-        rows = await fetch(_USER_SQL + " WHERE u.id = $1 AND u.is_active", user_id)
-    if not rows:
-        raise Unauthenticated("This account is disabled.")
-    return _account(rows[0])
+        return await _signed_in_by_link(await _consume_token(token, "magic_link"))
 
 
 async def _send_email_verification(user: UserAccount, settings: Settings) -> None:
@@ -688,6 +735,8 @@ async def change_password(
         )
         rows = await fetch(_USER_SQL + " WHERE u.id = $1", user.id)
         changed = _account(rows[0])
+        # Last in the transaction: it switches the transaction's tenant to each of the
+        # person's organizations in turn, and leaves it on the last one.
         await record(changed)
     await limiter.reset(account_key)
     return changed

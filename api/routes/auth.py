@@ -220,9 +220,15 @@ async def magic_link_request(request: Request[Any, Any, Any]) -> Template | Redi
     form = await form_of(request)
     try:
         email = clean_email(form.get("email"))
+        await accounts.request_magic_link(
+            email,
+            get_settings(),
+            safe_next(form.get("next"), "/o/"),
+            limiter=request.app.state.limiter,
+            ip=client_ip(request),
+        )
     except UserError as error:
         return form_error(request, "magic_link.html", error, form, next=form.get("next", ""))
-    await accounts.request_magic_link(email, get_settings(), safe_next(form.get("next"), "/o/"))
     return mail_sent(request, "magic_link", email, "/login/link?sent=1")
 
 
@@ -240,14 +246,31 @@ async def magic_link_consume(
 ) -> Template | Redirect:
     form = await form_of(request)
     try:
-        user = await accounts.consume_magic_link(token)
+        signed = await accounts.consume_magic_link(token)
     except UserError as error:
         return form_error(request, "magic_link.html", error, {})
-    refused = await _sso_required_page(request, user, safe_next(form.get("next"), ""))
+    return await _signed_in_by_link(request, signed, safe_next(form.get("next"), ""))
+
+
+async def _signed_in_by_link(
+    request: Request[Any, Any, Any], signed: accounts.LinkSignIn, next_path: str
+) -> Template | Redirect:
+    """After a sign-in or sign-up link: the SSO-required refusal, or the session, what the
+    link changed said, and `next_path` (else where the person lands)."""
+    user = signed.account
+    refused = await _sso_required_page(request, user, next_path)
     if refused is not None:
         return refused
     sign_in(request, user)
-    return redirect(safe_next(form.get("next"), landing(user)))
+    if signed.created:
+        flash(request, "Your account is ready.")
+    if signed.password_dropped:
+        flash(
+            request,
+            "Your address is confirmed. The password chosen before it was confirmed no longer "
+            "works: choose a new one with “Forgot your password?” when you want one.",
+        )
+    return redirect(next_path or landing(user))
 
 
 @get("/signup/link/{token:str}")
@@ -267,17 +290,12 @@ async def signup_link_consume(
     form = await form_of(request)
     back = safe_next(form.get("next"), "")
     try:
-        user = await accounts.complete_signup(token)
+        signed = await accounts.complete_signup(token)
     except UserError as error:
         return form_error(
             request, "signup_link_confirm.html", error, {}, token=None, next=back, again=back
         )
-    refused = await _sso_required_page(request, user, back)
-    if refused is not None:
-        return refused
-    sign_in(request, user)
-    flash(request, "Your account is ready.")
-    return redirect(back or landing(user))
+    return await _signed_in_by_link(request, signed, back)
 
 
 @get("/password/forgot")
@@ -295,9 +313,11 @@ async def password_forgot(request: Request[Any, Any, Any]) -> Template | Redirec
     form = await form_of(request)
     try:
         email = clean_email(form.get("email"))
+        await accounts.request_password_reset(
+            email, get_settings(), limiter=request.app.state.limiter, ip=client_ip(request)
+        )
     except UserError as error:
         return form_error(request, "password_forgot.html", error, form)
-    await accounts.request_password_reset(email, get_settings())
     return mail_sent(request, "password_reset", email, "/password/forgot?sent=1")
 
 

@@ -48,6 +48,7 @@ from core.errors import Conflict, Gone, Invalid, NotFound, UserError
 from core.settings import get_settings
 from sso.discovery import sign_in_connections
 from tenants.accounts import (
+    NewAccount,
     check_new_account,
     create_user,
     request_email_verification,
@@ -59,6 +60,7 @@ from web.guards import LoginRequired, signed_in
 from web.kept_forms import keep_form, kept_form, kept_list
 from web.pages import (
     actor_for,
+    client_ip,
     current_user,
     flash,
     form_error,
@@ -232,6 +234,19 @@ async def account_page(
     )
 
 
+async def _signup_by_link(request: Request[Any, Any, Any], code: str, new: NewAccount) -> Redirect:
+    """Mail the sign-up link (or, for an address with an account, a sign-in link), then the
+    page that says it is on its way (Post/Redirect/Get)."""
+    await request_signup_link(
+        new,
+        get_settings(),
+        f"/c/{code}",
+        limiter=request.app.state.limiter,
+        ip=client_ip(request),
+    )
+    return mail_sent(request, "signup_link", new.email, f"/c/{code}/account?sent=1")
+
+
 @post("/c/{code:str}/account")
 async def account_create(
     request: Request[Any, Any, Any], code: FromPath[str]
@@ -253,9 +268,13 @@ async def account_create(
             password_optional=True,
         )
         if new.password is None:
-            await request_signup_link(new, get_settings(), f"/c/{normalized}")
-            return mail_sent(request, "signup_link", new.email, f"/c/{normalized}/account?sent=1")
-        user = await create_user(new.email, new.name, new.password, new.locale)
+            return await _signup_by_link(request, normalized, new)
+        try:
+            user = await create_user(new.email, new.name, new.password, new.locale)
+        except Conflict:
+            # The address has an account: the form does not say so (it would tell anyone
+            # who has one); its owner is mailed a sign-in link, as on the link's way.
+            return await _signup_by_link(request, normalized, new)
     except UserError as error:
         return form_error(
             request,
