@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -440,19 +441,74 @@ async def tenant_by_slug(slug: str) -> TenantSummary:
 
 # The signed-in person's active account and the organization `slug` names, in one statement
 # (both global tables: reference tables under Citus, joined to each other only). No row: no
-# such active account; a row without `tenant_id`: no such organization.
-_PERSON_AND_TENANT_SQL = """
+# such active account; a row without `tenant_id`: no such organization. `{user}` and `{slug}`
+# are the parameters' numbers; `{read}` is where a page's own read joins in (`TenantRead`).
+_PERSON_AND_TENANT = """
 SELECT u.id, u.email, u.name, u.locale, u.email_verified, u.sessions_valid_after,
        s.role AS staff_role, s.totp_confirmed_at IS NOT NULL AS staff_second_factor,
        o.id AS tenant_id, o.slug AS tenant_slug, o.name AS tenant_name,
        o.status AS tenant_status, o.default_locale AS tenant_default_locale,
        o.timezone AS tenant_timezone, o.brand_colour AS tenant_brand_colour,
-       o.logo_data_url IS NOT NULL AS tenant_has_logo
+       o.logo_data_url IS NOT NULL AS tenant_has_logo{columns}
 FROM user_account u
 LEFT JOIN staff_member s ON s.user_id = u.id AND s.disabled_at IS NULL
-LEFT JOIN organization o ON o.slug = $2
-WHERE u.id = $1 AND u.is_active
+LEFT JOIN organization o ON o.slug = ${slug}{read}
+WHERE u.id = ${user} AND u.is_active
 """
+_PERSON_AND_TENANT_SQL = _PERSON_AND_TENANT.format(user=1, slug=2, columns="", read="")
+#: The prefix of a `TenantRead`'s columns in the joined statement's row.
+_READ_PREFIX = "read__"
+
+
+@dataclass(frozen=True)
+class TenantRead:
+    """A page's read of its tenant's rows, made in the same statement as the person and the
+    organization when the tenant is hinted (`dangerously_enter_tenant_by_slug`): one round trip
+    fewer per request (ADR 0023, addendum 3). `sql` is one SELECT of at most one row, filtered
+    on the tenant `$1` in every table it reads; `args` are its `$2`, `$3`… Its column names
+    must be distinct and not those of the person or the organization."""
+
+    sql: str
+    #: the read's column names, in order; the first is never NULL in a row it finds
+    columns: tuple[str, ...]
+    args: tuple[Any, ...] = ()
+
+    def joined(self) -> str:
+        """The person-and-organization statement with this read joined in (`_joined`)."""
+        return _joined(self.sql, self.columns, len(self.args))
+
+
+@lru_cache(maxsize=64)
+def _joined(sql: str, columns: tuple[str, ...], arguments: int) -> str:
+    """The person-and-organization statement with the read `sql` joined in: a LATERAL
+    subquery run only when the organization the slug names is the hinted tenant `$1`. The
+    gate is its LIMIT, 0 otherwise: PostgreSQL then never runs the subquery, so under a stale
+    hint no row of the hinted tenant is read, or locked (a `WHERE o.id = $1` would be planned
+    as a filter after the subquery's scan and lock). Its columns come back prefixed; the
+    person and the slug are the last parameters. Made once per read: the same text each
+    time, as asyncpg's statement cache wants."""
+    listed = "".join(f", r.{c} AS {_READ_PREFIX}{c}" for c in columns)
+    return _PERSON_AND_TENANT.format(
+        user=arguments + 2,
+        slug=arguments + 3,
+        columns=f"{listed}, r.{columns[0]} IS NOT NULL AS {_READ_PREFIX}found",
+        # `sql` is one of our own statements, never text from a request
+        read=(
+            f"\nLEFT JOIN LATERAL (SELECT * FROM ({sql}) x "  # noqa: S608
+            "LIMIT CASE WHEN o.id = $1 THEN 1 ELSE 0 END) r ON true"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class EnteredTenant:
+    """What `dangerously_enter_tenant_by_slug` found: the signed-in person's account, the
+    organization (None for an unknown slug), and the rows of the page's `TenantRead`
+    (empty without one, or when it found nothing)."""
+
+    user: UserAccount
+    tenant: TenantSummary | None
+    rows: list[dict[str, Any]]
 
 
 #: The organization each slug named the last time, in this process: a hint that lets
@@ -463,27 +519,40 @@ _SLUG_HINTS: dict[str, UUID] = {}
 _SLUG_HINTS_MAX = 10_000
 
 
+def _read_rows(read: TenantRead, row: dict[str, Any]) -> list[dict[str, Any]]:
+    if not row[f"{_READ_PREFIX}found"]:
+        return []
+    return [{c: row[_READ_PREFIX + c] for c in read.columns}]
+
+
 @asynccontextmanager
 async def dangerously_enter_tenant_by_slug(
-    user_id: UUID, slug: str
-) -> AsyncIterator[tuple[UserAccount, TenantSummary | None] | None]:
+    user_id: UUID, slug: str, read: TenantRead | None = None
+) -> AsyncIterator[EnteredTenant | None]:
     """One transaction for a whole request of a signed-in person on a page of the
     organization `slug` (a participant's test page): their active account and the
     organization are read by one statement, with the tenant already set for row-level
     security when this process has seen the slug before (`_SLUG_HINTS`), so the page's own
     work runs in the same transaction (ADR 0023: one transaction per request instead of
-    three). Yields the account and the organization, or None when the account is gone or
-    inactive (the caller signs the person out; no tenant is set). For an unknown slug the
-    organization is None and no tenant is set: the caller answers `NotFound`, with the person
-    known, as for any other missing page. The caller must check what the tenant's rows are to
-    this person: here the tenant is only named by a URL."""
+    three). The page's first read of its tenant (`read`) is made by that same statement under
+    a hint, else by a statement of its own once the tenant is set. Yields what was found, or
+    None when the account is gone or inactive (the caller signs the person out; no tenant is
+    set). For an unknown slug the organization is None, no tenant is set and `read` is not
+    made: the caller answers `NotFound`, with the person known, as for any other missing
+    page. The caller must check what the tenant's rows are to this person: here the tenant is
+    only named by a URL."""
     wanted = slug.lower() if _slug_or_none(slug) is not None else ""
     hint = _SLUG_HINTS.get(wanted)
     if hint is not None:
         async with hinted_transaction(hint, user_id):
-            rows = await fetch(_PERSON_AND_TENANT_SQL, user_id, wanted)
+            if read is None:
+                rows = await fetch(_PERSON_AND_TENANT_SQL, user_id, wanted)
+            else:
+                rows = await fetch(read.joined(), hint, *read.args, user_id, wanted)
             if rows and rows[0]["tenant_id"] == hint:
-                yield account_of(rows[0]), _tenant_of(rows[0])
+                row = rows[0]
+                found = [] if read is None else _read_rows(read, row)
+                yield EnteredTenant(account_of(row), _tenant_of(row), found)
                 return
         # The hint is stale, or the account is gone: nothing was done under it.
         _SLUG_HINTS.pop(wanted, None)
@@ -494,14 +563,15 @@ async def dangerously_enter_tenant_by_slug(
             return
         row = rows[0]
         if row["tenant_id"] is None:
-            yield account_of(row), None
+            yield EnteredTenant(account_of(row), None, [])
             return
         tenant = _tenant_of(row)
         await dangerously_switch_tenant(tenant.id)
         if len(_SLUG_HINTS) >= _SLUG_HINTS_MAX:
             _SLUG_HINTS.clear()
         _SLUG_HINTS[wanted] = tenant.id
-        yield account_of(row), tenant
+        found = [] if read is None else await fetch(read.sql, tenant.id, *read.args)
+        yield EnteredTenant(account_of(row), tenant, found)
 
 
 def _tenant_of(row: dict[str, Any]) -> TenantSummary:

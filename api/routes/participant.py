@@ -14,9 +14,10 @@ is refused with the current challenge shown again.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
@@ -28,7 +29,9 @@ from api.routes.sso_signin import CAMPAIGN_SIGN_IN, sso_session
 from campaigns.codes import LENGTH, is_well_formed, normalize_code
 from campaigns.participation.answering import (
     ChallengeView,
+    answer_state_read,
     current_challenge,
+    current_challenge_read,
     extend_time,
     prepare_answer,
     read_current_challenge,
@@ -55,7 +58,7 @@ from tenants.accounts import (
     request_signup_link,
 )
 from tenants.context import TenantContext
-from tenants.organizations import dangerously_enter_tenant_by_slug, tenant_by_slug
+from tenants.organizations import TenantRead, dangerously_enter_tenant_by_slug, tenant_by_slug
 from web.guards import LoginRequired, signed_in
 from web.kept_forms import keep_form, kept_form, kept_list
 from web.pages import (
@@ -332,25 +335,46 @@ async def _participant(request: Request[Any, Any, Any], slug: str) -> TenantCont
 
 @asynccontextmanager
 async def _participant_transaction(
-    request: Request[Any, Any, Any], slug: str
-) -> AsyncIterator[TenantContext]:
+    request: Request[Any, Any, Any], slug: str, read: _Read | None = None
+) -> AsyncIterator[tuple[TenantContext, list[dict[str, Any]] | None]]:
     """The signed-in person as a participant of the tenant `slug`, inside the one transaction
-    of the request (ADR 0023): their account and the organization are read in it, then the
-    page's own work. Signed-out visitors (an account gone or inactive included) are sent to
-    sign in, as the `signed_in` guard would; an unknown slug is a 404."""
+    of the request (ADR 0023): their account and the organization are read in it, with the
+    page's first read of the tenant (`read`, made for this person) in the same statement when
+    it can be; then the page's own work. Yields the context and the rows of `read` (None
+    without one). Signed-out visitors (an account gone or inactive included) are sent to sign
+    in, as the `signed_in` guard would; an unknown slug is a 404."""
     user_id = session_user_id(request)
     if user_id is None:
         raise LoginRequired()
-    async with dangerously_enter_tenant_by_slug(user_id, slug) as found:
+    async with dangerously_enter_tenant_by_slug(
+        user_id, slug, None if read is None else read(user_id)
+    ) as found:
         if found is None:
             remember_user(request, None)
             raise LoginRequired()
-        user, tenant = found
-        if remember_user(request, user) is None:  # signed out by a password change
+        if remember_user(request, found.user) is None:  # signed out by a password change
             raise LoginRequired()
-        if tenant is None:
+        if found.tenant is None:
             raise NotFound()
-        yield participant_context(tenant, actor_for(request, user))
+        yield (
+            participant_context(found.tenant, actor_for(request, found.user)),
+            None if read is None else found.rows,
+        )
+
+
+#: A page's first read of its tenant, made for the signed-in person (their id given).
+_Read = Callable[[UUID], TenantRead]
+
+
+def _reading(make: Callable[[UUID, UUID], TenantRead], participation_id: str) -> _Read | None:
+    """The page's first read of participation `participation_id` for the signed-in person,
+    or None for an id that is not one (the service answers 404 then, once the person and the
+    organization are known)."""
+    try:
+        participation = UUID(participation_id)
+    except ValueError:
+        return None
+    return lambda user_id: make(participation, user_id)
 
 
 def _challenge_page(
@@ -383,8 +407,9 @@ def _challenge_page(
 async def challenge_page(
     request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
 ) -> Template | Redirect:
-    async with _participant_transaction(request, slug) as ctx:
-        view = await read_current_challenge(ctx, participation_id)
+    read = _reading(current_challenge_read, participation_id)
+    async with _participant_transaction(request, slug, read) as (ctx, state):
+        view = await read_current_challenge(ctx, participation_id, state)
     here = f"/p/{slug}/{participation_id}"
     if view is None:
         return redirect(f"{here}/results")
@@ -433,10 +458,17 @@ async def challenge_answer(
     inputs = await prepare_answer()
     ctx: TenantContext | None = None
     try:
-        async with _participant_transaction(request, slug) as ctx:
+        read = _reading(answer_state_read, participation_id)
+        async with _participant_transaction(request, slug, read) as (ctx, state):
             value = None if skipped else _answer_value(form, str(form.get("type") or ""))
             outcome = await record_answer(
-                ctx, participation_id, challenge_id, value, skipped=skipped, inputs=inputs
+                ctx,
+                participation_id,
+                challenge_id,
+                value,
+                skipped=skipped,
+                inputs=inputs,
+                state=state,
             )
     except (Conflict, Invalid) as error:
         if ctx is None:
@@ -507,7 +539,7 @@ async def challenge_more_time(
     chosen = [v for v in form.getall("answer") if isinstance(v, str)] if "answer" in form else []
     here = f"/p/{slug}/{participation_id}"
     try:
-        async with _participant_transaction(request, slug) as ctx:
+        async with _participant_transaction(request, slug) as (ctx, _):
             await extend_time(ctx, participation_id, str(form.get("challenge_id") or ""))
     except Conflict as error:
         flash(request, error.message, **error.params)
@@ -523,7 +555,7 @@ async def challenge_report_page(
 ) -> Redirect:
     """The report form lives on the challenge page: a reload or a bookmark of the form's
     address leads there (one's own participation only), not to a 405."""
-    async with _participant_transaction(request, slug) as ctx:
+    async with _participant_transaction(request, slug) as (ctx, _):
         await read_current_challenge(ctx, participation_id)
     return redirect(f"/p/{slug}/{participation_id}")
 

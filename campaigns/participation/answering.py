@@ -29,6 +29,7 @@ from core.errors import Conflict, NotFound
 from core.ids import uuid_or_404
 from engine import Bank, Challenge, Resume
 from tenants.context import TenantContext
+from tenants.organizations import TenantRead
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,22 @@ WHERE p.tenant_id = $1 AND p.id = $2 AND l.user_id = $3
 """
 
 _CURRENT_SQL = _STATE.format(answers="", join="", lock="")
+#: The columns of `_CURRENT_SQL`, in order (a `TenantRead` lists them).
+_STATE_COLUMNS = (
+    "id",
+    "status",
+    "campaign_status",
+    "type",
+    "bank_version",
+    "profile_snapshot",
+    "locale",
+    "seed",
+    "seen_before",
+    "answered",
+    "current_challenge_id",
+    "current_pretest",
+    "seconds_shown",
+)
 
 # The answers so far come with the state, and the participation is locked: two submissions
 # of the same participation queue here, and the second sees the first's answer. Every table,
@@ -91,6 +108,8 @@ _ANSWER_STATE_SQL = _STATE.format(
     FROM answer a WHERE a.tenant_id = $1 AND a.participation_id = p.id) x""",
     lock="FOR UPDATE OF p",
 )
+
+_ANSWER_STATE_COLUMNS = (*_STATE_COLUMNS, "theta", "se", "posterior", "answer_ids", "answer_scores")
 
 # One statement writes the answer and the new state ($1 tenant, $2 participation).
 _RECORD_ANSWER = """
@@ -180,17 +199,39 @@ async def current_challenge(
         return await read_current_challenge(ctx, participation_id)
 
 
+def current_challenge_read(participation_id: UUID, user_id: UUID) -> TenantRead:
+    """The read `read_current_challenge` starts with, for the signed-in person `user_id`: for
+    `tenants.organizations.dangerously_enter_tenant_by_slug` to make with the person and the
+    organization (ADR 0023, addendum 3); its rows are then `read_current_challenge`'s `state`."""
+    return TenantRead(_CURRENT_SQL, _STATE_COLUMNS, (participation_id, user_id))
+
+
+def answer_state_read(participation_id: UUID, user_id: UUID) -> TenantRead:
+    """The read `record_answer` starts with (the state and the answers so far, the
+    participation locked), as `current_challenge_read`; its rows are `record_answer`'s
+    `state`."""
+    return TenantRead(_ANSWER_STATE_SQL, _ANSWER_STATE_COLUMNS, (participation_id, user_id))
+
+
 async def read_current_challenge(
-    ctx: TenantContext, participation_id: UUID | str
+    ctx: TenantContext,
+    participation_id: UUID | str,
+    state: list[dict[str, Any]] | None = None,
 ) -> ChallengeView | None:
     """The challenge the participant has to answer now (None once the test is over), read in
     the caller's tenant transaction.
 
     It is stored, not recomputed: resuming shows exactly the challenge shown before. One
-    query; a timed challenge shown for the first time also records when (its clock starts).
+    query, or none when the caller made `current_challenge_read` of this participation and
+    of `ctx`'s person in this transaction and passes its rows as `state`; a timed challenge
+    shown for the first time also records when (its clock starts).
     """
     user_id = participant_id(ctx)
-    rows = await fetch(_CURRENT_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
+    rows = (
+        await fetch(_CURRENT_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
+        if state is None
+        else state
+    )
     if not rows:
         raise NotFound()
     row = rows[0]
@@ -309,6 +350,7 @@ async def record_answer(
     *,
     skipped: bool = False,
     inputs: AnswerInputs,
+    state: list[dict[str, Any]] | None = None,
 ) -> AnswerOutcome:
     """Record the participant's answer to the current challenge and move on.
 
@@ -322,10 +364,15 @@ async def record_answer(
     read before it. Statements per answer, whatever the length of the test: one SELECT
     (state and answers, row locked), one write (answer and state; on the last answer also the
     completion and the result); `answer` adds BEGIN, the two SET LOCAL of the tenant
-    transaction and COMMIT.
+    transaction and COMMIT. `state`: the rows of `answer_state_read` of this participation
+    and of `ctx`'s person, when the caller made it in this transaction (no SELECT here then).
     """
     user_id = participant_id(ctx)
-    rows = await fetch(_ANSWER_STATE_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
+    rows = (
+        await fetch(_ANSWER_STATE_SQL, ctx.tenant_id, uuid_or_404(participation_id), user_id)
+        if state is None
+        else state
+    )
     if not rows:
         raise NotFound()
     row = rows[0]

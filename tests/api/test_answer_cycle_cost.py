@@ -132,21 +132,51 @@ def test_the_application_sets_nothing_for_the_session() -> None:
     assert wrong == []
 
 
-async def test_a_test_page_sends_four_statements_once_its_organization_is_known(
+async def test_an_answer_cycle_sends_seven_statements_once_its_organization_is_known(
     browser: Browser, tenant_a: TenantFixture, statements: list[str]
 ) -> None:
     """The organization a slug names is remembered by the process (a hint): the next page
-    sets the tenant in its `BEGIN`, so a test page is `BEGIN` with its settings, the person
-    and organization, the page's state, and `COMMIT`; no separate `SET`."""
+    sets the tenant in its `BEGIN`, and reads the person, the organization and the page's
+    state in one statement (ADR 0023, addendum 3). A test page is `BEGIN` with its settings,
+    that statement and `COMMIT`; an answer is `BEGIN`, that statement (the state locked and
+    the answers so far), the write and `COMMIT`. No separate `SET`."""
     campaign = await short_campaign(tenant_a)
     await _participant(browser)
     page = await _start(browser, campaign)
     assert (await browser.get(page)).status_code == 200  # the slug is known from here on
     statements.clear()
-    assert (await browser.get(page)).status_code == 200
-    assert len(statements) == 4, statements
+    shown = await browser.get(page)
+    assert shown.status_code == 200
+    assert len(statements) == 3, statements
     assert statements[0].startswith("BEGIN; SET LOCAL jalon.tenant_id = ")
     assert f"'{tenant_a.id}'" in statements[0]
+    assert "FROM user_account u" in statements[1]
+    assert "FROM participation p" in statements[1]
+    assert statements[-1] == "COMMIT"
+    challenge, kind, csrf = (
+        _CHALLENGE.search(shown.text),
+        _TYPE.search(shown.text),
+        _CSRF.search(shown.text),
+    )
+    assert challenge
+    assert kind
+    assert csrf
+    statements.clear()
+    answered = await browser.client.post(
+        page,
+        data={
+            "_csrf_token": csrf.group(1),
+            "challenge_id": challenge.group(1),
+            "type": kind.group(1),
+            **right_answer(challenge.group(1)),
+        },
+    )
+    assert answered.status_code == 303, answered.text
+    assert len(statements) == 4, statements
+    assert f"'{tenant_a.id}'" in statements[0]
+    assert "FROM user_account u" in statements[1]
+    assert "FOR UPDATE OF p" in statements[1]
+    assert statements[2].lstrip().startswith("WITH answer_row AS")
     assert statements[-1] == "COMMIT"
     assert not any(s.startswith("SET") for s in statements)
 
@@ -172,3 +202,44 @@ async def test_a_stale_organization_hint_never_opens_another_tenant(
     organizations._SLUG_HINTS[slug] = uuid4()
     assert (await browser.get(page)).status_code == 200
     assert organizations._SLUG_HINTS[slug] == tenant_a.id
+
+
+async def test_a_stale_hint_never_reads_the_hinted_tenants_rows(
+    browser: Browser, tenant_a: TenantFixture, tenant_b: TenantFixture, statements: list[str]
+) -> None:
+    """The page's state is read in the statement that confirms the hint (ADR 0023, addendum
+    3): under a hint naming another tenant, that read must find nothing, even a participation
+    of this very person in the hinted tenant. Under tenant A's slug, the person's test in
+    tenant B is the same 404 as any unknown id, both for the page and for an answer."""
+    campaign_a = await short_campaign(tenant_a)
+    campaign_b = await short_campaign(tenant_b)
+    await _participant(browser)
+    page_a = await _start(browser, campaign_a)
+    page_b = await _start(browser, campaign_b)
+    shown_b = await browser.get(page_b)
+    assert shown_b.status_code == 200
+    challenge_b = _CHALLENGE.search(shown_b.text)
+    assert challenge_b
+    crossed = f"/p/{tenant_a.slug}/{page_b.rsplit('/', 1)[1]}"
+    assert page_a.rsplit("/", 2)[1] == tenant_a.slug
+    organizations._SLUG_HINTS[tenant_a.slug] = tenant_b.id  # stale: names tenant B
+    statements.clear()
+    assert (await browser.get(crossed)).status_code == 404
+    # the joined read ran under the hint and found nothing; the tenant's own read then ran
+    # under tenant A (no such participation there)
+    assert any(f"'{tenant_b.id}'" in s for s in statements)
+    assert organizations._SLUG_HINTS[tenant_a.slug] == tenant_a.id
+    organizations._SLUG_HINTS[tenant_a.slug] = tenant_b.id
+    answered = await browser.client.post(
+        crossed,
+        data={
+            "_csrf_token": browser.csrf,
+            "challenge_id": challenge_b.group(1),
+            **right_answer(challenge_b.group(1)),
+        },
+    )
+    assert answered.status_code == 404
+    # tenant B's test is untouched: its first question is still the current one
+    still = _CHALLENGE.search((await browser.get(page_b)).text)
+    assert still
+    assert still.group(1) == challenge_b.group(1)
