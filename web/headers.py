@@ -68,28 +68,47 @@ def _uncached(path: str) -> bool:
     return not path.startswith("/static/")
 
 
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_REFERRER = (b"referrer-policy", REFERRER_POLICY.encode("latin-1"))
+_HSTS = (b"strict-transport-security", HSTS.encode("latin-1"))
+_NO_STORE = (b"cache-control", b"no-store")
+_NO_FRAMES = (b"x-frame-options", b"DENY")  # frame-ancestors for older browsers
+_CSP = b"content-security-policy"
+_POLICY_BYTES = CONTENT_SECURITY_POLICY.encode("latin-1")
+_SSO_POLICY_BYTES = SSO_CONTENT_SECURITY_POLICY.encode("latin-1")
+
+
 async def add_security_headers(message: Message, scope: Scope) -> None:
-    """Add the headers of this module's docstring to a response about to start."""
+    """Add the headers of this module's docstring to a response about to start. A header the
+    response set itself is kept. The raw header list is read once and appended to: this runs
+    on every response (ADR 0023, addendum 3)."""
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
+    raw = MutableScopeHeaders.from_message(message).headers
+    present: dict[bytes, bytes] = {}
+    for name, value in raw:
+        present.setdefault(name.lower(), value)
     path: str = scope.get("path", "")
-    headers.setdefault("x-content-type-options", "nosniff")
-    headers.setdefault("referrer-policy", REFERRER_POLICY)
-    if scope.get("scheme") == "https":
-        headers.setdefault("strict-transport-security", HSTS)
-    if "cache-control" not in headers and _uncached(path):
-        headers["cache-control"] = "no-store"
-    if headers.get("content-type", "").startswith("text/html"):
-        own: dict[str, str] | None = scope.get("state", {}).get(PAGE_POLICY)
-        if _SSO_FORMS.match(path):
-            policy = SSO_CONTENT_SECURITY_POLICY
-        elif own:
-            policy = _policy(**own)
-        else:
-            policy = CONTENT_SECURITY_POLICY
-        headers.setdefault("content-security-policy", policy)
-        headers.setdefault("x-frame-options", "DENY")  # frame-ancestors for older browsers
+    if _NOSNIFF[0] not in present:
+        raw.append(_NOSNIFF)
+    if _REFERRER[0] not in present:
+        raw.append(_REFERRER)
+    if scope.get("scheme") == "https" and _HSTS[0] not in present:
+        raw.append(_HSTS)
+    if _NO_STORE[0] not in present and _uncached(path):
+        raw.append(_NO_STORE)
+    if present.get(b"content-type", b"").startswith(b"text/html"):
+        if _CSP not in present:
+            own: dict[str, str] | None = scope.get("state", {}).get(PAGE_POLICY)
+            if _SSO_FORMS.match(path):
+                policy = _SSO_POLICY_BYTES
+            elif own:
+                policy = _policy(**own).encode("latin-1")
+            else:
+                policy = _POLICY_BYTES
+            raw.append((_CSP, policy))
+        if _NO_FRAMES[0] not in present:
+            raw.append(_NO_FRAMES)
 
 
 _COLOUR = re.compile(r"^([0-9a-f]{6})\.css$")
