@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.enums import MediaType
 from litestar.response import Redirect, Template
 
 from core.errors import Invalid, UserError
@@ -273,7 +274,10 @@ def render(
         "values": {},
     }
     base.update(context)
-    return Template(template_name=template, context=base, status_code=status)
+    # the media type given: Litestar would guess it from the file name on every page
+    return Template(
+        template_name=template, context=base, status_code=status, media_type=MediaType.HTML
+    )
 
 
 def form_error(
