@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -67,6 +68,35 @@ def _grid_values(low: float, high: float, points: int) -> FloatArray:
     return values
 
 
+#: What a read-only grid (`Grid.values`, one array per grid) always gives, computed once per
+#: process: every step of every test starts a posterior on it (ADR 0023, addendum 3). Keyed
+#: by the array's identity, which the cache keeps alive.
+_PER_GRID: dict[tuple[int, Prior | None], tuple[FloatArray, FloatArray]] = {}
+
+
+def _per_grid(grid: FloatArray, prior: Prior | None, make: Callable[[], FloatArray]) -> FloatArray:
+    if grid.flags.writeable:  # a caller's own array may change: nothing is kept for it
+        return make()
+    key = (id(grid), prior)
+    found = _PER_GRID.get(key)
+    if found is None or found[0] is not grid:
+        value = make()
+        value.setflags(write=False)
+        _PER_GRID[key] = found = (grid, value)
+    return found[1]
+
+
+def _moments(grid: FloatArray) -> FloatArray:
+    """Rows 1, θ, θ² of `grid`: one small matrix product with the weights gives the mass and
+    both moments."""
+    return _per_grid(grid, None, lambda: np.vstack([np.ones_like(grid), grid, grid**2]))
+
+
+def _prior_density(prior: Prior, grid: FloatArray) -> FloatArray:
+    """`prior`'s density on `grid` as float64 (read-only when the grid is)."""
+    return _per_grid(grid, prior, lambda: prior.density(grid).astype(np.float64))
+
+
 @dataclass(frozen=True)
 class Estimate:
     """An ability estimate with its standard error."""
@@ -92,8 +122,7 @@ class Posterior:
     def __post_init__(self) -> None:
         total = float(self.weights.sum())
         self.weights = self.weights / total
-        # rows 1, θ, θ²: one small matrix product gives the mass and both moments
-        self._moments = np.vstack([np.ones_like(self.grid), self.grid, self.grid**2])
+        self._moments = _moments(self.grid)
         self._likelihoods = []
 
     @property
@@ -108,7 +137,7 @@ class Posterior:
     def start(cls, grid: Grid | FloatArray | None = None, prior: Prior | None = None) -> Posterior:
         """A posterior equal to the prior, before any answer."""
         g = (grid or Grid()).values() if not isinstance(grid, np.ndarray) else grid
-        return cls(grid=g, weights=(prior or Prior()).density(g).astype(np.float64))
+        return cls(grid=g, weights=_prior_density(prior or Prior(), g))
 
     def update(self, likelihood: FloatArray) -> None:
         """Fold in one answer, given its likelihood on the grid (P or 1 − P, or a GRM row)."""
