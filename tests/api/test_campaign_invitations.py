@@ -81,6 +81,26 @@ async def _finish(tenant: TenantFixture, campaign: Campaign, learner_id: UUID) -
     return participation
 
 
+async def _started_participant_page(
+    browser: Browser, tenant: TenantFixture, campaign: Campaign, learner_id: UUID
+) -> Any:
+    """The console's page of a participation the learner has just started (written
+    directly)."""
+    participation = uuid4()
+    async with as_tenant(tenant.id):
+        await database.execute(
+            """INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt)
+               VALUES ($1, $2, $3, $4, 1)""",
+            tenant.id,
+            participation,
+            campaign.id,
+            learner_id,
+        )
+    return await browser.get(
+        f"/o/{tenant.slug}/campaigns/{campaign.id}/participants/{participation}"
+    )
+
+
 async def _age_invitations(tenant: TenantFixture, days: int) -> None:
     async with as_tenant(tenant.id):
         await database.execute(
@@ -272,19 +292,7 @@ async def test_an_invited_participant_shows_the_mails_sent(
     await held.run()
     await _age_invitations(tenant_a, 4)
     await REGISTRY["send_invitation_reminders"]({})
-    async with as_tenant(tenant_a.id):
-        participation = uuid4()
-        await database.execute(
-            """INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt)
-               VALUES ($1, $2, $3, $4, 1)""",
-            tenant_a.id,
-            participation,
-            campaign.id,
-            ids["Ann"],
-        )
-    page = await browser.get(
-        f"/o/{tenant_a.slug}/campaigns/{campaign.id}/participants/{participation}"
-    )
+    page = await _started_participant_page(browser, tenant_a, campaign, ids["Ann"])
     assert "Invitation sent on" in page.text
     assert "3 days after the invitation" in page.text
     assert "In progress" in page.text
@@ -386,19 +394,7 @@ async def test_two_reminder_days_due_at_once_make_one_mail_and_both_show_as_sent
             ids["Ann"],
         )
     assert (rows[0]["reminded_days"], rows[0]["moments"]) == ([3, 7], 2)
-    async with as_tenant(tenant_a.id):
-        participation = uuid4()
-        await database.execute(
-            """INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt)
-               VALUES ($1, $2, $3, $4, 1)""",
-            tenant_a.id,
-            participation,
-            campaign.id,
-            ids["Ann"],
-        )
-    page = await browser.get(
-        f"/o/{tenant_a.slug}/campaigns/{campaign.id}/participants/{participation}"
-    )
+    page = await _started_participant_page(browser, tenant_a, campaign, ids["Ann"])
     assert "3 days after the invitation" in page.text
     assert "7 days after the invitation" in page.text
     assert "Reminders still to come" not in page.text
