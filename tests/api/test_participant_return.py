@@ -4,40 +4,9 @@ their results, not on "create an organization". Over HTTP, two tenants."""
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
-
-from core import database
 from tests.api.conftest import Browser
-from tests.campaigns.conftest import make_campaign
+from tests.campaigns.conftest import learner_participation, make_campaign
 from tests.conftest import TenantFixture, make_user
-from tests.db import as_tenant
-
-
-async def _participation(
-    tenant: TenantFixture, campaign_id: UUID, user_id: UUID, status: str
-) -> UUID:
-    """A learner for the account and their participation, written directly."""
-    learner, participation = uuid4(), uuid4()
-    done = status != "started"
-    async with as_tenant(tenant.id):
-        await database.execute(
-            "INSERT INTO learner (tenant_id, id, user_id, name) VALUES ($1, $2, $3, 'Pat')",
-            tenant.id,
-            learner,
-            user_id,
-        )
-        await database.execute(
-            """INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt,
-                   status, external_id, completed_at)
-               VALUES ($1, $2, $3, $4, 1, $5, 'E-1', CASE WHEN $6 THEN now() END)""",
-            tenant.id,
-            participation,
-            campaign_id,
-            learner,
-            status,
-            done,
-        )
-    return participation
 
 
 async def test_the_link_after_finishing_leads_to_the_results(
@@ -46,7 +15,9 @@ async def test_the_link_after_finishing_leads_to_the_results(
     campaign = await make_campaign(tenant_a, external_id_label="Staff number")
     theirs = await make_campaign(tenant_b, external_id_label="Staff number")
     pat = await make_user("Pat Participant")
-    finished = await _participation(tenant_a, campaign.id, pat.id, "completed")
+    finished = await learner_participation(
+        tenant_a, campaign.id, pat.id, "completed", external_id="E-1"
+    )
     await browser.login(pat)
 
     page = await browser.get(f"/c/{campaign.code}")
@@ -65,7 +36,7 @@ async def test_a_test_in_progress_keeps_the_start_form(
 ) -> None:
     campaign = await make_campaign(tenant_a)
     pat = await make_user("Pat Participant")
-    await _participation(tenant_a, campaign.id, pat.id, "started")
+    await learner_participation(tenant_a, campaign.id, pat.id, "started", external_id="E-1")
     await browser.login(pat)
     page = await browser.get(f"/c/{campaign.code}")
     assert "You have finished this test" not in page.text
@@ -77,7 +48,7 @@ async def test_a_participant_lands_on_their_results_not_on_create_an_organizatio
 ) -> None:
     campaign = await make_campaign(tenant_a)
     pat = await make_user("Pat Participant")
-    await _participation(tenant_a, campaign.id, pat.id, "completed")
+    await learner_participation(tenant_a, campaign.id, pat.id, "completed", external_id="E-1")
     signed_in = await browser.login(pat)
     assert signed_in.headers["location"] in ("/", "/o/")
     landing = await browser.get("/o/")
@@ -94,7 +65,9 @@ async def test_an_organizer_still_sees_their_organizations(
     browser: Browser, tenant_a: TenantFixture
 ) -> None:
     campaign = await make_campaign(tenant_a)
-    await _participation(tenant_a, campaign.id, tenant_a.member.id, "completed")
+    await learner_participation(
+        tenant_a, campaign.id, tenant_a.member.id, "completed", external_id="E-1"
+    )
     await browser.login(tenant_a.member)
     # Their one organization, not their results (gap 6: one organization lands in it)...
     landing = await browser.get("/o/")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+from uuid import UUID, uuid4
 
 import numpy as np
 import pytest
@@ -28,9 +29,11 @@ from campaigns.participation.landing import participant_context
 from campaigns.participation.start import start_or_resume
 from campaigns.participation.views import ParticipationView
 from campaigns.service import create_campaign
+from core import database
 from engine import Bank, Challenge, get_bank
 from tenants.context import Actor, TenantContext
 from tests.conftest import TenantFixture, make_user
+from tests.db import as_tenant
 
 BANK = Path(__file__).parent / "bank"
 
@@ -98,6 +101,38 @@ async def make_campaign(tenant: TenantFixture, **overrides: Any) -> Campaign:
     values.update(overrides)
     draft = values.pop("draft", False)
     return await create_campaign(tenant.owner_ctx, CampaignFields(**values), draft=draft)
+
+
+async def learner_participation(
+    tenant: TenantFixture,
+    campaign_id: UUID,
+    user_id: UUID,
+    status: str,
+    external_id: str | None = None,
+) -> UUID:
+    """A learner of the tenant for the account `user_id` and their first participation in
+    the campaign, in `status` (completed now unless "started"), written directly; its id."""
+    learner, participation = uuid4(), uuid4()
+    async with as_tenant(tenant.id):
+        await database.execute(
+            "INSERT INTO learner (tenant_id, id, user_id, name) VALUES ($1, $2, $3, 'Pat')",
+            tenant.id,
+            learner,
+            user_id,
+        )
+        await database.execute(
+            """INSERT INTO participation (tenant_id, id, campaign_id, learner_id, attempt,
+                   status, external_id, completed_at)
+               VALUES ($1, $2, $3, $4, 1, $5, $6, CASE WHEN $7 THEN now() END)""",
+            tenant.id,
+            participation,
+            campaign_id,
+            learner,
+            status,
+            external_id,
+            status != "started",
+        )
+    return participation
 
 
 def right_answer(challenge: Challenge, locale: str = "en") -> Any:
