@@ -208,6 +208,20 @@ async def test_an_audit_write_that_fails_leaves_the_password_unchanged(
     await add_member(tenant_a.owner_ctx, person, "member")
     await add_member(tenant_b.owner_ctx, person, "member")
     actor = Actor(kind="user", user_id=person.id, label=person.email)
+
+    async def change() -> None:
+        """Change the person's password to NEW, recording it in their organizations."""
+        await accounts.change_password(
+            person,
+            PASSWORD,
+            NEW,
+            NEW,
+            "127.0.0.1",
+            app.state.limiter,
+            get_settings(),
+            record=lambda account: record_password_change(account, actor),
+        )
+
     # The organization written last refuses the event, after the first one took it.
     first, last = sorted([tenant_a, tenant_b], key=lambda tenant: tenant.id)
     owner = await asyncpg.connect(owner_url)
@@ -218,16 +232,7 @@ async def test_an_audit_write_that_fails_leaves_the_password_unchanged(
                 NOT VALID"""
         )
         with pytest.raises(asyncpg.CheckViolationError):
-            await accounts.change_password(
-                person,
-                PASSWORD,
-                NEW,
-                NEW,
-                "127.0.0.1",
-                app.state.limiter,
-                get_settings(),
-                record=lambda account: record_password_change(account, actor),
-            )
+            await change()
     finally:
         await owner.execute(
             "ALTER TABLE audit_event DROP CONSTRAINT IF EXISTS test_refuses_password_events"
@@ -245,14 +250,5 @@ async def test_an_audit_write_that_fails_leaves_the_password_unchanged(
     assert await _password_events(first) == []
     assert await _password_events(last) == []
     # The same change without the refusal goes through, recorded in both.
-    await accounts.change_password(
-        person,
-        PASSWORD,
-        NEW,
-        NEW,
-        "127.0.0.1",
-        app.state.limiter,
-        get_settings(),
-        record=lambda account: record_password_change(account, actor),
-    )
+    await change()
     assert len(await _password_events(first)) == len(await _password_events(last)) == 1
