@@ -24,11 +24,12 @@ from tests.conftest import TenantFixture
 from tests.db import as_tenant
 
 
-def _timed(seconds: int = 90) -> Challenge:
+def _timed(seconds: int | None = 90) -> Challenge:
+    """A challenge of the bank with this time limit (`None`: one without)."""
     return next(c for c in current_bank().challenges if c.timer_seconds == seconds)
 
 
-async def _show_timed(
+async def _show(
     tenant_id: Any, participation_id: str, challenge: Challenge, ago: int
 ) -> None:
     """Set-up: the engine's choice is replaced by `challenge`, shown `ago` seconds ago."""
@@ -77,9 +78,11 @@ async def test_the_challenge_page_offers_more_time_on_a_timed_question_only(
     campaign = await short_campaign(tenant_a, length=3)
     await _participant(browser)
     page = await _start(browser, campaign)
+    # the engine's first choice may be timed or not: each is shown on purpose
+    await _show(tenant_a.id, page.rsplit("/", 1)[1], _timed(None), ago=10)
     untimed = await browser.get(page)
     assert "More time" not in untimed.text
-    await _show_timed(tenant_a.id, page.rsplit("/", 1)[1], _timed(), ago=10)
+    await _show(tenant_a.id, page.rsplit("/", 1)[1], _timed(), ago=10)
     shown = await browser.get(page)
     assert f'formaction="{page}/more-time"' in shown.text
     assert "Adds 90 seconds to the time left, as often as you need." in shown.text
@@ -95,7 +98,7 @@ async def test_more_time_is_refused_once_the_time_is_up(
     page = await _start(browser, campaign)
     participation_id = page.rsplit("/", 1)[1]
     timed = _timed()
-    await _show_timed(tenant_a.id, participation_id, timed, ago=100)  # up, grace included
+    await _show(tenant_a.id, participation_id, timed, ago=100)  # up, grace included
     shown = await browser.get(page)
     assert f'formaction="{page}/more-time"' not in shown.text
     refused = await _more_time(browser, page, timed, **right_answer(timed.id))
@@ -117,7 +120,7 @@ async def test_an_answer_after_the_first_time_but_within_the_extended_time_is_no
     page = await _start(browser, campaign)
     participation_id = page.rsplit("/", 1)[1]
     timed = _timed()
-    await _show_timed(tenant_a.id, participation_id, timed, ago=80)  # 10 s left
+    await _show(tenant_a.id, participation_id, timed, ago=80)  # 10 s left
     await browser.get(page)
     answer = right_answer(timed.id)
     extended = await _more_time(browser, page, timed, **answer)
@@ -130,7 +133,7 @@ async def test_an_answer_after_the_first_time_but_within_the_extended_time_is_no
         assert f'value="{answer["answer"][0]}" type=' in shown.text
         assert "checked" in shown.text
     assert -11.0 <= await _seconds_shown(tenant_a.id, participation_id) <= -8.0
-    await _show_timed(tenant_a.id, participation_id, timed, ago=-10 + 95)  # 95 s later
+    await _show(tenant_a.id, participation_id, timed, ago=-10 + 95)  # 95 s later
     form = {"challenge_id": timed.id, "type": timed.type, **answer}
     answered = await browser.post(page, form, page=page)
     assert answered.status_code == 303
@@ -155,7 +158,7 @@ async def test_more_time_can_be_asked_again_and_again_up_to_the_cap(
     page = await _start(browser, campaign)
     participation_id = page.rsplit("/", 1)[1]
     timed = _timed()
-    await _show_timed(tenant_a.id, participation_id, timed, ago=30)  # 60 s left
+    await _show(tenant_a.id, participation_id, timed, ago=30)  # 60 s left
     await browser.get(page)
     await _more_time(browser, page, timed)
     left = 90 - await _seconds_shown(tenant_a.id, participation_id)
@@ -177,7 +180,7 @@ async def test_more_time_on_a_question_that_is_not_current_or_not_timed_changes_
     page = await _start(browser, campaign)
     participation_id = page.rsplit("/", 1)[1]
     other = _timed(60)
-    await _show_timed(tenant_a.id, participation_id, _timed(), ago=30)
+    await _show(tenant_a.id, participation_id, _timed(), ago=30)
     await browser.get(page)
     refused = await _more_time(browser, page, other)
     assert refused.status_code == 303
@@ -206,7 +209,7 @@ async def test_another_person_or_organization_cannot_extend_a_participants_time(
     page = await _start(browser, campaign)
     participation_id = page.rsplit("/", 1)[1]
     timed = _timed()
-    await _show_timed(tenant_a.id, participation_id, timed, ago=30)
+    await _show(tenant_a.id, participation_id, timed, ago=30)
     form = {"challenge_id": timed.id, "type": timed.type}
     async with browser_on(app) as stranger:
         await _participant(stranger)
