@@ -17,7 +17,7 @@ from uuid import UUID
 import click
 
 from api.cli_engine import engine_cli
-from api.runtime import connect, import_jobs, run
+from api.runtime import connect, import_jobs, run, settle_for_serving
 from core import database, metrics
 from core.errors import UserError
 from core.i18n import translate
@@ -117,6 +117,7 @@ def served_app() -> Any:
 
     from api.asgi import app
 
+    settle_for_serving()
     trusted = get_settings().forwarded_allow_ips
     return ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
 

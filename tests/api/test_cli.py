@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 
 import httpx
 
+from api.runtime import YOUNG_COLLECTION_THRESHOLD
 from core import database
 from tests.db import as_tenant
 
@@ -187,3 +188,23 @@ async def test_content_editors_triage_reports_from_the_command_line(
     refused = _jalon(owner_url, "reports", "list", "--as", f"nobody-{suffix}@example.org")
     assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
+
+
+def test_a_web_worker_freezes_what_start_up_built_out_of_the_collectors_reach(
+    owner_url: str, tmp_path: Any
+) -> None:
+    """`jalon serve` builds each worker's application through `served_app`: what it built is
+    then frozen, and young collections are rarer (ADR 0023, addendum 4), so that no full
+    collection walks the application while every request of the worker waits."""
+    probe = (
+        "import gc; from api.cli import served_app; served_app(); "
+        "print(gc.get_freeze_count(), gc.get_threshold()[0])"
+    )
+    env = dict(os.environ, DATABASE_URL=owner_url, JALON_DATA_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    frozen, threshold = map(int, result.stdout.split())
+    assert frozen > 100_000  # the application, its templates and the bank
+    assert threshold == YOUNG_COLLECTION_THRESHOLD
