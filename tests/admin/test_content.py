@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from campaigns import content as content_service
@@ -488,16 +489,37 @@ async def _answers(tenant: TenantFixture, people: int, bank: Bank, seed: int) ->
         await take_test(person.ctx, participation.id, Simulee(bank, (n % 5) - 2.0, seed + n))
 
 
+async def _tests_answered(owner_url: str, bank_version: str) -> int:
+    """Every organization's tests with an answer on `bank_version`, read as the owner: what a
+    calibration reads, with the tests earlier tests of the suite left in the database."""
+    connection = await asyncpg.connect(owner_url)
+    try:
+        count: int = await connection.fetchval(
+            """SELECT count(DISTINCT a.participation_id) FROM answer a
+               JOIN participation p ON p.tenant_id = a.tenant_id AND p.id = a.participation_id
+               JOIN campaign c ON c.tenant_id = p.tenant_id AND c.id = p.campaign_id
+               WHERE c.bank_version = $1""",
+            bank_version,
+        )
+    finally:
+        await connection.close()
+    return count
+
+
 async def test_a_calibration_reads_every_tenants_answers_and_reports_anonymously(
     in_process: jobs.InProcessQueue,
     editor: Browser,
     content_editor: StaffFixture,
     tenant_a: TenantFixture,
     tenant_b: TenantFixture,
+    owner_url: str,
 ) -> None:
     bank = current_bank()
+    before_ours = await _tests_answered(owner_url, bank.version)
     await _answers(tenant_a, 4, bank, 1)
     await _answers(tenant_b, 4, bank, 100)
+    tests = await _tests_answered(owner_url, bank.version)
+    assert tests == before_ours + 8
     async with database.global_transaction():
         before = await database.fetch("SELECT count(*) AS n FROM calibration_run")
     for values, message in [
@@ -530,7 +552,7 @@ async def test_a_calibration_reads_every_tenants_answers_and_reports_anonymously
         )
         items = await database.fetch("SELECT * FROM calibration_item WHERE run_id = $1", run["id"])
     assert run["status"] == "done"
-    assert run["tests"] == 8
+    assert run["tests"] == tests  # both organizations' tests, and any other's
     assert run["answers"] == sum(item["answers"] for item in items) > 0
     calibrated = [item for item in items if item["calibrated"]]
     assert calibrated
