@@ -44,7 +44,7 @@ from sso.identity import ProvenIdentity
 from tenants import audit
 from tenants.accounts import UserAccount, insert_account
 from tenants.context import Actor, TenantContext, TenantSummary
-from tenants.organizations import summary, tenant_by_id
+from tenants.organizations import summary, summary_columns, tenant_by_id
 from tenants.permissions import Role, permissions_of
 
 _ASSIGNABLE = (Role.ADMIN.value, Role.MEMBER.value)
@@ -103,9 +103,8 @@ def external_id_of(identity: ProvenIdentity, claim: str) -> str:
 #: Everything admission reads, in one round trip: the organization, the connection, whether
 #: the email's domain is verified, the account (and staff role), its membership and a pending
 #: invitation. Every tenant table is filtered on $1, so Citus routes it to the tenant's shard.
-_ADMISSION_SQL = """
-SELECT o.id, o.slug, o.name, o.status, o.default_locale, o.timezone, o.brand_colour,
-       o.logo_data_url IS NOT NULL AS has_logo,
+_ADMISSION_SQL = f"""
+SELECT {summary_columns("o")},
        c.id AS connection_id, c.enabled, c.role_mapping, c.default_role, c.external_id_claim,
        EXISTS (SELECT 1 FROM sso_domain d WHERE d.tenant_id = $1 AND d.domain = $3
                AND d.verified_at IS NOT NULL) AS in_verified_domain,
@@ -125,7 +124,7 @@ LEFT JOIN user_account u ON lower(u.email) = lower($4)
 LEFT JOIN staff_member s ON s.user_id = u.id
 LEFT JOIN membership m ON m.tenant_id = $1 AND m.user_id = u.id
 WHERE o.id = $1
-"""
+"""  # noqa: S608 - constant columns
 
 
 def _rules(row: dict[str, Any]) -> ConnectionRules | None:

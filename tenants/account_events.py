@@ -12,17 +12,16 @@ from core.database import dangerously_switch_tenant, fetch
 from tenants import audit
 from tenants.accounts import UserAccount
 from tenants.context import Actor, TenantContext
-from tenants.organizations import summary
+from tenants.organizations import summary, summary_columns
 
 #: The organizations a person is an active member of (closed ones and suspended memberships
 #: aside), read through `own_rows`, as `summary` wants them.
-_MY_ORGANIZATIONS = """
-SELECT o.id, o.slug, o.name, o.status, o.default_locale, o.timezone, o.brand_colour,
-       o.logo_data_url IS NOT NULL AS has_logo
+_MY_ORGANIZATIONS = f"""
+SELECT {summary_columns("o")}
 FROM membership m JOIN organization o ON o.id = m.tenant_id
 WHERE m.user_id = $1 AND m.suspended_at IS NULL AND o.status <> 'closed'
 ORDER BY o.id
-"""
+"""  # noqa: S608 - constant columns
 
 
 async def record_in_my_organizations(user: UserAccount, actor: Actor, action: str) -> int:

@@ -44,11 +44,18 @@ STATUSES = ("trial", "active", "suspended", "closed")
 LOGO_TYPES = {"image/png", "image/jpeg", "image/svg+xml", "image/webp"}
 LOGO_MAX_BYTES = 100_000
 
-#: What requests need of an organization (`TenantSummary`), for any module to narrow down.
-SUMMARY_SQL = (
-    "SELECT id, slug, name, status, default_locale, timezone, brand_colour, "
-    "logo_data_url IS NOT NULL AS has_logo FROM organization"
-)
+
+def summary_columns(alias: str) -> str:
+    """What requests need of an organization (`TenantSummary`, read by `summary`): the
+    columns of the `organization` row named `alias` in a query."""
+    return (
+        f"{alias}.id, {alias}.slug, {alias}.name, {alias}.status, {alias}.default_locale, "
+        f"{alias}.timezone, {alias}.brand_colour, {alias}.logo_data_url IS NOT NULL AS has_logo"
+    )
+
+
+#: An organization's summary, for any module to narrow down (`WHERE …`).
+SUMMARY_SQL = f"SELECT {summary_columns('o')} FROM organization o"  # noqa: S608 - constant
 
 
 @dataclass(frozen=True)

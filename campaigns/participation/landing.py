@@ -16,7 +16,13 @@ from campaigns.participation.rules import (
 from core.database import dangerously_switch_tenant, fetch, global_transaction, tenant_transaction
 from core.errors import Gone, NotFound, Unauthenticated
 from tenants.context import Actor, TenantContext, TenantSummary
-from tenants.organizations import summary
+from tenants.organizations import summary, summary_columns
+
+#: The campaign a participant's code names and its organization (a global read).
+_ORGANIZATION_OF_CODE = f"""
+SELECT cc.campaign_id, {summary_columns("o")}
+FROM campaign_code cc JOIN organization o ON o.id = cc.organization_id
+WHERE cc.code = $1"""  # noqa: S608 - constant columns
 
 
 @dataclass(frozen=True)
@@ -48,10 +54,7 @@ async def resolve_code(code: str) -> CampaignLanding:
         raise NotFound(UNKNOWN_CODE_MESSAGE)
     async with global_transaction():
         orgs = await fetch(
-            """SELECT cc.campaign_id, o.id, o.slug, o.name, o.status, o.default_locale,
-                      o.timezone, o.brand_colour, o.logo_data_url IS NOT NULL AS has_logo
-               FROM campaign_code cc JOIN organization o ON o.id = cc.organization_id
-               WHERE cc.code = $1""",
+            _ORGANIZATION_OF_CODE,
             normalized,
         )
         if not orgs:
@@ -137,10 +140,7 @@ async def closed_campaign(code: str) -> ClosedCampaign | None:
         return None
     async with global_transaction():
         orgs = await fetch(
-            """SELECT cc.campaign_id, o.id, o.slug, o.name, o.status, o.default_locale,
-                      o.timezone, o.brand_colour, o.logo_data_url IS NOT NULL AS has_logo
-               FROM campaign_code cc JOIN organization o ON o.id = cc.organization_id
-               WHERE cc.code = $1""",
+            _ORGANIZATION_OF_CODE,
             normalized,
         )
         if not orgs or orgs[0]["status"] in ("suspended", "closed"):
