@@ -29,9 +29,7 @@ def _timed(seconds: int | None = 90) -> Challenge:
     return next(c for c in current_bank().challenges if c.timer_seconds == seconds)
 
 
-async def _show(
-    tenant_id: Any, participation_id: str, challenge: Challenge, ago: int
-) -> None:
+async def _show(tenant_id: Any, participation_id: str, challenge: Challenge, ago: int) -> None:
     """Set-up: the engine's choice is replaced by `challenge`, shown `ago` seconds ago."""
     async with as_tenant(tenant_id):
         await database.execute(
