@@ -45,13 +45,16 @@ LOGO_TYPES = {"image/png", "image/jpeg", "image/svg+xml", "image/webp"}
 LOGO_MAX_BYTES = 100_000
 
 
-def summary_columns(alias: str) -> str:
-    """What requests need of an organization (`TenantSummary`, read by `summary`): the
-    columns of the `organization` row named `alias` in a query."""
-    return (
-        f"{alias}.id, {alias}.slug, {alias}.name, {alias}.status, {alias}.default_locale, "
-        f"{alias}.timezone, {alias}.brand_colour, {alias}.logo_data_url IS NOT NULL AS has_logo"
-    )
+#: `TenantSummary`'s fields that are columns of `organization` (`has_logo` is derived).
+_SUMMARY_FIELDS = ("id", "slug", "name", "status", "default_locale", "timezone", "brand_colour")
+
+
+def summary_columns(alias: str, prefix: str = "") -> str:
+    """What requests need of an organization (`TenantSummary`, read by `summary` with the
+    same `prefix`): the columns of the `organization` row named `alias` in a query, each
+    named `prefix` + its field when a prefix is given (a row that holds other things too)."""
+    named = (f"{alias}.{f} AS {prefix}{f}" if prefix else f"{alias}.{f}" for f in _SUMMARY_FIELDS)
+    return f"{', '.join(named)}, {alias}.logo_data_url IS NOT NULL AS {prefix}has_logo"
 
 
 #: An organization's summary, for any module to narrow down (`WHERE …`).
@@ -114,17 +117,18 @@ def _slug_or_none(text: str) -> str | None:
         return None
 
 
-def summary(row: dict[str, Any]) -> TenantSummary:
-    """The summary of an organization from a row of `SUMMARY_SQL`'s columns."""
+def summary(row: dict[str, Any], prefix: str = "") -> TenantSummary:
+    """The summary of an organization from a row of `summary_columns` (`SUMMARY_SQL`'s), read
+    with the same `prefix`."""
     return TenantSummary(
-        id=row["id"],
-        slug=row["slug"],
-        name=row["name"],
-        status=row["status"],
-        default_locale=row["default_locale"],
-        timezone=row["timezone"],
-        brand_colour=row["brand_colour"],
-        has_logo=row["has_logo"],
+        id=row[prefix + "id"],
+        slug=row[prefix + "slug"],
+        name=row[prefix + "name"],
+        status=row[prefix + "status"],
+        default_locale=row[prefix + "default_locale"],
+        timezone=row[prefix + "timezone"],
+        brand_colour=row[prefix + "brand_colour"],
+        has_logo=row[prefix + "has_logo"],
     )
 
 
@@ -450,18 +454,20 @@ async def tenant_by_slug(slug: str) -> TenantSummary:
 # (both global tables: reference tables under Citus, joined to each other only). No row: no
 # such active account; a row without `tenant_id`: no such organization. `{user}` and `{slug}`
 # are the parameters' numbers; `{read}` is where a page's own read joins in (`TenantRead`).
-_PERSON_AND_TENANT = """
+_TENANT_PREFIX = "tenant_"
+_PERSON_AND_TENANT = (
+    """
 SELECT u.id, u.email, u.name, u.locale, u.email_verified, u.sessions_valid_after,
        s.role AS staff_role, s.totp_confirmed_at IS NOT NULL AS staff_second_factor,
-       o.id AS tenant_id, o.slug AS tenant_slug, o.name AS tenant_name,
-       o.status AS tenant_status, o.default_locale AS tenant_default_locale,
-       o.timezone AS tenant_timezone, o.brand_colour AS tenant_brand_colour,
-       o.logo_data_url IS NOT NULL AS tenant_has_logo{columns}
+       """
+    + summary_columns("o", _TENANT_PREFIX)
+    + """{columns}
 FROM user_account u
 LEFT JOIN staff_member s ON s.user_id = u.id AND s.disabled_at IS NULL
 LEFT JOIN organization o ON o.slug = ${slug}{read}
 WHERE u.id = ${user} AND u.is_active
 """
+)
 _PERSON_AND_TENANT_SQL = _PERSON_AND_TENANT.format(user=1, slug=2, columns="", read="")
 #: The prefix of a `TenantRead`'s columns in the joined statement's row.
 _READ_PREFIX = "read__"
@@ -582,19 +588,7 @@ async def dangerously_enter_tenant_by_slug(
 
 
 def _tenant_of(row: dict[str, Any]) -> TenantSummary:
-    return summary({key.removeprefix("tenant_"): row[key] for key in _TENANT_KEYS})
-
-
-_TENANT_KEYS = (
-    "tenant_id",
-    "tenant_slug",
-    "tenant_name",
-    "tenant_status",
-    "tenant_default_locale",
-    "tenant_timezone",
-    "tenant_brand_colour",
-    "tenant_has_logo",
-)
+    return summary(row, _TENANT_PREFIX)
 
 
 async def tenant_by_id(tenant_id: UUID) -> TenantSummary:
