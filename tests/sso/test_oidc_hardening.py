@@ -7,6 +7,7 @@ transport."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +49,10 @@ def production(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("JALON_ENV", "production")
     monkeypatch.setenv("JALON_SECRET_KEY", "p" * 64)
     monkeypatch.setenv("JALON_SMTP_URL", "smtp://127.0.0.1:25")
+    # production needs one; nothing connects to it here (the embedded default has none)
+    monkeypatch.setenv(
+        "DATABASE_URL", os.environ.get("DATABASE_URL") or "postgresql://127.0.0.1/unused"
+    )
     monkeypatch.delenv("JALON_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", raising=False)
     get_settings.cache_clear()
     assert get_settings().environment == "production"

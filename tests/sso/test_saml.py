@@ -4,6 +4,7 @@ accepts, every attack it refuses (with its reason), and the replay cache in the 
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -547,6 +548,10 @@ async def test_in_production_the_metadata_url_must_be_https(
     monkeypatch.setenv("JALON_ENV", "production")
     monkeypatch.setenv("JALON_SECRET_KEY", "p" * 64)
     monkeypatch.setenv("JALON_SMTP_URL", "smtp://127.0.0.1:25")
+    # production needs one; nothing connects to it here (the embedded default has none)
+    monkeypatch.setenv(
+        "DATABASE_URL", os.environ.get("DATABASE_URL") or "postgresql://127.0.0.1/unused"
+    )
     monkeypatch.setenv("JALON_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true")  # not the point here
     get_settings.cache_clear()
     try:
