@@ -13,7 +13,6 @@ import asyncpg
 from litestar import Request, Response, Router
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.middleware import DefineMiddleware
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
@@ -30,6 +29,7 @@ from web.csrf import csrf_middleware
 from web.guards import SECOND_FACTOR_PATH, LoginRequired, SecondFactorRequired
 from web.pages import locale_of, page_helpers
 from web.sessions import SessionMiddleware
+from web.templating import PageEngine
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -51,18 +51,19 @@ _STATUS_MESSAGES = {
 CSRF_MESSAGE = "This form has expired. Reload the page and send it again."
 
 
-def template_config(*directories: Path) -> TemplateConfig[JinjaTemplateEngine]:
+def template_config(*directories: Path) -> TemplateConfig[PageEngine]:
     """Jinja templates from `directories` (a front's own first), then the shared ones. Each is
     compiled once per process: no file is looked at again on each page (`jalon serve` has no
-    reload mode; restart it to see a template changed)."""
+    reload mode; restart it to see a template changed), and once per language for pages
+    (`web.templating`)."""
     return TemplateConfig(
         directory=[*directories, TEMPLATES],
-        engine=JinjaTemplateEngine,
+        engine=PageEngine,
         engine_callback=_no_reload,
     )
 
 
-def _no_reload(engine: JinjaTemplateEngine) -> None:
+def _no_reload(engine: PageEngine) -> None:
     engine.engine.auto_reload = False
 
 

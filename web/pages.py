@@ -24,6 +24,7 @@ from tenants.accounts import UserAccount, get_user
 from tenants.context import Actor, ActorKind, TenantContext
 from web.audit_text import describe_details
 from web.sessions import Session, get_session
+from web.templating import localized
 
 LOCALE_COOKIE = "jalon_locale"
 
@@ -276,7 +277,10 @@ def render(
     base.update(context)
     # the media type given: Litestar would guess it from the file name on every page
     return Template(
-        template_name=template, context=base, status_code=status, media_type=MediaType.HTML
+        template_name=localized(template, locale),  # its fixed texts compiled in (web.templating)
+        context=base,
+        status_code=status,
+        media_type=MediaType.HTML,
     )
 
 
