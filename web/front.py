@@ -28,6 +28,7 @@ from core.settings import Settings, get_settings
 from web.csrf import csrf_middleware
 from web.guards import SECOND_FACTOR_PATH, LoginRequired, SecondFactorRequired
 from web.pages import locale_of, page_helpers
+from web.session_store import PipelinedRedisStore
 from web.sessions import SessionMiddleware
 from web.templating import PageEngine
 
@@ -48,6 +49,8 @@ _STATUS_MESSAGES = {
     429: "Too many requests. Wait a moment and try again.",
     500: "Something went wrong on our side. The team has been told; try again later.",
 }
+#: The prefix of the session keys in Redis.
+SESSION_NAMESPACE = "jalon:session"
 CSRF_MESSAGE = "This form has expired. Reload the page and send it again."
 
 
@@ -80,9 +83,12 @@ def csrf_config(settings: Settings, exclude: Sequence[str]) -> DefineMiddleware:
 
 
 def session_store(settings: Settings) -> Store:
-    """Where sessions live: Redis when configured, files in the data directory otherwise."""
+    """Where sessions live: Redis when configured (one pipelined connection, TLS through
+    Litestar's client), files in the data directory otherwise."""
+    if settings.redis_url and settings.redis_url.startswith("rediss://"):
+        return RedisStore.with_client(url=settings.redis_url, namespace=SESSION_NAMESPACE)
     if settings.redis_url:
-        return RedisStore.with_client(url=settings.redis_url, namespace="jalon:session")
+        return PipelinedRedisStore(settings.redis_url, namespace=SESSION_NAMESPACE)
     return FileStore(path=settings.data_dir / "sessions")
 
 
