@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +29,16 @@ BoolArray = NDArray[np.bool_]
 INFO_LOW = -4.0
 INFO_HIGH = 4.0
 INFO_STEP = 0.05
+
+
+class StartingMasks(NamedTuple):
+    """A session's masks before it excludes anything (`ItemPool.starting_masks`)."""
+
+    #: by competence index + 1 (0: no competence), the competences of the profile
+    in_profile: BoolArray
+    #: scored items a session may serve, and pretest items it may seed
+    scored_open: BoolArray
+    pretest_open: BoolArray
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +75,33 @@ class ItemPool:
     def index(self) -> dict[str, int]:
         """Item id → position in the arrays."""
         return {item_id: i for i, item_id in enumerate(self.ids)}
+
+    @cached_property
+    def _starting_masks(self) -> dict[tuple[str | None, tuple[str, ...] | None], StartingMasks]:
+        return {}
+
+    def starting_masks(
+        self, locale: str | None, competences: tuple[str, ...] | None
+    ) -> StartingMasks:
+        """What a session of `locale`'s items (None: every item) restricted to `competences`
+        (None: all) may serve before anything is excluded, computed once per pool and kept
+        (a few dozen combinations: a campaign's profile and language). Read-only: a session
+        copies the open masks before closing items in them."""
+        key = (locale, competences)
+        found = self._starting_masks.get(key)
+        if found is None:
+            in_profile = np.ones(len(self.competence_codes) + 1, dtype=np.bool_)
+            open_ = self.locale_mask(locale)
+            if competences is not None:
+                wanted = set(competences)
+                # index 0 stands for "no competence": untagged items stay open
+                in_profile[1:] = [code in wanted for code in self.competence_codes]
+                open_ &= in_profile[self.competence + 1]
+            found = StartingMasks(in_profile, open_ & self.scored, open_ & self.pretest)
+            for mask in found:
+                mask.setflags(write=False)
+            self._starting_masks[key] = found
+        return found
 
     @cached_property
     def parameters(self) -> list[tuple[float, float, float, float]]:

@@ -109,21 +109,16 @@ class Session:
             if cfg.estimator is Estimator.EAP
             else Estimate(cfg.prior.mean if cfg.estimator is Estimator.MAP else 0.0, cfg.prior.sd)
         )
-        open_ = pool.locale_mask(locale) if cfg.rules.locale_only else np.ones(len(pool), bool)
-        for item_id in excluded:
-            i = pool.index.get(item_id)
-            if i is not None:
-                open_[i] = False
         n_comp = len(pool.competence_codes)
-        # Index 0 stands for "no competence" so that a gather with competence + 1 works for
-        # untagged items, which content rules leave alone.
-        self._in_profile = np.ones(n_comp + 1, dtype=np.bool_)
-        if cfg.competences is not None:
-            wanted = set(cfg.competences)
-            self._in_profile[1:] = [code in wanted for code in pool.competence_codes]
-            open_ &= self._in_profile[pool.competence + 1]
-        self._scored_open = open_ & pool.scored
-        self._pretest_open = open_ & pool.pretest
+        start = pool.starting_masks(locale if cfg.rules.locale_only else None, cfg.competences)
+        self._in_profile = start.in_profile  # read-only, shared by the pool's sessions
+        self._scored_open = start.scored_open.copy()
+        self._pretest_open = start.pretest_open.copy()
+        index = pool.index
+        closed = [i for i in map(index.get, excluded) if i is not None]
+        if closed:
+            self._scored_open[closed] = False
+            self._pretest_open[closed] = False
         # Everything that depends on the ledger is read once per session: within a session
         # only the items it serves change counts, and those are closed anyway.
         n = len(pool)

@@ -29,6 +29,30 @@ def test_next_step_from_stored_answers_matches_the_live_session(small_bank: Bank
     assert final.answered == 5
 
 
+def test_sessions_of_a_pool_start_from_shared_masks_and_close_items_in_their_own(
+    small_bank: Bank,
+) -> None:
+    """A session's starting masks are computed once per pool, locale and profile, and are
+    read-only; what one session excludes or serves stays closed in that session only."""
+    pool = small_bank.pool
+    cfg = EngineConfig(competences=pool.competence_codes[:1])
+    first_id = pool.ids[int(np.flatnonzero(pool.starting_masks("fr", cfg.competences)[1])[0])]
+    closing = Session(pool, cfg, np.random.default_rng(0), locale="fr", excluded=[first_id])
+    other = Session(pool, cfg, np.random.default_rng(0), locale="fr")
+    masks = pool.starting_masks("fr", cfg.competences)
+    assert masks is pool.starting_masks("fr", cfg.competences)
+    assert not any(mask.flags.writeable for mask in masks)
+    i = pool.index[first_id]
+    assert masks.scored_open[i]
+    assert other._scored_open[i]
+    assert not closing._scored_open[i]
+    step = other.step()
+    assert step.next_item is not None
+    other.record(step.next_item, 1)
+    assert not other._scored_open[pool.index[step.next_item]]
+    assert masks.scored_open[pool.index[step.next_item]]  # the shared mask is untouched
+
+
 def test_the_first_step_starts_at_the_prior(small_bank: Bank) -> None:
     step = next_step(small_bank.pool, [], EngineConfig(), np.random.default_rng(0))
     assert step.theta == pytest.approx(0.0, abs=1e-9)
