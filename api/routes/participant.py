@@ -14,8 +14,11 @@ is refused with the current challenge shown again.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -52,12 +55,13 @@ from core.settings import get_settings
 from sso.discovery import sign_in_connections
 from tenants.accounts import (
     NewAccount,
+    UserAccount,
     check_new_account,
     create_user,
     request_email_verification,
     request_signup_link,
 )
-from tenants.context import TenantContext
+from tenants.context import TenantContext, TenantSummary
 from tenants.organizations import TenantRead, dangerously_enter_tenant_by_slug, tenant_by_slug
 from web.guards import LoginRequired, signed_in
 from web.kept_forms import keep_form, kept_form, kept_list
@@ -362,6 +366,60 @@ async def _participant_transaction(
         )
 
 
+@dataclass(frozen=True)
+class _AnsweredPage:
+    """The test page an answer redirects to, as the answer just wrote it."""
+
+    deadline: float
+    user: UserAccount
+    tenant: TenantSummary
+    view: ChallengeView
+
+
+#: The page each answer redirects to, kept by the process that recorded the answer for the
+#: browser that follows the 303 (on the same connection, so to the same process): that GET
+#: is served from it, without a transaction (ADR 0023, addendum 5). Keyed by the session and
+#: the page's path; taken once; kept `ANSWERED_PAGE_SECONDS` at most, `ANSWERED_PAGES_MAX`
+#: pages at most (the oldest go first).
+_ANSWERED_PAGES: OrderedDict[tuple[str, str], _AnsweredPage] = OrderedDict()
+ANSWERED_PAGE_SECONDS = 5.0
+ANSWERED_PAGES_MAX = 10_000
+
+
+def _keep_answered_page(
+    request: Request[Any, Any, Any], here: str, ctx: TenantContext, view: ChallengeView
+) -> None:
+    """Keep the next challenge an answer just chose for the redirect that follows, unless the
+    page has a clock to start (a timed challenge's first showing is written by its page)."""
+    session_id = session_of(request).session_id
+    user = request.scope.get("state", {}).get("user")
+    if session_id is None or user is None or view.timer_seconds is not None:
+        return
+    pages = _ANSWERED_PAGES
+    pages[(session_id, here)] = _AnsweredPage(
+        time.monotonic() + ANSWERED_PAGE_SECONDS, user, ctx.tenant, view
+    )
+    pages.move_to_end((session_id, here))
+    while len(pages) > ANSWERED_PAGES_MAX:
+        pages.popitem(last=False)
+
+
+def _answered_page(
+    request: Request[Any, Any, Any], here: str
+) -> tuple[TenantContext, ChallengeView] | None:
+    """The page the answer of this session just chose for `here`, taken (once), if it is
+    fresh and the session is still signed in as the person who answered; None otherwise."""
+    session_id = session_of(request).session_id
+    if session_id is None:
+        return None
+    kept = _ANSWERED_PAGES.pop((session_id, here), None)
+    if kept is None or kept.deadline < time.monotonic():
+        return None
+    if session_user_id(request) != kept.user.id or remember_user(request, kept.user) is None:
+        return None
+    return participant_context(kept.tenant, actor_for(request, kept.user)), kept.view
+
+
 #: A page's first read of its tenant, made for the signed-in person (their id given).
 _Read = Callable[[UUID], TenantRead]
 
@@ -407,10 +465,15 @@ def _challenge_page(
 async def challenge_page(
     request: Request[Any, Any, Any], slug: FromPath[str], participation_id: FromPath[str]
 ) -> Template | Redirect:
-    read = _reading(current_challenge_read, participation_id)
-    async with _participant_transaction(request, slug, read) as (ctx, state):
-        view = await read_current_challenge(ctx, participation_id, state)
     here = f"/p/{slug}/{participation_id}"
+    view: ChallengeView | None
+    answered = _answered_page(request, here)
+    if answered is not None:  # the redirect after an answer: the page it just chose
+        ctx, view = answered
+    else:
+        read = _reading(current_challenge_read, participation_id)
+        async with _participant_transaction(request, slug, read) as (ctx, state):
+            view = await read_current_challenge(ctx, participation_id, state)
     if view is None:
         return redirect(f"{here}/results")
     # After a problem report (Post/Redirect/Get): the answer in progress checked again, and a
@@ -487,6 +550,8 @@ async def challenge_answer(
     if outcome.completed:
         flash(request, "The test is over. Here are your results.")
         return redirect(f"{here}/results")
+    if outcome.next_challenge is not None:
+        _keep_answered_page(request, here, ctx, outcome.next_challenge)
     return redirect(here)
 
 

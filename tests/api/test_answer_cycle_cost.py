@@ -1,15 +1,18 @@
 """What the participant's answer cycle costs the database, counted over HTTP (ADR 0023).
 
 A cycle is what a participant does for each question: GET the test page, then POST the answer
-form and get the 303. It opens one transaction per request, the account and the organization
-read in the page's own (`core.database.transaction_count` counts them): two per cycle, whatever
-the position in the test, where it took six (and with asyncpg's reset on each release, twelve
-round trips of transaction control alone).
+form and get the 303. A request opens one transaction at most, the account and the organization
+read in the page's own (`core.database.transaction_count` counts them), where it took three
+(and with asyncpg's reset on each release, twelve round trips of transaction control alone a
+cycle). The GET that follows an answer's redirect opens none: it shows the page the answer
+just wrote, kept by the process for that session (ADR 0023, addendum 5). So the first cycle
+opens two, and each one after it one.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -17,24 +20,31 @@ from uuid import uuid4
 
 import asyncpg
 import httpx
+from litestar import Request
 
+from api.routes import participant
+from campaigns.participation.answering import ChallengeView
 from core import database
 from tenants import organizations
-from tests.api.conftest import Browser
+from tests.api.conftest import Browser, browser_on
 from tests.api.test_participant import _participant, _start, right_answer, short_campaign
 from tests.conftest import TenantFixture
+from web.sessions import Session
 
 _CHALLENGE = re.compile(r'name="challenge_id" value="([^"]+)"')
 _TYPE = re.compile(r'name="type" value="([^"]+)"')
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+#: On a timed question's page only.
+_TIMED = 'class="timer notice"'
 
 #: The most transactions a cycle (GET and POST together) may open: the issue's bound.
 MAX_TRANSACTIONS_PER_CYCLE = 3
 
 
-async def _cycle(client: httpx.AsyncClient, page: str) -> tuple[int, httpx.Response]:
-    """One answer cycle as a browser makes it (a right answer); the transactions it opened
-    and the POST's response."""
+async def _cycle(client: httpx.AsyncClient, page: str) -> tuple[int, httpx.Response, bool]:
+    """One answer cycle as a browser makes it (a right answer); the transactions it opened,
+    the POST's response, and whether the question was timed (its page writes when first
+    shown, so it is never served from the answer before it)."""
     before = database.transaction_count()
     shown = await client.get(page)
     assert shown.status_code == 200, shown.text
@@ -52,7 +62,7 @@ async def _cycle(client: httpx.AsyncClient, page: str) -> tuple[int, httpx.Respo
     }
     answered = await client.post(page, data=form)
     assert answered.status_code == 303, answered.text
-    return database.transaction_count() - before, answered
+    return database.transaction_count() - before, answered, _TIMED in shown.text
 
 
 async def test_an_answer_cycle_opens_one_transaction_per_request(
@@ -61,15 +71,17 @@ async def test_an_answer_cycle_opens_one_transaction_per_request(
     campaign = await short_campaign(tenant_a, length=8)
     await _participant(browser)
     page = await _start(browser, campaign)
-    counts = []
+    counts, expected = [], []
     for _ in range(8):
-        opened, answered = await _cycle(browser.client, page)
+        opened, answered, timed = await _cycle(browser.client, page)
         counts.append(opened)
+        # the first page, and a timed one (its clock starts), are read; the others are not
+        expected.append(2 if not counts[:-1] or timed else 1)
         if answered.headers["location"] != page:
             break
     assert answered.headers["location"] == page + "/results"
-    # the same at the first question and the last (the result stored with the last answer)
-    assert counts == [2] * len(counts)
+    # the same at the second question and the last (the result stored with the last answer)
+    assert counts == expected
     assert max(counts) <= MAX_TRANSACTIONS_PER_CYCLE
 
 
@@ -243,3 +255,127 @@ async def test_a_stale_hint_never_reads_the_hinted_tenants_rows(
     still = _CHALLENGE.search((await browser.get(page_b)).text)
     assert still
     assert still.group(1) == challenge_b.group(1)
+
+
+async def _answer(browser: Browser, page: str) -> httpx.Response:
+    """Answer the page's question (rightly): the POST's response."""
+    shown = await browser.get(page)
+    assert shown.status_code == 200, shown.text
+    challenge = _CHALLENGE.search(shown.text)
+    kind = _TYPE.search(shown.text)
+    assert challenge
+    assert kind
+    return await browser.client.post(
+        page,
+        data={
+            "_csrf_token": browser.csrf,
+            "challenge_id": challenge.group(1),
+            "type": kind.group(1),
+            **right_answer(challenge.group(1)),
+        },
+    )
+
+
+async def _answer_keeping(browser: Browser, page: str) -> None:
+    """Answer until the answer keeps the next page for this browser's session: a timed next
+    question (one in twenty of the bank) is not kept, and is answered too."""
+    for _ in range(4):
+        answered = await _answer(browser, page)
+        assert answered.headers["location"] == page, answered.headers
+        if any(path == page for _, path in participant._ANSWERED_PAGES):
+            return
+    raise AssertionError("four timed questions in a row")
+
+
+async def test_the_page_after_an_answer_is_the_one_it_wrote_served_once(
+    browser: Browser, tenant_a: TenantFixture, statements: list[str]
+) -> None:
+    """The redirect after an answer shows the next question without a statement; the same
+    page asked again reads the database, and shows the same question."""
+    campaign = await short_campaign(tenant_a, length=10)
+    await _participant(browser)
+    page = await _start(browser, campaign)
+    await _answer_keeping(browser, page)
+    statements.clear()
+    followed = await browser.get(page)
+    assert followed.status_code == 200
+    assert statements == []
+    again = await browser.get(page)
+    assert again.status_code == 200
+    assert len(statements) == 3, statements
+    assert _CHALLENGE.findall(followed.text) == _CHALLENGE.findall(again.text)
+    position = re.search(r"Question (\d+)", again.text)
+    assert position
+    assert position.group(0) in followed.text
+
+
+async def test_the_page_an_answer_kept_is_for_its_session_while_signed_in(
+    app: Any, browser: Browser, tenant_a: TenantFixture, statements: list[str]
+) -> None:
+    """Another session of the same person reads the database; a session signed out between
+    the answer and its redirect is sent to sign in; a kept page goes stale after
+    `ANSWERED_PAGE_SECONDS`."""
+    campaign = await short_campaign(tenant_a, length=20)
+    person = await _participant(browser)
+    page = await _start(browser, campaign)
+    async with browser_on(app) as other:
+        await other.login(person)
+        await _answer_keeping(browser, page)
+        statements.clear()
+        assert (await other.get(page)).status_code == 200
+        assert "FROM user_account u" in statements[1]  # not the first session's kept page
+        statements.clear()
+        assert (await browser.get(page)).status_code == 200
+        assert statements == []  # still there for the session that answered
+
+        assert (await _answer(browser, page)).status_code == 303
+        assert (
+            await browser.client.post("/logout", data={"_csrf_token": browser.csrf})
+        ).status_code == 303
+        signed_out = await browser.get(page)
+        assert signed_out.status_code == 303
+        assert signed_out.headers["location"].startswith("/login")
+
+        await _answer_keeping(other, page)
+        for key, kept in list(participant._ANSWERED_PAGES.items()):
+            participant._ANSWERED_PAGES[key] = dataclasses.replace(kept, deadline=0.0)
+        statements.clear()
+        assert (await other.get(page)).status_code == 200
+        assert "FROM user_account u" in statements[1]  # stale: read again
+
+
+async def test_a_timed_question_is_never_served_from_the_answer(
+    app: Any, browser: Browser, tenant_a: TenantFixture
+) -> None:
+    """Its page writes when it is first shown (its clock starts): an answer never keeps it."""
+    person = await _participant(browser)
+    request: Request[Any, Any, Any] = Request(
+        scope={  # type: ignore[arg-type]
+            "type": "http",
+            "jalon_session": Session("a-session", {"user_id": str(person.id)}),
+            "state": {"user": person},
+        }
+    )
+    untimed = _view(timer_seconds=None)
+    timed = _view(timer_seconds=60)
+    ctx = tenant_a.owner_ctx
+    participant._keep_answered_page(request, "/p/x/untimed", ctx, untimed)
+    participant._keep_answered_page(request, "/p/x/timed", ctx, timed)
+    assert ("a-session", "/p/x/untimed") in participant._ANSWERED_PAGES
+    assert ("a-session", "/p/x/timed") not in participant._ANSWERED_PAGES
+    participant._ANSWERED_PAGES.pop(("a-session", "/p/x/untimed"))
+
+
+def _view(timer_seconds: int | None) -> ChallengeView:
+    return ChallengeView(
+        participation_id=uuid4(),
+        position=2,
+        max_questions=5,
+        challenge_id="c",
+        type="single_choice",
+        locale="en",
+        statement="?",
+        proposals=("a", "b"),
+        timer_seconds=timer_seconds,
+        seconds_left=timer_seconds,
+    )
