@@ -156,3 +156,69 @@ async def test_nothing_listening_is_the_store_being_down() -> None:
 def test_a_tls_url_is_not_taken() -> None:
     with pytest.raises(ValueError, match="redis:// and unix://"):
         PipelinedRedisStore("rediss://127.0.0.1:6380/0", namespace="jalon:session")
+
+
+async def test_a_request_that_goes_away_while_connecting_fails_no_other() -> None:
+    """The connection is opened by a task of its own: the first request to need it may be
+    cancelled (its client left) without failing the others waiting for it."""
+    authenticated = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"secret\r\n")  # AUTH
+        await asyncio.sleep(0.2)
+        writer.write(b"+OK\r\n")
+        authenticated.set()
+        await reader.readuntil(b":a\r\n")  # GET …:a
+        writer.write(b"$5\r\nhello\r\n")
+        await writer.drain()
+        await reader.read(100)
+        writer.close()
+
+    async with _fake_redis(answer) as port:
+        store = _store(f"redis://:secret@127.0.0.1:{port}/0")
+        first = asyncio.ensure_future(store.get("a"))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(store.get("a"))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        assert await second == b"hello"
+        assert authenticated.is_set()
+        await store.__aexit__(None, None, None)
+
+
+async def test_a_redis_that_never_answers_fails_its_commands_in_time() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        await asyncio.sleep(30)  # accepts, reads, never answers
+        writer.close()
+
+    async with _fake_redis(answer) as port:
+        store = _store(f"redis://127.0.0.1:{port}/0?socket_timeout=0.2")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store.get("a"), timeout=5)
+        await store.__aexit__(None, None, None)
+
+
+async def test_a_username_is_dropped_for_a_redis_without_users() -> None:
+    """Redis before 6 knows only `AUTH password`: the password alone is tried, as redis-py
+    does."""
+    seen: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await reader.readuntil(b"secret\r\n")
+        seen.append(first)
+        writer.write(b"-ERR wrong number of arguments for 'auth' command\r\n")
+        seen.append(await reader.readuntil(b"secret\r\n"))
+        writer.write(b"+OK\r\n")
+        await reader.readuntil(b":a\r\n")
+        writer.write(b"$-1\r\n")
+        await writer.drain()
+        await reader.read(100)
+        writer.close()
+
+    async with _fake_redis(answer) as port:
+        store = _store(f"redis://pat:secret@127.0.0.1:{port}/0")
+        assert await store.get("a") is None
+        assert b"pat" in seen[0]
+        assert b"pat" not in seen[1]
+        await store.__aexit__(None, None, None)
