@@ -377,13 +377,26 @@ class _AnsweredPage:
 
 
 #: The page each answer redirects to, kept by the process that recorded the answer for the
-#: browser that follows the 303 (on the same connection, so to the same process): that GET
-#: is served from it, without a transaction (ADR 0023, addendum 5). Keyed by the session and
-#: the page's path; taken once; kept `ANSWERED_PAGE_SECONDS` at most, `ANSWERED_PAGES_MAX`
-#: pages at most (the oldest go first).
-_ANSWERED_PAGES: OrderedDict[tuple[str, str], _AnsweredPage] = OrderedDict()
-ANSWERED_PAGE_SECONDS = 5.0
+#: browser that follows the 303 on the same connection (so to the same process): that GET is
+#: served from it, without a transaction (ADR 0023, addendum 5). Keyed by the session, the
+#: page's path and the connection (`PEER_KEY`); taken once; dropped by any later form sent
+#: to the page; kept `ANSWERED_PAGE_SECONDS` at most, `ANSWERED_PAGES_MAX` pages at most (the
+#: oldest go first). What it shows is the state the answer committed, with the account and
+#: the organization as the answer read them, at most that long before.
+_ANSWERED_PAGES: OrderedDict[tuple[str, str, object], _AnsweredPage] = OrderedDict()
+ANSWERED_PAGE_SECONDS = 2.0
 ANSWERED_PAGES_MAX = 10_000
+#: The scope key of the TCP peer as the server saw it, before a trusted proxy's
+#: X-Forwarded-For replaced the client (`api.cli.served_app`); the client otherwise.
+PEER_KEY = "jalon_peer"
+
+
+def _answered_key(request: Request[Any, Any, Any], here: str) -> tuple[str, str, object] | None:
+    session_id = session_of(request).session_id
+    if session_id is None:
+        return None
+    peer: Any = request.scope.get(PEER_KEY) or request.scope.get("client")
+    return session_id, here, tuple(peer) if peer else None
 
 
 def _keep_answered_page(
@@ -391,32 +404,40 @@ def _keep_answered_page(
 ) -> None:
     """Keep the next challenge an answer just chose for the redirect that follows, unless the
     page has a clock to start (a timed challenge's first showing is written by its page)."""
-    session_id = session_of(request).session_id
+    key = _answered_key(request, here)
     user = request.scope.get("state", {}).get("user")
-    if session_id is None or user is None or view.timer_seconds is not None:
+    if key is None or user is None or view.timer_seconds is not None:
         return
     pages = _ANSWERED_PAGES
-    pages[(session_id, here)] = _AnsweredPage(
-        time.monotonic() + ANSWERED_PAGE_SECONDS, user, ctx.tenant, view
-    )
-    pages.move_to_end((session_id, here))
+    pages[key] = _AnsweredPage(time.monotonic() + ANSWERED_PAGE_SECONDS, user, ctx.tenant, view)
+    pages.move_to_end(key)
     while len(pages) > ANSWERED_PAGES_MAX:
         pages.popitem(last=False)
+
+
+def _forget_answered_page(request: Request[Any, Any, Any], here: str) -> None:
+    """A form sent to the page (an answer, a report, more time): what an earlier answer kept
+    for it may no longer be the page."""
+    key = _answered_key(request, here)
+    if key is not None:
+        _ANSWERED_PAGES.pop(key, None)
 
 
 def _answered_page(
     request: Request[Any, Any, Any], here: str
 ) -> tuple[TenantContext, ChallengeView] | None:
-    """The page the answer of this session just chose for `here`, taken (once), if it is
-    fresh and the session is still signed in as the person who answered; None otherwise."""
-    session_id = session_of(request).session_id
-    if session_id is None:
+    """The page the answer of this session, on this connection, just chose for `here`, taken
+    (once), if it is fresh and the session is signed in as the person who answered; None
+    otherwise."""
+    key = _answered_key(request, here)
+    if key is None:
         return None
-    kept = _ANSWERED_PAGES.pop((session_id, here), None)
+    kept = _ANSWERED_PAGES.pop(key, None)
     if kept is None or kept.deadline < time.monotonic():
         return None
-    if session_user_id(request) != kept.user.id or remember_user(request, kept.user) is None:
+    if session_user_id(request) != kept.user.id:
         return None
+    remember_user(request, kept.user)  # the account as the answer read it, for the page
     return participant_context(kept.tenant, actor_for(request, kept.user)), kept.view
 
 
@@ -518,6 +539,7 @@ async def challenge_answer(
     challenge_id = str(form.get("challenge_id") or "")
     skipped = form.get("action") == "skip"
     here = f"/p/{slug}/{participation_id}"
+    _forget_answered_page(request, here)
     inputs = await prepare_answer()
     ctx: TenantContext | None = None
     try:
@@ -570,6 +592,7 @@ async def challenge_report(
         given = None  # nothing chosen yet: the report goes without an answer
     text = {k: v for k, v in form.items() if isinstance(v, str) and k != "answer"}
     here = f"/p/{slug}/{participation_id}"
+    _forget_answered_page(request, here)
     try:
         outcome = await report_problem(
             ctx,
@@ -603,6 +626,7 @@ async def challenge_more_time(
     form = await request.form()
     chosen = [v for v in form.getall("answer") if isinstance(v, str)] if "answer" in form else []
     here = f"/p/{slug}/{participation_id}"
+    _forget_answered_page(request, here)
     try:
         async with _participant_transaction(request, slug) as (ctx, _):
             await extend_time(ctx, participation_id, str(form.get("challenge_id") or ""))

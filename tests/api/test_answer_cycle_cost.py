@@ -20,6 +20,7 @@ from uuid import uuid4
 
 import asyncpg
 import httpx
+import pytest
 from litestar import Request
 
 from api.routes import participant
@@ -28,7 +29,7 @@ from core import database
 from tenants import organizations
 from tests.api.conftest import Browser, browser_on
 from tests.api.test_participant import _participant, _start, right_answer, short_campaign
-from tests.conftest import TenantFixture
+from tests.conftest import TenantFixture, make_user
 from web.sessions import Session
 
 _CHALLENGE = re.compile(r'name="challenge_id" value="([^"]+)"')
@@ -39,6 +40,13 @@ _TIMED = 'class="timer notice"'
 
 #: The most transactions a cycle (GET and POST together) may open: the issue's bound.
 MAX_TRANSACTIONS_PER_CYCLE = 3
+
+
+@pytest.fixture(autouse=True)
+def _slow_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy CI machine may take seconds between an answer and its redirect: the kept page
+    must not go stale in these tests unless they say so."""
+    monkeypatch.setattr(participant, "ANSWERED_PAGE_SECONDS", 60.0)
 
 
 async def _cycle(client: httpx.AsyncClient, page: str) -> tuple[int, httpx.Response, bool]:
@@ -276,13 +284,19 @@ async def _answer(browser: Browser, page: str) -> httpx.Response:
     )
 
 
+def _kept(browser: Browser, page: str) -> list[tuple[str, str, object]]:
+    """The keys of the pages kept for `browser`'s session on `page`."""
+    session_id = browser.client.cookies.get("jalon_session")
+    return [key for key in participant._ANSWERED_PAGES if key[:2] == (session_id, page)]
+
+
 async def _answer_keeping(browser: Browser, page: str) -> None:
     """Answer until the answer keeps the next page for this browser's session: a timed next
     question (one in twenty of the bank) is not kept, and is answered too."""
     for _ in range(4):
         answered = await _answer(browser, page)
         assert answered.headers["location"] == page, answered.headers
-        if any(path == page for _, path in participant._ANSWERED_PAGES):
+        if _kept(browser, page):
             return
     raise AssertionError("four timed questions in a row")
 
@@ -337,11 +351,74 @@ async def test_the_page_an_answer_kept_is_for_its_session_while_signed_in(
         assert signed_out.headers["location"].startswith("/login")
 
         await _answer_keeping(other, page)
-        for key, kept in list(participant._ANSWERED_PAGES.items()):
+        for key in _kept(other, page):
+            kept = participant._ANSWERED_PAGES[key]
             participant._ANSWERED_PAGES[key] = dataclasses.replace(kept, deadline=0.0)
         statements.clear()
         assert (await other.get(page)).status_code == 200
         assert "FROM user_account u" in statements[1]  # stale: read again
+
+
+async def test_a_kept_page_is_only_for_its_connection_and_its_person_and_any_form_drops_it(
+    browser: Browser, tenant_a: TenantFixture, statements: list[str]
+) -> None:
+    """Another connection of the same session (a proxy's, another worker's) reads the
+    database; so does a session now signed in as someone else under the same id; and a form
+    sent to the page after the answer (the same answer again, a double click) drops the kept
+    page, which may no longer be the one to show."""
+    campaign = await short_campaign(tenant_a, length=20)
+    await _participant(browser)
+    page = await _start(browser, campaign)
+
+    await _answer_keeping(browser, page)
+    (key,) = _kept(browser, page)
+    elsewhere = (*key[:2], ("10.0.0.9", 4321))
+    participant._ANSWERED_PAGES[elsewhere] = participant._ANSWERED_PAGES.pop(key)
+    statements.clear()
+    assert (await browser.get(page)).status_code == 200
+    assert "FROM user_account u" in statements[1]
+    assert participant._ANSWERED_PAGES.pop(elsewhere)  # left for its own connection
+
+    await _answer_keeping(browser, page)
+    (key,) = _kept(browser, page)
+    someone_else = await make_user("Someone Else")
+    kept = participant._ANSWERED_PAGES[key]
+    participant._ANSWERED_PAGES[key] = dataclasses.replace(kept, user=someone_else)
+    statements.clear()
+    assert (await browser.get(page)).status_code == 200
+    assert "FROM user_account u" in statements[1]
+    assert not _kept(browser, page)
+
+    shown = await browser.get(page)
+    challenge, kind = _CHALLENGE.search(shown.text), _TYPE.search(shown.text)
+    assert challenge
+    assert kind
+    form = {
+        "_csrf_token": browser.csrf,
+        "challenge_id": challenge.group(1),
+        "type": kind.group(1),
+        **right_answer(challenge.group(1)),
+    }
+    for _ in range(4):  # until the answer keeps its page (a timed next question is not)
+        assert (await browser.client.post(page, data=form)).status_code == 303
+        if _kept(browser, page):
+            break
+        shown = await browser.get(page)
+        challenge, kind = _CHALLENGE.search(shown.text), _TYPE.search(shown.text)
+        assert challenge
+        assert kind
+        form |= {
+            "challenge_id": challenge.group(1),
+            "type": kind.group(1),
+            **right_answer(challenge.group(1)),
+        }
+    assert _kept(browser, page)
+    again = await browser.client.post(page, data=form)  # the same answer, sent twice
+    assert again.status_code == 409, again.text
+    assert not _kept(browser, page)
+    statements.clear()
+    assert (await browser.get(page)).status_code == 200
+    assert "FROM user_account u" in statements[1]
 
 
 async def test_a_timed_question_is_never_served_from_the_answer(
@@ -354,6 +431,7 @@ async def test_a_timed_question_is_never_served_from_the_answer(
             "type": "http",
             "jalon_session": Session("a-session", {"user_id": str(person.id)}),
             "state": {"user": person},
+            "client": ("127.0.0.1", 5000),
         }
     )
     untimed = _view(timer_seconds=None)
@@ -361,9 +439,10 @@ async def test_a_timed_question_is_never_served_from_the_answer(
     ctx = tenant_a.owner_ctx
     participant._keep_answered_page(request, "/p/x/untimed", ctx, untimed)
     participant._keep_answered_page(request, "/p/x/timed", ctx, timed)
-    assert ("a-session", "/p/x/untimed") in participant._ANSWERED_PAGES
-    assert ("a-session", "/p/x/timed") not in participant._ANSWERED_PAGES
-    participant._ANSWERED_PAGES.pop(("a-session", "/p/x/untimed"))
+    peer = ("127.0.0.1", 5000)
+    assert ("a-session", "/p/x/untimed", peer) in participant._ANSWERED_PAGES
+    assert ("a-session", "/p/x/timed", peer) not in participant._ANSWERED_PAGES
+    participant._ANSWERED_PAGES.pop(("a-session", "/p/x/untimed", peer))
 
 
 def _view(timer_seconds: int | None) -> ChallengeView:
