@@ -249,6 +249,8 @@ def render(
     **context: Any,
 ) -> Template:
     """Render `template` in the request's language with the page chrome's context."""
+    if "_" in context:  # compiled in as the translation (web.templating): never a value
+        raise ValueError("`_` is the page's translation: give the value another name")
     locale = locale_of(request)
     settings: Settings = get_settings()
     session = session_of(request)
