@@ -984,7 +984,9 @@ async def main_async(args: argparse.Namespace) -> None:
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="the window (20 s)")
     parser.add_argument("--servers", default="serve", help=f"among {', '.join(SERVERS)}")
-    parser.add_argument("--workers", default="1", help="worker counts to run, e.g. 1,2")
+    parser.add_argument(
+        "--workers", default="1,2", help="worker counts to run (1,2: one, then one per core)"
+    )
     parser.add_argument("--tests", type=int, default=0, help="tests per participant")
     parser.add_argument("--no-storm", action="store_true", help="skip the sign-in storm")
     parser.add_argument("--profile", help="record the server with py-spy to this path")
