@@ -437,7 +437,8 @@ def _answered_page(
         return None
     if session_user_id(request) != kept.user.id:
         return None
-    remember_user(request, kept.user)  # the account as the answer read it, for the page
+    if remember_user(request, kept.user) is None:  # the account as the answer read it
+        return None
     return participant_context(kept.tenant, actor_for(request, kept.user)), kept.view
 
 
