@@ -113,22 +113,15 @@ def served_app() -> Any:
     """The application `jalon serve` runs in each worker: behind uvicorn's proxy-headers
     middleware, which takes the client's address and scheme from X-Forwarded-For and
     X-Forwarded-Proto when the peer is one of JALON_FORWARDED_ALLOW_IPS; the peer itself is
-    kept in the scope (`PEER_KEY`)."""
+    kept in the scope (`web.requests.keeping_the_peer`)."""
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
     from api.asgi import app
-    from api.routes.participant import PEER_KEY
+    from web.requests import keeping_the_peer
 
     settle_for_serving()
     trusted = get_settings().forwarded_allow_ips
-    proxied = ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
-
-    async def served(scope: Any, receive: Any, send: Any) -> None:
-        # the connection itself, which X-Forwarded-For hides (the answered page's key)
-        scope[PEER_KEY] = scope.get("client")
-        await proxied(scope, receive, send)
-
-    return served
+    return keeping_the_peer(ProxyHeadersMiddleware(app, trusted_hosts=trusted))  # type: ignore[arg-type]
 
 
 @main.command()

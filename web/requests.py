@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from litestar import Request
-from litestar.types import Empty
+from litestar.types import ASGIApp, Empty, Receive, Scope, Send
 
 from core.errors import UserError
 
@@ -68,3 +68,26 @@ class JalonRequest(Request[Any, Any, Any]):
             return await super().msgpack()
         except RecursionError:
             raise TooDeep from None
+
+
+#: The scope key of the TCP peer as the server saw it, before a trusted proxy's
+#: X-Forwarded-For replaced the client (`keeping_the_peer`).
+PEER_KEY = "jalon_peer"
+
+
+def keeping_the_peer(app: ASGIApp) -> ASGIApp:
+    """`app` with each request's TCP peer kept in its scope (`PEER_KEY`): put it outside
+    the proxy-headers middleware, which replaces the client with X-Forwarded-For's."""
+
+    async def kept(scope: Scope, receive: Receive, send: Send) -> None:
+        scope[PEER_KEY] = scope.get("client")  # type: ignore[literal-required]
+        await app(scope, receive, send)
+
+    return kept
+
+
+def connection_peer(request: Request[Any, Any, Any]) -> tuple[str, int] | None:
+    """The TCP peer of the connection the request came on (the client's address behind no
+    proxy): what `keeping_the_peer` kept, else the request's client."""
+    peer: Any = request.scope.get(PEER_KEY) or request.scope.get("client")
+    return (str(peer[0]), int(peer[1])) if peer else None

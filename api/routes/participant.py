@@ -80,6 +80,7 @@ from web.pages import (
     session_of,
     session_user_id,
 )
+from web.requests import connection_peer
 
 #: Asked when a code cannot be right, before any lookup (the check character caught it).
 MISTYPED_MESSAGE = (
@@ -379,24 +380,21 @@ class _AnsweredPage:
 #: The page each answer redirects to, kept by the process that recorded the answer for the
 #: browser that follows the 303 on the same connection (so to the same process): that GET is
 #: served from it, without a transaction (ADR 0023, addendum 5). Keyed by the session, the
-#: page's path and the connection (`PEER_KEY`); taken once; dropped by any later form sent
-#: to the page; kept `ANSWERED_PAGE_SECONDS` at most, `ANSWERED_PAGES_MAX` pages at most (the
-#: oldest go first). What it shows is the state the answer committed, with the account and
-#: the organization as the answer read them, at most that long before.
+#: page's path and the connection (`web.requests.connection_peer`); taken once; dropped by
+#: any later form sent to the page; kept `ANSWERED_PAGE_SECONDS` at most,
+#: `ANSWERED_PAGES_MAX` pages at most (the oldest go first). What it shows is the state the
+#: answer committed, with the account and the organization as the answer read them, at most
+#: that long before.
 _ANSWERED_PAGES: OrderedDict[tuple[str, str, object], _AnsweredPage] = OrderedDict()
 ANSWERED_PAGE_SECONDS = 2.0
 ANSWERED_PAGES_MAX = 10_000
-#: The scope key of the TCP peer as the server saw it, before a trusted proxy's
-#: X-Forwarded-For replaced the client (`api.cli.served_app`); the client otherwise.
-PEER_KEY = "jalon_peer"
 
 
 def _answered_key(request: Request[Any, Any, Any], here: str) -> tuple[str, str, object] | None:
     session_id = session_of(request).session_id
     if session_id is None:
         return None
-    peer: Any = request.scope.get(PEER_KEY) or request.scope.get("client")
-    return session_id, here, tuple(peer) if peer else None
+    return session_id, here, connection_peer(request)
 
 
 def _keep_answered_page(

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from litestar import Request
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from core.errors import Invalid
 from core.validation import clean_timezone
-from web.requests import MAX_JSON_DEPTH, json_depth_exceeds
+from web.requests import (
+    MAX_JSON_DEPTH,
+    PEER_KEY,
+    connection_peer,
+    json_depth_exceeds,
+    keeping_the_peer,
+)
 
 
 def _nested(depth: int) -> bytes:
@@ -43,3 +52,29 @@ def test_regions_and_made_up_zones_are_refused(zone: str) -> None:
     with pytest.raises(Invalid) as refused:
         clean_timezone(zone)
     assert refused.value.field == "timezone"
+
+
+async def test_the_peer_is_kept_while_the_proxy_names_the_client() -> None:
+    """The answered page is keyed by the connection (ADR 0023, addendum 5): its peer
+    survives a trusted proxy's X-Forwarded-For."""
+    seen: dict[str, Any] = {}
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.update(scope)
+
+    proxied = ProxyHeadersMiddleware(inner, trusted_hosts="127.0.0.1")
+    app = keeping_the_peer(proxied)  # type: ignore[arg-type]
+    scope = {
+        "type": "http",
+        "scheme": "http",
+        "client": ("127.0.0.1", 5000),
+        "headers": [(b"x-forwarded-for", b"203.0.113.5")],
+    }
+    await app(scope, None, None)  # type: ignore[arg-type]
+    assert seen["client"][0] == "203.0.113.5"
+    assert seen[PEER_KEY] == ("127.0.0.1", 5000)
+    assert connection_peer(Request(seen)) == ("127.0.0.1", 5000)  # type: ignore[arg-type]
+    assert connection_peer(Request({"type": "http", "client": ("10.0.0.1", 80)})) == (  # type: ignore[arg-type]
+        "10.0.0.1",
+        80,
+    )

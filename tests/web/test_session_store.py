@@ -96,11 +96,16 @@ async def test_the_database_of_the_url_is_the_one_written(redis_url: str) -> Non
 @contextlib.asynccontextmanager
 async def _fake_redis(
     answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
-) -> AsyncIterator[int]:
+    url: str = "redis://127.0.0.1:{port}/0",
+) -> AsyncIterator[PipelinedRedisStore]:
+    """A store on a server of the test's own on 127.0.0.1 (`answer` speaks for Redis), at
+    `url` with its port filled in; the store and the server are closed on the way out."""
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    store = _store(url.format(port=server.sockets[0].getsockname()[1]))
     try:
-        yield server.sockets[0].getsockname()[1]
+        yield store
     finally:
+        await store.__aexit__(None, None, None)
         server.close()
         await server.wait_closed()
 
@@ -120,13 +125,11 @@ async def test_a_connection_that_closes_fails_its_commands_and_the_next_one_reco
         await reader.read(100)
         writer.close()
 
-    async with _fake_redis(answer) as port:
-        store = _store(f"redis://127.0.0.1:{port}/0")
+    async with _fake_redis(answer) as store:
         with pytest.raises(STORE_DOWN):
             await store.get("a")
         assert await store.get("a") == b"hello"
         assert connections == 2
-        await store.__aexit__(None, None, None)
 
 
 async def test_garbage_from_the_server_fails_cleanly() -> None:
@@ -137,11 +140,9 @@ async def test_garbage_from_the_server_fails_cleanly() -> None:
         await reader.read(100)
         writer.close()
 
-    async with _fake_redis(answer) as port:
-        store = _store(f"redis://127.0.0.1:{port}/0")
+    async with _fake_redis(answer) as store:
         with pytest.raises(STORE_DOWN):
             await store.get("a")
-        await store.__aexit__(None, None, None)
 
 
 async def test_nothing_listening_is_the_store_being_down() -> None:
@@ -174,8 +175,7 @@ async def test_a_request_that_goes_away_while_connecting_fails_no_other() -> Non
         await reader.read(100)
         writer.close()
 
-    async with _fake_redis(answer) as port:
-        store = _store(f"redis://:secret@127.0.0.1:{port}/0")
+    async with _fake_redis(answer, "redis://:secret@127.0.0.1:{port}/0") as store:
         first = asyncio.ensure_future(store.get("a"))
         await asyncio.sleep(0.05)
         second = asyncio.ensure_future(store.get("a"))
@@ -183,7 +183,6 @@ async def test_a_request_that_goes_away_while_connecting_fails_no_other() -> Non
         first.cancel()
         assert await second == b"hello"
         assert authenticated.is_set()
-        await store.__aexit__(None, None, None)
 
 
 async def test_a_redis_that_never_answers_fails_its_commands_in_time() -> None:
@@ -192,11 +191,9 @@ async def test_a_redis_that_never_answers_fails_its_commands_in_time() -> None:
         await asyncio.sleep(30)  # accepts, reads, never answers
         writer.close()
 
-    async with _fake_redis(answer) as port:
-        store = _store(f"redis://127.0.0.1:{port}/0?socket_timeout=0.2")
+    async with _fake_redis(answer, "redis://127.0.0.1:{port}/0?socket_timeout=0.2") as store:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(store.get("a"), timeout=5)
-        await store.__aexit__(None, None, None)
 
 
 async def test_a_username_is_dropped_for_a_redis_without_users() -> None:
@@ -216,9 +213,7 @@ async def test_a_username_is_dropped_for_a_redis_without_users() -> None:
         await reader.read(100)
         writer.close()
 
-    async with _fake_redis(answer) as port:
-        store = _store(f"redis://pat:secret@127.0.0.1:{port}/0")
+    async with _fake_redis(answer, "redis://pat:secret@127.0.0.1:{port}/0") as store:
         assert await store.get("a") is None
         assert b"pat" in seen[0]
         assert b"pat" not in seen[1]
-        await store.__aexit__(None, None, None)
